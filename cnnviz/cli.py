@@ -1,0 +1,330 @@
+"""The ``cnnviz`` command: a thin click layer over the library. It parses options, calls one library function
+per command, and prints where things went. Library errors become ``Error: ...`` with no traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cnnviz import __version__
+from cnnviz.errors import CnnvizError
+from cnnviz.preprocess import MODES
+from cnnviz.render import FILTER_NORMS, MAP_NORMS
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"}
+
+
+class SizeType(click.ParamType):
+    """``224`` or ``ROWSxCOLS`` (``224x320``)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().split("x")
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2) or min(numbers, default=0) < 1:
+            self.fail(f"'{value}' is not a size: use N or ROWSxCOLS, e.g. 224 or 224x320", param, ctx)
+        return (numbers[0], numbers[-1])
+
+
+@contextmanager
+def reported_errors(verbose: bool) -> Iterator[None]:
+    """Turn library and unexpected errors into ``Error: ...`` (exit 1); ``--verbose`` adds the traceback."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except CnnvizError as exc:
+        if verbose:
+            traceback.print_exc()
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        hint = "" if verbose else " (run again with --verbose for the traceback)"
+        raise click.ClickException(f"unexpected {type(exc).__name__}: {exc}{hint}") from exc
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command shares: which model, which weights, and how loud."""
+    decorators = [
+        click.option(
+            "--model",
+            "-m",
+            default="vgg16",
+            show_default=True,
+            help="A keras.applications name (vgg16, resnet50, mobilenetv2, ...), the bundled offline model "
+            "'shapes', or a .keras / .h5 file or SavedModel folder.",
+        ),
+        click.option(
+            "--weights",
+            default=None,
+            help="For keras.applications names: imagenet (default; downloaded once by Keras), none (random), or a "
+            "weights file. For a model file: a weights file to load into it.",
+        ),
+        click.option(
+            "--size",
+            type=SizeType(),
+            default=None,
+            help="Input size, N or ROWSxCOLS. keras.applications models are built at it; models of free input "
+            "size take images at it (default: the image's own size, longest side capped at 512).",
+        ),
+        click.option(
+            "--unsafe", is_flag=True, help="Allow model files that run Python code when loaded (Lambda layers)."
+        ),
+        click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors."),
+    ]
+    return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), command)
+
+
+def _load(model: str, weights: str | None, size: tuple[int, int] | None, unsafe: bool) -> Any:
+    from cnnviz.models import load_model
+
+    return load_model(model, weights, size=size, unsafe=unsafe)
+
+
+def _label(model: str) -> str:
+    return Path(model).name if Path(model).exists() else model.lower()
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="cnnviz")
+def main() -> None:
+    """See what a convolutional network has learned: filters and feature maps as PNG grids.
+
+    \b
+    Examples:
+      cnnviz featuremaps sample_images/cat.jpg --model shapes   # offline, bundled model
+      cnnviz layers                                             # the conv layers of VGG16
+      cnnviz filters --layer block5_conv1                       # VGG16's learned kernels
+      cnnviz featuremaps photos/ --model my_model.keras -o out/
+
+    Run 'cnnviz COMMAND -h' for a command's options.
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON, for scripts.")
+def layers(
+    model: str, weights: str | None, size: tuple[int, int] | None, unsafe: bool, verbose: bool, as_json: bool
+) -> None:
+    """List the convolution layers of a model: name, kind, kernel, output shape and parameter count.
+
+    Layers of nested models (a VGG16 base inside your classifier) are listed as outer/inner and can be
+    given to --layer by that name.
+
+    \b
+    Examples:
+      cnnviz layers
+      cnnviz layers --model resnet50 --weights none
+      cnnviz layers --model my_model.keras --json
+    """
+    from cnnviz.runs import layer_rows
+
+    with reported_errors(verbose):
+        loaded = _load(model, weights, size, unsafe)
+        rows = layer_rows(loaded)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{_label(model)}: {len(rows)} conv layers")
+    if not rows:
+        return
+    table = [["name", "kind", "kernel", "output", "params"]] + [
+        [r["name"], r["kind"], r["kernel"], r["output"], f"{r['params']:,}"] for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        cells = [cell.ljust(w) for cell, w in zip(row[:4], widths, strict=False)] + [row[4].rjust(widths[4])]
+        click.echo("  ".join(cells))
+    click.echo(f"total conv params: {sum(r['params'] for r in rows):,}")
+
+
+def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Options shared by the commands that draw grids."""
+
+    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
+        decorators = [
+            click.option(
+                "--norm", type=click.Choice(norms), default=default_norm, show_default=True, help="Normalisation."
+            ),
+            click.option("--cmap", default="viridis", show_default=True, help="Any matplotlib colormap name."),
+            click.option(
+                "--scale",
+                type=click.IntRange(1, 64),
+                default=None,
+                help="Nearest-neighbour enlargement (default: auto).",
+            ),
+            click.option("--no-labels", is_flag=True, help="Bare grids, without the header strip and colorbar."),
+            click.option(
+                "--output",
+                "-o",
+                type=click.Path(file_okay=False),
+                default="cnnviz_out",
+                show_default=True,
+                help="Folder to write into.",
+            ),
+        ]
+        return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), command)
+
+    return wrap
+
+
+@main.command(context_settings=CONTEXT)
+@model_options
+@click.option("--layer", "-l", required=True, help="The conv layer (see 'cnnviz layers').")
+@click.option("--filters", "filter_spec", default=None, help="Filters to draw, e.g. 0:16 or 1,5,9 (default: up to 64).")
+@click.option("--channels", default=None, help="Input channels to draw, e.g. 0:3 (default: up to 64).")
+@click.option("--rgb", is_flag=True, help="Draw 3-channel kernels (a first layer's) as colour patches.")
+@_view_options(FILTER_NORMS, "global")
+def filters(
+    model: str,
+    weights: str | None,
+    size: tuple[int, int] | None,
+    unsafe: bool,
+    verbose: bool,
+    layer: str,
+    filter_spec: str | None,
+    channels: str | None,
+    rgb: bool,
+    norm: str,
+    cmap: str,
+    scale: int | None,
+    no_labels: bool,
+    output: str,
+) -> None:
+    """Draw a conv layer's learned kernels: one row per filter, one column per input channel.
+
+    --norm global is the tutorials' min-max over the whole layer; filter scales each filter on its own;
+    symmetric keeps zero at the middle of the colormap, the honest view of signed weights
+    (try it with --cmap RdBu_r).
+
+    \b
+    Examples:
+      cnnviz filters --layer block5_conv1
+      cnnviz filters --layer block1_conv1 --rgb
+      cnnviz filters --model shapes --layer edges --norm symmetric --cmap RdBu_r
+      cnnviz filters --layer block3_conv1 --filters 0:16 --channels 0:8 -o out/
+    """
+    from cnnviz.runs import FilterOptions, render_filters
+
+    options = FilterOptions(filter_spec, channels, norm, cmap, rgb, scale, not no_labels)
+    with reported_errors(verbose):
+        loaded = _load(model, weights, size, unsafe)
+        report = render_filters(loaded, layer, output, options, model_label=_label(model))
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for path in report.written:
+        click.echo(f"wrote {path}")
+
+
+def _expand(images: tuple[str, ...]) -> list[str]:
+    """Image paths, with each folder replaced by the image files directly inside it, sorted."""
+    paths: list[str] = []
+    for item in images:
+        folder = Path(item)
+        if folder.is_dir():
+            found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise click.BadParameter(f"folder {item} holds no image files", param_hint="IMAGES")
+            paths.extend(str(p) for p in found)
+        else:
+            paths.append(item)
+    return paths
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option("--layer", "-l", "layer_names", multiple=True, help="A conv layer to draw; repeat it. Default: all.")
+@click.option("--max-maps", type=click.IntRange(1), default=None, help="Draw at most this many maps per layer.")
+@click.option(
+    "--preprocess",
+    type=click.Choice(MODES),
+    default="auto",
+    show_default=True,
+    help="How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
+    "layer, else x/255).",
+)
+@click.option("--save-raw", is_flag=True, help="Also write each layer's activations as .npy.")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
+@_view_options(MAP_NORMS, "map")
+def featuremaps(
+    images: tuple[str, ...],
+    model: str,
+    weights: str | None,
+    size: tuple[int, int] | None,
+    unsafe: bool,
+    verbose: bool,
+    layer_names: tuple[str, ...],
+    max_maps: int | None,
+    preprocess: str,
+    save_raw: bool,
+    batch_size: int,
+    norm: str,
+    cmap: str,
+    scale: int | None,
+    no_labels: bool,
+    output: str,
+) -> None:
+    """Draw the activations of conv layers for images: one PNG grid per image and layer.
+
+    IMAGES are image files or folders of them. All selected layers come from one forward pass per batch.
+    Grids go to OUTPUT/<image>/<layer>.png, with a manifest.json listing them.
+
+    --norm map scales each map on its own; layer uses one scale for the whole layer, so strong and weak maps
+    can be compared; standardize is the tutorials' (x - mean) / std * 64 + 128.
+
+    \b
+    Examples:
+      cnnviz featuremaps sample_images/cat.jpg --model shapes
+      cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer block5_conv3
+      cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
+    """
+    from cnnviz.runs import MapOptions, render_feature_maps
+
+    paths = _expand(images)
+    options = MapOptions(
+        layers=list(layer_names) or None,
+        norm=norm,
+        cmap=cmap,
+        max_maps=max_maps,
+        scale=scale,
+        labels=not no_labels,
+        save_raw=save_raw,
+        preprocess=preprocess,
+        size=size,
+        batch_size=batch_size,
+    )
+    with reported_errors(verbose):
+        loaded = _load(model, weights, size, unsafe)
+        report = render_feature_maps(loaded, paths, output, options, model_label=_label(model), progress=True)
+    if report.preprocessing is not None:
+        click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
+    folders = sorted({str(path.parent) for path in report.written})
+    count = sum(1 for path in report.written if path.suffix == ".png")
+    click.echo(f"wrote {count} grids to {', '.join(folders) if folders else 'nowhere'}")
+    click.echo(f"manifest: {Path(output) / 'manifest.json'}")
+    for _path, reason in report.failures:
+        click.echo(f"Error: {reason}", err=True)
+    if report.failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

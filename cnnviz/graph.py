@@ -1,0 +1,203 @@
+"""Walk a Keras model's graph, nested models included, and find its convolution layers.
+
+Keras cannot build an extractor from the outputs of layers inside a nested model (the usual transfer-learning
+shape: a VGG16 base inside a Sequential): those tensors belong to the inner model's own graph, and
+``keras.Model(outer.inputs, inner_layer.output)`` fails with "Graph disconnected". A Sequential loaded from a file
+may also have no ``.output`` at all. So cnnviz never reuses the model's own symbolic tensors: it *replays* the
+model on a fresh ``keras.Input``, calling every layer again and stepping into nested models as if their layers
+were inlined. The result is one flat graph from the outer input to every layer, layers before a nested base
+(Rescaling, augmentation) included, with the original weights shared.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnviz._keras import keras_module
+from cnnviz.errors import LayerNotFound, NotAConvLayer, UnsupportedModel
+
+SEPARATOR = "/"
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A convolution layer found in a model.
+
+    Attributes:
+        path: its name, with the names of the models it is nested in: ``vgg16/block1_conv1``.
+        layer: the Keras layer.
+        kind: the layer's class name (``Conv2D``, ``DepthwiseConv2D``, ...).
+        kernel_size: the spatial size of its kernel.
+        output_shape: its output shape without the batch axis, channels last, for the traced input size.
+        params: how many weights it has.
+        channels_first: whether the layer computes in ``channels_first`` layout.
+    """
+
+    path: str
+    layer: Any
+    kind: str
+    kernel_size: tuple[int, ...]
+    output_shape: tuple[int | None, ...]
+    params: int
+    channels_first: bool
+
+
+@dataclass
+class Trace:
+    """A model replayed on a fresh input: its symbolic input and the output of every layer, by path."""
+
+    input: Any
+    outputs: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, Any] = field(default_factory=dict)
+    convs: list[ConvLayer] = field(default_factory=list)
+
+    def find(self, names: Sequence[str]) -> list[ConvLayer]:
+        """Resolve layer names to conv layers, in the order given.
+
+        A name may be a full path (``vgg16/block1_conv1``) or, when it is unambiguous, a nested layer's own name
+        (``block1_conv1``).
+
+        Raises:
+            LayerNotFound: no layer has that name; the message lists the conv layers, closest match first.
+            NotAConvLayer: the layer exists but is not a convolution.
+        """
+        by_path = {conv.path: conv for conv in self.convs}
+        return [self._find_one(name, by_path) for name in names]
+
+    def _find_one(self, name: str, by_path: dict[str, ConvLayer]) -> ConvLayer:
+        path = self._resolve(name)
+        if path in by_path:
+            return by_path[path]
+        if path in self.layers:
+            kind = type(self.layers[path]).__name__
+            raise NotAConvLayer(f"layer '{path}' is a {kind}, not a convolution; {self._listing(name)}")
+        raise LayerNotFound(f"no layer '{name}'; {self._listing(name)}")
+
+    def _resolve(self, name: str) -> str:
+        if name in self.layers:
+            return name
+        suffix = SEPARATOR + name
+        candidates = [path for path in self.layers if path.endswith(suffix)]
+        return candidates[0] if len(candidates) == 1 else name
+
+    def _listing(self, name: str) -> str:
+        paths = [conv.path for conv in self.convs]
+        if not paths:
+            return "this model has no conv layers"
+        close = difflib.get_close_matches(name, paths, n=len(paths), cutoff=0.6)
+        ordered = close + [path for path in paths if path not in close]
+        return "conv layers are: " + ", ".join(ordered)
+
+
+def conv_classes() -> tuple[type, ...]:
+    """The Keras layer classes cnnviz treats as convolutions."""
+    layers = keras_module().layers
+    names = [
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "Conv1DTranspose",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+    ]
+    return tuple(getattr(layers, name) for name in names if hasattr(layers, name))
+
+
+def input_shape(model: Any) -> tuple[int | None, ...]:
+    """The shape of the model's single input, without the batch axis.
+
+    Raises:
+        UnsupportedModel: the model has several inputs, or none is defined yet.
+    """
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise UnsupportedModel(
+            f"model '{model.name}' has no defined input shape; build it (model.build or a keras.Input) and save it"
+        )
+    if len(inputs) != 1:
+        raise UnsupportedModel(f"model '{model.name}' has {len(inputs)} inputs; cnnviz needs a single image input")
+    return tuple(inputs[0].shape[1:])
+
+
+def trace(model: Any, shape: Sequence[int | None] | None = None) -> Trace:
+    """Replay ``model`` on a fresh input of ``shape`` (the model's own input shape by default).
+
+    Args:
+        model: a Functional or Sequential Keras model; nested models must be Functional or Sequential too.
+        shape: the input shape without the batch axis, to fix free (None) spatial sizes.
+
+    Returns:
+        A :class:`Trace` whose tensors all hang off ``trace.input``.
+
+    Raises:
+        UnsupportedModel: the model, or a model nested in it, is a subclassed model with no graph to walk.
+    """
+    keras = keras_module()
+    shape = tuple(shape) if shape is not None else input_shape(model)
+    result = Trace(input=keras.Input(shape=shape))
+    _replay(model, result.input, "", result, conv_classes())
+    return result
+
+
+def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, ...]) -> Any:
+    keras = keras_module()
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        path = prefix + layer.name
+        if isinstance(layer, keras.Model):
+            # Only the inputs carry over into an inlined model: its own call kwargs (training=False) are
+            # superseded by the extractor's inference-mode call.
+            return _replay(layer, args[0], path + SEPARATOR, result, convs)
+        out = layer(*args, **kwargs)
+        if path not in result.layers:
+            result.layers[path] = layer
+            result.outputs[path] = out
+            if isinstance(layer, convs):
+                result.convs.append(_describe(path, layer, out))
+        return out
+
+    if isinstance(model, keras.Sequential):
+        for layer in model.layers:
+            x = call(layer, x)
+        return x
+    if not hasattr(model, "_run_through_graph") or not hasattr(model, "_nodes_by_depth"):
+        raise UnsupportedModel(
+            f"model '{model.name}' is a subclassed {type(model).__name__}, whose layers cannot be reached from its "
+            "input; rebuild it as a Functional or Sequential model"
+        )
+    return model._run_through_graph([x], operation_fn=lambda op: op, call_fn=call)
+
+
+def _describe(path: str, layer: Any, out: Any) -> ConvLayer:
+    channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
+    shape = tuple(out.shape[1:])
+    if channels_first:
+        shape = (*shape[1:], shape[0])
+    return ConvLayer(
+        path=path,
+        layer=layer,
+        kind=type(layer).__name__,
+        kernel_size=tuple(layer.kernel_size),
+        output_shape=shape,
+        params=int(layer.count_params()),
+        channels_first=channels_first,
+    )
+
+
+def conv_layers(model: Any) -> list[ConvLayer]:
+    """List the convolution layers of a model in execution order, nested models included.
+
+    For VGG16 the first two paths are ``block1_conv1`` and ``block1_conv2``; for VGG16 nested in a Sequential,
+    ``vgg16/block1_conv1`` and ``vgg16/block1_conv2``.
+    """
+    return trace(model).convs

@@ -1,0 +1,132 @@
+"""Decode image files with Pillow into float pixel arrays of the channel count and size a model takes."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnviz.errors import ImageLoadError
+
+#: The longest side an image is given to a model whose input size is free, unless a size is asked for.
+MAX_FREE_SIDE = 512
+
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+def read_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and fully decode an image file, upright according to its EXIF orientation.
+
+    Raises:
+        ImageLoadError: the file is missing, empty, truncated, not an image, or a decompression bomb.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat both as the bomb they may be.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{path}: not an image Pillow can read") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{path}: the image is damaged or truncated ({exc})") from exc
+
+
+def _wide_to_float(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit images as an "F" image of 0..255 values (Pillow's convert("L") clips them instead)."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return Image.fromarray(np.asarray(image, dtype=np.float32) / 257.0, mode="F")
+    if image.mode == "F":
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        if pixels.size and float(pixels.max()) <= 1.0:
+            return Image.fromarray(pixels * 255.0, mode="F")
+    return image
+
+
+def to_pixels(image: Image.Image, channels: int) -> np.ndarray:
+    """Convert any Pillow image to a float32 ``(rows, cols, channels)`` array of 0..255 values.
+
+    Transparent images are composited over white; 16-bit images are scaled down, not clipped; palette, CMYK,
+    bilevel and other modes go through Pillow's conversions.
+
+    Raises:
+        ImageLoadError: ``channels`` is neither 1 nor 3.
+    """
+    if channels not in (1, 3):
+        raise ImageLoadError(f"the model takes {channels}-channel input; cnnviz feeds images as 1 or 3 channels")
+    image = _wide_to_float(image)
+    if image.mode == "F":
+        gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 255.0)[..., None]
+        return gray if channels == 1 else np.repeat(gray, 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    converted = image.convert("L" if channels == 1 else "RGB")
+    pixels = np.asarray(converted, dtype=np.float32)
+    return pixels[..., None] if channels == 1 else pixels
+
+
+def target_size(
+    image_size: tuple[int, int],
+    model_size: tuple[int | None, int | None],
+    size: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """The (rows, cols) an image is resized to.
+
+    ``size`` wins when given; then the model's fixed size; a free model size takes the image's own size, scaled
+    down so that its longer side is at most :data:`MAX_FREE_SIDE`.
+
+    >>> target_size((300, 451), (None, None))
+    (300, 451)
+    >>> target_size((1000, 2000), (None, None))
+    (256, 512)
+    >>> target_size((1000, 2000), (224, 224))
+    (224, 224)
+    """
+    if size is not None:
+        return size
+    rows, cols = model_size
+    if rows is not None and cols is not None:
+        return rows, cols
+    image_rows, image_cols = image_size
+    factor = min(1.0, MAX_FREE_SIDE / max(image_rows, image_cols))
+    free_rows = max(1, round(image_rows * factor)) if rows is None else rows
+    free_cols = max(1, round(image_cols * factor)) if cols is None else cols
+    return free_rows, free_cols
+
+
+def load_image(
+    path: str | os.PathLike[str],
+    channels: int = 3,
+    model_size: tuple[int | None, int | None] = (None, None),
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Read an image file as a float32 ``(rows, cols, channels)`` array of 0..255 values at the model's size.
+
+    Args:
+        path: the image file.
+        channels: 1 for grayscale models, 3 for colour.
+        model_size: the model's (rows, cols) input size; None entries are free.
+        size: force this (rows, cols) size.
+
+    Raises:
+        ImageLoadError: the file cannot be read (the message names it).
+    """
+    image = _wide_to_float(read_image(path))
+    rows, cols = target_size((image.height, image.width), model_size, size)
+    if (image.height, image.width) != (rows, cols):
+        # Pillow takes (width, height): columns first.
+        image = image.resize((cols, rows), Image.Resampling.BILINEAR)
+    return to_pixels(image, channels)

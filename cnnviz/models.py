@@ -1,0 +1,193 @@
+"""Turn a model spec (a keras.applications name, the bundled model's name, or a file) into a Keras model."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from cnnviz._keras import keras_module
+from cnnviz.errors import ModelLoadError, WeightsDownloadError
+from cnnviz.zoo import APPLICATIONS, Application
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+#: Models shipped inside the package, usable with no network: name -> file in ``cnnviz/bundled``.
+BUNDLED_MODELS = {"shapes": "shapes.keras"}
+DEFAULT_MODEL = "vgg16"
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def known_model_names() -> list[str]:
+    """The names ``load_model`` accepts besides file paths: the bundled models, then keras.applications."""
+    return [*BUNDLED_MODELS, *APPLICATIONS]
+
+
+def load_model(
+    spec: str | os.PathLike[str] = DEFAULT_MODEL,
+    weights: str | None = None,
+    *,
+    include_top: bool = False,
+    size: tuple[int, int] | None = None,
+    unsafe: bool = False,
+) -> Any:
+    """Load a Keras model from a name or a file.
+
+    Args:
+        spec: a keras.applications name (``vgg16``, ``resnet50``, ...), a bundled model's name (``shapes``), or a
+            path to a ``.keras`` file, a legacy ``.h5`` file or a SavedModel directory.
+        weights: for a keras.applications name, ``imagenet`` (the default, downloaded and cached by Keras),
+            ``none`` (random weights) or a path to a weights file. For a model file, a weights file to load
+            into it, or None to keep the file's own weights.
+        include_top: for a keras.applications name, whether to build the classifier head too. Visualising
+            convolutions needs only the conv base, whose weights are a fraction of the size.
+        size: for a keras.applications name, the (rows, cols) input size; its ImageNet size by default.
+        unsafe: allow loading models whose files carry arbitrary Python code (Lambda layers).
+
+    Returns:
+        A ``keras.Model``.
+
+    Raises:
+        ModelLoadError: the name is unknown, the file cannot be read, or it needs ``unsafe``.
+        WeightsDownloadError: the ImageNet weights could not be downloaded.
+    """
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    if text.lower() in APPLICATIONS and not path.exists():
+        return _load_application(APPLICATIONS[text.lower()], weights, include_top=include_top, size=size)
+    if text.lower() in BUNDLED_MODELS and not path.exists():
+        path = BUNDLED_DIR / BUNDLED_MODELS[text.lower()]
+    if not path.exists():
+        raise ModelLoadError(_unknown_model_message(text))
+    if weights is not None and weights.lower() in ("none", "imagenet"):
+        raise ModelLoadError(
+            f"--weights {weights} applies to keras.applications names only; {text} is a model file with weights "
+            "of its own (give a weights file with --weights PATH to replace them)"
+        )
+    model = _load_saved_model(path, unsafe) if path.is_dir() else _load_model_file(path, unsafe)
+    if weights is not None:
+        _load_weights(model, Path(weights))
+    return model
+
+
+def _unknown_model_message(text: str) -> str:
+    names = known_model_names()
+    close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return (
+        f"no model '{text}': it is not a file, nor a known name.{hint} Known names: {', '.join(names)}; "
+        "or give the path of a .keras, .h5 or SavedModel."
+    )
+
+
+def _keras_cache_dir() -> Path:
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def _load_application(
+    app: Application,
+    weights: str | None,
+    *,
+    include_top: bool,
+    size: tuple[int, int] | None,
+) -> Any:
+    keras = keras_module()
+    choice = "imagenet" if weights is None else weights
+    if choice.lower() == "none":
+        keras_weights: str | None = None
+    elif choice.lower() == "imagenet":
+        keras_weights = "imagenet"
+    else:
+        if not Path(choice).is_file():
+            raise ModelLoadError(f"--weights {choice}: no such file (expected imagenet, none or a weights file)")
+        keras_weights = choice
+    rows, cols = size if size is not None else (app.size, app.size)
+    kwargs: dict[str, Any] = {"weights": keras_weights, "include_top": include_top}
+    if not include_top:
+        kwargs["input_shape"] = (rows, cols, 3)
+    constructor = getattr(keras.applications, app.constructor)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return constructor(**kwargs)
+    except Exception as exc:  # Keras reports a failed download as a bare Exception
+        if keras_weights == "imagenet" and _is_download_failure(exc):
+            raise WeightsDownloadError(_download_message(app, include_top, exc)) from exc
+        raise ModelLoadError(f"could not build {app.name}: {exc}") from exc
+
+
+def _is_download_failure(exc: BaseException) -> bool:
+    return "fetch failure" in str(exc) or isinstance(exc, (OSError, ConnectionError))
+
+
+def _download_message(app: Application, include_top: bool, exc: BaseException) -> str:
+    part = "with the classifier head" if include_top else "conv base only, include_top=False"
+    return (
+        f"could not download the ImageNet weights for {app.name} ({part}) into {_keras_cache_dir()}: {exc}. "
+        "Without internet access: try the bundled model (--model shapes), copy the weights file into that "
+        "folder, or give it with --weights PATH (--weights none gives random weights)."
+    )
+
+
+def _load_model_file(path: Path, unsafe: bool) -> Any:
+    keras = keras_module()
+    if path.suffix.lower() not in _MODEL_SUFFIXES:
+        raise ModelLoadError(f"{path}: not a model file (expected .keras, .h5 or a SavedModel directory)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+    except Exception as exc:
+        if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
+            raise ModelLoadError(
+                f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "
+                "cnnviz refuses it by default. If you trust the file, pass --unsafe."
+            ) from exc
+        raise ModelLoadError(f"could not load {path}: {_first_line(exc)}") from exc
+    if not isinstance(model, keras.Model):
+        raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+def _load_saved_model(path: Path, unsafe: bool) -> Any:
+    """A TF 2.x SavedModel written by tf.keras: Keras 3 cannot read it, but tf_keras can, and its .h5 is readable."""
+    if not (path / "saved_model.pb").exists():
+        raise ModelLoadError(f"{path} is a directory but not a SavedModel (no saved_model.pb in it)")
+    if not (path / "keras_metadata.pb").exists():
+        raise ModelLoadError(
+            f"{path} is a SavedModel without Keras layer metadata (written by model.export or plain TensorFlow), "
+            "so its layers cannot be recovered. Save the model with model.save('model.keras') instead."
+        )
+    try:
+        import tf_keras
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{path} is a TF 2.x SavedModel; reading one needs the tf-keras package: pip install 'cnnviz[savedmodel]'"
+        ) from exc
+    try:
+        legacy = tf_keras.models.load_model(path, compile=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            h5 = Path(tmp) / "model.h5"
+            legacy.save(h5)
+            return _load_model_file(h5, unsafe)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"could not load the SavedModel {path}: {_first_line(exc)}") from exc
+
+
+def _load_weights(model: Any, path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"--weights {path}: no such file")
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise ModelLoadError(f"could not load weights from {path} into {model.name}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,310 @@
+"""Whole runs, from a model and files to PNGs on disk: what the CLI commands and batch scripts call."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.extract import build_extractor, iter_batches
+from cnnviz.filters import layer_kernels
+from cnnviz.graph import ConvLayer, conv_layers, trace
+from cnnviz.output import safe_name, save_manifest, save_npy, save_png
+from cnnviz.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.render import Header, feature_map_grid, filter_grid
+from cnnviz.selection import parse_selection
+
+#: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
+DEFAULT_MAX_FILTERS = 64
+DEFAULT_MAX_CHANNELS = 64
+
+
+@dataclass
+class Report:
+    """What a run did: files written, images that failed, and notes for the user."""
+
+    written: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    preprocessing: Preprocessing | None = None
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How ``featuremaps`` selects, normalises and draws (see :func:`cnnviz.render.feature_map_grid`)."""
+
+    layers: Sequence[str] | None = None
+    norm: str = "map"
+    cmap: str = "viridis"
+    max_maps: int | None = None
+    scale: int | None = None
+    labels: bool = True
+    save_raw: bool = False
+    preprocess: str = "auto"
+    size: tuple[int, int] | None = None
+    batch_size: int = 8
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _shape_text(shape: Sequence[int | None]) -> str:
+    return "x".join("?" if n is None else str(n) for n in shape)
+
+
+def _image_stems(paths: Sequence[str]) -> dict[str, str]:
+    """A distinct output folder name per image: its stem, with -2, -3... for repeated stems."""
+    stems: dict[str, str] = {}
+    taken: set[str] = set()
+    for path in paths:
+        stem = Path(path).stem or "image"
+        candidate, number = stem, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{stem}-{number}"
+        taken.add(candidate)
+        stems[path] = candidate
+    return stems
+
+
+def _map_header(model_label: str, conv: ConvLayer, maps: np.ndarray, image: str, options: MapOptions) -> Header:
+    channels = maps.shape[-1]
+    shown = channels if options.max_maps is None else min(options.max_maps, channels)
+    ends = {
+        "map": ("map min", "map max"),
+        "layer": (_fmt(float(maps.min())), _fmt(float(maps.max()))),
+        "standardize": ("mean-2sd", "mean+2sd"),
+    }[options.norm]
+    return Header(
+        lines=[
+            f"{model_label} | {conv.path} ({conv.kind}) | output {_shape_text(maps.shape)}",
+            f"{Path(image).name} | range [{_fmt(float(maps.min()))}, {_fmt(float(maps.max()))}] | "
+            f"norm {options.norm} | {shown} of {channels} maps",
+        ],
+        low=ends[0],
+        high=ends[1],
+    )
+
+
+def render_feature_maps(
+    model: Any,
+    images: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    options: MapOptions = MapOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+    *,
+    model_label: str | None = None,
+    progress: bool = False,
+) -> Report:
+    """Write one PNG grid per image and conv layer: ``out_dir/<image stem>/<layer>.png``.
+
+    All selected layers come from one extractor, one forward pass per batch of images. An image that cannot be
+    read is reported in ``Report.failures`` and the others are still written.
+
+    Args:
+        model: a Keras model.
+        images: image files.
+        out_dir: the output folder, created if needed; ``manifest.json`` there lists what was written.
+        options: what to draw and how.
+        model_label: the model's name in headers; ``model.name`` by default.
+        progress: show a progress bar on a terminal.
+
+    Raises:
+        LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: before anything is written.
+    """
+    from tqdm import tqdm
+
+    label = model_label or model.name
+    out = Path(out_dir)
+    paths = [os.fspath(p) for p in images]
+    stems = _image_stems(paths)
+    extractor = build_extractor(model, options.layers)
+    step = resolve_preprocessing(model, options.preprocess)
+    report = Report(preprocessing=step)
+    manifest: dict[str, Any] = {
+        "model": label,
+        "preprocessing": step.name,
+        "norm": options.norm,
+        "images": {},
+    }
+
+    def failed(path: Any, exc: Exception) -> None:
+        report.failures.append((os.fspath(path), str(exc)))
+
+    bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
+    with bar:
+        for batch_paths, maps in iter_batches(
+            extractor,
+            paths,
+            step,
+            batch_size=options.batch_size,
+            size=options.size,
+            on_error=failed,
+        ):
+            for index, path in enumerate(batch_paths):
+                entry = manifest["images"].setdefault(os.fspath(path), {"layers": {}})
+                for conv in extractor.layers:
+                    activation = maps[conv.path][index]
+                    entry["layers"][conv.path] = _write_maps(
+                        out,
+                        stems[os.fspath(path)],
+                        conv,
+                        activation,
+                        os.fspath(path),
+                        label,
+                        options,
+                        report,
+                    )
+            bar.update(len(batch_paths))
+        bar.update(len(report.failures))
+    manifest["failures"] = dict(report.failures)
+    save_manifest(manifest, out / "manifest.json")
+    return report
+
+
+def _write_maps(
+    out: Path,
+    stem: str,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image: str,
+    label: str,
+    options: MapOptions,
+    report: Report,
+) -> dict[str, Any]:
+    header = _map_header(label, conv, activation, image, options) if options.labels else None
+    picture = feature_map_grid(
+        activation,
+        norm=options.norm,
+        cmap=options.cmap,
+        max_maps=options.max_maps,
+        scale=options.scale,
+        header=header,
+    )
+    target = out / stem / f"{safe_name(conv.path)}.png"
+    report.written.append(save_png(picture, target))
+    record: dict[str, Any] = {
+        "png": str(target),
+        "shape": list(activation.shape),
+        "min": float(activation.min()),
+        "max": float(activation.max()),
+    }
+    if options.save_raw:
+        raw = save_npy(activation, target.with_suffix(".npy"))
+        report.written.append(raw)
+        record["npy"] = str(raw)
+    return record
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.render.filter_grid`)."""
+
+    filters: str | None = None
+    channels: str | None = None
+    norm: str = "global"
+    cmap: str = "viridis"
+    rgb: bool = False
+    scale: int | None = None
+    labels: bool = True
+
+
+def _filter_header(
+    label: str,
+    conv: ConvLayer,
+    kernels: np.ndarray,
+    rows: list[int],
+    cols: list[int],
+    options: FilterOptions,
+) -> Header:
+    count, depth, kh, kw = kernels.shape
+    lo, hi = float(kernels.min()), float(kernels.max())
+    bound = max(abs(lo), abs(hi))
+    ends = {
+        "global": (_fmt(lo), _fmt(hi)),
+        "filter": ("filter min", "filter max"),
+        "symmetric": (_fmt(-bound), _fmt(bound)),
+    }[options.norm]
+    layout = "filters as RGB patches" if options.rgb else f"rows: filters {_span(rows)}; cols: channels {_span(cols)}"
+    return Header(
+        lines=[
+            f"{label} | {conv.path} ({conv.kind}) | kernel {kh}x{kw}, {depth} in, {count} filters",
+            f"{layout} | range [{_fmt(lo)}, {_fmt(hi)}] | norm {options.norm}",
+        ],
+        low=ends[0],
+        high=ends[1],
+    )
+
+
+def _span(indices: list[int]) -> str:
+    if indices == list(range(indices[0], indices[-1] + 1)):
+        return f"{indices[0]}-{indices[-1]}"
+    shown = ",".join(str(i) for i in indices[:6])
+    return shown + ("..." if len(indices) > 6 else "")
+
+
+def _choose(text: str | None, total: int, cap: int, what: str, report: Report) -> list[int]:
+    if text is not None:
+        return parse_selection(text, total, what)
+    if total > cap:
+        report.notes.append(
+            f"showing {what}s 0-{cap - 1} of {total}; choose others with --{what.split()[-1]}s, e.g. {cap}:{2 * cap}"
+        )
+        return list(range(cap))
+    return list(range(total))
+
+
+def render_filters(
+    model: Any,
+    layer: str,
+    out_dir: str | os.PathLike[str],
+    options: FilterOptions = FilterOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+    *,
+    model_label: str | None = None,
+) -> Report:
+    """Write a conv layer's kernels as one PNG grid, ``out_dir/filters_<layer>.png``.
+
+    Raises:
+        LayerNotFound, NotAConvLayer, UnsupportedLayer, OptionError.
+    """
+    label = model_label or model.name
+    (conv,) = trace(model).find([layer])
+    kernels = layer_kernels(conv)
+    report = Report()
+    rows = _choose(options.filters, kernels.shape[0], DEFAULT_MAX_FILTERS, "filter", report)
+    cols = (
+        list(range(kernels.shape[1]))
+        if options.rgb
+        else _choose(options.channels, kernels.shape[1], DEFAULT_MAX_CHANNELS, "channel", report)
+    )
+    header = _filter_header(label, conv, kernels, rows, cols, options) if options.labels else None
+    picture = filter_grid(
+        kernels,
+        filters=rows,
+        channels=cols,
+        norm=options.norm,
+        cmap=options.cmap,
+        rgb=options.rgb,
+        scale=options.scale,
+        header=header,
+    )
+    report.written.append(save_png(picture, Path(out_dir) / f"filters_{safe_name(conv.path)}.png"))
+    return report
+
+
+def layer_rows(model: Any) -> list[dict[str, Any]]:
+    """One row per conv layer, for ``cnnviz layers``: name, kind, kernel, output shape, params."""
+    return [
+        {
+            "name": conv.path,
+            "kind": conv.kind,
+            "kernel": "x".join(str(k) for k in conv.kernel_size),
+            "output": _shape_text(conv.output_shape),
+            "params": conv.params,
+        }
+        for conv in conv_layers(model)
+    ]
