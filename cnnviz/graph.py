@@ -87,9 +87,13 @@ class Trace:
         paths = [conv.path for conv in self.convs]
         if not paths:
             return "this model has no conv layers"
-        close = difflib.get_close_matches(name, paths, n=len(paths), cutoff=0.6)
-        ordered = close + [path for path in paths if path not in close]
-        return "conv layers are: " + ", ".join(ordered)
+        return "conv layers are: " + ", ".join(sorted(paths, key=lambda path: -_similarity(name, path)))
+
+
+def _similarity(name: str, path: str) -> float:
+    """How alike a typed name is to a layer path or to the path's own last name, 0..1."""
+    leaf = path.rsplit(SEPARATOR, 1)[-1]
+    return max(difflib.SequenceMatcher(None, name, candidate).ratio() for candidate in (path, leaf))
 
 
 def conv_classes() -> tuple[type, ...]:

@@ -153,8 +153,7 @@ def feature_map_grid(
     if max_maps is not None:
         stack = stack[:max_maps]
     levels = to_levels(_normalize_maps(stack, norm), LEVELS)
-    if levels.shape[1] == 1:
-        levels = np.repeat(levels, STRIP_ROWS, axis=1)
+    levels = _as_strips(levels)
     factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_MAP_TILE)
     grid = tile(upscale(levels, factor), padding=padding, fill=SEPARATOR)
     return _compose(grid, palette(cmap), header)
@@ -219,8 +218,7 @@ def filter_grid(
     unit = unit[:, list(channels)] if channels is not None else unit
     count, depth, rows, cols = unit.shape
     levels = to_levels(unit, LEVELS).reshape(count * depth, rows, cols)
-    if rows == 1:
-        levels = np.repeat(levels, STRIP_ROWS, axis=1)
+    levels = _as_strips(levels)
     factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_KERNEL_TILE)
     grid = tile(
         upscale(levels, factor),
@@ -229,6 +227,13 @@ def filter_grid(
         fill=SEPARATOR,
     )
     return _compose(grid, palette(cmap), header)
+
+
+def _as_strips(tiles: np.ndarray) -> np.ndarray:
+    """Give (K, 1, W) tiles of 1-D data a few rows, so a strip is visible; other tiles are returned as they are."""
+    if tiles.shape[1] == 1 and tiles.shape[2] > 1:
+        return np.repeat(tiles, STRIP_ROWS, axis=1)
+    return tiles
 
 
 def _compose(grid: np.ndarray, entries: np.ndarray, header: Header | None) -> Picture:

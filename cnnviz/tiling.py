@@ -10,7 +10,7 @@ import numpy as np
 def grid_shape_for(count: int, tile_rows: int = 1, tile_cols: int = 1) -> tuple[int, int]:
     """A near-square (rows, cols) layout for ``count`` tiles of the given size.
 
-    The grid is as close to a square picture as whole tiles allow, so wide tiles stack in fewer columns.
+    The grid is about as wide as it is high in pixels, leaning wider, so wide tiles stack in fewer columns.
 
     >>> grid_shape_for(32)
     (6, 6)
@@ -22,7 +22,7 @@ def grid_shape_for(count: int, tile_rows: int = 1, tile_cols: int = 1) -> tuple[
     if count <= 0:
         return (0, 0)
     aspect = tile_rows / tile_cols
-    cols = max(1, min(count, round(math.sqrt(count * aspect))))
+    cols = max(1, min(count, math.ceil(math.sqrt(count * aspect))))
     rows = math.ceil(count / cols)
     return rows, cols
 

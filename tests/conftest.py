@@ -1,0 +1,95 @@
+"""Small models and images built by the tests themselves: nothing here needs the network."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnviz._keras import keras_module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The tutorials' 3x3 vertical line detector (shared seeds, 000).
+VERTICAL_LINE = np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]], dtype=np.float32)
+#: The tutorials' 8x8 picture with a two-pixel vertical line in columns 3 and 4.
+LINE_IMAGE = np.tile(np.array([0, 0, 0, 1, 1, 0, 0, 0], dtype=np.float32), (8, 1))
+
+
+@pytest.fixture(scope="session")
+def keras():  # type: ignore[no-untyped-def]
+    return keras_module()
+
+
+def load_script(name: str) -> ModuleType:
+    """Import one of scripts/*.py as a module."""
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def line_detector_2d(keras, filters: int = 1):  # type: ignore[no-untyped-def]
+    """Conv2D over 8x8 grayscale with the vertical line detector as filter 0 (filter k: detector * (k+1))."""
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(filters, (3, 3), name="detector")], name="line_detector"
+    )
+    kernel = np.stack([VERTICAL_LINE * (k + 1) for k in range(filters)], axis=-1)[:, :, None, :]
+    model.get_layer("detector").set_weights([kernel, np.zeros(filters, dtype=np.float32)])
+    return model
+
+
+@pytest.fixture
+def line_model(keras):  # type: ignore[no-untyped-def]
+    return line_detector_2d(keras)
+
+
+def tiny_base(keras, name: str = "base"):  # type: ignore[no-untyped-def]
+    """A small Functional conv base with a branch, like the keras.applications ones."""
+    inputs = keras.Input((16, 16, 3), name=f"{name}_input")
+    a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    b = keras.layers.Conv2D(4, 1, name="conv_b")(a)
+    c = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(a)
+    merged = keras.layers.Add(name="add")([b, c])
+    out = keras.layers.Conv2D(6, 3, strides=2, name="conv_c")(merged)
+    return keras.Model(inputs, out, name=name)
+
+
+def nested_sequential(keras):  # type: ignore[no-untyped-def]
+    """The usual transfer-learning shape: augmentation and rescaling, then a base, then a head."""
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.RandomFlip("horizontal", name="flip"),
+            keras.layers.Rescaling(1.0 / 255.0, name="rescale"),
+            tiny_base(keras),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(2, name="head"),
+        ],
+        name="transfer",
+    )
+
+
+@pytest.fixture
+def nested_model(keras):  # type: ignore[no-untyped-def]
+    return nested_sequential(keras)
+
+
+def write_image(path: Path, array: np.ndarray, **save_args) -> Path:  # type: ignore[no-untyped-def]
+    Image.fromarray(array).save(path, **save_args)
+    return path
+
+
+@pytest.fixture
+def rgb_image(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    return write_image(tmp_path / "photo.png", rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))

@@ -1,0 +1,131 @@
+"""Decoding: every kind of bad file, and odd image modes converted correctly."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnviz import ImageLoadError, load_image
+from tests.conftest import write_image
+
+
+def _jpeg_bytes() -> bytes:
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_truncated_file_is_named_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(_jpeg_bytes()[:400])
+
+    with pytest.raises(ImageLoadError, match=rf"^{path}: the image is damaged or truncated"):
+        load_image(path)
+
+
+def test_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jpg"
+    path.write_text("hello, I am text")
+
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(path)
+    assert str(caught.value) == f"{path}: not an image Pillow can read"
+
+
+def test_empty_and_missing_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.png"
+    empty.touch()
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(empty)
+    assert str(caught.value) == f"{empty}: the file is empty"
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(tmp_path / "nowhere.png")
+    assert str(caught.value) == f"{tmp_path / 'nowhere.png'}: no such file"
+
+
+@pytest.mark.parametrize("pixels", [1000, 1500])  # over the limit, and over it by less than twice
+def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pixels: int) -> None:
+    path = write_image(tmp_path / "bomb.png", np.zeros((40, 40), dtype=np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels)
+
+    with pytest.raises(ImageLoadError, match=rf"^{path}: refused as a possible decompression bomb"):
+        load_image(path)
+
+
+def test_rgba_is_composited_over_white(tmp_path: Path) -> None:
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[0, 0] = (255, 0, 0, 255)  # opaque red
+    rgba[0, 1] = (0, 0, 0, 0)  # fully transparent black: must come out white
+    path = write_image(tmp_path / "alpha.png", rgba)
+
+    pixels = load_image(path, channels=3)
+
+    assert pixels.dtype == np.float32 and pixels.shape == (2, 2, 3)
+    assert pixels[0, 0].tolist() == [255, 0, 0]
+    assert pixels[0, 1].tolist() == [255, 255, 255]
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path: Path) -> None:
+    values = np.array([[0, 257 * 100], [65535, 257 * 200]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+
+    gray = load_image(path, channels=1)
+    rgb = load_image(path, channels=3)
+
+    np.testing.assert_allclose(gray[..., 0], [[0, 100], [255, 200]], atol=1e-3)
+    np.testing.assert_allclose(rgb[1, 1], [200, 200, 200], atol=1e-3)
+
+
+def test_cmyk_palette_and_bilevel_images_convert(tmp_path: Path) -> None:
+    cmyk = Image.new("CMYK", (3, 2), (0, 255, 255, 0))  # no black, full magenta and yellow: red
+    cmyk.save(tmp_path / "cmyk.jpg", quality=100)
+    palette_image = Image.new("P", (2, 2), 1)
+    palette_image.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    palette_image.save(tmp_path / "palette.png")
+    Image.new("1", (2, 2), 1).save(tmp_path / "bilevel.png")
+
+    red = load_image(tmp_path / "cmyk.jpg")
+    assert red[0, 0, 0] > 240 and red[0, 0, 1] < 15 and red[0, 0, 2] < 15
+    assert load_image(tmp_path / "palette.png")[0, 0].tolist() == [10, 200, 30]
+    assert load_image(tmp_path / "bilevel.png", channels=1)[0, 0].tolist() == [255]
+
+
+def test_palette_with_transparency_goes_over_white(tmp_path: Path) -> None:
+    image = Image.new("P", (2, 1), 0)
+    image.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
+    image.putpixel((1, 0), 1)
+    image.info["transparency"] = 0
+    image.save(tmp_path / "t.png", transparency=0)
+
+    pixels = load_image(tmp_path / "t.png")
+
+    assert pixels[0, 0].tolist() == [255, 255, 255] and pixels[0, 1].tolist() == [0, 255, 0]
+
+
+def test_resize_to_model_size_and_free_size_cap(tmp_path: Path) -> None:
+    path = write_image(tmp_path / "wide.png", np.zeros((100, 1000, 3), dtype=np.uint8))
+
+    assert load_image(path, 3, (32, 48)).shape == (32, 48, 3)
+    assert load_image(path, 3, (None, None)).shape == (51, 512, 3)
+    assert load_image(path, 1, (None, None), size=(20, 30)).shape == (20, 30, 1)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    image = Image.new("RGB", (4, 2), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+
+    assert load_image(tmp_path / "rotated.jpg", 3, (None, None)).shape == (4, 2, 3)
+
+
+def test_four_channel_models_are_refused(tmp_path: Path) -> None:
+    path = write_image(tmp_path / "x.png", np.zeros((2, 2, 3), dtype=np.uint8))
+    with pytest.raises(ImageLoadError, match="4-channel"):
+        load_image(path, channels=4)

@@ -1,0 +1,272 @@
+"""Loading models by name and from files, listing their conv layers, nested models end to end."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnviz import (
+    LayerNotFound,
+    ModelLoadError,
+    NotAConvLayer,
+    UnsupportedModel,
+    WeightsDownloadError,
+    build_extractor,
+    conv_layers,
+    feature_maps,
+    load_model,
+)
+from tests.conftest import nested_sequential, tiny_base
+
+VGG16_CONVS = [
+    ("block1_conv1", (224, 224, 64), 1_792),
+    ("block1_conv2", (224, 224, 64), 36_928),
+    ("block2_conv1", (112, 112, 128), 73_856),
+    ("block2_conv2", (112, 112, 128), 147_584),
+    ("block3_conv1", (56, 56, 256), 295_168),
+    ("block3_conv2", (56, 56, 256), 590_080),
+    ("block3_conv3", (56, 56, 256), 590_080),
+    ("block4_conv1", (28, 28, 512), 1_180_160),
+    ("block4_conv2", (28, 28, 512), 2_359_808),
+    ("block4_conv3", (28, 28, 512), 2_359_808),
+    ("block5_conv1", (14, 14, 512), 2_359_808),
+    ("block5_conv2", (14, 14, 512), 2_359_808),
+    ("block5_conv3", (14, 14, 512), 2_359_808),
+]
+
+
+def test_vgg16_without_weights_lists_its_13_conv_layers_with_shapes_and_params() -> None:
+    model = load_model("vgg16", weights="none")
+
+    convs = conv_layers(model)
+
+    assert [(c.path, c.output_shape, c.params) for c in convs] == VGG16_CONVS
+    assert {c.kind for c in convs} == {"Conv2D"}
+    assert all(c.kernel_size == (3, 3) for c in convs)
+
+
+def test_application_size_option_changes_the_traced_shapes() -> None:
+    model = load_model("VGG16", weights="none", size=(64, 96))
+
+    assert conv_layers(model)[-1].output_shape == (4, 6, 512)
+
+
+def test_nested_model_lists_inner_layers_as_outer_slash_inner(nested_model) -> None:
+    convs = conv_layers(nested_model)
+
+    assert [(c.path, c.kind, c.output_shape) for c in convs] == [
+        ("base/conv_a", "Conv2D", (16, 16, 4)),
+        ("base/conv_b", "Conv2D", (16, 16, 4)),
+        ("base/depthwise", "DepthwiseConv2D", (16, 16, 4)),
+        ("base/conv_c", "Conv2D", (7, 7, 6)),
+    ]
+
+
+def _inner_reference(model, pixels: np.ndarray, layer: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """What the inner layer computes when the inner model is fed the rescaled pixels directly."""
+    from cnnviz._keras import keras_module
+
+    keras = keras_module()
+    base = model.get_layer("base")
+    probe = keras.Model(base.inputs, base.get_layer(layer).output)
+    return np.asarray(probe(pixels / 255.0, training=False))
+
+
+def test_nested_model_feature_maps_come_from_the_outer_input_in_inference_mode(nested_model, tmp_path: Path) -> None:
+    path = tmp_path / "transfer.keras"
+    nested_model.save(path)
+    loaded = load_model(path)  # a Sequential loaded from a file: it has no defined .output
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+
+    maps = feature_maps(loaded, pixels, ["base/conv_a", "conv_c"])
+
+    assert list(maps) == ["base/conv_a", "base/conv_c"]
+    # RandomFlip must not flip in inference mode and Rescaling must run: equal to the inner model on pixels/255.
+    np.testing.assert_allclose(maps["base/conv_a"], _inner_reference(loaded, pixels, "conv_a"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(maps["base/conv_c"], _inner_reference(loaded, pixels, "conv_c"), rtol=1e-5, atol=1e-5)
+
+
+def test_functional_outer_model_calling_a_base_with_training_false(keras) -> None:
+    base = tiny_base(keras)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(2.0, name="double")(inputs)
+    x = base(x, training=False)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, outputs, name="functional_transfer")
+    pixels = np.ones((1, 16, 16, 3), dtype=np.float32)
+
+    maps = feature_maps(model, pixels, ["conv_a"])
+
+    direct = keras.Model(base.inputs, base.get_layer("conv_a").output)(pixels * 2.0)
+    np.testing.assert_allclose(maps["base/conv_a"], np.asarray(direct), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_round_trip_through_a_file_keeps_kernels_and_feature_maps(keras, tmp_path: Path, suffix: str) -> None:
+    model = nested_sequential(keras)
+    pixels = np.random.default_rng(1).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+    before = feature_maps(model, pixels)
+    path = tmp_path / f"model{suffix}"
+    model.save(path)
+
+    loaded = load_model(path)
+    after = feature_maps(loaded, pixels)
+
+    assert list(after) == list(before)
+    for name in before:
+        np.testing.assert_allclose(after[name], before[name], rtol=1e-5, atol=1e-6)
+
+
+def _tf_keras_model():  # type: ignore[no-untyped-def]
+    """A model written by Keras 2 (tf_keras), as older TF 2.x releases saved them."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(3)
+    return tf_keras.Sequential(
+        [
+            tf_keras.layers.InputLayer(input_shape=(12, 12, 3)),
+            tf_keras.layers.Conv2D(5, 3, activation="relu", name="legacy_conv"),
+            tf_keras.layers.MaxPooling2D(),
+            tf_keras.layers.Conv2D(7, 3, name="legacy_conv_2"),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dense(3),
+        ]
+    )
+
+
+def test_legacy_h5_written_by_keras_2_loads_with_its_weights(tmp_path: Path) -> None:
+    legacy = _tf_keras_model()
+    path = tmp_path / "legacy.h5"
+    legacy.save(path)
+    pixels = np.random.default_rng(2).uniform(0, 1, (1, 12, 12, 3)).astype(np.float32)
+
+    model = load_model(path)
+    maps = feature_maps(model, pixels, ["legacy_conv_2"])
+
+    import tf_keras
+
+    probe = tf_keras.Model(legacy.inputs, legacy.get_layer("legacy_conv_2").output)
+    np.testing.assert_allclose(maps["legacy_conv_2"], probe.predict(pixels, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_savedmodel_directory_written_by_keras_2_loads(tmp_path: Path) -> None:
+    legacy = _tf_keras_model()
+    folder = tmp_path / "saved"
+    legacy.save(folder, save_format="tf")
+
+    model = load_model(folder)
+
+    assert [(c.path, c.output_shape, c.params) for c in conv_layers(model)] == [
+        ("legacy_conv", (10, 10, 5), 140),
+        ("legacy_conv_2", (3, 3, 7), 322),
+    ]
+
+
+def test_savedmodel_without_keras_metadata_is_explained(tmp_path: Path) -> None:
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"")
+
+    with pytest.raises(ModelLoadError, match=r"without Keras layer metadata.*model\.save\('model\.keras'\)"):
+        load_model(folder)
+
+
+def test_lambda_layer_is_refused_in_safe_mode_and_names_the_flag(keras, tmp_path: Path) -> None:
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Lambda(lambda x: x * 2.0, name="double"), keras.layers.Conv2D(1, 3)]
+    )
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(path)
+    assert str(caught.value) == (
+        f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "
+        "cnnviz refuses it by default. If you trust the file, pass --unsafe."
+    )
+    assert load_model(path, unsafe=True).get_layer("double") is not None
+
+
+def test_unknown_model_name_suggests_close_names() -> None:
+    with pytest.raises(ModelLoadError, match=r"no model 'vgg61'.*Did you mean vgg19, vgg16\?"):
+        load_model("vgg61")
+
+
+def test_file_model_rejects_imagenet_weights(tmp_path: Path, line_model) -> None:
+    path = tmp_path / "m.keras"
+    line_model.save(path)
+    with pytest.raises(ModelLoadError, match="applies to keras.applications names only"):
+        load_model(path, weights="imagenet")
+
+
+def test_not_a_model_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "broken.keras"
+    path.write_bytes(b"this is not a zip file")
+    with pytest.raises(ModelLoadError, match=r"^could not load .*broken\.keras"):
+        load_model(path)
+
+
+def test_failed_imagenet_download_says_what_where_and_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keras.src.utils import file_utils
+
+    def offline(url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
+
+    with pytest.raises(WeightsDownloadError) as caught:
+        load_model("vgg16")
+
+    message = str(caught.value)
+    assert message.startswith(
+        "could not download the ImageNet weights for vgg16 (conv base only, include_top=False) into "
+        "/nonexistent-keras-home/models: "
+    )
+    assert "--model shapes" in message and "--weights PATH" in message
+
+
+def test_layer_lookup_errors_list_conv_layers_closest_first(nested_model) -> None:
+    with pytest.raises(LayerNotFound) as caught:
+        build_extractor(nested_model, ["conv_x"])
+    assert str(caught.value) == (
+        "no layer 'conv_x'; conv layers are: base/conv_a, base/conv_b, base/conv_c, base/depthwise"
+    )
+    with pytest.raises(NotAConvLayer, match=r"^layer 'base/add' is a Add, not a convolution; conv layers are: "):
+        build_extractor(nested_model, ["add"])
+
+
+def test_channels_first_layers_come_out_channels_last(keras) -> None:
+    model = keras.Sequential(
+        [keras.Input((1, 8, 8)), keras.layers.Conv2D(2, 3, data_format="channels_first", name="cf")], name="cf_model"
+    )
+    from tests.conftest import VERTICAL_LINE
+
+    model.get_layer("cf").set_weights([np.stack([VERTICAL_LINE, -VERTICAL_LINE], -1)[:, :, None, :], np.zeros(2)])
+    extractor = build_extractor(model)
+    from tests.conftest import LINE_IMAGE
+
+    maps = extractor(LINE_IMAGE.reshape(1, 8, 8, 1))  # images are given channels last
+
+    assert extractor.channels == 1 and extractor.spatial_size == (8, 8)
+    assert conv_layers(model)[0].output_shape == (6, 6, 2)
+    assert maps["cf"].shape == (1, 6, 6, 2)
+    np.testing.assert_array_equal(maps["cf"][0, :, 2, 0], np.full(6, 3.0))
+    np.testing.assert_array_equal(maps["cf"][0, :, 2, 1], np.full(6, -3.0))
+
+
+def test_subclassed_model_is_refused_with_a_reason(keras) -> None:
+    class Custom(keras.Model):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(name="custom")
+            self.conv = keras.layers.Conv2D(2, 3)
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return self.conv(x)
+
+    model = Custom()
+    model(np.zeros((1, 8, 8, 1), dtype=np.float32))
+    with pytest.raises(UnsupportedModel, match="subclassed|no defined input"):
+        conv_layers(model)

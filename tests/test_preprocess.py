@@ -1,0 +1,72 @@
+"""Preprocessing: the named modes, and the automatic choice from the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnviz import OptionError
+from cnnviz.preprocess import auto_preprocessing, preprocessing, resolve_preprocessing
+
+
+def test_vgg_mode_matches_keras_preprocess_input_and_does_not_mutate(keras) -> None:
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
+    original = pixels.copy()
+
+    ours = preprocessing("vgg")(pixels)
+    theirs = keras.applications.vgg16.preprocess_input(pixels.copy())
+
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(pixels, original)
+
+
+@pytest.mark.parametrize(("mode", "module"), [("tf", "mobilenet_v2"), ("torch", "densenet")])
+def test_tf_and_torch_modes_match_their_keras_families(keras, mode: str, module: str) -> None:
+    pixels = np.random.default_rng(1).uniform(0, 255, (1, 3, 3, 3)).astype(np.float32)
+
+    theirs = getattr(keras.applications, module).preprocess_input(pixels.copy())
+
+    np.testing.assert_allclose(preprocessing(mode)(pixels), theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_scale255_and_none() -> None:
+    pixels = np.array([[[[0.0, 127.5, 255.0]]]])
+    np.testing.assert_allclose(preprocessing("scale255")(pixels), [[[[0.0, 0.5, 1.0]]]])
+    np.testing.assert_array_equal(preprocessing("none")(pixels), pixels)
+    with pytest.raises(OptionError, match="unknown preprocessing 'caffe'"):
+        preprocessing("caffe")
+
+
+def test_application_model_gets_its_family_preprocess_input_on_a_copy() -> None:
+    from cnnviz import load_model
+
+    model = load_model("vgg16", weights="none", size=(32, 32))
+    pixels = np.full((1, 2, 2, 3), 200.0, dtype=np.float32)
+
+    step = auto_preprocessing(model)
+    result = step(pixels)
+
+    assert step.name == "vgg16.preprocess_input"
+    np.testing.assert_allclose(result[0, 0, 0], [200 - 103.939, 200 - 116.779, 200 - 123.68], rtol=1e-5)
+    assert (pixels == 200.0).all()
+
+
+def test_model_starting_with_rescaling_gets_raw_pixels(nested_model) -> None:
+    step = auto_preprocessing(nested_model)
+    assert step.name == "none"
+    assert "Rescaling" in step.description
+
+
+def test_nested_application_base_gets_its_family(keras) -> None:
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(32, 32, 3))
+    model = keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.GlobalAveragePooling2D()], name="mine")
+
+    step = auto_preprocessing(model)
+
+    assert step.name == "mobilenet_v2.preprocess_input"
+    np.testing.assert_allclose(step(np.array([[[[0.0, 127.5, 255.0]]]])), [[[[-1.0, 0.0, 1.0]]]], atol=1e-6)
+
+
+def test_plain_user_model_gets_x_over_255_and_override_wins(line_model) -> None:
+    assert auto_preprocessing(line_model).name == "scale255"
+    assert resolve_preprocessing(line_model, "tf").name == "tf"

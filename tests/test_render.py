@@ -1,0 +1,137 @@
+"""Grids rendered from handcrafted filters and maps, checked pixel by pixel."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+
+from cnnviz import Header, OptionError, feature_map_grid, filter_grid
+from cnnviz.render import BACKGROUND, INK, LEVELS, SEPARATOR, palette
+from tests.conftest import VERTICAL_LINE
+
+TOP = LEVELS - 1
+
+
+def test_vertical_line_detector_kernel_renders_as_a_bright_middle_column() -> None:
+    kernels = VERTICAL_LINE[None, None]  # one filter, one channel
+
+    picture = filter_grid(kernels, norm="global", scale=2)
+
+    column = np.array([0, 0, TOP, TOP, 0, 0], dtype=np.uint8)
+    np.testing.assert_array_equal(picture.pixels, np.tile(column, (6, 1)))
+    assert picture.palette is not None
+
+
+def test_filter_grid_rows_are_filters_and_columns_are_channels() -> None:
+    # filter f, channel c is the constant value 10*f + c: 2 filters x 3 channels of 1x1 kernels
+    kernels = np.array([[[[0.0]], [[1.0]], [[2.0]]], [[[10.0]], [[11.0]], [[12.0]]]])
+
+    picture = filter_grid(kernels, norm="global", scale=1, padding=1)
+
+    expected_levels = np.rint(np.array([[0, 1, 2], [10, 11, 12]]) / 12 * TOP)
+    assert picture.pixels.shape == (3, 5)
+    np.testing.assert_array_equal(picture.pixels[0, ::2], expected_levels[0])
+    np.testing.assert_array_equal(picture.pixels[2, ::2], expected_levels[1])
+    assert (picture.pixels[1] == SEPARATOR).all() and (picture.pixels[:, 1::2] == SEPARATOR).all()
+
+
+def test_filter_selection_keeps_the_whole_layer_scale() -> None:
+    kernels = np.array([[[[0.0]]], [[[5.0]]], [[[10.0]]]])  # 3 filters, 1 channel, 1x1
+
+    picture = filter_grid(kernels, filters=[1], norm="global", scale=1)
+
+    assert picture.pixels.tolist() == [[round(TOP / 2)]]
+
+
+def test_symmetric_puts_zero_weights_at_the_middle_and_filter_norm_scales_each_filter() -> None:
+    kernels = np.array([[[[-2.0, 0.0, 1.0]]], [[[0.0, 50.0, 100.0]]]])  # 2 filters of 1x3
+
+    symmetric = filter_grid(kernels, norm="symmetric", scale=1, padding=0).pixels
+    per_filter = filter_grid(kernels, norm="filter", scale=1, padding=0).pixels
+
+    # 1-D kernels are drawn as strips a few rows high; every row is the same
+    np.testing.assert_array_equal(symmetric[0], np.rint(np.array([0.49, 0.5, 0.505]) * TOP).astype(int))
+    np.testing.assert_array_equal(per_filter[0], [0, round(TOP * 2 / 3), TOP])
+    np.testing.assert_array_equal(per_filter[-1], [0, round(TOP / 2), TOP])
+
+
+def test_rgb_filters_are_colour_patches() -> None:
+    kernels = np.zeros((2, 3, 1, 1))
+    kernels[0, 0] = 1.0  # filter 0: pure red
+    kernels[1, 2] = 1.0  # filter 1: pure blue
+
+    picture = filter_grid(kernels, rgb=True, norm="global", scale=1, padding=1)
+
+    assert picture.palette is None
+    assert picture.pixels.shape == (1, 3, 3)
+    assert picture.pixels[0, 0].tolist() == [255, 0, 0]
+    assert picture.pixels[0, 2].tolist() == [0, 0, 255]
+    with pytest.raises(OptionError, match="3 input channels"):
+        filter_grid(np.zeros((2, 4, 1, 1)), rgb=True)
+
+
+def test_feature_map_grid_orders_tiles_by_channel_and_keeps_aspect() -> None:
+    maps = np.zeros((2, 3, 3), dtype=np.float32)  # rows=2, cols=3, 3 channels; channel k is bright at column k
+    for k in range(3):
+        maps[:, k, k] = 1.0
+
+    picture = feature_map_grid(maps, norm="map", scale=1, padding=1)
+
+    rows, cols = picture.pixels.shape
+    assert (rows, cols) == (2 * 2 + 1, 2 * 3 + 1)  # 2x2 grid of 2x3 tiles: non-square maps keep their shape
+    for k in range(3):
+        top, left = divmod(k, 2)
+        tile_pixels = picture.pixels[top * 3 : top * 3 + 2, left * 4 : left * 4 + 3]
+        expected = np.zeros((2, 3), dtype=np.uint8)
+        expected[:, k] = TOP
+        np.testing.assert_array_equal(tile_pixels, expected)
+    assert (picture.pixels[3:, 4:] == SEPARATOR).all()  # the unused cell
+
+
+def test_dead_map_renders_flat_in_every_norm() -> None:
+    maps = np.zeros((4, 4, 2), dtype=np.float32)
+    maps[..., 1] = np.arange(16).reshape(4, 4)
+
+    for norm, flat in [("map", 0), ("layer", 0), ("standardize", round(128 / 255 * TOP))]:
+        pixels = feature_map_grid(maps, norm=norm, scale=1, padding=0).pixels
+        assert (pixels[:, :4] == flat).all(), norm
+
+
+def test_layer_norm_compares_maps_and_max_maps_caps() -> None:
+    maps = np.stack([np.full((2, 2), 1.0), np.full((2, 2), 4.0), np.full((2, 2), 2.0)], axis=-1)
+    maps[0, 0, :] = 0.0
+
+    pixels = feature_map_grid(maps, norm="layer", max_maps=2, scale=1, padding=0).pixels
+
+    assert pixels.shape == (2, 4)
+    assert pixels[1, 1] == round(TOP / 4) and pixels[1, 3] == TOP
+
+
+def test_palette_is_the_colormap_plus_reserved_colours() -> None:
+    entries = palette("viridis")
+
+    viridis = matplotlib.colormaps["viridis"]
+    assert entries[0].tolist() == [round(c * 255) for c in viridis(0.0)[:3]]
+    assert entries[TOP].tolist() == [round(c * 255) for c in viridis(1.0)[:3]]
+    assert entries[INK].tolist() == [0, 0, 0] and entries[BACKGROUND].tolist() == [255, 255, 255]
+    with pytest.raises(OptionError, match="unknown colormap 'nope'"):
+        palette("nope")
+
+
+def test_header_sits_above_the_grid_with_text_and_colorbar() -> None:
+    maps = np.random.default_rng(0).random((8, 8, 4)).astype(np.float32)
+    bare = feature_map_grid(maps, scale=1)
+
+    picture = feature_map_grid(maps, scale=1, header=Header(["model | layer"], "low", "high"))
+
+    grid_rows, grid_cols = bare.pixels.shape
+    strip = picture.pixels[: picture.pixels.shape[0] - grid_rows]
+    assert strip.shape[0] > 10
+    assert (strip == INK).any()  # text
+    bar_rows = [row for row in strip if (row < LEVELS).sum() > 64]
+    assert bar_rows, "no colorbar"
+    ramp = bar_rows[0][bar_rows[0] < LEVELS]
+    assert ramp[0] == 0 and ramp[-1] == TOP and (np.diff(ramp.astype(int)) >= 0).all()
+    np.testing.assert_array_equal(picture.pixels[strip.shape[0] :, :grid_cols], bare.pixels)
+    assert (picture.pixels[strip.shape[0] :, grid_cols:] == BACKGROUND).all()  # the grid is padded to the width
