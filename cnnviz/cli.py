@@ -142,7 +142,7 @@ def layers(
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{_label(model)}: {len(rows)} conv layers")
+    click.echo(f"{_label(model)}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
     if not rows:
         return
     table = [["name", "kind", "kernel", "output", "params"]] + [
@@ -318,7 +318,7 @@ def featuremaps(
         click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
     folders = sorted({str(path.parent) for path in report.written})
     count = sum(1 for path in report.written if path.suffix == ".png")
-    click.echo(f"wrote {count} grids to {', '.join(folders) if folders else 'nowhere'}")
+    click.echo(f"wrote {count} grid{'' if count == 1 else 's'} to {', '.join(folders) if folders else 'nowhere'}")
     click.echo(f"manifest: {Path(output) / 'manifest.json'}")
     for _path, reason in report.failures:
         click.echo(f"Error: {reason}", err=True)

@@ -1,0 +1,229 @@
+"""The command line, through click's CliRunner and once through the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnviz import feature_maps, load_model
+from cnnviz.cli import main
+from cnnviz.render import LEVELS
+from tests.conftest import LINE_IMAGE, ROOT, line_detector_2d, nested_sequential, write_image
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def line_file(keras, tmp_path: Path) -> str:
+    path = tmp_path / "line.keras"
+    line_detector_2d(keras, filters=2).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def line_picture(tmp_path: Path) -> Path:
+    return write_image(tmp_path / "line.png", (LINE_IMAGE * 255).astype(np.uint8))
+
+
+def test_layers_prints_a_table(line_file: str) -> None:
+    result = run("layers", "--model", line_file)
+
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "line.keras: 1 conv layer",
+        "name      kind    kernel  output  params",
+        "detector  Conv2D  3x3     6x6x2       20",
+        "total conv params: 20",
+    ]
+
+
+def test_layers_json_for_scripts_on_the_bundled_model() -> None:
+    result = run("layers", "--model", "shapes", "--json")
+
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    assert [(r["name"], r["kernel"], r["output"], r["params"]) for r in rows] == [
+        ("edges", "5x5", "?x?x8", 608),
+        ("parts", "3x3", "?x?x16", 1168),
+        ("shapes", "3x3", "?x?x32", 4640),
+    ]
+
+
+def test_filters_png_pixels_are_the_line_detector(line_file: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run("filters", "--model", line_file, "--layer", "detector", "--scale", "1", "--no-labels", "-o", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {out / 'filters_detector.png'}\n"
+    image = Image.open(out / "filters_detector.png")
+    assert image.mode == "P"
+    pixels = np.asarray(image)
+    # two filters (detector x1 and x2) in two rows, global min-max: 0 -> level 0, 2 -> top level
+    top = LEVELS - 1
+    expected = np.zeros((7, 3), dtype=np.uint8)
+    expected[0:3, 1] = round(top / 2)
+    expected[3, :] = 252  # the separator row
+    expected[4:7, 1] = top
+    np.testing.assert_array_equal(pixels, expected)
+
+
+def test_featuremaps_goes_on_past_a_broken_image_and_fails_at_the_end(
+    line_file: str, line_picture: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a picture")
+    other = write_image(tmp_path / "other.png", np.full((8, 8), 255, dtype=np.uint8))
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(
+        main, ["featuremaps", str(line_picture), str(broken), str(other), "--model", line_file, "-o", str(out)]
+    )
+
+    assert result.exit_code == 1
+    assert f"Error: {broken}: not an image Pillow can read" in result.stderr
+    assert (out / "line" / "detector.png").is_file() and (out / "other" / "detector.png").is_file()
+    assert "preprocessing: scale255" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["images"]) == sorted([str(line_picture), str(other)])
+    assert manifest["images"][str(line_picture)]["layers"]["detector"]["max"] == pytest.approx(6.0)
+    assert list(manifest["failures"]) == [str(broken)]
+
+
+def test_featuremaps_grid_pixels_for_the_line_image(line_file: str, line_picture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run(
+        "featuremaps",
+        str(line_picture),
+        "--model",
+        line_file,
+        "--scale",
+        "1",
+        "--no-labels",
+        "--norm",
+        "map",
+        "-o",
+        str(out),
+    )
+
+    assert result.exit_code == 0, result.output
+    pixels = np.asarray(Image.open(out / "line" / "detector.png"))
+    assert pixels.shape == (6, 13)  # two 6x6 maps side by side with a separator
+    expected_tile = np.zeros((6, 6), dtype=np.uint8)
+    expected_tile[:, 2:4] = LEVELS - 1
+    np.testing.assert_array_equal(pixels[:, :6], expected_tile)
+    np.testing.assert_array_equal(pixels[:, 7:], expected_tile)
+
+
+def test_nested_layer_names_and_raw_output(keras, tmp_path: Path, rgb_image: Path) -> None:
+    model_path = tmp_path / "transfer.keras"
+    nested_sequential(keras).save(model_path)
+    out = tmp_path / "out"
+
+    result = run(
+        "featuremaps",
+        str(rgb_image),
+        "--model",
+        str(model_path),
+        "--layer",
+        "base/conv_a",
+        "--layer",
+        "conv_c",
+        "--save-raw",
+        "-o",
+        str(out),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "photo").iterdir()) == [
+        "base__conv_a.npy",
+        "base__conv_a.png",
+        "base__conv_c.npy",
+        "base__conv_c.png",
+    ]
+    raw = np.load(out / "photo" / "base__conv_c.npy")
+    expected = feature_maps(load_model(model_path), [rgb_image], ["base/conv_c"])["base/conv_c"][0]
+    np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-6)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # atomic writes leave no temp files
+
+
+def test_same_input_same_bytes(line_file: str, line_picture: Path, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        assert run("featuremaps", str(line_picture), "--model", line_file, "-o", str(tmp_path / name)).exit_code == 0
+
+    first = (tmp_path / "a" / "line" / "detector.png").read_bytes()
+    assert first == (tmp_path / "b" / "line" / "detector.png").read_bytes()
+
+
+def test_unknown_layer_is_an_error_listing_the_conv_layers(line_file: str, line_picture: Path) -> None:
+    result = CliRunner().invoke(main, ["featuremaps", str(line_picture), "--model", line_file, "--layer", "detektor"])
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no layer 'detektor'; conv layers are: detector\n"
+
+
+def test_verbose_shows_the_traceback(line_file: str) -> None:
+    result = CliRunner().invoke(main, ["filters", "--model", line_file, "--layer", "nope", "--verbose"])
+
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr and "LayerNotFound" in result.stderr
+    assert result.stderr.rstrip().endswith("Error: no layer 'nope'; conv layers are: detector")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["featuremaps"], ["featuremaps", "x.png", "--norm", "bogus"], ["filters"], ["layers", "--size", "0x3"]],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "Error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_and_version() -> None:
+    assert run("-h").output == run("--help").output
+    assert "cnnviz featuremaps sample_images/cat.jpg --model shapes" in run("--help").output
+    for command in ("layers", "filters", "featuremaps"):
+        assert "Examples:" in run(command, "-h").output
+    assert run("--version").output == "cnnviz, version 0.1.0\n"
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    code = (
+        "import sys\n"
+        "from cnnviz.cli import main\n"
+        "try:\n    main(['featuremaps', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TF' if 'tensorflow' in sys.modules or 'keras' in sys.modules else 'clean')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().endswith("clean")
+
+
+def test_installed_entry_point_runs_the_readme_command_quietly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CNNVIZ_TF_LOGS")}
+    done = subprocess.run(
+        ["cnnviz", "featuremaps", str(ROOT / "sample_images" / "cat.jpg"), "--model", "shapes", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no TensorFlow start-up lines
+    assert done.stdout.splitlines() == [
+        "preprocessing: none (raw 0..255 pixels: the model starts with a Rescaling layer)",
+        f"wrote 3 grids to {tmp_path / 'cat'}",
+        f"manifest: {tmp_path / 'manifest.json'}",
+    ]
+    picture = Image.open(tmp_path / "cat" / "edges.png")
+    assert picture.mode == "P" and picture.width > 451

@@ -1,0 +1,120 @@
+"""The training scripts, on data the tests make, and the bundled model they produce."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cnnviz import conv_layers, feature_maps, load_model
+from cnnviz.models import BUNDLED_DIR
+from tests.conftest import ROOT, load_script
+
+
+def _write_cifar_batch(path: Path, count: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    batch = {
+        b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+        b"labels": [int(v) for v in rng.integers(0, 10, count)],
+    }
+    with path.open("wb") as file:
+        pickle.dump(batch, file)
+
+
+def test_train_cifar_on_a_tiny_cifar_folder_saves_a_model_cnnviz_reads(tmp_path: Path) -> None:
+    data = tmp_path / "cifar-10-batches-py"
+    data.mkdir()
+    _write_cifar_batch(data / "data_batch_1", 24, 0)
+    _write_cifar_batch(data / "data_batch_2", 16, 1)
+    _write_cifar_batch(data / "test_batch", 8, 2)
+    out = tmp_path / "cifar.keras"
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train_cifar.py"),
+            "--data-dir",
+            str(data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}" in done.stdout
+    model = load_model(out)
+    assert [(c.path, c.output_shape, c.params) for c in conv_layers(model)] == [
+        ("conv2d", (32, 32, 32), 896),
+        ("conv2d_1", (32, 32, 32), 9248),
+    ]
+
+
+def test_cifar_folder_reader_keeps_pixel_layout(tmp_path: Path) -> None:
+    train_cifar = load_script("train_cifar")
+    data = tmp_path / "c"
+    data.mkdir()
+    _write_cifar_batch(data / "data_batch_1", 2, 0)
+    _write_cifar_batch(data / "test_batch", 1, 1)
+    with (data / "data_batch_1").open("rb") as file:
+        raw = pickle.load(file)
+
+    (x_train, y_train), (x_test, _) = train_cifar.load_cifar_dir(data)
+
+    assert x_train.shape == (2, 32, 32, 3) and x_test.shape == (1, 32, 32, 3)
+    # CIFAR stores all red values, then green, then blue, row by row
+    assert x_train[1, 0, 5].tolist() == [raw[b"data"][1][5], raw[b"data"][1][1024 + 5], raw[b"data"][1][2048 + 5]]
+    assert y_train.tolist() == raw[b"labels"]
+
+
+def test_train_cifar_reports_a_missing_folder(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_cifar.py"), "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "has no data_batch_* and test_batch files" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bundled_model_classifies_fresh_pictures_as_its_card_says() -> None:
+    train_shapes = load_script("train_shapes")
+    facts = json.loads((BUNDLED_DIR / "shapes.json").read_text())
+    model = load_model("shapes")
+    images, labels = train_shapes.make_dataset(220, seed=12345)  # a seed training never saw
+
+    predicted = model.predict(images.astype(np.float32), verbose=0).argmax(axis=1)
+
+    assert facts["classes"] == train_shapes.CLASSES
+    assert (predicted == labels).mean() >= 0.95
+    assert facts["held_out_accuracy"] >= 0.95
+
+
+def test_bundled_first_layer_holds_oriented_line_detectors() -> None:
+    model = load_model("shapes")
+    stripes = np.zeros((64, 64), dtype=np.float32)
+    stripes[:, 0::8] = stripes[:, 1::8] = 255.0  # two-pixel white vertical lines on black, as in the seeds
+    vertical = np.repeat(stripes[None, :, :, None], 3, axis=-1)
+    horizontal = vertical.transpose(0, 2, 1, 3)
+
+    maps = feature_maps(model, np.concatenate([horizontal, vertical]), ["edges"])["edges"]
+    on_horizontal, on_vertical = maps.mean(axis=(1, 2))  # mean response of each filter to each picture
+    live = (on_horizontal + on_vertical) > 1e-3
+
+    assert live.sum() >= 3
+    # some filters answer mostly to horizontal lines, others mostly to vertical ones
+    ratio = on_horizontal[live] / (on_vertical[live] + 1e-6)
+    assert ratio.max() > 2.5 and ratio.min() < 0.4
+
+
+def test_bundled_model_is_small() -> None:
+    assert (BUNDLED_DIR / "shapes.keras").stat().st_size < 2 * 1024 * 1024
