@@ -7,6 +7,7 @@ are the colormap and whose last entries are reserved for separators, the header 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -258,6 +259,7 @@ def _pad_cols(array: np.ndarray, width: int, fill: int | tuple[int, ...]) -> np.
     return out
 
 
+@functools.cache
 def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=_FONT_SIZE)
 

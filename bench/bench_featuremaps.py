@@ -1,0 +1,80 @@
+"""How long ``cnnviz featuremaps`` takes on one image with VGG16 (random weights, all 13 conv layers), against a
+bare forward pass of the same network measured in the same run, and where the time goes.
+
+    python bench/bench_featuremaps.py [--repeats 3]
+
+Prints wall times and the ratios to the bare forward pass; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = ROOT / "sample_images" / "cat.jpg"
+
+
+def best_of(repeats: int, work: Callable[[], object]) -> float:
+    """The median wall time of ``repeats`` runs of ``work``, after one warm-up run."""
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import cnnviz
+    from cnnviz.extract import build_extractor, iter_batches
+    from cnnviz.preprocess import resolve_preprocessing
+
+    model = cnnviz.load_model("vgg16", weights="none")
+    step = resolve_preprocessing(model)
+    pixels = step(cnnviz.load_image(IMAGE, 3, (224, 224))[None])
+
+    bare = best_of(args.repeats, lambda: model.predict_on_batch(pixels))
+    extractor = build_extractor(model)
+    extract = best_of(args.repeats, lambda: extractor(pixels))
+    maps = extractor(pixels)
+    render = best_of(args.repeats, lambda: [cnnviz.feature_map_grid(m[0], header=None) for m in maps.values()])
+    with tempfile.TemporaryDirectory() as out:
+        whole = best_of(
+            args.repeats,
+            lambda: cnnviz.render_feature_maps(model, [IMAGE], out, model_label="vgg16"),
+        )
+        cli_times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            subprocess.run(
+                ["cnnviz", "featuremaps", str(IMAGE), "--weights", "none", "-o", out], check=True, capture_output=True
+            )
+            cli_times.append(time.perf_counter() - start)
+        cli = statistics.median(cli_times)
+    load = best_of(1, lambda: list(iter_batches(extractor, [IMAGE], step)))
+
+    print(f"bare VGG16 forward pass (1 image, 224x224):   {bare * 1000:8.1f} ms   1.00x")
+    print(f"extractor, all 13 conv outputs:               {extract * 1000:8.1f} ms   {extract / bare:.2f}x")
+    print(f"load + preprocess + extract:                  {load * 1000:8.1f} ms   {load / bare:.2f}x")
+    print(f"13 grids, normalise + tile (no header):       {render * 1000:8.1f} ms   {render / bare:.2f}x")
+    print(f"render_feature_maps, 13 PNGs with headers:    {whole * 1000:8.1f} ms   {whole / bare:.2f}x")
+    print(f"'cnnviz featuremaps' command, whole process:  {cli * 1000:8.1f} ms   {cli / bare:.2f}x")
+    print(f"(python {sys.version.split()[0]}, numpy {np.__version__}, {args.repeats} repeats, median)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Full-size VGG16 (random weights, no download) through the CLI: slow, so marked, but CI runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnviz.cli import main
+from tests.conftest import ROOT
+from tests.test_models import VGG16_CONVS
+
+pytestmark = pytest.mark.slow
+
+
+def test_featuremaps_on_vgg16_writes_all_13_layers_from_one_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["featuremaps", str(ROOT / "sample_images" / "cat.jpg"), "--weights", "none", "-o", str(tmp_path)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "preprocessing: vgg16.preprocess_input" in result.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    layers = manifest["images"][str(ROOT / "sample_images" / "cat.jpg")]["layers"]
+    assert [(name, tuple(record["shape"])) for name, record in layers.items()] == [
+        (name, shape) for name, shape, _ in VGG16_CONVS
+    ]
+    block5 = Image.open(tmp_path / "cat" / "block5_conv3.png")
+    # 512 maps of 14x14, scaled up to at least 48 pixels, in a 23x23 grid, under a header strip
+    assert block5.mode == "P" and block5.width == 23 * 56 + 22
+
+
+def test_filters_of_block5_conv1_are_capped_with_a_note(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["filters", "--layer", "block5_conv1", "--weights", "none", "--no-labels", "-o", str(tmp_path)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "note: showing filters 0-63 of 512; choose others with --filters, e.g. 64:128",
+        "note: showing channels 0-63 of 512; choose others with --channels, e.g. 64:128",
+    ]
+    pixels = np.asarray(Image.open(tmp_path / "filters_block5_conv1.png"))
+    assert pixels.shape == (64 * 24 + 63, 64 * 24 + 63)  # 3x3 kernels scaled by 8, 1-pixel separators
