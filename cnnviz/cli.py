@@ -314,6 +314,8 @@ def featuremaps(
     with reported_errors(verbose):
         loaded = _load(model, weights, size, unsafe)
         report = render_feature_maps(loaded, paths, output, options, model_label=_label(model), progress=True)
+    for note in report.notes:
+        click.echo(f"note: {note}")
     if report.preprocessing is not None:
         click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
     folders = sorted({str(path.parent) for path in report.written})

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnviz._keras import keras_module
-from cnnviz.errors import UnsupportedLayer
-from cnnviz.graph import ConvLayer, input_shape, trace
+from cnnviz.errors import ImageLoadError, OptionError, UnsupportedLayer
+from cnnviz.graph import ConvLayer, input_shape, shape_text, trace
 from cnnviz.images import load_image
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 
@@ -33,6 +34,12 @@ class Extractor:
     layers: list[ConvLayer]
     input_shape: tuple[int | None, ...]
     channels_first_input: bool
+    skipped: list[ConvLayer] = field(default_factory=list)
+
+    @property
+    def takes_images(self) -> bool:
+        """Whether the model's input is an image, (rows, cols, channels); else only ``.npy`` arrays fit it."""
+        return len(self.input_shape) == 3
 
     @property
     def channels(self) -> int:
@@ -75,9 +82,16 @@ def build_extractor(model: Any, layers: Sequence[str] | None = None) -> Extracto
     """
     keras = keras_module()
     traced = trace(model)
-    selected = traced.convs if layers is None else traced.find(layers)
+    skipped: list[ConvLayer] = []
+    if layers is None:
+        selected = [conv for conv in traced.convs if _drawable(conv)]
+        skipped = [conv for conv in traced.convs if not _drawable(conv)]
+        if not selected:
+            raise UnsupportedLayer(f"model '{model.name}' has no conv layers with 1-D or 2-D maps to draw")
+    else:
+        selected = traced.find(layers)
     for conv in selected:
-        if len(conv.output_shape) not in (2, 3):
+        if not _drawable(conv):
             raise UnsupportedLayer(
                 f"layer '{conv.path}' is a {conv.kind} with {len(conv.output_shape) - 1}-D maps; "
                 "featuremaps renders 1-D and 2-D maps only"
@@ -90,7 +104,53 @@ def build_extractor(model: Any, layers: Sequence[str] | None = None) -> Extracto
         layers=list(selected),
         input_shape=input_shape(model),
         channels_first_input=bool(first and first.channels_first),
+        skipped=skipped,
     )
+
+
+def _drawable(conv: ConvLayer) -> bool:
+    return len(conv.output_shape) in (2, 3)
+
+
+def check_size(extractor: Extractor, size: tuple[int, int] | None) -> None:
+    """Refuse a forced input size that a fixed-size model cannot take.
+
+    Raises:
+        OptionError: the model's input size is fixed and differs from ``size``.
+    """
+    if size is None or not extractor.takes_images:
+        return
+    fixed = extractor.spatial_size
+    if None in fixed or tuple(size) == fixed:
+        return
+    raise OptionError(
+        f"the model takes {fixed[0]}x{fixed[1]} input; --size {size[0]}x{size[1]} fits only models of free input size"
+    )
+
+
+def load_input(extractor: Extractor, path: ImagePath, size: tuple[int, int] | None = None) -> tuple[np.ndarray, bool]:
+    """Read one input for the extractor: an image file, or a ``.npy`` array fed as it is.
+
+    Returns:
+        (the array, whether it is model-ready) - images come as 0..255 pixels still to preprocess.
+
+    Raises:
+        ImageLoadError: the file cannot be read or does not fit the model (the message names it).
+    """
+    if Path(path).suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as exc:
+            raise ImageLoadError(f"{path}: not a readable .npy array ({exc})") from exc
+        expected = extractor.input_shape
+        fits = array.ndim == len(expected) and all(e in (None, a) for e, a in zip(expected, array.shape, strict=True))
+        if not fits:
+            raise ImageLoadError(f"{path}: an array of shape {array.shape}; the model takes {shape_text(expected)}")
+        return array, True
+    if not extractor.takes_images:
+        shape = shape_text(extractor.input_shape)
+        raise ImageLoadError(f"{path}: the model takes arrays of shape {shape}, not images; give .npy files")
+    return load_image(path, extractor.channels, extractor.spatial_size, size), False
 
 
 def iter_batches(
@@ -100,7 +160,7 @@ def iter_batches(
     *,
     batch_size: int = 8,
     size: tuple[int, int] | None = None,
-    on_error: Callable[[ImagePath, Exception], None] | None = None,
+    on_error: Callable[[ImagePath, ImageLoadError], None] | None = None,
 ) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
     """Load, preprocess and run images through the extractor, a batch at a time.
 
@@ -108,7 +168,7 @@ def iter_batches(
 
     Args:
         extractor: from :func:`build_extractor`.
-        paths: image files.
+        paths: image files, and ``.npy`` files of model-ready arrays (not preprocessed).
         preprocess: applied to each batch of 0..255 pixels.
         batch_size: images per forward pass.
         size: force a (rows, cols) input size.
@@ -119,28 +179,30 @@ def iter_batches(
         (the paths in the batch, the activations by layer path) for each batch.
     """
     pending: list[tuple[ImagePath, np.ndarray]] = []
+    pending_ready = False
     for path in paths:
         try:
-            pixels = load_image(path, extractor.channels, extractor.spatial_size, size)
-        except Exception as exc:
+            array, ready = load_input(extractor, path, size)
+        except ImageLoadError as exc:
             if on_error is None:
                 raise
             on_error(path, exc)
             continue
-        if pending and (pending[0][1].shape != pixels.shape or len(pending) >= batch_size):
-            yield _run(extractor, pending, preprocess)
+        if pending and (pending[0][1].shape != array.shape or pending_ready != ready or len(pending) >= batch_size):
+            yield _run(extractor, pending, None if pending_ready else preprocess)
             pending = []
-        pending.append((path, pixels))
+        pending.append((path, array))
+        pending_ready = ready
     if pending:
-        yield _run(extractor, pending, preprocess)
+        yield _run(extractor, pending, None if pending_ready else preprocess)
 
 
 def _run(
-    extractor: Extractor,
-    pending: list[tuple[ImagePath, np.ndarray]],
-    preprocess: Preprocessing,
+    extractor: Extractor, pending: list[tuple[ImagePath, np.ndarray]], preprocess: Preprocessing | None
 ) -> tuple[list[ImagePath], dict[str, np.ndarray]]:
-    batch = preprocess(np.stack([pixels for _, pixels in pending]))
+    batch = np.stack([array for _, array in pending])
+    if preprocess is not None:
+        batch = preprocess(batch)
     return [path for path, _ in pending], extractor(batch)
 
 
@@ -157,8 +219,8 @@ def feature_maps(
 
     Args:
         model: a Keras model (nested models are fine).
-        images: image file paths, loaded and preprocessed for the model, or a model-ready channels-last array
-            ``(N, rows, cols, channels)`` that is fed as it is.
+        images: image file paths, loaded and preprocessed for the model (``.npy`` files are fed as they are), or
+            a model-ready channels-last array ``(N, rows, cols, channels)`` that is fed as it is.
         layers: conv layer names or paths; all conv layers when None.
         preprocess: for file paths, ``auto`` or a name from :data:`cnnviz.preprocess.MODES`.
         batch_size: images per forward pass.
@@ -166,13 +228,21 @@ def feature_maps(
 
     Returns:
         ``{layer path: array (N, rows, cols, filters)}``, channels last, in layer order.
+
+    Raises:
+        ImageLoadError: an image cannot be read.
+        OptionError: the images came out at different sizes (a model of free input size: give ``size``).
     """
     extractor = build_extractor(model, layers)
     if isinstance(images, np.ndarray):
         return extractor(images)
+    check_size(extractor, size)
     chunks: dict[str, list[np.ndarray]] = {conv.path: [] for conv in extractor.layers}
     step = resolve_preprocessing(model, preprocess)
     for _, maps in iter_batches(extractor, images, step, batch_size=batch_size, size=size):
         for path, array in maps.items():
             chunks[path].append(array)
+    sizes = {array.shape[1:] for array in next(iter(chunks.values()), [])}
+    if len(sizes) > 1:
+        raise OptionError("the images came out at different sizes (the model's input size is free); pass size=")
     return {path: np.concatenate(arrays) for path, arrays in chunks.items()}

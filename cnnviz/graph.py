@@ -90,6 +90,15 @@ class Trace:
         return "conv layers are: " + ", ".join(sorted(paths, key=lambda path: -_similarity(name, path)))
 
 
+def shape_text(shape: Sequence[int | None]) -> str:
+    """A shape as ``224x224x64``, with ``?`` for free sizes.
+
+    >>> shape_text((None, None, 8))
+    '?x?x8'
+    """
+    return "x".join("?" if n is None else str(n) for n in shape)
+
+
 def _similarity(name: str, path: str) -> float:
     """How alike a typed name is to a layer path or to the path's own last name, 0..1."""
     leaf = path.rsplit(SEPARATOR, 1)[-1]

@@ -39,7 +39,7 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(f"{path}: not an image Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:  # Pillow's decoders raise many kinds (OSError, SyntaxError, struct.error, ...)
         raise ImageLoadError(f"{path}: the image is damaged or truncated ({exc})") from exc
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.extract import build_extractor, iter_batches
+from cnnviz.errors import ImageLoadError
+from cnnviz.extract import build_extractor, check_size, iter_batches
 from cnnviz.filters import layer_kernels
-from cnnviz.graph import ConvLayer, conv_layers, trace
+from cnnviz.graph import ConvLayer, conv_layers, shape_text, trace
 from cnnviz.output import safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.render import Header, feature_map_grid, filter_grid
@@ -53,10 +54,6 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _shape_text(shape: Sequence[int | None]) -> str:
-    return "x".join("?" if n is None else str(n) for n in shape)
-
-
 def _image_stems(paths: Sequence[str]) -> dict[str, str]:
     """A distinct output folder name per image: its stem, with -2, -3... for repeated stems."""
     stems: dict[str, str] = {}
@@ -82,7 +79,7 @@ def _map_header(model_label: str, conv: ConvLayer, maps: np.ndarray, image: str,
     }[options.norm]
     return Header(
         lines=[
-            f"{model_label} | {conv.path} ({conv.kind}) | output {_shape_text(maps.shape)}",
+            f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}",
             f"{Path(image).name} | range [{_fmt(float(maps.min()))}, {_fmt(float(maps.max()))}] | "
             f"norm {options.norm} | {shown} of {channels} maps",
         ],
@@ -123,8 +120,11 @@ def render_feature_maps(
     paths = [os.fspath(p) for p in images]
     stems = _image_stems(paths)
     extractor = build_extractor(model, options.layers)
+    check_size(extractor, options.size)
     step = resolve_preprocessing(model, options.preprocess)
     report = Report(preprocessing=step)
+    for conv in extractor.skipped:
+        report.notes.append(f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps")
     manifest: dict[str, Any] = {
         "model": label,
         "preprocessing": step.name,
@@ -132,7 +132,7 @@ def render_feature_maps(
         "images": {},
     }
 
-    def failed(path: Any, exc: Exception) -> None:
+    def failed(path: Any, exc: ImageLoadError) -> None:
         report.failures.append((os.fspath(path), str(exc)))
 
     bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
@@ -303,7 +303,7 @@ def layer_rows(model: Any) -> list[dict[str, Any]]:
             "name": conv.path,
             "kind": conv.kind,
             "kernel": "x".join(str(k) for k in conv.kernel_size),
-            "output": _shape_text(conv.output_shape),
+            "output": shape_text(conv.output_shape),
             "params": conv.params,
         }
         for conv in conv_layers(model)
