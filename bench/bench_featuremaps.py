@@ -61,7 +61,17 @@ def main() -> None:
         for _ in range(args.repeats):
             start = time.perf_counter()
             subprocess.run(
-                ["cnnviz", "featuremaps", str(IMAGE), "--weights", "none", "-o", out], check=True, capture_output=True
+                [
+                    str(Path(sys.executable).parent / "cnnviz"),
+                    "featuremaps",
+                    str(IMAGE),
+                    "--weights",
+                    "none",
+                    "-o",
+                    out,
+                ],
+                check=True,
+                capture_output=True,
             )
             cli_times.append(time.perf_counter() - start)
         cli = statistics.median(cli_times)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -208,10 +209,26 @@ def test_help_does_not_import_tensorflow() -> None:
     assert done.stdout.strip().endswith("clean")
 
 
+def installed_command() -> str:
+    """The ``cnnviz`` script installed beside the Python running the tests (a venv's, pyenv's), else on PATH."""
+    beside = Path(sys.executable).parent / "cnnviz"
+    found = str(beside) if beside.is_file() else shutil.which("cnnviz")
+    assert found, "the cnnviz entry point is not installed: pip install -e ."
+    return found
+
+
 def test_installed_entry_point_runs_the_readme_command_quietly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CNNVIZ_TF_LOGS")}
     done = subprocess.run(
-        ["cnnviz", "featuremaps", str(ROOT / "sample_images" / "cat.jpg"), "--model", "shapes", "-o", str(tmp_path)],
+        [
+            installed_command(),
+            "featuremaps",
+            str(ROOT / "sample_images" / "cat.jpg"),
+            "--model",
+            "shapes",
+            "-o",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         env=env,
