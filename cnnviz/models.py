@@ -11,6 +11,7 @@ from typing import Any
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import ModelLoadError, WeightsDownloadError
+from cnnviz.legacy import readable_h5
 from cnnviz.zoo import APPLICATIONS, Application
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -139,12 +140,21 @@ def _load_model_file(path: Path, unsafe: bool) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+            if path.suffix.lower() == ".keras":
+                model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+            else:
+                with readable_h5(path) as readable:
+                    model = keras.models.load_model(readable, compile=False, safe_mode=not unsafe)
     except Exception as exc:
         if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
             raise ModelLoadError(
                 f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "
                 "cnnviz refuses it by default. If you trust the file, pass --unsafe."
+            ) from exc
+        if "No model config found" in str(exc):
+            raise ModelLoadError(
+                f"{path} holds weights only, no architecture: build the model with --model NAME or a model file, "
+                f"and give this file with --weights {path}"
             ) from exc
         raise ModelLoadError(f"could not load {path}: {_first_line(exc)}") from exc
     if not isinstance(model, keras.Model):

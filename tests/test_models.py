@@ -270,3 +270,60 @@ def test_subclassed_model_is_refused_with_a_reason(keras) -> None:
     model(np.zeros((1, 8, 8, 1), dtype=np.float32))
     with pytest.raises(UnsupportedModel, match="subclassed|no defined input"):
         conv_layers(model)
+
+
+def _keras2_base(tf_keras):  # type: ignore[no-untyped-def]
+    """A Keras 2 conv base with the layers whose old configs Keras 3 rejects (BatchNorm axis, depthwise groups)."""
+    inputs = tf_keras.Input((16, 16, 3))
+    x = tf_keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    x = tf_keras.layers.BatchNormalization(name="bn")(x)
+    x = tf_keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    return tf_keras.Model(inputs, tf_keras.layers.ReLU(name="relu")(x), name="keras2_base")
+
+
+@pytest.mark.parametrize("outer", ["sequential", "functional"])
+def test_keras_2_transfer_models_in_h5_load_with_their_weights(tmp_path: Path, outer: str) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(5)
+    base = _keras2_base(tf_keras)
+    # make the batch-norm statistics matter, so a weight that fails to load shows
+    bn = base.get_layer("bn")
+    bn.set_weights([np.full(4, 2.0), np.full(4, 0.5), np.full(4, 0.25), np.full(4, 4.0)])
+    if outer == "sequential":
+        model = tf_keras.Sequential(
+            [
+                tf_keras.layers.InputLayer(input_shape=(16, 16, 3)),
+                tf_keras.layers.Rescaling(1 / 255),
+                base,
+                tf_keras.layers.GlobalAveragePooling2D(),
+                tf_keras.layers.Dense(2),
+            ]
+        )
+    else:
+        inputs = tf_keras.Input((16, 16, 3))
+        x = tf_keras.layers.RandomFlip("horizontal")(inputs)
+        x = tf_keras.layers.Rescaling(1 / 255)(x)
+        x = base(x, training=False)
+        model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.GlobalAveragePooling2D()(x)))
+    path = tmp_path / f"keras2_{outer}.h5"
+    model.save(path)
+    pixels = np.random.default_rng(4).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    maps = feature_maps(loaded, pixels, ["keras2_base/dw"])
+
+    probe = tf_keras.Model(base.inputs, base.get_layer("dw").output)
+    expected = probe.predict(pixels / 255.0, verbose=0)
+    np.testing.assert_allclose(maps["keras2_base/dw"], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_weights_only_h5_says_to_use_weights(line_model, tmp_path: Path) -> None:
+    path = tmp_path / "only.weights.h5"
+    line_model.save_weights(path)
+
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(path)
+    assert str(caught.value) == (
+        f"{path} holds weights only, no architecture: build the model with --model NAME or a model file, "
+        f"and give this file with --weights {path}"
+    )

@@ -1,0 +1,122 @@
+"""Read models written by Keras 2 (TF 2.x ``.h5`` files) whose stored configs Keras 3 rejects.
+
+Keras 2 wrote configs that Keras 3 refuses or misreads, and they are in almost every MobileNet, ResNet or
+EfficientNet transfer model saved by an older TensorFlow (Teachable Machine exports too):
+
+- BatchNormalization's ``axis`` as a one-item list;
+- arguments Keras 3 layers no longer take (DepthwiseConv2D ``groups``, random augmentation ``rng_type``);
+- a nested model's single input or output as a one-item list of ``[layer, node, tensor]``, which Keras 3 reads
+  as a list output, so the next layer receives a list;
+- calls of a nested model counted from 1 (Keras 2 counted the model's own construction as call 0), which
+  Keras 3 cannot resolve ("the graph ... has loops or disconnected nodes").
+
+Keras 3 looks built-in layers up by module, so ``custom_objects`` cannot stand in for them: the stored config
+itself is mended, in a temporary copy of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+
+def mend_config(node: Any) -> bool:
+    """Rewrite Keras 2 layer configs in a decoded ``model_config`` in place; True if anything changed.
+
+    >>> config = {"class_name": "BatchNormalization", "config": {"axis": [3]}}
+    >>> mend_config(config), config["config"]["axis"]
+    (True, 3)
+    >>> base = {"class_name": "Functional", "config": {"output_layers": [["out_relu", 0, 0]]}}
+    >>> mend_config(base), base["config"]["output_layers"]
+    (True, ['out_relu', 0, 0])
+    """
+    changed = False
+    if isinstance(node, dict):
+        kind, config = node.get("class_name"), node.get("config")
+        if isinstance(config, dict) and isinstance(kind, str):
+            changed = _mend_layer(kind, config)
+        for value in node.values():
+            changed = mend_config(value) or changed
+    elif isinstance(node, list):
+        for value in node:
+            changed = mend_config(value) or changed
+    return changed
+
+
+#: Keras 2 arguments that Keras 3 layers refuse, by layer class.
+_DROPPED = {
+    "DepthwiseConv2D": ("groups",),
+    "RandomFlip": ("rng_type",),
+    "RandomRotation": ("rng_type",),
+    "RandomZoom": ("rng_type",),
+    "RandomTranslation": ("rng_type",),
+    "RandomContrast": ("rng_type",),
+    "RandomCrop": ("rng_type",),
+    "RandomBrightness": ("rng_type",),
+}
+
+
+def _is_tensor_ref(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+
+
+def _mend_layer(kind: str, config: dict[str, Any]) -> bool:
+    changed = False
+    axis = config.get("axis")
+    if kind == "BatchNormalization" and isinstance(axis, list) and len(axis) == 1:
+        config["axis"] = axis[0]
+        changed = True
+    for key in _DROPPED.get(kind, ()):
+        if key in config:
+            del config[key]
+            changed = True
+    if kind in ("Functional", "Model"):
+        for key in ("input_layers", "output_layers"):
+            refs = config.get(key)
+            if isinstance(refs, list) and len(refs) == 1 and _is_tensor_ref(refs[0]):
+                config[key] = refs[0]
+                changed = True
+        changed = _renumber_nested_calls(config.get("layers") or []) or changed
+    return changed
+
+
+def _renumber_nested_calls(layers: list[Any]) -> bool:
+    """In Keras 2's list-form inbound nodes, make references to a nested Functional's calls count from 0."""
+    nested = {layer.get("name") for layer in layers if layer.get("class_name") in ("Functional", "Model")}
+    changed = False
+    for layer in layers:
+        for node in layer.get("inbound_nodes") or []:
+            if not isinstance(node, list):
+                continue  # Keras 3's own dict-form nodes are already right
+            for ref in node:
+                if isinstance(ref, list) and len(ref) >= 3 and ref[0] in nested and isinstance(ref[1], int) and ref[1]:
+                    ref[1] -= 1
+                    changed = True
+    return changed
+
+
+@contextmanager
+def readable_h5(path: Path) -> Iterator[Path]:
+    """Yield ``path``, or a mended temporary copy of it when its stored model config needs mending."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        raw = file.attrs.get("model_config")
+    if raw is None:
+        yield path
+        return
+    config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    if not mend_config(config):
+        yield path
+        return
+    with TemporaryDirectory(prefix="cnnviz-") as folder:
+        copy = Path(folder) / path.name
+        shutil.copyfile(path, copy)
+        with h5py.File(copy, "r+") as file:
+            file.attrs["model_config"] = json.dumps(config)
+        yield copy
