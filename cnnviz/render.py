@@ -38,8 +38,8 @@ MIN_KERNEL_TILE = 24
 #: Height of a 1-D map or kernel drawn as a strip, before scaling.
 STRIP_ROWS = 4
 
-_FONT_SIZE = 11
-_LINE_HEIGHT = 14
+_FONT_SIZE = 12
+_LINE_HEIGHT = 15
 _MARGIN = 6
 _BAR_WIDTH = 128
 _BAR_HEIGHT = 8
@@ -72,11 +72,15 @@ class Picture:
 
 @dataclass(frozen=True)
 class Header:
-    """The text strip above a grid: a few lines of text and the labels of the colorbar's two ends."""
+    """The text strip above a grid: a few lines of text and a colorbar with labels at its two ends.
+
+    ``colorbar=False`` leaves the bar out, for pictures whose colours are not a colormap (``--rgb`` filters).
+    """
 
     lines: Sequence[str]
     low: str = ""
     high: str = ""
+    colorbar: bool = True
 
 
 def palette(cmap: str = "viridis") -> np.ndarray:
@@ -269,7 +273,7 @@ def _header_strip(header: Header, min_width: int) -> np.ndarray:
     font = _font()
     text_width = max((int(font.getlength(line)) for line in header.lines), default=0)
     label_width = int(font.getlength(header.low)) + int(font.getlength(header.high)) + _MARGIN
-    bar_width = max(_BAR_WIDTH, label_width)
+    bar_width = max(_BAR_WIDTH, label_width) if header.colorbar else 0
     width = max(min_width, text_width + bar_width + 4 * _MARGIN)
     height = max(len(header.lines) * _LINE_HEIGHT, _BAR_HEIGHT + _LINE_HEIGHT) + 2 * _MARGIN
     canvas = Image.new("L", (width, height), 0)
@@ -279,10 +283,12 @@ def _header_strip(header: Header, min_width: int) -> np.ndarray:
         draw.text((_MARGIN, _MARGIN + number * _LINE_HEIGHT), line, fill=255, font=font)
     bar_left = width - bar_width - _MARGIN
     bar_top = _MARGIN + 2
-    draw.text((bar_left, bar_top + _BAR_HEIGHT + 2), header.low, fill=255, font=font)
-    high_left = width - _MARGIN - int(font.getlength(header.high))
-    draw.text((high_left, bar_top + _BAR_HEIGHT + 2), header.high, fill=255, font=font)
+    if header.colorbar:
+        draw.text((bar_left, bar_top + _BAR_HEIGHT + 2), header.low, fill=255, font=font)
+        high_left = width - _MARGIN - int(font.getlength(header.high))
+        draw.text((high_left, bar_top + _BAR_HEIGHT + 2), header.high, fill=255, font=font)
     strip = np.where(np.asarray(canvas) > 127, INK, BACKGROUND).astype(np.uint8)
-    ramp = np.linspace(0, LEVELS - 1, bar_width).round().astype(np.uint8)
-    strip[bar_top : bar_top + _BAR_HEIGHT, bar_left : bar_left + bar_width] = ramp
+    if header.colorbar:
+        ramp = np.linspace(0, LEVELS - 1, bar_width).round().astype(np.uint8)
+        strip[bar_top : bar_top + _BAR_HEIGHT, bar_left : bar_left + bar_width] = ramp
     return strip

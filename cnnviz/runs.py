@@ -229,7 +229,11 @@ def _filter_header(
         "filter": ("filter min", "filter max"),
         "symmetric": (_fmt(-bound), _fmt(bound)),
     }[options.norm]
-    layout = "filters as RGB patches" if options.rgb else f"rows: filters {_span(rows)}; cols: channels {_span(cols)}"
+    layout = (
+        f"filters {_span(rows)} as RGB patches"
+        if options.rgb
+        else f"rows: filters {_span(rows)}; cols: channels {_span(cols)}"
+    )
     return Header(
         lines=[
             f"{label} | {conv.path} ({conv.kind}) | kernel {kh}x{kw}, {depth} in, {count} filters",
@@ -237,6 +241,7 @@ def _filter_header(
         ],
         low=ends[0],
         high=ends[1],
+        colorbar=not options.rgb,
     )
 
 
