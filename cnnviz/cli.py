@@ -320,7 +320,11 @@ def featuremaps(
         click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
     folders = sorted({str(path.parent) for path in report.written})
     count = sum(1 for path in report.written if path.suffix == ".png")
-    click.echo(f"wrote {count} grid{'' if count == 1 else 's'} to {', '.join(folders) if folders else 'nowhere'}")
+    grids = f"{count} grid{'' if count == 1 else 's'}"
+    if len(folders) <= 1:
+        click.echo(f"wrote {grids} to {folders[0] if folders else 'nowhere'}")
+    else:
+        click.echo(f"wrote {grids} for {len(folders)} images to {Path(output) / '<image>'}/")
     click.echo(f"manifest: {Path(output) / 'manifest.json'}")
     for _path, reason in report.failures:
         click.echo(f"Error: {reason}", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,19 +97,22 @@ def render_feature_maps(
     *,
     model_label: str | None = None,
     progress: bool = False,
+    workers: int | None = None,
 ) -> Report:
     """Write one PNG grid per image and conv layer: ``out_dir/<image stem>/<layer>.png``.
 
-    All selected layers come from one extractor, one forward pass per batch of images. An image that cannot be
-    read is reported in ``Report.failures`` and the others are still written.
+    All selected layers come from one extractor, one forward pass per batch of images; the grids of a batch are
+    drawn and written by a pool of threads (numpy and zlib release the GIL). An image that cannot be read is
+    reported in ``Report.failures`` and the others are still written.
 
     Args:
         model: a Keras model.
-        images: image files.
+        images: image files (and ``.npy`` arrays for models that do not take images).
         out_dir: the output folder, created if needed; ``manifest.json`` there lists what was written.
         options: what to draw and how.
         model_label: the model's name in headers; ``model.name`` by default.
         progress: show a progress bar on a terminal.
+        workers: threads drawing and writing grids; one per CPU by default.
 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: before anything is written.
@@ -125,57 +129,49 @@ def render_feature_maps(
     report = Report(preprocessing=step)
     for conv in extractor.skipped:
         report.notes.append(f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps")
-    manifest: dict[str, Any] = {
-        "model": label,
-        "preprocessing": step.name,
-        "norm": options.norm,
-        "images": {},
-    }
+    manifest: dict[str, Any] = {"model": label, "preprocessing": step.name, "norm": options.norm, "images": {}}
+    bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
 
     def failed(path: Any, exc: ImageLoadError) -> None:
         report.failures.append((os.fspath(path), str(exc)))
+        bar.update(1)
 
-    bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
-    with bar:
-        for batch_paths, maps in iter_batches(
-            extractor,
-            paths,
-            step,
-            batch_size=options.batch_size,
-            size=options.size,
-            on_error=failed,
-        ):
-            for index, path in enumerate(batch_paths):
-                entry = manifest["images"].setdefault(os.fspath(path), {"layers": {}})
-                for conv in extractor.layers:
-                    activation = maps[conv.path][index]
-                    entry["layers"][conv.path] = _write_maps(
-                        out,
-                        stems[os.fspath(path)],
+    with bar, ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        batches = iter_batches(
+            extractor, paths, step, batch_size=options.batch_size, size=options.size, on_error=failed
+        )
+        for batch_paths, maps in batches:
+            jobs = [
+                (
+                    path,
+                    conv,
+                    pool.submit(
+                        _write_maps,
+                        out / stems[os.fspath(path)],
                         conv,
-                        activation,
+                        maps[conv.path][index],
                         os.fspath(path),
                         label,
                         options,
-                        report,
-                    )
+                    ),
+                )
+                for index, path in enumerate(batch_paths)
+                for conv in extractor.layers
+            ]
+            for path, conv, job in jobs:
+                record, written = job.result()
+                manifest["images"].setdefault(os.fspath(path), {"layers": {}})["layers"][conv.path] = record
+                report.written.extend(written)
             bar.update(len(batch_paths))
-        bar.update(len(report.failures))
     manifest["failures"] = dict(report.failures)
     save_manifest(manifest, out / "manifest.json")
     return report
 
 
 def _write_maps(
-    out: Path,
-    stem: str,
-    conv: ConvLayer,
-    activation: np.ndarray,
-    image: str,
-    label: str,
-    options: MapOptions,
-    report: Report,
-) -> dict[str, Any]:
+    folder: Path, conv: ConvLayer, activation: np.ndarray, image: str, label: str, options: MapOptions
+) -> tuple[dict[str, Any], list[Path]]:
+    """Draw and write one image's grid for one layer; returns its manifest record and the files written."""
     header = _map_header(label, conv, activation, image, options) if options.labels else None
     picture = feature_map_grid(
         activation,
@@ -185,8 +181,8 @@ def _write_maps(
         scale=options.scale,
         header=header,
     )
-    target = out / stem / f"{safe_name(conv.path)}.png"
-    report.written.append(save_png(picture, target))
+    target = folder / f"{safe_name(conv.path)}.png"
+    written = [save_png(picture, target)]
     record: dict[str, Any] = {
         "png": str(target),
         "shape": list(activation.shape),
@@ -194,10 +190,9 @@ def _write_maps(
         "max": float(activation.max()),
     }
     if options.save_raw:
-        raw = save_npy(activation, target.with_suffix(".npy"))
-        report.written.append(raw)
-        record["npy"] = str(raw)
-    return record
+        written.append(save_npy(activation, target.with_suffix(".npy")))
+        record["npy"] = str(written[-1])
+    return record, written
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ def test_featuremaps_goes_on_past_a_broken_image_and_fails_at_the_end(
     assert f"Error: {broken}: not an image Pillow can read" in result.stderr
     assert (out / "line" / "detector.png").is_file() and (out / "other" / "detector.png").is_file()
     assert "preprocessing: scale255" in result.stdout
+    assert f"wrote 2 grids for 2 images to {out / '<image>'}/" in result.stdout.splitlines()
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(manifest["images"]) == sorted([str(line_picture), str(other)])
     assert manifest["images"][str(line_picture)]["layers"]["detector"]["max"] == pytest.approx(6.0)
