@@ -14,24 +14,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import median_time  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "sample_images" / "cat.jpg"
-
-
-def best_of(repeats: int, work: Callable[[], object]) -> float:
-    """The median wall time of ``repeats`` runs of ``work``, after one warm-up run."""
-    work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -47,16 +38,13 @@ def main() -> None:
     step = resolve_preprocessing(model)
     pixels = step(cnnviz.load_image(IMAGE, 3, (224, 224))[None])
 
-    bare = best_of(args.repeats, lambda: model.predict_on_batch(pixels))
+    bare = median_time(lambda: model.predict_on_batch(pixels), args.repeats)
     extractor = build_extractor(model)
-    extract = best_of(args.repeats, lambda: extractor(pixels))
+    extract = median_time(lambda: extractor(pixels), args.repeats)
     maps = extractor(pixels)
-    render = best_of(args.repeats, lambda: [cnnviz.feature_map_grid(m[0], header=None) for m in maps.values()])
+    render = median_time(lambda: [cnnviz.feature_map_grid(m[0], header=None) for m in maps.values()], args.repeats)
     with tempfile.TemporaryDirectory() as out:
-        whole = best_of(
-            args.repeats,
-            lambda: cnnviz.render_feature_maps(model, [IMAGE], out, model_label="vgg16"),
-        )
+        whole = median_time(lambda: cnnviz.render_feature_maps(model, [IMAGE], out, model_label="vgg16"), args.repeats)
         cli_times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -75,7 +63,10 @@ def main() -> None:
             )
             cli_times.append(time.perf_counter() - start)
         cli = statistics.median(cli_times)
-    load = best_of(1, lambda: list(iter_batches(extractor, [IMAGE], step)))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "from cnnviz._keras import keras_module; keras_module()"], check=True)
+    startup = time.perf_counter() - start
+    load = median_time(lambda: list(iter_batches(extractor, [IMAGE], step)), args.repeats)
 
     print(f"bare VGG16 forward pass (1 image, 224x224):   {bare * 1000:8.1f} ms   1.00x")
     print(f"extractor, all 13 conv outputs:               {extract * 1000:8.1f} ms   {extract / bare:.2f}x")
@@ -83,6 +74,7 @@ def main() -> None:
     print(f"13 grids, normalise + tile (no header):       {render * 1000:8.1f} ms   {render / bare:.2f}x")
     print(f"render_feature_maps, 13 PNGs with headers:    {whole * 1000:8.1f} ms   {whole / bare:.2f}x")
     print(f"'cnnviz featuremaps' command, whole process:  {cli * 1000:8.1f} ms   {cli / bare:.2f}x")
+    print(f"  of which starting Python and importing Keras: {startup * 1000:6.1f} ms   {startup / bare:.2f}x")
     print(f"(python {sys.version.split()[0]}, numpy {np.__version__}, {args.repeats} repeats, median)")
 
 

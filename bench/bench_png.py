@@ -9,22 +9,13 @@ medians measured in this run; ratios are against the first row of each table. No
 from __future__ import annotations
 
 import io
-import statistics
-import time
-from collections.abc import Callable
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import median_time  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def median_time(work: Callable[[], object], repeats: int = 5) -> float:
-    work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -3,12 +3,14 @@ per command, and prints where things went. Library errors become ``Error: ...`` 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,17 +90,45 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors."),
     ]
-    return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), command)
+
+    return _with_options(command, decorators, "choice", ModelChoice)
 
 
-def _load(model: str, weights: str | None, size: tuple[int, int] | None, unsafe: bool) -> Any:
-    from cnnviz.models import load_model
+def _with_options(
+    command: Callable[..., Any], decorators: list[Callable[..., Any]], name: str, bundle: type
+) -> Callable[..., Any]:
+    """Apply click option decorators, and hand the command their values packed into one ``bundle`` object,
+    passed as ``name``: the bundle's dataclass fields name the options."""
+    fields = [field.name for field in dataclasses.fields(bundle)]
 
-    return load_model(model, weights, size=size, unsafe=unsafe)
+    @functools.wraps(command)
+    def packed(**kwargs: Any) -> Any:
+        kwargs[name] = bundle(*(kwargs.pop(field) for field in fields))
+        return command(**kwargs)
+
+    return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), packed)
 
 
-def _label(model: str) -> str:
-    return Path(model).name if Path(model).exists() else model.lower()
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model options every command shares, as the user gave them."""
+
+    model: str
+    weights: str | None
+    size: tuple[int, int] | None
+    unsafe: bool
+    verbose: bool
+
+    def load(self) -> Any:
+        """The Keras model (call inside :func:`reported_errors`)."""
+        from cnnviz.models import load_model
+
+        return load_model(self.model, self.weights, size=self.size, unsafe=self.unsafe)
+
+    @property
+    def label(self) -> str:
+        """How headers name the model: a file's name, or the lower-cased model name."""
+        return Path(self.model).name if Path(self.model).exists() else self.model.lower()
 
 
 @click.group(context_settings=CONTEXT)
@@ -120,9 +150,7 @@ def main() -> None:
 @main.command(context_settings=CONTEXT)
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON, for scripts.")
-def layers(
-    model: str, weights: str | None, size: tuple[int, int] | None, unsafe: bool, verbose: bool, as_json: bool
-) -> None:
+def layers(choice: ModelChoice, as_json: bool) -> None:
     """List the convolution layers of a model: name, kind, kernel, output shape and parameter count.
 
     Layers of nested models (a VGG16 base inside your classifier) are listed as outer/inner and can be
@@ -136,13 +164,12 @@ def layers(
     """
     from cnnviz.runs import layer_rows
 
-    with reported_errors(verbose):
-        loaded = _load(model, weights, size, unsafe)
-        rows = layer_rows(loaded)
+    with reported_errors(choice.verbose):
+        rows = layer_rows(choice.load())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{_label(model)}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
+    click.echo(f"{choice.label}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
     if not rows:
         return
     table = [["name", "kind", "kernel", "output", "params"]] + [
@@ -155,8 +182,19 @@ def layers(
     click.echo(f"total conv params: {sum(r['params'] for r in rows):,}")
 
 
+@dataclass(frozen=True)
+class View:
+    """The drawing options shared by the commands that write grids."""
+
+    norm: str
+    cmap: str
+    scale: int | None
+    no_labels: bool
+    output: str
+
+
 def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Options shared by the commands that draw grids."""
+    """Options shared by the commands that draw grids, handed to the command as ``view``."""
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
         decorators = [
@@ -180,7 +218,7 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
                 help="Folder to write into.",
             ),
         ]
-        return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), command)
+        return _with_options(command, decorators, "view", View)
 
     return wrap
 
@@ -193,20 +231,12 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
 @click.option("--rgb", is_flag=True, help="Draw 3-channel kernels (a first layer's) as colour patches.")
 @_view_options(FILTER_NORMS, "global")
 def filters(
-    model: str,
-    weights: str | None,
-    size: tuple[int, int] | None,
-    unsafe: bool,
-    verbose: bool,
+    choice: ModelChoice,
     layer: str,
     filter_spec: str | None,
     channels: str | None,
     rgb: bool,
-    norm: str,
-    cmap: str,
-    scale: int | None,
-    no_labels: bool,
-    output: str,
+    view: View,
 ) -> None:
     """Draw a conv layer's learned kernels: one row per filter, one column per input channel.
 
@@ -223,10 +253,9 @@ def filters(
     """
     from cnnviz.runs import FilterOptions, render_filters
 
-    options = FilterOptions(filter_spec, channels, norm, cmap, rgb, scale, not no_labels)
-    with reported_errors(verbose):
-        loaded = _load(model, weights, size, unsafe)
-        report = render_filters(loaded, layer, output, options, model_label=_label(model))
+    options = FilterOptions(filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels)
+    with reported_errors(choice.verbose):
+        report = render_filters(choice.load(), layer, view.output, options, model_label=choice.label)
     for note in report.notes:
         click.echo(f"note: {note}")
     for path in report.written:
@@ -266,21 +295,13 @@ def _expand(images: tuple[str, ...]) -> list[str]:
 @_view_options(MAP_NORMS, "map")
 def featuremaps(
     images: tuple[str, ...],
-    model: str,
-    weights: str | None,
-    size: tuple[int, int] | None,
-    unsafe: bool,
-    verbose: bool,
+    choice: ModelChoice,
     layer_names: tuple[str, ...],
     max_maps: int | None,
     preprocess: str,
     save_raw: bool,
     batch_size: int,
-    norm: str,
-    cmap: str,
-    scale: int | None,
-    no_labels: bool,
-    output: str,
+    view: View,
 ) -> None:
     """Draw the activations of conv layers for images: one PNG grid per image and layer.
 
@@ -301,19 +322,19 @@ def featuremaps(
     paths = _expand(images)
     options = MapOptions(
         layers=list(layer_names) or None,
-        norm=norm,
-        cmap=cmap,
+        norm=view.norm,
+        cmap=view.cmap,
         max_maps=max_maps,
-        scale=scale,
-        labels=not no_labels,
+        scale=view.scale,
+        labels=not view.no_labels,
         save_raw=save_raw,
         preprocess=preprocess,
-        size=size,
+        size=choice.size,
         batch_size=batch_size,
     )
-    with reported_errors(verbose):
-        loaded = _load(model, weights, size, unsafe)
-        report = render_feature_maps(loaded, paths, output, options, model_label=_label(model), progress=True)
+    with reported_errors(choice.verbose):
+        loaded = choice.load()
+        report = render_feature_maps(loaded, paths, view.output, options, model_label=choice.label, progress=True)
     for note in report.notes:
         click.echo(f"note: {note}")
     if report.preprocessing is not None:
@@ -324,8 +345,8 @@ def featuremaps(
     if len(folders) <= 1:
         click.echo(f"wrote {grids} to {folders[0] if folders else 'nowhere'}")
     else:
-        click.echo(f"wrote {grids} for {len(folders)} images to {Path(output) / '<image>'}/")
-    click.echo(f"manifest: {Path(output) / 'manifest.json'}")
+        click.echo(f"wrote {grids} for {len(folders)} images to {Path(view.output) / '<image>'}/")
+    click.echo(f"manifest: {Path(view.output) / 'manifest.json'}")
     for _path, reason in report.failures:
         click.echo(f"Error: {reason}", err=True)
     if report.failures:
