@@ -106,31 +106,24 @@ def _leading_layers(model: Any) -> list[Any]:
 def auto_preprocessing(model: Any) -> Preprocessing:
     """Choose the preprocessing a model expects.
 
-    A keras.applications model, or a model whose first step is one (a transfer-learning base), gets its
-    family's ``preprocess_input``. A model that starts with a Rescaling or Normalization layer gets raw 0..255
-    pixels, so they are not scaled twice. Any other model gets x/255, as in the tutorials.
+    The layers before the first convolution decide first: a Rescaling or Normalization layer means the model
+    takes raw 0..255 pixels, so they are not scaled twice; a nested keras.applications base (transfer learning)
+    means its family's ``preprocess_input``. Then a model that is itself a keras.applications model gets its
+    family's ``preprocess_input``. Any other model gets x/255, as in the tutorials.
     """
     keras = keras_module()
-    app = find_application(model.name)
-    if app is not None:
-        return _application_preprocessing(app.module, app.preprocess)
     for layer in _leading_layers(model):
         if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
             kind = type(layer).__name__
-            return Preprocessing(
-                "none",
-                f"raw 0..255 pixels: the model starts with a {kind} layer",
-                _none,
-            )
+            return Preprocessing("none", f"raw 0..255 pixels: the model starts with a {kind} layer", _none)
         if isinstance(layer, keras.Model):
             nested = find_application(layer.name)
             if nested is not None:
                 return _application_preprocessing(nested.module, f"{nested.preprocess}; nested base '{layer.name}'")
-    return Preprocessing(
-        "scale255",
-        "x/255, the default for a model without its own rescaling",
-        _scale255,
-    )
+    app = find_application(model.name)
+    if app is not None:
+        return _application_preprocessing(app.module, app.preprocess)
+    return Preprocessing("scale255", "x/255, the default for a model without its own rescaling", _scale255)
 
 
 def resolve_preprocessing(model: Any, mode: str = "auto") -> Preprocessing:

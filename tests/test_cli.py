@@ -245,3 +245,19 @@ def test_installed_entry_point_runs_the_readme_command_quietly(tmp_path: Path) -
     ]
     picture = Image.open(tmp_path / "cat" / "edges.png")
     assert picture.mode == "P" and picture.width > 451
+
+
+def test_images_with_the_same_name_get_distinct_folders(line_file: str, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_image(tmp_path / folder / "pic.png", (LINE_IMAGE * 255).astype(np.uint8))
+    out = tmp_path / "out"
+
+    result = run("featuremaps", str(tmp_path / "a"), str(tmp_path / "b"), "--model", line_file, "-o", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "pic", "pic-2"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["images"][str(tmp_path / "b" / "pic.png")]["layers"]["detector"]["png"] == str(
+        out / "pic-2" / "detector.png"
+    )

@@ -70,3 +70,19 @@ def test_nested_application_base_gets_its_family(keras) -> None:
 def test_plain_user_model_gets_x_over_255_and_override_wins(line_model) -> None:
     assert auto_preprocessing(line_model).name == "scale255"
     assert resolve_preprocessing(line_model, "tf").name == "tf"
+
+
+def test_own_rescaling_wins_over_an_application_like_name(keras) -> None:
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(2, 3)], name="vgg16_finetuned"
+    )
+    assert auto_preprocessing(model).name == "none"
+
+
+def test_efficientnet_gets_raw_pixels_from_either_rule() -> None:
+    from cnnviz import load_model
+
+    model = load_model("efficientnetb0", weights="none", size=(32, 32))
+    step = auto_preprocessing(model)
+    assert step.name == "none"
+    np.testing.assert_array_equal(step(np.array([[[[10.0, 20.0, 30.0]]]])), [[[[10.0, 20.0, 30.0]]]])
