@@ -165,7 +165,7 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     from cnnviz.runs import layer_rows
 
     with reported_errors(choice.verbose):
-        rows = layer_rows(choice.load())
+        rows = layer_rows(choice.load(), choice.size)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -89,7 +89,7 @@ def build_extractor(model: Any, layers: Sequence[str] | None = None) -> Extracto
         if not selected:
             raise UnsupportedLayer(f"model '{model.name}' has no conv layers with 1-D or 2-D maps to draw")
     else:
-        selected = traced.find(layers)
+        selected = list(dict.fromkeys(traced.find(layers)))  # each layer once, in the order first asked
     for conv in selected:
         if not _drawable(conv):
             raise UnsupportedLayer(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnviz._keras import keras_module
-from cnnviz.errors import LayerNotFound, NotAConvLayer, UnsupportedModel
+from cnnviz.errors import LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel
 
 SEPARATOR = "/"
 
@@ -140,6 +140,28 @@ def input_shape(model: Any) -> tuple[int | None, ...]:
     if len(inputs) != 1:
         raise UnsupportedModel(f"model '{model.name}' has {len(inputs)} inputs; cnnviz needs a single image input")
     return tuple(inputs[0].shape[1:])
+
+
+def sized_input_shape(model: Any, size: Sequence[int] | None) -> tuple[int | None, ...]:
+    """The model's input shape with free (None) rows and cols set to ``size``; unchanged when ``size`` is None.
+
+    Raises:
+        OptionError: the model's input is an image of fixed size other than ``size``.
+    """
+    shape = input_shape(model)
+    if size is None or len(shape) != 3:
+        return shape
+    channels_first = shape[0] in (1, 3) and shape[-1] not in (1, 3)
+    spatial = list(shape[1:] if channels_first else shape[:2])
+    for axis, wanted in enumerate(size):
+        if spatial[axis] is None:
+            spatial[axis] = wanted
+        elif spatial[axis] != wanted:
+            raise OptionError(
+                f"model '{model.name}' takes {shape_text(shape)} input; --size {size[0]}x{size[1]} fits only "
+                "models of free input size"
+            )
+    return (shape[0], *spatial) if channels_first else (*spatial, shape[-1])
 
 
 def trace(model: Any, shape: Sequence[int | None] | None = None) -> Trace:

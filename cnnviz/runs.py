@@ -14,7 +14,7 @@ import numpy as np
 from cnnviz.errors import ImageLoadError
 from cnnviz.extract import build_extractor, check_size, iter_batches
 from cnnviz.filters import layer_kernels
-from cnnviz.graph import ConvLayer, conv_layers, shape_text, trace
+from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.output import safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.render import Header, feature_map_grid, filter_grid
@@ -296,8 +296,16 @@ def render_filters(
     return report
 
 
-def layer_rows(model: Any) -> list[dict[str, Any]]:
-    """One row per conv layer, for ``cnnviz layers``: name, kind, kernel, output shape, params."""
+def layer_rows(model: Any, size: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """One row per conv layer, for ``cnnviz layers``: name, kind, kernel, output shape, params.
+
+    Args:
+        model: a Keras model.
+        size: for a model of free input size, the (rows, cols) to compute output shapes at.
+
+    Raises:
+        OptionError: ``size`` differs from a fixed input size.
+    """
     return [
         {
             "name": conv.path,
@@ -306,5 +314,5 @@ def layer_rows(model: Any) -> list[dict[str, Any]]:
             "output": shape_text(conv.output_shape),
             "params": conv.params,
         }
-        for conv in conv_layers(model)
+        for conv in trace(model, sized_input_shape(model, size)).convs
     ]

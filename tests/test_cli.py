@@ -261,3 +261,23 @@ def test_images_with_the_same_name_get_distinct_folders(line_file: str, tmp_path
     assert manifest["images"][str(tmp_path / "b" / "pic.png")]["layers"]["detector"]["png"] == str(
         out / "pic-2" / "detector.png"
     )
+
+
+def test_layers_size_fixes_free_input_sizes_and_refuses_a_different_fixed_one(line_file: str) -> None:
+    sized = run("layers", "--model", "shapes", "--size", "64x96", "--json")
+    assert [row["output"] for row in json.loads(sized.output)] == ["60x92x8", "30x46x16", "15x23x32"]
+
+    refused = CliRunner().invoke(main, ["layers", "--model", line_file, "--size", "16"])
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "Error: model 'line_detector' takes 8x8x1 input; --size 16x16 fits only models of free input size\n"
+    )
+
+
+def test_a_layer_asked_for_twice_is_drawn_once(line_file: str, line_picture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run(
+        "featuremaps", str(line_picture), "--model", line_file, "-l", "detector", "-l", "detector", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert f"wrote 1 grid to {out / 'line'}" in result.output.splitlines()

@@ -327,3 +327,27 @@ def test_weights_only_h5_says_to_use_weights(line_model, tmp_path: Path) -> None
         f"{path} holds weights only, no architecture: build the model with --model NAME or a model file, "
         f"and give this file with --weights {path}"
     )
+
+
+def test_vgg16_base_nested_in_a_classifier_end_to_end(keras, tmp_path: Path) -> None:
+    from cnnviz.preprocess import auto_preprocessing
+
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), base, keras.layers.Flatten(), keras.layers.Dense(2)], name="cats_vs_dogs"
+    )
+    path = tmp_path / "transfer.keras"
+    model.save(path)
+    loaded = load_model(path)
+    pixels = np.random.default_rng(6).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32)
+
+    convs = conv_layers(loaded)
+    step = auto_preprocessing(loaded)
+    maps = feature_maps(loaded, step(pixels), ["block1_conv1", "vgg16/block5_conv3"])
+
+    assert [c.path for c in convs][:2] == ["vgg16/block1_conv1", "vgg16/block1_conv2"]
+    assert len(convs) == 13 and convs[-1].output_shape == (2, 2, 512)
+    assert step.name == "vgg16.preprocess_input"
+    inner = loaded.get_layer("vgg16")
+    probe = keras.Model(inner.inputs, inner.get_layer("block5_conv3").output)
+    np.testing.assert_allclose(maps["vgg16/block5_conv3"], np.asarray(probe(step(pixels))), rtol=1e-4, atol=1e-4)
