@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cnnviz.errors import OptionError
-from cnnviz.normalize import Axis, minmax, standardize, symmetric, to_levels
+from cnnviz.normalize import minmax, standardize, symmetric, to_levels
 from cnnviz.tiling import tile, upscale
 
 #: Palette entries used by the colormap; the indices from here on are reserved.
@@ -30,8 +30,20 @@ _RESERVED_COLOURS = {
     INK: (0, 0, 0),
 }
 
-MAP_NORMS = ("map", "layer", "standardize")
-FILTER_NORMS = ("global", "filter", "symmetric")
+# Feature maps are (K, H, W): "map" and "standardize" work per map, "layer" over all of them.
+_MAP_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "map": lambda maps: minmax(maps, axis=(1, 2)),
+    "layer": lambda maps: minmax(maps, axis=None),
+    "standardize": lambda maps: standardize(maps, axis=(1, 2)),
+}
+# Kernels are (F, C, kh, kw): "filter" works per filter, the others over the whole layer.
+_FILTER_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "global": lambda kernels: minmax(kernels, axis=None),
+    "filter": lambda kernels: minmax(kernels, axis=(1, 2, 3)),
+    "symmetric": lambda kernels: symmetric(kernels, axis=None),
+}
+MAP_NORMS = tuple(_MAP_NORMALIZERS)
+FILTER_NORMS = tuple(_FILTER_NORMALIZERS)
 #: Smallest tile side, in pixels, that automatic scaling aims for.
 MIN_MAP_TILE = 48
 MIN_KERNEL_TILE = 24
@@ -103,6 +115,12 @@ def palette(cmap: str = "viridis") -> np.ndarray:
     return entries
 
 
+def check_norm(norm: str, norms: Sequence[str], what: str) -> None:
+    """Raise :class:`OptionError` if ``norm`` is not one of ``norms``."""
+    if norm not in norms:
+        raise OptionError(f"unknown {what} '{norm}'; choose one of: {', '.join(norms)}")
+
+
 def auto_scale(rows: int, cols: int, smallest: int) -> int:
     """The integer factor that makes a ``rows`` x ``cols`` tile at least ``smallest`` pixels on its short side.
 
@@ -114,14 +132,8 @@ def auto_scale(rows: int, cols: int, smallest: int) -> int:
 
 def _normalize_maps(maps: np.ndarray, norm: str) -> np.ndarray:
     """(K, H, W) maps to 0..1."""
-    per_map: Axis = (1, 2)
-    if norm == "map":
-        return minmax(maps, axis=per_map)
-    if norm == "layer":
-        return minmax(maps, axis=None)
-    if norm == "standardize":
-        return standardize(maps, axis=per_map)
-    raise OptionError(f"unknown feature map normalisation '{norm}'; choose one of: {', '.join(MAP_NORMS)}")
+    check_norm(norm, MAP_NORMS, "feature map normalisation")
+    return _MAP_NORMALIZERS[norm](maps)
 
 
 def feature_map_grid(
@@ -166,13 +178,8 @@ def feature_map_grid(
 
 def _normalize_kernels(kernels: np.ndarray, norm: str) -> np.ndarray:
     """(F, C, kh, kw) kernels to 0..1."""
-    if norm == "global":
-        return minmax(kernels, axis=None)
-    if norm == "filter":
-        return minmax(kernels, axis=(1, 2, 3))
-    if norm == "symmetric":
-        return symmetric(kernels, axis=None)
-    raise OptionError(f"unknown filter normalisation '{norm}'; choose one of: {', '.join(FILTER_NORMS)}")
+    check_norm(norm, FILTER_NORMS, "filter normalisation")
+    return _FILTER_NORMALIZERS[norm](kernels)
 
 
 def filter_grid(

@@ -15,9 +15,10 @@ from cnnviz.errors import ImageLoadError
 from cnnviz.extract import build_extractor, check_size, iter_batches
 from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
+from cnnviz.headers import filter_header, map_header
 from cnnviz.output import safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.render import Header, feature_map_grid, filter_grid
+from cnnviz.render import FILTER_NORMS, MAP_NORMS, check_norm, feature_map_grid, filter_grid, palette
 from cnnviz.selection import parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
@@ -51,8 +52,10 @@ class MapOptions:
     batch_size: int = 8
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+def _check_choices(norm: str, norms: tuple[str, ...], what: str, cmap: str) -> None:
+    """Refuse a bad normalisation or colormap before any model work is done."""
+    check_norm(norm, norms, what)
+    palette(cmap)
 
 
 def _image_stems(paths: Sequence[str]) -> dict[str, str]:
@@ -68,25 +71,6 @@ def _image_stems(paths: Sequence[str]) -> dict[str, str]:
         taken.add(candidate)
         stems[path] = candidate
     return stems
-
-
-def _map_header(model_label: str, conv: ConvLayer, maps: np.ndarray, image: str, options: MapOptions) -> Header:
-    channels = maps.shape[-1]
-    shown = channels if options.max_maps is None else min(options.max_maps, channels)
-    ends = {
-        "map": ("map min", "map max"),
-        "layer": (_fmt(float(maps.min())), _fmt(float(maps.max()))),
-        "standardize": ("mean-2sd", "mean+2sd"),
-    }[options.norm]
-    return Header(
-        lines=[
-            f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}",
-            f"{Path(image).name} | range [{_fmt(float(maps.min()))}, {_fmt(float(maps.max()))}] | "
-            f"norm {options.norm} | {shown} of {channels} maps",
-        ],
-        low=ends[0],
-        high=ends[1],
-    )
 
 
 def render_feature_maps(
@@ -119,6 +103,7 @@ def render_feature_maps(
     """
     from tqdm import tqdm
 
+    _check_choices(options.norm, MAP_NORMS, "feature map normalisation", options.cmap)
     label = model_label or model.name
     out = Path(out_dir)
     paths = [os.fspath(p) for p in images]
@@ -172,7 +157,11 @@ def _write_maps(
     folder: Path, conv: ConvLayer, activation: np.ndarray, image: str, label: str, options: MapOptions
 ) -> tuple[dict[str, Any], list[Path]]:
     """Draw and write one image's grid for one layer; returns its manifest record and the files written."""
-    header = _map_header(label, conv, activation, image, options) if options.labels else None
+    header = (
+        map_header(label, conv, activation, Path(image).name, norm=options.norm, max_maps=options.max_maps)
+        if options.labels
+        else None
+    )
     picture = feature_map_grid(
         activation,
         norm=options.norm,
@@ -208,45 +197,6 @@ class FilterOptions:
     labels: bool = True
 
 
-def _filter_header(
-    label: str,
-    conv: ConvLayer,
-    kernels: np.ndarray,
-    rows: list[int],
-    cols: list[int],
-    options: FilterOptions,
-) -> Header:
-    count, depth, kh, kw = kernels.shape
-    lo, hi = float(kernels.min()), float(kernels.max())
-    bound = max(abs(lo), abs(hi))
-    ends = {
-        "global": (_fmt(lo), _fmt(hi)),
-        "filter": ("filter min", "filter max"),
-        "symmetric": (_fmt(-bound), _fmt(bound)),
-    }[options.norm]
-    layout = (
-        f"filters {_span(rows)} as RGB patches"
-        if options.rgb
-        else f"rows: filters {_span(rows)}; cols: channels {_span(cols)}"
-    )
-    return Header(
-        lines=[
-            f"{label} | {conv.path} ({conv.kind}) | kernel {kh}x{kw}, {depth} in, {count} filters",
-            f"{layout} | range [{_fmt(lo)}, {_fmt(hi)}] | norm {options.norm}",
-        ],
-        low=ends[0],
-        high=ends[1],
-        colorbar=not options.rgb,
-    )
-
-
-def _span(indices: list[int]) -> str:
-    if indices == list(range(indices[0], indices[-1] + 1)):
-        return f"{indices[0]}-{indices[-1]}"
-    shown = ",".join(str(i) for i in indices[:6])
-    return shown + ("..." if len(indices) > 6 else "")
-
-
 def _choose(text: str | None, total: int, cap: int, what: str, report: Report) -> list[int]:
     if text is not None:
         return parse_selection(text, total, what)
@@ -271,6 +221,7 @@ def render_filters(
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, OptionError.
     """
+    _check_choices(options.norm, FILTER_NORMS, "filter normalisation", options.cmap)
     label = model_label or model.name
     (conv,) = trace(model).find([layer])
     kernels = layer_kernels(conv)
@@ -281,7 +232,9 @@ def render_filters(
         if options.rgb
         else _choose(options.channels, kernels.shape[1], DEFAULT_MAX_CHANNELS, "channel", report)
     )
-    header = _filter_header(label, conv, kernels, rows, cols, options) if options.labels else None
+    header = (
+        filter_header(label, conv, kernels, rows, cols, norm=options.norm, rgb=options.rgb) if options.labels else None
+    )
     picture = filter_grid(
         kernels,
         filters=rows,

@@ -1,0 +1,51 @@
+"""The header text above grids, and option checks that come before any model work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnviz import FilterOptions, MapOptions, OptionError, conv_layers, render_feature_maps, render_filters
+from cnnviz.headers import filter_header, map_header
+
+
+def test_map_header_names_model_layer_shape_range_and_scale(line_model) -> None:
+    conv = conv_layers(line_model)[0]
+    maps = np.zeros((6, 6, 1), dtype=np.float32)
+    maps[:, 2:4] = 3.0
+
+    header = map_header("line.keras", conv, maps, "line.png", norm="layer", max_maps=None)
+
+    assert list(header.lines) == [
+        "line.keras | detector (Conv2D) | output 6x6x1",
+        "line.png | range [0, 3] | norm layer | 1 of 1 maps",
+    ]
+    assert (header.low, header.high, header.colorbar) == ("0", "3", True)
+    capped = map_header("m", conv, np.ones((2, 2, 40)), "x.jpg", norm="map", max_maps=8)
+    assert capped.lines[1].endswith("| norm map | 8 of 40 maps")
+    assert (capped.low, capped.high) == ("map min", "map max")
+
+
+def test_filter_header_describes_the_grid_layout(line_model) -> None:
+    conv = conv_layers(line_model)[0]
+    kernels = np.array([[[[-0.5, 0.25]]], [[[0.0, 0.125]]]])  # 2 filters, 1 channel, 1x2
+
+    header = filter_header("m", conv, kernels, [0, 1], [0], norm="symmetric", rgb=False)
+
+    assert list(header.lines) == [
+        "m | detector (Conv2D) | kernel 1x2, 1 in, 2 filters",
+        "rows: filters 0-1; cols: channels 0-0 | range [-0.5, 0.25] | norm symmetric",
+    ]
+    assert (header.low, header.high) == ("-0.5", "0.5")
+    rgb = filter_header("m", conv, np.zeros((9, 3, 3, 3)), [1, 5, 7], [0, 1, 2], norm="global", rgb=True)
+    assert rgb.lines[1].startswith("filters 1,5,7 as RGB patches") and not rgb.colorbar
+
+
+def test_bad_norm_or_colormap_is_refused_before_any_work(line_model, tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="unknown feature map normalisation 'global'; choose one of: map, layer"):
+        render_feature_maps(line_model, [], tmp_path, MapOptions(norm="global"))
+    with pytest.raises(OptionError, match="unknown colormap 'viridiss'"):
+        render_filters(line_model, "detector", tmp_path, FilterOptions(cmap="viridiss"))
+    assert list(tmp_path.iterdir()) == []
