@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from cnnviz import __version__
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, brief
 from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS
 
@@ -58,7 +58,7 @@ def reported_errors(verbose: bool) -> Iterator[None]:
         if verbose:
             traceback.print_exc()
         hint = "" if verbose else " (run again with --verbose for the traceback)"
-        raise click.ClickException(f"unexpected {type(exc).__name__}: {exc}{hint}") from exc
+        raise click.ClickException(f"unexpected {type(exc).__name__}: {brief(exc)}{hint}") from exc
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
+_TRACE_NOISE = (
+    "File ",
+    "Detected at node",
+    "[[",
+    "Graph execution error",
+    "Traceback",
+    "Exception encountered when calling",
+    "Arguments received by",
+    "•",
+)
+_COLOUR_CODES = re.compile(r"\x1b\[[0-9;]*m")
+_NODE_NAMES = re.compile(r" for '\{\{node [^']*'")
+
 
 class CnnvizError(Exception):
     """Base class of every error cnnviz raises on purpose."""
@@ -35,5 +50,32 @@ class ImageLoadError(CnnvizError):
     """An image file could not be read or decoded."""
 
 
+class ForwardPassError(CnnvizError):
+    """The model could not run on an input (for example an image too small for its kernels)."""
+
+
 class OptionError(CnnvizError):
     """An option value that cannot be used (a bad slice, an unknown colormap, ...)."""
+
+
+def brief(exc: BaseException) -> str:
+    """The line of an exception's message that says what went wrong.
+
+    Most messages lead with it. Keras wraps a layer's error in "Exception encountered when calling ..." and
+    terminal colour codes; TensorFlow's graph errors lead with "Graph execution error:" and a Python stack, and
+    the line that matters comes last. Graph node names are left out.
+
+    >>> brief(ValueError("bad value\\nmore detail"))
+    'bad value'
+    >>> brief(ValueError("Graph execution error:\\n\\n  File x\\n\\nsize would be negative\\n\\t [[{{node a}}]]"))
+    'size would be negative'
+    >>> brief(ValueError("Exception encountered when calling Conv2D.call().\\n\\n\\x1b[1mNegative size for "
+    ...                  "'{{node c}} = Conv2D(x)' with input shapes: [1,3,3,1].\\x1b[0m\\n\\nArguments received by"))
+    'Negative size with input shapes: [1,3,3,1].'
+    """
+    text = _NODE_NAMES.sub("", _COLOUR_CODES.sub("", str(exc)))
+    lines = (line.strip() for line in text.splitlines())
+    useful = [line for line in lines if line and not line.startswith(_TRACE_NOISE)]
+    if not useful:
+        return type(exc).__name__
+    return useful[-1] if text.startswith("Graph execution error") else useful[0]

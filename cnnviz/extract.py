@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
-from cnnviz.errors import ImageLoadError, OptionError, UnsupportedLayer
+from cnnviz.errors import CnnvizError, ForwardPassError, ImageLoadError, OptionError, UnsupportedLayer, brief
 from cnnviz.graph import ConvLayer, input_shape, shape_text, trace
 from cnnviz.images import load_image
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
@@ -160,7 +160,7 @@ def iter_batches(
     *,
     batch_size: int = 8,
     size: tuple[int, int] | None = None,
-    on_error: Callable[[ImagePath, ImageLoadError], None] | None = None,
+    on_error: Callable[[ImagePath, CnnvizError], None] | None = None,
 ) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
     """Load, preprocess and run images through the extractor, a batch at a time.
 
@@ -172,8 +172,8 @@ def iter_batches(
         preprocess: applied to each batch of 0..255 pixels.
         batch_size: images per forward pass.
         size: force a (rows, cols) input size.
-        on_error: called with a path and its error for each image that cannot be read; the run goes on.
-            Without it the error is raised.
+        on_error: called with a path and its error for each image that cannot be read or that the model cannot
+            run on; the run goes on. Without it the error is raised.
 
     Yields:
         (the paths in the batch, the activations by layer path) for each batch.
@@ -189,21 +189,38 @@ def iter_batches(
             on_error(path, exc)
             continue
         if pending and (pending[0][1].shape != array.shape or pending_ready != ready or len(pending) >= batch_size):
-            yield _run(extractor, pending, None if pending_ready else preprocess)
+            yield from _run(extractor, pending, None if pending_ready else preprocess, on_error)
             pending = []
         pending.append((path, array))
         pending_ready = ready
     if pending:
-        yield _run(extractor, pending, None if pending_ready else preprocess)
+        yield from _run(extractor, pending, None if pending_ready else preprocess, on_error)
 
 
 def _run(
-    extractor: Extractor, pending: list[tuple[ImagePath, np.ndarray]], preprocess: Preprocessing | None
-) -> tuple[list[ImagePath], dict[str, np.ndarray]]:
+    extractor: Extractor,
+    pending: list[tuple[ImagePath, np.ndarray]],
+    preprocess: Preprocessing | None,
+    on_error: Callable[[ImagePath, CnnvizError], None] | None,
+) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
+    """One forward pass; when the model cannot run on these inputs, each is reported to ``on_error``."""
     batch = np.stack([array for _, array in pending])
     if preprocess is not None:
         batch = preprocess(batch)
-    return [path for path, _ in pending], extractor(batch)
+    try:
+        maps = extractor(batch)
+    except Exception as exc:  # TensorFlow raises its own error types from inside the graph
+        if on_error is None:
+            raise ForwardPassError(
+                f"the model could not run on input of shape {batch.shape[1:]}: {brief(exc)}"
+            ) from exc
+        for path, array in pending:
+            on_error(
+                path,
+                ForwardPassError(f"{path}: the model could not run on it at {shape_text(array.shape)}: {brief(exc)}"),
+            )
+        return
+    yield [path for path, _ in pending], maps
 
 
 def feature_maps(

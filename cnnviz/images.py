@@ -13,8 +13,10 @@ from cnnviz.errors import ImageLoadError
 
 #: The longest side an image is given to a model whose input size is free, unless a size is asked for.
 MAX_FREE_SIDE = 512
+#: The shortest side such an image is enlarged to, so that a thumbnail still outlasts the model's kernels.
+MIN_FREE_SIDE = 32
 
-_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
 
 
 def read_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -47,6 +49,12 @@ def _wide_to_float(image: Image.Image) -> Image.Image:
     """16-bit and 32-bit images as an "F" image of 0..255 values (Pillow's convert("L") clips them instead)."""
     if image.mode in _SIXTEEN_BIT_MODES:
         return Image.fromarray(np.asarray(image, dtype=np.float32) / 257.0, mode="F")
+    if image.mode == "I":
+        # 32-bit integer pixels hold 8-bit, 16-bit or wider data: scale by the range the values fit in.
+        pixels = np.asarray(image, dtype=np.float64)
+        top = float(pixels.max()) if pixels.size else 0.0
+        divisor = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255.0
+        return Image.fromarray((pixels / divisor).astype(np.float32), mode="F")
     if image.mode == "F":
         pixels = np.nan_to_num(np.asarray(image, dtype=np.float32))
         if pixels.size and float(pixels.max()) <= 1.0:
@@ -86,12 +94,15 @@ def target_size(
     """The (rows, cols) an image is resized to.
 
     ``size`` wins when given; then the model's fixed size; a free model size takes the image's own size, scaled
-    down so that its longer side is at most :data:`MAX_FREE_SIDE`.
+    down so that its longer side is at most :data:`MAX_FREE_SIDE`, or up so that its shorter side is at least
+    :data:`MIN_FREE_SIDE`.
 
     >>> target_size((300, 451), (None, None))
     (300, 451)
     >>> target_size((1000, 2000), (None, None))
     (256, 512)
+    >>> target_size((3, 6), (None, None))
+    (32, 64)
     >>> target_size((1000, 2000), (224, 224))
     (224, 224)
     """
@@ -102,6 +113,8 @@ def target_size(
         return rows, cols
     image_rows, image_cols = image_size
     factor = min(1.0, MAX_FREE_SIDE / max(image_rows, image_cols))
+    if min(image_rows, image_cols) * factor < MIN_FREE_SIDE:
+        factor = min(MIN_FREE_SIDE / min(image_rows, image_cols), MAX_FREE_SIDE / max(image_rows, image_cols))
     free_rows = max(1, round(image_rows * factor)) if rows is None else rows
     free_cols = max(1, round(image_cols * factor)) if cols is None else cols
     return free_rows, free_cols

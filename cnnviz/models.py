@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz._keras import keras_module
-from cnnviz.errors import ModelLoadError, WeightsDownloadError
+from cnnviz.errors import ModelLoadError, WeightsDownloadError, brief
 from cnnviz.legacy import readable_h5
 from cnnviz.zoo import APPLICATIONS, Application
 
@@ -156,7 +156,7 @@ def _load_model_file(path: Path, unsafe: bool) -> Any:
                 f"{path} holds weights only, no architecture: build the model with --model NAME or a model file, "
                 f"and give this file with --weights {path}"
             ) from exc
-        raise ModelLoadError(f"could not load {path}: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"could not load {path}: {brief(exc)}") from exc
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return model
@@ -186,7 +186,7 @@ def _load_saved_model(path: Path, unsafe: bool) -> Any:
     except ModelLoadError:
         raise
     except Exception as exc:
-        raise ModelLoadError(f"could not load the SavedModel {path}: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"could not load the SavedModel {path}: {brief(exc)}") from exc
 
 
 def _load_weights(model: Any, path: Path) -> None:
@@ -195,9 +195,4 @@ def _load_weights(model: Any, path: Path) -> None:
     try:
         model.load_weights(path)
     except Exception as exc:
-        raise ModelLoadError(f"could not load weights from {path} into {model.name}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+        raise ModelLoadError(f"could not load weights from {path} into {model.name}: {brief(exc)}") from exc

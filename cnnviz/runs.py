@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import ImageLoadError
+from cnnviz.errors import CnnvizError
 from cnnviz.extract import build_extractor, check_size, iter_batches
 from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
@@ -117,7 +117,7 @@ def render_feature_maps(
     manifest: dict[str, Any] = {"model": label, "preprocessing": step.name, "norm": options.norm, "images": {}}
     bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
 
-    def failed(path: Any, exc: ImageLoadError) -> None:
+    def failed(path: Any, exc: CnnvizError) -> None:
         report.failures.append((os.fspath(path), str(exc)))
         bar.update(1)
 

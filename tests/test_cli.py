@@ -281,3 +281,22 @@ def test_a_layer_asked_for_twice_is_drawn_once(line_file: str, line_picture: Pat
     )
     assert result.exit_code == 0, result.output
     assert f"wrote 1 grid to {out / 'line'}" in result.output.splitlines()
+
+
+def test_an_input_the_model_cannot_run_on_is_reported_and_the_run_goes_on(
+    keras, tmp_path: Path, line_picture: Path
+) -> None:
+    model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 5, name="wide")], name="free")
+    path = tmp_path / "free.keras"
+    model.save(path)
+    np.save(tmp_path / "small.npy", np.zeros((3, 3, 1), dtype=np.float32))
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(
+        main, ["featuremaps", str(tmp_path / "small.npy"), str(line_picture), "--model", str(path), "-o", str(out)]
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {tmp_path / 'small.npy'}: the model could not run on it at 3x3x1: ")
+    assert "Negative dimension size" in result.stderr and "node" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert (out / "line" / "wide.png").is_file()

@@ -63,7 +63,7 @@ def test_rgba_is_composited_over_white(tmp_path: Path) -> None:
     rgba[0, 1] = (0, 0, 0, 0)  # fully transparent black: must come out white
     path = write_image(tmp_path / "alpha.png", rgba)
 
-    pixels = load_image(path, channels=3)
+    pixels = load_image(path, channels=3, size=(2, 2))
 
     assert pixels.dtype == np.float32 and pixels.shape == (2, 2, 3)
     assert pixels[0, 0].tolist() == [255, 0, 0]
@@ -75,8 +75,8 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path: Path) -> None:
     path = tmp_path / "deep.png"
     Image.fromarray(values).save(path)
 
-    gray = load_image(path, channels=1)
-    rgb = load_image(path, channels=3)
+    gray = load_image(path, channels=1, size=(2, 2))
+    rgb = load_image(path, channels=3, size=(2, 2))
 
     np.testing.assert_allclose(gray[..., 0], [[0, 100], [255, 200]], atol=1e-3)
     np.testing.assert_allclose(rgb[1, 1], [200, 200, 200], atol=1e-3)
@@ -103,7 +103,7 @@ def test_palette_with_transparency_goes_over_white(tmp_path: Path) -> None:
     image.info["transparency"] = 0
     image.save(tmp_path / "t.png", transparency=0)
 
-    pixels = load_image(tmp_path / "t.png")
+    pixels = load_image(tmp_path / "t.png", size=(1, 2))
 
     assert pixels[0, 0].tolist() == [255, 255, 255] and pixels[0, 1].tolist() == [0, 255, 0]
 
@@ -122,10 +122,25 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     image.save(tmp_path / "rotated.jpg", exif=exif)
 
-    assert load_image(tmp_path / "rotated.jpg", 3, (None, None)).shape == (4, 2, 3)
+    assert load_image(tmp_path / "rotated.jpg", 3, (None, None)).shape == (64, 32, 3)  # upright, then enlarged
 
 
 def test_four_channel_models_are_refused(tmp_path: Path) -> None:
     path = write_image(tmp_path / "x.png", np.zeros((2, 2, 3), dtype=np.uint8))
     with pytest.raises(ImageLoadError, match="4-channel"):
         load_image(path, channels=4)
+
+
+def test_thirty_two_bit_integer_images_are_scaled_by_their_range(tmp_path: Path) -> None:
+    eight = Image.fromarray(np.array([[0, 200]], dtype=np.int32), mode="I")
+    sixteen = Image.fromarray(np.array([[0, 257 * 200]], dtype=np.int32), mode="I")
+    eight.save(tmp_path / "eight.tif")
+    sixteen.save(tmp_path / "sixteen.tif")
+
+    assert load_image(tmp_path / "eight.tif", 1, (None, None), size=(1, 2))[0, :, 0].tolist() == [0, 200]
+    np.testing.assert_allclose(load_image(tmp_path / "sixteen.tif", 1, (None, None), size=(1, 2))[0, :, 0], [0, 200])
+
+
+def test_tiny_images_are_enlarged_for_free_size_models(tmp_path: Path) -> None:
+    path = write_image(tmp_path / "tiny.png", np.zeros((3, 6, 3), dtype=np.uint8))
+    assert load_image(path, 3, (None, None)).shape == (32, 64, 3)
