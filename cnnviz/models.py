@@ -74,6 +74,8 @@ def load_model(
 
 
 def _unknown_model_message(text: str) -> str:
+    if os.sep in text or Path(text).suffix.lower() in _MODEL_SUFFIXES:
+        return f"no such model file: {text}"
     names = known_model_names()
     close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""

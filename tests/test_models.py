@@ -194,6 +194,12 @@ def test_unknown_model_name_suggests_close_names() -> None:
         load_model("vgg61")
 
 
+def test_missing_model_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(tmp_path / "gone.keras")
+    assert str(caught.value) == f"no such model file: {tmp_path / 'gone.keras'}"
+
+
 def test_file_model_rejects_imagenet_weights(tmp_path: Path, line_model) -> None:
     path = tmp_path / "m.keras"
     line_model.save(path)
