@@ -298,5 +298,23 @@ def test_an_input_the_model_cannot_run_on_is_reported_and_the_run_goes_on(
 
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {tmp_path / 'small.npy'}: the model could not run on it at 3x3x1: ")
-    assert "Negative dimension size" in result.stderr and "node" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert (
+        "Negative dimension size" in result.stderr
+        and "node" not in result.stderr
+        and len(result.stderr.splitlines()) == 1
+    )
     assert (out / "line" / "wide.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ("--filters=9", "Error: filter 9 is out of range: there are 2 (0..1)\n"),
+        ("--channels=a:b", "Error: cannot read channel selection 'a:b': use forms like 0:16, 3, 1,4,7 or ::2\n"),
+        ("--filters=5:9", "Error: filter selection '5:9' selects nothing out of 2\n"),
+    ],
+)
+def test_bad_filter_selections_are_explained(line_file: str, selection: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["filters", "--model", line_file, "--layer", "detector", selection])
+    assert result.exit_code == 1
+    assert result.stderr == message

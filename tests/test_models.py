@@ -357,3 +357,13 @@ def test_vgg16_base_nested_in_a_classifier_end_to_end(keras, tmp_path: Path) -> 
     inner = loaded.get_layer("vgg16")
     probe = keras.Model(inner.inputs, inner.get_layer("block5_conv3").output)
     np.testing.assert_allclose(maps["vgg16/block5_conv3"], np.asarray(probe(step(pixels))), rtol=1e-4, atol=1e-4)
+
+
+def test_model_with_two_inputs_is_refused(keras) -> None:
+    a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    merged = keras.layers.Concatenate()([keras.layers.Conv2D(2, 3, name="left")(a), keras.layers.Conv2D(2, 3)(b)])
+    model = keras.Model([a, b], merged, name="two_eyes")
+
+    with pytest.raises(UnsupportedModel) as caught:
+        conv_layers(model)
+    assert str(caught.value) == "model 'two_eyes' has 2 inputs; cnnviz needs a single image input"
