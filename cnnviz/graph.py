@@ -12,6 +12,7 @@ were inlined. The result is one flat graph from the outer input to every layer, 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,7 +211,9 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
             f"model '{model.name}' is a subclassed {type(model).__name__}, whose layers cannot be reached from its "
             "input; rebuild it as a Functional or Sequential model"
         )
-    return model._run_through_graph([x], operation_fn=lambda op: op, call_fn=call)
+    # Keras's own graph walker, with every operation routed through ``call``. It is private API, used through its
+    # oldest form (operation_fn only), which every Keras 3 release has.
+    return model._run_through_graph([x], operation_fn=lambda op: functools.partial(call, op))
 
 
 def _describe(path: str, layer: Any, out: Any) -> ConvLayer:
