@@ -22,7 +22,6 @@ from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"}
 
 
 class SizeType(click.ParamType):
@@ -262,21 +261,6 @@ def filters(
         click.echo(f"wrote {path}")
 
 
-def _expand(images: tuple[str, ...]) -> list[str]:
-    """Image paths, with each folder replaced by the image files directly inside it, sorted."""
-    paths: list[str] = []
-    for item in images:
-        folder = Path(item)
-        if folder.is_dir():
-            found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise click.BadParameter(f"folder {item} holds no image files", param_hint="IMAGES")
-            paths.extend(str(p) for p in found)
-        else:
-            paths.append(item)
-    return paths
-
-
 @main.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
@@ -317,9 +301,9 @@ def featuremaps(
       cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer block5_conv3
       cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
     """
+    from cnnviz.images import expand_folders
     from cnnviz.runs import MapOptions, render_feature_maps
 
-    paths = _expand(images)
     options = MapOptions(
         layers=list(layer_names) or None,
         norm=view.norm,
@@ -333,6 +317,7 @@ def featuremaps(
         batch_size=batch_size,
     )
     with reported_errors(choice.verbose):
+        paths = expand_folders(images)
         loaded = choice.load()
         report = render_feature_maps(loaded, paths, view.output, options, model_label=choice.label, progress=True)
     for note in report.notes:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnviz.errors import ImageLoadError
+from cnnviz.errors import ImageLoadError, OptionError
 
 #: The longest side an image is given to a model whose input size is free, unless a size is asked for.
 MAX_FREE_SIDE = 512
@@ -17,6 +18,34 @@ MAX_FREE_SIDE = 512
 MIN_FREE_SIDE = 32
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def input_suffixes() -> set[str]:
+    """The file endings of inputs: every format Pillow can open, and ``.npy`` arrays."""
+    Image.init()
+    return {suffix.lower() for suffix in Image.registered_extensions()} | {".npy"}
+
+
+def expand_folders(items: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Input paths, with each folder replaced by the image (and ``.npy``) files directly inside it, sorted.
+
+    Files are passed through as they are, so a bad one is reported by name when it is read.
+
+    Raises:
+        OptionError: a folder holds no input files.
+    """
+    suffixes = input_suffixes()
+    paths: list[str] = []
+    for item in items:
+        folder = Path(item)
+        if not folder.is_dir():
+            paths.append(os.fspath(item))
+            continue
+        found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+        if not found:
+            raise OptionError(f"folder {folder} holds no image files")
+        paths.extend(str(p) for p in found)
+    return paths
 
 
 def read_image(path: str | os.PathLike[str]) -> Image.Image:
