@@ -264,7 +264,7 @@ def filters(
 @main.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
-@click.option("--layer", "-l", "layer_names", multiple=True, help="A conv layer to draw; repeat it. Default: all.")
+@click.option("--layer", "-l", "layer_names", multiple=True, help="A conv layer to draw, or a pattern such as 'block5_*'; repeat it. Default: all.")
 @click.option("--max-maps", type=click.IntRange(1), default=None, help="Draw at most this many maps per layer.")
 @click.option(
     "--preprocess",
@@ -298,7 +298,7 @@ def featuremaps(
     \b
     Examples:
       cnnviz featuremaps sample_images/cat.jpg --model shapes
-      cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer block5_conv3
+      cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer 'block5_*'
       cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
     """
     from cnnviz.images import expand_folders

@@ -12,6 +12,7 @@ were inlined. The result is one flat graph from the outer input to every layer, 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,15 +59,30 @@ class Trace:
     def find(self, names: Sequence[str]) -> list[ConvLayer]:
         """Resolve layer names to conv layers, in the order given.
 
-        A name may be a full path (``vgg16/block1_conv1``) or, when it is unambiguous, a nested layer's own name
-        (``block1_conv1``).
+        A name may be a full path (``vgg16/block1_conv1``), a nested layer's own name when it is unambiguous
+        (``block1_conv1``), or a shell-style pattern matched against both (``block5_*``, ``*conv1``), which stands
+        for every conv layer it matches, in model order.
 
         Raises:
-            LayerNotFound: no layer has that name; the message lists the conv layers, closest match first.
+            LayerNotFound: no layer has that name, or a pattern matches no conv layer; the message lists the conv
+                layers, closest match first.
             NotAConvLayer: the layer exists but is not a convolution.
         """
         by_path = {conv.path: conv for conv in self.convs}
-        return [self._find_one(name, by_path) for name in names]
+        found: list[ConvLayer] = []
+        for name in names:
+            found.extend(self._glob(name) if _is_pattern(name) else [self._find_one(name, by_path)])
+        return found
+
+    def _glob(self, pattern: str) -> list[ConvLayer]:
+        matches = [
+            conv
+            for conv in self.convs
+            if fnmatch.fnmatchcase(conv.path, pattern) or fnmatch.fnmatchcase(conv.path.rsplit(SEPARATOR)[-1], pattern)
+        ]
+        if not matches:
+            raise LayerNotFound(f"no conv layer matches '{pattern}'; {self._listing(pattern)}")
+        return matches
 
     def _find_one(self, name: str, by_path: dict[str, ConvLayer]) -> ConvLayer:
         path = self._resolve(name)
@@ -89,6 +105,10 @@ class Trace:
         if not paths:
             return "this model has no conv layers"
         return "conv layers are: " + ", ".join(sorted(paths, key=lambda path: -_similarity(name, path)))
+
+
+def _is_pattern(name: str) -> bool:
+    return any(char in name for char in "*?[")
 
 
 def shape_text(shape: Sequence[int | None]) -> str:

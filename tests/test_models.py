@@ -367,3 +367,11 @@ def test_model_with_two_inputs_is_refused(keras) -> None:
     with pytest.raises(UnsupportedModel) as caught:
         conv_layers(model)
     assert str(caught.value) == "model 'two_eyes' has 2 inputs; cnnviz needs a single image input"
+
+
+def test_layer_patterns_select_conv_layers_in_model_order(nested_model) -> None:
+    extractor = build_extractor(nested_model, ["*conv_[ca]", "base/dep*"])
+
+    assert [conv.path for conv in extractor.layers] == ["base/conv_a", "base/conv_c", "base/depthwise"]
+    with pytest.raises(LayerNotFound, match=r"^no conv layer matches 'block\*'; conv layers are: "):
+        build_extractor(nested_model, ["block*"])
