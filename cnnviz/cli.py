@@ -264,7 +264,13 @@ def filters(
 @main.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
-@click.option("--layer", "-l", "layer_names", multiple=True, help="A conv layer to draw, or a pattern such as 'block5_*'; repeat it. Default: all.")
+@click.option(
+    "--layer",
+    "-l",
+    "layer_names",
+    multiple=True,
+    help="A conv layer to draw, or a pattern such as 'block5_*'; repeat it. Default: all.",
+)
 @click.option("--max-maps", type=click.IntRange(1), default=None, help="Draw at most this many maps per layer.")
 @click.option(
     "--preprocess",
