@@ -18,7 +18,7 @@ from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.headers import filter_header, map_header
 from cnnviz.output import safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.render import FILTER_NORMS, MAP_NORMS, check_norm, feature_map_grid, filter_grid, palette
+from cnnviz.render import FILTER_NORMS, MAP_NORMS, Picture, check_norm, feature_map_grid, filter_grid, palette
 from cnnviz.selection import parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
@@ -201,9 +201,9 @@ def _choose(text: str | None, total: int, cap: int, what: str, report: Report) -
     if text is not None:
         return parse_selection(text, total, what)
     if total > cap:
-        report.notes.append(
-            f"showing {what}s 0-{cap - 1} of {total}; choose others with --{what.split()[-1]}s, e.g. {cap}:{2 * cap}"
-        )
+        note = f"showing {what}s 0-{cap - 1} of {total}; choose others with --{what}s, e.g. {cap}:{2 * cap}"
+        if note not in report.notes:
+            report.notes.append(note)
         return list(range(cap))
     return list(range(total))
 
@@ -218,14 +218,25 @@ def render_filters(
 ) -> Report:
     """Write a conv layer's kernels as one PNG grid, ``out_dir/filters_<layer>.png``.
 
+    ``layer`` may be a pattern (``block1_*``): each conv layer it matches gets its own grid.
+
     Raises:
-        LayerNotFound, NotAConvLayer, UnsupportedLayer, OptionError.
+        LayerNotFound, NotAConvLayer, UnsupportedLayer, OptionError: before anything is written.
     """
     _check_choices(options.norm, FILTER_NORMS, "filter normalisation", options.cmap)
     label = model_label or model.name
-    (conv,) = trace(model).find([layer])
-    kernels = layer_kernels(conv)
     report = Report()
+    convs = trace(model).find([layer])
+    stacks = [(conv, layer_kernels(conv)) for conv in convs]  # every layer readable before any file is written
+    for conv, kernels in stacks:
+        picture = _filter_picture(label, conv, kernels, options, report)
+        report.written.append(save_png(picture, Path(out_dir) / f"filters_{safe_name(conv.path)}.png"))
+    return report
+
+
+def _filter_picture(
+    label: str, conv: ConvLayer, kernels: np.ndarray, options: FilterOptions, report: Report
+) -> Picture:
     rows = _choose(options.filters, kernels.shape[0], DEFAULT_MAX_FILTERS, "filter", report)
     cols = (
         list(range(kernels.shape[1]))
@@ -235,7 +246,7 @@ def render_filters(
     header = (
         filter_header(label, conv, kernels, rows, cols, norm=options.norm, rgb=options.rgb) if options.labels else None
     )
-    picture = filter_grid(
+    return filter_grid(
         kernels,
         filters=rows,
         channels=cols,
@@ -245,8 +256,6 @@ def render_filters(
         scale=options.scale,
         header=header,
     )
-    report.written.append(save_png(picture, Path(out_dir) / f"filters_{safe_name(conv.path)}.png"))
-    return report
 
 
 def layer_rows(model: Any, size: tuple[int, int] | None = None) -> list[dict[str, Any]]:

@@ -318,3 +318,18 @@ def test_bad_filter_selections_are_explained(line_file: str, selection: str, mes
     result = CliRunner().invoke(main, ["filters", "--model", line_file, "--layer", "detector", selection])
     assert result.exit_code == 1
     assert result.stderr == message
+
+
+def test_filters_pattern_writes_one_grid_per_matching_layer(keras, tmp_path: Path) -> None:
+    path = tmp_path / "two.keras"
+    keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv_one"), keras.layers.Conv2D(2, 3, name="conv_two")]
+    ).save(path)
+
+    result = run("filters", "--model", str(path), "--layer", "conv_*", "-o", str(tmp_path / "out"))
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"wrote {tmp_path / 'out' / 'filters_conv_one.png'}",
+        f"wrote {tmp_path / 'out' / 'filters_conv_two.png'}",
+    ]
