@@ -375,3 +375,17 @@ def test_layer_patterns_select_conv_layers_in_model_order(nested_model) -> None:
     assert [conv.path for conv in extractor.layers] == ["base/conv_a", "base/conv_c", "base/depthwise"]
     with pytest.raises(LayerNotFound, match=r"^no conv layer matches 'block\*'; conv layers are: "):
         build_extractor(nested_model, ["block*"])
+
+
+def test_application_weights_from_a_local_file(tmp_path: Path) -> None:
+    source = load_model("vgg16", weights="none", size=(32, 32))
+    path = tmp_path / "vgg16_notop.weights.h5"
+    source.save_weights(path)
+
+    copy = load_model("vgg16", weights=str(path), size=(32, 32))
+
+    np.testing.assert_array_equal(
+        copy.get_layer("block5_conv3").kernel.numpy(), source.get_layer("block5_conv3").kernel.numpy()
+    )
+    with pytest.raises(ModelLoadError, match=r"^--weights .*missing\.h5: no such file \(expected imagenet, none or"):
+        load_model("vgg16", weights=str(tmp_path / "missing.h5"))
