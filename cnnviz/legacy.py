@@ -17,6 +17,7 @@ itself is mended, in a temporary copy of the file.
 from __future__ import annotations
 
 import json
+import operator
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,10 +87,18 @@ def _mend_layer(kind: str, config: dict[str, Any]) -> bool:
 
 
 def _renumber_nested_calls(layers: list[Any]) -> bool:
-    """In Keras 2's list-form inbound nodes, make references to a nested Functional's calls count from 0."""
-    nested = {layer.get("name") for layer in layers if layer.get("class_name") in ("Functional", "Model")}
+    """In Keras 2's list-form inbound nodes, make references to a nested model's calls count from 0.
+
+    Keras 2 also stored a TFOpLambda's calls as bare ``[layer, node, tensor, kwargs]`` references rather than
+    lists of them; those are wrapped first.
+    """
+    nested = {layer.get("name") for layer in layers if layer.get("class_name") in ("Functional", "Model", "Sequential")}
     changed = False
     for layer in layers:
+        nodes = layer.get("inbound_nodes") or []
+        if any(_is_tensor_ref(node[:3]) for node in nodes if isinstance(node, list)):
+            layer["inbound_nodes"] = [[node] if _is_tensor_ref(node[:3]) else node for node in nodes]
+            changed = True
         for node in layer.get("inbound_nodes") or []:
             if not isinstance(node, list):
                 continue  # Keras 3's own dict-form nodes are already right
@@ -120,3 +129,64 @@ def readable_h5(path: Path) -> Iterator[Path]:
         with h5py.File(copy, "r+") as file:
             file.attrs["model_config"] = json.dumps(config)
         yield copy
+
+
+#: TensorFlow functions a Keras 2 ``TFOpLambda`` layer may call without ``unsafe``: arithmetic and shaping,
+#: nothing that reads or writes files.
+_SAFE_TF_PREFIXES = ("math.", "nn.", "image.", "__operators__.")
+_SAFE_TF_FUNCTIONS = {
+    "cast",
+    "clip_by_value",
+    "concat",
+    "expand_dims",
+    "identity",
+    "reshape",
+    "squeeze",
+    "stack",
+    "transpose",
+    "compat.v1.transpose",
+}
+
+
+def _tf_function(name: str, unsafe: bool) -> Any:
+    """The TensorFlow function a TFOpLambda names (``math.truediv``, ``__operators__.add``)."""
+    if not (unsafe or name.startswith(_SAFE_TF_PREFIXES) or name in _SAFE_TF_FUNCTIONS):
+        raise ValueError(
+            f"the model calls TensorFlow's tf.{name}, which is not one of the math and shaping functions cnnviz "
+            "runs in safe mode (unsafe: pass --unsafe if you trust the file)"
+        )
+    if name.startswith("__operators__."):
+        return getattr(operator, name.split(".", 1)[1])
+    import tensorflow as tf
+
+    target: Any = tf
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def legacy_custom_objects(unsafe: bool = False) -> dict[str, Any]:
+    """Stand-ins for Keras 2 layers that Keras 3 no longer has, for loading Keras 2 ``.h5`` files.
+
+    ``TFOpLambda`` is what Keras 2 made of a TensorFlow function called on a Keras tensor, such as the
+    ``preprocess_input`` inside the TensorFlow transfer-learning tutorial's model.
+    """
+    from cnnviz._keras import keras_module
+
+    keras = keras_module()
+
+    class TFOpLambda(keras.layers.Layer):  # type: ignore[name-defined]
+        def __init__(self, function: str, **kwargs: Any) -> None:
+            kept = {key: kwargs[key] for key in ("name", "trainable", "dtype") if key in kwargs}
+            super().__init__(**kept)
+            self.function = function
+            self._op = _tf_function(function, unsafe)
+
+        def call(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.pop("name", None)
+            return self._op(*args, **kwargs)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "function": self.function}
+
+    return {"TFOpLambda": TFOpLambda}

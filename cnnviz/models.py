@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import ModelLoadError, WeightsDownloadError, brief
-from cnnviz.legacy import readable_h5
+from cnnviz.legacy import legacy_custom_objects, readable_h5
 from cnnviz.zoo import APPLICATIONS, Application
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -146,8 +147,16 @@ def _load_model_file(path: Path, unsafe: bool) -> Any:
                 model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
             else:
                 with readable_h5(path) as readable:
-                    model = keras.models.load_model(readable, compile=False, safe_mode=not unsafe)
+                    model = keras.models.load_model(
+                        readable, custom_objects=legacy_custom_objects(unsafe), compile=False, safe_mode=not unsafe
+                    )
     except Exception as exc:
+        calls = re.search(r"the model calls TensorFlow's (tf\.[\w.]+)", str(exc))
+        if calls:
+            raise ModelLoadError(
+                f"{path} calls {calls.group(1)}, which is not among the TensorFlow math and shaping functions "
+                "cnnviz runs by default. If you trust the file, pass --unsafe."
+            ) from exc
         if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
             raise ModelLoadError(
                 f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "

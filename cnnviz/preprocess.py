@@ -89,25 +89,34 @@ def _application_preprocessing(module: str, label: str) -> Preprocessing:
 
 
 def _leading_layers(model: Any) -> list[Any]:
-    """The layers that run before the first convolution, stepping into nested models."""
-    keras = keras_module()
+    """The layers that run before the first convolution, in order, stepping into nested models (which are
+    listed themselves, then their own leading layers)."""
     found: list[Any] = []
+    _collect_leading(model, found)
+    return found
+
+
+def _collect_leading(model: Any, found: list[Any]) -> bool:
+    """Append ``model``'s layers up to its first convolution or dense layer; True when one was reached."""
+    keras = keras_module()
     for layer in getattr(model, "layers", []):
         if isinstance(layer, keras.Model):
             found.append(layer)
-            found.extend(_leading_layers(layer))
-            return found
-        if "Conv" in type(layer).__name__ or isinstance(layer, keras.layers.Dense):
-            return found
-        found.append(layer)
-    return found
+            if _collect_leading(layer, found):
+                return True
+        elif "Conv" in type(layer).__name__ or isinstance(layer, keras.layers.Dense):
+            return True
+        else:
+            found.append(layer)
+    return False
 
 
 def auto_preprocessing(model: Any) -> Preprocessing:
     """Choose the preprocessing a model expects.
 
-    The layers before the first convolution decide first: a Rescaling or Normalization layer means the model
-    takes raw 0..255 pixels, so they are not scaled twice; a nested keras.applications base (transfer learning)
+    The layers before the first convolution decide first: a Rescaling or Normalization layer, or TensorFlow math
+    that a Keras 2 model kept as a layer (its own ``preprocess_input``), means the model takes raw 0..255 pixels,
+    so they are not scaled twice; a nested keras.applications base (transfer learning)
     means its family's ``preprocess_input``. Then a model that is itself a keras.applications model gets its
     family's ``preprocess_input``. Any other model gets x/255, as in the tutorials.
     """
@@ -116,6 +125,8 @@ def auto_preprocessing(model: Any) -> Preprocessing:
         if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
             kind = type(layer).__name__
             return Preprocessing("none", f"raw 0..255 pixels: the model starts with a {kind} layer", _none)
+        if type(layer).__name__ == "TFOpLambda":  # Keras 2 models that call preprocess_input inside
+            return Preprocessing("none", f"raw 0..255 pixels: the model starts with {layer.name}", _none)
         if isinstance(layer, keras.Model):
             nested = find_application(layer.name)
             if nested is not None:

@@ -389,3 +389,49 @@ def test_application_weights_from_a_local_file(tmp_path: Path) -> None:
     )
     with pytest.raises(ModelLoadError, match=r"^--weights .*missing\.h5: no such file \(expected imagenet, none or"):
         load_model("vgg16", weights=str(tmp_path / "missing.h5"))
+
+
+def test_the_tensorflow_transfer_learning_tutorial_model_from_keras_2(tmp_path: Path) -> None:
+    """Augmentation Sequential, preprocess_input kept as TFOpLambda layers, a nested base called with
+    training=False: the shape of the official TF 2.x tutorial's model, saved as .h5."""
+    from cnnviz.preprocess import auto_preprocessing
+
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(8)
+    base = _keras2_base(tf_keras)
+    augment = tf_keras.Sequential([tf_keras.layers.RandomFlip("horizontal"), tf_keras.layers.RandomRotation(0.2)])
+    inputs = tf_keras.Input((16, 16, 3))
+    x = tf_keras.applications.mobilenet_v2.preprocess_input(augment(inputs))
+    x = base(x, training=False)
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1)(tf_keras.layers.GlobalAveragePooling2D()(x)))
+    path = tmp_path / "tutorial.h5"
+    model.save(path)
+    pixels = np.random.default_rng(9).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    step = auto_preprocessing(loaded)
+    maps = feature_maps(loaded, step(pixels), ["keras2_base/stem"])
+
+    assert step.name == "none" and "tf.math.truediv" in step.description
+    probe = tf_keras.Model(base.inputs, base.get_layer("stem").output)
+    expected = probe.predict(pixels / 127.5 - 1.0, verbose=0)
+    np.testing.assert_allclose(maps["keras2_base/stem"], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_keras_2_tensorflow_calls_outside_math_need_unsafe(tmp_path: Path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    inputs = tf_keras.Input((8, 8, 3))
+    shuffled = tf.random.shuffle(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3, name="conv")(shuffled))
+    path = tmp_path / "shuffle.h5"
+    model.save(path)
+
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(path)
+    assert str(caught.value) == (
+        f"{path} calls tf.random.shuffle, which is not among the TensorFlow math and shaping functions cnnviz "
+        "runs by default. If you trust the file, pass --unsafe."
+    )
+    assert [c.path for c in conv_layers(load_model(path, unsafe=True))] == ["conv"]
