@@ -180,13 +180,20 @@ def test_lambda_layer_is_refused_in_safe_mode_and_names_the_flag(keras, tmp_path
     path = tmp_path / "lambda.keras"
     model.save(path)
 
+    loaded = _refused_until_unsafe(
+        path,
+        f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "
+        "cnnviz refuses it by default. If you trust the file, pass --unsafe.",
+    )
+    assert loaded.get_layer("double") is not None
+
+
+def _refused_until_unsafe(path: Path, message: str):  # type: ignore[no-untyped-def]
+    """Load ``path``: refused with exactly ``message`` in safe mode, then loaded with ``unsafe``."""
     with pytest.raises(ModelLoadError) as caught:
         load_model(path)
-    assert str(caught.value) == (
-        f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "
-        "cnnviz refuses it by default. If you trust the file, pass --unsafe."
-    )
-    assert load_model(path, unsafe=True).get_layer("double") is not None
+    assert str(caught.value) == message
+    return load_model(path, unsafe=True)
 
 
 def test_unknown_model_name_suggests_close_names() -> None:
@@ -428,10 +435,9 @@ def test_keras_2_tensorflow_calls_outside_math_need_unsafe(tmp_path: Path) -> No
     path = tmp_path / "shuffle.h5"
     model.save(path)
 
-    with pytest.raises(ModelLoadError) as caught:
-        load_model(path)
-    assert str(caught.value) == (
+    loaded = _refused_until_unsafe(
+        path,
         f"{path} calls tf.random.shuffle, which is not among the TensorFlow math and shaping functions cnnviz "
-        "runs by default. If you trust the file, pass --unsafe."
+        "runs by default. If you trust the file, pass --unsafe.",
     )
-    assert [c.path for c in conv_layers(load_model(path, unsafe=True))] == ["conv"]
+    assert [c.path for c in conv_layers(loaded)] == ["conv"]
