@@ -1,7 +1,7 @@
 """How long ``cnnviz featuremaps`` takes on one image with VGG16 (random weights, all 13 conv layers), against a
 bare forward pass of the same network measured in the same run, and where the time goes.
 
-    python bench/bench_featuremaps.py [--repeats 3]
+    python bench/bench_featuremaps.py [--repeats 5]
 
 Prints wall times and the ratios to the bare forward pass; nothing is asserted.
 """
@@ -27,7 +27,7 @@ IMAGE = ROOT / "sample_images" / "cat.jpg"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     import cnnviz
