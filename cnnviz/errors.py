@@ -54,6 +54,10 @@ class ForwardPassError(CnnvizError):
     """The model could not run on an input (for example an image too small for its kernels)."""
 
 
+class OutputError(CnnvizError):
+    """A result file or folder could not be written."""
+
+
 class OptionError(CnnvizError):
     """An option value that cannot be used (a bad slice, an unknown colormap, ...)."""
 

@@ -333,3 +333,15 @@ def test_filters_pattern_writes_one_grid_per_matching_layer(keras, tmp_path: Pat
         f"wrote {tmp_path / 'out' / 'filters_conv_one.png'}",
         f"wrote {tmp_path / 'out' / 'filters_conv_two.png'}",
     ]
+
+
+def test_an_output_folder_that_cannot_be_made_is_an_error_not_a_traceback(line_file: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should go")
+
+    result = CliRunner().invoke(
+        main, ["filters", "--model", line_file, "--layer", "detector", "-o", str(blocker / "out")]
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot write {blocker / 'out' / 'filters_detector.png'}: ")
