@@ -275,27 +275,43 @@ def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=_FONT_SIZE)
 
 
+def _text_mask(text: str) -> np.ndarray:
+    """One line of text as a boolean ink mask, cropped on the right to its last inked column.
+
+    Text is drawn one-bit (the palette has a single ink colour), and one-bit glyphs come out wider than the
+    font's advance widths say, so extents are measured on the drawn pixels.
+    """
+    font = _font()
+    canvas = Image.new("1", (int(font.getlength(text) * 1.25) + _LINE_HEIGHT, _LINE_HEIGHT), 0)
+    draw = ImageDraw.Draw(canvas)
+    draw.fontmode = "1"
+    draw.text((0, 0), text, fill=1, font=font)
+    mask = np.asarray(canvas, dtype=bool)
+    inked = np.flatnonzero(mask.any(axis=0))
+    return mask[:, : inked[-1] + 1] if inked.size else mask[:, :0]
+
+
 def _header_strip(header: Header, min_width: int) -> np.ndarray:
     """The header as palette indices: text lines on the left, a labelled colorbar on the right."""
-    font = _font()
-    text_width = max((int(font.getlength(line)) for line in header.lines), default=0)
-    label_width = int(font.getlength(header.low)) + int(font.getlength(header.high)) + _MARGIN
-    bar_width = max(_BAR_WIDTH, label_width) if header.colorbar else 0
-    width = max(min_width, text_width + bar_width + 4 * _MARGIN)
-    height = max(len(header.lines) * _LINE_HEIGHT, _BAR_HEIGHT + _LINE_HEIGHT) + 2 * _MARGIN
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    draw.fontmode = "1"  # crisp one-bit text: the palette has a single ink colour
-    for number, line in enumerate(header.lines):
-        draw.text((_MARGIN, _MARGIN + number * _LINE_HEIGHT), line, fill=255, font=font)
-    bar_left = width - bar_width - _MARGIN
-    bar_top = _MARGIN + 2
+    lines = [_text_mask(line) for line in header.lines]
+    low, high = _text_mask(header.low), _text_mask(header.high)
+    text_width = max((mask.shape[1] for mask in lines), default=0)
+    bar_width = max(_BAR_WIDTH, low.shape[1] + high.shape[1] + _MARGIN) if header.colorbar else 0
+    width = max(min_width, _MARGIN + text_width + 3 * _MARGIN + bar_width + _MARGIN)
+    height = max(len(lines) * _LINE_HEIGHT, _BAR_HEIGHT + 2 + _LINE_HEIGHT) + 2 * _MARGIN
+    strip = np.full((height, width), BACKGROUND, dtype=np.uint8)
+
+    def stamp(mask: np.ndarray, top: int, left: int) -> None:
+        rows, cols = mask.shape
+        strip[top : top + rows, left : left + cols][mask] = INK
+
+    for number, mask in enumerate(lines):
+        stamp(mask, _MARGIN + number * _LINE_HEIGHT, _MARGIN)
     if header.colorbar:
-        draw.text((bar_left, bar_top + _BAR_HEIGHT + 2), header.low, fill=255, font=font)
-        high_left = width - _MARGIN - int(font.getlength(header.high))
-        draw.text((high_left, bar_top + _BAR_HEIGHT + 2), header.high, fill=255, font=font)
-    strip = np.where(np.asarray(canvas) > 127, INK, BACKGROUND).astype(np.uint8)
-    if header.colorbar:
-        ramp = np.linspace(0, LEVELS - 1, bar_width).round().astype(np.uint8)
-        strip[bar_top : bar_top + _BAR_HEIGHT, bar_left : bar_left + bar_width] = ramp
+        bar_left, bar_top = width - bar_width - _MARGIN, _MARGIN + 2
+        strip[bar_top : bar_top + _BAR_HEIGHT, bar_left : bar_left + bar_width] = np.linspace(
+            0, LEVELS - 1, bar_width
+        ).round()
+        stamp(low, bar_top + _BAR_HEIGHT + 2, bar_left)
+        stamp(high, bar_top + _BAR_HEIGHT + 2, width - _MARGIN - high.shape[1])
     return strip
