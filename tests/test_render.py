@@ -135,3 +135,13 @@ def test_header_sits_above_the_grid_with_text_and_colorbar() -> None:
     assert ramp[0] == 0 and ramp[-1] == TOP and (np.diff(ramp.astype(int)) >= 0).all()
     np.testing.assert_array_equal(picture.pixels[strip.shape[0] :, :grid_cols], bare.pixels)
     assert (picture.pixels[strip.shape[0] :, grid_cols:] == BACKGROUND).all()  # the grid is padded to the width
+
+
+def test_header_text_never_runs_into_the_colorbar() -> None:
+    long_line = "rows: filters 0-7; cols: channels 0-2 | range [-0.449, 0.3565] | norm symmetric"
+    picture = feature_map_grid(np.zeros((2, 2, 1)), scale=1, header=Header(["short", long_line], "-0.449", "0.449"))
+
+    strip = picture.pixels[: picture.pixels.shape[0] - 2]
+    bar_left = np.flatnonzero((strip < LEVELS).any(axis=0)).min()
+    assert (strip[:, : bar_left - 12] == INK).any()  # the text is drawn, left of the bar
+    assert not (strip[:, bar_left - 12 : bar_left] == INK).any()  # with clear space before the bar and its labels
