@@ -14,6 +14,7 @@ _TRACE_NOISE = (
     "Arguments received by",
     "•",
 )
+_LONGEST = 400
 _COLOUR_CODES = re.compile(r"\x1b\[[0-9;]*m")
 _NODE_NAMES = re.compile(r" for '\{\{node [^']*'")
 
@@ -82,4 +83,7 @@ def brief(exc: BaseException) -> str:
     useful = [line for line in lines if line and not line.startswith(_TRACE_NOISE)]
     if not useful:
         return type(exc).__name__
-    return useful[-1] if text.startswith("Graph execution error") else useful[0]
+    line = useful[-1] if text.startswith("Graph execution error") else useful[0]
+    # Keras appends whole layer configs ("Full object config: {...}") that can run to megabytes.
+    line = line.split(" Full object config:")[0]
+    return line if len(line) <= _LONGEST else line[: _LONGEST - 3] + "..."

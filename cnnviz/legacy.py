@@ -8,7 +8,10 @@ EfficientNet transfer model saved by an older TensorFlow (Teachable Machine expo
 - a nested model's single input or output as a one-item list of ``[layer, node, tensor]``, which Keras 3 reads
   as a list output, so the next layer receives a list;
 - calls of a nested model counted from 1 (Keras 2 counted the model's own construction as call 0), which
-  Keras 3 cannot resolve ("the graph ... has loops or disconnected nodes").
+  Keras 3 cannot resolve ("the graph ... has loops or disconnected nodes");
+- a Sequential's input shape kept on its first layer rather than on an InputLayer;
+- nested models filed under tf_keras's own modules (``tf_keras.src.engine.functional``), where Keras 3 does not
+  look ("Could not locate class 'Functional'").
 
 Keras 3 looks built-in layers up by module, so ``custom_objects`` cannot stand in for them: the stored config
 itself is mended, in a temporary copy of the file.
@@ -41,6 +44,10 @@ def mend_config(node: Any) -> bool:
         kind, config = node.get("class_name"), node.get("config")
         if isinstance(config, dict) and isinstance(kind, str):
             changed = _mend_layer(kind, config)
+        module = node.get("module")
+        if isinstance(module, str) and module.startswith(_KERAS_2_ENGINE) and kind in _KERAS_3_MODELS:
+            node["module"], node["registered_name"] = _KERAS_3_MODELS[kind]
+            changed = True
         for value in node.values():
             changed = mend_config(value) or changed
     elif isinstance(node, list):
@@ -48,6 +55,14 @@ def mend_config(node: Any) -> bool:
             changed = mend_config(value) or changed
     return changed
 
+
+#: Where Keras 2.13+ (tf_keras) said its model classes live, and where Keras 3 looks for them instead.
+_KERAS_2_ENGINE = ("tf_keras.", "keras.src.engine.", "keras.engine.")
+_KERAS_3_MODELS = {
+    "Functional": ("keras.src.models.functional", "Functional"),
+    "Model": ("keras.src.models.functional", "Functional"),
+    "Sequential": ("keras", None),
+}
 
 #: Keras 2 arguments that Keras 3 layers refuse, by layer class.
 _DROPPED = {
@@ -76,6 +91,8 @@ def _mend_layer(kind: str, config: dict[str, Any]) -> bool:
         if key in config:
             del config[key]
             changed = True
+    if kind == "Sequential":
+        changed = _move_input_shape_to_input_layer(config) or changed
     if kind in ("Functional", "Model"):
         for key in ("input_layers", "output_layers"):
             refs = config.get(key)
@@ -83,6 +100,27 @@ def _mend_layer(kind: str, config: dict[str, Any]) -> bool:
                 config[key] = refs[0]
                 changed = True
         changed = _renumber_nested_calls(config.get("layers") or []) or changed
+    return changed
+
+
+def _move_input_shape_to_input_layer(config: dict[str, Any]) -> bool:
+    """Keras 2 let a Sequential's first layer carry ``input_shape`` (stored as ``batch_input_shape``); Keras 3
+    layers refuse it. The shape moves to an InputLayer at the front, where Keras 3 takes it."""
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        return False
+    changed = False
+    for index, layer in enumerate(layers):
+        inner = layer.get("config") if isinstance(layer, dict) else None
+        if layer.get("class_name") == "InputLayer" or not isinstance(inner, dict) or "batch_input_shape" not in inner:
+            continue
+        shape = inner.pop("batch_input_shape")
+        changed = True
+        if index == 0:
+            name = f"{inner.get('name', 'layer')}_input"
+            entry = {"batch_input_shape": shape, "dtype": inner.get("dtype", "float32"), "name": name}
+            layers.insert(0, {"class_name": "InputLayer", "config": entry})
+            break
     return changed
 
 

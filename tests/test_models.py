@@ -441,3 +441,53 @@ def test_keras_2_tensorflow_calls_outside_math_need_unsafe(tmp_path: Path) -> No
         "runs by default. If you trust the file, pass --unsafe.",
     )
     assert [c.path for c in conv_layers(loaded)] == ["conv"]
+
+
+def test_teachable_machine_shaped_keras_2_model(tmp_path: Path) -> None:
+    """Sequential of two Sequentials: a conv base inside the first, a head whose first Dense carries the input
+    shape inside the second, as Teachable Machine exports them (written by tf_keras with module names)."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(10)
+    base = _keras2_base(tf_keras)
+    features = tf_keras.Sequential(
+        [tf_keras.layers.InputLayer(input_shape=(16, 16, 3)), base, tf_keras.layers.GlobalAveragePooling2D()],
+        name="sequential_1",
+    )
+    head = tf_keras.Sequential([tf_keras.layers.Dense(5, input_shape=(4,)), tf_keras.layers.Dense(2)], name="head")
+    model = tf_keras.Sequential([features, head])
+    model.build((None, 16, 16, 3))
+    path = tmp_path / "keras_model.h5"
+    model.save(path)
+    pixels = np.random.default_rng(11).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    maps = feature_maps(loaded, pixels, ["dw"])
+
+    assert [c.path for c in conv_layers(loaded)] == ["sequential_1/keras2_base/stem", "sequential_1/keras2_base/dw"]
+    probe = tf_keras.Model(base.inputs, base.get_layer("dw").output)
+    np.testing.assert_allclose(maps["sequential_1/keras2_base/dw"], probe.predict(pixels, verbose=0), atol=1e-5)
+
+
+def test_seed_cifar_cnn_written_by_keras_2_without_an_input_layer(tmp_path: Path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    layers = tf_keras.layers
+    tf_keras.utils.set_random_seed(12)
+    model = tf_keras.Sequential(
+        [
+            layers.Conv2D(32, (3, 3), input_shape=(32, 32, 3), padding="same", activation="relu"),
+            layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
+            layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
+    path = tmp_path / "cifar_keras2.h5"
+    model.save(path)
+    pixels = np.random.default_rng(13).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    convs = conv_layers(loaded)
+
+    assert [(c.output_shape, c.params) for c in convs] == [((32, 32, 32), 896), ((32, 32, 32), 9248)]
+    second = feature_maps(loaded, pixels, [convs[1].path])[convs[1].path]
+    probe = tf_keras.Model(model.inputs, model.layers[1].output)
+    np.testing.assert_allclose(second, probe.predict(pixels, verbose=0), atol=1e-5)
