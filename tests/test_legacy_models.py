@@ -1,0 +1,204 @@
+"""Models written by Keras 2 (TF 2.x, tf_keras): .h5 files and SavedModels that Keras 3 alone cannot read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnviz import ModelLoadError, conv_layers, feature_maps, load_model
+from tests.test_models import _refused_until_unsafe
+
+
+def _tf_keras_model():  # type: ignore[no-untyped-def]
+    """A model written by Keras 2 (tf_keras), as older TF 2.x releases saved them."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(3)
+    return tf_keras.Sequential(
+        [
+            tf_keras.layers.InputLayer(input_shape=(12, 12, 3)),
+            tf_keras.layers.Conv2D(5, 3, activation="relu", name="legacy_conv"),
+            tf_keras.layers.MaxPooling2D(),
+            tf_keras.layers.Conv2D(7, 3, name="legacy_conv_2"),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dense(3),
+        ]
+    )
+
+
+def test_legacy_h5_written_by_keras_2_loads_with_its_weights(tmp_path: Path) -> None:
+    legacy = _tf_keras_model()
+    path = tmp_path / "legacy.h5"
+    legacy.save(path)
+    pixels = np.random.default_rng(2).uniform(0, 1, (1, 12, 12, 3)).astype(np.float32)
+
+    model = load_model(path)
+    maps = feature_maps(model, pixels, ["legacy_conv_2"])
+
+    import tf_keras
+
+    probe = tf_keras.Model(legacy.inputs, legacy.get_layer("legacy_conv_2").output)
+    np.testing.assert_allclose(maps["legacy_conv_2"], probe.predict(pixels, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_savedmodel_directory_written_by_keras_2_loads(tmp_path: Path) -> None:
+    legacy = _tf_keras_model()
+    folder = tmp_path / "saved"
+    legacy.save(folder, save_format="tf")
+
+    model = load_model(folder)
+
+    assert [(c.path, c.output_shape, c.params) for c in conv_layers(model)] == [
+        ("legacy_conv", (10, 10, 5), 140),
+        ("legacy_conv_2", (3, 3, 7), 322),
+    ]
+
+
+def test_savedmodel_without_keras_metadata_is_explained(tmp_path: Path) -> None:
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"")
+
+    with pytest.raises(ModelLoadError, match=r"without Keras layer metadata.*model\.save\('model\.keras'\)"):
+        load_model(folder)
+
+
+def _keras2_base(tf_keras):  # type: ignore[no-untyped-def]
+    """A Keras 2 conv base with the layers whose old configs Keras 3 rejects (BatchNorm axis, depthwise groups)."""
+    inputs = tf_keras.Input((16, 16, 3))
+    x = tf_keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    x = tf_keras.layers.BatchNormalization(name="bn")(x)
+    x = tf_keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    return tf_keras.Model(inputs, tf_keras.layers.ReLU(name="relu")(x), name="keras2_base")
+
+
+@pytest.mark.parametrize("outer", ["sequential", "functional"])
+def test_keras_2_transfer_models_in_h5_load_with_their_weights(tmp_path: Path, outer: str) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(5)
+    base = _keras2_base(tf_keras)
+    # make the batch-norm statistics matter, so a weight that fails to load shows
+    bn = base.get_layer("bn")
+    bn.set_weights([np.full(4, 2.0), np.full(4, 0.5), np.full(4, 0.25), np.full(4, 4.0)])
+    if outer == "sequential":
+        model = tf_keras.Sequential(
+            [
+                tf_keras.layers.InputLayer(input_shape=(16, 16, 3)),
+                tf_keras.layers.Rescaling(1 / 255),
+                base,
+                tf_keras.layers.GlobalAveragePooling2D(),
+                tf_keras.layers.Dense(2),
+            ]
+        )
+    else:
+        inputs = tf_keras.Input((16, 16, 3))
+        x = tf_keras.layers.RandomFlip("horizontal")(inputs)
+        x = tf_keras.layers.Rescaling(1 / 255)(x)
+        x = base(x, training=False)
+        model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.GlobalAveragePooling2D()(x)))
+    path = tmp_path / f"keras2_{outer}.h5"
+    model.save(path)
+    pixels = np.random.default_rng(4).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    maps = feature_maps(loaded, pixels, ["keras2_base/dw"])
+
+    probe = tf_keras.Model(base.inputs, base.get_layer("dw").output)
+    expected = probe.predict(pixels / 255.0, verbose=0)
+    np.testing.assert_allclose(maps["keras2_base/dw"], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_tensorflow_transfer_learning_tutorial_model_from_keras_2(tmp_path: Path) -> None:
+    """Augmentation Sequential, preprocess_input kept as TFOpLambda layers, a nested base called with
+    training=False: the shape of the official TF 2.x tutorial's model, saved as .h5."""
+    from cnnviz.preprocess import auto_preprocessing
+
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(8)
+    base = _keras2_base(tf_keras)
+    augment = tf_keras.Sequential([tf_keras.layers.RandomFlip("horizontal"), tf_keras.layers.RandomRotation(0.2)])
+    inputs = tf_keras.Input((16, 16, 3))
+    x = tf_keras.applications.mobilenet_v2.preprocess_input(augment(inputs))
+    x = base(x, training=False)
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1)(tf_keras.layers.GlobalAveragePooling2D()(x)))
+    path = tmp_path / "tutorial.h5"
+    model.save(path)
+    pixels = np.random.default_rng(9).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    step = auto_preprocessing(loaded)
+    maps = feature_maps(loaded, step(pixels), ["keras2_base/stem"])
+
+    assert step.name == "none" and "tf.math.truediv" in step.description
+    probe = tf_keras.Model(base.inputs, base.get_layer("stem").output)
+    expected = probe.predict(pixels / 127.5 - 1.0, verbose=0)
+    np.testing.assert_allclose(maps["keras2_base/stem"], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_keras_2_tensorflow_calls_outside_math_need_unsafe(tmp_path: Path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    inputs = tf_keras.Input((8, 8, 3))
+    shuffled = tf.random.shuffle(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3, name="conv")(shuffled))
+    path = tmp_path / "shuffle.h5"
+    model.save(path)
+
+    loaded = _refused_until_unsafe(
+        path,
+        f"{path} calls tf.random.shuffle, which is not among the TensorFlow math and shaping functions cnnviz "
+        "runs by default. If you trust the file, pass --unsafe.",
+    )
+    assert [c.path for c in conv_layers(loaded)] == ["conv"]
+
+
+def test_teachable_machine_shaped_keras_2_model(tmp_path: Path) -> None:
+    """Sequential of two Sequentials: a conv base inside the first, a head whose first Dense carries the input
+    shape inside the second, as Teachable Machine exports them (written by tf_keras with module names)."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(10)
+    base = _keras2_base(tf_keras)
+    features = tf_keras.Sequential(
+        [tf_keras.layers.InputLayer(input_shape=(16, 16, 3)), base, tf_keras.layers.GlobalAveragePooling2D()],
+        name="sequential_1",
+    )
+    head = tf_keras.Sequential([tf_keras.layers.Dense(5, input_shape=(4,)), tf_keras.layers.Dense(2)], name="head")
+    model = tf_keras.Sequential([features, head])
+    model.build((None, 16, 16, 3))
+    path = tmp_path / "keras_model.h5"
+    model.save(path)
+    pixels = np.random.default_rng(11).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    maps = feature_maps(loaded, pixels, ["dw"])
+
+    assert [c.path for c in conv_layers(loaded)] == ["sequential_1/keras2_base/stem", "sequential_1/keras2_base/dw"]
+    probe = tf_keras.Model(base.inputs, base.get_layer("dw").output)
+    np.testing.assert_allclose(maps["sequential_1/keras2_base/dw"], probe.predict(pixels, verbose=0), atol=1e-5)
+
+
+def test_seed_cifar_cnn_written_by_keras_2_without_an_input_layer(tmp_path: Path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    layers = tf_keras.layers
+    tf_keras.utils.set_random_seed(12)
+    model = tf_keras.Sequential(
+        [
+            layers.Conv2D(32, (3, 3), input_shape=(32, 32, 3), padding="same", activation="relu"),
+            layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
+            layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
+    path = tmp_path / "cifar_keras2.h5"
+    model.save(path)
+    pixels = np.random.default_rng(13).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    convs = conv_layers(loaded)
+
+    assert [(c.output_shape, c.params) for c in convs] == [((32, 32, 32), 896), ((32, 32, 32), 9248)]
+    second = feature_maps(loaded, pixels, [convs[1].path])[convs[1].path]
+    probe = tf_keras.Model(model.inputs, model.layers[1].output)
+    np.testing.assert_allclose(second, probe.predict(pixels, verbose=0), atol=1e-5)
