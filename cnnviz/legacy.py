@@ -1,4 +1,4 @@
-"""Read models written by Keras 2 (TF 2.x ``.h5`` files) whose stored configs Keras 3 rejects.
+"""Read models written by Keras 2 (TF 2.x ``.h5`` files, tf_keras ``.keras`` files) that Keras 3 rejects.
 
 Keras 2 wrote configs that Keras 3 refuses or misreads, and they are in almost every MobileNet, ResNet or
 EfficientNet transfer model saved by an older TensorFlow (Teachable Machine exports too):
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import operator
 import shutil
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,25 +149,46 @@ def _renumber_nested_calls(layers: list[Any]) -> bool:
 
 
 @contextmanager
-def readable_h5(path: Path) -> Iterator[Path]:
-    """Yield ``path``, or a mended temporary copy of it when its stored model config needs mending."""
-    import h5py
+def readable_model_file(path: Path) -> Iterator[Path]:
+    """Yield ``path``, or a mended temporary copy of it when its stored model config needs mending.
 
-    with h5py.File(path, "r") as file:
-        raw = file.attrs.get("model_config")
-    if raw is None:
-        yield path
-        return
-    config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    if not mend_config(config):
+    Works on ``.h5`` files (the config is an HDF5 attribute) and on ``.keras`` archives (``config.json``),
+    which tf_keras also writes. Any other file is yielded as it is.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".keras" and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            raw: Any = archive.read("config.json") if "config.json" in names else None
+    elif suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as file:
+            raw = file.attrs.get("model_config")
+    else:
+        raw = None
+    config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+    if config is None or not mend_config(config):
         yield path
         return
     with TemporaryDirectory(prefix="cnnviz-") as folder:
         copy = Path(folder) / path.name
-        shutil.copyfile(path, copy)
-        with h5py.File(copy, "r+") as file:
-            file.attrs["model_config"] = json.dumps(config)
+        _write_mended(path, copy, json.dumps(config))
         yield copy
+
+
+def _write_mended(path: Path, copy: Path, config: str) -> None:
+    if path.suffix.lower() == ".keras":
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(copy, "w") as target:
+            for item in source.infolist():
+                data = config.encode() if item.filename == "config.json" else source.read(item)
+                target.writestr(item, data)
+        return
+    import h5py
+
+    shutil.copyfile(path, copy)
+    with h5py.File(copy, "r+") as file:
+        file.attrs["model_config"] = config
 
 
 #: TensorFlow functions a Keras 2 ``TFOpLambda`` layer may call without ``unsafe``: arithmetic and shaping,

@@ -12,7 +12,7 @@ from typing import Any
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import ModelLoadError, WeightsDownloadError, brief
-from cnnviz.legacy import legacy_custom_objects, readable_h5
+from cnnviz.legacy import legacy_custom_objects, readable_model_file
 from cnnviz.zoo import APPLICATIONS, Application
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -143,13 +143,10 @@ def _load_model_file(path: Path, unsafe: bool) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if path.suffix.lower() == ".keras":
-                model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
-            else:
-                with readable_h5(path) as readable:
-                    model = keras.models.load_model(
-                        readable, custom_objects=legacy_custom_objects(unsafe), compile=False, safe_mode=not unsafe
-                    )
+            with readable_model_file(path) as readable:
+                model = keras.models.load_model(
+                    readable, custom_objects=legacy_custom_objects(unsafe), compile=False, safe_mode=not unsafe
+                )
     except Exception as exc:
         calls = re.search(r"the model calls TensorFlow's (tf\.[\w.]+)", str(exc))
         if calls:

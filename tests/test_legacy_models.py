@@ -202,3 +202,20 @@ def test_seed_cifar_cnn_written_by_keras_2_without_an_input_layer(tmp_path: Path
     second = feature_maps(loaded, pixels, [convs[1].path])[convs[1].path]
     probe = tf_keras.Model(model.inputs, model.layers[1].output)
     np.testing.assert_allclose(second, probe.predict(pixels, verbose=0), atol=1e-5)
+
+
+def test_keras_file_written_by_tf_keras_with_a_nested_model(tmp_path: Path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    inputs = tf_keras.Input((8, 8, 3))
+    base = tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3, name="inner_conv")(inputs), name="base")
+    outer_input = tf_keras.Input((8, 8, 3))
+    model = tf_keras.Model(outer_input, tf_keras.layers.Flatten()(base(outer_input)))
+    path = tmp_path / "tf_keras.keras"
+    model.save(path)
+    pixels = np.random.default_rng(14).uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    maps = feature_maps(loaded, pixels, ["inner_conv"])
+
+    probe = tf_keras.Model(base.inputs, base.get_layer("inner_conv").output)
+    np.testing.assert_allclose(maps["base/inner_conv"], probe.predict(pixels, verbose=0), atol=1e-6)
