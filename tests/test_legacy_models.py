@@ -11,6 +11,14 @@ from cnnviz import ModelLoadError, conv_layers, feature_maps, load_model
 from tests.test_models import _refused_until_unsafe
 
 
+def _keras2_output(model, layer: str, pixels: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """What Keras 2 itself computes at ``layer`` of ``model`` (a tf_keras model) for ``pixels``."""
+    import tf_keras
+
+    probe = tf_keras.Model(model.inputs, model.get_layer(layer).output)
+    return np.asarray(probe.predict(pixels, verbose=0))
+
+
 def _tf_keras_model():  # type: ignore[no-untyped-def]
     """A model written by Keras 2 (tf_keras), as older TF 2.x releases saved them."""
     tf_keras = pytest.importorskip("tf_keras")
@@ -36,10 +44,7 @@ def test_legacy_h5_written_by_keras_2_loads_with_its_weights(tmp_path: Path) -> 
     model = load_model(path)
     maps = feature_maps(model, pixels, ["legacy_conv_2"])
 
-    import tf_keras
-
-    probe = tf_keras.Model(legacy.inputs, legacy.get_layer("legacy_conv_2").output)
-    np.testing.assert_allclose(maps["legacy_conv_2"], probe.predict(pixels, verbose=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(maps["legacy_conv_2"], _keras2_output(legacy, "legacy_conv_2", pixels), atol=1e-5)
 
 
 def test_savedmodel_directory_written_by_keras_2_loads(tmp_path: Path) -> None:
@@ -104,8 +109,7 @@ def test_keras_2_transfer_models_in_h5_load_with_their_weights(tmp_path: Path, o
     loaded = load_model(path)
     maps = feature_maps(loaded, pixels, ["keras2_base/dw"])
 
-    probe = tf_keras.Model(base.inputs, base.get_layer("dw").output)
-    expected = probe.predict(pixels / 255.0, verbose=0)
+    expected = _keras2_output(base, "dw", pixels / 255.0)
     np.testing.assert_allclose(maps["keras2_base/dw"], expected, rtol=1e-4, atol=1e-4)
 
 
@@ -131,8 +135,7 @@ def test_the_tensorflow_transfer_learning_tutorial_model_from_keras_2(tmp_path: 
     maps = feature_maps(loaded, step(pixels), ["keras2_base/stem"])
 
     assert step.name == "none" and "tf.math.truediv" in step.description
-    probe = tf_keras.Model(base.inputs, base.get_layer("stem").output)
-    expected = probe.predict(pixels / 127.5 - 1.0, verbose=0)
+    expected = _keras2_output(base, "stem", pixels / 127.5 - 1.0)
     np.testing.assert_allclose(maps["keras2_base/stem"], expected, rtol=1e-4, atol=1e-4)
 
 
@@ -175,8 +178,7 @@ def test_teachable_machine_shaped_keras_2_model(tmp_path: Path) -> None:
     maps = feature_maps(loaded, pixels, ["dw"])
 
     assert [c.path for c in conv_layers(loaded)] == ["sequential_1/keras2_base/stem", "sequential_1/keras2_base/dw"]
-    probe = tf_keras.Model(base.inputs, base.get_layer("dw").output)
-    np.testing.assert_allclose(maps["sequential_1/keras2_base/dw"], probe.predict(pixels, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(maps["sequential_1/keras2_base/dw"], _keras2_output(base, "dw", pixels), atol=1e-5)
 
 
 def test_seed_cifar_cnn_written_by_keras_2_without_an_input_layer(tmp_path: Path) -> None:
@@ -200,8 +202,7 @@ def test_seed_cifar_cnn_written_by_keras_2_without_an_input_layer(tmp_path: Path
 
     assert [(c.output_shape, c.params) for c in convs] == [((32, 32, 32), 896), ((32, 32, 32), 9248)]
     second = feature_maps(loaded, pixels, [convs[1].path])[convs[1].path]
-    probe = tf_keras.Model(model.inputs, model.layers[1].output)
-    np.testing.assert_allclose(second, probe.predict(pixels, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(second, _keras2_output(model, model.layers[1].name, pixels), atol=1e-5)
 
 
 def test_keras_file_written_by_tf_keras_with_a_nested_model(tmp_path: Path) -> None:
@@ -217,5 +218,4 @@ def test_keras_file_written_by_tf_keras_with_a_nested_model(tmp_path: Path) -> N
     loaded = load_model(path)
     maps = feature_maps(loaded, pixels, ["inner_conv"])
 
-    probe = tf_keras.Model(base.inputs, base.get_layer("inner_conv").output)
-    np.testing.assert_allclose(maps["base/inner_conv"], probe.predict(pixels, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(maps["base/inner_conv"], _keras2_output(base, "inner_conv", pixels), atol=1e-6)
