@@ -118,11 +118,20 @@ class ModelChoice:
     unsafe: bool
     verbose: bool
 
-    def load(self) -> Any:
-        """The Keras model (call inside :func:`reported_errors`)."""
-        from cnnviz.models import load_model
+    def load(self, need_weights: bool = True) -> Any:
+        """The Keras model (call inside :func:`reported_errors`).
 
-        return load_model(self.model, self.weights, size=self.size, unsafe=self.unsafe)
+        Args:
+            need_weights: False when only the architecture matters (``layers``): a keras.applications model is
+                then built without downloading weights, unless ``--weights`` asks for them.
+        """
+        from cnnviz.models import load_model
+        from cnnviz.zoo import APPLICATIONS
+
+        weights = self.weights
+        if weights is None and not need_weights and self.model.lower() in APPLICATIONS:
+            weights = "none"
+        return load_model(self.model, weights, size=self.size, unsafe=self.unsafe)
 
     @property
     def label(self) -> str:
@@ -153,7 +162,8 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     """List the convolution layers of a model: name, kind, kernel, output shape and parameter count.
 
     Layers of nested models (a VGG16 base inside your classifier) are listed as outer/inner and can be
-    given to --layer by that name.
+    given to --layer by that name. Shapes and counts do not depend on weights, so keras.applications models are
+    built without downloading any.
 
     \b
     Examples:
@@ -164,7 +174,7 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     from cnnviz.runs import layer_rows
 
     with reported_errors(choice.verbose):
-        rows = layer_rows(choice.load(), choice.size)
+        rows = layer_rows(choice.load(need_weights=False), choice.size)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -345,3 +345,20 @@ def test_an_output_folder_that_cannot_be_made_is_an_error_not_a_traceback(line_f
 
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot write {blocker / 'out' / 'filters_detector.png'}: ")
+
+
+def test_layers_of_an_application_needs_no_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keras.src.utils import file_utils
+
+    def no_network(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("layers must not download weights")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", no_network)
+
+    result = run("layers")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "vgg16: 13 conv layers"
+    assert lines[2].split() == ["block1_conv1", "Conv2D", "3x3", "224x224x64", "1,792"]
+    assert lines[-1] == "total conv params: 14,714,688"
