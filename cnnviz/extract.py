@@ -28,6 +28,7 @@ class Extractor:
         layers: the selected conv layers, in output order.
         input_shape: the input shape it was traced at, without the batch axis (None for free sizes).
         channels_first_input: whether images must be given as (channels, rows, cols).
+        skipped: conv layers left out of a default (all-layers) selection because their maps are not 1-D or 2-D.
     """
 
     model: Any
@@ -43,9 +44,9 @@ class Extractor:
 
     @property
     def channels(self) -> int:
-        """The number of image channels the model takes."""
-        shape = self.input_shape
-        return int(shape[0] if self.channels_first_input else shape[-1])  # type: ignore[arg-type]
+        """The number of image channels the model takes (3 when the model leaves it open)."""
+        value = self.input_shape[0] if self.channels_first_input else self.input_shape[-1]
+        return 3 if value is None else int(value)
 
     @property
     def spatial_size(self) -> tuple[int | None, int | None]:
