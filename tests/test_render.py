@@ -148,10 +148,10 @@ def test_header_text_never_runs_into_the_colorbar() -> None:
 
 
 def test_picture_to_rgb_looks_up_the_palette_for_notebooks() -> None:
-    picture = feature_map_grid(np.array([[[0.0], [1.0]]]), cmap="gray", scale=1)  # one 1x2 map
+    picture = feature_map_grid(np.array([[[0.0], [1.0]], [[1.0], [0.0]]]), cmap="gray", scale=1)  # one 2x2 map
 
     rgb = picture.to_rgb()
 
-    assert rgb.shape == (1, 2, 3) and rgb.dtype == np.uint8
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, 1].tolist() == [255, 255, 255]
     assert picture.to_pil().mode == "P"
