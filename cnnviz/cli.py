@@ -234,14 +234,19 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
 
 @main.command(context_settings=CONTEXT)
 @model_options
-@click.option("--layer", "-l", required=True, help="The conv layer (see 'cnnviz layers'), or a pattern for several.")
+@click.option(
+    "--layer",
+    "-l",
+    default=None,
+    help="The conv layer (see 'cnnviz layers'), or a pattern for several. Default: the first conv layer.",
+)
 @click.option("--filters", "filter_spec", default=None, help="Filters to draw, e.g. 0:16 or 1,5,9 (default: up to 64).")
 @click.option("--channels", default=None, help="Input channels to draw, e.g. 0:3 (default: up to 64).")
 @click.option("--rgb", is_flag=True, help="Draw 3-channel kernels (a first layer's) as colour patches.")
 @_view_options(FILTER_NORMS, "global")
 def filters(
     choice: ModelChoice,
-    layer: str,
+    layer: str | None,
     filter_spec: str | None,
     channels: str | None,
     rgb: bool,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, LayerNotFound
 from cnnviz.extract import build_extractor, check_size, iter_batches
 from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
@@ -210,7 +210,7 @@ def _choose(text: str | None, total: int, cap: int, what: str, report: Report) -
 
 def render_filters(
     model: Any,
-    layer: str,
+    layer: str | None,
     out_dir: str | os.PathLike[str],
     options: FilterOptions = FilterOptions(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
@@ -218,7 +218,8 @@ def render_filters(
 ) -> Report:
     """Write a conv layer's kernels as one PNG grid, ``out_dir/filters_<layer>.png``.
 
-    ``layer`` may be a pattern (``block1_*``): each conv layer it matches gets its own grid.
+    ``layer`` may be a pattern (``block1_*``): each conv layer it matches gets its own grid. None draws the
+    first conv layer, whose kernels see the image itself.
 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, OptionError: before anything is written.
@@ -226,7 +227,14 @@ def render_filters(
     _check_choices(options.norm, FILTER_NORMS, "filter normalisation", options.cmap)
     label = model_label or model.name
     report = Report()
-    convs = trace(model).find([layer])
+    traced = trace(model)
+    if layer is None:
+        if not traced.convs:
+            raise LayerNotFound(f"model '{model.name}' has no conv layers")
+        convs = traced.convs[:1]
+        report.notes.append(f"no --layer given: drawing the first conv layer, {convs[0].path}")
+    else:
+        convs = traced.find([layer])
     stacks = [(conv, layer_kernels(conv)) for conv in convs]  # every layer readable before any file is written
     for conv, kernels in stacks:
         picture = _filter_picture(label, conv, kernels, options, report)

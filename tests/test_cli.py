@@ -183,7 +183,12 @@ def test_verbose_shows_the_traceback(line_file: str) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["featuremaps"], ["featuremaps", "x.png", "--norm", "bogus"], ["filters"], ["layers", "--size", "0x3"]],
+    [
+        ["featuremaps"],
+        ["featuremaps", "x.png", "--norm", "bogus"],
+        ["filters", "--scale", "0"],
+        ["layers", "--size", "0x3"],
+    ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
     result = CliRunner().invoke(main, args)
@@ -362,3 +367,13 @@ def test_layers_of_an_application_needs_no_download(monkeypatch: pytest.MonkeyPa
     assert lines[0] == "vgg16: 13 conv layers"
     assert lines[2].split() == ["block1_conv1", "Conv2D", "3x3", "224x224x64", "1,792"]
     assert lines[-1] == "total conv params: 14,714,688"
+
+
+def test_filters_without_a_layer_draws_the_first_conv_layer(line_file: str, tmp_path: Path) -> None:
+    result = run("filters", "--model", line_file, "-o", str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "note: no --layer given: drawing the first conv layer, detector",
+        f"wrote {tmp_path / 'filters_detector.png'}",
+    ]
