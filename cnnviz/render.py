@@ -8,6 +8,7 @@ are the colormap and whose last entries are reserved for separators, the header 
 from __future__ import annotations
 
 import functools
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,12 @@ class Picture:
     def to_rgb(self) -> np.ndarray:
         """The picture as an ``(rows, cols, 3)`` RGB array."""
         return self.pixels if self.palette is None else self.palette[self.pixels]
+
+    def _repr_png_(self) -> bytes:
+        """PNG bytes for Jupyter, which shows a Picture left at the end of a cell as the image itself."""
+        buffer = io.BytesIO()
+        self.to_pil().save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
 
 
 @dataclass(frozen=True)

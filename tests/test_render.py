@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 import numpy as np
 import pytest
+from PIL import Image
 
 from cnnviz import Header, OptionError, feature_map_grid, filter_grid
 from cnnviz.render import BACKGROUND, INK, LEVELS, SEPARATOR, palette
@@ -155,3 +158,5 @@ def test_picture_to_rgb_looks_up_the_palette_for_notebooks() -> None:
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, 1].tolist() == [255, 255, 255]
     assert picture.to_pil().mode == "P"
+    shown = Image.open(io.BytesIO(picture._repr_png_()))  # what Jupyter displays
+    np.testing.assert_array_equal(np.asarray(shown.convert("RGB")), rgb)
