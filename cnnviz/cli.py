@@ -116,6 +116,7 @@ class ModelChoice:
     weights: str | None
     size: tuple[int, int] | None
     unsafe: bool
+    imports: tuple[str, ...]
     verbose: bool
 
     def load(self, need_weights: bool = True) -> Any:
@@ -131,7 +132,7 @@ class ModelChoice:
         weights = self.weights
         if weights is None and not need_weights and self.model.lower() in APPLICATIONS:
             weights = "none"
-        return load_model(self.model, weights, size=self.size, unsafe=self.unsafe)
+        return load_model(self.model, weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
 
     @property
     def label(self) -> str:

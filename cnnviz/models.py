@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 import os
 import re
+import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from cnnviz._keras import keras_module
@@ -34,6 +39,7 @@ def load_model(
     include_top: bool = False,
     size: tuple[int, int] | None = None,
     unsafe: bool = False,
+    imports: Sequence[str] = (),
 ) -> Any:
     """Load a Keras model from a name or a file.
 
@@ -47,6 +53,8 @@ def load_model(
             convolutions needs only the conv base, whose weights are a fraction of the size.
         size: for a keras.applications name, the (rows, cols) input size; its ImageNet size by default.
         unsafe: allow loading models whose files carry arbitrary Python code (Lambda layers).
+        imports: Python modules (dotted names or ``.py`` files) to import first, so that the custom layer
+            classes they register with ``keras.saving.register_keras_serializable`` can be found.
 
     Returns:
         A ``keras.Model``.
@@ -68,6 +76,8 @@ def load_model(
             f"--weights {weights} applies to keras.applications names only; {text} is a model file with weights "
             "of its own (give a weights file with --weights PATH to replace them)"
         )
+    for module in imports:
+        import_module(module)
     model = _load_saved_model(path, unsafe) if path.is_dir() else _load_model_file(path, unsafe)
     if weights is not None:
         _load_weights(model, Path(weights))
@@ -84,6 +94,28 @@ def _unknown_model_message(text: str) -> str:
         f"no model '{text}': it is not a file, nor a known name.{hint} Known names: {', '.join(names)}; "
         "or give the path of a .keras, .h5 or SavedModel."
     )
+
+
+def import_module(name: str) -> ModuleType:
+    """Import a module by dotted name, or from a ``.py`` file, for the custom objects it registers.
+
+    Raises:
+        ModelLoadError: the module cannot be found or fails while importing.
+    """
+    keras_module()  # the module will most likely import keras: let it find it already quiet
+    try:
+        if name.endswith(".py"):
+            path = Path(name)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise ModelLoadError(f"could not import {name}: {brief(exc)}") from exc
 
 
 def _keras_cache_dir() -> Path:
@@ -163,6 +195,12 @@ def _load_model_file(path: Path, unsafe: bool) -> Any:
             raise ModelLoadError(
                 f"{path} holds weights only, no architecture: build the model with --model NAME or a model file, "
                 f"and give this file with --weights {path}"
+            ) from exc
+        missing = re.search(r"Could not locate class '(\w+)'", str(exc))
+        if missing:
+            raise ModelLoadError(
+                f"could not load {path}: it uses a layer class '{missing.group(1)}' that is not part of Keras. "
+                "If it is your own, pass the module or .py file that defines it with --import."
             ) from exc
         raise ModelLoadError(f"could not load {path}: {brief(exc)}") from exc
     if not isinstance(model, keras.Model):

@@ -298,3 +298,46 @@ def test_application_weights_from_a_local_file(tmp_path: Path) -> None:
     )
     with pytest.raises(ModelLoadError, match=r"^--weights .*missing\.h5: no such file \(expected imagenet, none or"):
         load_model("vgg16", weights=str(tmp_path / "missing.h5"))
+
+
+CUSTOM_LAYER_MODULE = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="cnnviz_tests")
+class Doubler(keras.layers.Layer):
+    def call(self, x):
+        return x * 2.0
+"""
+
+
+def test_custom_layer_classes_come_from_an_imported_module(tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    source = tmp_path / "my_layers.py"
+    source.write_text(CUSTOM_LAYER_MODULE)
+    spec = importlib.util.spec_from_file_location("my_layers_for_saving", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from cnnviz._keras import keras_module
+
+    keras = keras_module()
+    model = keras.Sequential([keras.Input((6, 6, 1)), module.Doubler(name="double"), keras.layers.Conv2D(1, 3)])
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    # a fresh session knows nothing of the class: forget its registration
+    keras.saving.get_custom_objects().pop("cnnviz_tests>Doubler")
+    sys.modules.pop("my_layers", None)
+
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(path)
+    assert str(caught.value) == (
+        f"could not load {path}: it uses a layer class 'Doubler' that is not part of Keras. "
+        "If it is your own, pass the module or .py file that defines it with --import."
+    )
+    loaded = load_model(path, imports=[str(source)])
+    assert [c.path for c in conv_layers(loaded)] == [loaded.layers[-1].name]
+    with pytest.raises(ModelLoadError, match=r"^could not import no_such_module_here: "):
+        load_model(path, imports=["no_such_module_here"])
