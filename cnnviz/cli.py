@@ -87,9 +87,15 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--unsafe", is_flag=True, help="Allow model files that run Python code when loaded (Lambda layers)."
         ),
+        click.option(
+            "--import",
+            "imports",
+            multiple=True,
+            metavar="MODULE",
+            help="A Python module or .py file to import before loading, for your own layer classes; repeat it.",
+        ),
         click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors."),
     ]
-
     return _with_options(command, decorators, "choice", ModelChoice)
 
 

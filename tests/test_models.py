@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.error
 from pathlib import Path
 
@@ -341,3 +342,11 @@ def test_custom_layer_classes_come_from_an_imported_module(tmp_path: Path) -> No
     assert [c.path for c in conv_layers(loaded)] == [loaded.layers[-1].name]
     with pytest.raises(ModelLoadError, match=r"^could not import no_such_module_here: "):
         load_model(path, imports=["no_such_module_here"])
+
+    from click.testing import CliRunner
+
+    from cnnviz.cli import main
+
+    result = CliRunner().invoke(main, ["layers", "--model", str(path), "--import", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["kind"] for row in json.loads(result.output)] == ["Conv2D"]
