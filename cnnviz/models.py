@@ -180,32 +180,44 @@ def _load_model_file(path: Path, unsafe: bool) -> Any:
                     readable, custom_objects=legacy_custom_objects(unsafe), compile=False, safe_mode=not unsafe
                 )
     except Exception as exc:
-        calls = re.search(r"the model calls TensorFlow's (tf\.[\w.]+)", str(exc))
-        if calls:
-            raise ModelLoadError(
-                f"{path} calls {calls.group(1)}, which is not among the TensorFlow math and shaping functions "
-                "cnnviz runs by default. If you trust the file, pass --unsafe."
-            ) from exc
-        if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
-            raise ModelLoadError(
-                f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "
-                "cnnviz refuses it by default. If you trust the file, pass --unsafe."
-            ) from exc
-        if "No model config found" in str(exc):
-            raise ModelLoadError(
-                f"{path} holds weights only, no architecture: build the model with --model NAME or a model file, "
-                f"and give this file with --weights {path}"
-            ) from exc
-        missing = re.search(r"Could not locate class '(\w+)'", str(exc))
-        if missing:
-            raise ModelLoadError(
-                f"could not load {path}: it uses a layer class '{missing.group(1)}' that is not part of Keras. "
-                "If it is your own, pass the module or .py file that defines it with --import."
-            ) from exc
-        raise ModelLoadError(f"could not load {path}: {brief(exc)}") from exc
+        raise ModelLoadError(_load_failure_message(path, exc)) from exc
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return model
+
+
+#: Keras's loading errors that have a better explanation, first match wins: (pattern, message template).
+_LOAD_FAILURES = [
+    (
+        r"the model calls TensorFlow's (?P<name>tf\.[\w.]+)",
+        "{path} calls {name}, which is not among the TensorFlow math and shaping functions cnnviz runs by default. "
+        "If you trust the file, pass --unsafe.",
+    ),
+    (
+        r"(?i)safe_mode|unsafe",
+        "{path} contains a Lambda layer or other Python code, which runs when the model is loaded; cnnviz refuses "
+        "it by default. If you trust the file, pass --unsafe.",
+    ),
+    (
+        r"No model config found",
+        "{path} holds weights only, no architecture: build the model with --model NAME or a model file, and give "
+        "this file with --weights {path}",
+    ),
+    (
+        r"Could not locate class '(?P<name>\w+)'",
+        "could not load {path}: it uses a layer class '{name}' that is not part of Keras. If it is your own, pass "
+        "the module or .py file that defines it with --import.",
+    ),
+]
+
+
+def _load_failure_message(path: Path, exc: BaseException) -> str:
+    text = str(exc)
+    for pattern, template in _LOAD_FAILURES:
+        found = re.search(pattern, text)
+        if found:
+            return template.format(path=path, **found.groupdict())
+    return f"could not load {path}: {brief(exc)}"
 
 
 def _load_saved_model(path: Path, unsafe: bool) -> Any:
