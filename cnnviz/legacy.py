@@ -228,8 +228,10 @@ def _tf_function(name: str, unsafe: bool) -> Any:
 def legacy_custom_objects(unsafe: bool = False) -> dict[str, Any]:
     """Stand-ins for Keras 2 layers that Keras 3 no longer has, for loading Keras 2 ``.h5`` files.
 
-    ``TFOpLambda`` is what Keras 2 made of a TensorFlow function called on a Keras tensor, such as the
-    ``preprocess_input`` inside the TensorFlow transfer-learning tutorial's model.
+    ``TFOpLambda`` is what Keras 2 made of a TensorFlow function called on a Keras tensor, and
+    ``SlicingOpLambda`` of an index such as ``x[..., ::-1]``: together they are the ``preprocess_input`` inside the
+    TensorFlow transfer-learning tutorial's model (MobileNetV2's is math only; VGG16's and ResNet50's flip RGB
+    to BGR with an index).
     """
     from cnnviz._keras import keras_module
 
@@ -249,4 +251,32 @@ def legacy_custom_objects(unsafe: bool = False) -> dict[str, Any]:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "function": self.function}
 
-    return {"TFOpLambda": TFOpLambda}
+    class SlicingOpLambda(keras.layers.Layer):  # type: ignore[name-defined]
+        def __init__(self, function: str = "__operators__.getitem", **kwargs: Any) -> None:
+            kept = {key: kwargs[key] for key in ("name", "trainable", "dtype") if key in kwargs}
+            super().__init__(**kept)
+            self.function = function
+
+        def call(self, inputs: Any, slice_spec: Any = None, **kwargs: Any) -> Any:
+            return inputs[_slice_spec(slice_spec)]
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "function": self.function}
+
+    return {"TFOpLambda": TFOpLambda, "SlicingOpLambda": SlicingOpLambda}
+
+
+def _slice_spec(spec: Any) -> Any:
+    """Keras 2's stored ``x[...]`` index back as Python: ``[{"class_name": "__ellipsis__"}, {"start": None, "stop":
+    None, "step": -1}]`` is ``(..., slice(None, None, -1))``.
+
+    >>> _slice_spec([{"class_name": "__ellipsis__"}, {"start": None, "stop": None, "step": -1}])
+    (Ellipsis, slice(None, None, -1))
+    """
+    if isinstance(spec, list):
+        return tuple(_slice_spec(item) for item in spec)
+    if isinstance(spec, dict):
+        if spec.get("class_name") == "__ellipsis__":
+            return Ellipsis
+        return slice(spec.get("start"), spec.get("stop"), spec.get("step"))
+    return spec

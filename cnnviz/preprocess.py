@@ -125,7 +125,7 @@ def auto_preprocessing(model: Any) -> Preprocessing:
         if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
             kind = type(layer).__name__
             return Preprocessing("none", f"raw 0..255 pixels: the model starts with a {kind} layer", _none)
-        if type(layer).__name__ == "TFOpLambda":  # Keras 2 models that call preprocess_input inside
+        if type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda"):  # Keras 2: preprocess_input inside
             return Preprocessing("none", f"raw 0..255 pixels: the model starts with {layer.name}", _none)
         if isinstance(layer, keras.Model):
             nested = find_application(layer.name)

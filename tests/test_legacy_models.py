@@ -219,3 +219,20 @@ def test_keras_file_written_by_tf_keras_with_a_nested_model(tmp_path: Path) -> N
     maps = feature_maps(loaded, pixels, ["inner_conv"])
 
     np.testing.assert_allclose(maps["base/inner_conv"], _keras2_output(base, "inner_conv", pixels), atol=1e-6)
+
+
+def test_keras_2_model_with_vgg16_preprocess_input_inside(tmp_path: Path) -> None:
+    """VGG16's and ResNet50's preprocess_input flip RGB to BGR with x[..., ::-1]: a SlicingOpLambda in Keras 2."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(15)
+    inputs = tf_keras.Input((8, 8, 3))
+    prepared = tf_keras.applications.vgg16.preprocess_input(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3, name="conv")(prepared))
+    path = tmp_path / "vgg_preprocess_inside.h5"
+    model.save(path)
+    pixels = np.random.default_rng(16).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+
+    loaded = load_model(path)
+    maps = feature_maps(loaded, pixels, ["conv"])
+
+    np.testing.assert_allclose(maps["conv"], model.predict(pixels, verbose=0), atol=1e-4)
