@@ -7,6 +7,14 @@ import numpy as np
 from cnnviz.graph import ConvLayer, shape_text
 from cnnviz.render import Header
 
+#: What the drawn kernels are, for layers whose kernel is not one plain stack of filters.
+_KERNEL_NOTES = {
+    "DepthwiseConv1D": " (one per input channel and multiplier)",
+    "DepthwiseConv2D": " (one per input channel and multiplier)",
+    "SeparableConv1D": " (the depthwise part)",
+    "SeparableConv2D": " (the depthwise part)",
+}
+
 
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
@@ -88,7 +96,8 @@ def filter_header(
         layout = f"rows: filters {_span(filters)}; cols: channels {_span(channels)}"
     return Header(
         lines=[
-            f"{model_label} | {conv.path} ({conv.kind}) | kernel {kh}x{kw}, {depth} in, {count} filters",
+            f"{model_label} | {conv.path} ({conv.kind}) | kernel {kh}x{kw}, {depth} in, {count} filters"
+            + _KERNEL_NOTES.get(conv.kind, ""),
             f"{layout} | range [{_fmt(lo)}, {_fmt(hi)}] | norm {norm}",
         ],
         low=low,

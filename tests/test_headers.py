@@ -49,3 +49,12 @@ def test_bad_norm_or_colormap_is_refused_before_any_work(line_model, tmp_path: P
     with pytest.raises(OptionError, match="unknown colormap 'viridiss'"):
         render_filters(line_model, "detector", tmp_path, FilterOptions(cmap="viridiss"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_filter_header_says_which_part_of_a_separable_kernel_is_drawn(keras) -> None:
+    model = keras.Sequential([keras.Input((8, 8, 2)), keras.layers.SeparableConv2D(4, 3, name="sep")])
+    conv = conv_layers(model)[0]
+
+    header = filter_header("m", conv, np.zeros((2, 1, 3, 3)), [0, 1], [0], norm="global", rgb=False)
+
+    assert header.lines[0] == "m | sep (SeparableConv2D) | kernel 3x3, 1 in, 2 filters (the depthwise part)"
