@@ -100,9 +100,14 @@ def to_pixels(image: Image.Image, channels: int) -> np.ndarray:
     Raises:
         ImageLoadError: ``channels`` is neither 1 nor 3.
     """
+    return _to_array(_wide_to_float(image), channels)
+
+
+def _to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """:func:`to_pixels` for an image whose wide modes are already 0..255 floats (converting twice would scale a
+    dark 0..1 float image up twice)."""
     if channels not in (1, 3):
         raise ImageLoadError(f"the model takes {channels}-channel input; cnnviz feeds images as 1 or 3 channels")
-    image = _wide_to_float(image)
     if image.mode == "F":
         gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 255.0)[..., None]
         return gray if channels == 1 else np.repeat(gray, 3, axis=-1)
@@ -171,4 +176,4 @@ def load_image(
     if (image.height, image.width) != (rows, cols):
         # Pillow takes (width, height): columns first.
         image = image.resize((cols, rows), Image.Resampling.BILINEAR)
-    return to_pixels(image, channels)
+    return _to_array(image, channels)

@@ -144,3 +144,12 @@ def test_thirty_two_bit_integer_images_are_scaled_by_their_range(tmp_path: Path)
 def test_tiny_images_are_enlarged_for_free_size_models(tmp_path: Path) -> None:
     path = write_image(tmp_path / "tiny.png", np.zeros((3, 6, 3), dtype=np.uint8))
     assert load_image(path, 3, (None, None)).shape == (32, 64, 3)
+
+
+def test_a_dark_float_image_is_scaled_once(tmp_path: Path) -> None:
+    # 0..1 floats whose brightest pixel is below 1/255: scaled to 0..255 once, not again
+    Image.fromarray(np.array([[0.0, 0.002]], dtype=np.float32), mode="F").save(tmp_path / "dark.tif")
+
+    pixels = load_image(tmp_path / "dark.tif", 1, (None, None), size=(1, 2))
+
+    np.testing.assert_allclose(pixels[0, :, 0], [0.0, 0.51], atol=1e-4)
