@@ -45,11 +45,12 @@ _FILTER_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 MAP_NORMS = tuple(_MAP_NORMALIZERS)
 FILTER_NORMS = tuple(_FILTER_NORMALIZERS)
-#: Smallest tile side, in pixels, that automatic scaling aims for.
+#: Automatic scaling aims for tiles at least this many pixels on their short side ...
 MIN_MAP_TILE = 48
 MIN_KERNEL_TILE = 24
-#: Height of a 1-D map or kernel drawn as a strip, before scaling.
-STRIP_ROWS = 4
+#: ... without letting their long side grow past this many (a 1-D map is a long, one-pixel-high strip).
+MAX_MAP_TILE = 512
+MAX_KERNEL_TILE = 256
 
 _FONT_SIZE = 12
 _LINE_HEIGHT = 15
@@ -128,13 +129,15 @@ def check_norm(norm: str, norms: Sequence[str], what: str) -> None:
         raise OptionError(f"unknown {what} '{norm}'; choose one of: {', '.join(norms)}")
 
 
-def auto_scale(rows: int, cols: int, smallest: int) -> int:
-    """The integer factor that makes a ``rows`` x ``cols`` tile at least ``smallest`` pixels on its short side.
+def auto_scale(rows: int, cols: int, smallest: int, largest: int) -> int:
+    """The integer factor that makes a ``rows`` x ``cols`` tile at least ``smallest`` pixels on its short side,
+    as long as its long side stays within ``largest``. Both sides grow alike, so tiles keep their shape.
 
-    >>> auto_scale(3, 3, 24), auto_scale(224, 224, 48), auto_scale(7, 7, 48)
-    (8, 1, 7)
+    >>> auto_scale(3, 3, 24, 256), auto_scale(224, 224, 48, 512), auto_scale(1, 7, 24, 256), auto_scale(1, 100, 48, 512)
+    (8, 1, 24, 5)
     """
-    return max(1, math.ceil(smallest / max(1, min(rows, cols))))
+    wanted = math.ceil(smallest / max(1, min(rows, cols)))
+    return max(1, min(wanted, largest // max(1, rows, cols)))
 
 
 def _normalize_maps(maps: np.ndarray, norm: str) -> np.ndarray:
@@ -177,8 +180,7 @@ def feature_map_grid(
     if max_maps is not None:
         stack = stack[:max_maps]
     levels = to_levels(_normalize_maps(stack, norm), LEVELS)
-    levels = _as_strips(levels)
-    factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_MAP_TILE)
+    factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_MAP_TILE, MAX_MAP_TILE)
     grid = tile(upscale(levels, factor), padding=padding, fill=SEPARATOR)
     return _compose(grid, palette(cmap), header)
 
@@ -230,15 +232,14 @@ def filter_grid(
         if unit.shape[1] != 3:
             raise OptionError(f"--rgb needs kernels with 3 input channels; this layer's have {unit.shape[1]}")
         patches = np.moveaxis(unit, 1, -1)  # (F, kh, kw, 3)
-        factor = scale or auto_scale(patches.shape[1], patches.shape[2], MIN_KERNEL_TILE)
+        factor = scale or auto_scale(patches.shape[1], patches.shape[2], MIN_KERNEL_TILE, MAX_KERNEL_TILE)
         colours = np.rint(upscale(patches, factor, axes=(1, 2)) * 255.0).astype(np.uint8)
         grid = tile(colours, padding=padding, fill=_RESERVED_COLOURS[SEPARATOR])
         return _compose(grid, palette(cmap), header)
     unit = unit[:, list(channels)] if channels is not None else unit
     count, depth, rows, cols = unit.shape
     levels = to_levels(unit, LEVELS).reshape(count * depth, rows, cols)
-    levels = _as_strips(levels)
-    factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_KERNEL_TILE)
+    factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_KERNEL_TILE, MAX_KERNEL_TILE)
     grid = tile(
         upscale(levels, factor),
         grid_shape=(count, depth),
@@ -246,13 +247,6 @@ def filter_grid(
         fill=SEPARATOR,
     )
     return _compose(grid, palette(cmap), header)
-
-
-def _as_strips(tiles: np.ndarray) -> np.ndarray:
-    """Give (K, 1, W) tiles of 1-D data a few rows, so a strip is visible; other tiles are returned as they are."""
-    if tiles.shape[1] == 1 and tiles.shape[2] > 1:
-        return np.repeat(tiles, STRIP_ROWS, axis=1)
-    return tiles
 
 
 def _compose(grid: np.ndarray, entries: np.ndarray, header: Header | None) -> Picture:

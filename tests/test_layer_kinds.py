@@ -99,10 +99,11 @@ def test_conv1d_model_takes_npy_files_and_draws_strips(keras, tmp_path: Path) ->
     assert result.exit_code == 1
     assert f"Error: {picture}: the model takes arrays of shape 16x2, not images; give .npy files" in result.stderr
     strips = np.asarray(Image.open(out / "signal" / "c1.png"))
-    # three maps of 12 steps, each a 4-row strip, stacked in one column
-    assert strips.shape == (3 * 4 + 2, 12)
+    # three maps of 12 steps, each a one-pixel strip at --scale 1, stacked in one column
+    assert strips.shape == (3 + 2, 12)
     expected = np.asarray(model.get_layer("c1")(signal[None]))[0]
     assert strips[0].argmax() == expected[:, 0].argmax()
+    assert strips[2].argmax() == expected[:, 1].argmax()
     kernels = CliRunner().invoke(main, ["filters", "--model", str(model_path), "--layer", "c2", "-o", str(out)])
     assert kernels.exit_code == 0, kernels.output
     assert Image.open(out / "filters_c2.png").mode == "P"

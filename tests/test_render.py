@@ -53,10 +53,11 @@ def test_symmetric_puts_zero_weights_at_the_middle_and_filter_norm_scales_each_f
     symmetric = filter_grid(kernels, norm="symmetric", scale=1, padding=0).pixels
     per_filter = filter_grid(kernels, norm="filter", scale=1, padding=0).pixels
 
-    # 1-D kernels are drawn as strips a few rows high; every row is the same
+    # 1x3 kernels keep their shape: one row each
     np.testing.assert_array_equal(symmetric[0], np.rint(np.array([0.49, 0.5, 0.505]) * TOP).astype(int))
     np.testing.assert_array_equal(per_filter[0], [0, round(TOP * 2 / 3), TOP])
     np.testing.assert_array_equal(per_filter[-1], [0, round(TOP / 2), TOP])
+    assert symmetric.shape == per_filter.shape == (2, 3)
 
 
 def test_rgb_filters_are_colour_patches() -> None:
@@ -160,3 +161,11 @@ def test_picture_to_rgb_looks_up_the_palette_for_notebooks() -> None:
     assert picture.to_pil().mode == "P"
     shown = Image.open(io.BytesIO(picture._repr_png_()))  # what Jupyter displays
     np.testing.assert_array_equal(np.asarray(shown.convert("RGB")), rgb)
+
+
+def test_thin_kernels_and_maps_keep_their_shape_when_scaled_up() -> None:
+    one_by_seven = filter_grid(np.arange(7.0).reshape(1, 1, 1, 7))  # an Inception-style 1x7 kernel
+    signal = feature_map_grid(np.arange(100.0).reshape(100, 1))  # a 1-D map of 100 steps
+
+    assert one_by_seven.pixels.shape == (24, 168)  # scaled 24x, still 1:7
+    assert signal.pixels.shape == (5, 500)  # scaled 5x, held back by the long side
