@@ -12,7 +12,7 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, ForwardPassError, ImageLoadError, OptionError, UnsupportedLayer, brief
-from cnnviz.graph import ConvLayer, input_shape, shape_text, trace
+from cnnviz.graph import ConvLayer, input_shape, shape_text, sized_input_shape, trace
 from cnnviz.images import load_image
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 
@@ -111,22 +111,6 @@ def build_extractor(model: Any, layers: Sequence[str] | None = None) -> Extracto
 
 def _drawable(conv: ConvLayer) -> bool:
     return len(conv.output_shape) in (2, 3)
-
-
-def check_size(extractor: Extractor, size: tuple[int, int] | None) -> None:
-    """Refuse a forced input size that a fixed-size model cannot take.
-
-    Raises:
-        OptionError: the model's input size is fixed and differs from ``size``.
-    """
-    if size is None or not extractor.takes_images:
-        return
-    fixed = extractor.spatial_size
-    if None in fixed or tuple(size) == fixed:
-        return
-    raise OptionError(
-        f"the model takes {fixed[0]}x{fixed[1]} input; --size {size[0]}x{size[1]} fits only models of free input size"
-    )
 
 
 def load_input(extractor: Extractor, path: ImagePath, size: tuple[int, int] | None = None) -> tuple[np.ndarray, bool]:
@@ -254,7 +238,7 @@ def feature_maps(
     extractor = build_extractor(model, layers)
     if isinstance(images, np.ndarray):
         return extractor(images)
-    check_size(extractor, size)
+    sized_input_shape(model, size)  # refuses a size that a fixed-size model cannot take
     chunks: dict[str, list[np.ndarray]] = {conv.path: [] for conv in extractor.layers}
     step = resolve_preprocessing(model, preprocess)
     for _, maps in iter_batches(extractor, images, step, batch_size=batch_size, size=size):

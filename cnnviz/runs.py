@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import CnnvizError, LayerNotFound
-from cnnviz.extract import build_extractor, check_size, iter_batches
+from cnnviz.extract import build_extractor, iter_batches
 from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.headers import filter_header, map_header
@@ -109,7 +109,7 @@ def render_feature_maps(
     paths = [os.fspath(p) for p in images]
     stems = _image_stems(paths)
     extractor = build_extractor(model, options.layers)
-    check_size(extractor, options.size)
+    sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
     step = resolve_preprocessing(model, options.preprocess)
     report = Report(preprocessing=step)
     for conv in extractor.skipped:

@@ -141,7 +141,9 @@ def test_size_must_fit_a_fixed_size_model(line_model, tmp_path: Path) -> None:
     image = write_image(tmp_path / "x.png", np.zeros((8, 8), dtype=np.uint8))
     with pytest.raises(OptionError) as caught:
         feature_maps(line_model, [image], size=(16, 16))
-    assert str(caught.value) == "the model takes 8x8 input; --size 16x16 fits only models of free input size"
+    assert str(caught.value) == (
+        "model 'line_detector' takes 8x8x1 input; --size 16x16 fits only models of free input size"
+    )
 
 
 def test_free_size_model_with_mixed_picture_sizes_needs_a_size(tmp_path: Path) -> None:
