@@ -14,6 +14,7 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import OptionError
+from cnnviz.graph import conv_classes
 from cnnviz.zoo import find_application
 
 IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], dtype=np.float32)
@@ -104,7 +105,7 @@ def _collect_leading(model: Any, found: list[Any]) -> bool:
             found.append(layer)
             if _collect_leading(layer, found):
                 return True
-        elif "Conv" in type(layer).__name__ or isinstance(layer, keras.layers.Dense):
+        elif isinstance(layer, (*conv_classes(), keras.layers.Dense)):
             return True
         else:
             found.append(layer)
