@@ -7,8 +7,6 @@ the output boundary, in :func:`to_levels`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 Axis = int | tuple[int, ...] | None
@@ -64,14 +62,6 @@ def symmetric(x: np.ndarray, axis: Axis = None, eps: float = EPSILON) -> np.ndar
     bound = np.abs(x).max(axis=axis, keepdims=True)
     flat = bound < eps
     return np.where(flat, 0.5, 0.5 + 0.5 * x / np.where(flat, 1.0, bound)).astype(np.float32)
-
-
-Normalizer = Callable[[np.ndarray, Axis], np.ndarray]
-NORMALIZERS: dict[str, Normalizer] = {
-    "minmax": minmax,
-    "standardize": standardize,
-    "symmetric": symmetric,
-}
 
 
 def to_levels(x: np.ndarray, levels: int = 256) -> np.ndarray:
