@@ -118,7 +118,7 @@ def render_feature_maps(
     bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
 
     def failed(path: Any, exc: CnnvizError) -> None:
-        report.failures.append((os.fspath(path), str(exc)))
+        report.failures.append((path, str(exc)))
         bar.update(1)
 
     with bar, ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -132,20 +132,20 @@ def render_feature_maps(
                     conv,
                     pool.submit(
                         _write_maps,
-                        out / stems[os.fspath(path)],
+                        out / stems[path],
                         conv,
                         maps[conv.path][index],
-                        os.fspath(path),
+                        path,
                         label,
                         options,
                     ),
                 )
-                for index, path in enumerate(batch_paths)
+                for index, path in enumerate([os.fspath(p) for p in batch_paths])
                 for conv in extractor.layers
             ]
             for path, conv, job in jobs:
                 record, written = job.result()
-                manifest["images"].setdefault(os.fspath(path), {"layers": {}})["layers"][conv.path] = record
+                manifest["images"].setdefault(path, {"layers": {}})["layers"][conv.path] = record
                 report.written.extend(written)
             bar.update(len(batch_paths))
     manifest["failures"] = dict(report.failures)
