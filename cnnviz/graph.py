@@ -199,10 +199,24 @@ def trace(model: Any, shape: Sequence[int | None] | None = None) -> Trace:
         UnsupportedModel: the model, or a model nested in it, is a subclassed model with no graph to walk.
     """
     keras = keras_module()
+    _check_walkable(model)
     shape = tuple(shape) if shape is not None else input_shape(model)
     result = Trace(input=keras.Input(shape=shape))
     _replay(model, result.input, "", result, conv_classes())
     return result
+
+
+def _check_walkable(model: Any) -> None:
+    """Refuse a subclassed model: its ``call`` is Python code with no graph of layers to replay."""
+    keras = keras_module()
+    walkable = isinstance(model, keras.Sequential) or (
+        hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth")
+    )
+    if not walkable:
+        raise UnsupportedModel(
+            f"model '{model.name}' is a subclassed {type(model).__name__}, whose layers cannot be reached from its "
+            "input; rebuild it as a Functional or Sequential model"
+        )
 
 
 def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, ...]) -> Any:
@@ -226,11 +240,7 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
         for layer in model.layers:
             x = call(layer, x)
         return x
-    if not hasattr(model, "_run_through_graph") or not hasattr(model, "_nodes_by_depth"):
-        raise UnsupportedModel(
-            f"model '{model.name}' is a subclassed {type(model).__name__}, whose layers cannot be reached from its "
-            "input; rebuild it as a Functional or Sequential model"
-        )
+    _check_walkable(model)
     # Keras's own graph walker, with every operation routed through ``call``. It is private API, used through its
     # oldest form (operation_fn only), which every Keras 3 release has.
     return model._run_through_graph([x], operation_fn=lambda op: functools.partial(call, op))

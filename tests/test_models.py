@@ -229,8 +229,16 @@ def test_subclassed_model_is_refused_with_a_reason(keras) -> None:
 
     model = Custom()
     model(np.zeros((1, 8, 8, 1), dtype=np.float32))
-    with pytest.raises(UnsupportedModel, match="subclassed|no defined input"):
-        conv_layers(model)
+    inputs = keras.Input((8, 8, 1))
+    outer = keras.Model(inputs, Custom()(inputs), name="outer")
+
+    for refused in (model, outer):  # on its own, and nested in a Functional model
+        with pytest.raises(UnsupportedModel) as caught:
+            conv_layers(refused)
+        assert str(caught.value) == (
+            "model 'custom' is a subclassed Custom, whose layers cannot be reached from its input; rebuild it as a "
+            "Functional or Sequential model"
+        )
 
 
 def test_weights_only_h5_says_to_use_weights(line_model, tmp_path: Path) -> None:
