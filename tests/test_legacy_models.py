@@ -19,6 +19,14 @@ def _keras2_output(model, layer: str, pixels: np.ndarray) -> np.ndarray:  # type
     return np.asarray(probe.predict(pixels, verbose=0))
 
 
+def _saved_and_reloaded(model, path: Path, seed: int, low: float = 0.0, high: float = 1.0):  # type: ignore[no-untyped-def]
+    """Save a tf_keras ``model`` to ``path``, load it back with cnnviz, and draw one batch of pixels it takes."""
+    model.save(path)
+    shape = (1, *model.inputs[0].shape[1:])
+    pixels = np.random.default_rng(seed).uniform(low, high, shape).astype(np.float32)
+    return load_model(path), pixels
+
+
 def _tf_keras_model():  # type: ignore[no-untyped-def]
     """A model written by Keras 2 (tf_keras), as older TF 2.x releases saved them."""
     tf_keras = pytest.importorskip("tf_keras")
@@ -38,10 +46,7 @@ def _tf_keras_model():  # type: ignore[no-untyped-def]
 def test_legacy_h5_written_by_keras_2_loads_with_its_weights(tmp_path: Path) -> None:
     legacy = _tf_keras_model()
     path = tmp_path / "legacy.h5"
-    legacy.save(path)
-    pixels = np.random.default_rng(2).uniform(0, 1, (1, 12, 12, 3)).astype(np.float32)
-
-    model = load_model(path)
+    model, pixels = _saved_and_reloaded(legacy, path, seed=2)
     maps = feature_maps(model, pixels, ["legacy_conv_2"])
 
     np.testing.assert_allclose(maps["legacy_conv_2"], _keras2_output(legacy, "legacy_conv_2", pixels), atol=1e-5)
@@ -103,10 +108,7 @@ def test_keras_2_transfer_models_in_h5_load_with_their_weights(tmp_path: Path, o
         x = base(x, training=False)
         model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.GlobalAveragePooling2D()(x)))
     path = tmp_path / f"keras2_{outer}.h5"
-    model.save(path)
-    pixels = np.random.default_rng(4).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
-
-    loaded = load_model(path)
+    loaded, pixels = _saved_and_reloaded(model, path, seed=4, low=0, high=255)
     maps = feature_maps(loaded, pixels, ["keras2_base/dw"])
 
     expected = _keras2_output(base, "dw", pixels / 255.0)
@@ -127,10 +129,7 @@ def test_the_tensorflow_transfer_learning_tutorial_model_from_keras_2(tmp_path: 
     x = base(x, training=False)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(1)(tf_keras.layers.GlobalAveragePooling2D()(x)))
     path = tmp_path / "tutorial.h5"
-    model.save(path)
-    pixels = np.random.default_rng(9).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
-
-    loaded = load_model(path)
+    loaded, pixels = _saved_and_reloaded(model, path, seed=9, low=0, high=255)
     step = auto_preprocessing(loaded)
     maps = feature_maps(loaded, step(pixels), ["keras2_base/stem"])
 
@@ -171,10 +170,7 @@ def test_teachable_machine_shaped_keras_2_model(tmp_path: Path) -> None:
     model = tf_keras.Sequential([features, head])
     model.build((None, 16, 16, 3))
     path = tmp_path / "keras_model.h5"
-    model.save(path)
-    pixels = np.random.default_rng(11).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
-
-    loaded = load_model(path)
+    loaded, pixels = _saved_and_reloaded(model, path, seed=11, low=-1, high=1)
     maps = feature_maps(loaded, pixels, ["dw"])
 
     assert [c.path for c in conv_layers(loaded)] == ["sequential_1/keras2_base/stem", "sequential_1/keras2_base/dw"]
@@ -194,10 +190,7 @@ def test_seed_cifar_cnn_written_by_keras_2_without_an_input_layer(tmp_path: Path
         ]
     )
     path = tmp_path / "cifar_keras2.h5"
-    model.save(path)
-    pixels = np.random.default_rng(13).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
-
-    loaded = load_model(path)
+    loaded, pixels = _saved_and_reloaded(model, path, seed=13)
     convs = conv_layers(loaded)
 
     assert [(c.output_shape, c.params) for c in convs] == [((32, 32, 32), 896), ((32, 32, 32), 9248)]
@@ -212,10 +205,7 @@ def test_keras_file_written_by_tf_keras_with_a_nested_model(tmp_path: Path) -> N
     outer_input = tf_keras.Input((8, 8, 3))
     model = tf_keras.Model(outer_input, tf_keras.layers.Flatten()(base(outer_input)))
     path = tmp_path / "tf_keras.keras"
-    model.save(path)
-    pixels = np.random.default_rng(14).uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)
-
-    loaded = load_model(path)
+    loaded, pixels = _saved_and_reloaded(model, path, seed=14)
     maps = feature_maps(loaded, pixels, ["inner_conv"])
 
     np.testing.assert_allclose(maps["base/inner_conv"], _keras2_output(base, "inner_conv", pixels), atol=1e-6)
@@ -229,10 +219,7 @@ def test_keras_2_model_with_vgg16_preprocess_input_inside(tmp_path: Path) -> Non
     prepared = tf_keras.applications.vgg16.preprocess_input(inputs)
     model = tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3, name="conv")(prepared))
     path = tmp_path / "vgg_preprocess_inside.h5"
-    model.save(path)
-    pixels = np.random.default_rng(16).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
-
-    loaded = load_model(path)
+    loaded, pixels = _saved_and_reloaded(model, path, seed=16, low=0, high=255)
     maps = feature_maps(loaded, pixels, ["conv"])
 
     np.testing.assert_allclose(maps["conv"], model.predict(pixels, verbose=0), atol=1e-4)
