@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import tempfile
+import urllib.error
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,7 +157,9 @@ def _load_application(
 
 
 def _is_download_failure(exc: BaseException) -> bool:
-    return "fetch failure" in str(exc) or isinstance(exc, (OSError, ConnectionError))
+    # Keras wraps network errors as "URL fetch failure"; any OSError would also take in a damaged cached file,
+    # which is not a download problem and gets its own message.
+    return "fetch failure" in str(exc) or isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError))
 
 
 def _download_message(app: Application, include_top: bool, exc: BaseException) -> str:
