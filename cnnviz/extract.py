@@ -233,11 +233,13 @@ def feature_maps(
 
     Raises:
         ImageLoadError: an image cannot be read.
-        OptionError: the images came out at different sizes (a model of free input size: give ``size``).
+        OptionError: no images, or they came out at different sizes (a model of free input size: give ``size``).
     """
     extractor = build_extractor(model, layers)
     if isinstance(images, np.ndarray):
         return extractor(images)
+    if not images:
+        raise OptionError("no images given")
     sized_input_shape(model, size)  # refuses a size that a fixed-size model cannot take
     chunks: dict[str, list[np.ndarray]] = {conv.path: [] for conv in extractor.layers}
     step = resolve_preprocessing(model, preprocess)

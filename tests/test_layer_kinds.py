@@ -153,4 +153,6 @@ def test_free_size_model_with_mixed_picture_sizes_needs_a_size(tmp_path: Path) -
 
     with pytest.raises(OptionError, match="different sizes"):
         feature_maps(model, [small, large], ["edges"])
+    with pytest.raises(OptionError, match="^no images given$"):
+        feature_maps(model, [], ["edges"])
     assert feature_maps(model, [small, large], ["edges"], size=(32, 32))["edges"].shape == (2, 28, 28, 8)
