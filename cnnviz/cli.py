@@ -16,10 +16,16 @@ from typing import Any
 
 import click
 
+# None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
+# option errors stay instant.
 from cnnviz import __version__
 from cnnviz.errors import CnnvizError, brief
+from cnnviz.images import expand_folders
+from cnnviz.models import load_model
 from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS
+from cnnviz.runs import FilterOptions, MapOptions, layer_rows, render_feature_maps, render_filters
+from cnnviz.zoo import APPLICATIONS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -132,8 +138,6 @@ class ModelChoice:
             need_weights: False when only the architecture matters (``layers``): a keras.applications model is
                 then built without downloading weights, unless ``--weights`` asks for them.
         """
-        from cnnviz.models import load_model
-        from cnnviz.zoo import APPLICATIONS
 
         weights = self.weights
         if weights is None and not need_weights and self.model.lower() in APPLICATIONS:
@@ -178,7 +182,6 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
       cnnviz layers --model resnet50 --weights none
       cnnviz layers --model my_model.keras --json
     """
-    from cnnviz.runs import layer_rows
 
     with reported_errors(choice.verbose):
         rows = layer_rows(choice.load(need_weights=False), choice.size)
@@ -272,7 +275,6 @@ def filters(
       cnnviz filters --model shapes --layer edges --norm symmetric --cmap RdBu_r
       cnnviz filters --layer block3_conv1 --filters 0:16 --channels 0:8 -o out/
     """
-    from cnnviz.runs import FilterOptions, render_filters
 
     options = FilterOptions(filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels)
     with reported_errors(choice.verbose):
@@ -329,8 +331,6 @@ def featuremaps(
       cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer 'block5_*'
       cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
     """
-    from cnnviz.images import expand_folders
-    from cnnviz.runs import MapOptions, render_feature_maps
 
     options = MapOptions(
         layers=list(layer_names) or None,
