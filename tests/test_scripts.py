@@ -94,9 +94,12 @@ def test_bundled_model_classifies_fresh_pictures_as_its_card_says() -> None:
 
     predicted = model.predict(images.astype(np.float32), verbose=0).argmax(axis=1)
 
+    accuracy = (predicted == labels).mean()
     assert facts["classes"] == train_shapes.CLASSES
-    assert (predicted == labels).mean() >= 0.95
+    assert accuracy >= 0.95
     assert facts["held_out_accuracy"] >= 0.95
+    # the card's figure holds on pictures it was not measured on, within what 220 pictures can tell
+    assert accuracy >= facts["held_out_accuracy"] - 0.03
 
 
 def test_bundled_first_layer_holds_oriented_line_detectors() -> None:
