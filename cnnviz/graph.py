@@ -228,7 +228,10 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
             # Only the inputs carry over into an inlined model: its own call kwargs (training=False) are
             # superseded by the extractor's inference-mode call.
             return _replay(layer, args[0], path + SEPARATOR, result, convs)
-        out = layer(*args, **kwargs)
+        if isinstance(layer, convs) and getattr(layer, "data_format", None) == "channels_first":
+            out = _run_channels_last(layer, *args, **kwargs)
+        else:
+            out = layer(*args, **kwargs)
         if path not in result.layers:
             result.layers[path] = layer
             result.outputs[path] = out
@@ -244,6 +247,28 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
     # Keras's own graph walker, with every operation routed through ``call``. It is private API, used through its
     # oldest form (operation_fn only), which every Keras 3 release has.
     return model._run_through_graph([x], operation_fn=lambda op: functools.partial(call, op))
+
+
+def _run_channels_last(layer: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a channels_first conv layer as a channels_last twin between two transposes.
+
+    TensorFlow's plain CPU kernels have no NCHW convolution (only some builds and CPUs run one through oneDNN), so
+    a model written on a GPU in channels_first layout would fail here. The twin is the same layer class and
+    configuration in channels_last layout, holding the original's own weight variables: the result is the same
+    computation, and changes to the model's weights show in the extractor.
+    """
+    keras = keras_module()
+    ops = keras.ops
+    config = {**layer.get_config(), "data_format": "channels_last", "name": f"{layer.name}_channels_last"}
+    twin = type(layer).from_config(config)
+    moved = ops.moveaxis(x, 1, -1)
+    twin.build(moved.shape)
+    for name, variable in list(vars(twin).items()):
+        original = getattr(layer, name, None)
+        if isinstance(variable, keras.Variable) and isinstance(original, keras.Variable):
+            # Past Keras's tracking, which locks a built layer: the twin is never saved or trained.
+            object.__setattr__(twin, name, original)
+    return ops.moveaxis(twin(moved, *args, **kwargs), -1, 1)
 
 
 def _describe(path: str, layer: Any, out: Any) -> ConvLayer:

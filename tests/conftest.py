@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,7 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz._keras import keras_module
+# TensorFlow's oneDNN kernels run some ops (NCHW convolutions) that its plain CPU kernels lack, and whether they are
+# on depends on the CPU. Tests run on the plain kernels, the strictest CPU a user may have, before Keras is imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from cnnviz._keras import keras_module  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,6 +12,7 @@ import pytest
 from cnnviz import (
     LayerNotFound,
     ModelLoadError,
+    ModelRunError,
     NotAConvLayer,
     UnsupportedModel,
     WeightsDownloadError,
@@ -20,7 +21,9 @@ from cnnviz import (
     feature_maps,
     load_model,
 )
-from tests.conftest import nested_sequential, tiny_base
+from cnnviz.extract import iter_batches
+from cnnviz.preprocess import preprocessing
+from tests.conftest import LINE_IMAGE, VERTICAL_LINE, nested_sequential, tiny_base
 
 VGG16_CONVS = [
     ("block1_conv1", (224, 224, 64), 1_792),
@@ -203,12 +206,8 @@ def test_channels_first_layers_come_out_channels_last(keras) -> None:
     model = keras.Sequential(
         [keras.Input((1, 8, 8)), keras.layers.Conv2D(2, 3, data_format="channels_first", name="cf")], name="cf_model"
     )
-    from tests.conftest import VERTICAL_LINE
-
     model.get_layer("cf").set_weights([np.stack([VERTICAL_LINE, -VERTICAL_LINE], -1)[:, :, None, :], np.zeros(2)])
     extractor = build_extractor(model)
-    from tests.conftest import LINE_IMAGE
-
     maps = extractor(LINE_IMAGE.reshape(1, 8, 8, 1))  # images are given channels last
 
     assert extractor.channels == 1 and extractor.spatial_size == (8, 8)
@@ -216,6 +215,102 @@ def test_channels_first_layers_come_out_channels_last(keras) -> None:
     assert maps["cf"].shape == (1, 6, 6, 2)
     np.testing.assert_array_equal(maps["cf"][0, :, 2, 0], np.full(6, 3.0))
     np.testing.assert_array_equal(maps["cf"][0, :, 2, 1], np.full(6, -3.0))
+
+
+def _twin_models(keras, data_format: str):  # type: ignore[no-untyped-def]
+    """The same small 2-D network in either layout: every conv kind cnnviz draws, pooling and batch norm between."""
+    axis = 1 if data_format == "channels_first" else -1
+    shape = (3, 12, 12) if data_format == "channels_first" else (12, 12, 3)
+    kw = {"data_format": data_format}
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv", **kw),
+            keras.layers.BatchNormalization(axis=axis, name="bn"),
+            keras.layers.MaxPooling2D(2, name="pool", **kw),
+            keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise", **kw),
+            keras.layers.SeparableConv2D(5, 3, name="separable", **kw),
+            keras.layers.Conv2DTranspose(2, 3, strides=2, name="transpose", **kw),
+        ],
+        name=f"twin_{data_format}",
+    )
+
+
+def test_channels_first_models_compute_what_their_channels_last_twins_do(keras) -> None:
+    first, last = _twin_models(keras, "channels_first"), _twin_models(keras, "channels_last")
+    rng = np.random.default_rng(3)
+    for layer in first.layers:
+        weights = [rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()]
+        if layer.name == "bn":  # a positive variance
+            weights[3] = np.abs(weights[3]) + 0.5
+        layer.set_weights(weights)
+        last.get_layer(layer.name).set_weights(weights)
+    images = rng.uniform(0, 1, (2, 12, 12, 3)).astype(np.float32)
+
+    got, want = build_extractor(first)(images), build_extractor(last)(images)
+
+    assert list(got) == ["conv", "depthwise", "separable", "transpose"]
+    for name in got:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    assert got["transpose"].shape == (2, 9, 9, 2)
+
+
+def test_the_channels_last_twin_uses_the_models_own_weights(keras) -> None:
+    model = keras.Sequential([keras.Input((1, 8, 8)), keras.layers.Conv2D(1, 3, data_format="channels_first")])
+    extractor = build_extractor(model)
+    layer = model.layers[0]
+    layer.set_weights([VERTICAL_LINE[:, :, None, None], np.array([0.5], dtype=np.float32)])
+
+    maps = extractor(LINE_IMAGE.reshape(1, 8, 8, 1))
+
+    np.testing.assert_array_equal(maps[layer.name][0, :, :, 0], np.tile([0.5, 0.5, 3.5, 3.5, 0.5, 0.5], (6, 1)))
+
+
+def test_a_model_that_cannot_run_on_any_input_is_blamed_not_the_images(keras, tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    class Broken(keras.layers.Layer):  # type: ignore[misc]
+        """Fails at run time whatever the input: NaN into a numerics check."""
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return tf.debugging.check_numerics(tf.math.log(x * 0.0 - 1.0), "always NaN")
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, name="conv")(Broken()(inputs)), name="broken")
+    np.save(tmp_path / "a.npy", np.ones((8, 8, 1), dtype=np.float32))
+    reported: list[str] = []
+
+    with pytest.raises(ModelRunError) as caught:
+        list(
+            iter_batches(
+                build_extractor(model),
+                [tmp_path / "a.npy"],
+                preprocessing("none"),
+                on_error=lambda path, exc: reported.append(str(path)),
+            )
+        )
+
+    assert str(caught.value).startswith("model 'broken' cannot run here on any input, so no image was drawn: ")
+    assert "always NaN" in str(caught.value) and reported == []
+
+
+def test_a_model_that_runs_at_its_own_size_blames_the_image(keras, tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 5, name="wide")], name="free")
+    np.save(tmp_path / "small.npy", np.zeros((3, 3, 1), dtype=np.float32))
+    reported: list[tuple[str, BaseException]] = []
+
+    batches = list(
+        iter_batches(
+            build_extractor(model),
+            [tmp_path / "small.npy"],
+            preprocessing("none"),
+            on_error=lambda path, exc: reported.append((str(path), exc)),
+        )
+    )
+
+    assert batches == [] and [path for path, _ in reported] == [str(tmp_path / "small.npy")]
+    assert str(reported[0][1]).startswith(f"{tmp_path / 'small.npy'}: the model could not run on it at 3x3x1: ")
+    assert reported[0][1].__cause__ is not None  # the TensorFlow error, for --verbose
 
 
 def test_subclassed_model_is_refused_with_a_reason(keras) -> None:
