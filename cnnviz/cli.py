@@ -360,8 +360,10 @@ def featuremaps(
     else:
         click.echo(f"wrote {grids} for {len(folders)} images to {Path(view.output) / '<image>'}/")
     click.echo(f"manifest: {Path(view.output) / 'manifest.json'}")
-    for _path, reason in report.failures:
-        click.echo(f"Error: {reason}", err=True)
+    for _path, error in report.failures:
+        if choice.verbose:
+            traceback.print_exception(error)
+        click.echo(f"Error: {error}", err=True)
     if report.failures:
         sys.exit(1)
 

@@ -55,6 +55,10 @@ class ForwardPassError(CnnvizError):
     """The model could not run on an input (for example an image too small for its kernels)."""
 
 
+class ModelRunError(CnnvizError):
+    """The model cannot run here on any input: the fault is the model's (or this machine's), not an image's."""
+
+
 class OutputError(CnnvizError):
     """A result file or folder could not be written."""
 

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
-from cnnviz.errors import CnnvizError, ForwardPassError, ImageLoadError, OptionError, UnsupportedLayer, brief
+from cnnviz.errors import (
+    CnnvizError,
+    ForwardPassError,
+    ImageLoadError,
+    ModelRunError,
+    OptionError,
+    UnsupportedLayer,
+    brief,
+)
 from cnnviz.graph import ConvLayer, input_shape, shape_text, sized_input_shape, trace
 from cnnviz.images import load_image
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
@@ -29,6 +37,7 @@ class Extractor:
         input_shape: the input shape it was traced at, without the batch axis (None for free sizes).
         channels_first_input: whether images must be given as (channels, rows, cols).
         skipped: conv layers left out of a default (all-layers) selection because their maps are not 1-D or 2-D.
+        source_name: the name of the model it was built from.
     """
 
     model: Any
@@ -36,6 +45,8 @@ class Extractor:
     input_shape: tuple[int | None, ...]
     channels_first_input: bool
     skipped: list[ConvLayer] = field(default_factory=list)
+    source_name: str = "model"
+    _runs: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def takes_images(self) -> bool:
@@ -72,6 +83,32 @@ class Extractor:
             result[conv.path] = np.moveaxis(array, 1, -1) if conv.channels_first else array
         return result
 
+    def check_runs(self, failure: BaseException) -> None:
+        """After a failed forward pass, find out whose fault it was: run the model once on zeros at its own input
+        size (free sizes at :data:`PROBE_SIDE`). If that fails too, no input would do.
+
+        Raises:
+            ModelRunError: the model cannot run here at all.
+        """
+        if self._runs is None:
+            channels_last = (
+                self.input_shape[1:] + self.input_shape[:1] if self.channels_first_input else self.input_shape
+            )
+            probe = np.zeros((1, *(PROBE_SIDE if n is None else n for n in channels_last)), dtype=np.float32)
+            try:
+                self(probe)
+                self._runs = True
+            except Exception:  # TensorFlow raises its own error types from inside the graph
+                self._runs = False
+        if not self._runs:
+            raise ModelRunError(
+                f"model '{self.source_name}' cannot run here on any input, so no image was drawn: {brief(failure)}"
+            ) from failure
+
+
+#: The size a free spatial axis gets when the extractor is tried on a blank input.
+PROBE_SIDE = 224
+
 
 def build_extractor(model: Any, layers: Sequence[str] | None = None) -> Extractor:
     """Build one extractor over the given conv layers (all of them by default), nested models included.
@@ -106,6 +143,7 @@ def build_extractor(model: Any, layers: Sequence[str] | None = None) -> Extracto
         input_shape=input_shape(model),
         channels_first_input=bool(first and first.channels_first),
         skipped=skipped,
+        source_name=model.name,
     )
 
 
@@ -195,15 +233,17 @@ def _run(
     try:
         maps = extractor(batch)
     except Exception as exc:  # TensorFlow raises its own error types from inside the graph
+        extractor.check_runs(exc)
         if on_error is None:
             raise ForwardPassError(
                 f"the model could not run on input of shape {batch.shape[1:]}: {brief(exc)}"
             ) from exc
         for path, array in pending:
-            on_error(
-                path,
-                ForwardPassError(f"{path}: the model could not run on it at {shape_text(array.shape)}: {brief(exc)}"),
+            error = ForwardPassError(
+                f"{path}: the model could not run on it at {shape_text(array.shape)}: {brief(exc)}"
             )
+            error.__cause__ = exc
+            on_error(path, error)
         return
     yield [path for path, _ in pending], maps
 

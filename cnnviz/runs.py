@@ -31,7 +31,7 @@ class Report:
     """What a run did: files written, images that failed, and notes for the user."""
 
     written: list[Path] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, CnnvizError]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     preprocessing: Preprocessing | None = None
 
@@ -118,7 +118,7 @@ def render_feature_maps(
     bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
 
     def failed(path: Any, exc: CnnvizError) -> None:
-        report.failures.append((path, str(exc)))
+        report.failures.append((path, exc))
         bar.update(1)
 
     with bar, ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -148,7 +148,7 @@ def render_feature_maps(
                 manifest["images"].setdefault(path, {"layers": {}})["layers"][conv.path] = record
                 report.written.extend(written)
             bar.update(len(batch_paths))
-    manifest["failures"] = dict(report.failures)
+    manifest["failures"] = {path: str(exc) for path, exc in report.failures}
     save_manifest(manifest, out / "manifest.json")
     return report
 

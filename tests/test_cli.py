@@ -310,6 +310,13 @@ def test_an_input_the_model_cannot_run_on_is_reported_and_the_run_goes_on(
     )
     assert (out / "line" / "wide.png").is_file()
 
+    verbose = CliRunner().invoke(
+        main, ["featuremaps", str(tmp_path / "small.npy"), "--model", str(path), "-o", str(out), "--verbose"]
+    )
+    assert verbose.exit_code == 1
+    assert "Traceback" in verbose.stderr and "ForwardPassError" in verbose.stderr
+    assert verbose.stderr.rstrip().splitlines()[-1].startswith(f"Error: {tmp_path / 'small.npy'}: the model could")
+
 
 @pytest.mark.parametrize(
     ("selection", "message"),
