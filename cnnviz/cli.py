@@ -19,12 +19,14 @@ import click
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz import __version__
-from cnnviz.errors import CnnvizError, brief
+from cnnviz.errors import CnnvizError, OptionError, brief
 from cnnviz.images import expand_folders
 from cnnviz.models import load_model
+from cnnviz.output import check_writable, safe_name
 from cnnviz.preprocess import MODES
-from cnnviz.render import FILTER_NORMS, MAP_NORMS
+from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
 from cnnviz.runs import FilterOptions, MapOptions, layer_rows, render_feature_maps, render_filters
+from cnnviz.selection import check_selection
 from cnnviz.zoo import APPLICATIONS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -48,13 +50,26 @@ class SizeType(click.ParamType):
         return (numbers[0], numbers[-1])
 
 
+#: The exit status of a run stopped by Ctrl-C, as shells report a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
+
+
 @contextmanager
-def reported_errors(verbose: bool) -> Iterator[None]:
-    """Turn library and unexpected errors into ``Error: ...`` (exit 1); ``--verbose`` adds the traceback."""
+def reported_errors(verbose: bool, interrupted: str = "") -> Iterator[None]:
+    """Turn library and unexpected errors into ``Error: ...``: exit 2 for an option value that cannot be used (a
+    usage error, as click's own), 1 for the rest, 130 for Ctrl-C (with ``interrupted`` said first).
+    ``--verbose`` adds the traceback."""
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted.{' ' + interrupted if interrupted else ''}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except OptionError as exc:
+        if verbose:
+            traceback.print_exc()
+        raise click.UsageError(str(exc), click.get_current_context(silent=True)) from exc
     except CnnvizError as exc:
         if verbose:
             traceback.print_exc()
@@ -136,18 +151,52 @@ class ModelChoice:
 
         Args:
             need_weights: False when only the architecture matters (``layers``): a keras.applications model is
-                then built without downloading weights, unless ``--weights`` asks for them.
+                then built without weights, and ``--weights`` is not loaded at all.
         """
+        if not need_weights:
+            weights = "none" if self.is_application else None
+            return load_model(self.model, weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
+        return load_model(self.model, self.weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
 
-        weights = self.weights
-        if weights is None and not need_weights and self.model.lower() in APPLICATIONS:
-            weights = "none"
-        return load_model(self.model, weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
+    @property
+    def is_application(self) -> bool:
+        """Whether ``--model`` names a keras.applications model rather than a file."""
+        return self.model.lower() in APPLICATIONS and not Path(self.model).exists()
+
+    @property
+    def weights_kind(self) -> str:
+        """How the weights come: ``imagenet``, ``random``, a weights file's path, or ``model file``."""
+        if self.weights is None:
+            return "imagenet" if self.is_application else "model file"
+        lowered = self.weights.lower()
+        if lowered in ("none", "imagenet"):
+            return "random" if lowered == "none" else lowered
+        return self.weights
+
+    @property
+    def name(self) -> str:
+        """The model's name: a file's name, or the lower-cased model name."""
+        return Path(self.model).name if Path(self.model).exists() else self.model.lower()
 
     @property
     def label(self) -> str:
-        """How headers name the model: a file's name, or the lower-cased model name."""
-        return Path(self.model).name if Path(self.model).exists() else self.model.lower()
+        """How headers and manifests name the model: its name, and the weights where they are not the model's
+        own: ``vgg16 (random weights)``."""
+        kind = self.weights_kind
+        if kind in ("imagenet", "model file"):
+            return self.name
+        return f"{self.name} ({'random weights' if kind == 'random' else 'weights ' + Path(kind).name})"
+
+    @property
+    def folder(self) -> str:
+        """The output subfolder for this model, so that different models' (and weights') grids never mix:
+        ``vgg16``, ``vgg16-random``, ``my_model``, ``my_model-finetuned`` (for ``--weights finetuned.weights.h5``)."""
+        path = Path(self.model)
+        name = path.name.split(".")[0] if path.exists() else self.model.lower()
+        kind = self.weights_kind
+        if kind in ("imagenet", "model file"):
+            return safe_name(name)
+        return safe_name(f"{name}-{'random' if kind == 'random' else Path(kind).name.split('.')[0]}")
 
 
 @click.group(context_settings=CONTEXT)
@@ -188,7 +237,9 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{choice.label}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
+    if choice.weights is not None:
+        click.echo("note: --weights is not loaded: layers, shapes and counts do not depend on weights")
+    click.echo(f"{choice.name}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
     if not rows:
         return
     table = [["name", "kind", "kernel", "output", "params"]] + [
@@ -199,6 +250,30 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
         cells = [cell.ljust(w) for cell, w in zip(row[:4], widths, strict=False)] + [row[4].rjust(widths[4])]
         click.echo("  ".join(cells))
     click.echo(f"total conv params: {sum(r['params'] for r in rows):,}")
+
+
+def _checked_cmap(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A colormap matplotlib knows, checked before any model is loaded."""
+    try:
+        palette(value)
+    except OptionError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+    return value
+
+
+def _selection_checker(what: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A callback that checks the form of a ``what`` selection (``0:16``); its range is checked once the layer
+    is known."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_selection(value, what)
+            except OptionError as exc:
+                raise click.BadParameter(str(exc), ctx, param) from exc
+        return value
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -220,7 +295,13 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
             click.option(
                 "--norm", type=click.Choice(norms), default=default_norm, show_default=True, help="Normalisation."
             ),
-            click.option("--cmap", default="viridis", show_default=True, help="Any matplotlib colormap name."),
+            click.option(
+                "--cmap",
+                default="viridis",
+                show_default=True,
+                callback=_checked_cmap,
+                help="Any matplotlib colormap name.",
+            ),
             click.option(
                 "--scale",
                 type=click.IntRange(1, 64),
@@ -250,8 +331,19 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
     default=None,
     help="The conv layer (see 'cnnviz layers'), or a pattern for several. Default: the first conv layer.",
 )
-@click.option("--filters", "filter_spec", default=None, help="Filters to draw, e.g. 0:16 or 1,5,9 (default: up to 64).")
-@click.option("--channels", default=None, help="Input channels to draw, e.g. 0:3 (default: up to 64).")
+@click.option(
+    "--filters",
+    "filter_spec",
+    default=None,
+    callback=_selection_checker("filter"),
+    help="Filters to draw, e.g. 0:16 or 1,5,9 (default: up to 64).",
+)
+@click.option(
+    "--channels",
+    default=None,
+    callback=_selection_checker("channel"),
+    help="Input channels to draw, e.g. 0:3 (default: up to 64).",
+)
 @click.option("--rgb", is_flag=True, help="Draw 3-channel kernels (a first layer's) as colour patches.")
 @_view_options(FILTER_NORMS, "global")
 def filters(
@@ -278,7 +370,9 @@ def filters(
 
     options = FilterOptions(filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels)
     with reported_errors(choice.verbose):
-        report = render_filters(choice.load(), layer, view.output, options, model_label=choice.label)
+        out = Path(view.output) / choice.folder
+        check_writable(out)
+        report = render_filters(choice.load(), layer, out, options, model_label=choice.label)
     for note in report.notes:
         click.echo(f"note: {note}")
     for path in report.written:
@@ -286,7 +380,7 @@ def filters(
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True))
 @model_options
 @click.option(
     "--layer",
@@ -344,10 +438,14 @@ def featuremaps(
         size=choice.size,
         batch_size=batch_size,
     )
-    with reported_errors(choice.verbose):
+    out = Path(view.output) / choice.folder
+    manifest = out / "manifest.json"
+    with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
         paths = expand_folders(images)
-        loaded = choice.load()
-        report = render_feature_maps(loaded, paths, view.output, options, model_label=choice.label, progress=True)
+        check_writable(out)
+        report = render_feature_maps(
+            choice.load(), paths, out, options, model_label=choice.label, weights=choice.weights_kind, progress=True
+        )
     for note in report.notes:
         click.echo(f"note: {note}")
     if report.preprocessing is not None:
@@ -355,16 +453,19 @@ def featuremaps(
     folders = sorted({str(path.parent) for path in report.written})
     count = sum(1 for path in report.written if path.suffix == ".png")
     grids = f"{count} grid{'' if count == 1 else 's'}"
-    if len(folders) <= 1:
-        click.echo(f"wrote {grids} to {folders[0] if folders else 'nowhere'}")
-    else:
-        click.echo(f"wrote {grids} for {len(folders)} images to {Path(view.output) / '<image>'}/")
-    click.echo(f"manifest: {Path(view.output) / 'manifest.json'}")
+    if len(folders) == 1:
+        click.echo(f"wrote {grids} to {folders[0]}")
+    elif folders:
+        click.echo(f"wrote {grids} for {len(folders)} images to {out / '<image>'}/")
+    if report.written or report.failures:
+        click.echo(f"manifest: {manifest}")
     for _path, error in report.failures:
         if choice.verbose:
             traceback.print_exception(error)
         click.echo(f"Error: {error}", err=True)
     if report.failures:
+        if len(paths) > 1:
+            click.echo(f"Error: {len(report.failures)} of {len(paths)} inputs failed", err=True)
         sys.exit(1)
 
 

@@ -79,3 +79,29 @@ def save_manifest(records: dict[str, Any], path: str | os.PathLike[str]) -> Path
     target = Path(path)
     _write_atomic(target, (json.dumps(records, indent=2, sort_keys=True) + "\n").encode())
     return target
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest an earlier run left at ``path``; empty when there is none or it is not a readable manifest
+    (it is then replaced, not merged)."""
+    try:
+        records = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return records if isinstance(records, dict) and isinstance(records.get("images"), dict) else {}
+
+
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Make sure ``folder`` exists or can be made, and can be written into, before any slow work starts.
+
+    Raises:
+        OutputError: a file stands in the way, or the folder or the nearest existing parent is not writable.
+    """
+    target = Path(folder)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write into {target}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into {target}: {existing} is not writable")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from cnnviz.extract import build_extractor, iter_batches
 from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.headers import filter_header, map_header
-from cnnviz.output import safe_name, save_manifest, save_npy, save_png
+from cnnviz.output import read_manifest, safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, Picture, check_norm, feature_map_grid, filter_grid, palette
 from cnnviz.selection import parse_selection
@@ -80,6 +80,7 @@ def render_feature_maps(
     options: MapOptions = MapOptions(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
     model_label: str | None = None,
+    weights: str | None = None,
     progress: bool = False,
     workers: int | None = None,
 ) -> Report:
@@ -87,19 +88,23 @@ def render_feature_maps(
 
     All selected layers come from one extractor, one forward pass per batch of images; the grids of a batch are
     drawn and written by a pool of threads (numpy and zlib release the GIL). An image that cannot be read is
-    reported in ``Report.failures`` and the others are still written.
+    reported in ``Report.failures`` and the others are still written. ``out_dir/manifest.json`` lists every grid
+    written there, by this run and by earlier ones; it is also written when the run is interrupted (Ctrl-C), with
+    what finished.
 
     Args:
         model: a Keras model.
         images: image files (and ``.npy`` arrays for models that do not take images).
-        out_dir: the output folder, created if needed; ``manifest.json`` there lists what was written.
+        out_dir: the output folder, created if needed.
         options: what to draw and how.
         model_label: the model's name in headers; ``model.name`` by default.
+        weights: how the model's weights came (``imagenet``, ``random``, a file), for the manifest.
         progress: show a progress bar on a terminal.
         workers: threads drawing and writing grids; one per CPU by default.
 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: before anything is written.
+        ModelRunError: the model cannot run on any input.
     """
     from tqdm import tqdm
 
@@ -114,43 +119,69 @@ def render_feature_maps(
     report = Report(preprocessing=step)
     for conv in extractor.skipped:
         report.notes.append(f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps")
-    manifest: dict[str, Any] = {"model": label, "preprocessing": step.name, "norm": options.norm, "images": {}}
+    written: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
 
     def failed(path: Any, exc: CnnvizError) -> None:
         report.failures.append((path, exc))
         bar.update(1)
 
-    with bar, ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        batches = iter_batches(
-            extractor, paths, step, batch_size=options.batch_size, size=options.size, on_error=failed
-        )
-        for batch_paths, maps in batches:
-            jobs = [
-                (
-                    path,
-                    conv,
-                    pool.submit(
-                        _write_maps,
-                        out / stems[path],
-                        conv,
-                        maps[conv.path][index],
+    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    jobs: list[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = []
+
+    def collect(path: str, conv: ConvLayer, job: Future[tuple[dict[str, Any], list[Path]]]) -> None:
+        record, files = job.result()
+        written.setdefault(path, {"preprocessing": step.name, "layers": {}})["layers"][conv.path] = record
+        report.written.extend(files)
+
+    try:
+        with bar:
+            batches = iter_batches(
+                extractor, paths, step, batch_size=options.batch_size, size=options.size, on_error=failed
+            )
+            for batch_paths, maps in batches:
+                jobs = [
+                    (
                         path,
-                        label,
-                        options,
-                    ),
-                )
-                for index, path in enumerate([os.fspath(p) for p in batch_paths])
-                for conv in extractor.layers
-            ]
-            for path, conv, job in jobs:
-                record, written = job.result()
-                manifest["images"].setdefault(path, {"layers": {}})["layers"][conv.path] = record
-                report.written.extend(written)
-            bar.update(len(batch_paths))
-    manifest["failures"] = {path: str(exc) for path, exc in report.failures}
-    save_manifest(manifest, out / "manifest.json")
+                        conv,
+                        pool.submit(_write_maps, out / stems[path], conv, maps[conv.path][index], path, label, options),
+                    )
+                    for index, path in enumerate([os.fspath(p) for p in batch_paths])
+                    for conv in extractor.layers
+                ]
+                while jobs:
+                    collect(*jobs[0])
+                    jobs.pop(0)
+                bar.update(len(batch_paths))
+    finally:
+        # On Ctrl-C too: grids already being written finish (each atomically), queued ones are dropped, and the
+        # manifest lists every grid on disk.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for path, conv, job in jobs:
+            if job.done() and not job.cancelled() and job.exception() is None:
+                collect(path, conv, job)
+        _update_manifest(out / "manifest.json", label, weights, written, report.failures)
     return report
+
+
+def _update_manifest(
+    path: Path, label: str, weights: str | None, written: dict[str, dict[str, Any]], failures: list[tuple[str, Any]]
+) -> None:
+    """Merge this run's grids and failures into the manifest earlier runs left in the same folder."""
+    if not written and not failures and not path.exists():
+        return
+    manifest = read_manifest(path)
+    images: dict[str, Any] = manifest.get("images", {})
+    for image, record in written.items():
+        layers = {**images.get(image, {}).get("layers", {}), **record["layers"]}
+        images[image] = {**record, "layers": layers}
+    old_failures: dict[str, str] = manifest.get("failures", {})
+    merged_failures = {image: reason for image, reason in old_failures.items() if image not in written}
+    merged_failures.update({os.fspath(image): str(exc) for image, exc in failures})
+    save_manifest(
+        {"model": label, "weights": weights, "images": images, "failures": merged_failures},
+        path,
+    )
 
 
 def _write_maps(
@@ -174,6 +205,7 @@ def _write_maps(
     written = [save_png(picture, target)]
     record: dict[str, Any] = {
         "png": str(target),
+        "norm": options.norm,
         "shape": list(activation.shape),
         "min": float(activation.min()),
         "max": float(activation.max()),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +67,8 @@ def test_filters_png_pixels_are_the_line_detector(line_file: str, tmp_path: Path
     result = run("filters", "--model", line_file, "--layer", "detector", "--scale", "1", "--no-labels", "-o", str(out))
 
     assert result.exit_code == 0, result.output
-    assert result.output == f"wrote {out / 'filters_detector.png'}\n"
-    image = Image.open(out / "filters_detector.png")
+    assert result.output == f"wrote {out / 'line' / 'filters_detector.png'}\n"  # one folder per model
+    image = Image.open(out / "line" / "filters_detector.png")
     assert image.mode == "P"
     pixels = np.asarray(image)
     # two filters (detector x1 and x2) in two rows, global min-max: 0 -> level 0, 2 -> top level
@@ -92,10 +94,11 @@ def test_featuremaps_goes_on_past_a_broken_image_and_fails_at_the_end(
 
     assert result.exit_code == 1
     assert f"Error: {broken}: not an image Pillow can read" in result.stderr
-    assert (out / "line" / "detector.png").is_file() and (out / "other" / "detector.png").is_file()
+    assert (out / "line" / "line" / "detector.png").is_file() and (out / "line" / "other" / "detector.png").is_file()
     assert "preprocessing: scale255" in result.stdout
-    assert f"wrote 2 grids for 2 images to {out / '<image>'}/" in result.stdout.splitlines()
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert f"wrote 2 grids for 2 images to {out / 'line' / '<image>'}/" in result.stdout.splitlines()
+    assert result.stderr.splitlines()[-1] == "Error: 1 of 3 inputs failed"
+    manifest = json.loads((out / "line" / "manifest.json").read_text())
     assert sorted(manifest["images"]) == sorted([str(line_picture), str(other)])
     assert manifest["images"][str(line_picture)]["layers"]["detector"]["max"] == pytest.approx(6.0)
     assert list(manifest["failures"]) == [str(broken)]
@@ -118,7 +121,7 @@ def test_featuremaps_grid_pixels_for_the_line_image(line_file: str, line_picture
     )
 
     assert result.exit_code == 0, result.output
-    pixels = np.asarray(Image.open(out / "line" / "detector.png"))
+    pixels = np.asarray(Image.open(out / "line" / "line" / "detector.png"))
     assert pixels.shape == (6, 13)  # two 6x6 maps side by side with a separator
     expected_tile = np.zeros((6, 6), dtype=np.uint8)
     expected_tile[:, 2:4] = LEVELS - 1
@@ -146,13 +149,13 @@ def test_nested_layer_names_and_raw_output(keras, tmp_path: Path, rgb_image: Pat
     )
 
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (out / "photo").iterdir()) == [
+    assert sorted(p.name for p in (out / "transfer" / "photo").iterdir()) == [
         "base__conv_a.npy",
         "base__conv_a.png",
         "base__conv_c.npy",
         "base__conv_c.png",
     ]
-    raw = np.load(out / "photo" / "base__conv_c.npy")
+    raw = np.load(out / "transfer" / "photo" / "base__conv_c.npy")
     expected = feature_maps(load_model(model_path), [rgb_image], ["base/conv_c"])["base/conv_c"][0]
     np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-6)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # atomic writes leave no temp files
@@ -162,8 +165,8 @@ def test_same_input_same_bytes(line_file: str, line_picture: Path, tmp_path: Pat
     for name in ("a", "b"):
         assert run("featuremaps", str(line_picture), "--model", line_file, "-o", str(tmp_path / name)).exit_code == 0
 
-    first = (tmp_path / "a" / "line" / "detector.png").read_bytes()
-    assert first == (tmp_path / "b" / "line" / "detector.png").read_bytes()
+    first = (tmp_path / "a" / "line" / "line" / "detector.png").read_bytes()
+    assert first == (tmp_path / "b" / "line" / "line" / "detector.png").read_bytes()
 
 
 def test_unknown_layer_is_an_error_listing_the_conv_layers(line_file: str, line_picture: Path) -> None:
@@ -245,10 +248,10 @@ def test_installed_entry_point_runs_the_readme_command_quietly(tmp_path: Path) -
     assert done.stderr == ""  # no TensorFlow start-up lines
     assert done.stdout.splitlines() == [
         "preprocessing: none (raw 0..255 pixels: the model starts with a Rescaling layer)",
-        f"wrote 3 grids to {tmp_path / 'cat'}",
-        f"manifest: {tmp_path / 'manifest.json'}",
+        f"wrote 3 grids to {tmp_path / 'shapes' / 'cat'}",
+        f"manifest: {tmp_path / 'shapes' / 'manifest.json'}",
     ]
-    picture = Image.open(tmp_path / "cat" / "edges.png")
+    picture = Image.open(tmp_path / "shapes" / "cat" / "edges.png")
     assert picture.mode == "P" and picture.width > 451
 
 
@@ -261,10 +264,10 @@ def test_images_with_the_same_name_get_distinct_folders(line_file: str, tmp_path
     result = run("featuremaps", str(tmp_path / "a"), str(tmp_path / "b"), "--model", line_file, "-o", str(out))
 
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "pic", "pic-2"]
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(p.name for p in (out / "line").iterdir()) == ["manifest.json", "pic", "pic-2"]
+    manifest = json.loads((out / "line" / "manifest.json").read_text())
     assert manifest["images"][str(tmp_path / "b" / "pic.png")]["layers"]["detector"]["png"] == str(
-        out / "pic-2" / "detector.png"
+        out / "line" / "pic-2" / "detector.png"
     )
 
 
@@ -273,8 +276,8 @@ def test_layers_size_fixes_free_input_sizes_and_refuses_a_different_fixed_one(li
     assert [row["output"] for row in json.loads(sized.output)] == ["60x92x8", "30x46x16", "15x23x32"]
 
     refused = CliRunner().invoke(main, ["layers", "--model", line_file, "--size", "16"])
-    assert refused.exit_code == 1
-    assert refused.stderr == (
+    assert refused.exit_code == 2  # a usage error, found once the model is known
+    assert refused.stderr.endswith(
         "Error: model 'line_detector' takes 8x8x1 input; --size 16x16 fits only models of free input size\n"
     )
 
@@ -285,7 +288,7 @@ def test_a_layer_asked_for_twice_is_drawn_once(line_file: str, line_picture: Pat
         "featuremaps", str(line_picture), "--model", line_file, "-l", "detector", "-l", "detector", "-o", str(out)
     )
     assert result.exit_code == 0, result.output
-    assert f"wrote 1 grid to {out / 'line'}" in result.output.splitlines()
+    assert f"wrote 1 grid to {out / 'line' / 'line'}" in result.output.splitlines()
 
 
 def test_an_input_the_model_cannot_run_on_is_reported_and_the_run_goes_on(
@@ -303,12 +306,9 @@ def test_an_input_the_model_cannot_run_on_is_reported_and_the_run_goes_on(
 
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {tmp_path / 'small.npy'}: the model could not run on it at 3x3x1: ")
-    assert (
-        "Negative dimension size" in result.stderr
-        and "node" not in result.stderr
-        and len(result.stderr.splitlines()) == 1
-    )
-    assert (out / "line" / "wide.png").is_file()
+    assert "Negative dimension size" in result.stderr and "node" not in result.stderr
+    assert result.stderr.splitlines()[1:] == ["Error: 1 of 2 inputs failed"]
+    assert (out / "free" / "line" / "wide.png").is_file()
 
     verbose = CliRunner().invoke(
         main, ["featuremaps", str(tmp_path / "small.npy"), "--model", str(path), "-o", str(out), "--verbose"]
@@ -322,14 +322,20 @@ def test_an_input_the_model_cannot_run_on_is_reported_and_the_run_goes_on(
     ("selection", "message"),
     [
         ("--filters=9", "Error: filter 9 is out of range: there are 2 (0..1)\n"),
-        ("--channels=a:b", "Error: cannot read channel selection 'a:b': use forms like 0:16, 3, 1,4,7 or ::2\n"),
+        (
+            "--channels=a:b",
+            "Error: Invalid value for '--channels': cannot read channel selection 'a:b': use forms like 0:16, 3, "
+            "1,4,7 or ::2\n",
+        ),
         ("--filters=5:9", "Error: filter selection '5:9' selects nothing out of 2\n"),
+        ("--filters=::0", "Error: Invalid value for '--filters': cannot read filter selection '::0'"),
     ],
 )
-def test_bad_filter_selections_are_explained(line_file: str, selection: str, message: str) -> None:
+def test_bad_filter_selections_are_usage_errors(line_file: str, selection: str, message: str) -> None:
     result = CliRunner().invoke(main, ["filters", "--model", line_file, "--layer", "detector", selection])
-    assert result.exit_code == 1
-    assert result.stderr == message
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage: ") and "filters [OPTIONS]" in result.stderr
+    assert message in result.stderr
 
 
 def test_filters_pattern_writes_one_grid_per_matching_layer(keras, tmp_path: Path) -> None:
@@ -342,21 +348,80 @@ def test_filters_pattern_writes_one_grid_per_matching_layer(keras, tmp_path: Pat
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        f"wrote {tmp_path / 'out' / 'filters_conv_one.png'}",
-        f"wrote {tmp_path / 'out' / 'filters_conv_two.png'}",
+        f"wrote {tmp_path / 'out' / 'two' / 'filters_conv_one.png'}",
+        f"wrote {tmp_path / 'out' / 'two' / 'filters_conv_two.png'}",
     ]
 
 
-def test_an_output_folder_that_cannot_be_made_is_an_error_not_a_traceback(line_file: str, tmp_path: Path) -> None:
-    blocker = tmp_path / "taken"
-    blocker.write_text("a file where the output folder should go")
+def test_an_output_file_that_cannot_be_written_is_an_error_not_a_traceback(
+    line_file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
 
-    result = CliRunner().invoke(
-        main, ["filters", "--model", line_file, "--layer", "detector", "-o", str(blocker / "out")]
-    )
+    monkeypatch.setattr(os, "replace", disk_full)
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(main, ["filters", "--model", line_file, "--layer", "detector", "-o", str(out)])
 
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: cannot write {blocker / 'out' / 'filters_detector.png'}: ")
+    assert result.stderr == f"Error: cannot write {out / 'line' / 'filters_detector.png'}: No space left on device\n"
+    assert list((out / "line").iterdir()) == []  # the temporary file is gone too
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mistakes that can be found without the model must be found before it is loaded (seconds, for TensorFlow)."""
+
+    def too_late(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the model was loaded before the mistake was reported")
+
+    monkeypatch.setattr("cnnviz.cli.load_model", too_late)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["featuremaps", "missing.jpg"],
+            2,
+            "Error: Invalid value for 'IMAGES...': Path 'missing.jpg' does not exist.\n",
+        ),
+        (
+            ["featuremaps", "{image}", "--cmap", "nosuch"],
+            2,
+            "Error: Invalid value for '--cmap': unknown colormap 'nosuch'",
+        ),
+        (["filters", "--cmap", "nosuch"], 2, "Error: Invalid value for '--cmap': unknown colormap 'nosuch'"),
+        (
+            ["filters", "--filters", "abc"],
+            2,
+            "Error: Invalid value for '--filters': cannot read filter selection 'abc'",
+        ),
+        (
+            ["featuremaps", "{image}", "-o", "{blocker}/out"],
+            1,
+            "Error: cannot write into {blocker}/out/shapes: {blocker} is a file, not a folder\n",
+        ),
+        (
+            ["filters", "-o", "{blocker}"],
+            2,
+            "Error: Invalid value for '--output' / '-o': Directory '{blocker}' is a file.\n",
+        ),
+    ],
+)
+def test_mistakes_are_reported_before_the_model_is_loaded(
+    no_model_loading: None, line_picture: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should go")
+    values = {"image": str(line_picture), "blocker": str(blocker)}
+
+    result = CliRunner().invoke(main, [arg.format(**values) for arg in args] + ["--model", "shapes"])
+
+    assert result.exit_code == code
+    assert message.format(**values) in result.stderr
+    assert result.stdout == ""
 
 
 def test_layers_of_an_application_needs_no_download(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -382,5 +447,114 @@ def test_filters_without_a_layer_draws_the_first_conv_layer(line_file: str, tmp_
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "note: no --layer given: drawing the first conv layer, detector",
-        f"wrote {tmp_path / 'filters_detector.png'}",
+        f"wrote {tmp_path / 'line' / 'filters_detector.png'}",
+    ]
+
+
+def test_models_and_weights_keep_apart_and_the_manifest_keeps_earlier_runs(
+    line_file: str, line_picture: Path, tmp_path: Path
+) -> None:
+    other = write_image(tmp_path / "other.png", np.full((8, 8), 255, dtype=np.uint8))
+    out = tmp_path / "out"
+
+    for image, model in ((line_picture, line_file), (other, line_file), (line_picture, "shapes")):
+        result = run("featuremaps", str(image), "--model", model, "-o", str(out))
+        assert result.exit_code == 0, result.output
+
+    assert sorted(p.name for p in out.iterdir()) == ["line", "shapes"]
+    line_manifest = json.loads((out / "line" / "manifest.json").read_text())
+    assert line_manifest["model"] == "line.keras" and line_manifest["weights"] == "model file"
+    assert sorted(line_manifest["images"]) == sorted([str(line_picture), str(other)])  # both runs
+    assert line_manifest["images"][str(other)]["layers"]["detector"] == {
+        "max": 6.0,  # all white (1.0 after x/255): every window sums to 3 in filter 0, 6 in filter 1 (x2)
+        "min": 3.0,
+        "norm": "map",
+        "png": str(out / "line" / "other" / "detector.png"),
+        "shape": [6, 6, 2],
+    }
+    shapes_manifest = json.loads((out / "shapes" / "manifest.json").read_text())
+    assert list(shapes_manifest["images"]) == [str(line_picture)]
+    assert list(shapes_manifest["images"][str(line_picture)]["layers"]) == ["edges", "parts", "shapes"]
+
+
+def test_an_image_that_failed_before_and_works_now_leaves_the_failures(
+    line_file: str, line_picture: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "late.png"
+    target.write_text("not yet a picture")
+    out = tmp_path / "out"
+    first = CliRunner().invoke(main, ["featuremaps", str(target), "--model", line_file, "-o", str(out)])
+    assert first.exit_code == 1
+    assert first.stdout == (  # nothing written, so no "wrote" line
+        "preprocessing: scale255 (x/255, the default for a model without its own rescaling)\n"
+        f"manifest: {out / 'line' / 'manifest.json'}\n"
+    )
+    write_image(target, (LINE_IMAGE * 255).astype(np.uint8))
+
+    second = run("featuremaps", str(target), "--model", line_file, "-o", str(out))
+
+    assert second.exit_code == 0
+    manifest = json.loads((out / "line" / "manifest.json").read_text())
+    assert list(manifest["images"]) == [str(target)] and manifest["failures"] == {}
+
+
+def test_random_weights_are_named_where_the_grids_are(tmp_path: Path) -> None:
+    result = run(
+        "featuremaps",
+        str(ROOT / "sample_images" / "cat.jpg"),
+        "--model",
+        "mobilenetv3small",
+        "--weights",
+        "none",
+        "--layer",
+        "conv",
+        "-o",
+        str(tmp_path),
+    )
+
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "mobilenetv3small-random" / "manifest.json").read_text())
+    assert (manifest["model"], manifest["weights"]) == ("mobilenetv3small (random weights)", "random")
+
+
+def test_ctrl_c_exits_130_and_leaves_whole_files_and_a_manifest(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for number in range(400):
+        write_image(images / f"{number:03d}.png", rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [installed_command(), "featuremaps", str(images), "--model", "shapes", "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while process.poll() is None and not list((out / "shapes").glob("*/*.png")):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 130, stderr
+    manifest_path = out / "shapes" / "manifest.json"
+    assert stderr.strip().endswith(f"Interrupted. What finished is listed in {manifest_path}")
+    manifest = json.loads(manifest_path.read_text())
+    on_disk = sorted(str(p) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    listed = sorted(layer["png"] for image in manifest["images"].values() for layer in image["layers"].values())
+    assert 0 < len(listed) < 3 * 400  # stopped part way
+    assert on_disk == listed  # no temporary or half-written file, and nothing unlisted
+    for path in listed:
+        Image.open(path).load()
+
+
+def test_layers_does_not_load_weights_at_all(line_file: str, tmp_path: Path) -> None:
+    misfit = tmp_path / "misfit.weights.h5"
+    load_model(line_file).save_weights(misfit)
+
+    result = run("layers", "--model", "shapes", "--weights", str(misfit))
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "note: --weights is not loaded: layers, shapes and counts do not depend on weights",
+        "shapes: 3 conv layers",
     ]

@@ -98,7 +98,7 @@ def test_conv1d_model_takes_npy_files_and_draws_strips(keras, tmp_path: Path) ->
 
     assert result.exit_code == 1
     assert f"Error: {picture}: the model takes arrays of shape 16x2, not images; give .npy files" in result.stderr
-    strips = np.asarray(Image.open(out / "signal" / "c1.png"))
+    strips = np.asarray(Image.open(out / "seq" / "signal" / "c1.png"))
     # three maps of 12 steps, each a one-pixel strip at --scale 1, stacked in one column
     assert strips.shape == (3 + 2, 12)
     expected = np.asarray(model.get_layer("c1")(signal[None]))[0]
@@ -106,7 +106,7 @@ def test_conv1d_model_takes_npy_files_and_draws_strips(keras, tmp_path: Path) ->
     assert strips[2].argmax() == expected[:, 1].argmax()
     kernels = CliRunner().invoke(main, ["filters", "--model", str(model_path), "--layer", "c2", "-o", str(out)])
     assert kernels.exit_code == 0, kernels.output
-    assert Image.open(out / "filters_c2.png").mode == "P"
+    assert Image.open(out / "seq" / "filters_c2.png").mode == "P"
 
 
 def test_conv3d_is_listed_skipped_by_default_and_refused_by_name(keras, tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_mixed_model_skips_3d_layers_with_a_note(keras, tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "note: skipped volume: a Conv3D has 3-D maps"
-    assert sorted(p.name for p in (tmp_path / "o" / "x").iterdir()) == ["flat.png"]
+    assert sorted(p.name for p in (tmp_path / "o" / "mixed" / "x").iterdir()) == ["flat.png"]
 
 
 def test_size_must_fit_a_fixed_size_model(line_model, tmp_path: Path) -> None:

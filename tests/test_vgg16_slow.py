@@ -24,12 +24,13 @@ def test_featuremaps_on_vgg16_writes_all_13_layers_from_one_run(tmp_path: Path) 
 
     assert result.exit_code == 0, result.output
     assert "preprocessing: vgg16.preprocess_input" in result.output
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "vgg16-random" / "manifest.json").read_text())
+    assert (manifest["model"], manifest["weights"]) == ("vgg16 (random weights)", "random")
     layers = manifest["images"][str(ROOT / "sample_images" / "cat.jpg")]["layers"]
     assert [(name, tuple(record["shape"])) for name, record in layers.items()] == [
         (name, shape) for name, shape, _ in VGG16_CONVS
     ]
-    block5 = Image.open(tmp_path / "cat" / "block5_conv3.png")
+    block5 = Image.open(tmp_path / "vgg16-random" / "cat" / "block5_conv3.png")
     # 512 maps of 14x14, scaled up to at least 48 pixels, in a 23x23 grid, under a header strip
     assert block5.mode == "P" and block5.width == 23 * 56 + 22
 
@@ -44,5 +45,5 @@ def test_filters_of_block5_conv1_are_capped_with_a_note(tmp_path: Path) -> None:
         "note: showing filters 0-63 of 512; choose others with --filters, e.g. 64:128",
         "note: showing channels 0-63 of 512; choose others with --channels, e.g. 64:128",
     ]
-    pixels = np.asarray(Image.open(tmp_path / "filters_block5_conv1.png"))
+    pixels = np.asarray(Image.open(tmp_path / "vgg16-random" / "filters_block5_conv1.png"))
     assert pixels.shape == (64 * 24 + 63, 64 * 24 + 63)  # 3x3 kernels scaled by 8, 1-pixel separators
