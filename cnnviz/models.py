@@ -153,7 +153,8 @@ def _load_application(
     except Exception as exc:  # Keras reports a failed download as a bare Exception
         if keras_weights == "imagenet" and _is_download_failure(exc):
             raise WeightsDownloadError(_download_message(app, include_top, exc)) from exc
-        raise ModelLoadError(f"could not build {app.name}: {exc}") from exc
+        misfit = _weights_misfit(choice, app.name, exc) if keras_weights not in (None, "imagenet") else None
+        raise ModelLoadError(misfit or f"could not build {app.name}: {brief(exc)}") from exc
 
 
 def _is_download_failure(exc: BaseException) -> bool:
@@ -256,4 +257,30 @@ def _load_weights(model: Any, path: Path) -> None:
     try:
         model.load_weights(path)
     except Exception as exc:
-        raise ModelLoadError(f"could not load weights from {path} into {model.name}: {brief(exc)}") from exc
+        misfit = _weights_misfit(path, model.name, exc)
+        raise ModelLoadError(misfit or f"could not load weights from {path} into {model.name}: {brief(exc)}") from exc
+
+
+def _weights_misfit(path: str | os.PathLike[str], model_name: str, exc: BaseException) -> str | None:
+    """A plain message for weights saved from another architecture, or None when ``exc`` says something else.
+
+    Keras reports the misfit as "A total of 13 objects could not be loaded" followed by one variable's shapes and
+    value dump, or as a layer count mismatch for legacy ``.h5`` weights.
+    """
+    text = str(exc)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    variable = re.search(r"Target variable: <Variable path=([^,\s]+)", text)
+    counts = re.search(r"expected (\d+) layers, found (\d+) saved layers", text)
+    if shapes:
+        name = variable.group(1) if variable else "a weight"
+        detail = f"{name} is {shapes.group(1)} in {model_name}, {shapes.group(2)} in the file"
+    elif counts:
+        detail = f"{model_name} has {counts.group(1)} layers with weights, the file {counts.group(2)}"
+    elif "could not be loaded" in text or "mismatch" in text.lower():
+        detail = brief(exc)
+    else:
+        return None
+    return (
+        f"the weights in {path} do not fit {model_name}: they were saved from a model whose layer names or shapes "
+        f"differ ({detail}). Give --weights a file saved from this same architecture."
+    )

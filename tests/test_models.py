@@ -348,6 +348,33 @@ def test_weights_only_h5_says_to_use_weights(line_model, tmp_path: Path) -> None
     )
 
 
+def test_weights_of_another_architecture_are_said_not_to_fit(line_model, tmp_path: Path) -> None:
+    weights = tmp_path / "line.weights.h5"
+    line_model.save_weights(weights)
+    line_model.save(tmp_path / "line.h5")
+
+    with pytest.raises(ModelLoadError) as into_file_model:
+        load_model("shapes", str(weights))
+    with pytest.raises(ModelLoadError) as into_application:
+        load_model("vgg16", str(weights))
+    with pytest.raises(ModelLoadError) as legacy:
+        load_model("shapes", str(tmp_path / "line.h5"))
+
+    advice = "they were saved from a model whose layer names or shapes differ"
+    assert str(into_file_model.value) == (
+        f"the weights in {weights} do not fit shapes: {advice} (edges/kernel is (5, 5, 3, 8) in shapes, "
+        "(3, 3, 1, 1) in the file). Give --weights a file saved from this same architecture."
+    )
+    assert str(into_application.value).startswith(
+        f"the weights in {weights} do not fit vgg16: {advice} (block1_conv1/kernel is (3, 3, 3, 64) in vgg16, "
+        "(3, 3, 1, 1) in the file)."
+    )
+    assert str(legacy.value).startswith(
+        f"the weights in {tmp_path / 'line.h5'} do not fit shapes: {advice} (shapes has 4 layers with weights, "
+        "the file 1)."
+    )
+
+
 def test_vgg16_base_nested_in_a_classifier_end_to_end(keras, tmp_path: Path) -> None:
     from cnnviz.preprocess import auto_preprocessing
 
