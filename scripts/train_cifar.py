@@ -83,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             (x_train, y_train), (x_test, y_test) = load_cifar_dir(args.data_dir)
         except (FileNotFoundError, pickle.UnpicklingError, KeyError) as exc:
-            print(f"error: cannot read CIFAR-10 from {args.data_dir}: {exc}", file=sys.stderr)
+            print(f"Error: cannot read CIFAR-10 from {args.data_dir}: {exc}", file=sys.stderr)
             return 1
     else:
         try:
             (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
         except Exception as exc:
             print(
-                f"error: could not download CIFAR-10 ({exc}). Download cifar-10-python.tar.gz elsewhere, extract "
+                f"Error: could not download CIFAR-10 ({exc}). Download cifar-10-python.tar.gz elsewhere, extract "
                 "it and pass --data-dir cifar-10-batches-py",
                 file=sys.stderr,
             )
@@ -117,4 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # as the cnnviz command: no traceback, the shell's status for Ctrl-C
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)

@@ -121,3 +121,15 @@ def test_bundled_first_layer_holds_oriented_line_detectors() -> None:
 
 def test_bundled_model_is_small() -> None:
     assert (BUNDLED_DIR / "shapes.keras").stat().st_size < 2 * 1024 * 1024
+
+
+def test_train_cifar_reports_a_missing_data_folder_as_the_cli_does(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_cifar.py"), "--data-dir", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"Error: cannot read CIFAR-10 from {tmp_path / 'nowhere'}: ")
+    assert "Traceback" not in done.stderr
