@@ -20,7 +20,7 @@ import click
 # option errors stay instant.
 from cnnviz import __version__
 from cnnviz.errors import CnnvizError, OptionError, brief
-from cnnviz.images import expand_folders
+from cnnviz.images import FITS, expand_folders
 from cnnviz.models import load_model
 from cnnviz.output import check_writable, safe_name
 from cnnviz.preprocess import MODES
@@ -30,6 +30,13 @@ from cnnviz.selection import check_selection
 from cnnviz.zoo import APPLICATIONS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+#: What each --fit did, as a run reports it.
+FIT_NOTES = {
+    "crop": "the short side fits, the long side's ends are cut off; --fit pad keeps the whole image",
+    "pad": "the whole image, bordered with the pixel the model sees as zero",
+    "stretch": "squashed to the model's input size; --fit crop keeps proportions",
+}
 
 
 class SizeType(click.ParamType):
@@ -398,6 +405,16 @@ def filters(
     help="How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
     "layer, else x/255).",
 )
+@click.option(
+    "--fit",
+    type=click.Choice(FITS),
+    default="crop",
+    show_default=True,
+    help="How a photo gets a fixed model input size (VGG16: 224x224) of another shape. crop scales the short side "
+    "to fit and cuts the ends of the long side: nothing is distorted and no border is added, as ImageNet models "
+    "are evaluated. pad keeps the whole photo and fills the rest with the pixel the model sees as zero. stretch "
+    "squashes the photo to the size, as the tutorials do. Models of free input size keep each photo's shape.",
+)
 @click.option("--save-raw", is_flag=True, help="Also write each layer's activations as .npy.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
 @_view_options(MAP_NORMS, "map")
@@ -407,6 +424,7 @@ def featuremaps(
     layer_names: tuple[str, ...],
     max_maps: int | None,
     preprocess: str,
+    fit: str,
     save_raw: bool,
     batch_size: int,
     view: View,
@@ -437,6 +455,7 @@ def featuremaps(
         preprocess=preprocess,
         size=choice.size,
         batch_size=batch_size,
+        fit=fit,
     )
     out = Path(view.output) / choice.folder
     manifest = out / "manifest.json"
@@ -450,6 +469,8 @@ def featuremaps(
         click.echo(f"note: {note}")
     if report.preprocessing is not None:
         click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
+    if report.fit != "none":
+        click.echo(f"fit: {report.fit} ({FIT_NOTES[report.fit]})")
     folders = sorted({str(path.parent) for path in report.written})
     count = sum(1 for path in report.written if path.suffix == ".png")
     grids = f"{count} grid{'' if count == 1 else 's'}"

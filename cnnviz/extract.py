@@ -151,8 +151,16 @@ def _drawable(conv: ConvLayer) -> bool:
     return len(conv.output_shape) in (2, 3)
 
 
-def load_input(extractor: Extractor, path: ImagePath, size: tuple[int, int] | None = None) -> tuple[np.ndarray, bool]:
+def load_input(
+    extractor: Extractor,
+    path: ImagePath,
+    size: tuple[int, int] | None = None,
+    fit: str = "crop",
+    pad: Sequence[float] | float = 0.0,
+) -> tuple[np.ndarray, bool]:
     """Read one input for the extractor: an image file, or a ``.npy`` array fed as it is.
+
+    An image is fitted to the model's fixed input size by ``fit`` and ``pad`` (:func:`cnnviz.images.fit_pixels`).
 
     Returns:
         (the array, whether it is model-ready) - images come as 0..255 pixels still to preprocess.
@@ -173,7 +181,7 @@ def load_input(extractor: Extractor, path: ImagePath, size: tuple[int, int] | No
     if not extractor.takes_images:
         shape = shape_text(extractor.input_shape)
         raise ImageLoadError(f"{path}: the model takes arrays of shape {shape}, not images; give .npy files")
-    return load_image(path, extractor.channels, extractor.spatial_size, size), False
+    return load_image(path, extractor.channels, extractor.spatial_size, size, fit=fit, pad=pad), False
 
 
 def iter_batches(
@@ -183,6 +191,7 @@ def iter_batches(
     *,
     batch_size: int = 8,
     size: tuple[int, int] | None = None,
+    fit: str = "crop",
     on_error: Callable[[ImagePath, CnnvizError], None] | None = None,
 ) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
     """Load, preprocess and run images through the extractor, a batch at a time.
@@ -195,17 +204,20 @@ def iter_batches(
         preprocess: applied to each batch of 0..255 pixels.
         batch_size: images per forward pass.
         size: force a (rows, cols) input size.
+        fit: how images get a fixed input size of another shape: ``crop``, ``pad`` or ``stretch``.
         on_error: called with a path and its error for each image that cannot be read or that the model cannot
             run on; the run goes on. Without it the error is raised.
 
     Yields:
         (the paths in the batch, the activations by layer path) for each batch.
     """
+    # Padding in the pixel that preprocessing maps to zero adds no edges of its own.
+    pad = tuple(preprocess.neutral(extractor.channels).tolist()) if fit == "pad" and extractor.takes_images else 0.0
     pending: list[tuple[ImagePath, np.ndarray]] = []
     pending_ready = False
     for path in paths:
         try:
-            array, ready = load_input(extractor, path, size)
+            array, ready = load_input(extractor, path, size, fit, pad)
         except ImageLoadError as exc:
             if on_error is None:
                 raise
@@ -256,6 +268,7 @@ def feature_maps(
     preprocess: str = "auto",
     batch_size: int = 8,
     size: tuple[int, int] | None = None,
+    fit: str = "crop",
 ) -> dict[str, np.ndarray]:
     """Compute the activations of conv layers for a batch of images in one extractor.
 
@@ -267,6 +280,8 @@ def feature_maps(
         preprocess: for file paths, ``auto`` or a name from :data:`cnnviz.preprocess.MODES`.
         batch_size: images per forward pass.
         size: for file paths, force a (rows, cols) input size.
+        fit: for file paths, how an image gets a fixed input size of another shape: ``crop`` (the default: the
+            short side fits, the long side's ends are cut), ``pad`` or ``stretch``.
 
     Returns:
         ``{layer path: array (N, rows, cols, filters)}``, channels last, in layer order.
@@ -283,7 +298,7 @@ def feature_maps(
     sized_input_shape(model, size)  # refuses a size that a fixed-size model cannot take
     chunks: dict[str, list[np.ndarray]] = {conv.path: [] for conv in extractor.layers}
     step = resolve_preprocessing(model, preprocess)
-    for _, maps in iter_batches(extractor, images, step, batch_size=batch_size, size=size):
+    for _, maps in iter_batches(extractor, images, step, batch_size=batch_size, size=size, fit=fit):
         for path, array in maps.items():
             chunks[path].append(array)
     sizes = {array.shape[1:] for array in next(iter(chunks.values()), [])}

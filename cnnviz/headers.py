@@ -33,7 +33,14 @@ def _span(indices: list[int]) -> str:
 
 
 def map_header(
-    model_label: str, conv: ConvLayer, maps: np.ndarray, image_name: str, *, norm: str, max_maps: int | None
+    model_label: str,
+    conv: ConvLayer,
+    maps: np.ndarray,
+    image_name: str,
+    *,
+    norm: str,
+    max_maps: int | None,
+    fit: str = "none",
 ) -> Header:
     """The header of a feature-map grid.
 
@@ -44,6 +51,8 @@ def map_header(
         image_name: the image's file name.
         norm: ``map``, ``layer`` or ``standardize``; labels the colorbar's ends.
         max_maps: the cap on maps drawn, if any.
+        fit: how the image was given the model's input size (``crop``, ``pad``, ``stretch``), or ``none`` when
+            it kept its own.
     """
     channels = maps.shape[-1]
     shown = channels if max_maps is None else min(max_maps, channels)
@@ -53,7 +62,8 @@ def map_header(
     return Header(
         lines=[
             f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}",
-            f"{image_name} | range [{_fmt(lo)}, {_fmt(hi)}] | norm {norm} | {shown} of {channels} maps",
+            f"{image_name}{'' if fit == 'none' else f' ({fit})'} | range [{_fmt(lo)}, {_fmt(hi)}] | norm {norm} | "
+            f"{shown} of {channels} maps",
         ],
         low=low,
         high=high,

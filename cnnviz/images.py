@@ -100,24 +100,87 @@ def to_pixels(image: Image.Image, channels: int) -> np.ndarray:
     Raises:
         ImageLoadError: ``channels`` is neither 1 nor 3.
     """
-    return _to_array(_wide_to_float(image), channels)
+    return _to_array(_converted(_wide_to_float(image), channels), channels)
 
 
-def _to_array(image: Image.Image, channels: int) -> np.ndarray:
-    """:func:`to_pixels` for an image whose wide modes are already 0..255 floats (converting twice would scale a
-    dark 0..1 float image up twice)."""
+def _converted(image: Image.Image, channels: int) -> Image.Image:
+    """An image whose wide modes are already 0..255 floats (converting twice would scale a dark 0..1 float image up
+    twice) in a mode that resizes smoothly: "F" for those, else "L" or "RGB", transparency over white."""
     if channels not in (1, 3):
         raise ImageLoadError(f"the model takes {channels}-channel input; cnnviz feeds images as 1 or 3 channels")
     if image.mode == "F":
-        gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 255.0)[..., None]
-        return gray if channels == 1 else np.repeat(gray, 3, axis=-1)
+        return image
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    converted = image.convert("L" if channels == 1 else "RGB")
-    pixels = np.asarray(converted, dtype=np.float32)
-    return pixels[..., None] if channels == 1 else pixels
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def _to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """A converted image (:func:`_converted`) as a float32 ``(rows, cols, channels)`` array."""
+    pixels = np.asarray(image, dtype=np.float32)
+    if image.mode == "F":
+        pixels = np.clip(pixels, 0.0, 255.0)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return np.repeat(pixels, channels, axis=-1) if pixels.shape[-1] != channels else pixels
+
+
+#: How an image is given a fixed input size of another shape (``--fit``).
+FITS = ("crop", "pad", "stretch")
+
+
+def check_fit(fit: str) -> None:
+    """Raise :class:`OptionError` unless ``fit`` is one of :data:`FITS`."""
+    if fit not in FITS:
+        raise OptionError(f"unknown fit '{fit}'; choose one of: {', '.join(FITS)}")
+
+
+def fit_pixels(
+    image: Image.Image,
+    channels: int,
+    rows: int,
+    cols: int,
+    fit: str = "crop",
+    pad: Sequence[float] | float = 0.0,
+) -> np.ndarray:
+    """Resize an image to ``rows`` x ``cols`` and convert it to a float32 ``(rows, cols, channels)`` array.
+
+    Args:
+        image: any Pillow image.
+        channels: 1 or 3.
+        rows, cols: the size to reach.
+        fit: for an image of another shape, ``crop`` scales its short side to fit and cuts the ends of the long
+            side, centred (no distortion, as ImageNet models are evaluated); ``pad`` scales its long side to fit
+            and fills the rest with ``pad`` (no distortion, nothing lost); ``stretch`` scales each side on its own.
+        pad: the padding's pixel value, 0..255, one for all channels or one per channel.
+
+    Raises:
+        OptionError: an unknown ``fit``.
+        ImageLoadError: ``channels`` is neither 1 nor 3.
+
+    >>> fit_pixels(Image.new("L", (2, 2), 200), 1, 4, 2, fit="pad", pad=7)[:, 0, 0].tolist()  # rows of column 0
+    [7.0, 200.0, 200.0, 7.0]
+    """
+    check_fit(fit)
+    image = _converted(_wide_to_float(image), channels)
+    if (image.height, image.width) == (rows, cols):
+        return _to_array(image, channels)
+    # Pillow takes sizes as (width, height): columns first.
+    if fit == "stretch":
+        return _to_array(image.resize((cols, rows), Image.Resampling.BILINEAR), channels)
+    if fit == "crop":
+        return _to_array(ImageOps.fit(image, (cols, rows), Image.Resampling.BILINEAR), channels)
+    scale = min(rows / image.height, cols / image.width)
+    inner_rows, inner_cols = max(1, round(image.height * scale)), max(1, round(image.width * scale))
+    inner = _to_array(image.resize((inner_cols, inner_rows), Image.Resampling.BILINEAR), channels)
+    values = np.broadcast_to(np.asarray(pad, dtype=np.float32).reshape(-1), (channels,))
+    canvas = np.empty((rows, cols, channels), dtype=np.float32)
+    canvas[...] = values
+    top, left = (rows - inner_rows) // 2, (cols - inner_cols) // 2
+    canvas[top : top + inner_rows, left : left + inner_cols] = inner
+    return canvas
 
 
 def target_size(
@@ -159,6 +222,9 @@ def load_image(
     channels: int = 3,
     model_size: tuple[int | None, int | None] = (None, None),
     size: tuple[int, int] | None = None,
+    *,
+    fit: str = "crop",
+    pad: Sequence[float] | float = 0.0,
 ) -> np.ndarray:
     """Read an image file as a float32 ``(rows, cols, channels)`` array of 0..255 values at the model's size.
 
@@ -167,13 +233,14 @@ def load_image(
         channels: 1 for grayscale models, 3 for colour.
         model_size: the model's (rows, cols) input size; None entries are free.
         size: force this (rows, cols) size.
+        fit: how an image of another shape gets a fixed size: ``crop``, ``pad`` or ``stretch``
+            (see :func:`fit_pixels`). A free model size keeps the image's own shape.
+        pad: with ``pad``, the padding's pixel value (one, or one per channel).
 
     Raises:
         ImageLoadError: the file cannot be read (the message names it).
+        OptionError: an unknown ``fit``.
     """
-    image = _wide_to_float(read_image(path))
+    image = read_image(path)
     rows, cols = target_size((image.height, image.width), model_size, size)
-    if (image.height, image.width) != (rows, cols):
-        # Pillow takes (width, height): columns first.
-        image = image.resize((cols, rows), Image.Resampling.BILINEAR)
-    return _to_array(image, channels)
+    return fit_pixels(image, channels, rows, cols, fit, pad)

@@ -26,15 +26,45 @@ MODES = ("auto", "vgg", "tf", "torch", "scale255", "none")
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """A preprocessing step and how to describe it to the user."""
+    """A preprocessing step and how to describe it to the user.
+
+    Attributes:
+        name: a short name (``vgg``, ``scale255``, ``vgg16.preprocess_input``, ...).
+        description: what it does, in words.
+        apply: the function, on a float ``(..., rows, cols, channels)`` array of 0..255 values.
+        zero: where the model's own first layers normalise the pixels (``apply`` then passes them through), the
+            pixel value they map to zero, one or one per channel; None to find it from ``apply``.
+    """
 
     name: str
     description: str
     apply: Callable[[np.ndarray], np.ndarray]
+    zero: tuple[float, ...] | None = None
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocess a copy of ``pixels``, a float ``(..., rows, cols, channels)`` array of 0..255 values."""
         return self.apply(np.array(pixels, dtype=np.float32, copy=True))
+
+    def neutral(self, channels: int = 3) -> np.ndarray:
+        """The pixel, 0..255 per channel, that reaches the model as zero: its "nothing here", so padding in it adds
+        no edges of its own. Every preprocessing here is affine per channel (a scale, an offset, perhaps a change
+        of channel order), so one probe per channel and a black one determine it.
+
+        >>> preprocessing("tf").neutral().tolist(), preprocessing("scale255").neutral(1).tolist()
+        ([127.5, 127.5, 127.5], [0.0])
+        """
+        if self.zero is not None:
+            return np.broadcast_to(np.asarray(self.zero, dtype=np.float32), (channels,)).copy()
+        probes = np.zeros((channels + 1, 1, 1, channels), dtype=np.float32)
+        for channel in range(channels):
+            probes[channel + 1, 0, 0, channel] = 255.0
+        out = self(probes)[:, 0, 0, :].astype(np.float64)
+        gain = (out[1:] - out[0]) / 255.0  # gain[i, j]: output channel j per unit of input channel i
+        try:
+            pixel = np.linalg.solve(gain.T, -out[0])
+        except np.linalg.LinAlgError:
+            pixel = np.zeros(channels)
+        return np.clip(pixel, 0.0, 255.0).astype(np.float32) + np.float32(0.0)  # no -0.0
 
 
 def _vgg(x: np.ndarray) -> np.ndarray:
@@ -112,6 +142,26 @@ def _collect_leading(model: Any, found: list[Any]) -> bool:
     return False
 
 
+def _zero_of(layers: list[Any]) -> tuple[float, ...] | None:
+    """The input that the model's leading Rescaling (``x * scale + offset``) and Normalization
+    (``(x - mean) / sd``) layers, applied in turn, map to zero, per channel; None when their settings cannot be
+    read."""
+    keras = keras_module()
+    gain, shift = np.ones(1), np.zeros(1)
+    try:
+        for layer in layers:
+            if isinstance(layer, keras.layers.Rescaling):
+                scale = np.asarray(layer.scale, dtype=np.float64).reshape(-1)
+                gain, shift = gain * scale, shift * scale + np.asarray(layer.offset, dtype=np.float64).reshape(-1)
+            elif isinstance(layer, keras.layers.Normalization):
+                mean = np.asarray(layer.mean, dtype=np.float64).reshape(-1)
+                sd = np.sqrt(np.asarray(layer.variance, dtype=np.float64).reshape(-1))
+                gain, shift = gain / sd, (shift - mean) / sd
+        return tuple(float(v) + 0.0 for v in -shift / gain)
+    except (AttributeError, TypeError, ValueError, FloatingPointError):
+        return None
+
+
 def auto_preprocessing(model: Any) -> Preprocessing:
     """Choose the preprocessing a model expects.
 
@@ -122,10 +172,13 @@ def auto_preprocessing(model: Any) -> Preprocessing:
     family's ``preprocess_input``. Any other model gets x/255, as in the tutorials.
     """
     keras = keras_module()
-    for layer in _leading_layers(model):
+    leading = _leading_layers(model)
+    affine = [layer for layer in leading if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))]
+    for layer in leading:
         if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
             kind = type(layer).__name__
-            return Preprocessing("none", f"raw 0..255 pixels: the model starts with a {kind} layer", _none)
+            description = f"raw 0..255 pixels: the model starts with a {kind} layer"
+            return Preprocessing("none", description, _none, _zero_of(affine))
         if type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda"):  # Keras 2: preprocess_input inside
             return Preprocessing("none", f"raw 0..255 pixels: the model starts with {layer.name}", _none)
         if isinstance(layer, keras.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from cnnviz.extract import build_extractor, iter_batches
 from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.headers import filter_header, map_header
+from cnnviz.images import check_fit
 from cnnviz.output import read_manifest, safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, Picture, check_norm, feature_map_grid, filter_grid, palette
@@ -34,6 +35,7 @@ class Report:
     failures: list[tuple[str, CnnvizError]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     preprocessing: Preprocessing | None = None
+    fit: str = "none"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class MapOptions:
     preprocess: str = "auto"
     size: tuple[int, int] | None = None
     batch_size: int = 8
+    fit: str = "crop"
 
 
 def _check_choices(norm: str, norms: tuple[str, ...], what: str, cmap: str) -> None:
@@ -115,8 +118,11 @@ def render_feature_maps(
     stems = _image_stems(paths)
     extractor = build_extractor(model, options.layers)
     sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
+    check_fit(options.fit)
     step = resolve_preprocessing(model, options.preprocess)
-    report = Report(preprocessing=step)
+    fitted = extractor.takes_images and (options.size is not None or None not in extractor.spatial_size)
+    report = Report(preprocessing=step, fit=options.fit if fitted else "none")
+    drawn = replace(options, fit=report.fit)  # as the headers name it: "none" where images keep their shape
     for conv in extractor.skipped:
         report.notes.append(f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps")
     written: dict[str, dict[str, Any]] = {}
@@ -131,20 +137,27 @@ def render_feature_maps(
 
     def collect(path: str, conv: ConvLayer, job: Future[tuple[dict[str, Any], list[Path]]]) -> None:
         record, files = job.result()
-        written.setdefault(path, {"preprocessing": step.name, "layers": {}})["layers"][conv.path] = record
+        image = written.setdefault(path, {"preprocessing": step.name, "fit": report.fit, "layers": {}})
+        image["layers"][conv.path] = record
         report.written.extend(files)
 
     try:
         with bar:
             batches = iter_batches(
-                extractor, paths, step, batch_size=options.batch_size, size=options.size, on_error=failed
+                extractor,
+                paths,
+                step,
+                batch_size=options.batch_size,
+                size=options.size,
+                fit=options.fit,
+                on_error=failed,
             )
             for batch_paths, maps in batches:
                 jobs = [
                     (
                         path,
                         conv,
-                        pool.submit(_write_maps, out / stems[path], conv, maps[conv.path][index], path, label, options),
+                        pool.submit(_write_maps, out / stems[path], conv, maps[conv.path][index], path, label, drawn),
                     )
                     for index, path in enumerate([os.fspath(p) for p in batch_paths])
                     for conv in extractor.layers
@@ -189,7 +202,9 @@ def _write_maps(
 ) -> tuple[dict[str, Any], list[Path]]:
     """Draw and write one image's grid for one layer; returns its manifest record and the files written."""
     header = (
-        map_header(label, conv, activation, Path(image).name, norm=options.norm, max_maps=options.max_maps)
+        map_header(
+            label, conv, activation, Path(image).name, norm=options.norm, max_maps=options.max_maps, fit=options.fit
+        )
         if options.labels
         else None
     )

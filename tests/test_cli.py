@@ -472,8 +472,10 @@ def test_models_and_weights_keep_apart_and_the_manifest_keeps_earlier_runs(
         "png": str(out / "line" / "other" / "detector.png"),
         "shape": [6, 6, 2],
     }
+    assert line_manifest["images"][str(other)]["fit"] == "crop"  # fixed 8x8 input
     shapes_manifest = json.loads((out / "shapes" / "manifest.json").read_text())
     assert list(shapes_manifest["images"]) == [str(line_picture)]
+    assert shapes_manifest["images"][str(line_picture)]["fit"] == "none"  # free input size: the picture's own
     assert list(shapes_manifest["images"][str(line_picture)]["layers"]) == ["edges", "parts", "shapes"]
 
 
@@ -487,6 +489,7 @@ def test_an_image_that_failed_before_and_works_now_leaves_the_failures(
     assert first.exit_code == 1
     assert first.stdout == (  # nothing written, so no "wrote" line
         "preprocessing: scale255 (x/255, the default for a model without its own rescaling)\n"
+        "fit: crop (the short side fits, the long side's ends are cut off; --fit pad keeps the whole image)\n"
         f"manifest: {out / 'line' / 'manifest.json'}\n"
     )
     write_image(target, (LINE_IMAGE * 255).astype(np.uint8))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from cnnviz import OptionError
+from cnnviz import OptionError, feature_maps
 from cnnviz.preprocess import auto_preprocessing, preprocessing, resolve_preprocessing
 
 
@@ -86,3 +89,77 @@ def test_efficientnet_gets_raw_pixels_from_either_rule() -> None:
     step = auto_preprocessing(model)
     assert step.name == "none"
     np.testing.assert_array_equal(step(np.array([[[[10.0, 20.0, 30.0]]]])), [[[[10.0, 20.0, 30.0]]]])
+
+
+@pytest.mark.parametrize("mode", ["vgg", "tf", "torch", "scale255", "none"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_neutral_pixel_is_what_preprocessing_maps_to_zero(mode: str, channels: int) -> None:
+    step = preprocessing(mode)
+    pixel = step.neutral(channels)
+
+    assert pixel.shape == (channels,) and (pixel >= 0).all() and (pixel <= 255).all()
+    np.testing.assert_allclose(step(pixel.reshape(1, 1, 1, channels)), 0.0, atol=1e-4)
+
+
+def test_the_neutral_pixel_of_a_vgg_family_model_is_the_imagenet_mean() -> None:
+    from cnnviz.preprocess import IMAGENET_MEAN_RGB, _application_preprocessing
+
+    np.testing.assert_allclose(_application_preprocessing("vgg16", "vgg").neutral(), IMAGENET_MEAN_RGB, atol=1e-3)
+
+
+def test_the_neutral_pixel_follows_the_models_own_rescaling_and_normalization(keras) -> None:
+    normalization = keras.layers.Normalization(mean=[0.5, 0.25, 0.0], variance=[4.0, 4.0, 4.0], name="norm")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Rescaling(1 / 255.0, name="unit"),
+            normalization,
+            keras.layers.Conv2D(1, 3, name="conv"),
+        ]
+    )
+    signed = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 127.5, offset=-1.0), keras.layers.Conv2D(1, 3)]
+    )
+
+    np.testing.assert_allclose(auto_preprocessing(model).neutral(), [127.5, 63.75, 0.0])
+    np.testing.assert_allclose(auto_preprocessing(signed).neutral(1), [127.5])
+
+
+def _stripe_picture(path: Path) -> Path:
+    """8 rows x 16 columns, white but for black columns 0 and 1."""
+    pixels = np.full((8, 16), 255, dtype=np.uint8)
+    pixels[:, :2] = 0
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _identity_model(keras):  # type: ignore[no-untyped-def]
+    """16x16 grayscale in, its pixels out: Rescaling to -1..1, then a 1x1 convolution that passes them on."""
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 1)),
+            keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="signed"),
+            keras.layers.Conv2D(1, 1, name="pass"),
+        ]
+    )
+    model.get_layer("pass").set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    return model
+
+
+def test_fit_crop_pad_and_stretch_give_the_fixed_size_as_promised(keras, tmp_path: Path) -> None:
+    model, picture = _identity_model(keras), _stripe_picture(tmp_path / "stripe.png")
+
+    def seen(fit: str) -> np.ndarray:
+        return feature_maps(model, [picture], ["pass"], fit=fit)["pass"][0, :, :, 0]
+
+    stripe_row = np.array([-1.0, -1.0] + [1.0] * 14)
+    # crop: scaled to 16x32, the middle 16 columns kept: the stripe (columns 0-3 by then) is cut off
+    np.testing.assert_allclose(seen("crop"), np.ones((16, 16)), atol=1e-6)
+    # stretch: rows doubled, columns as they were
+    np.testing.assert_allclose(seen("stretch"), np.tile(stripe_row, (16, 1)), atol=1e-6)
+    # pad: the picture in rows 4-11, neutral (zero for the model) above and below
+    padded = np.zeros((16, 16))
+    padded[4:12] = stripe_row
+    np.testing.assert_allclose(seen("pad"), padded, atol=1e-6)
+    with pytest.raises(OptionError, match="unknown fit 'squash'; choose one of: crop, pad, stretch"):
+        feature_maps(model, [picture], ["pass"], fit="squash")
