@@ -291,6 +291,7 @@ class View:
     cmap: str
     scale: int | None
     no_labels: bool
+    no_index: bool
     output: str
 
 
@@ -316,6 +317,7 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
                 help="Nearest-neighbour enlargement (default: auto).",
             ),
             click.option("--no-labels", is_flag=True, help="Bare grids, without the header strip and colorbar."),
+            click.option("--no-index", is_flag=True, help="Leave out the numbers on tiles (maps, filters)."),
             click.option(
                 "--output",
                 "-o",
@@ -375,7 +377,9 @@ def filters(
       cnnviz filters --layer block3_conv1 --filters 0:16 --channels 0:8 -o out/
     """
 
-    options = FilterOptions(filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels)
+    options = FilterOptions(
+        filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels, not view.no_index
+    )
     with reported_errors(choice.verbose):
         out = Path(view.output) / choice.folder
         check_writable(out)
@@ -456,6 +460,7 @@ def featuremaps(
         size=choice.size,
         batch_size=batch_size,
         fit=fit,
+        index=not view.no_index,
     )
     out = Path(view.output) / choice.folder
     manifest = out / "manifest.json"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cnnviz.graph import ConvLayer, shape_text
-from cnnviz.render import Header
+from cnnviz.render import Header, dead_filters, flat_tiles
 
 #: What the drawn kernels are, for layers whose kernel is not one plain stack of filters.
 _KERNEL_NOTES = {
@@ -16,8 +18,20 @@ _KERNEL_NOTES = {
 }
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+def format_values(*values: float) -> list[str]:
+    """Numbers shown side by side (a range, a colorbar's ends) at one precision: three significant digits of the
+    largest magnitude, or scientific notation for very small or large ones.
+
+    >>> format_values(-0.449, 0.3566), format_values(0.0, 61.79), format_values(0.0, 2e-05), format_values(0.0, 0.0)
+    (['-0.449', '0.357'], ['0.0', '61.8'], ['0.00e+00', '2.00e-05'], ['0', '0'])
+    """
+    largest = max((abs(value) for value in values), default=0.0)
+    if largest == 0.0:
+        return ["0" for _ in values]
+    if not 1e-3 <= largest < 1e6:
+        return [f"{value:.2e}" for value in values]
+    decimals = max(0, 2 - math.floor(math.log10(largest)))
+    return [f"{value:.{decimals}f}" for value in values]
 
 
 def _span(indices: list[int]) -> str:
@@ -56,14 +70,16 @@ def map_header(
     """
     channels = maps.shape[-1]
     shown = channels if max_maps is None else min(max_maps, channels)
-    lo, hi = float(maps.min()), float(maps.max())
-    ends = {"map": ("map min", "map max"), "layer": (_fmt(lo), _fmt(hi)), "standardize": ("mean-2sd", "mean+2sd")}
+    lo, hi = format_values(float(maps.min()), float(maps.max()))
+    ends = {"map": ("map min", "map max"), "layer": (lo, hi), "standardize": ("mean-2sd", "mean+2sd")}
     low, high = ends[norm]
+    stack = np.moveaxis(maps.reshape(-1, channels), -1, 0)[:shown]
+    flat = int(flat_tiles(stack, (1,)).sum())
     return Header(
         lines=[
             f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}",
-            f"{image_name}{'' if fit == 'none' else f' ({fit})'} | range [{_fmt(lo)}, {_fmt(hi)}] | norm {norm} | "
-            f"{shown} of {channels} maps",
+            f"{image_name}{'' if fit == 'none' else f' ({fit})'} | range [{lo}, {hi}] | norm {norm} | "
+            f"{shown} of {channels} maps" + (f", {flat} flat (crossed out)" if flat else ""),
         ],
         low=low,
         high=high,
@@ -94,21 +110,24 @@ def filter_header(
     count, depth, kh, kw = kernels.shape
     lo, hi = float(kernels.min()), float(kernels.max())
     bound = max(abs(lo), abs(hi))
+    low_text, high_text, bound_text = format_values(lo, hi, bound)
     ends = {
-        "global": (_fmt(lo), _fmt(hi)),
+        "global": (low_text, high_text),
         "filter": ("filter min", "filter max"),
-        "symmetric": (_fmt(-bound), _fmt(bound)),
+        "symmetric": ("-" + bound_text, bound_text),
     }
     low, high = ends[norm]
     if rgb:
         layout = f"filters {_span(filters)} as RGB patches"
     else:
-        layout = f"rows: filters {_span(filters)}; cols: channels {_span(channels)}"
+        layout = f"filters {_span(filters)} (numbered), each a row of channels {_span(channels)}"
+    dead = int(dead_filters(kernels[filters]).sum())
     return Header(
         lines=[
             f"{model_label} | {conv.path} ({conv.kind}) | kernel {kh}x{kw}, {depth} in, {count} filters"
             + _KERNEL_NOTES.get(conv.kind, ""),
-            f"{layout} | range [{_fmt(lo)}, {_fmt(hi)}] | norm {norm}",
+            f"{layout} | range [{low_text}, {high_text}] | norm {norm}"
+            + (f" | {dead} dead (crossed out)" if dead else ""),
         ],
         low=low,
         high=high,

@@ -7,29 +7,32 @@ are the colormap and whose last entries are reserved for separators, the header 
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from cnnviz.errors import OptionError
-from cnnviz.normalize import minmax, standardize, symmetric, to_levels
-from cnnviz.tiling import tile, upscale
+from cnnviz.marks import cross_out, label_size, number_corners, number_gutters, numbers_fit
+from cnnviz.normalize import EPSILON, minmax, standardize, symmetric, to_levels
+from cnnviz.text import line_height, text_mask
+from cnnviz.tiling import grid_shape_for, tile, upscale
 
 #: Palette entries used by the colormap; the indices from here on are reserved.
 LEVELS = 252
 SEPARATOR = 252
 BACKGROUND = 253
 INK = 254
-_RESERVED_COLOURS = {
-    SEPARATOR: (255, 255, 255),
-    BACKGROUND: (255, 255, 255),
-    INK: (0, 0, 0),
-}
+_WHITE = (255, 255, 255)
+_RESERVED_COLOURS = {BACKGROUND: _WHITE, INK: (0, 0, 0)}
+#: Separators (and crosses over flat tiles) take the first of these that stands apart from every colour of the
+#: colormap (white vanishes between near-zero weights in RdBu_r, black at the dark end of magma), else the one
+#: farthest from them.
+_SEPARATOR_CHOICES = [_WHITE, (0, 0, 0), (128, 128, 128), (255, 0, 255), (0, 200, 255)]
+_DISTINCT = 100.0
 
 # Feature maps are (K, H, W): "map" and "standardize" work per map, "layer" over all of them.
 _MAP_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -56,14 +59,16 @@ MAX_KERNEL_TILE = 256
 #: of Pillow's default for files a few percent larger (bench/bench_png.py measures it).
 PNG_COMPRESS_LEVEL = 1
 
-_FONT_SIZE = 12
-_LINE_HEIGHT = 15
-_MARGIN = 6
-_BAR_WIDTH = 128
-_BAR_HEIGHT = 8
+#: Auto-scaled grids are enlarged to at least this width, so that a few small maps or kernels are not a postage
+#: stamp under a header that is wider than they are.
+MIN_GRID_WIDTH = 640
+#: A map or filter whose values span less than this fraction of its layer's largest magnitude is drawn crossed out.
+FLAT_RELATIVE = 1e-4
+#: Gap between one filter's row of kernels and the next, in separator widths.
+FILTER_GAP = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Picture:
     """An image ready to be written.
 
@@ -74,6 +79,10 @@ class Picture:
 
     pixels: np.ndarray
     palette: np.ndarray | None
+
+    def __repr__(self) -> str:
+        rows, cols = self.pixels.shape[:2]
+        return f"Picture({rows} rows x {cols} cols, {'palette' if self.palette is not None else 'RGB'})"
 
     def to_pil(self) -> Image.Image:
         """The picture as a Pillow image: mode "P" with its palette, or "RGB"."""
@@ -126,9 +135,27 @@ def palette(cmap: str = "viridis") -> np.ndarray:
     entries = np.zeros((256, 3), dtype=np.uint8)
     rgba = colormap(np.linspace(0.0, 1.0, LEVELS))
     entries[:LEVELS] = np.rint(np.asarray(rgba)[:, :3] * 255.0).astype(np.uint8)
+    entries[SEPARATOR] = separator_colour(entries[:LEVELS])
     for index, colour in _RESERVED_COLOURS.items():
         entries[index] = colour
     return entries
+
+
+def separator_colour(colours: np.ndarray) -> tuple[int, int, int]:
+    """The first colour of :data:`_SEPARATOR_CHOICES` at least :data:`_DISTINCT` (in RGB) from every one of
+    ``colours``, else the one farthest from them.
+
+    >>> separator_colour(np.array([[255, 255, 255], [200, 200, 200]])), separator_colour(np.array([[0, 0, 0]]))
+    ((0, 0, 0), (255, 255, 255))
+    >>> separator_colour(np.linspace(0, 255, 50)[:, None].repeat(3, axis=1))  # a gray ramp
+    (255, 0, 255)
+    """
+    table = np.asarray(colours, dtype=np.float64).reshape(-1, 3)
+    distances = [float(np.linalg.norm(table - np.asarray(choice), axis=1).min()) for choice in _SEPARATOR_CHOICES]
+    for choice, distance in zip(_SEPARATOR_CHOICES, distances, strict=True):
+        if distance >= _DISTINCT:
+            return choice
+    return _SEPARATOR_CHOICES[int(np.argmax(distances))]
 
 
 def check_norm(norm: str, norms: Sequence[str], what: str) -> None:
@@ -148,10 +175,48 @@ def auto_scale(rows: int, cols: int, smallest: int, largest: int) -> int:
     return max(1, min(wanted, largest // max(1, rows, cols)))
 
 
+def grid_scale(rows: int, cols: int, grid_cols: int, smallest: int, largest: int, extra: int = 0) -> int:
+    """:func:`auto_scale`, raised so that ``grid_cols`` tiles side by side (plus ``extra`` pixels of separators
+    and labels) make a grid at least :data:`MIN_GRID_WIDTH` wide, within the same ``largest`` bound.
+
+    >>> grid_scale(60, 60, 4, 48, 512), grid_scale(224, 224, 8, 48, 512)
+    (3, 1)
+    """
+    factor = auto_scale(rows, cols, smallest, largest)
+    wanted = math.ceil(max(0, MIN_GRID_WIDTH - extra) / max(1, grid_cols * cols))
+    return max(factor, min(wanted, largest // max(1, rows, cols)))
+
+
 def _normalize_maps(maps: np.ndarray, norm: str) -> np.ndarray:
     """(K, H, W) maps to 0..1."""
     check_norm(norm, MAP_NORMS, "feature map normalisation")
     return _MAP_NORMALIZERS[norm](maps)
+
+
+def flat_tiles(stack: np.ndarray, axes: tuple[int, ...], relative: float = FLAT_RELATIVE) -> np.ndarray:
+    """Which slices of ``stack`` are flat: their values span less than ``relative`` times the largest magnitude in
+    the whole stack (a dead map: all zeros after a ReLU, or the bias alone).
+
+    >>> flat_tiles(np.array([[[0.0, 0.0]], [[0.0, 1.0]], [[2.0, 2.00001]]]), (1, 2)).tolist()
+    [True, False, True]
+    """
+    if not stack.size:
+        return np.zeros(stack.shape[0], dtype=bool)
+    bound = float(np.abs(stack).max())
+    return np.ptp(stack, axis=axes) <= max(bound * relative, EPSILON)
+
+
+def dead_filters(kernels: np.ndarray, relative: float = FLAT_RELATIVE) -> np.ndarray:
+    """Which ``(F, C, kh, kw)`` filters have all their weights at zero, or within ``relative`` of the layer's
+    largest weight (decayed to nothing in training).
+
+    >>> dead_filters(np.array([[[[0.0, 1e-9]]], [[[0.5, 0.5]]]])).tolist()
+    [True, False]
+    """
+    if not kernels.size:
+        return np.zeros(kernels.shape[0], dtype=bool)
+    magnitude = np.abs(kernels)
+    return magnitude.max(axis=(1, 2, 3)) <= max(float(magnitude.max()) * relative, EPSILON)
 
 
 def feature_map_grid(
@@ -163,6 +228,7 @@ def feature_map_grid(
     scale: int | None = None,
     padding: int = 1,
     header: Header | None = None,
+    index: bool = True,
 ) -> Picture:
     """Render one image's activations of one layer as a near-square grid, one tile per channel.
 
@@ -172,12 +238,15 @@ def feature_map_grid(
             (``(x - mean) / std * 64 + 128`` per map, as in the tutorials).
         cmap: a matplotlib colormap name.
         max_maps: show only the first this many channels.
-        scale: integer nearest-neighbour enlargement; None picks one so small maps stay visible.
+        scale: integer nearest-neighbour enlargement; None picks one so small maps stay visible and the grid is
+            at least :data:`MIN_GRID_WIDTH` wide.
         padding: separator width between tiles.
         header: a text strip to put above the grid, or None for a bare grid.
+        index: number each tile with its channel in its top-left corner, where tiles are large enough.
 
     Returns:
-        A palette :class:`Picture`. Tiles are ordered by channel index, row by row.
+        A palette :class:`Picture`. Tiles are ordered by channel index, row by row; a flat map (one value all
+        over, a dead filter's) is crossed out in the separator colour.
     """
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim == 2:
@@ -188,8 +257,13 @@ def feature_map_grid(
     if max_maps is not None:
         stack = stack[:max_maps]
     levels = to_levels(_normalize_maps(stack, norm), LEVELS)
-    factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_MAP_TILE, MAX_MAP_TILE)
-    grid = tile(upscale(levels, factor), padding=padding, fill=SEPARATOR)
+    count, rows, cols = levels.shape
+    grid_rows, grid_cols = grid_shape_for(count, rows, cols)
+    factor = scale or grid_scale(rows, cols, grid_cols, MIN_MAP_TILE, MAX_MAP_TILE, (grid_cols - 1) * padding)
+    tiles = cross_out(upscale(levels, factor), flat_tiles(stack, (1, 2)), SEPARATOR)
+    if index and count and numbers_fit(tiles.shape[1], tiles.shape[2], range(count)):
+        tiles = number_corners(tiles, list(range(count)), INK, BACKGROUND)
+    grid = tile(tiles, grid_shape=(grid_rows, grid_cols), padding=padding, fill=SEPARATOR, blank=BACKGROUND)
     return _compose(grid, palette(cmap), header)
 
 
@@ -210,23 +284,29 @@ def filter_grid(
     scale: int | None = None,
     padding: int = 1,
     header: Header | None = None,
+    index: bool = True,
 ) -> Picture:
-    """Render a layer's kernels: one row per filter, one column per input channel.
+    """Render a layer's kernels: each filter is a row of kernels, one per input channel.
 
-    Normalisation is computed over the whole layer (``global``, ``symmetric``) or each whole filter
-    (``filter``) before ``filters`` and ``channels`` select what is drawn, so a selection keeps the layer's scale.
+    The rows are laid out in a near-square block (a layer with few input channels, such as a first layer's three
+    or a depthwise layer's one, would otherwise be one tall strip), in filter order, row by row, with a wider gap
+    between filters than between channels. Normalisation is computed over the whole layer (``global``,
+    ``symmetric``) or each whole filter (``filter``) before ``filters`` and ``channels`` select what is drawn, so
+    a selection keeps the layer's scale.
 
     Args:
         kernels: ``(filters, channels, rows, cols)``, as :func:`cnnviz.filters.layer_kernels` returns.
-        filters: indices of the filters to draw (rows of the grid); all when None.
-        channels: indices of the input channels to draw (columns); all when None.
+        filters: indices of the filters to draw; all when None.
+        channels: indices of the input channels to draw; all when None.
         norm: ``global`` (min-max over the layer), ``filter`` (min-max per filter) or ``symmetric`` (0 at the
             middle of the colormap).
         cmap: a matplotlib colormap name; unused with ``rgb``.
-        rgb: draw each filter's three input channels as one colour patch, filters in a near-square grid.
-        scale: integer nearest-neighbour enlargement; None picks one that makes a 3x3 kernel visible.
-        padding: separator width between tiles.
+        rgb: draw each filter's three input channels as one colour patch.
+        scale: integer nearest-neighbour enlargement; None picks one that makes a 3x3 kernel visible and the grid
+            at least :data:`MIN_GRID_WIDTH` wide.
+        padding: separator width between the kernels of a filter.
         header: a text strip to put above the grid, or None.
+        index: write each filter's index left of its row.
 
     Raises:
         OptionError: ``rgb`` on a layer without exactly 3 input channels, or an unknown ``norm``.
@@ -234,27 +314,53 @@ def filter_grid(
     kernels = np.asarray(kernels, dtype=np.float32)
     if kernels.ndim != 4:
         raise OptionError(f"kernels must be (filters, channels, rows, cols), got {kernels.shape}")
-    unit = _normalize_kernels(kernels, norm)
-    unit = unit[list(filters)] if filters is not None else unit
+    numbers = list(filters) if filters is not None else list(range(kernels.shape[0]))
+    unit = _normalize_kernels(kernels, norm)[numbers]
+    flat = dead_filters(kernels[numbers])
     if rgb:
         if unit.shape[1] != 3:
             raise OptionError(f"--rgb needs kernels with 3 input channels; this layer's have {unit.shape[1]}")
-        patches = np.moveaxis(unit, 1, -1)  # (F, kh, kw, 3)
-        factor = scale or auto_scale(patches.shape[1], patches.shape[2], MIN_KERNEL_TILE, MAX_KERNEL_TILE)
-        colours = np.rint(upscale(patches, factor, axes=(1, 2)) * 255.0).astype(np.uint8)
-        grid = tile(colours, padding=padding, fill=_RESERVED_COLOURS[SEPARATOR])
+        patches = np.rint(np.moveaxis(unit, 1, -1)[:, None] * 255.0).astype(np.uint8)  # (F, 1, kh, kw, 3)
+        grid = _filter_rows(patches, numbers, flat, scale, padding, index, _WHITE, _RESERVED_COLOURS[INK])
         return _compose(grid, palette(cmap), header)
     unit = unit[:, list(channels)] if channels is not None else unit
-    count, depth, rows, cols = unit.shape
-    levels = to_levels(unit, LEVELS).reshape(count * depth, rows, cols)
-    factor = scale or auto_scale(levels.shape[1], levels.shape[2], MIN_KERNEL_TILE, MAX_KERNEL_TILE)
-    grid = tile(
-        upscale(levels, factor),
-        grid_shape=(count, depth),
-        padding=padding,
-        fill=SEPARATOR,
-    )
+    grid = _filter_rows(to_levels(unit, LEVELS), numbers, flat, scale, padding, index, SEPARATOR, INK)
     return _compose(grid, palette(cmap), header)
+
+
+def _filter_rows(
+    kernels: np.ndarray,
+    numbers: list[int],
+    flat: np.ndarray,
+    scale: int | None,
+    padding: int,
+    index: bool,
+    separator: int | tuple[int, ...],
+    ink: int | tuple[int, ...],
+) -> np.ndarray:
+    """Lay ``(F, C, kh, kw[, 3])`` drawn kernels out as one row of C kernels per filter, the rows in a near-square
+    block; ``numbers`` label the rows, ``flat`` filters are crossed out."""
+    count, depth, rows, cols = kernels.shape[:4]
+    background = _WHITE if kernels.ndim == 5 else BACKGROUND
+    gap = padding * FILTER_GAP
+    factor = scale or auto_scale(rows, cols, MIN_KERNEL_TILE, MAX_KERNEL_TILE)
+    labelled = index and rows * factor >= label_size(numbers)[0]
+    gutter = label_size(numbers)[1] + 1 if labelled else 0
+
+    def row_width(factor: int) -> int:
+        return depth * cols * factor + (depth - 1) * padding + gutter
+
+    block_rows, block_cols = grid_shape_for(count, rows * factor, row_width(factor))
+    if scale is None:
+        largest = max(factor, MAX_KERNEL_TILE // max(1, rows, cols))
+        while factor < largest and block_cols * row_width(factor) + (block_cols - 1) * gap < MIN_GRID_WIDTH:
+            factor += 1
+    tiles = upscale(kernels.reshape(count * depth, rows, cols, *kernels.shape[4:]), factor, axes=(1, 2))
+    tiles = cross_out(tiles, np.repeat(flat, depth), separator)
+    strips = np.stack([tile(tiles[f * depth : (f + 1) * depth], (1, depth), padding, separator) for f in range(count)])
+    if labelled:
+        strips = number_gutters(strips, numbers, ink, background)
+    return tile(strips, (block_rows, block_cols), gap, separator, blank=background)
 
 
 def _compose(grid: np.ndarray, entries: np.ndarray, header: Header | None) -> Picture:
@@ -265,7 +371,7 @@ def _compose(grid: np.ndarray, entries: np.ndarray, header: Header | None) -> Pi
     width = max(strip.shape[1], grid.shape[1])
     strip = _pad_cols(strip, width, BACKGROUND)
     if grid.ndim == 3:
-        body = _pad_cols(grid, width, _RESERVED_COLOURS[BACKGROUND])
+        body = _pad_cols(grid, width, _WHITE)
         return Picture(np.concatenate([entries[strip], body]), None)
     return Picture(np.concatenate([strip, _pad_cols(grid, width, BACKGROUND)]), entries)
 
@@ -279,35 +385,27 @@ def _pad_cols(array: np.ndarray, width: int, fill: int | tuple[int, ...]) -> np.
     return out
 
 
-@functools.cache
-def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=_FONT_SIZE)
+def header_font_size(width: int) -> int:
+    """The header's font size for a grid ``width`` pixels wide: 12 up to 1,000 pixels, then growing with it.
 
-
-def _text_mask(text: str) -> np.ndarray:
-    """One line of text as a boolean ink mask, cropped on the right to its last inked column.
-
-    Text is drawn one-bit (the palette has a single ink colour), and one-bit glyphs come out wider than the
-    font's advance widths say, so extents are measured on the drawn pixels.
+    >>> header_font_size(640), header_font_size(1800), header_font_size(10000)
+    (12, 22, 28)
     """
-    font = _font()
-    canvas = Image.new("1", (int(font.getlength(text) * 1.25) + _LINE_HEIGHT, _LINE_HEIGHT), 0)
-    draw = ImageDraw.Draw(canvas)
-    draw.fontmode = "1"
-    draw.text((0, 0), text, fill=1, font=font)
-    mask = np.asarray(canvas, dtype=bool)
-    inked = np.flatnonzero(mask.any(axis=0))
-    return mask[:, : inked[-1] + 1] if inked.size else mask[:, :0]
+    return max(12, min(28, round(width / 80)))
 
 
 def _header_strip(header: Header, min_width: int) -> np.ndarray:
-    """The header as palette indices: text lines on the left, a labelled colorbar on the right."""
-    lines = [_text_mask(line) for line in header.lines]
-    low, high = _text_mask(header.low), _text_mask(header.high)
+    """The header as palette indices: text lines on the left, a labelled colorbar on the right, all sized for a
+    grid ``min_width`` pixels wide."""
+    size = header_font_size(min_width)
+    line, margin = line_height(size), size // 2
+    bar_width, bar_height = round(128 * size / 12), round(8 * size / 12)
+    lines = [text_mask(text, size) for text in header.lines]
+    low, high = text_mask(header.low, size), text_mask(header.high, size)
     text_width = max((mask.shape[1] for mask in lines), default=0)
-    bar_width = max(_BAR_WIDTH, low.shape[1] + high.shape[1] + _MARGIN) if header.colorbar else 0
-    width = max(min_width, _MARGIN + text_width + 3 * _MARGIN + bar_width + _MARGIN)
-    height = max(len(lines) * _LINE_HEIGHT, _BAR_HEIGHT + 2 + _LINE_HEIGHT) + 2 * _MARGIN
+    bar_width = max(bar_width, low.shape[1] + high.shape[1] + margin) if header.colorbar else 0
+    width = max(min_width, margin + text_width + 3 * margin + bar_width + margin)
+    height = max(len(lines) * line, bar_height + 2 + line) + 2 * margin
     strip = np.full((height, width), BACKGROUND, dtype=np.uint8)
 
     def stamp(mask: np.ndarray, top: int, left: int) -> None:
@@ -315,12 +413,12 @@ def _header_strip(header: Header, min_width: int) -> np.ndarray:
         strip[top : top + rows, left : left + cols][mask] = INK
 
     for number, mask in enumerate(lines):
-        stamp(mask, _MARGIN + number * _LINE_HEIGHT, _MARGIN)
+        stamp(mask, margin + number * line, margin)
     if header.colorbar:
-        bar_left, bar_top = width - bar_width - _MARGIN, _MARGIN + 2
-        strip[bar_top : bar_top + _BAR_HEIGHT, bar_left : bar_left + bar_width] = np.linspace(
+        bar_left, bar_top = width - bar_width - margin, margin + 2
+        strip[bar_top : bar_top + bar_height, bar_left : bar_left + bar_width] = np.linspace(
             0, LEVELS - 1, bar_width
         ).round()
-        stamp(low, bar_top + _BAR_HEIGHT + 2, bar_left)
-        stamp(high, bar_top + _BAR_HEIGHT + 2, width - _MARGIN - high.shape[1])
+        stamp(low, bar_top + bar_height + 2, bar_left)
+        stamp(high, bar_top + bar_height + 2, width - margin - high.shape[1])
     return strip

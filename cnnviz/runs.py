@@ -53,6 +53,7 @@ class MapOptions:
     size: tuple[int, int] | None = None
     batch_size: int = 8
     fit: str = "crop"
+    index: bool = True
 
 
 def _check_choices(norm: str, norms: tuple[str, ...], what: str, cmap: str) -> None:
@@ -215,6 +216,7 @@ def _write_maps(
         max_maps=options.max_maps,
         scale=options.scale,
         header=header,
+        index=options.index,
     )
     target = folder / f"{safe_name(conv.path)}.png"
     written = [save_png(picture, target)]
@@ -242,6 +244,7 @@ class FilterOptions:
     rgb: bool = False
     scale: int | None = None
     labels: bool = True
+    index: bool = True
 
 
 def _choose(text: str | None, total: int, cap: int, what: str, report: Report) -> list[int]:
@@ -310,6 +313,7 @@ def _filter_picture(
         rgb=options.rgb,
         scale=options.scale,
         header=header,
+        index=options.index,
     )
 
 

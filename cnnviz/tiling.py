@@ -32,6 +32,7 @@ def tile(
     grid_shape: tuple[int, int] | None = None,
     padding: int = 1,
     fill: int | float | tuple[int, ...] = 0,
+    blank: int | float | tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Lay ``(K, H, W)`` or ``(K, H, W, C)`` tiles row by row into one grid.
 
@@ -39,13 +40,16 @@ def tile(
         tiles: the tiles, in reading order.
         grid_shape: (rows, cols) of the grid; None for a near-square layout.
         padding: pixels of ``fill`` between tiles (not around the edge).
-        fill: the value of separators and of unused cells.
+        fill: the value of separators.
+        blank: the value of the cells after the last tile (and the separators between them); ``fill`` when None.
 
     Returns:
         An array of shape ``(rows*H + (rows-1)*padding, cols*W + (cols-1)*padding[, C])`` and ``tiles``' dtype.
 
     >>> tile(np.arange(4).reshape(4, 1, 1), padding=1, fill=9)[..., ].tolist()
     [[0, 9, 1], [9, 9, 9], [2, 9, 3]]
+    >>> tile(np.arange(3).reshape(3, 1, 1), padding=1, fill=9, blank=7).tolist()
+    [[0, 9, 1], [9, 9, 9], [2, 7, 7]]
     """
     tiles = np.asarray(tiles)
     if tiles.ndim not in (3, 4):
@@ -61,6 +65,9 @@ def tile(
     )
     out = np.empty(out_shape, dtype=tiles.dtype)
     out[...] = fill
+    if blank is not None and count < rows * cols:
+        last_row, last_col = divmod(count, cols)
+        out[last_row * (height + padding) :, max(0, last_col * (width + padding) - padding) :] = blank
     for index in range(count):
         row, col = divmod(index, cols)
         top, left = row * (height + padding), col * (width + padding)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from cnnviz import feature_maps, load_model
 from cnnviz.cli import main
-from cnnviz.render import LEVELS
+from cnnviz.render import INK, LEVELS, SEPARATOR
 from tests.conftest import LINE_IMAGE, ROOT, line_detector_2d, nested_sequential, write_image
 
 
@@ -71,12 +71,12 @@ def test_filters_png_pixels_are_the_line_detector(line_file: str, tmp_path: Path
     image = Image.open(out / "line" / "filters_detector.png")
     assert image.mode == "P"
     pixels = np.asarray(image)
-    # two filters (detector x1 and x2) in two rows, global min-max: 0 -> level 0, 2 -> top level
+    # two filters (detector x1 and x2) side by side, global min-max: 0 -> level 0, 2 -> top level
     top = LEVELS - 1
-    expected = np.zeros((7, 3), dtype=np.uint8)
-    expected[0:3, 1] = round(top / 2)
-    expected[3, :] = 252  # the separator row
-    expected[4:7, 1] = top
+    expected = np.zeros((3, 9), dtype=np.uint8)
+    expected[:, 1] = round(top / 2)
+    expected[:, 3:6] = SEPARATOR  # the gap between filters
+    expected[:, 7] = top
     np.testing.assert_array_equal(pixels, expected)
 
 
@@ -561,3 +561,12 @@ def test_layers_does_not_load_weights_at_all(line_file: str, tmp_path: Path) -> 
         "note: --weights is not loaded: layers, shapes and counts do not depend on weights",
         "shapes: 3 conv layers",
     ]
+
+
+def test_tiles_are_numbered_by_default_and_no_index_drops_the_numbers(tmp_path: Path) -> None:
+    image = write_image(tmp_path / "ramp.png", np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1)))
+    for flag in ([], ["--no-index"]):
+        result = run("featuremaps", str(image), "--model", "shapes", "--no-labels", *flag, "-o", str(tmp_path / "o"))
+        assert result.exit_code == 0, result.output
+        pixels = np.asarray(Image.open(tmp_path / "o" / "shapes" / "ramp" / "edges.png"))
+        assert (pixels == INK).any() == (not flag)  # the numbers are the only ink in a bare grid

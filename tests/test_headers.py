@@ -20,11 +20,11 @@ def test_map_header_names_model_layer_shape_range_and_scale(line_model) -> None:
 
     assert list(header.lines) == [
         "line.keras | detector (Conv2D) | output 6x6x1",
-        "line.png | range [0, 3] | norm layer | 1 of 1 maps",
+        "line.png | range [0.00, 3.00] | norm layer | 1 of 1 maps",
     ]
-    assert (header.low, header.high, header.colorbar) == ("0", "3", True)
-    capped = map_header("m", conv, np.ones((2, 2, 40)), "x.jpg", norm="map", max_maps=8)
-    assert capped.lines[1].endswith("| norm map | 8 of 40 maps")
+    assert (header.low, header.high, header.colorbar) == ("0.00", "3.00", True)
+    capped = map_header("m", conv, np.ones((2, 2, 40)), "x.jpg", norm="map", max_maps=8, fit="crop")
+    assert capped.lines[1] == "x.jpg (crop) | range [1.00, 1.00] | norm map | 8 of 40 maps, 8 flat (crossed out)"
     assert (capped.low, capped.high) == ("map min", "map max")
 
 
@@ -36,9 +36,11 @@ def test_filter_header_describes_the_grid_layout(line_model) -> None:
 
     assert list(header.lines) == [
         "m | detector (Conv2D) | kernel 1x2, 1 in, 2 filters",
-        "rows: filters 0-1; cols: channels 0-0 | range [-0.5, 0.25] | norm symmetric",
+        "filters 0-1 (numbered), each a row of channels 0-0 | range [-0.500, 0.250] | norm symmetric",
     ]
-    assert (header.low, header.high) == ("-0.5", "0.5")
+    assert (header.low, header.high) == ("-0.500", "0.500")
+    dead = filter_header("m", conv, np.array([[[[1.0]]], [[[0.0]]]]), [0, 1], [0], norm="global", rgb=False)
+    assert dead.lines[1].endswith("| range [0.00, 1.00] | norm global | 1 dead (crossed out)")
     rgb = filter_header("m", conv, np.zeros((9, 3, 3, 3)), [1, 5, 7], [0, 1, 2], norm="global", rgb=True)
     assert rgb.lines[1].startswith("filters 1,5,7 as RGB patches") and not rgb.colorbar
 

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from cnnviz import Header, OptionError, feature_map_grid, filter_grid
-from cnnviz.render import BACKGROUND, INK, LEVELS, SEPARATOR, palette
+from cnnviz.marks import INDEX_FONT, label_size
+from cnnviz.render import BACKGROUND, INK, LEVELS, MIN_GRID_WIDTH, SEPARATOR, palette
+from cnnviz.text import text_mask
 from tests.conftest import VERTICAL_LINE
 
 TOP = LEVELS - 1
@@ -33,10 +35,10 @@ def test_filter_grid_rows_are_filters_and_columns_are_channels() -> None:
     picture = filter_grid(kernels, norm="global", scale=1, padding=1)
 
     expected_levels = np.rint(np.array([[0, 1, 2], [10, 11, 12]]) / 12 * TOP)
-    assert picture.pixels.shape == (3, 5)
+    assert picture.pixels.shape == (5, 5)  # two rows of three kernels, 3 separators apart (1 between channels)
     np.testing.assert_array_equal(picture.pixels[0, ::2], expected_levels[0])
-    np.testing.assert_array_equal(picture.pixels[2, ::2], expected_levels[1])
-    assert (picture.pixels[1] == SEPARATOR).all() and (picture.pixels[:, 1::2] == SEPARATOR).all()
+    np.testing.assert_array_equal(picture.pixels[4, ::2], expected_levels[1])
+    assert (picture.pixels[1:4] == SEPARATOR).all() and (picture.pixels[:, 1::2] == SEPARATOR).all()
 
 
 def test_filter_selection_keeps_the_whole_layer_scale() -> None:
@@ -68,9 +70,10 @@ def test_rgb_filters_are_colour_patches() -> None:
     picture = filter_grid(kernels, rgb=True, norm="global", scale=1, padding=1)
 
     assert picture.palette is None
-    assert picture.pixels.shape == (1, 3, 3)
+    assert picture.pixels.shape == (1, 5, 3)  # side by side, a 3-pixel gap between filters
     assert picture.pixels[0, 0].tolist() == [255, 0, 0]
-    assert picture.pixels[0, 2].tolist() == [0, 0, 255]
+    assert picture.pixels[0, 1:4].tolist() == [[255, 255, 255]] * 3
+    assert picture.pixels[0, 4].tolist() == [0, 0, 255]
     with pytest.raises(OptionError, match="3 input channels"):
         filter_grid(np.zeros((2, 4, 1, 1)), rgb=True)
 
@@ -90,16 +93,19 @@ def test_feature_map_grid_orders_tiles_by_channel_and_keeps_aspect() -> None:
         expected = np.zeros((2, 3), dtype=np.uint8)
         expected[:, k] = TOP
         np.testing.assert_array_equal(tile_pixels, expected)
-    assert (picture.pixels[3:, 4:] == SEPARATOR).all()  # the unused cell
+    assert (picture.pixels[3:, 3:] == BACKGROUND).all()  # the unused cell, and the separator before it
+    assert (picture.pixels[2] == SEPARATOR).all() and (picture.pixels[:2, 3] == SEPARATOR).all()
 
 
-def test_dead_map_renders_flat_in_every_norm() -> None:
+def test_a_dead_map_is_flat_and_crossed_out_in_every_norm() -> None:
     maps = np.zeros((4, 4, 2), dtype=np.float32)
     maps[..., 1] = np.arange(16).reshape(4, 4)
+    cross = np.eye(4, dtype=bool) | np.eye(4, dtype=bool)[::-1]
 
     for norm, flat in [("map", 0), ("layer", 0), ("standardize", round(128 / 255 * TOP))]:
         pixels = feature_map_grid(maps, norm=norm, scale=1, padding=0).pixels
-        assert (pixels[:, :4] == flat).all(), norm
+        assert (pixels[:, :4][cross] == SEPARATOR).all() and (pixels[:, :4][~cross] == flat).all(), norm
+        assert not (pixels[:, 4:] == SEPARATOR).any(), norm  # the live map is not marked
 
 
 def test_layer_norm_compares_maps_and_max_maps_caps() -> None:
@@ -164,8 +170,77 @@ def test_picture_to_rgb_looks_up_the_palette_for_notebooks() -> None:
 
 
 def test_thin_kernels_and_maps_keep_their_shape_when_scaled_up() -> None:
-    one_by_seven = filter_grid(np.arange(7.0).reshape(1, 1, 1, 7))  # an Inception-style 1x7 kernel
-    signal = feature_map_grid(np.arange(100.0).reshape(100, 1))  # a 1-D map of 100 steps
+    one_by_seven = filter_grid(np.arange(7.0).reshape(1, 1, 1, 7), index=False)  # an Inception-style 1x7 kernel
+    signal = feature_map_grid(np.arange(100.0).reshape(100, 1), index=False)  # a 1-D map of 100 steps
 
-    assert one_by_seven.pixels.shape == (24, 168)  # scaled 24x, still 1:7
-    assert signal.pixels.shape == (5, 500)  # scaled 5x, held back by the long side
+    assert one_by_seven.pixels.shape == (36, 252)  # scaled 36x (the cap: 256 on the long side), still 1:7
+    assert signal.pixels.shape == (5, 500)  # scaled 5x, held back by the long side's cap of 512
+
+
+def test_small_grids_are_enlarged_so_the_grid_not_the_header_sets_the_width() -> None:
+    maps = np.random.default_rng(0).random((60, 60, 16)).astype(np.float32)  # a 4x4 grid of 60x60 maps
+
+    picture = feature_map_grid(maps, header=Header(["emotion model | conv2d_3 | output 60x60x16"]))
+
+    # 60x60 maps would already be past the 48-pixel minimum; the grid is raised to 640 wide instead
+    assert picture.pixels.shape[1] == 4 * 180 + 3
+    assert picture.pixels.shape[1] >= MIN_GRID_WIDTH
+
+
+def test_tiles_are_numbered_where_they_fit_and_not_otherwise() -> None:
+    maps = np.zeros((48, 48, 12), dtype=np.float32)
+    maps[...] = np.arange(48.0)[None, :, None]  # every map a ramp: none flat
+
+    numbered = feature_map_grid(maps, scale=1).pixels
+    plain = feature_map_grid(maps, scale=1, index=False).pixels
+    tiny = feature_map_grid(maps[:8, :8], scale=1).pixels
+
+    rows, cols = label_size(range(12))
+    assert (numbered[:rows, :cols] == BACKGROUND).sum() > (numbered[:rows, :cols] == INK).sum() > 0
+    tile_11 = numbered[2 * 49 : 2 * 49 + rows, 3 * 49 : 3 * 49 + cols]  # grid 3 rows x 4 cols: tile 11 is last
+    expected = np.full((rows, cols), BACKGROUND, dtype=np.uint8)
+    mask = text_mask("11", INDEX_FONT)
+    expected[1 : 1 + mask.shape[0], 2 : 2 + mask.shape[1]][mask] = INK
+    np.testing.assert_array_equal(tile_11, expected)
+    assert not (plain == INK).any() and not (tiny == INK).any()  # asked off, or tiles too small
+    for k in range(12):  # nothing changes outside the number boxes
+        top, left = (k // 4) * 49, (k % 4) * 49
+        numbered[top : top + rows, left : left + cols] = plain[top : top + rows, left : left + cols]
+    np.testing.assert_array_equal(numbered, plain)
+
+
+def test_filter_rows_wrap_into_a_block_numbered_in_filter_order() -> None:
+    kernels = np.arange(16 * 3 * 9, dtype=np.float32).reshape(16, 3, 3, 3)  # 16 filters of three 3x3 kernels
+
+    picture = filter_grid(kernels, scale=8)
+
+    rows, cols = picture.pixels.shape
+    gutter = label_size(range(16))[1] + 1
+    strip = 3 * 24 + 2 + gutter  # three 24-pixel kernels, 2 separators, the number gutter
+    assert (rows, cols) == (6 * 24 + 5 * 3, 3 * strip + 2 * 3)  # 6 rows of 3 filters, 3-pixel gaps
+    # filter 1 sits right of filter 0, filter 3 below it: order reads left to right, then down
+    assert picture.pixels[0, strip + 3 + gutter] == np.rint(27 / (16 * 27 - 1) * TOP)
+    assert picture.pixels[27, gutter] == np.rint(81 / (16 * 27 - 1) * TOP)
+    assert (picture.pixels[: 5 * 27, strip : strip + 3] == SEPARATOR).all()  # the gap; the last row has blanks
+
+
+def test_separators_stand_out_from_the_colormap() -> None:
+    assert palette("viridis")[SEPARATOR].tolist() == [255, 255, 255]
+    assert palette("RdBu_r")[SEPARATOR].tolist() == [0, 0, 0]  # white is its middle: near-zero weights
+    assert palette("gray")[SEPARATOR].tolist() == [255, 0, 255]
+
+
+def test_dead_filters_are_crossed_out() -> None:
+    kernels = np.ones((2, 1, 3, 3), dtype=np.float32)
+    kernels[1] = 1e-9  # decayed to nothing
+
+    pixels = filter_grid(kernels, norm="symmetric", scale=1, index=False).pixels
+
+    assert pixels.shape == (3, 9)
+    assert (pixels[:, :3] == TOP).all()
+    assert pixels[:, 6:].tolist() == [[SEPARATOR, 126, SEPARATOR], [126, SEPARATOR, 126], [SEPARATOR, 126, SEPARATOR]]
+
+
+def test_a_picture_is_one_line_in_a_python_session() -> None:
+    assert repr(feature_map_grid(np.zeros((4, 6, 1)), scale=1)) == "Picture(4 rows x 6 cols, palette)"
+    assert repr(filter_grid(np.ones((1, 3, 1, 1)), rgb=True, scale=1)) == "Picture(1 rows x 1 cols, RGB)"

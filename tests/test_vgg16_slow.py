@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnviz.cli import main
+from cnnviz.marks import label_size
 from tests.conftest import ROOT
 from tests.test_models import VGG16_CONVS
 
@@ -46,4 +47,6 @@ def test_filters_of_block5_conv1_are_capped_with_a_note(tmp_path: Path) -> None:
         "note: showing channels 0-63 of 512; choose others with --channels, e.g. 64:128",
     ]
     pixels = np.asarray(Image.open(tmp_path / "vgg16-random" / "filters_block5_conv1.png"))
-    assert pixels.shape == (64 * 24 + 63, 64 * 24 + 63)  # 3x3 kernels scaled by 8, 1-pixel separators
+    gutter = label_size(range(64))[1] + 1  # the filter numbers, left of each row
+    # one row of 64 kernels per filter: 3x3 scaled by 8, 1-pixel separators between channels, 3 between filters
+    assert pixels.shape == (64 * 24 + 63 * 3, gutter + 64 * 24 + 63)
