@@ -22,7 +22,7 @@ from cnnviz import __version__
 from cnnviz.errors import CnnvizError, OptionError, brief
 from cnnviz.images import FITS, expand_folders
 from cnnviz.models import load_model
-from cnnviz.output import check_writable, safe_name
+from cnnviz.output import check_writable, model_folder, safe_name
 from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
 from cnnviz.runs import FilterOptions, MapOptions, layer_rows, render_feature_maps, render_filters
@@ -193,6 +193,14 @@ class ModelChoice:
         if kind in ("imagenet", "model file"):
             return self.name
         return f"{self.name} ({'random weights' if kind == 'random' else 'weights ' + Path(kind).name})"
+
+    @property
+    def source(self) -> str:
+        """What identifies the model and its weights across runs: full paths for files, names otherwise."""
+        model = str(Path(self.model).resolve()) if Path(self.model).exists() else self.model.lower()
+        kind = self.weights_kind
+        weights = kind if kind in ("imagenet", "model file", "random") else str(Path(kind).resolve())
+        return f"{model} with {weights}" if kind != "model file" else model
 
     @property
     def folder(self) -> str:
@@ -381,9 +389,17 @@ def filters(
         filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels, not view.no_index
     )
     with reported_errors(choice.verbose):
-        out = Path(view.output) / choice.folder
+        out = model_folder(view.output, choice.folder, choice.source)
         check_writable(out)
-        report = render_filters(choice.load(), layer, out, options, model_label=choice.label)
+        report = render_filters(
+            choice.load(),
+            layer,
+            out,
+            options,
+            model_label=choice.label,
+            weights=choice.weights_kind,
+            source=choice.source,
+        )
     for note in report.notes:
         click.echo(f"note: {note}")
     for path in report.written:
@@ -462,13 +478,20 @@ def featuremaps(
         fit=fit,
         index=not view.no_index,
     )
-    out = Path(view.output) / choice.folder
+    out = model_folder(view.output, choice.folder, choice.source)
     manifest = out / "manifest.json"
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
         paths = expand_folders(images)
         check_writable(out)
         report = render_feature_maps(
-            choice.load(), paths, out, options, model_label=choice.label, weights=choice.weights_kind, progress=True
+            choice.load(),
+            paths,
+            out,
+            options,
+            model_label=choice.label,
+            weights=choice.weights_kind,
+            source=choice.source,
+            progress=True,
         )
     for note in report.notes:
         click.echo(f"note: {note}")

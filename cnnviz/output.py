@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
@@ -88,7 +89,25 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         records = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
-    return records if isinstance(records, dict) and isinstance(records.get("images"), dict) else {}
+    return records if isinstance(records, dict) else {}
+
+
+def model_folder(root: str | os.PathLike[str], name: str, source: str) -> Path:
+    """The folder under ``root`` for a model's grids: ``root/name``, or ``name-2``, ``name-3``... when that
+    folder's manifest records another model (two files called ``best.h5`` in different places), so that runs of
+    different models never mix.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     _ = save_manifest({"source": "/a/best.h5"}, Path(root, "best", "manifest.json"))
+    ...     model_folder(root, "best", "/a/best.h5").name, model_folder(root, "best", "/b/best.h5").name
+    ('best', 'best-2')
+    """
+    for number in itertools.count(1):
+        folder = Path(root) / (name if number == 1 else f"{name}-{number}")
+        if read_manifest(folder / "manifest.json").get("source") in (None, source):
+            return folder
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def check_writable(folder: str | os.PathLike[str]) -> None:

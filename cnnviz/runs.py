@@ -85,6 +85,7 @@ def render_feature_maps(
     *,
     model_label: str | None = None,
     weights: str | None = None,
+    source: str | None = None,
     progress: bool = False,
     workers: int | None = None,
 ) -> Report:
@@ -103,6 +104,8 @@ def render_feature_maps(
         options: what to draw and how.
         model_label: the model's name in headers; ``model.name`` by default.
         weights: how the model's weights came (``imagenet``, ``random``, a file), for the manifest.
+        source: what identifies the model (a file's full path, a name and its weights), for the manifest, so
+            that later runs can tell whether ``out_dir`` is theirs (:func:`cnnviz.output.model_folder`).
         progress: show a progress bar on a terminal.
         workers: threads drawing and writing grids; one per CPU by default.
 
@@ -174,28 +177,35 @@ def render_feature_maps(
         for path, conv, job in jobs:
             if job.done() and not job.cancelled() and job.exception() is None:
                 collect(path, conv, job)
-        _update_manifest(out / "manifest.json", label, weights, written, report.failures)
+        about = {"model": label, "weights": weights, "source": source}
+        _update_manifest(out / "manifest.json", about, images=written, failures=report.failures)
     return report
 
 
 def _update_manifest(
-    path: Path, label: str, weights: str | None, written: dict[str, dict[str, Any]], failures: list[tuple[str, Any]]
+    path: Path,
+    about: dict[str, Any],
+    *,
+    images: dict[str, dict[str, Any]] | None = None,
+    failures: list[tuple[str, Any]] | None = None,
+    filters: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Merge this run's grids and failures into the manifest earlier runs left in the same folder."""
-    if not written and not failures and not path.exists():
+    """Merge a run's grids and failures into the manifest earlier runs left in the same folder; ``about`` names
+    the model (label, weights, source)."""
+    images, failures, filters = images or {}, failures or [], filters or {}
+    if not images and not failures and not filters and not path.exists():
         return
     manifest = read_manifest(path)
-    images: dict[str, Any] = manifest.get("images", {})
-    for image, record in written.items():
-        layers = {**images.get(image, {}).get("layers", {}), **record["layers"]}
-        images[image] = {**record, "layers": layers}
+    merged: dict[str, Any] = manifest.get("images", {})
+    for image, record in images.items():
+        layers = {**merged.get(image, {}).get("layers", {}), **record["layers"]}
+        merged[image] = {**record, "layers": layers}
     old_failures: dict[str, str] = manifest.get("failures", {})
-    merged_failures = {image: reason for image, reason in old_failures.items() if image not in written}
+    merged_failures = {image: reason for image, reason in old_failures.items() if image not in images}
     merged_failures.update({os.fspath(image): str(exc) for image, exc in failures})
-    save_manifest(
-        {"model": label, "weights": weights, "images": images, "failures": merged_failures},
-        path,
-    )
+    records = {**about, "images": merged, "failures": merged_failures}
+    records["filters"] = {**manifest.get("filters", {}), **filters}
+    save_manifest(records, path)
 
 
 def _write_maps(
@@ -265,8 +275,11 @@ def render_filters(
     options: FilterOptions = FilterOptions(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
     model_label: str | None = None,
+    weights: str | None = None,
+    source: str | None = None,
 ) -> Report:
-    """Write a conv layer's kernels as one PNG grid, ``out_dir/filters_<layer>.png``.
+    """Write a conv layer's kernels as one PNG grid, ``out_dir/filters_<layer>.png``, and add it to
+    ``out_dir/manifest.json`` (``weights`` and ``source`` as for :func:`render_feature_maps`).
 
     ``layer`` may be a pattern (``block1_*``): each conv layer it matches gets its own grid. None draws the
     first conv layer, whose kernels see the image itself.
@@ -286,9 +299,16 @@ def render_filters(
     else:
         convs = traced.find([layer])
     stacks = [(conv, layer_kernels(conv)) for conv in convs]  # every layer readable before any file is written
-    for conv, kernels in stacks:
-        picture = _filter_picture(label, conv, kernels, options, report)
-        report.written.append(save_png(picture, Path(out_dir) / f"filters_{safe_name(conv.path)}.png"))
+    written: dict[str, dict[str, Any]] = {}
+    try:
+        for conv, kernels in stacks:
+            picture = _filter_picture(label, conv, kernels, options, report)
+            target = save_png(picture, Path(out_dir) / f"filters_{safe_name(conv.path)}.png")
+            report.written.append(target)
+            written[conv.path] = {"png": str(target), "norm": options.norm, "kernels": list(kernels.shape)}
+    finally:
+        about = {"model": label, "weights": weights, "source": source}
+        _update_manifest(Path(out_dir) / "manifest.json", about, filters=written)
     return report
 
 

@@ -570,3 +570,26 @@ def test_tiles_are_numbered_by_default_and_no_index_drops_the_numbers(tmp_path: 
         assert result.exit_code == 0, result.output
         pixels = np.asarray(Image.open(tmp_path / "o" / "shapes" / "ramp" / "edges.png"))
         assert (pixels == INK).any() == (not flag)  # the numbers are the only ink in a bare grid
+
+
+def test_two_models_with_one_file_name_get_their_own_folders(keras, tmp_path: Path, line_picture: Path) -> None:
+    for folder, filters in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        line_detector_2d(keras, filters=filters).save(tmp_path / folder / "best.keras")
+    out = tmp_path / "out"
+
+    for folder in ("a", "b", "a"):
+        model = str(tmp_path / folder / "best.keras")
+        assert run("featuremaps", str(line_picture), "--model", model, "-o", str(out)).exit_code == 0
+        assert run("filters", "--model", model, "-o", str(out)).exit_code == 0
+
+    assert sorted(p.name for p in out.iterdir()) == ["best", "best-2"]
+    first, second = (json.loads((out / name / "manifest.json").read_text()) for name in ("best", "best-2"))
+    assert first["source"] == str(tmp_path / "a" / "best.keras")
+    assert second["source"] == str(tmp_path / "b" / "best.keras")
+    assert second["images"][str(line_picture)]["layers"]["detector"]["shape"] == [6, 6, 2]  # b's two filters
+    assert first["filters"]["detector"] == {
+        "kernels": [1, 1, 3, 3],
+        "norm": "global",
+        "png": str(out / "best" / "filters_detector.png"),
+    }

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnnviz import Header, OptionError, feature_map_grid, filter_grid
 from cnnviz.marks import INDEX_FONT, label_size
-from cnnviz.render import BACKGROUND, INK, LEVELS, MIN_GRID_WIDTH, SEPARATOR, palette
+from cnnviz.render import BACKGROUND, INK, LEVELS, MIN_GRID_WIDTH, SEPARATOR, header_font_size, palette
 from cnnviz.text import text_mask
 from tests.conftest import VERTICAL_LINE
 
@@ -244,3 +244,17 @@ def test_dead_filters_are_crossed_out() -> None:
 def test_a_picture_is_one_line_in_a_python_session() -> None:
     assert repr(feature_map_grid(np.zeros((4, 6, 1)), scale=1)) == "Picture(4 rows x 6 cols, palette)"
     assert repr(filter_grid(np.ones((1, 3, 1, 1)), rgb=True, scale=1)) == "Picture(1 rows x 1 cols, RGB)"
+
+
+def test_the_header_text_grows_with_the_grid() -> None:
+    header = Header(["model | layer | output"], "low", "high")
+
+    def text_rows(width: int) -> int:
+        picture = feature_map_grid(np.random.default_rng(0).random((10, width, 1)), scale=1, index=False, header=header)
+        strip = picture.pixels[: picture.pixels.shape[0] - 10]
+        inked = np.flatnonzero((strip[:, :200] == INK).any(axis=1))
+        return int(inked[-1] - inked[0] + 1)  # the height of the drawn text
+
+    narrow, wide = text_rows(640), text_rows(2400)
+    assert header_font_size(640) == 12 and header_font_size(2400) == 28
+    assert wide >= 2 * narrow  # 28 px type against 12 px
