@@ -271,9 +271,13 @@ def _weights_misfit(path: str | os.PathLike[str], model_name: str, exc: BaseExce
     shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
     variable = re.search(r"Target variable: <Variable path=([^,\s]+)", text)
     counts = re.search(r"expected (\d+) layers, found (\d+) saved layers", text)
+    variables = re.search(r"Layer '([^']+)' expected (\d+) variables, but received (\d+)", text)
     if shapes:
         name = variable.group(1) if variable else "a weight"
         detail = f"{name} is {shapes.group(1)} in {model_name}, {shapes.group(2)} in the file"
+    elif variables:
+        layer, wanted, found = variables.groups()
+        detail = f"layer {layer} has {wanted} weight arrays in {model_name}, {found} in the file"
     elif counts:
         detail = f"{model_name} has {counts.group(1)} layers with weights, the file {counts.group(2)}"
     elif "could not be loaded" in text or "mismatch" in text.lower():

@@ -56,7 +56,7 @@ def test_layers_json_for_scripts_on_the_bundled_model() -> None:
     assert result.exit_code == 0
     rows = json.loads(result.output)
     assert [(r["name"], r["kernel"], r["output"], r["params"]) for r in rows] == [
-        ("edges", "5x5", "?x?x8", 608),
+        ("edges", "5x5", "?x?x8", 600),
         ("parts", "3x3", "?x?x16", 1168),
         ("shapes", "3x3", "?x?x32", 4640),
     ]

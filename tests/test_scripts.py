@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import subprocess
 import sys
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnviz import conv_layers, feature_maps, load_model
+from cnnviz import conv_layers, feature_maps, layer_kernels, load_model
 from cnnviz.models import BUNDLED_DIR
+from cnnviz.render import dead_filters, flat_tiles
 from tests.conftest import ROOT, load_script
 
 
@@ -102,21 +104,57 @@ def test_bundled_model_classifies_fresh_pictures_as_its_card_says() -> None:
     assert accuracy >= facts["held_out_accuracy"] - 0.03
 
 
+def _grating(degrees: float, period: int = 8) -> np.ndarray:
+    """64x64 RGB picture of thin white lines on black, their normal at ``degrees``."""
+    rows, cols = np.mgrid[0:64, 0:64].astype(np.float32)
+    angle = math.radians(degrees)
+    phase = (cols * math.cos(angle) + rows * math.sin(angle)) * 2 * math.pi / period
+    lines = (np.sin(phase) > 0.5).astype(np.float32) * 255.0
+    return np.repeat(lines[:, :, None], 3, axis=-1)
+
+
 def test_bundled_first_layer_holds_oriented_line_detectors() -> None:
-    model = load_model("shapes")
-    stripes = np.zeros((64, 64), dtype=np.float32)
-    stripes[:, 0::8] = stripes[:, 1::8] = 255.0  # two-pixel white vertical lines on black, as in the seeds
-    vertical = np.repeat(stripes[None, :, :, None], 3, axis=-1)
-    horizontal = vertical.transpose(0, 2, 1, 3)
+    angles = [0.0, 22.5, 45.0, 67.5, 90.0, 112.5, 135.0, 157.5]
+    gratings = np.stack([_grating(angle) for angle in angles])
 
-    maps = feature_maps(model, np.concatenate([horizontal, vertical]), ["edges"])["edges"]
-    on_horizontal, on_vertical = maps.mean(axis=(1, 2))  # mean response of each filter to each picture
-    live = (on_horizontal + on_vertical) > 1e-3
+    maps = feature_maps(load_model("shapes"), gratings, ["edges"])["edges"]
+    tuning = maps.mean(axis=(1, 2))  # (angle, filter): mean response of each filter to lines at each angle
 
-    assert live.sum() >= 3
-    # some filters answer mostly to horizontal lines, others mostly to vertical ones
-    ratio = on_horizontal[live] / (on_vertical[live] + 1e-6)
-    assert ratio.max() > 2.5 and ratio.min() < 0.4
+    # every filter is tuned: its best orientation draws at least 4 times its worst one's response
+    assert (tuning.max(axis=0) > 4 * tuning.min(axis=0)).all(), tuning
+    # and between them they prefer many orientations, not one
+    assert len(set(tuning.argmax(axis=0).tolist())) >= 6
+
+
+def _coherence(kernel: np.ndarray) -> float:
+    """How strongly a 2-D kernel has one orientation: 0 for none (a blob, noise), 1 for a perfect edge or line
+    (from the eigenvalues of its gradient structure tensor)."""
+    grad_rows, grad_cols = np.gradient(kernel.astype(np.float64))
+    tensor = np.array(
+        [
+            [np.sum(grad_cols * grad_cols), np.sum(grad_cols * grad_rows)],
+            [np.sum(grad_cols * grad_rows), np.sum(grad_rows * grad_rows)],
+        ]
+    )
+    small, large = np.linalg.eigvalsh(tensor)
+    return float((large - small) / (large + small))
+
+
+def test_every_bundled_first_layer_filter_is_alive_and_oriented() -> None:
+    edges = conv_layers(load_model("shapes"))[0]
+    kernels = layer_kernels(edges)  # (8 filters, 3 channels, 5, 5)
+
+    assert edges.path == "edges" and not dead_filters(kernels).any()
+    coherence = [_coherence(kernel.sum(axis=0)) for kernel in kernels]
+    assert min(coherence) > 0.2 and sorted(coherence)[1] > 0.5  # one weak one at most; edges sit near 0.7
+
+
+def test_no_first_layer_map_of_the_readme_image_is_flat() -> None:
+    maps = feature_maps(load_model("shapes"), [ROOT / "sample_images" / "cat.jpg"], ["edges"])["edges"][0]
+
+    assert not flat_tiles(np.moveaxis(maps, -1, 0), (1, 2)).any()
+    active = (maps > 0).mean(axis=(0, 1))  # the share of the picture where each filter fires
+    assert (active > 0.05).all(), active
 
 
 def test_bundled_model_is_small() -> None:
