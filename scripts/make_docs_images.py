@@ -1,0 +1,67 @@
+"""Make the pictures the README shows, in docs/, with cnnviz itself: offline, from the bundled model and VGG16.
+
+    python scripts/make_docs_images.py            # writes docs/*.png (together well under 1 MB)
+
+VGG16 is drawn with ImageNet weights when Keras has them cached (~/.keras/models), else with random weights, and
+the header says which. Running the script again on the same machine gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "sample_images" / "cat.jpg"
+
+
+def _vgg16_weights() -> str:
+    """``imagenet`` when Keras has the conv base's weights cached, else ``none``: the script never downloads."""
+    from cnnviz.models import _keras_cache_dir
+
+    cached = _keras_cache_dir() / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    return "imagenet" if cached.is_file() else "none"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", "-o", type=Path, default=ROOT / "docs")
+    args = parser.parse_args(argv)
+
+    import cnnviz
+    from cnnviz.headers import filter_header, map_header
+
+    out: Path = args.output
+    shapes = cnnviz.load_model("shapes")
+    edges = cnnviz.conv_layers(shapes)[0]
+    kernels = cnnviz.layer_kernels(edges)
+    everything = list(range(kernels.shape[0]))
+    header = filter_header("shapes", edges, kernels, everything, [0, 1, 2], norm="symmetric", rgb=False)
+    picture = cnnviz.filter_grid(kernels, norm="symmetric", cmap="RdBu_r", header=header)
+    cnnviz.save_png(picture, out / "shapes_filters_edges.png")
+
+    # The photo at half size keeps the file small; the bundled model takes any size.
+    maps = cnnviz.feature_maps(shapes, [CAT], ["edges"], size=(148, 224))["edges"][0]
+    header = map_header("shapes", edges, maps, CAT.name, norm="map", max_maps=None)
+    cnnviz.save_png(cnnviz.feature_map_grid(maps, header=header), out / "shapes_featuremaps_edges.png")
+
+    weights = _vgg16_weights()
+    cnnviz._keras.keras_module().utils.set_random_seed(0)  # random weights, when used, the same every time
+    vgg16 = cnnviz.load_model("vgg16", weights)
+    label = "vgg16" if weights == "imagenet" else "vgg16 (random weights)"
+    block1 = cnnviz.conv_layers(vgg16)[1]
+    maps = cnnviz.feature_maps(vgg16, [CAT], [block1.path])[block1.path][0]
+    header = map_header(label, block1, maps, CAT.name, norm="map", max_maps=16, fit="crop")
+    picture = cnnviz.feature_map_grid(maps, max_maps=16, header=header)
+    cnnviz.save_png(picture, out / f"vgg16_featuremaps_{block1.path}.png")
+
+    total = sum(path.stat().st_size for path in out.glob("*.png"))
+    for path in sorted(out.glob("*.png")):
+        print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+    print(f"docs pictures: {total / 1e6:.2f} MB in all")
+    return 0 if total < 1_000_000 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
