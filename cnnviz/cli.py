@@ -21,7 +21,7 @@ import click
 from cnnviz import __version__
 from cnnviz.errors import CnnvizError, OptionError, brief
 from cnnviz.images import FITS, expand_folders
-from cnnviz.models import load_model
+from cnnviz.models import load_model, names_a_file
 from cnnviz.output import check_writable, model_folder, safe_name
 from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
@@ -168,7 +168,7 @@ class ModelChoice:
     @property
     def is_application(self) -> bool:
         """Whether ``--model`` names a keras.applications model rather than a file."""
-        return self.model.lower() in APPLICATIONS and not Path(self.model).exists()
+        return self.model.lower() in APPLICATIONS and not names_a_file(self.model)
 
     @property
     def weights_kind(self) -> str:
@@ -183,7 +183,7 @@ class ModelChoice:
     @property
     def name(self) -> str:
         """The model's name: a file's name, or the lower-cased model name."""
-        return Path(self.model).name if Path(self.model).exists() else self.model.lower()
+        return Path(self.model).name if names_a_file(self.model) else self.model.lower()
 
     @property
     def label(self) -> str:
@@ -197,7 +197,7 @@ class ModelChoice:
     @property
     def source(self) -> str:
         """What identifies the model and its weights across runs: full paths for files, names otherwise."""
-        model = str(Path(self.model).resolve()) if Path(self.model).exists() else self.model.lower()
+        model = str(Path(self.model).resolve()) if names_a_file(self.model) else self.model.lower()
         kind = self.weights_kind
         weights = kind if kind in ("imagenet", "model file", "random") else str(Path(kind).resolve())
         return f"{model} with {weights}" if kind != "model file" else model
@@ -207,7 +207,7 @@ class ModelChoice:
         """The output subfolder for this model, so that different models' (and weights') grids never mix:
         ``vgg16``, ``vgg16-random``, ``my_model``, ``my_model-finetuned`` (for ``--weights finetuned.weights.h5``)."""
         path = Path(self.model)
-        name = path.name.split(".")[0] if path.exists() else self.model.lower()
+        name = path.name.split(".")[0] if names_a_file(self.model) else self.model.lower()
         kind = self.weights_kind
         if kind in ("imagenet", "model file"):
             return safe_name(name)
@@ -371,7 +371,9 @@ def filters(
     rgb: bool,
     view: View,
 ) -> None:
-    """Draw a conv layer's learned kernels: one row per filter, one column per input channel.
+    """Draw a conv layer's learned kernels: a numbered row of kernels per filter, one per input channel.
+
+    The grid goes to OUTPUT/<model>/filters_<layer>.png; a dead filter (all weights near zero) is crossed out.
 
     --norm global is the tutorials' min-max over the whole layer; filter scales each filter on its own;
     symmetric keeps zero at the middle of the colormap, the honest view of signed weights
@@ -452,7 +454,8 @@ def featuremaps(
     """Draw the activations of conv layers for images: one PNG grid per image and layer.
 
     IMAGES are image files or folders of them. All selected layers come from one forward pass per batch.
-    Grids go to OUTPUT/<image>/<layer>.png, with a manifest.json listing them.
+    Grids go to OUTPUT/<model>/<image>/<layer>.png; OUTPUT/<model>/manifest.json lists them, with earlier runs'.
+    Tiles are numbered by channel; a flat map (the filter is dead on this image) is crossed out.
 
     --norm map scales each map on its own; layer uses one scale for the whole layer, so strong and weak maps
     can be compared; standardize is the tutorials' (x - mean) / std * 64 + 128.

@@ -66,9 +66,9 @@ def load_model(
     """
     text = os.fspath(spec)
     path = Path(text).expanduser()
-    if text.lower() in APPLICATIONS and not path.exists():
+    if not names_a_file(text) and text.lower() in APPLICATIONS:
         return _load_application(APPLICATIONS[text.lower()], weights, include_top=include_top, size=size)
-    if text.lower() in BUNDLED_MODELS and not path.exists():
+    if not names_a_file(text) and text.lower() in BUNDLED_MODELS:
         path = BUNDLED_DIR / BUNDLED_MODELS[text.lower()]
     if not path.exists():
         raise ModelLoadError(_unknown_model_message(text))
@@ -83,6 +83,19 @@ def load_model(
     if weights is not None:
         _load_weights(model, Path(weights))
     return model
+
+
+def names_a_file(spec: str | os.PathLike[str]) -> bool:
+    """Whether a model spec means a file rather than a known name: it is a file, a SavedModel folder, or written
+    as a path (``./vgg16``). A plain ``vgg16`` means the keras.applications model even where a folder of that name
+    exists, such as the one cnnviz writes its grids into.
+
+    >>> names_a_file("vgg16"), names_a_file("./vgg16"), names_a_file("shapes")
+    (False, True, False)
+    """
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    return path.is_file() or (path / "saved_model.pb").is_file() or os.sep in text or text.startswith(".")
 
 
 def _unknown_model_message(text: str) -> str:

@@ -111,10 +111,10 @@ def model_folder(root: str | os.PathLike[str], name: str, source: str) -> Path:
 
 
 def check_writable(folder: str | os.PathLike[str]) -> None:
-    """Make sure ``folder`` exists or can be made, and can be written into, before any slow work starts.
+    """Make ``folder`` (with its parents) and make sure files can be written into it, before any slow work starts.
 
     Raises:
-        OutputError: a file stands in the way, or the folder or the nearest existing parent is not writable.
+        OutputError: a file stands in the way, or the folder cannot be made or written into.
     """
     target = Path(folder)
     existing = target
@@ -122,5 +122,11 @@ def check_writable(folder: str | os.PathLike[str]) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise OutputError(f"cannot write into {target}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write into {target}: {existing} is not writable")
+    # Permissions alone do not tell (root passes every access check, and a read-only mount or /proc refuses
+    # anyway): make the folder and a scratch file in it.
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write into {target}: {exc.strerror or exc}") from exc

@@ -593,3 +593,19 @@ def test_two_models_with_one_file_name_get_their_own_folders(keras, tmp_path: Pa
         "norm": "global",
         "png": str(out / "best" / "filters_detector.png"),
     }
+
+
+def test_an_output_folder_that_refuses_files_is_reported_before_the_model_loads(
+    no_model_loading: None, line_picture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    def read_only(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)  # what a read-only mount answers, even to root
+
+    result = CliRunner().invoke(main, ["featuremaps", str(line_picture), "--model", "shapes", "-o", str(tmp_path)])
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot write into {tmp_path / 'shapes'}: Read-only file system\n"

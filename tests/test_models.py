@@ -480,3 +480,12 @@ def test_custom_layer_classes_come_from_an_imported_module(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["layers", "--model", str(path), "--import", str(source), "--json"])
     assert result.exit_code == 0, result.output
     assert [row["kind"] for row in json.loads(result.output)] == ["Conv2D"]
+
+
+def test_a_folder_named_like_a_model_does_not_hide_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shapes").mkdir()  # as `cnnviz featuremaps ... -o .` makes it
+
+    assert [conv.path for conv in conv_layers(load_model("shapes"))] == ["edges", "parts", "shapes"]
+    with pytest.raises(ModelLoadError, match=r"^shapes is a directory but not a SavedModel"):
+        load_model("./shapes")
