@@ -532,6 +532,8 @@ def test_ctrl_c_exits_130_and_leaves_whole_files_and_a_manifest(tmp_path: Path) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell's background job starts its children with SIGINT ignored; a user's terminal does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     while process.poll() is None and not list((out / "shapes").glob("*/*.png")):
         time.sleep(0.02)
