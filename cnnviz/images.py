@@ -110,7 +110,7 @@ def _converted(image: Image.Image, channels: int) -> Image.Image:
         raise ImageLoadError(f"the model takes {channels}-channel input; cnnviz feeds images as 1 or 3 channels")
     if image.mode == "F":
         return image
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)

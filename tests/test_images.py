@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz import ImageLoadError, load_image
+from cnnviz import ImageLoadError, OptionError, load_image
+from cnnviz.images import expand_folders, fit_pixels, target_size
 from tests.conftest import write_image
 
 
@@ -153,3 +154,89 @@ def test_a_dark_float_image_is_scaled_once(tmp_path: Path) -> None:
     pixels = load_image(tmp_path / "dark.tif", 1, (None, None), size=(1, 2))
 
     np.testing.assert_allclose(pixels[0, :, 0], [0.0, 0.51], atol=1e-4)
+
+
+def test_rgb_and_gray_pngs_with_a_transparent_colour_go_over_white(tmp_path: Path) -> None:
+    rgb = np.zeros((1, 2, 3), dtype=np.uint8)
+    rgb[0, 1] = (0, 255, 0)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=(0, 0, 0))  # black is the transparent key
+    Image.fromarray(np.array([[0, 90]], dtype=np.uint8)).save(tmp_path / "gray.png", transparency=0)
+
+    assert load_image(tmp_path / "rgb.png", size=(1, 2)).tolist() == [[[255, 255, 255], [0, 255, 0]]]
+    assert load_image(tmp_path / "gray.png", channels=1, size=(1, 2)).tolist() == [[[255], [90]]]
+
+
+def test_folders_expand_to_their_images_sorted_and_files_pass_through(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.png", "a.JPG", "notes.txt", "sub/c.png"):
+        (folder / name).write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+
+    assert expand_folders([folder, "missing.png"]) == [str(folder / "a.JPG"), str(folder / "b.png"), "missing.png"]
+    with pytest.raises(OptionError, match=r"^folder .*empty holds no image files$"):
+        expand_folders([tmp_path / "empty"])
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [(255, 255.0), (256, 256 / 257), (65535, 255.0), (65536 * 4, 255.0)],  # at and just past each range's end
+)
+def test_thirty_two_bit_images_are_scaled_by_the_range_their_brightest_pixel_fits(
+    tmp_path: Path, top: int, expected: float
+) -> None:
+    Image.fromarray(np.array([[0, top]], dtype=np.int32), mode="I").save(tmp_path / "wide.tif")
+
+    pixels = load_image(tmp_path / "wide.tif", 1, (None, None), size=(1, 2))[0, :, 0]
+
+    np.testing.assert_allclose(pixels, [0.0, expected], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([0.0, 1.0], [0.0, 255.0]), ([0.0, 1.5], [0.0, 1.5]), ([-5.0, 300.0], [0.0, 255.0]), ([0.0, 200.0], [0.0, 200.0])],
+)
+def test_float_images_in_0_to_1_are_scaled_and_others_clipped(tmp_path: Path, values: list, expected: list) -> None:
+    Image.fromarray(np.array([values], dtype=np.float32), mode="F").save(tmp_path / "float.tif")
+
+    pixels = load_image(tmp_path / "float.tif", 1, (None, None), size=(1, 2))[0, :, 0]
+
+    np.testing.assert_allclose(pixels, expected)
+
+
+def test_pad_scales_by_the_tighter_side_and_centres_with_per_channel_values() -> None:
+    tall = Image.new("RGB", (4, 8), (200, 200, 200))  # 8 rows x 4 cols into 16 x 16: scaled 2x, bars left and right
+
+    padded = fit_pixels(tall, 3, 16, 16, fit="pad", pad=(10, 20, 30))
+
+    assert padded.shape == (16, 16, 3)
+    assert (padded[:, 4:12] == 200).all()
+    assert padded[:, :4].reshape(-1, 3).tolist() == [[10, 20, 30]] * 64
+    assert padded[:, 12:].reshape(-1, 3).tolist() == [[10, 20, 30]] * 64
+
+
+def test_pad_keeps_at_least_one_row_of_a_sliver_and_puts_the_odd_pixel_below() -> None:
+    sliver = Image.new("L", (100, 1), 255)  # 1 row x 100 cols into 10 x 10: 0.1 rows, kept as 1
+
+    padded = fit_pixels(sliver, 1, 10, 10, fit="pad", pad=0)[..., 0]
+
+    assert padded[4].tolist() == [255] * 10 and (np.delete(padded, 4, axis=0) == 0).all()
+    odd = fit_pixels(Image.new("L", (3, 2), 255), 1, 5, 3, fit="pad", pad=0)[..., 0]  # 2 rows into 5: 1 above
+    assert odd[:, 0].tolist() == [0, 255, 255, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("image_size", "model_size", "size", "expected"),
+    [
+        ((300, 451), (None, None), (64, 96), (64, 96)),  # a forced size wins
+        ((300, 451), (224, 224), (100, 100), (100, 100)),
+        ((300, 451), (224, 224), None, (224, 224)),
+        ((300, 451), (64, None), None, (64, 451)),  # one free axis keeps the image's length
+        ((300, 451), (None, 80), None, (300, 80)),
+        ((1, 10000), (None, None), None, (1, 512)),  # never squeezed to zero rows
+        ((10, 20), (None, None), None, (32, 64)),  # enlarged to 32 on the short side
+        ((32, 64), (None, None), None, (32, 64)),  # already there
+    ],
+)
+def test_target_size(image_size: tuple, model_size: tuple, size: tuple | None, expected: tuple) -> None:
+    assert target_size(image_size, model_size, size) == expected
