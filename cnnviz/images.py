@@ -82,7 +82,7 @@ def _wide_to_float(image: Image.Image) -> Image.Image:
         # 32-bit integer pixels hold 8-bit, 16-bit or wider data: scale by the range the values fit in.
         pixels = np.asarray(image, dtype=np.float64)
         top = float(pixels.max()) if pixels.size else 0.0
-        divisor = 1.0 if top <= 255 else 257.0 if top <= 65535 else top / 255.0
+        divisor = 1.0 if top <= 255 else max(257.0, top / 255.0)
         return Image.fromarray((pixels / divisor).astype(np.float32), mode="F")
     if image.mode == "F":
         pixels = np.nan_to_num(np.asarray(image, dtype=np.float32))
@@ -112,7 +112,7 @@ def _converted(image: Image.Image, channels: int) -> Image.Image:
         return image
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        white = Image.new("RGBA", rgba.size, "white")
         image = Image.alpha_composite(white, rgba)
     return image.convert("L" if channels == 1 else "RGB")
 
@@ -165,8 +165,6 @@ def fit_pixels(
     """
     check_fit(fit)
     image = _converted(_wide_to_float(image), channels)
-    if (image.height, image.width) == (rows, cols):
-        return _to_array(image, channels)
     # Pillow takes sizes as (width, height): columns first.
     if fit == "stretch":
         return _to_array(image.resize((cols, rows), Image.Resampling.BILINEAR), channels)
@@ -175,7 +173,7 @@ def fit_pixels(
     scale = min(rows / image.height, cols / image.width)
     inner_rows, inner_cols = max(1, round(image.height * scale)), max(1, round(image.width * scale))
     inner = _to_array(image.resize((inner_cols, inner_rows), Image.Resampling.BILINEAR), channels)
-    values = np.broadcast_to(np.asarray(pad, dtype=np.float32).reshape(-1), (channels,))
+    values = np.broadcast_to(np.ravel(np.asarray(pad, dtype=np.float32)), (channels,))
     canvas = np.empty((rows, cols, channels), dtype=np.float32)
     canvas[...] = values
     top, left = (rows - inner_rows) // 2, (cols - inner_cols) // 2
@@ -206,12 +204,10 @@ def target_size(
     if size is not None:
         return size
     rows, cols = model_size
-    if rows is not None and cols is not None:
-        return rows, cols
     image_rows, image_cols = image_size
-    factor = min(1.0, MAX_FREE_SIDE / max(image_rows, image_cols))
-    if min(image_rows, image_cols) * factor < MIN_FREE_SIDE:
-        factor = min(MIN_FREE_SIDE / min(image_rows, image_cols), MAX_FREE_SIDE / max(image_rows, image_cols))
+    # Shrink to the longest side's cap, or enlarge to the shortest side's floor, but never past the cap.
+    cap = MAX_FREE_SIDE / max(image_rows, image_cols)
+    factor = max(min(1.0, cap), min(MIN_FREE_SIDE / min(image_rows, image_cols), cap))
     free_rows = max(1, round(image_rows * factor)) if rows is None else rows
     free_cols = max(1, round(image_cols * factor)) if cols is None else cols
     return free_rows, free_cols

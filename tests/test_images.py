@@ -223,6 +223,8 @@ def test_pad_keeps_at_least_one_row_of_a_sliver_and_puts_the_odd_pixel_below() -
     assert padded[4].tolist() == [255] * 10 and (np.delete(padded, 4, axis=0) == 0).all()
     odd = fit_pixels(Image.new("L", (3, 2), 255), 1, 5, 3, fit="pad", pad=0)[..., 0]  # 2 rows into 5: 1 above
     assert odd[:, 0].tolist() == [0, 255, 255, 0, 0]
+    upright = fit_pixels(Image.new("L", (1, 100), 255), 1, 10, 10, fit="pad", pad=0)[..., 0]  # 0.1 cols, kept as 1
+    assert upright[:, 4].tolist() == [255] * 10 and (np.delete(upright, 4, axis=1) == 0).all()
 
 
 @pytest.mark.parametrize(
@@ -234,6 +236,7 @@ def test_pad_keeps_at_least_one_row_of_a_sliver_and_puts_the_odd_pixel_below() -
         ((300, 451), (64, None), None, (64, 451)),  # one free axis keeps the image's length
         ((300, 451), (None, 80), None, (300, 80)),
         ((1, 10000), (None, None), None, (1, 512)),  # never squeezed to zero rows
+        ((10000, 1), (None, None), None, (512, 1)),  # nor columns
         ((10, 20), (None, None), None, (32, 64)),  # enlarged to 32 on the short side
         ((32, 64), (None, None), None, (32, 64)),  # already there
     ],
