@@ -55,9 +55,8 @@ class Preprocessing:
         """
         if self.zero is not None:
             return np.broadcast_to(np.asarray(self.zero, dtype=np.float32), (channels,)).copy()
-        probes = np.zeros((channels + 1, 1, 1, channels), dtype=np.float32)
-        for channel in range(channels):
-            probes[channel + 1, 0, 0, channel] = 255.0
+        # one-pixel pictures: black, then each channel alone at 255
+        probes = np.eye(channels + 1, channels, k=-1, dtype=np.float32)[:, None, None, :] * 255.0
         out = self(probes)[:, 0, 0, :].astype(np.float64)
         gain = (out[1:] - out[0]) / 255.0  # gain[i, j]: output channel j per unit of input channel i
         try:
@@ -151,13 +150,13 @@ def _zero_of(layers: list[Any]) -> tuple[float, ...] | None:
     try:
         for layer in layers:
             if isinstance(layer, keras.layers.Rescaling):
-                scale = np.asarray(layer.scale, dtype=np.float64).reshape(-1)
-                gain, shift = gain * scale, shift * scale + np.asarray(layer.offset, dtype=np.float64).reshape(-1)
+                scale = np.ravel(np.asarray(layer.scale, dtype=np.float64))
+                gain, shift = gain * scale, shift * scale + np.ravel(np.asarray(layer.offset, dtype=np.float64))
             elif isinstance(layer, keras.layers.Normalization):
-                mean = np.asarray(layer.mean, dtype=np.float64).reshape(-1)
-                sd = np.sqrt(np.asarray(layer.variance, dtype=np.float64).reshape(-1))
+                mean = np.ravel(np.asarray(layer.mean, dtype=np.float64))
+                sd = np.sqrt(np.ravel(np.asarray(layer.variance, dtype=np.float64)))
                 gain, shift = gain / sd, (shift - mean) / sd
-        return tuple(float(v) + 0.0 for v in -shift / gain)
+        return tuple(float(v) or 0.0 for v in -shift / gain)  # "or": no -0.0
     except (AttributeError, TypeError, ValueError, FloatingPointError):
         return None
 

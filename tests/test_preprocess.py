@@ -163,3 +163,51 @@ def test_fit_crop_pad_and_stretch_give_the_fixed_size_as_promised(keras, tmp_pat
     np.testing.assert_allclose(seen("pad"), padded, atol=1e-6)
     with pytest.raises(OptionError, match="unknown fit 'squash'; choose one of: crop, pad, stretch"):
         feature_maps(model, [picture], ["pass"], fit="squash")
+
+
+def test_one_channel_models_get_each_mode_with_the_channel_means() -> None:
+    white = np.full((1, 1, 2, 1), 255.0, dtype=np.float32)  # grayscale: one channel, two columns
+
+    np.testing.assert_allclose(preprocessing("vgg")(white)[0, 0, :, 0], 255.0 - (123.68 + 116.779 + 103.939) / 3)
+    np.testing.assert_allclose(
+        preprocessing("torch")(white)[0, 0, :, 0], (1.0 - (0.485 + 0.456 + 0.406) / 3) / ((0.229 + 0.224 + 0.225) / 3)
+    )
+    np.testing.assert_allclose(preprocessing("tf")(white)[0, 0, :, 0], 1.0)
+
+
+def test_a_preprocessing_cannot_be_changed_once_made() -> None:
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preprocessing("tf").name = "other"  # type: ignore[misc]
+
+
+def _conv(keras):  # type: ignore[no-untyped-def]
+    return keras.layers.Conv2D(2, 3)
+
+
+def test_the_layers_before_the_first_convolution_decide_even_inside_nested_models(keras) -> None:
+    def model(*layers):  # type: ignore[no-untyped-def]
+        return keras.Sequential([keras.Input((16, 16, 3)), *layers])
+
+    inner_rescaling = model(keras.Sequential([keras.layers.Rescaling(1 / 255.0), _conv(keras)]))
+    after_a_conv = model(_conv(keras), keras.layers.Rescaling(1 / 255.0))
+    after_a_nested_conv = model(keras.Sequential([_conv(keras)]), keras.layers.Rescaling(1 / 255.0))
+    after_nested_augmentation = model(
+        keras.Sequential([keras.layers.RandomFlip()]), keras.layers.Rescaling(1 / 127.5, offset=-1.0), _conv(keras)
+    )
+
+    assert auto_preprocessing(inner_rescaling).name == "none"
+    assert auto_preprocessing(after_a_conv).name == "scale255"  # a Rescaling after the first conv is not input scaling
+    assert auto_preprocessing(after_a_nested_conv).name == "scale255"
+    step = auto_preprocessing(after_nested_augmentation)
+    assert step.name == "none" and step.neutral(1).tolist() == [127.5]
+
+
+def test_a_nested_vgg16_base_gets_the_vgg_family(keras) -> None:
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    model = keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.GlobalAveragePooling2D()], name="mine")
+
+    step = auto_preprocessing(model)
+
+    assert step.name == "vgg16.preprocess_input" and step.description.endswith("; nested base 'vgg16'")
