@@ -25,7 +25,7 @@ def test_vgg_mode_matches_keras_preprocess_input_and_does_not_mutate(keras) -> N
 
 @pytest.mark.parametrize(("mode", "module"), [("tf", "mobilenet_v2"), ("torch", "densenet")])
 def test_tf_and_torch_modes_match_their_keras_families(keras, mode: str, module: str) -> None:
-    pixels = np.random.default_rng(1).uniform(0, 255, (1, 3, 3, 3)).astype(np.float32)
+    pixels = np.random.default_rng(1).uniform(0, 255, (1, 2, 5, 3)).astype(np.float32)  # no axis but the last is 3
 
     theirs = getattr(keras.applications, module).preprocess_input(pixels.copy())
 
