@@ -60,6 +60,11 @@ class Extractor:
         return 3 if value is None else int(value)
 
     @property
+    def channels_last_shape(self) -> tuple[int | None, ...]:
+        """The input shape as inputs are given to the extractor: channels last, whatever the model's layout."""
+        return self.input_shape[1:] + self.input_shape[:1] if self.channels_first_input else self.input_shape
+
+    @property
     def spatial_size(self) -> tuple[int | None, int | None]:
         """The (rows, cols) input size; None where the model accepts any size."""
         spatial = self.input_shape[1:] if self.channels_first_input else self.input_shape[:-1]
@@ -91,10 +96,7 @@ class Extractor:
             ModelRunError: the model cannot run here at all.
         """
         if self._runs is None:
-            channels_last = (
-                self.input_shape[1:] + self.input_shape[:1] if self.channels_first_input else self.input_shape
-            )
-            probe = np.zeros((1, *(PROBE_SIDE if n is None else n for n in channels_last)), dtype=np.float32)
+            probe = np.zeros((1, *(PROBE_SIDE if n is None else n for n in self.channels_last_shape)), dtype=np.float32)
             try:
                 self(probe)
                 self._runs = True
@@ -158,7 +160,8 @@ def load_input(
     fit: str = "crop",
     pad: Sequence[float] | float = 0.0,
 ) -> tuple[np.ndarray, bool]:
-    """Read one input for the extractor: an image file, or a ``.npy`` array fed as it is.
+    """Read one input for the extractor: an image file, or a ``.npy`` array fed as it is (channels last, as
+    every input is given; a channels_first model gets it turned).
 
     An image is fitted to the model's fixed input size by ``fit`` and ``pad`` (:func:`cnnviz.images.fit_pixels`).
 
@@ -173,7 +176,7 @@ def load_input(
             array = np.load(path, allow_pickle=False).astype(np.float32)
         except (OSError, ValueError) as exc:
             raise ImageLoadError(f"{path}: not a readable .npy array ({exc})") from exc
-        expected = extractor.input_shape
+        expected = extractor.channels_last_shape
         fits = array.ndim == len(expected) and all(e in (None, a) for e, a in zip(expected, array.shape, strict=True))
         if not fits:
             raise ImageLoadError(f"{path}: an array of shape {array.shape}; the model takes {shape_text(expected)}")

@@ -64,8 +64,8 @@ class Trace:
         for every conv layer it matches, in model order.
 
         Raises:
-            LayerNotFound: no layer has that name, or a pattern matches no conv layer; the message lists the conv
-                layers, closest match first.
+            LayerNotFound: no layer has that name, a short name fits several nested layers, or a pattern matches
+                no conv layer; the message lists the conv layers, closest match first, or the candidates.
             NotAConvLayer: the layer exists but is not a convolution.
         """
         by_path = {conv.path: conv for conv in self.convs}
@@ -98,7 +98,9 @@ class Trace:
             return name
         suffix = SEPARATOR + name
         candidates = [path for path in self.layers if path.endswith(suffix)]
-        return candidates[0] if len(candidates) == 1 else name
+        if len(candidates) > 1:
+            raise LayerNotFound(f"'{name}' is ambiguous: it names {', '.join(candidates)}; give the full path")
+        return candidates[0] if candidates else name
 
     def _listing(self, name: str) -> str:
         paths = [conv.path for conv in self.convs]

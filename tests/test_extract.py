@@ -1,0 +1,79 @@
+"""The extractor's view of a model's input, and whom a failed forward pass blames, for either channel layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnviz.errors import ForwardPassError, ImageLoadError
+from cnnviz.extract import Extractor, build_extractor, iter_batches
+from cnnviz.preprocess import preprocessing
+
+
+def test_input_channels_and_spatial_size_in_either_layout() -> None:
+    last = Extractor(model=None, layers=[], input_shape=(32, 48, 1), channels_first_input=False)
+    first = Extractor(model=None, layers=[], input_shape=(3, 32, 48), channels_first_input=True)
+    open_channels = Extractor(model=None, layers=[], input_shape=(None, None, None), channels_first_input=False)
+
+    assert (last.channels, last.spatial_size, last.takes_images) == (1, (32, 48), True)
+    assert (first.channels, first.spatial_size) == (3, (32, 48))
+    assert (open_channels.channels, open_channels.spatial_size) == (3, (None, None))  # fed RGB
+    assert not Extractor(model=None, layers=[], input_shape=(16, 2), channels_first_input=False).takes_images
+
+
+def test_a_channels_first_model_blames_a_picture_too_small_for_it_not_itself(keras, tmp_path: Path) -> None:
+    model = keras.Sequential(
+        [keras.Input((1, None, None)), keras.layers.Conv2D(1, 5, data_format="channels_first", name="wide")]
+    )
+    extractor = build_extractor(model)
+    np.save(tmp_path / "small.npy", np.zeros((3, 3, 1), dtype=np.float32))  # channels last, as every input
+    reported: list[str] = []
+
+    batches = list(
+        iter_batches(
+            extractor, [tmp_path / "small.npy"], preprocessing("none"), on_error=lambda p, e: reported.append(str(e))
+        )
+    )
+
+    assert batches == [] and len(reported) == 1
+    assert reported[0].startswith(f"{tmp_path / 'small.npy'}: the model could not run on it at 3x3x1: ")
+
+
+def _sum_model(keras):  # type: ignore[no-untyped-def]
+    """Free-size grayscale in; one 1x1 conv that passes the pixel on."""
+    model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 1, name="pass")], name="pass")
+    model.get_layer("pass").set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    return model
+
+
+def test_batches_hold_batch_size_inputs_of_one_shape_and_kind(keras, tmp_path: Path) -> None:
+    paths = []
+    for number, (rows, value) in enumerate([(32, 10), (32, 20), (32, 30), (40, 40), (40, 50)]):
+        Image.fromarray(np.full((rows, 32), value, dtype=np.uint8)).save(tmp_path / f"{number}.png")
+        paths.append(tmp_path / f"{number}.png")
+    np.save(tmp_path / "ready.npy", np.full((32, 32, 1), 7.0, dtype=np.float32))
+    paths.insert(2, tmp_path / "ready.npy")
+    halve = preprocessing("scale255")
+
+    batches = list(iter_batches(build_extractor(_sum_model(keras)), paths, halve, batch_size=2))
+
+    names = [[Path(p).name for p in batch] for batch, _ in batches]
+    assert names == [["0.png", "1.png"], ["ready.npy"], ["2.png"], ["3.png", "4.png"]]
+    firsts = [float(maps["pass"][0, 0, 0, 0]) for _, maps in batches]
+    # images are preprocessed (x/255); the model-ready array is fed as it is
+    np.testing.assert_allclose(firsts, [10 / 255, 7.0, 30 / 255, 40 / 255], rtol=1e-6)
+
+
+def test_without_an_error_handler_a_failure_is_raised(keras, tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 5, name="wide")])
+    np.save(tmp_path / "small.npy", np.zeros((3, 3, 1), dtype=np.float32))
+    (tmp_path / "broken.png").write_text("not a picture")
+    extractor = build_extractor(model)
+
+    with pytest.raises(ForwardPassError, match=r"^the model could not run on input of shape \(3, 3, 1\): "):
+        list(iter_batches(extractor, [tmp_path / "small.npy"], preprocessing("none")))
+    with pytest.raises(ImageLoadError, match="broken.png: not an image Pillow can read"):
+        list(iter_batches(extractor, [tmp_path / "broken.png"], preprocessing("none")))

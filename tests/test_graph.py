@@ -1,0 +1,103 @@
+"""Finding conv layers by name, path and pattern, and fixing free input sizes: the graph module on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnviz import LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel
+from cnnviz.graph import input_shape, sized_input_shape, trace
+from tests.conftest import nested_sequential
+
+
+def _top_and_nested_conv(keras):  # type: ignore[no-untyped-def]
+    """A top-level layer called "conv", and a nested model with its own "conv" and "other"."""
+    inner = keras.Sequential(
+        [keras.Input((6, 6, 2)), keras.layers.Conv2D(2, 1, name="conv"), keras.layers.Conv2D(2, 1, name="other")],
+        name="inner",
+    )
+    second = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(2, 1, name="other")], name="second")
+    return keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"), inner, second], name="outer"
+    )
+
+
+def test_a_name_means_the_top_level_layer_before_a_nested_one(keras) -> None:
+    traced = trace(_top_and_nested_conv(keras))
+
+    assert [conv.path for conv in traced.find(["conv", "inner/conv", "second/other"])] == [
+        "conv",
+        "inner/conv",
+        "second/other",
+    ]
+
+
+def test_a_short_name_that_fits_several_nested_layers_is_refused() -> None:
+    import keras
+
+    with pytest.raises(LayerNotFound) as caught:
+        trace(_top_and_nested_conv(keras)).find(["other"])
+    assert str(caught.value) == "'other' is ambiguous: it names inner/other, second/other; give the full path"
+
+
+def test_patterns_match_paths_and_nested_layers_own_names(keras) -> None:
+    traced = trace(nested_sequential(keras))
+
+    assert [conv.path for conv in traced.find(["conv_*"])] == ["base/conv_a", "base/conv_b", "base/conv_c"]
+    assert [conv.path for conv in traced.find(["base/*_c", "*depth*"])] == ["base/conv_c", "base/depthwise"]
+    with pytest.raises(LayerNotFound, match=r"^no conv layer matches 'pool\*'; conv layers are: "):
+        traced.find(["pool*"])
+
+
+def test_unknown_names_list_the_conv_layers_closest_first(keras) -> None:
+    traced = trace(nested_sequential(keras))
+
+    with pytest.raises(LayerNotFound) as caught:
+        traced.find(["conv_cc"])
+    assert str(caught.value) == (
+        "no layer 'conv_cc'; conv layers are: base/conv_c, base/conv_a, base/conv_b, base/depthwise"
+    )
+
+
+def test_a_model_without_convolutions_says_so(keras) -> None:
+    dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")], name="mlp")
+
+    with pytest.raises(NotAConvLayer) as caught:
+        trace(dense).find(["dense"])
+    assert str(caught.value) == "layer 'dense' is a Dense, not a convolution; this model has no conv layers"
+
+
+def test_a_model_with_no_input_yet_is_refused(keras) -> None:
+    unbuilt = keras.Sequential([keras.layers.Conv2D(2, 3)], name="unbuilt")
+
+    with pytest.raises(UnsupportedModel) as caught:
+        input_shape(unbuilt)
+    assert str(caught.value) == (
+        "model 'unbuilt' has no defined input shape; build it (model.build or a keras.Input) and save it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "expected"),
+    [
+        ((None, None, 3), (64, 96), (64, 96, 3)),
+        ((3, None, None), (64, 96), (3, 64, 96)),  # channels first
+        ((1, None, None), (64, 96), (1, 64, 96)),
+        ((None, None, 1), (64, 96), (64, 96, 1)),
+        ((64, None, 3), (64, 80), (64, 80, 3)),  # one free axis
+        ((8, 8, 1), (8, 8), (8, 8, 1)),  # a fixed size that matches
+        ((None, None, 3), None, (None, None, 3)),
+        ((16, 2), (64, 96), (16, 2)),  # not an image: nothing to size
+    ],
+)
+def test_sized_input_shape_fills_free_axes(keras, shape: tuple, size: tuple | None, expected: tuple) -> None:
+    model = keras.Sequential([keras.Input(shape), keras.layers.Identity()], name="m")
+
+    assert sized_input_shape(model, size) == expected
+
+
+@pytest.mark.parametrize(("shape", "size"), [((8, 8, 1), (16, 16)), ((64, None, 3), (32, 80)), ((3, 8, None), (16, 9))])
+def test_sized_input_shape_refuses_a_size_that_a_fixed_axis_cannot_take(keras, shape: tuple, size: tuple) -> None:
+    model = keras.Sequential([keras.Input(shape), keras.layers.Identity()], name="fixed")
+
+    with pytest.raises(OptionError, match=r"^model 'fixed' takes .* input; --size .* fits only models of free input"):
+        sized_input_shape(model, size)
