@@ -77,3 +77,47 @@ def test_without_an_error_handler_a_failure_is_raised(keras, tmp_path: Path) -> 
         list(iter_batches(extractor, [tmp_path / "small.npy"], preprocessing("none")))
     with pytest.raises(ImageLoadError, match="broken.png: not an image Pillow can read"):
         list(iter_batches(extractor, [tmp_path / "broken.png"], preprocessing("none")))
+
+
+def test_a_batch_holds_at_most_batch_size_inputs(keras, tmp_path: Path) -> None:
+    paths = []
+    for number in range(5):
+        np.save(tmp_path / f"{number}.npy", np.full((4, 4, 1), float(number), dtype=np.float32))
+        paths.append(tmp_path / f"{number}.npy")
+
+    batches = list(iter_batches(build_extractor(_sum_model(keras)), paths, preprocessing("none"), batch_size=2))
+
+    assert [len(batch) for batch, _ in batches] == [2, 2, 1]
+    assert [maps["pass"][:, 0, 0, 0].tolist() for _, maps in batches] == [[0.0, 1.0], [2.0, 3.0], [4.0]]
+
+
+def test_an_array_of_the_wrong_shape_is_named_with_what_the_model_takes(keras, tmp_path: Path) -> None:
+    np.save(tmp_path / "flat.npy", np.zeros((4, 4), dtype=np.float32))
+    np.save(tmp_path / "rgb.npy", np.zeros((4, 4, 3), dtype=np.float32))
+    reported: list[str] = []
+
+    batches = list(
+        iter_batches(
+            build_extractor(_sum_model(keras)),
+            [tmp_path / "flat.npy", tmp_path / "rgb.npy"],
+            preprocessing("none"),
+            on_error=lambda path, exc: reported.append(str(exc)),
+        )
+    )
+
+    assert batches == []
+    assert reported == [
+        f"{tmp_path / 'flat.npy'}: an array of shape (4, 4); the model takes ?x?x1",
+        f"{tmp_path / 'rgb.npy'}: an array of shape (4, 4, 3); the model takes ?x?x1",
+    ]
+
+
+def test_pad_fills_with_the_pixel_the_preprocessing_maps_to_zero(keras, tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1, name="pass")])
+    model.get_layer("pass").set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    Image.fromarray(np.full((2, 4), 255, dtype=np.uint8)).save(tmp_path / "wide.png")
+
+    ((_, maps),) = iter_batches(build_extractor(model), [tmp_path / "wide.png"], preprocessing("tf"), fit="pad")
+
+    # rows 1-2 the picture (255 -> 1.0 after tf scaling), rows 0 and 3 the neutral 127.5 -> 0.0
+    np.testing.assert_allclose(maps["pass"][0, :, :, 0], [[0.0] * 4, [1.0] * 4, [1.0] * 4, [0.0] * 4], atol=1e-6)
