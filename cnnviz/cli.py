@@ -194,6 +194,10 @@ class ModelChoice:
             return self.name
         return f"{self.name} ({'random weights' if kind == 'random' else 'weights ' + Path(kind).name})"
 
+    def naming(self) -> dict[str, Any]:
+        """How a run names the model in headers and manifests: the keywords of the render functions."""
+        return {"model_label": self.label, "weights": self.weights_kind, "source": self.source}
+
     @property
     def source(self) -> str:
         """What identifies the model and its weights across runs: full paths for files, names otherwise."""
@@ -393,15 +397,7 @@ def filters(
     with reported_errors(choice.verbose):
         out = model_folder(view.output, choice.folder, choice.source)
         check_writable(out)
-        report = render_filters(
-            choice.load(),
-            layer,
-            out,
-            options,
-            model_label=choice.label,
-            weights=choice.weights_kind,
-            source=choice.source,
-        )
+        report = render_filters(choice.load(), layer, out, options, **choice.naming())
     for note in report.notes:
         click.echo(f"note: {note}")
     for path in report.written:
@@ -486,16 +482,7 @@ def featuremaps(
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
         paths = expand_folders(images)
         check_writable(out)
-        report = render_feature_maps(
-            choice.load(),
-            paths,
-            out,
-            options,
-            model_label=choice.label,
-            weights=choice.weights_kind,
-            source=choice.source,
-            progress=True,
-        )
+        report = render_feature_maps(choice.load(), paths, out, options, progress=True, **choice.naming())
     for note in report.notes:
         click.echo(f"note: {note}")
     if report.preprocessing is not None:
