@@ -116,13 +116,13 @@ def render_feature_maps(
     from tqdm import tqdm
 
     _check_choices(options.norm, MAP_NORMS, "feature map normalisation", options.cmap)
+    check_fit(options.fit)
     label = model_label or model.name
     out = Path(out_dir)
     paths = [os.fspath(p) for p in images]
     stems = _image_stems(paths)
     extractor = build_extractor(model, options.layers)
     sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
-    check_fit(options.fit)
     step = resolve_preprocessing(model, options.preprocess)
     fitted = extractor.takes_images and (options.size is not None or None not in extractor.spatial_size)
     report = Report(preprocessing=step, fit=options.fit if fitted else "none")

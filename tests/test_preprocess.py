@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz import OptionError, feature_maps
+from cnnviz import MapOptions, OptionError, feature_maps, render_feature_maps
 from cnnviz.preprocess import auto_preprocessing, preprocessing, resolve_preprocessing
 
 
@@ -163,6 +163,8 @@ def test_fit_crop_pad_and_stretch_give_the_fixed_size_as_promised(keras, tmp_pat
     np.testing.assert_allclose(seen("pad"), padded, atol=1e-6)
     with pytest.raises(OptionError, match="unknown fit 'squash'; choose one of: crop, pad, stretch"):
         feature_maps(model, [picture], ["pass"], fit="squash")
+    with pytest.raises(OptionError, match="unknown fit 'squash'"):  # refused before the model is traced
+        render_feature_maps(None, [picture], tmp_path / "out", MapOptions(fit="squash"))
 
 
 def test_one_channel_models_get_each_mode_with_the_channel_means() -> None:
