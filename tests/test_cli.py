@@ -501,7 +501,7 @@ def test_an_image_that_failed_before_and_works_now_leaves_the_failures(
     assert list(manifest["images"]) == [str(target)] and manifest["failures"] == {}
 
 
-def test_random_weights_are_named_where_the_grids_are(tmp_path: Path) -> None:
+def test_random_weights_are_named_in_the_folder_and_the_manifest(tmp_path: Path) -> None:
     result = run(
         "featuremaps",
         str(ROOT / "sample_images" / "cat.jpg"),
