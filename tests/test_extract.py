@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cnnviz.errors import ForwardPassError, ImageLoadError
-from cnnviz.extract import Extractor, build_extractor, iter_batches
+from cnnviz.extract import PROBE_SIDE, Extractor, build_extractor, feature_maps, iter_batches, load_input
 from cnnviz.preprocess import preprocessing
 
 
@@ -121,3 +121,66 @@ def test_pad_fills_with_the_pixel_the_preprocessing_maps_to_zero(keras, tmp_path
 
     # rows 1-2 the picture (255 -> 1.0 after tf scaling), rows 0 and 3 the neutral 127.5 -> 0.0
     np.testing.assert_allclose(maps["pass"][0, :, :, 0], [[0.0] * 4, [1.0] * 4, [1.0] * 4, [0.0] * 4], atol=1e-6)
+
+
+class _Recorder:
+    """Stands in for a Keras model: records each batch's shape and returns fixed outputs."""
+
+    def __init__(self, outputs: list[np.ndarray]) -> None:
+        self.outputs = outputs
+        self.shapes: list[tuple[int, ...]] = []
+
+    def predict_on_batch(self, batch: np.ndarray) -> list[np.ndarray]:
+        self.shapes.append(batch.shape)
+        return self.outputs
+
+
+def test_a_model_that_returns_fewer_outputs_than_layers_is_an_error_not_a_dropped_layer(keras) -> None:
+    traced = build_extractor(
+        keras.Sequential(
+            [keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1, name="a"), keras.layers.Conv2D(1, 1, name="b")]
+        )
+    )
+    extractor = Extractor(
+        model=_Recorder([np.zeros((1, 4, 4, 1))]),
+        layers=traced.layers,
+        input_shape=(4, 4, 1),
+        channels_first_input=False,
+    )
+    with pytest.raises(ValueError):
+        extractor(np.zeros((1, 4, 4, 1)))
+
+
+def test_the_blame_probe_is_one_blank_input_at_probe_side_where_the_size_is_free() -> None:
+    recorder = _Recorder([])
+    extractor = Extractor(model=recorder, layers=[], input_shape=(None, None, 2), channels_first_input=False)
+
+    extractor.check_runs(RuntimeError("a failed pass"))  # the probe runs, so the input is to blame: no error
+    extractor.check_runs(RuntimeError("another"))  # asked once per extractor
+
+    assert PROBE_SIDE == 224
+    assert recorder.shapes == [(1, 224, 224, 2)]
+
+
+def test_a_pickled_npy_is_refused_not_unpickled(keras, tmp_path: Path) -> None:
+    np.save(tmp_path / "objects.npy", np.array([[[1.0]]], dtype=object), allow_pickle=True)
+    with pytest.raises(ImageLoadError, match=r"objects.npy: not a readable .npy array \(.*allow_pickle"):
+        load_input(build_extractor(_sum_model(keras)), tmp_path / "objects.npy")
+
+
+def test_eight_inputs_make_a_batch_by_default(keras, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = []
+    for number in range(9):
+        np.save(tmp_path / f"{number}.npy", np.full((4, 4, 1), float(number), dtype=np.float32))
+        paths.append(tmp_path / f"{number}.npy")
+    model = _sum_model(keras)
+
+    batches = list(iter_batches(build_extractor(model), paths, preprocessing("none")))
+    passes: list[int] = []
+    run = Extractor.__call__
+    monkeypatch.setattr(Extractor, "__call__", lambda self, batch: passes.append(len(batch)) or run(self, batch))
+    maps = feature_maps(model, paths)
+
+    assert [len(batch) for batch, _ in batches] == [8, 1]
+    assert passes == [8, 1]
+    assert maps["pass"][:, 0, 0, 0].tolist() == [float(n) for n in range(9)]

@@ -150,9 +150,13 @@ def test_free_size_model_with_mixed_picture_sizes_needs_a_size(tmp_path: Path) -
     model = load_model("shapes")
     small = write_image(tmp_path / "a.png", np.zeros((20, 30, 3), dtype=np.uint8))
     large = write_image(tmp_path / "b.png", np.zeros((40, 30, 3), dtype=np.uint8))
+    taller = write_image(tmp_path / "c.png", np.zeros((60, 40, 3), dtype=np.uint8))
+    square = write_image(tmp_path / "d.png", np.zeros((40, 40, 3), dtype=np.uint8))
 
     with pytest.raises(OptionError, match="different sizes"):
         feature_maps(model, [small, large], ["edges"])
+    with pytest.raises(OptionError, match="different sizes"):  # only the rows differ
+        feature_maps(model, [square, taller], ["edges"])
     with pytest.raises(OptionError, match="^no images given$"):
         feature_maps(model, [], ["edges"])
     assert feature_maps(model, [small, large], ["edges"], size=(32, 32))["edges"].shape == (2, 28, 28, 8)
