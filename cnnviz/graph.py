@@ -78,7 +78,7 @@ class Trace:
         matches = [
             conv
             for conv in self.convs
-            if fnmatch.fnmatchcase(conv.path, pattern) or fnmatch.fnmatchcase(conv.path.rsplit(SEPARATOR)[-1], pattern)
+            if fnmatch.fnmatchcase(conv.path, pattern) or fnmatch.fnmatchcase(leaf_name(conv.path), pattern)
         ]
         if not matches:
             raise LayerNotFound(f"no conv layer matches '{pattern}'; {self._listing(pattern)}")
@@ -124,8 +124,12 @@ def shape_text(shape: Sequence[int | None]) -> str:
 
 def _similarity(name: str, path: str) -> float:
     """How alike a typed name is to a layer path or to the path's own last name, 0..1."""
-    leaf = path.rsplit(SEPARATOR, 1)[-1]
-    return max(difflib.SequenceMatcher(None, name, candidate).ratio() for candidate in (path, leaf))
+    return max(difflib.SequenceMatcher(None, name, candidate).ratio() for candidate in (path, leaf_name(path)))
+
+
+def leaf_name(path: str) -> str:
+    """A layer path's own last name: ``base/block1_conv1`` -> ``block1_conv1``."""
+    return path.split(SEPARATOR)[-1]
 
 
 def conv_classes() -> tuple[type, ...]:

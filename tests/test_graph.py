@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cnnviz import LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel
-from cnnviz.graph import input_shape, sized_input_shape, trace
+from cnnviz.graph import input_shape, leaf_name, sized_input_shape, trace
 from tests.conftest import nested_sequential
 
 
@@ -83,6 +83,9 @@ def test_a_model_with_no_input_yet_is_refused(keras) -> None:
         ((3, None, None), (64, 96), (3, 64, 96)),  # channels first
         ((1, None, None), (64, 96), (1, 64, 96)),
         ((None, None, 1), (64, 96), (64, 96, 1)),
+        ((None, None, 5), (64, 96), (64, 96, 5)),  # five bands, channels last
+        ((3, None, 1), (3, 96), (3, 96, 1)),  # three rows of grayscale, not three channels
+        ((1, None, 3), (1, 96), (1, 96, 3)),  # one row of RGB, not one channel
         ((64, None, 3), (64, 80), (64, 80, 3)),  # one free axis
         ((8, 8, 1), (8, 8), (8, 8, 1)),  # a fixed size that matches
         ((None, None, 3), None, (None, None, 3)),
@@ -101,3 +104,26 @@ def test_sized_input_shape_refuses_a_size_that_a_fixed_axis_cannot_take(keras, s
 
     with pytest.raises(OptionError, match=r"^model 'fixed' takes .* input; --size .* fits only models of free input"):
         sized_input_shape(model, size)
+
+
+def test_a_refused_size_is_named_rows_by_cols() -> None:
+    class Fixed:
+        name = "fixed"
+        inputs = [type("Input", (), {"shape": (None, 3, 8, None)})()]
+
+    with pytest.raises(OptionError) as caught:
+        sized_input_shape(Fixed(), (16, 9))
+    assert str(caught.value) == "model 'fixed' takes 3x8x? input; --size 16x9 fits only models of free input size"
+
+
+def test_the_listing_puts_first_the_layer_whose_own_name_is_closest(keras) -> None:
+    features = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(1, 1, name="conv")], name="features")
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, name="conv2d_extra")(features(inputs)))
+
+    with pytest.raises(LayerNotFound) as caught:
+        trace(model).find(["conv2"])
+
+    # 'conv2' is closer to the nested layer's own name 'conv' than to 'conv2d_extra', though not to its whole path
+    assert str(caught.value) == "no layer 'conv2'; conv layers are: features/conv, conv2d_extra"
+    assert leaf_name("features/conv") == "conv" and leaf_name("conv2d_extra") == "conv2d_extra"
