@@ -20,12 +20,13 @@ import click
 # option errors stay instant.
 from cnnviz import __version__
 from cnnviz.errors import CnnvizError, OptionError, brief
-from cnnviz.images import FITS, expand_folders
+from cnnviz.images import FITS
+from cnnviz.inputs import gather_inputs
 from cnnviz.models import load_model, names_a_file
 from cnnviz.output import check_writable, model_folder, safe_name
 from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
-from cnnviz.runs import FilterOptions, MapOptions, layer_rows, render_feature_maps, render_filters
+from cnnviz.runs import FilterOptions, MapOptions, Report, layer_rows, render_feature_maps, render_filters
 from cnnviz.selection import check_selection
 from cnnviz.zoo import APPLICATIONS
 
@@ -405,7 +406,7 @@ def filters(
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True)
 @model_options
 @click.option(
     "--layer",
@@ -435,6 +436,12 @@ def filters(
 )
 @click.option("--save-raw", is_flag=True, help="Also write each layer's activations as .npy.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Leave out images whose grids the manifest lists and that are on disk: continues an interrupted run.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only.")
 @_view_options(MAP_NORMS, "map")
 def featuremaps(
     images: tuple[str, ...],
@@ -445,13 +452,18 @@ def featuremaps(
     fit: str,
     save_raw: bool,
     batch_size: int,
+    skip_existing: bool,
+    quiet: bool,
     view: View,
 ) -> None:
     """Draw the activations of conv layers for images: one PNG grid per image and layer.
 
-    IMAGES are image files or folders of them. All selected layers come from one forward pass per batch.
-    Grids go to OUTPUT/<model>/<image>/<layer>.png; OUTPUT/<model>/manifest.json lists them, with earlier runs'.
-    Tiles are numbered by channel; a flat map (the filter is dead on this image) is crossed out.
+    IMAGES are image files, folders (searched recursively) and quoted glob patterns ('photos/**/*.jpg'). All
+    selected layers come from one forward pass per batch. Grids go to OUTPUT/<model>/<image>/<layer>.png, the
+    image's path below its folder mirrored (a/cat.jpg -> a/cat/); OUTPUT/<model>/manifest.json lists every grid,
+    with earlier runs', and every image that failed. A run that met bad images writes all the good ones, then
+    exits with status 1. Tiles are numbered by channel; a flat map (the filter is dead on this image) is crossed
+    out.
 
     --norm map scales each map on its own; layer uses one scale for the whole layer, so strong and weak maps
     can be compared; standardize is the tutorials' (x - mean) / std * 64 + 128.
@@ -461,6 +473,7 @@ def featuremaps(
       cnnviz featuremaps sample_images/cat.jpg --model shapes
       cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer 'block5_*'
       cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
+      cnnviz featuremaps 'data/**/*.png' --model shapes --skip-existing -q    # in CI, resumable
     """
 
     options = MapOptions(
@@ -476,13 +489,29 @@ def featuremaps(
         batch_size=batch_size,
         fit=fit,
         index=not view.no_index,
+        skip_existing=skip_existing,
     )
     out = model_folder(view.output, choice.folder, choice.source)
     manifest = out / "manifest.json"
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
-        paths = expand_folders(images)
+        inputs = gather_inputs(images, exclude=view.output)
         check_writable(out)
-        report = render_feature_maps(choice.load(), paths, out, options, progress=True, **choice.naming())
+        report = render_feature_maps(choice.load(), inputs, out, options, progress=not quiet, **choice.naming())
+    if not quiet:
+        _summarise_maps(report, out)
+    for _path, error in report.failures:
+        if choice.verbose:
+            traceback.print_exception(error)
+        click.echo(f"Error: {error}", err=True)
+    if report.failures:
+        if report.inputs > 1:
+            click.echo(f"Error: {len(report.failures)} of {report.inputs} inputs failed", err=True)
+        sys.exit(1)
+
+
+def _summarise_maps(report: Report, out: Path) -> None:
+    """What a featuremaps run did, in a few lines."""
+    manifest = out / "manifest.json"
     for note in report.notes:
         click.echo(f"note: {note}")
     if report.preprocessing is not None:
@@ -496,16 +525,10 @@ def featuremaps(
         click.echo(f"wrote {grids} to {folders[0]}")
     elif folders:
         click.echo(f"wrote {grids} for {len(folders)} images to {out / '<image>'}/")
-    if report.written or report.failures:
+    if report.skipped:
+        click.echo(f"skipped {report.skipped} image{'' if report.skipped == 1 else 's'} drawn before (--skip-existing)")
+    if report.written or report.failures or report.skipped:
         click.echo(f"manifest: {manifest}")
-    for _path, error in report.failures:
-        if choice.verbose:
-            traceback.print_exception(error)
-        click.echo(f"Error: {error}", err=True)
-    if report.failures:
-        if len(paths) > 1:
-            click.echo(f"Error: {len(report.failures)} of {len(paths)} inputs failed", err=True)
-        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

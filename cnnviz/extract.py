@@ -22,6 +22,7 @@ from cnnviz.errors import (
 )
 from cnnviz.graph import ConvLayer, input_shape, shape_text, sized_input_shape, trace
 from cnnviz.images import load_image
+from cnnviz.pipeline import prefetch
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 
 ImagePath = str | os.PathLike[str]
@@ -196,10 +197,12 @@ def iter_batches(
     size: tuple[int, int] | None = None,
     fit: str = "crop",
     on_error: Callable[[ImagePath, CnnvizError], None] | None = None,
+    read_ahead: bool = True,
 ) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
     """Load, preprocess and run images through the extractor, a batch at a time.
 
-    Images that resize to different shapes (a model of free input size) are run in separate batches.
+    Images that resize to different shapes (a model of free input size) are run in separate batches. The next
+    batch is read by a background thread while the model runs on this one (``read_ahead``).
 
     Args:
         extractor: from :func:`build_extractor`.
@@ -209,13 +212,31 @@ def iter_batches(
         size: force a (rows, cols) input size.
         fit: how images get a fixed input size of another shape: ``crop``, ``pad`` or ``stretch``.
         on_error: called with a path and its error for each image that cannot be read or that the model cannot
-            run on; the run goes on. Without it the error is raised.
+            run on; the run goes on. Without it the error is raised. With ``read_ahead`` it is called from the
+            reading thread for unreadable files.
+        read_ahead: read the next batch while the model runs.
 
     Yields:
         (the paths in the batch, the activations by layer path) for each batch.
     """
     # Padding in the pixel that preprocessing maps to zero adds no edges of its own.
     pad = tuple(preprocess.neutral(extractor.channels).tolist()) if fit == "pad" and extractor.takes_images else 0.0
+    groups = _load_groups(extractor, paths, preprocess, batch_size, size, fit, pad, on_error)
+    for pending, batch in prefetch(groups) if read_ahead else groups:
+        yield from _run(extractor, pending, batch, on_error)
+
+
+def _load_groups(
+    extractor: Extractor,
+    paths: Sequence[ImagePath],
+    preprocess: Preprocessing,
+    batch_size: int,
+    size: tuple[int, int] | None,
+    fit: str,
+    pad: Sequence[float] | float,
+    on_error: Callable[[ImagePath, CnnvizError], None] | None,
+) -> Iterator[tuple[list[tuple[ImagePath, np.ndarray]], np.ndarray]]:
+    """Read inputs into batches of one shape and kind, each with its stacked, preprocessed array."""
     pending: list[tuple[ImagePath, np.ndarray]] = []
     pending_ready = False
     for path in paths:
@@ -227,24 +248,26 @@ def iter_batches(
             on_error(path, exc)
             continue
         if pending and (pending[0][1].shape != array.shape or pending_ready != ready or len(pending) >= batch_size):
-            yield from _run(extractor, pending, None if pending_ready else preprocess, on_error)
+            yield pending, _stack(pending, None if pending_ready else preprocess)
             pending = []
         pending.append((path, array))
         pending_ready = ready
     if pending:
-        yield from _run(extractor, pending, None if pending_ready else preprocess, on_error)
+        yield pending, _stack(pending, None if pending_ready else preprocess)
+
+
+def _stack(pending: list[tuple[ImagePath, np.ndarray]], preprocess: Preprocessing | None) -> np.ndarray:
+    batch = np.stack([array for _, array in pending])
+    return batch if preprocess is None else preprocess(batch)
 
 
 def _run(
     extractor: Extractor,
     pending: list[tuple[ImagePath, np.ndarray]],
-    preprocess: Preprocessing | None,
+    batch: np.ndarray,
     on_error: Callable[[ImagePath, CnnvizError], None] | None,
 ) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
     """One forward pass; when the model cannot run on these inputs, each is reported to ``on_error``."""
-    batch = np.stack([array for _, array in pending])
-    if preprocess is not None:
-        batch = preprocess(batch)
     try:
         maps = extractor(batch)
     except Exception as exc:  # TensorFlow raises its own error types from inside the graph

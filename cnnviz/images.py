@@ -26,28 +26,6 @@ def input_suffixes() -> set[str]:
     return {suffix.lower() for suffix in Image.registered_extensions()} | {".npy"}
 
 
-def expand_folders(items: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Input paths, with each folder replaced by the image (and ``.npy``) files directly inside it, sorted.
-
-    Files are passed through as they are, so a bad one is reported by name when it is read.
-
-    Raises:
-        OptionError: a folder holds no input files.
-    """
-    suffixes = input_suffixes()
-    paths: list[str] = []
-    for item in items:
-        folder = Path(item)
-        if not folder.is_dir():
-            paths.append(os.fspath(item))
-            continue
-        found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
-        if not found:
-            raise OptionError(f"folder {folder} holds no image files")
-        paths.extend(str(p) for p in found)
-    return paths
-
-
 def read_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open and fully decode an image file, upright according to its EXIF orientation.
 

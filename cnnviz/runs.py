@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.headers import filter_header, map_header
 from cnnviz.images import check_fit
+from cnnviz.inputs import Input, gather_inputs
 from cnnviz.output import read_manifest, safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, Picture, check_norm, feature_map_grid, filter_grid, palette
@@ -29,13 +31,16 @@ DEFAULT_MAX_CHANNELS = 64
 
 @dataclass
 class Report:
-    """What a run did: files written, images that failed, and notes for the user."""
+    """What a run did: files written, images that failed, and notes for the user; ``inputs`` counts the input
+    files found and ``skipped`` those left out as already drawn (``--skip-existing``)."""
 
     written: list[Path] = field(default_factory=list)
     failures: list[tuple[str, CnnvizError]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     preprocessing: Preprocessing | None = None
     fit: str = "none"
+    inputs: int = 0
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class MapOptions:
     batch_size: int = 8
     fit: str = "crop"
     index: bool = True
+    skip_existing: bool = False
 
 
 def _check_choices(norm: str, norms: tuple[str, ...], what: str, cmap: str) -> None:
@@ -62,24 +68,9 @@ def _check_choices(norm: str, norms: tuple[str, ...], what: str, cmap: str) -> N
     palette(cmap)
 
 
-def _image_stems(paths: Sequence[str]) -> dict[str, str]:
-    """A distinct output folder name per image: its stem, with -2, -3... for repeated stems."""
-    stems: dict[str, str] = {}
-    taken: set[str] = set()
-    for path in paths:
-        stem = Path(path).stem or "image"
-        candidate, number = stem, 1
-        while candidate in taken:
-            number += 1
-            candidate = f"{stem}-{number}"
-        taken.add(candidate)
-        stems[path] = candidate
-    return stems
-
-
 def render_feature_maps(
     model: Any,
-    images: Sequence[str | os.PathLike[str]],
+    images: Sequence[str | os.PathLike[str] | Input],
     out_dir: str | os.PathLike[str],
     options: MapOptions = MapOptions(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
@@ -89,24 +80,28 @@ def render_feature_maps(
     progress: bool = False,
     workers: int | None = None,
 ) -> Report:
-    """Write one PNG grid per image and conv layer: ``out_dir/<image stem>/<layer>.png``.
+    """Write one PNG grid per image and conv layer: ``out_dir/<image key>/<layer>.png``.
 
-    All selected layers come from one extractor, one forward pass per batch of images; the grids of a batch are
-    drawn and written by a pool of threads (numpy and zlib release the GIL). An image that cannot be read is
-    reported in ``Report.failures`` and the others are still written. ``out_dir/manifest.json`` lists every grid
-    written there, by this run and by earlier ones; it is also written when the run is interrupted (Ctrl-C), with
-    what finished.
+    ``images`` are files, folders (searched recursively; the output mirrors their tree) and glob patterns, as
+    :func:`cnnviz.inputs.gather_inputs` reads them. All selected layers come from one extractor, one forward
+    pass per batch of images. The stages overlap: a background thread reads the next batch while the model runs,
+    and a pool of threads draws and writes the previous batch's grids meanwhile (numpy, zlib and Pillow release
+    the GIL); at most one batch of each is in flight, so memory is bounded by the batch size, not by the number
+    of images. An image that cannot be read is reported in ``Report.failures`` and the others are still written.
+    ``out_dir/manifest.json`` lists every grid written there, by this run and by earlier ones; it is also written
+    when the run is interrupted (Ctrl-C), with what finished.
 
     Args:
         model: a Keras model.
-        images: image files (and ``.npy`` arrays for models that do not take images).
+        images: image files, folders and patterns (and ``.npy`` arrays for models that do not take images).
         out_dir: the output folder, created if needed.
-        options: what to draw and how.
+        options: what to draw and how; ``options.skip_existing`` leaves out images whose grids the manifest
+            already lists and that are on disk.
         model_label: the model's name in headers; ``model.name`` by default.
         weights: how the model's weights came (``imagenet``, ``random``, a file), for the manifest.
         source: what identifies the model (a file's full path, a name and its weights), for the manifest, so
             that later runs can tell whether ``out_dir`` is theirs (:func:`cnnviz.output.model_folder`).
-        progress: show a progress bar on a terminal.
+        progress: show a progress bar (images/s, time left) when standard error is a terminal.
         workers: threads drawing and writing grids; one per CPU by default.
 
     Raises:
@@ -119,37 +114,46 @@ def render_feature_maps(
     check_fit(options.fit)
     label = model_label or model.name
     out = Path(out_dir)
-    paths = [os.fspath(p) for p in images]
-    stems = _image_stems(paths)
+    inputs = gather_inputs(images, exclude=out)
     extractor = build_extractor(model, options.layers)
     sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
     step = resolve_preprocessing(model, options.preprocess)
     fitted = extractor.takes_images and (options.size is not None or None not in extractor.spatial_size)
-    report = Report(preprocessing=step, fit=options.fit if fitted else "none")
+    report = Report(preprocessing=step, fit=options.fit if fitted else "none", inputs=len(inputs))
     drawn = replace(options, fit=report.fit)  # as the headers name it: "none" where images keep their shape
     for conv in extractor.skipped:
         report.notes.append(f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps")
+    if options.skip_existing:
+        done = _finished(out, inputs, extractor.layers, options.save_raw)
+        inputs = [item for item in inputs if item.path not in done]
+        report.skipped = len(done)
+    keys = {item.path: item.key for item in inputs}
     written: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(paths), unit="image", disable=None if progress else True, leave=False)
+    bar = tqdm(total=len(inputs), unit="image", disable=None if progress else True, leave=False, smoothing=0.1)
+    remaining = {path: len(extractor.layers) for path in keys}
 
     def failed(path: Any, exc: CnnvizError) -> None:
-        report.failures.append((path, exc))
+        report.failures.append((os.fspath(path), exc))
         bar.update(1)
-
-    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-    jobs: list[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = []
 
     def collect(path: str, conv: ConvLayer, job: Future[tuple[dict[str, Any], list[Path]]]) -> None:
         record, files = job.result()
-        image = written.setdefault(path, {"preprocessing": step.name, "fit": report.fit, "layers": {}})
+        image = written.setdefault(
+            path, {"folder": keys[path], "preprocessing": step.name, "fit": report.fit, "layers": {}}
+        )
         image["layers"][conv.path] = record
         report.written.extend(files)
+        remaining[path] -= 1
+        if not remaining[path]:
+            bar.update(1)
 
+    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    jobs: deque[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = deque()
     try:
         with bar:
             batches = iter_batches(
                 extractor,
-                paths,
+                list(keys),
                 step,
                 batch_size=options.batch_size,
                 size=options.size,
@@ -157,19 +161,17 @@ def render_feature_maps(
                 on_error=failed,
             )
             for batch_paths, maps in batches:
-                jobs = [
-                    (
-                        path,
-                        conv,
-                        pool.submit(_write_maps, out / stems[path], conv, maps[conv.path][index], path, label, drawn),
-                    )
-                    for index, path in enumerate([os.fspath(p) for p in batch_paths])
-                    for conv in extractor.layers
-                ]
-                while jobs:
+                for index, path in enumerate(os.fspath(p) for p in batch_paths):
+                    for conv in extractor.layers:
+                        args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn)
+                        jobs.append((path, conv, pool.submit(_write_maps, *args)))
+                # The previous batch's drawings finish while the model runs on the next one; no more wait.
+                while len(jobs) > len(batch_paths) * len(extractor.layers):
                     collect(*jobs[0])
-                    jobs.pop(0)
-                bar.update(len(batch_paths))
+                    jobs.popleft()  # only once recorded: a Ctrl-C inside collect leaves the job to the finally
+            while jobs:
+                collect(*jobs[0])
+                jobs.popleft()
     finally:
         # On Ctrl-C too: grids already being written finish (each atomically), queued ones are dropped, and the
         # manifest lists every grid on disk.
@@ -180,6 +182,24 @@ def render_feature_maps(
         about = {"model": label, "weights": weights, "source": source}
         _update_manifest(out / "manifest.json", about, images=written, failures=report.failures)
     return report
+
+
+def _finished(out: Path, inputs: Sequence[Input], layers: Sequence[ConvLayer], save_raw: bool) -> set[str]:
+    """The inputs whose grids for all ``layers`` the manifest in ``out`` lists and that are on disk."""
+    listed = read_manifest(out / "manifest.json").get("images", {})
+    done = set()
+    for item in inputs:
+        records = listed.get(item.path, {}).get("layers", {})
+        files = [
+            Path(records[conv.path][kind])
+            for conv in layers
+            if conv.path in records
+            for kind in (("png", "npy") if save_raw else ("png",))
+            if kind in records[conv.path]
+        ]
+        if len(files) == len(layers) * (2 if save_raw else 1) and all(file.is_file() for file in files):
+            done.add(item.path)
+    return done
 
 
 def _update_manifest(

@@ -385,7 +385,7 @@ def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             ["featuremaps", "missing.jpg"],
             2,
-            "Error: Invalid value for 'IMAGES...': Path 'missing.jpg' does not exist.\n",
+            "Error: no such file or folder: missing.jpg\n",
         ),
         (
             ["featuremaps", "{image}", "--cmap", "nosuch"],

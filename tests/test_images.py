@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz import ImageLoadError, OptionError, load_image
-from cnnviz.images import expand_folders, fit_pixels, target_size
+from cnnviz import ImageLoadError, load_image
+from cnnviz.images import fit_pixels, target_size
 from tests.conftest import write_image
 
 
@@ -164,44 +164,6 @@ def test_rgb_and_gray_pngs_with_a_transparent_colour_go_over_white(tmp_path: Pat
 
     assert load_image(tmp_path / "rgb.png", size=(1, 2)).tolist() == [[[255, 255, 255], [0, 255, 0]]]
     assert load_image(tmp_path / "gray.png", channels=1, size=(1, 2)).tolist() == [[[255], [90]]]
-
-
-def test_folders_expand_to_their_images_sorted_and_files_pass_through(tmp_path: Path) -> None:
-    folder = tmp_path / "photos"
-    (folder / "sub").mkdir(parents=True)
-    for name in ("b.png", "a.JPG", "notes.txt", "sub/c.png"):
-        (folder / name).write_bytes(b"")
-    (tmp_path / "empty").mkdir()
-
-    assert expand_folders([folder, "missing.png"]) == [str(folder / "a.JPG"), str(folder / "b.png"), "missing.png"]
-    with pytest.raises(OptionError, match=r"^folder .*empty holds no image files$"):
-        expand_folders([tmp_path / "empty"])
-
-
-@pytest.mark.parametrize(
-    ("top", "expected"),
-    [(255, 255.0), (256, 256 / 257), (65535, 255.0), (65536 * 4, 255.0)],  # at and just past each range's end
-)
-def test_thirty_two_bit_images_are_scaled_by_the_range_their_brightest_pixel_fits(
-    tmp_path: Path, top: int, expected: float
-) -> None:
-    Image.fromarray(np.array([[0, top]], dtype=np.int32), mode="I").save(tmp_path / "wide.tif")
-
-    pixels = load_image(tmp_path / "wide.tif", 1, (None, None), size=(1, 2))[0, :, 0]
-
-    np.testing.assert_allclose(pixels, [0.0, expected], rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [([0.0, 1.0], [0.0, 255.0]), ([0.0, 1.5], [0.0, 1.5]), ([-5.0, 300.0], [0.0, 255.0]), ([0.0, 200.0], [0.0, 200.0])],
-)
-def test_float_images_in_0_to_1_are_scaled_and_others_clipped(tmp_path: Path, values: list, expected: list) -> None:
-    Image.fromarray(np.array([values], dtype=np.float32), mode="F").save(tmp_path / "float.tif")
-
-    pixels = load_image(tmp_path / "float.tif", 1, (None, None), size=(1, 2))[0, :, 0]
-
-    np.testing.assert_allclose(pixels, expected)
 
 
 def test_pad_scales_by_the_tighter_side_and_centres_with_per_channel_values() -> None:
