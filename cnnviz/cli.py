@@ -8,7 +8,7 @@ import functools
 import json
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
 from cnnviz.runs import FilterOptions, MapOptions, Report, layer_rows, render_feature_maps, render_filters
 from cnnviz.selection import check_selection
+from cnnviz.stats import DEFAULT_RARE
 from cnnviz.zoo import APPLICATIONS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -297,6 +298,56 @@ def _selection_checker(what: str) -> Callable[[click.Context, click.Parameter, s
 
 
 @dataclass(frozen=True)
+class Reading:
+    """How the commands that run images through the model read them."""
+
+    preprocess: str
+    fit: str
+    batch_size: int
+    quiet: bool
+
+
+def _choice_option(flag: str, choices: Sequence[str], default: str, help: str) -> Callable[..., Any]:
+    """An option taking one of ``choices``, its default shown in the help."""
+    return click.option(flag, type=click.Choice(choices), default=default, show_default=True, help=help)
+
+
+def output_option(help: str) -> Callable[..., Any]:
+    """The output folder option, ``--output`` / ``-o``."""
+    return click.option(
+        "--output", "-o", type=click.Path(file_okay=False), default="cnnviz_out", show_default=True, help=help
+    )
+
+
+def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the commands that run images through the model, handed to it as ``reading``."""
+    decorators = [
+        _choice_option(
+            "--preprocess",
+            MODES,
+            "auto",
+            "How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
+            "layer, else x/255).",
+        ),
+        _choice_option(
+            "--fit",
+            FITS,
+            "crop",
+            "How a photo gets a fixed model input size (VGG16: 224x224) of another shape. crop scales the short "
+            "side to fit and cuts the ends of the long side: nothing is distorted and no border is added, as ImageNet "
+            "models are evaluated. pad keeps the whole photo and fills the rest with the pixel the model sees as zero. "
+            "stretch squashes the photo to the size, as the tutorials do. Models of free input size keep each "
+            "photo's shape.",
+        ),
+        click.option(
+            "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass."
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only."),
+    ]
+    return _with_options(command, decorators, "reading", Reading)
+
+
+@dataclass(frozen=True)
 class View:
     """The drawing options shared by the commands that write grids."""
 
@@ -313,9 +364,7 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
         decorators = [
-            click.option(
-                "--norm", type=click.Choice(norms), default=default_norm, show_default=True, help="Normalisation."
-            ),
+            _choice_option("--norm", norms, default_norm, "Normalisation."),
             click.option(
                 "--cmap",
                 default="viridis",
@@ -331,14 +380,7 @@ def _view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callab
             ),
             click.option("--no-labels", is_flag=True, help="Bare grids, without the header strip and colorbar."),
             click.option("--no-index", is_flag=True, help="Leave out the numbers on tiles (maps, filters)."),
-            click.option(
-                "--output",
-                "-o",
-                type=click.Path(file_okay=False),
-                default="cnnviz_out",
-                show_default=True,
-                help="Folder to write into.",
-            ),
+            output_option("Folder to write into."),
         ]
         return _with_options(command, decorators, "view", View)
 
@@ -416,44 +458,22 @@ def filters(
     help="A conv layer to draw, or a pattern such as 'block5_*'; repeat it. Default: all.",
 )
 @click.option("--max-maps", type=click.IntRange(1), default=None, help="Draw at most this many maps per layer.")
-@click.option(
-    "--preprocess",
-    type=click.Choice(MODES),
-    default="auto",
-    show_default=True,
-    help="How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
-    "layer, else x/255).",
-)
-@click.option(
-    "--fit",
-    type=click.Choice(FITS),
-    default="crop",
-    show_default=True,
-    help="How a photo gets a fixed model input size (VGG16: 224x224) of another shape. crop scales the short side "
-    "to fit and cuts the ends of the long side: nothing is distorted and no border is added, as ImageNet models "
-    "are evaluated. pad keeps the whole photo and fills the rest with the pixel the model sees as zero. stretch "
-    "squashes the photo to the size, as the tutorials do. Models of free input size keep each photo's shape.",
-)
 @click.option("--save-raw", is_flag=True, help="Also write each layer's activations as .npy.")
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass.")
 @click.option(
     "--skip-existing",
     is_flag=True,
     help="Leave out images whose grids the manifest lists and that are on disk: continues an interrupted run.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only.")
+@reading_options
 @_view_options(MAP_NORMS, "map")
 def featuremaps(
     images: tuple[str, ...],
     choice: ModelChoice,
     layer_names: tuple[str, ...],
     max_maps: int | None,
-    preprocess: str,
-    fit: str,
     save_raw: bool,
-    batch_size: int,
     skip_existing: bool,
-    quiet: bool,
+    reading: Reading,
     view: View,
 ) -> None:
     """Draw the activations of conv layers for images: one PNG grid per image and layer.
@@ -484,10 +504,10 @@ def featuremaps(
         scale=view.scale,
         labels=not view.no_labels,
         save_raw=save_raw,
-        preprocess=preprocess,
+        preprocess=reading.preprocess,
         size=choice.size,
-        batch_size=batch_size,
-        fit=fit,
+        batch_size=reading.batch_size,
+        fit=reading.fit,
         index=not view.no_index,
         skip_existing=skip_existing,
     )
@@ -496,8 +516,8 @@ def featuremaps(
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
         inputs = gather_inputs(images, exclude=view.output)
         check_writable(out)
-        report = render_feature_maps(choice.load(), inputs, out, options, progress=not quiet, **choice.naming())
-    if not quiet:
+        report = render_feature_maps(choice.load(), inputs, out, options, progress=not reading.quiet, **choice.naming())
+    if not reading.quiet:
         _summarise_maps(report, out)
     for _path, error in report.failures:
         if choice.verbose:
@@ -529,6 +549,96 @@ def _summarise_maps(report: Report, out: Path) -> None:
         click.echo(f"skipped {report.skipped} image{'' if report.skipped == 1 else 's'} drawn before (--skip-existing)")
     if report.written or report.failures or report.skipped:
         click.echo(f"manifest: {manifest}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option("--layer", "-l", "layer_names", multiple=True, help="A conv layer or pattern; repeat it. Default: all.")
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="For conv layers without a ReLU of their own: a position is active above this value. After a ReLU, "
+    "active always means above 0.",
+)
+@click.option(
+    "--rare",
+    "rare_percent",
+    type=click.FloatRange(0, 100),
+    default=100 * DEFAULT_RARE,
+    show_default=True,
+    help="A filter active at fewer than this percent of positions (but not dead) is rarely active.",
+)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per filter as CSV here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write one object per filter as JSON here.")
+@click.option("--no-charts", is_flag=True, help="Leave out the bar chart per layer.")
+@output_option("Folder for the charts: OUTPUT/<model>/stats_<layer>.png.")
+@reading_options
+def stats(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    layer_names: tuple[str, ...],
+    threshold: float,
+    rare_percent: float,
+    csv_path: str | None,
+    json_path: str | None,
+    no_charts: bool,
+    output: str,
+    reading: Reading,
+) -> None:
+    """Per-filter activation statistics over images: which filters are dead (never active on any image) and which
+    rarely active, for pruning or for finding what went wrong in training.
+
+    IMAGES are image files, folders (searched recursively) and quoted glob patterns. For each filter: its mean and
+    largest activation, the share of positions where it is active, and on how many images it was active at all.
+    The statistics are reduced inside the model, so a run costs about one forward pass per image. Prints a table
+    per layer and writes a bar chart per layer; --csv and --json give every filter's numbers.
+
+    \b
+    Examples:
+      cnnviz stats sample_images/ --model shapes
+      cnnviz stats photos/ --layer 'block5_*' --rare 0.5 --csv stats.csv
+      cnnviz stats 'data/**/*.png' --model my_model.keras --threshold 0.1 --json stats.json -q
+    """
+    from tqdm import tqdm
+
+    from cnnviz.stats import filter_stats
+    from cnnviz.stats_report import stats_table, write_stats
+
+    rare = rare_percent / 100
+    out = model_folder(output, choice.folder, choice.source)
+    with reported_errors(choice.verbose):
+        inputs = gather_inputs(images, exclude=output)
+        if not no_charts:
+            check_writable(out)
+        with tqdm(total=len(inputs), unit="image", disable=True if reading.quiet else None, leave=False) as bar:
+            run = filter_stats(
+                choice.load(),
+                [item.path for item in inputs],
+                list(layer_names) or None,
+                threshold=threshold,
+                preprocess=reading.preprocess,
+                batch_size=reading.batch_size,
+                size=choice.size,
+                fit=reading.fit,
+                progress=bar.update,
+            )
+        written = write_stats(
+            run.layers, out, choice.label, rare, charts=not no_charts, csv_path=csv_path, json_path=json_path
+        )
+    if not reading.quiet:
+        click.echo(stats_table(run.layers, rare))
+        for path in written:
+            click.echo(f"wrote {path}")
+    for _path, error in run.failures:
+        click.echo(f"Error: {error}", err=True)
+    if run.failures:
+        click.echo(
+            f"Error: {len(run.failures)} of {len(inputs)} inputs failed; the statistics leave them out", err=True
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,31 +113,45 @@ class Extractor:
 PROBE_SIDE = 224
 
 
-def build_extractor(model: Any, layers: Sequence[str] | None = None) -> Extractor:
+def build_extractor(
+    model: Any, layers: Sequence[str] | None = None, *, reduce: Callable[[ConvLayer, Any], Any] | None = None
+) -> Extractor:
     """Build one extractor over the given conv layers (all of them by default), nested models included.
+
+    Args:
+        model: a Keras model.
+        layers: conv layer names, paths or patterns; all conv layers with 1-D or 2-D maps when None.
+        reduce: turns a layer's symbolic output into what the extractor returns for it, computed inside the
+            model (per-filter statistics instead of whole maps); any conv layer can then be chosen, and the
+            extractor hands back the reduced tensors as they are.
 
     Raises:
         LayerNotFound, NotAConvLayer: a name does not name a conv layer.
-        UnsupportedLayer: a layer's maps are not 1-D or 2-D (Conv3D).
+        UnsupportedLayer: a layer's maps are not 1-D or 2-D (Conv3D), unless ``reduce`` is given.
         UnsupportedModel: the model's graph cannot be walked.
     """
     keras = keras_module()
     traced = trace(model)
+    drawable = _drawable if reduce is None else (lambda conv: True)
     skipped: list[ConvLayer] = []
     if layers is None:
-        selected = [conv for conv in traced.convs if _drawable(conv)]
-        skipped = [conv for conv in traced.convs if not _drawable(conv)]
+        selected = [conv for conv in traced.convs if drawable(conv)]
+        skipped = [conv for conv in traced.convs if not drawable(conv)]
         if not selected:
             raise UnsupportedLayer(f"model '{model.name}' has no conv layers with 1-D or 2-D maps to draw")
     else:
         selected = list(dict.fromkeys(traced.find(layers)))  # each layer once, in the order first asked
     for conv in selected:
-        if not _drawable(conv):
+        if not drawable(conv):
             raise UnsupportedLayer(
                 f"layer '{conv.path}' is a {conv.kind} with {len(conv.output_shape) - 1}-D maps; "
                 "featuremaps renders 1-D and 2-D maps only"
             )
-    outputs = [traced.outputs[conv.path] for conv in selected]
+    if reduce is None:
+        outputs = [traced.outputs[conv.path] for conv in selected]
+    else:
+        outputs = [reduce(conv, traced.outputs[conv.path]) for conv in selected]
+        selected = [replace(conv, channels_first=False) for conv in selected]  # reduced: no layout to undo
     extractor = keras.Model(traced.input, outputs, name="cnnviz_extractor")
     first = traced.convs[0] if traced.convs else None
     return Extractor(

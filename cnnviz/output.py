@@ -66,6 +66,13 @@ def save_png(
     return target
 
 
+def save_bytes(data: bytes, path: str | os.PathLike[str]) -> Path:
+    """Write already encoded data (a chart, a table), atomically, creating folders."""
+    target = Path(path)
+    _write_atomic(target, data)
+    return target
+
+
 def save_npy(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write an array as ``.npy``, atomically."""
     target = Path(path)

@@ -108,3 +108,18 @@ def test_check_writable_makes_the_folder_or_says_what_is_in_the_way(tmp_path: Pa
         str(caught.value)
         == f"cannot write into {tmp_path / 'file' / 'out'}: {tmp_path / 'file'} is a file, not a folder"
     )
+
+
+def test_check_writable_passes_an_existing_folder_and_words_a_failing_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check_writable(tmp_path)  # already there: fine, and left as it was
+    assert os.listdir(tmp_path) == []
+
+    def full_disk(**_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", full_disk)
+    with pytest.raises(OutputError) as caught:
+        check_writable(tmp_path / "out")
+    assert str(caught.value) == f"cannot write into {tmp_path / 'out'}: No space left on device"

@@ -1,0 +1,220 @@
+"""Per-filter activation statistics over a set of images, reduced inside the model: dead and rarely active filters.
+
+The extractor returns, per image and filter, the sum of the activations, their maximum, how many positions were
+active and how many positions there were, never whole maps, so a run costs about what the forward pass costs and
+its memory does not depend on map size. :class:`LayerStats` keeps sums and counts (not means), so statistics from
+batches of any size, or from several machines, merge exactly with ``+``.
+
+What "active" means: after a ReLU (a conv layer with ``activation="relu"`` or ``relu6``, whose outputs cannot be
+negative) a position is active when its value is above 0. Any other conv layer (linear, usually followed by
+BatchNorm and an activation of its own) is active above ``threshold``, 0 by default: where a ReLU would pass it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnviz._keras import keras_module
+from cnnviz.errors import CnnvizError, OptionError
+from cnnviz.extract import Extractor, build_extractor, iter_batches
+from cnnviz.graph import ConvLayer
+from cnnviz.preprocess import resolve_preprocessing
+
+#: Activations whose outputs are never negative: "active" is then "above 0".
+RELU_ACTIVATIONS = ("relu", "relu6")
+#: A filter active at fewer than this share of positions (but not dead) is "rarely active" by default.
+DEFAULT_RARE = 0.01
+
+
+def activity_rule(conv: ConvLayer, threshold: float = 0.0) -> tuple[str, float]:
+    """What "active" means for a conv layer's outputs: (a description, the value to exceed)."""
+    activation = getattr(getattr(conv.layer, "activation", None), "__name__", "linear")
+    if activation in RELU_ACTIVATIONS:
+        return f"> 0 (after its {activation})", 0.0
+    return f"> {threshold:g} ({activation} output)", threshold
+
+
+@dataclass
+class LayerStats:
+    """Sums and counts for one layer's filters over a set of images; ``a + b`` merges exactly.
+
+    Attributes:
+        layer: the layer's path.
+        rule: what "active" means for it (:func:`activity_rule`).
+        sums: per filter, the sum of its activations over all positions of all images (float64).
+        maxima: per filter, the largest activation seen (-inf before any image).
+        active: per filter, how many positions were active.
+        positions: per filter, how many positions were seen (images x map size).
+        images_active: per filter, on how many images it was active at least once.
+        images: how many images were seen.
+    """
+
+    layer: str
+    rule: str
+    sums: np.ndarray
+    maxima: np.ndarray
+    active: np.ndarray
+    positions: np.ndarray
+    images_active: np.ndarray
+    images: int = 0
+
+    @classmethod
+    def empty(cls, layer: str, rule: str, filters: int) -> LayerStats:
+        """Statistics over no images yet."""
+        zeros = np.zeros(filters, dtype=np.int64)
+        return cls(layer, rule, np.zeros(filters), np.full(filters, -np.inf), zeros, zeros.copy(), zeros.copy())
+
+    @classmethod
+    def from_batch(cls, layer: str, rule: str, reduced: np.ndarray) -> LayerStats:
+        """Statistics of one batch from the extractor's ``(N, 4, filters)`` rows: sum, max, active, positions."""
+        reduced = np.asarray(reduced, dtype=np.float64)
+        counts = np.rint(reduced[:, 2]).astype(np.int64)
+        return cls(
+            layer,
+            rule,
+            sums=reduced[:, 0].sum(axis=0),
+            maxima=reduced[:, 1].max(axis=0),
+            active=counts.sum(axis=0),
+            positions=np.rint(reduced[:, 3]).astype(np.int64).sum(axis=0),
+            images_active=(counts > 0).sum(axis=0),
+            images=len(reduced),
+        )
+
+    def __add__(self, other: LayerStats) -> LayerStats:
+        if (other.layer, len(other.sums)) != (self.layer, len(self.sums)):
+            raise ValueError(f"cannot merge statistics of {other.layer} into {self.layer}")
+        return LayerStats(
+            self.layer,
+            self.rule,
+            self.sums + other.sums,
+            np.maximum(self.maxima, other.maxima),
+            self.active + other.active,
+            self.positions + other.positions,
+            self.images_active + other.images_active,
+            self.images + other.images,
+        )
+
+    @property
+    def filters(self) -> int:
+        """How many filters the layer has."""
+        return len(self.sums)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Per filter, the mean activation over all positions of all images."""
+        return self.sums / np.maximum(self.positions, 1)
+
+    @property
+    def active_fraction(self) -> np.ndarray:
+        """Per filter, the share of all positions of all images where it was active."""
+        return self.active / np.maximum(self.positions, 1)
+
+    @property
+    def dead(self) -> np.ndarray:
+        """Per filter, whether it was never active on any image."""
+        return self.images_active == 0
+
+    def rare(self, below: float = DEFAULT_RARE) -> np.ndarray:
+        """Per filter, whether it was active somewhere, but at fewer than ``below`` of all positions."""
+        return ~self.dead & (self.active_fraction < below)
+
+    def rows(self, rare_below: float = DEFAULT_RARE) -> list[dict[str, Any]]:
+        """One record per filter: the numbers and the verdict, for CSV and JSON."""
+        rare = self.rare(rare_below)
+        return [
+            {
+                "layer": self.layer,
+                "filter": index,
+                "mean": float(self.mean[index]),
+                "max": float(self.maxima[index]),
+                "active_fraction": float(self.active_fraction[index]),
+                "images_active": int(self.images_active[index]),
+                "images": self.images,
+                "dead": bool(self.dead[index]),
+                "rare": bool(rare[index]),
+                "active_means": self.rule,
+            }
+            for index in range(self.filters)
+        ]
+
+
+def build_stats_extractor(model: Any, layers: Sequence[str] | None = None, threshold: float = 0.0) -> Extractor:
+    """An extractor that returns, per selected conv layer, ``(N, 4, filters)``: each filter's sum, max, number
+    of active positions and number of positions on each image, reduced inside the model."""
+    ops = keras_module().ops
+
+    def reduce(conv: ConvLayer, output: Any) -> Any:
+        values = ops.cast(output, "float32")  # float16 sums of a large map would overflow
+        rank = len(values.shape)
+        channel_axis = 1 if conv.channels_first else rank - 1
+        axes = tuple(axis for axis in range(1, rank) if axis != channel_axis)
+        sums = ops.sum(values, axis=axes)
+        one_channel = ops.take(values, [0], axis=channel_axis)
+        positions = ops.sum(ops.ones_like(one_channel), axis=axes) + ops.zeros_like(sums)
+        above = ops.cast(ops.greater(values, activity_rule(conv, threshold)[1]), "float32")
+        return ops.stack([sums, ops.max(values, axis=axes), ops.sum(above, axis=axes), positions], axis=1)
+
+    return build_extractor(model, layers, reduce=reduce)
+
+
+@dataclass
+class StatsRun:
+    """Statistics per layer over the images that could be read, and the ones that could not."""
+
+    layers: list[LayerStats]
+    failures: list[tuple[str, CnnvizError]]
+
+
+def filter_stats(
+    model: Any,
+    images: Sequence[str | os.PathLike[str]],
+    layers: Sequence[str] | None = None,
+    *,
+    threshold: float = 0.0,
+    preprocess: str = "auto",
+    batch_size: int = 8,
+    size: tuple[int, int] | None = None,
+    fit: str = "crop",
+    progress: Any = None,
+) -> StatsRun:
+    """Per-filter activation statistics of conv layers (all by default) over image files.
+
+    Args:
+        model: a Keras model (nested models are fine).
+        images: image files (and ``.npy`` model-ready arrays).
+        layers: conv layer names, paths or patterns.
+        threshold: what counts as active in layers without a ReLU of their own (see the module's notes).
+        preprocess, batch_size, size, fit: as for :func:`cnnviz.extract.feature_maps`.
+        progress: called with the number of images done after each batch (a progress bar's ``update``).
+
+    Raises:
+        OptionError: no images.
+        LayerNotFound, NotAConvLayer, UnsupportedModel: before any image is read.
+    """
+    if not images:
+        raise OptionError("no images given")
+    extractor = build_stats_extractor(model, layers, threshold)
+    totals = {
+        conv.path: LayerStats.empty(conv.path, activity_rule(conv, threshold)[0], int(conv.output_shape[-1] or 0))
+        for conv in extractor.layers
+    }
+    failures: list[tuple[str, CnnvizError]] = []
+
+    def failed(path: Any, error: CnnvizError) -> None:
+        failures.append((os.fspath(path), error))
+        if progress is not None:
+            progress(1)
+
+    step = resolve_preprocessing(model, preprocess)
+    batches = iter_batches(extractor, list(images), step, batch_size=batch_size, size=size, fit=fit, on_error=failed)
+    for paths, reduced in batches:
+        for path, rows in reduced.items():
+            totals[path] = totals[path] + LayerStats.from_batch(path, totals[path].rule, rows)
+        if progress is not None:
+            progress(len(paths))
+    return StatsRun(list(totals.values()), failures)
