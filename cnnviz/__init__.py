@@ -24,6 +24,7 @@ from cnnviz.models import load_model
 from cnnviz.output import save_png
 from cnnviz.render import Header, Picture, feature_map_grid, filter_grid
 from cnnviz.runs import FilterOptions, MapOptions, render_feature_maps, render_filters
+from cnnviz.stats import LayerStats, filter_stats
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "Header",
     "ImageLoadError",
     "LayerNotFound",
+    "LayerStats",
     "MapOptions",
     "ModelLoadError",
     "ModelRunError",
@@ -51,6 +53,7 @@ __all__ = [
     "feature_map_grid",
     "feature_maps",
     "filter_grid",
+    "filter_stats",
     "layer_kernels",
     "load_image",
     "load_model",
