@@ -122,7 +122,7 @@ def activity_chart(stats: LayerStats, model_label: str, rare_below: float = DEFA
     axes.set_ylabel("active positions (%)")
     dead_text = f"{len(dead)} dead, {int(rare.sum())} rarely active of {stats.filters}"
     axes.set_title(f"{model_label} {stats.layer}: {dead_text} ({stats.images} images; active {stats.rule})", fontsize=9)
-    axes.legend(loc="upper right", fontsize=8, frameon=False)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # beside the bars
     axes.spines[["top", "right"]].set_visible(False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -59,12 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     # Dead and rarely active filters of VGG16's last conv layer over the sample photos.
     from cnnviz.output import save_bytes
     from cnnviz.stats import filter_stats
-    from cnnviz.stats_report import activity_chart
+    from cnnviz.stats_report import activity_chart, stats_table
 
     photos = sorted(p for p in CAT.parent.iterdir() if p.suffix in (".jpg", ".png"))
     last = cnnviz.conv_layers(vgg16)[-1]
     stats = filter_stats(vgg16, photos, [last.path]).layers[0]
     save_bytes(activity_chart(stats, label), out / f"vgg16_stats_{last.path}.png")
+    print(stats_table([stats]))
 
     total = sum(path.stat().st_size for path in out.glob("*.png"))
     for path in sorted(out.glob("*.png")):
