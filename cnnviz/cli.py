@@ -519,13 +519,18 @@ def featuremaps(
         report = render_feature_maps(choice.load(), inputs, out, options, progress=not reading.quiet, **choice.naming())
     if not reading.quiet:
         _summarise_maps(report, out)
-    for _path, error in report.failures:
-        if choice.verbose:
+    _exit_on_failures(report.failures, report.inputs, choice.verbose)
+
+
+def _exit_on_failures(failures: Sequence[tuple[str, Exception]], total: int, verbose: bool, after: str = "") -> None:
+    """Name each input that failed (with its traceback under --verbose), then exit 1 if any did."""
+    for _path, error in failures:
+        if verbose:
             traceback.print_exception(error)
         click.echo(f"Error: {error}", err=True)
-    if report.failures:
-        if report.inputs > 1:
-            click.echo(f"Error: {len(report.failures)} of {report.inputs} inputs failed", err=True)
+    if failures:
+        if total > 1:
+            click.echo(f"Error: {len(failures)} of {total} inputs failed{after}", err=True)
         sys.exit(1)
 
 
@@ -616,7 +621,7 @@ def stats(
         with tqdm(total=len(inputs), unit="image", disable=True if reading.quiet else None, leave=False) as bar:
             run = filter_stats(
                 choice.load(),
-                [item.path for item in inputs],
+                inputs,
                 list(layer_names) or None,
                 threshold=threshold,
                 preprocess=reading.preprocess,

@@ -187,17 +187,16 @@ def render_feature_maps(
 def _finished(out: Path, inputs: Sequence[Input], layers: Sequence[ConvLayer], save_raw: bool) -> set[str]:
     """The inputs whose grids for all ``layers`` the manifest in ``out`` lists and that are on disk."""
     listed = read_manifest(out / "manifest.json").get("images", {})
+    kinds = ("png", "npy") if save_raw else ("png",)
     done = set()
     for item in inputs:
         records = listed.get(item.path, {}).get("layers", {})
-        files = [
-            Path(records[conv.path][kind])
+        on_disk = (
+            conv.path in records and kind in records[conv.path] and Path(records[conv.path][kind]).is_file()
             for conv in layers
-            if conv.path in records
-            for kind in (("png", "npy") if save_raw else ("png",))
-            if kind in records[conv.path]
-        ]
-        if len(files) == len(layers) * (2 if save_raw else 1) and all(file.is_file() for file in files):
+            for kind in kinds
+        )
+        if all(on_disk):
             done.add(item.path)
     return done
 

@@ -13,7 +13,7 @@ BatchNorm and an activation of its own) is active above ``threshold``, 0 by defa
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.extract import Extractor, build_extractor, iter_batches
 from cnnviz.graph import ConvLayer
+from cnnviz.inputs import Input, gather_inputs
 from cnnviz.preprocess import resolve_preprocessing
 
 #: Activations whose outputs are never negative: "active" is then "above 0".
@@ -172,7 +173,7 @@ class StatsRun:
 
 def filter_stats(
     model: Any,
-    images: Sequence[str | os.PathLike[str]],
+    images: Sequence[str | os.PathLike[str] | Input],
     layers: Sequence[str] | None = None,
     *,
     threshold: float = 0.0,
@@ -180,24 +181,26 @@ def filter_stats(
     batch_size: int = 8,
     size: tuple[int, int] | None = None,
     fit: str = "crop",
-    progress: Any = None,
+    progress: Callable[[int], object] | None = None,
 ) -> StatsRun:
     """Per-filter activation statistics of conv layers (all by default) over image files.
 
     Args:
         model: a Keras model (nested models are fine).
-        images: image files (and ``.npy`` model-ready arrays).
+        images: image files (and ``.npy`` model-ready arrays), folders and patterns, as
+            :func:`cnnviz.inputs.gather_inputs` reads them.
         layers: conv layer names, paths or patterns.
         threshold: what counts as active in layers without a ReLU of their own (see the module's notes).
         preprocess, batch_size, size, fit: as for :func:`cnnviz.extract.feature_maps`.
         progress: called with the number of images done after each batch (a progress bar's ``update``).
 
     Raises:
-        OptionError: no images.
+        OptionError: no images, or a name that finds none.
         LayerNotFound, NotAConvLayer, UnsupportedModel: before any image is read.
     """
     if not images:
         raise OptionError("no images given")
+    paths = [item.path for item in gather_inputs(images)]
     extractor = build_stats_extractor(model, layers, threshold)
     totals = {
         conv.path: LayerStats.empty(conv.path, activity_rule(conv, threshold)[0], int(conv.output_shape[-1] or 0))
@@ -211,10 +214,10 @@ def filter_stats(
             progress(1)
 
     step = resolve_preprocessing(model, preprocess)
-    batches = iter_batches(extractor, list(images), step, batch_size=batch_size, size=size, fit=fit, on_error=failed)
-    for paths, reduced in batches:
-        for path, rows in reduced.items():
-            totals[path] = totals[path] + LayerStats.from_batch(path, totals[path].rule, rows)
+    batches = iter_batches(extractor, paths, step, batch_size=batch_size, size=size, fit=fit, on_error=failed)
+    for batch_paths, reduced in batches:
+        for layer, rows in reduced.items():
+            totals[layer] = totals[layer] + LayerStats.from_batch(layer, totals[layer].rule, rows)
         if progress is not None:
-            progress(len(paths))
+            progress(len(batch_paths))
     return StatsRun(list(totals.values()), failures)

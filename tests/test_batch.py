@@ -77,7 +77,9 @@ def test_skip_existing_draws_only_what_is_missing(keras, photo_tree: Path, tmp_p
     assert (again.skipped, again.written) == (3, [])
 
 
-def test_a_grid_listed_but_for_another_layer_set_is_drawn_again(keras, photo_tree: Path, tmp_path: Path) -> None:
+def test_skip_existing_redraws_an_image_drawn_without_the_raw_arrays_now_asked_for(
+    keras, photo_tree: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     render_feature_maps(line_detector_2d(keras), [photo_tree / "a"], out, MapOptions(preprocess="scale255"))
     raw = MapOptions(preprocess="scale255", skip_existing=True, save_raw=True)

@@ -159,3 +159,12 @@ def test_stats_command_prints_the_table_and_writes_charts_csv_and_json(
     rows = json.loads((tmp_path / "t.json").read_text())
     assert [(row["layer"], row["filter"], row["rare"]) for row in rows if row["rare"]] == [("relu", 3, True)]
     assert result.stderr.splitlines()[-1] == "Error: 1 of 6 inputs failed; the statistics leave them out"
+
+
+def test_a_folder_is_read_as_its_files(keras, arrays: list[Path]) -> None:
+    model = _probe_model(keras)
+    by_folder = filter_stats(model, [arrays[0].parent], ["relu"]).layers[0]
+    by_file = filter_stats(model, arrays, ["relu"]).layers[0]
+
+    assert by_folder.images == 5
+    np.testing.assert_array_equal(by_folder.sums, by_file.sums)
