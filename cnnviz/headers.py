@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from cnnviz.graph import ConvLayer, shape_text
-from cnnviz.render import Header, dead_filters, flat_tiles
+from cnnviz.render import Header, channel_ranges, dead_filters, flat_ranges
 
 #: What the drawn kernels are, for layers whose kernel is not one plain stack of filters.
 _KERNEL_NOTES = {
@@ -55,6 +55,7 @@ def map_header(
     norm: str,
     max_maps: int | None,
     fit: str = "none",
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Header:
     """The header of a feature-map grid.
 
@@ -67,14 +68,15 @@ def map_header(
         max_maps: the cap on maps drawn, if any.
         fit: how the image was given the model's input size (``crop``, ``pad``, ``stretch``), or ``none`` when
             it kept its own.
+        ranges: the maps' :func:`cnnviz.render.channel_ranges`, if known already.
     """
     channels = maps.shape[-1]
     shown = channels if max_maps is None else min(max_maps, channels)
-    lo, hi = format_values(float(maps.min()), float(maps.max()))
+    mins, maxes = ranges if ranges is not None else channel_ranges(maps)
+    lo, hi = format_values(float(mins.min()), float(maxes.max()))
     ends = {"map": ("map min", "map max"), "layer": (lo, hi), "standardize": ("mean-2sd", "mean+2sd")}
     low, high = ends[norm]
-    stack = np.moveaxis(maps.reshape(-1, channels), -1, 0)[:shown]
-    flat = int(flat_tiles(stack, (1,)).sum())
+    flat = int(flat_ranges(mins[:shown], maxes[:shown]).sum())
     return Header(
         lines=[
             f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}",

@@ -1,10 +1,12 @@
 """Marks drawn onto tiles before they are laid out: index numbers, and crosses over flat (dead) tiles.
 
-Tiles are ``(K, H, W)`` palette indices or ``(K, H, W, 3)`` RGB; every function returns a new array.
+Tiles are ``(K, H, W)`` palette indices or ``(K, H, W, 3)`` RGB; no function changes its input: each returns a new
+array, or the input itself when there is nothing to draw on it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +24,12 @@ def _label(number: int) -> np.ndarray:
 
 def label_size(numbers: Sequence[int]) -> tuple[int, int]:
     """(rows, cols) of a box that holds any of ``numbers``, a pixel of margin around the digits."""
+    return _label_box(tuple(numbers))
+
+
+@functools.lru_cache(maxsize=256)
+def _label_box(numbers: tuple[int, ...]) -> tuple[int, int]:
+    # A batch run asks for the same few hundred numbers for every grid it draws.
     widest = max((_label(number).shape[1] for number in numbers), default=0)
     return line_height(INDEX_FONT) + 1, widest + 3
 
@@ -41,12 +49,25 @@ def number_corners(tiles: np.ndarray, numbers: list[int], ink: Colour, backgroun
     (8, True, 0)
     """
     out = np.array(tiles, copy=True)
-    box_rows, box_cols = label_size(numbers)
-    for tile, number in zip(out, numbers, strict=True):
-        mask = _label(number)
-        tile[:box_rows, :box_cols] = background
-        tile[1 : 1 + mask.shape[0], 2 : 2 + mask.shape[1]][mask] = ink
+    boxes = _label_boxes(tuple(numbers))  # True where ink goes
+    box_rows, box_cols = boxes.shape[1:]
+    corners = out[:, :box_rows, :box_cols]
+    corners[...] = background
+    corners[boxes] = ink
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _label_boxes(numbers: tuple[int, ...]) -> np.ndarray:
+    """The corner boxes of :func:`number_corners` as one ``(K, rows, cols)`` ink mask: the same few hundred
+    numbers go on every grid of a batch run, so they are drawn once."""
+    box_rows, box_cols = label_size(numbers)
+    boxes = np.zeros((len(numbers), box_rows, box_cols), dtype=bool)
+    for box, number in zip(boxes, numbers, strict=True):
+        mask = _label(number)
+        box[1 : 1 + mask.shape[0], 2 : 2 + mask.shape[1]] = mask
+    boxes.setflags(write=False)
+    return boxes
 
 
 def number_gutters(strips: np.ndarray, numbers: list[int], ink: Colour, background: Colour) -> np.ndarray:
@@ -72,10 +93,10 @@ def cross_out(tiles: np.ndarray, flat: np.ndarray, colour: Colour) -> np.ndarray
     >>> cross_out(np.zeros((2, 3, 3), np.uint8), np.array([True, False]), colour=5)[:, :, 0].tolist()
     [[5, 0, 5], [0, 0, 0]]
     """
-    out = np.array(tiles, copy=True)
     rows, cols = tiles.shape[1:3]
     if not flat.any() or rows == 0 or cols == 0:
-        return out
+        return tiles
+    out = np.array(tiles, copy=True)
     steps = max(rows, cols)
     along_rows = np.rint(np.linspace(0, rows - 1, steps)).astype(int)
     along_cols = np.rint(np.linspace(0, cols - 1, steps)).astype(int)

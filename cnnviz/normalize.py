@@ -2,7 +2,8 @@
 
 Every function copies its input (never mutates it), takes the axes it reduces over explicitly, and maps a constant
 slice (a dead filter's all-zero map) to a flat value instead of dividing by zero. Values become integers only at
-the output boundary, in :func:`to_levels`.
+the output boundary, in :func:`to_levels`. A batch run puts millions of values through these for every grid, so
+each makes one float32 copy and works on it in place.
 """
 
 from __future__ import annotations
@@ -22,10 +23,29 @@ def minmax(x: np.ndarray, axis: Axis = None, eps: float = EPSILON) -> np.ndarray
     [[0.0, 1.0], [0.0, 0.0]]
     """
     x = np.asarray(x, dtype=np.float32)
-    lo = x.min(axis=axis, keepdims=True)
-    span = x.max(axis=axis, keepdims=True) - lo
+    return scale_range(x, x.min(axis=axis, keepdims=True), x.max(axis=axis, keepdims=True), eps)
+
+
+def scale_range(x: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float, eps: float = EPSILON) -> np.ndarray:
+    """:func:`minmax` with the minimum and maximum already known: ``(x - lo) / (hi - lo)``, where ``lo`` and
+    ``hi`` broadcast against ``x`` (per-channel values against channels-last maps); 0 where ``hi - lo < eps``.
+
+    >>> scale_range(np.array([[1.0, 4.0], [2.0, 4.0]]), np.array([1.0, 4.0]), np.array([2.0, 4.0])).tolist()
+    [[0.0, 0.0], [1.0, 0.0]]
+    """
+    lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
+    span = hi - lo
     flat = span < eps
-    return np.where(flat, 0.0, (x - lo) / np.where(flat, 1.0, span)).astype(np.float32)
+    out = np.subtract(np.asarray(x, dtype=np.float32), lo)
+    out /= np.where(flat, np.float32(1.0), span)
+    return _set_where(out, flat, 0.0)
+
+
+def _set_where(out: np.ndarray, flat: np.ndarray, value: float) -> np.ndarray:
+    """``out`` with the slices where the (broadcast) ``flat`` is True set to ``value``."""
+    if flat.any():
+        np.copyto(out, np.float32(value), where=flat)
+    return out
 
 
 def standardize(
@@ -46,8 +66,14 @@ def standardize(
     mean = x.mean(axis=axis, keepdims=True)
     std = x.std(axis=axis, keepdims=True)
     flat = std < eps
-    scaled = np.where(flat, centre, (x - mean) / np.where(flat, 1.0, std) * spread + centre)
-    return (np.clip(scaled, 0.0, 255.0) / 255.0).astype(np.float32)
+    out = np.subtract(x, mean)
+    out /= np.where(flat, np.float32(1.0), std)
+    out *= np.float32(spread)
+    out += np.float32(centre)
+    _set_where(out, flat, centre)
+    np.clip(out, 0.0, 255.0, out=out)
+    out /= np.float32(255.0)
+    return out
 
 
 def symmetric(x: np.ndarray, axis: Axis = None, eps: float = EPSILON) -> np.ndarray:
@@ -61,16 +87,28 @@ def symmetric(x: np.ndarray, axis: Axis = None, eps: float = EPSILON) -> np.ndar
     x = np.asarray(x, dtype=np.float32)
     bound = np.abs(x).max(axis=axis, keepdims=True)
     flat = bound < eps
-    return np.where(flat, 0.5, 0.5 + 0.5 * x / np.where(flat, 1.0, bound)).astype(np.float32)
+    out = np.multiply(x, np.float32(0.5))
+    out /= np.where(flat, np.float32(1.0), bound)
+    out += np.float32(0.5)
+    return _set_where(out, flat, 0.5)
 
 
-def to_levels(x: np.ndarray, levels: int = 256) -> np.ndarray:
+def to_levels(x: np.ndarray, levels: int = 256, *, overwrite: bool = False) -> np.ndarray:
     """Quantise 0..1 values to the integers ``0 .. levels - 1`` as uint8 (NaN becomes 0).
+
+    ``overwrite=True`` lets it use a float32 ``x`` as its scratch space instead of copying it, for callers that
+    made ``x`` themselves and are done with it.
 
     >>> to_levels(np.array([0.0, 0.5, 1.0]), levels=5).tolist()
     [0, 2, 4]
     """
     if not 2 <= levels <= 256:
         raise ValueError(f"levels must be in 2..256, got {levels}")
-    clean = np.nan_to_num(np.clip(x, 0.0, 1.0), nan=0.0)
-    return np.rint(clean * (levels - 1)).astype(np.uint8)
+    x = np.asarray(x)
+    clean = x if overwrite and x.dtype == np.float32 else x.astype(np.float32)
+    np.clip(clean, 0.0, 1.0, out=clean)  # NaN stays NaN here ...
+    if np.isnan(clean.max(initial=0.0)):  # ... and becomes 0 here (max is NaN when any value is)
+        clean[np.isnan(clean)] = 0.0
+    clean *= np.float32(levels - 1)
+    np.rint(clean, out=clean)
+    return clean.astype(np.uint8)

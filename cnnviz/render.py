@@ -7,7 +7,6 @@ are the colormap and whose last entries are reserved for separators, the header 
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from PIL import Image
 
 from cnnviz.errors import OptionError
 from cnnviz.marks import cross_out, label_size, number_corners, number_gutters, numbers_fit
-from cnnviz.normalize import EPSILON, minmax, standardize, symmetric, to_levels
+from cnnviz.normalize import EPSILON, minmax, scale_range, standardize, symmetric, to_levels
+from cnnviz.png import encode_png
 from cnnviz.text import line_height, text_mask
 from cnnviz.tiling import grid_shape_for, tile, upscale
 
@@ -34,11 +34,12 @@ _RESERVED_COLOURS = {BACKGROUND: _WHITE, INK: (0, 0, 0)}
 _SEPARATOR_CHOICES = [_WHITE, (0, 0, 0), (128, 128, 128), (255, 0, 255), (0, 200, 255)]
 _DISTINCT = 100.0
 
-# Feature maps are (K, H, W): "map" and "standardize" work per map, "layer" over all of them.
-_MAP_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "map": lambda maps: minmax(maps, axis=(1, 2)),
-    "layer": lambda maps: minmax(maps, axis=None),
-    "standardize": lambda maps: standardize(maps, axis=(1, 2)),
+# Feature maps are (H, W, K), channels last as the model gives them, with their per-channel minima and maxima
+# (K,): "map" and "standardize" work per map, "layer" over all of them.
+_MAP_NORMALIZERS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "map": lambda maps, lo, hi: scale_range(maps, lo, hi),
+    "layer": lambda maps, lo, hi: scale_range(maps, lo.min(initial=np.inf), hi.max(initial=-np.inf)),
+    "standardize": lambda maps, lo, hi: standardize(maps, axis=(0, 1)),
 }
 # Kernels are (F, C, kh, kw): "filter" works per filter, the others over the whole layer.
 _FILTER_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -55,8 +56,8 @@ MIN_KERNEL_TILE = 24
 MAX_MAP_TILE = 512
 MAX_KERNEL_TILE = 256
 
-#: zlib level for PNGs. Palette grids compress well at any level, and level 1 encodes in about half the time
-#: of Pillow's default for files a few percent larger (bench/bench_png.py measures it).
+#: Deflate level for PNGs. Palette grids compress well at any level; level 1 is the fastest that still finds
+#: repeated strings (bench/bench_png.py measures the levels).
 PNG_COMPRESS_LEVEL = 1
 
 #: Auto-scaled grids are enlarged to at least this width, so that a few small maps or kernels are not a postage
@@ -97,10 +98,9 @@ class Picture:
         return self.pixels if self.palette is None else self.palette[self.pixels]
 
     def png_bytes(self, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-        """The picture encoded as PNG; the same picture always gives the same bytes."""
-        buffer = io.BytesIO()
-        self.to_pil().save(buffer, format="PNG", compress_level=compress_level)
-        return buffer.getvalue()
+        """The picture encoded as PNG (:func:`cnnviz.png.encode_png`); the same picture always gives the same
+        bytes."""
+        return encode_png(self.pixels, self.palette, compress_level)
 
     def _repr_png_(self) -> bytes:
         """PNG bytes for Jupyter, which shows a Picture left at the end of a cell as the image itself."""
@@ -187,10 +187,10 @@ def grid_scale(rows: int, cols: int, grid_cols: int, smallest: int, largest: int
     return max(factor, min(wanted, largest // max(1, rows, cols)))
 
 
-def _normalize_maps(maps: np.ndarray, norm: str) -> np.ndarray:
-    """(K, H, W) maps to 0..1."""
+def _normalize_maps(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, norm: str) -> np.ndarray:
+    """(H, W, K) maps with their per-channel minima and maxima to 0..1."""
     check_norm(norm, MAP_NORMS, "feature map normalisation")
-    return _MAP_NORMALIZERS[norm](maps)
+    return _MAP_NORMALIZERS[norm](maps, lo, hi)
 
 
 def flat_tiles(stack: np.ndarray, axes: tuple[int, ...], relative: float = FLAT_RELATIVE) -> np.ndarray:
@@ -201,9 +201,34 @@ def flat_tiles(stack: np.ndarray, axes: tuple[int, ...], relative: float = FLAT_
     [True, False, True]
     """
     if not stack.size:
-        return np.zeros(stack.shape[0], dtype=bool)
-    bound = float(np.abs(stack).max())
-    return np.ptp(stack, axis=axes) <= max(bound * relative, EPSILON)
+        return np.zeros([size for axis, size in enumerate(stack.shape) if axis not in axes], dtype=bool)
+    return flat_ranges(stack.min(axis=axes), stack.max(axis=axes), relative)
+
+
+def flat_ranges(lo: np.ndarray, hi: np.ndarray, relative: float = FLAT_RELATIVE) -> np.ndarray:
+    """:func:`flat_tiles` from each slice's minimum ``lo`` and maximum ``hi``.
+
+    >>> flat_ranges(np.array([0.0, 0.0, 2.0]), np.array([0.0, 1.0, 2.00001])).tolist()
+    [True, False, True]
+    """
+    if not lo.size:
+        return np.zeros(lo.shape, dtype=bool)
+    bound = max(abs(float(lo.min())), abs(float(hi.max())))  # the largest magnitude of all the slices
+    return (hi - lo) <= max(bound * relative, EPSILON)
+
+
+def channel_ranges(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's minimum and maximum over channels-last ``maps``: what normalisation, the header, the flat
+    test and the manifest all need, computed once (two passes over the maps).
+
+    >>> [r.tolist() for r in channel_ranges(np.array([[[1.0, -2.0], [3.0, 0.0]]]))]
+    [[1.0, -2.0], [3.0, 0.0]]
+    """
+    rows = np.asarray(maps).reshape(-1, maps.shape[-1])
+    if not rows.shape[0]:
+        empty = np.full(maps.shape[-1], np.nan, dtype=np.float32)
+        return empty, empty
+    return rows.min(axis=0), rows.max(axis=0)
 
 
 def dead_filters(kernels: np.ndarray, relative: float = FLAT_RELATIVE) -> np.ndarray:
@@ -229,6 +254,7 @@ def feature_map_grid(
     padding: int = 1,
     header: Header | None = None,
     index: bool = True,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Picture:
     """Render one image's activations of one layer as a near-square grid, one tile per channel.
 
@@ -243,6 +269,7 @@ def feature_map_grid(
         padding: separator width between tiles.
         header: a text strip to put above the grid, or None for a bare grid.
         index: number each tile with its channel in its top-left corner, where tiles are large enough.
+        ranges: the maps' :func:`channel_ranges`, when the caller has them already; computed when None.
 
     Returns:
         A palette :class:`Picture`. Tiles are ordered by channel index, row by row; a flat map (one value all
@@ -253,14 +280,15 @@ def feature_map_grid(
         maps = maps[None]
     if maps.ndim != 3:
         raise OptionError(f"feature maps must be (rows, cols, channels) or (steps, channels), got {maps.shape}")
-    stack = np.moveaxis(maps, -1, 0)
+    lo, hi = ranges if ranges is not None else channel_ranges(maps)
     if max_maps is not None:
-        stack = stack[:max_maps]
-    levels = to_levels(_normalize_maps(stack, norm), LEVELS)
+        maps, lo, hi = maps[..., :max_maps], lo[:max_maps], hi[:max_maps]
+    unit = _normalize_maps(maps, lo, hi, norm)  # a new array, so to_levels may work in it
+    levels = np.moveaxis(to_levels(unit, LEVELS, overwrite=True), -1, 0)  # (K, H, W), a view
     count, rows, cols = levels.shape
     grid_rows, grid_cols = grid_shape_for(count, rows, cols)
     factor = scale or grid_scale(rows, cols, grid_cols, MIN_MAP_TILE, MAX_MAP_TILE, (grid_cols - 1) * padding)
-    tiles = cross_out(upscale(levels, factor), flat_tiles(stack, (1, 2)), SEPARATOR)
+    tiles = cross_out(upscale(levels, factor), flat_ranges(lo, hi), SEPARATOR)
     if index and count and numbers_fit(tiles.shape[1], tiles.shape[2], range(count)):
         tiles = number_corners(tiles, list(range(count)), INK, BACKGROUND)
     grid = tile(tiles, grid_shape=(grid_rows, grid_cols), padding=padding, fill=SEPARATOR, blank=BACKGROUND)

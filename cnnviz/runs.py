@@ -21,7 +21,16 @@ from cnnviz.images import check_fit
 from cnnviz.inputs import Input, gather_inputs
 from cnnviz.output import read_manifest, safe_name, save_manifest, save_npy, save_png
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.render import FILTER_NORMS, MAP_NORMS, Picture, check_norm, feature_map_grid, filter_grid, palette
+from cnnviz.render import (
+    FILTER_NORMS,
+    MAP_NORMS,
+    Picture,
+    channel_ranges,
+    check_norm,
+    feature_map_grid,
+    filter_grid,
+    palette,
+)
 from cnnviz.selection import parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
@@ -231,9 +240,17 @@ def _write_maps(
     folder: Path, conv: ConvLayer, activation: np.ndarray, image: str, label: str, options: MapOptions
 ) -> tuple[dict[str, Any], list[Path]]:
     """Draw and write one image's grid for one layer; returns its manifest record and the files written."""
+    ranges = channel_ranges(activation)
     header = (
         map_header(
-            label, conv, activation, Path(image).name, norm=options.norm, max_maps=options.max_maps, fit=options.fit
+            label,
+            conv,
+            activation,
+            Path(image).name,
+            norm=options.norm,
+            max_maps=options.max_maps,
+            fit=options.fit,
+            ranges=ranges,
         )
         if options.labels
         else None
@@ -246,6 +263,7 @@ def _write_maps(
         scale=options.scale,
         header=header,
         index=options.index,
+        ranges=ranges,
     )
     target = folder / f"{safe_name(conv.path)}.png"
     written = [save_png(picture, target)]
@@ -253,8 +271,8 @@ def _write_maps(
         "png": str(target),
         "norm": options.norm,
         "shape": list(activation.shape),
-        "min": float(activation.min()),
-        "max": float(activation.max()),
+        "min": float(ranges[0].min()),
+        "max": float(ranges[1].max()),
     }
     if options.save_raw:
         written.append(save_npy(activation, target.with_suffix(".npy")))
