@@ -112,3 +112,29 @@ def to_levels(x: np.ndarray, levels: int = 256, *, overwrite: bool = False) -> n
     clean *= np.float32(levels - 1)
     np.rint(clean, out=clean)
     return clean.astype(np.uint8)
+
+
+def range_levels(x: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float, levels: int = 256) -> np.ndarray:
+    """``to_levels(scale_range(x, lo, hi), levels)`` in four passes over ``x`` instead of seven: one scale
+    factor per slice, ``(levels - 1) / (hi - lo)``, instead of a division and a multiplication. The two can differ
+    by one level where a value falls exactly halfway between levels. Ranges that are not finite (a map holding
+    NaN or infinity) take the long way, with its NaN handling.
+
+    >>> range_levels(np.array([[1.0, 4.0], [2.0, 4.0], [1.5, 4.0]]), np.array([1.0, 4.0]), np.array([2.0, 4.0]), 5)
+    array([[0, 0],
+           [4, 0],
+           [2, 0]], dtype=uint8)
+    """
+    lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        return to_levels(scale_range(x, lo, hi), levels, overwrite=True)
+    if not 2 <= levels <= 256:
+        raise ValueError(f"levels must be in 2..256, got {levels}")
+    span = hi - lo
+    flat = span < EPSILON
+    factor = np.where(flat, np.float32(0.0), np.float32(levels - 1) / np.where(flat, np.float32(1.0), span))
+    out = np.subtract(np.asarray(x, dtype=np.float32), lo)
+    out *= factor
+    np.clip(out, 0.0, levels - 1, out=out)  # a rounded factor can put the maximum a hair past the top level
+    np.rint(out, out=out)
+    return out.astype(np.uint8)

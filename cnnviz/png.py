@@ -31,8 +31,9 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PALETTE_COLOUR, _TRUE_COLOUR = 3, 2
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def _chunk(kind: bytes, data: bytes) -> list[bytes]:
+    # in parts: the data chunk is megabytes, and joining it here would copy it twice more
+    return [struct.pack(">I", len(data)), kind, data, struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))]
 
 
 def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None, level: int = 1) -> bytes:
@@ -69,9 +70,9 @@ def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None, level: int
     raw = np.zeros((rows, 1 + pixels[0].size), dtype=np.uint8)
     raw[:, 1:] = pixels.reshape(rows, -1)
     header = struct.pack(">IIBBBBB", cols, rows, 8, colour, 0, 0, 0)
-    parts = [SIGNATURE, _chunk(b"IHDR", header)]
+    parts = [SIGNATURE, *_chunk(b"IHDR", header)]
     if palette is not None:
-        parts.append(_chunk(b"PLTE", entries.tobytes()))
-    parts.append(_chunk(b"IDAT", _compress(raw.data, min(max(level, 0), MAX_LEVEL))))
-    parts.append(_chunk(b"IEND", b""))
+        parts += _chunk(b"PLTE", entries.tobytes())
+    parts += _chunk(b"IDAT", _compress(raw.data, min(max(level, 0), MAX_LEVEL)))
+    parts += _chunk(b"IEND", b"")
     return b"".join(parts)

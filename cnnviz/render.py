@@ -16,7 +16,7 @@ from PIL import Image
 
 from cnnviz.errors import OptionError
 from cnnviz.marks import cross_out, label_size, number_corners, number_gutters, numbers_fit
-from cnnviz.normalize import EPSILON, minmax, scale_range, standardize, symmetric, to_levels
+from cnnviz.normalize import EPSILON, minmax, range_levels, standardize, symmetric, to_levels
 from cnnviz.png import encode_png
 from cnnviz.text import line_height, text_mask
 from cnnviz.tiling import grid_shape_for, tile, upscale
@@ -35,11 +35,11 @@ _SEPARATOR_CHOICES = [_WHITE, (0, 0, 0), (128, 128, 128), (255, 0, 255), (0, 200
 _DISTINCT = 100.0
 
 # Feature maps are (H, W, K), channels last as the model gives them, with their per-channel minima and maxima
-# (K,): "map" and "standardize" work per map, "layer" over all of them.
-_MAP_NORMALIZERS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
-    "map": lambda maps, lo, hi: scale_range(maps, lo, hi),
-    "layer": lambda maps, lo, hi: scale_range(maps, lo.min(initial=np.inf), hi.max(initial=-np.inf)),
-    "standardize": lambda maps, lo, hi: standardize(maps, axis=(0, 1)),
+# (K,): "map" and "standardize" work per map, "layer" over all of them. Each gives the palette levels.
+_MAP_LEVELS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "map": lambda maps, lo, hi: range_levels(maps, lo, hi, LEVELS),
+    "layer": lambda maps, lo, hi: range_levels(maps, lo.min(initial=np.inf), hi.max(initial=-np.inf), LEVELS),
+    "standardize": lambda maps, lo, hi: to_levels(standardize(maps, axis=(0, 1)), LEVELS, overwrite=True),
 }
 # Kernels are (F, C, kh, kw): "filter" works per filter, the others over the whole layer.
 _FILTER_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -47,7 +47,7 @@ _FILTER_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "filter": lambda kernels: minmax(kernels, axis=(1, 2, 3)),
     "symmetric": lambda kernels: symmetric(kernels, axis=None),
 }
-MAP_NORMS = tuple(_MAP_NORMALIZERS)
+MAP_NORMS = tuple(_MAP_LEVELS)
 FILTER_NORMS = tuple(_FILTER_NORMALIZERS)
 #: Automatic scaling aims for tiles at least this many pixels on their short side ...
 MIN_MAP_TILE = 48
@@ -187,10 +187,10 @@ def grid_scale(rows: int, cols: int, grid_cols: int, smallest: int, largest: int
     return max(factor, min(wanted, largest // max(1, rows, cols)))
 
 
-def _normalize_maps(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, norm: str) -> np.ndarray:
-    """(H, W, K) maps with their per-channel minima and maxima to 0..1."""
+def _map_levels(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, norm: str) -> np.ndarray:
+    """(H, W, K) maps with their per-channel minima and maxima to palette levels."""
     check_norm(norm, MAP_NORMS, "feature map normalisation")
-    return _MAP_NORMALIZERS[norm](maps, lo, hi)
+    return _MAP_LEVELS[norm](maps, lo, hi)
 
 
 def flat_tiles(stack: np.ndarray, axes: tuple[int, ...], relative: float = FLAT_RELATIVE) -> np.ndarray:
@@ -283,8 +283,7 @@ def feature_map_grid(
     lo, hi = ranges if ranges is not None else channel_ranges(maps)
     if max_maps is not None:
         maps, lo, hi = maps[..., :max_maps], lo[:max_maps], hi[:max_maps]
-    unit = _normalize_maps(maps, lo, hi, norm)  # a new array, so to_levels may work in it
-    levels = np.moveaxis(to_levels(unit, LEVELS, overwrite=True), -1, 0)  # (K, H, W), a view
+    levels = np.moveaxis(_map_levels(maps, lo, hi, norm), -1, 0)  # (K, H, W), a view
     count, rows, cols = levels.shape
     grid_rows, grid_cols = grid_shape_for(count, rows, cols)
     factor = scale or grid_scale(rows, cols, grid_cols, MIN_MAP_TILE, MAX_MAP_TILE, (grid_cols - 1) * padding)

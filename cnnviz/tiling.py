@@ -68,9 +68,18 @@ def tile(
     if blank is not None and count < rows * cols:
         last_row, last_col = divmod(count, cols)
         out[last_row * (height + padding) :, max(0, last_col * (width + padding) - padding) :] = blank
-    for index in range(count):
-        row, col = divmod(index, cols)
-        top, left = row * (height + padding), col * (width + padding)
+    full_rows = count // cols
+    if full_rows:  # all tiles of the full rows in one copy, through a (row, y, col, x) view of their cells
+        cells = np.lib.stride_tricks.as_strided(
+            out,
+            shape=(full_rows, height, cols, width, *tiles.shape[3:]),
+            strides=(out.strides[0] * (height + padding), out.strides[0], out.strides[1] * (width + padding))
+            + out.strides[1:],
+        )
+        cells[...] = tiles[: full_rows * cols].reshape(full_rows, cols, *tiles.shape[1:]).swapaxes(1, 2)
+    for index in range(full_rows * cols, count):
+        col = index - full_rows * cols
+        top, left = full_rows * (height + padding), col * (width + padding)
         out[top : top + height, left : left + width] = tiles[index]
     return out
 

@@ -127,3 +127,24 @@ def test_prefetch_raises_the_readers_error_where_it_happened_and_stops_when_clos
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == before
+
+
+@pytest.mark.skipif(not hasattr(threading, "get_native_id") or not Path("/proc/self/task").is_dir(), reason="Linux")
+def test_drawing_threads_run_below_the_model_and_the_caller_keeps_its_priority() -> None:
+    import os
+
+    from cnnviz.runs import DRAWING_NICENESS, _yield_to_the_model
+
+    seen: list[int] = []
+
+    def drawing() -> None:
+        before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        _yield_to_the_model()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) - before)
+
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = threading.Thread(target=drawing)
+    worker.start()
+    worker.join()
+    assert seen == [DRAWING_NICENESS]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.normalize import minmax, standardize, symmetric, to_levels
+from cnnviz.normalize import minmax, range_levels, scale_range, standardize, symmetric, to_levels
 
 
 def test_minmax_per_map_and_constant_map_is_flat_zero() -> None:
@@ -59,3 +59,27 @@ def test_to_levels_rounds_clips_and_cleans_nan() -> None:
     assert to_levels(values).dtype == np.uint8
     with pytest.raises(ValueError):
         to_levels(values, 300)
+
+
+def test_range_levels_matches_the_two_step_way_but_for_exact_half_levels() -> None:
+    rng = np.random.default_rng(5)
+    maps = rng.normal(size=(30, 40, 6)).astype(np.float32) * np.array([1, 10, 1e-3, 1e4, 0, 2], np.float32)
+    lo, hi = maps.min(axis=(0, 1)), maps.max(axis=(0, 1))
+    fast = range_levels(maps, lo, hi, 252)
+    slow = to_levels(scale_range(maps, lo, hi), 252)
+    assert fast.dtype == np.uint8
+    assert int(np.abs(fast.astype(int) - slow).max()) <= 1
+    assert (fast == slow).mean() > 0.999
+    assert (fast[..., 4] == 0).all()  # the all-zero channel is flat
+    np.testing.assert_array_equal(fast.min(axis=(0, 1)), [0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(fast.max(axis=(0, 1)), [251, 251, 251, 251, 0, 251])
+
+
+def test_range_levels_with_one_range_for_all_and_with_nan() -> None:
+    values = np.array([[0.0, 2.0], [4.0, 8.0]], dtype=np.float32)
+    np.testing.assert_array_equal(range_levels(values, 0.0, 8.0, 9), [[0, 2], [4, 8]])
+    with_nan = np.array([0.0, np.nan, 1.0], dtype=np.float32)
+    nan = np.float32(np.nan)
+    np.testing.assert_array_equal(range_levels(with_nan, nan, nan, 5), [0, 0, 0])  # NaN range: nothing to scale
+    with pytest.raises(ValueError, match="levels"):
+        range_levels(values, 0.0, 8.0, 1)

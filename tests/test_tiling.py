@@ -65,3 +65,27 @@ def test_upscale_repeats_pixels() -> None:
     )
     with pytest.raises(ValueError):
         upscale(np.zeros((2, 2)), 0)
+
+
+@pytest.mark.parametrize(
+    ("count", "grid", "padding", "colour"),
+    [(7, (3, 3), 2, False), (9, (3, 3), 1, False), (5, (2, 4), 0, True), (4, (1, 4), 3, True), (3, (4, 1), 1, False)],
+)
+def test_tile_puts_every_tile_where_a_cell_by_cell_layout_would(
+    count: int, grid: tuple[int, int], padding: int, colour: bool
+) -> None:
+    # full rows are copied through a strided view in one go; the last, partial row tile by tile
+    rng = np.random.default_rng(count)
+    tiles = rng.integers(0, 200, size=(count, 4, 6, 3) if colour else (count, 4, 6), dtype=np.uint8)
+    out = tile(tiles, grid_shape=grid, padding=padding, fill=250, blank=251)
+    rows, cols = grid
+    assert out.shape[:2] == (rows * 4 + (rows - 1) * padding, cols * 6 + (cols - 1) * padding)
+    expected = np.full_like(out, 250)
+    last_row, last_col = divmod(count, cols)
+    if count < rows * cols:
+        expected[last_row * (4 + padding) :, max(0, last_col * (6 + padding) - padding) :] = 251
+    for index in range(count):
+        top, left = (index // cols) * (4 + padding), (index % cols) * (6 + padding)
+        expected[top : top + 4, left : left + 6] = tiles[index]
+    np.testing.assert_array_equal(out, expected)
+    assert out.flags.c_contiguous
