@@ -228,7 +228,20 @@ def channel_ranges(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not rows.shape[0]:
         empty = np.full(maps.shape[-1], np.nan, dtype=np.float32)
         return empty, empty
-    return rows.min(axis=0), rows.max(axis=0)
+    return _per_column(rows, np.minimum), _per_column(rows, np.maximum)
+
+
+def _per_column(rows: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """``ufunc.reduce(rows, axis=0)``, several rows at a time: numpy reduces a (pixels, 64) array one 64-value row
+    after another, five times slower than over rows of about a thousand values, so a few pixels' channels are
+    laid side by side first and folded together after."""
+    count, channels = rows.shape
+    side = max(1, 1024 // max(1, channels))
+    whole = count // side * side
+    if side == 1 or not whole:
+        return ufunc.reduce(rows, axis=0)
+    folded = ufunc.reduce(ufunc.reduce(rows[:whole].reshape(-1, side * channels), axis=0).reshape(side, channels))
+    return ufunc(folded, ufunc.reduce(rows[whole:], axis=0)) if whole < count else folded
 
 
 def dead_filters(kernels: np.ndarray, relative: float = FLAT_RELATIVE) -> np.ndarray:

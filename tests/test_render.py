@@ -11,7 +11,16 @@ from PIL import Image
 
 from cnnviz import Header, OptionError, feature_map_grid, filter_grid
 from cnnviz.marks import INDEX_FONT, label_size
-from cnnviz.render import BACKGROUND, INK, LEVELS, MIN_GRID_WIDTH, SEPARATOR, header_font_size, palette
+from cnnviz.render import (
+    BACKGROUND,
+    INK,
+    LEVELS,
+    MIN_GRID_WIDTH,
+    SEPARATOR,
+    channel_ranges,
+    header_font_size,
+    palette,
+)
 from cnnviz.text import text_mask
 from tests.conftest import VERTICAL_LINE
 
@@ -258,3 +267,21 @@ def test_the_header_text_grows_with_the_grid() -> None:
     narrow, wide = text_rows(640), text_rows(2400)
     assert header_font_size(640) == 12 and header_font_size(2400) == 28
     assert wide >= 2 * narrow  # 28 px type against 12 px
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 3), (224, 224, 64), (13, 1, 64), (1, 1, 64), (3, 1, 2000), (15, 17, 16)])
+def test_channel_ranges_equal_plain_reductions_for_any_pixel_count(shape: tuple[int, int, int]) -> None:
+    # pixels are folded in groups; counts that do not divide evenly leave a remainder that must still count
+    maps = np.random.default_rng(sum(shape)).normal(size=shape).astype(np.float32)
+    maps[-1, -1, 0] = 50.0  # in the remainder, if there is one
+    lo, hi = channel_ranges(maps)
+    np.testing.assert_array_equal(lo, maps.min(axis=(0, 1)))
+    np.testing.assert_array_equal(hi, maps.max(axis=(0, 1)))
+    assert hi[0] == 50.0
+
+
+def test_channel_ranges_carry_nan_to_its_channel_only() -> None:
+    maps = np.ones((15, 17, 16), dtype=np.float32)
+    maps[3, 4, 5] = np.nan
+    lo, hi = channel_ranges(maps)
+    assert np.isnan(lo).tolist() == np.isnan(hi).tolist() == [index == 5 for index in range(16)]
