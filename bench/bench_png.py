@@ -30,7 +30,7 @@ def main() -> None:
     rgb_image = palette_image.convert("RGB")
 
     print(f"grid {palette_image.width}x{palette_image.height}")
-    print(f"{'encoding':36} {'ms':>8} {'KiB':>8} {'time':>7} {'size':>7}")
+    print(f"{'encoding':40} {'ms':>8} {'KiB':>8} {'time':>7} {'size':>7}")
     from cnnviz import png
 
     rows = [
@@ -42,11 +42,11 @@ def main() -> None:
     ]
     for label, image, options in [
         ("P, Pillow compress_level=1", palette_image, {"compress_level": 1}),
-        ("P, compress_level=6 (default)", palette_image, {"compress_level": 6}),
-        ("P, compress_level=9", palette_image, {"compress_level": 9}),
-        ("P, optimize=True", palette_image, {"optimize": True}),
-        ("RGB, compress_level=1", rgb_image, {"compress_level": 1}),
-        ("RGB, compress_level=6 (default)", rgb_image, {"compress_level": 6}),
+        ("P, Pillow compress_level=6 (default)", palette_image, {"compress_level": 6}),
+        ("P, Pillow compress_level=9", palette_image, {"compress_level": 9}),
+        ("P, Pillow optimize=True", palette_image, {"optimize": True}),
+        ("RGB, Pillow compress_level=1", rgb_image, {"compress_level": 1}),
+        ("RGB, Pillow compress_level=6 (default)", rgb_image, {"compress_level": 6}),
     ]:
 
         def encode(image=image, options=options) -> bytes:  # type: ignore[no-untyped-def]
@@ -57,7 +57,7 @@ def main() -> None:
         rows.append((label, median_time(encode), len(encode()) / 1024))
     base_time, base_size = rows[0][1], rows[0][2]
     for label, seconds, size in rows:
-        print(f"{label:36} {seconds * 1000:8.1f} {size:8.0f} {seconds / base_time:6.2f}x {size / base_size:6.2f}x")
+        print(f"{label:40} {seconds * 1000:8.1f} {size:8.0f} {seconds / base_time:6.2f}x {size / base_size:6.2f}x")
 
     import matplotlib
 
