@@ -19,6 +19,7 @@ import click
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz import __version__
+from cnnviz.animate import DEFAULT_DURATION_MS, animate_folder
 from cnnviz.errors import CnnvizError, OptionError, brief
 from cnnviz.images import FITS
 from cnnviz.inputs import gather_inputs
@@ -644,6 +645,38 @@ def stats(
             f"Error: {len(run.failures)} of {len(inputs)} inputs failed; the statistics leave them out", err=True
         )
         sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--output", "-o", type=click.Path(file_okay=False), default=None, help="Where the GIFs go. Default: FOLDER."
+)
+@click.option(
+    "--duration",
+    type=click.IntRange(1),
+    default=DEFAULT_DURATION_MS,
+    show_default=True,
+    help="How long each frame shows, in milliseconds.",
+)
+@click.option("--verbose", is_flag=True, help="Show the traceback of an unexpected error.")
+def animate(folder: str, output: str | None, duration: int, verbose: bool) -> None:
+    """Turn grids drawn at successive steps into looping GIFs, one per grid.
+
+    FOLDER holds one folder per step (epoch_001, epoch_002, ... or step_N, batch_N), each with the same PNG
+    names inside, as a training run leaves them. FOLDER/epoch_*/filters_conv2d.png becomes
+    FOLDER/filters_conv2d.gif, FOLDER/epoch_*/cat/conv2d.png becomes FOLDER/cat/conv2d.gif.
+
+    \b
+    Examples:
+      cnnviz animate viz/
+      cnnviz animate viz/ --duration 250 -o gifs/
+    """
+    with reported_errors(verbose):
+        written = animate_folder(folder, output, duration_ms=duration)
+    click.echo(f"wrote {len(written)} GIF{'' if len(written) == 1 else 's'} in {output or folder}")
+    for path in written:
+        click.echo(f"  {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover
