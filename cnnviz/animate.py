@@ -22,7 +22,6 @@ from cnnviz.output import save_bytes
 #: Step folders: a word for the unit and a number, ``epoch_003``, ``step12``, ``batch-40``.
 STEP_FOLDER = re.compile(r"^(?:epoch|step|batch)[_-]?(\d+)$")
 DEFAULT_DURATION_MS = 500
-_WHITE = (255, 255, 255)
 
 
 def step_folders(folder: str | os.PathLike[str]) -> list[Path]:
@@ -61,7 +60,7 @@ def animate(
     height = max(picture.height for picture in pictures)
     canvases = []
     for picture in pictures:
-        canvas = Image.new("RGB", (width, height), _WHITE)
+        canvas = Image.new("RGB", (width, height), "white")
         canvas.paste(picture, (0, 0))
         canvases.append(canvas)
     buffer = io.BytesIO()
