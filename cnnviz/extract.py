@@ -165,6 +165,15 @@ def build_extractor(
     )
 
 
+def input_reader(model: Any) -> Extractor:
+    """An extractor with no layers, for reading inputs the way ``model`` takes them (:func:`load_input`,
+    :func:`load_groups`) where something else runs the model."""
+    traced = trace(model)
+    first = traced.convs[0] if traced.convs else None
+    channels_first = bool(first and first.channels_first)
+    return Extractor(None, [], input_shape(model), channels_first_input=channels_first, source_name=model.name)
+
+
 def _drawable(conv: ConvLayer) -> bool:
     return len(conv.output_shape) in (2, 3)
 
@@ -239,7 +248,7 @@ def iter_batches(
         (the paths in the batch, the activations by layer path) for each batch.
     """
     pad = neutral_padding(extractor, preprocess, fit)
-    groups = _load_groups(extractor, paths, preprocess, batch_size, size, fit, pad, on_error, data or {})
+    groups = load_groups(extractor, paths, preprocess, batch_size, size, fit, pad, on_error, data or {})
     for pending, batch in prefetch(groups) if read_ahead else groups:
         yield from _run(extractor, pending, batch, on_error)
 
@@ -252,7 +261,7 @@ def neutral_padding(extractor: Extractor, preprocess: Preprocessing, fit: str) -
     return 0.0
 
 
-def _load_groups(
+def load_groups(
     extractor: Extractor,
     paths: Sequence[ImagePath],
     preprocess: Preprocessing,
@@ -263,7 +272,11 @@ def _load_groups(
     on_error: Callable[[ImagePath, CnnvizError], None] | None,
     data: Mapping[str, bytes],
 ) -> Iterator[tuple[list[tuple[ImagePath, np.ndarray]], np.ndarray]]:
-    """Read inputs into batches of one shape and kind, each with its stacked, preprocessed array."""
+    """Read inputs (:func:`load_input`) into batches of at most ``batch_size`` of one shape and kind.
+
+    Yields:
+        ([(path, its array as read: 0..255 pixels, or a model-ready array)], the stacked, preprocessed batch).
+    """
     pending: list[tuple[ImagePath, np.ndarray]] = []
     pending_ready = False
     for path in paths:

@@ -49,10 +49,13 @@ class ConvLayer:
 
 @dataclass
 class Trace:
-    """A model replayed on a fresh input: its symbolic input and the output of every layer, by path."""
+    """A model replayed on a fresh input: its symbolic input, the output (and first input) of every layer by
+    path, and the model's own output."""
 
     input: Any
     outputs: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    output: Any = None
     layers: dict[str, Any] = field(default_factory=dict)
     convs: list[ConvLayer] = field(default_factory=list)
 
@@ -208,7 +211,7 @@ def trace(model: Any, shape: Sequence[int | None] | None = None) -> Trace:
     _check_walkable(model)
     shape = tuple(shape) if shape is not None else input_shape(model)
     result = Trace(input=keras.Input(shape=shape))
-    _replay(model, result.input, "", result, conv_classes())
+    result.output = _replay(model, result.input, "", result, conv_classes())
     return result
 
 
@@ -241,6 +244,7 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
         if path not in result.layers:
             result.layers[path] = layer
             result.outputs[path] = out
+            result.inputs[path] = args[0] if args else None
             if isinstance(layer, convs):
                 result.convs.append(_describe(path, layer, out))
         return out
@@ -263,18 +267,25 @@ def _run_channels_last(layer: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
     configuration in channels_last layout, holding the original's own weight variables: the result is the same
     computation, and changes to the model's weights show in the extractor.
     """
-    keras = keras_module()
-    ops = keras.ops
-    config = {**layer.get_config(), "data_format": "channels_last", "name": f"{layer.name}_channels_last"}
-    twin = type(layer).from_config(config)
+    ops = keras_module().ops
     moved = ops.moveaxis(x, 1, -1)
-    twin.build(moved.shape)
+    twin = layer_twin(layer, moved.shape, data_format="channels_last", name=f"{layer.name}_channels_last")
+    return ops.moveaxis(twin(moved, *args, **kwargs), -1, 1)
+
+
+def layer_twin(layer: Any, input_shape: Any, **changes: Any) -> Any:
+    """A copy of ``layer`` with some configuration ``changes`` (``activation="linear"``) that holds the original's
+    own weight variables, built for ``input_shape``: it computes with the same weights, and later changes to them
+    show in it."""
+    keras = keras_module()
+    twin = type(layer).from_config({**layer.get_config(), **changes})
+    twin.build(input_shape)
     for name, variable in list(vars(twin).items()):
         original = getattr(layer, name, None)
         if isinstance(variable, keras.Variable) and isinstance(original, keras.Variable):
             # Past Keras's tracking, which locks a built layer: the twin is never saved or trained.
             object.__setattr__(twin, name, original)
-    return ops.moveaxis(twin(moved, *args, **kwargs), -1, 1)
+    return twin
 
 
 def _describe(path: str, layer: Any, out: Any) -> ConvLayer:

@@ -61,15 +61,30 @@ class Preprocessing:
         """
         if self.zero is not None:
             return np.broadcast_to(np.asarray(self.zero, dtype=np.float32), (channels,)).copy()
-        # one-pixel pictures: black, then each channel alone at 255
-        probes = np.eye(channels + 1, channels, k=-1, dtype=np.float32)[:, None, None, :] * 255.0
-        out = self(probes)[:, 0, 0, :].astype(np.float64)
-        gain = (out[1:] - out[0]) / 255.0  # gain[i, j]: output channel j per unit of input channel i
+        gain, offset = self.affine(channels)
         try:
-            pixel = np.linalg.solve(gain.T, -out[0])
+            pixel = np.linalg.solve(gain.T, -offset)
         except np.linalg.LinAlgError:
             pixel = np.zeros(channels)
         return np.clip(pixel, 0.0, 255.0).astype(np.float32) + np.float32(0.0)  # no -0.0
+
+    def affine(self, channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """The step as ``pixels @ gain + offset``: every preprocessing here is affine per channel (a scale, an
+        offset, perhaps a change of channel order), so a black probe and one per channel at 255 determine it. Code
+        that must differentiate through preprocessing (:mod:`cnnviz.maximize`) applies it in this form.
+
+        Returns:
+            float64 ``gain`` ``(channels, channels)``: output channel j per unit of input channel i at ``[i, j]``; and
+            ``offset`` ``(channels,)``, what a black pixel becomes.
+
+        >>> gain, offset = preprocessing("vgg").affine()
+        >>> gain.round(6).tolist(), offset.round(3).tolist()
+        ([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], [-103.939, -116.779, -123.68])
+        """
+        # one-pixel pictures: black, then each channel alone at 255
+        probes = np.eye(channels + 1, channels, k=-1, dtype=np.float32)[:, None, None, :] * 255.0
+        out = self(probes)[:, 0, 0, :].astype(np.float64)
+        return (out[1:] - out[0]) / 255.0, out[0]
 
 
 def _vgg(x: np.ndarray) -> np.ndarray:

@@ -187,8 +187,9 @@ def grid_scale(rows: int, cols: int, grid_cols: int, smallest: int, largest: int
     return max(factor, min(wanted, largest // max(1, rows, cols)))
 
 
-def _map_levels(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, norm: str) -> np.ndarray:
-    """(H, W, K) maps with their per-channel minima and maxima to palette levels."""
+def map_levels(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, norm: str) -> np.ndarray:
+    """(H, W, K) maps with their per-channel minima and maxima (:func:`channel_ranges`) to palette levels,
+    0..LEVELS-1, by a normalisation of :data:`MAP_NORMS`."""
     check_norm(norm, MAP_NORMS, "feature map normalisation")
     return _MAP_LEVELS[norm](maps, lo, hi)
 
@@ -296,7 +297,7 @@ def feature_map_grid(
     lo, hi = ranges if ranges is not None else channel_ranges(maps)
     if max_maps is not None:
         maps, lo, hi = maps[..., :max_maps], lo[:max_maps], hi[:max_maps]
-    levels = np.moveaxis(_map_levels(maps, lo, hi, norm), -1, 0)  # (K, H, W), a view
+    levels = np.moveaxis(map_levels(maps, lo, hi, norm), -1, 0)  # (K, H, W), a view
     count, rows, cols = levels.shape
     grid_rows, grid_cols = grid_shape_for(count, rows, cols)
     factor = scale or grid_scale(rows, cols, grid_cols, MIN_MAP_TILE, MAX_MAP_TILE, (grid_cols - 1) * padding)
@@ -304,7 +305,7 @@ def feature_map_grid(
     if index and count and numbers_fit(tiles.shape[1], tiles.shape[2], range(count)):
         tiles = number_corners(tiles, list(range(count)), INK, BACKGROUND)
     grid = tile(tiles, grid_shape=(grid_rows, grid_cols), padding=padding, fill=SEPARATOR, blank=BACKGROUND)
-    return _compose(grid, palette(cmap), header)
+    return compose(grid, palette(cmap), header)
 
 
 #: The filter normalisations that one fixed value range can replace (``filter`` scales each filter on its own).
@@ -392,10 +393,10 @@ def filter_grid(
             raise OptionError(f"--rgb needs kernels with 3 input channels; this layer's have {unit.shape[1]}")
         patches = np.rint(np.moveaxis(unit, 1, -1)[:, None] * 255.0).astype(np.uint8)  # (F, 1, kh, kw, 3)
         grid = _filter_rows(patches, numbers, flat, scale, padding, index, _WHITE, _RESERVED_COLOURS[INK])
-        return _compose(grid, palette(cmap), header)
+        return compose(grid, palette(cmap), header)
     unit = unit[:, list(channels)] if channels is not None else unit
     grid = _filter_rows(to_levels(unit, LEVELS), numbers, flat, scale, padding, index, SEPARATOR, INK)
-    return _compose(grid, palette(cmap), header)
+    return compose(grid, palette(cmap), header)
 
 
 def _filter_rows(
@@ -433,8 +434,9 @@ def _filter_rows(
     return tile(strips, (block_rows, block_cols), gap, separator, blank=background)
 
 
-def _compose(grid: np.ndarray, entries: np.ndarray, header: Header | None) -> Picture:
-    """Put the header strip above the grid, widening whichever is narrower with background."""
+def compose(grid: np.ndarray, entries: np.ndarray, header: Header | None) -> Picture:
+    """A :class:`Picture` of ``grid`` (palette indices into ``entries``, or RGB) with the header strip above it,
+    widening whichever is narrower with background."""
     if header is None:
         return Picture(grid, None if grid.ndim == 3 else entries)
     strip = _header_strip(header, grid.shape[1])
