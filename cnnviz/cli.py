@@ -21,10 +21,12 @@ import click
 from cnnviz import __version__
 from cnnviz.animate import DEFAULT_DURATION_MS, animate_folder
 from cnnviz.errors import CnnvizError, OptionError, brief
+from cnnviz.gradcam import METHODS
 from cnnviz.images import FITS
 from cnnviz.inputs import gather_inputs
 from cnnviz.models import load_model, names_a_file
 from cnnviz.output import check_writable, model_folder, safe_name
+from cnnviz.overlay import DEFAULT_ALPHA
 from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
 from cnnviz.runs import FilterOptions, MapOptions, Report, layer_rows, render_feature_maps, render_filters
@@ -156,17 +158,19 @@ class ModelChoice:
     imports: tuple[str, ...]
     verbose: bool
 
-    def load(self, need_weights: bool = True) -> Any:
+    def load(self, need_weights: bool = True, include_top: bool = False) -> Any:
         """The Keras model (call inside :func:`reported_errors`).
 
         Args:
             need_weights: False when only the architecture matters (``layers``): a keras.applications model is
                 then built without weights, and ``--weights`` is not loaded at all.
+            include_top: build a keras.applications model with its classifier head (Grad-CAM needs the class
+                scores).
         """
-        if not need_weights:
-            weights = "none" if self.is_application else None
-            return load_model(self.model, weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
-        return load_model(self.model, self.weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
+        weights = self.weights if need_weights else ("none" if self.is_application else None)
+        return load_model(
+            self.model, weights, include_top=include_top, size=self.size, unsafe=self.unsafe, imports=self.imports
+        )
 
     def spec(self) -> Any:
         """The model as the Ray engine's workers load it: files by their full paths."""
@@ -736,6 +740,107 @@ def stats(
             f"Error: {len(run.failures)} of {len(inputs)} inputs failed; the statistics leave them out", err=True
         )
         sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option(
+    "--class",
+    "target",
+    default=None,
+    metavar="N|NAME",
+    help="The class to explain: an index or a name (tabby, 'tiger cat'). Default: each image's top class.",
+)
+@click.option(
+    "--layer",
+    "-l",
+    default=None,
+    help="The layer to explain at: any layer of 2-D maps. Default: the last conv layer with maps larger than 1x1.",
+)
+@_choice_option("--method", METHODS, "gradcam", "gradcam++ separates several objects of one class better.")
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Class names, one per line in class order. Default: ImageNet's for 1,000-class models (shipped, offline).",
+)
+@click.option("--save-raw", is_flag=True, help="Also write each heatmap as .npy, rows x cols at the input size.")
+@click.option("--cmap", default="jet", show_default=True, callback=_checked_cmap, help="The heatmap's colormap.")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_ALPHA,
+    show_default=True,
+    help="Opacity of the hottest places.",
+)
+@click.option("--no-labels", is_flag=True, help="Bare pictures, without the header strip.")
+@output_option("Folder to write into: OUTPUT/<model>/<image>/gradcam_<class>.png.")
+@reading_options
+def gradcam(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    target: str | None,
+    layer: str | None,
+    method: str,
+    labels_file: str | None,
+    save_raw: bool,
+    cmap: str,
+    alpha: float,
+    no_labels: bool,
+    output: str,
+    reading: Reading,
+) -> None:
+    """Show where a classifier looked: Grad-CAM heatmaps over images, and the model's top-5 classes.
+
+    Each picture shows the image as the model saw it, and beside it the heatmap of the class blended onto it.
+    The gradient is taken of the class's score before the model's softmax where the graph has one (a
+    softmax saturates), and the run says which. Layers of nested bases (vgg16/block5_conv3) work.
+
+    keras.applications models are loaded with their classifier head (VGG16's ImageNet weights with the head
+    are 528 MB, downloaded once); a model file must end in class scores.
+
+    \b
+    Examples:
+      cnnviz gradcam sample_images/cat.jpg
+      cnnviz gradcam sample_images/cat.jpg --class 'tiger cat' --method gradcam++
+      cnnviz gradcam photos/ --model my_classifier.keras --labels classes.txt --save-raw -o out/
+      cnnviz gradcam sample_images/ --model shapes --class circles
+    """
+    from cnnviz.gradcam_run import GradcamOptions, render_gradcam
+
+    options = GradcamOptions(
+        target=target,
+        layer=layer,
+        method=method,
+        labels_file=labels_file,
+        cmap=cmap,
+        alpha=alpha,
+        save_raw=save_raw,
+        labels=not no_labels,
+        preprocess=reading.preprocess,
+        size=choice.size if not choice.is_application else None,
+        fit=reading.fit,
+        batch_size=reading.batch_size,
+    )
+    out = model_folder(output, choice.folder, choice.source)
+    with reported_errors(choice.verbose):
+        inputs = gather_inputs(images, exclude=output)
+        check_writable(out)
+        report = render_gradcam(choice.load(include_top=True), inputs, out, options, model_label=choice.label)
+    if not reading.quiet:
+        click.echo(f"layer: {report.layer}; gradient of {report.score}")
+        if report.preprocessing is not None:
+            click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
+        value = "p" if report.probabilities else "score"
+        for result in report.results:
+            ranked = ", ".join(f"{name} {number:.3f}" for name, number in result.top)
+            click.echo(f"{result.path}: top {value}: {ranked}")
+            click.echo(f"  explained {result.target_name} (class {result.target}) -> {result.picture}")
+            if result.raw is not None:
+                click.echo(f"  raw heatmap -> {result.raw}")
+    _exit_on_failures(report.failures, report.inputs, choice.verbose)
 
 
 @main.command(context_settings=CONTEXT)

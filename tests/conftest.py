@@ -98,3 +98,54 @@ def write_image(path: Path, array: np.ndarray, **save_args) -> Path:  # type: ig
 def rgb_image(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     return write_image(tmp_path / "photo.png", rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+
+
+#: Where the bright square sits in :func:`square_picture`: rows 4-11, cols 20-27 of a 32x32 picture, off centre.
+SQUARE_AT = (slice(4, 12), slice(20, 28))
+
+
+def square_pictures(count: int, seed: int, side: int = 32, square: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Dim noise pictures, 0..255; every odd one has a bright square somewhere (label 1), the others none (0)."""
+    rng = np.random.default_rng(seed)
+    pictures = rng.uniform(0, 80, (count, side, side, 3)).astype(np.float32)
+    labels = (np.arange(count) % 2).astype(np.int32)
+    for index in np.flatnonzero(labels):
+        row, col = rng.integers(0, side - square + 1, 2)
+        pictures[index, row : row + square, col : col + square] = 255.0
+    return pictures, labels
+
+
+def square_picture(seed: int = 99) -> np.ndarray:
+    """One 32x32 noise picture with the bright square at :data:`SQUARE_AT`, ``(32, 32, 3)`` 0..255."""
+    picture = square_pictures(2, seed)[0][0]
+    picture[SQUARE_AT] = 255.0
+    return picture
+
+
+def train_square_finder(keras):  # type: ignore[no-untyped-def]
+    """A small CNN trained here, in about two seconds, to tell pictures with a bright square from those without.
+
+    It takes raw 0..255 pixels (a Rescaling layer first), and ends in a softmax over (no square, square)."""
+    keras.utils.set_random_seed(0)
+    pictures, labels = square_pictures(800, seed=0)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1.0 / 255.0, name="rescale"),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(2, activation="softmax", name="predictions"),
+        ],
+        name="square_finder",
+    )
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(pictures, labels, epochs=4, batch_size=32, verbose=0)
+    assert history.history["accuracy"][-1] > 0.95, "the square finder did not learn"
+    return model
+
+
+@pytest.fixture(scope="session")
+def square_finder(keras):  # type: ignore[no-untyped-def]
+    return train_square_finder(keras)

@@ -1,0 +1,298 @@
+"""Grad-CAM and Grad-CAM++: where in an image a classifier looked for a class.
+
+Grad-CAM (Selvaraju et al., 2017) weighs each map of a conv layer by how much the class score grows with it (the
+mean of the score's gradient over the map), sums the weighted maps and keeps the positive part. Grad-CAM++
+(Chattopadhay et al., 2018) weighs each position's gradient instead, which separates several objects of one class
+better. Both run on cnnviz's replay of the model (:mod:`cnnviz.graph`), so a layer inside a nested base
+(``vgg16/block5_conv3``) is reached like any other.
+
+The score differentiated is the class's *pre-softmax* value where the graph has one: a softmax saturates, and
+its gradient for a confident class is close to zero everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnviz._keras import keras_module
+from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, UnsupportedModel
+from cnnviz.graph import Trace, leaf_name, shape_text, trace
+from cnnviz.resample import resize_maps
+
+METHODS = ("gradcam", "gradcam++")
+#: Output activations that cnnviz looks past, to differentiate the score before them.
+_SQUASHING = ("softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Grad-CAM for a batch of images.
+
+    Attributes:
+        heatmaps: ``(N, rows, cols)`` at the model's input size, >= 0, not normalised (0 where the layer saw
+            nothing for the class).
+        layer_maps: ``(N, h, w)``, the same at the layer's own resolution.
+        classes: ``(N,)`` the class explained for each image.
+        outputs: ``(N, classes)`` the model's outputs (probabilities after a softmax).
+        layer: the layer's path.
+        score: what was differentiated, in words.
+        method: ``gradcam`` or ``gradcam++``.
+    """
+
+    heatmaps: np.ndarray
+    layer_maps: np.ndarray
+    classes: np.ndarray
+    outputs: np.ndarray
+    layer: str
+    score: str
+    method: str
+
+
+class GradCam:
+    """A Grad-CAM model over one layer: built once per input size from the model's replay, then run on batches.
+
+    Args:
+        model: a Keras classifier with one input and one output of shape ``(classes,)``; nested models are fine.
+        layer: a layer's name or path whose output is ``(rows, cols, channels)`` maps; by default the last conv
+            layer whose maps are larger than 1x1.
+        method: ``gradcam`` or ``gradcam++``.
+
+    Raises:
+        OptionError: an unknown method.
+        LayerNotFound, UnsupportedLayer: the layer does not exist or its output is not 2-D maps.
+        UnsupportedModel: the model's output is not a vector of class scores.
+    """
+
+    def __init__(self, model: Any, layer: str | None = None, method: str = "gradcam") -> None:
+        if method not in METHODS:
+            raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+        self.source = model
+        self.method = method
+        self._wanted = layer
+        self._built: dict[tuple[int | None, ...] | None, tuple[Any, str, str, bool]] = {}
+        self._free_size = None in tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else False
+        self._channels_first_input = False
+        self.layer, self.score = self._build(None)[1:3]
+
+    def _build(self, shape: tuple[int | None, ...] | None) -> tuple[Any, str, str, bool]:
+        """The Keras model from the input to (the layer's maps, the class scores, the outputs) at ``shape``."""
+        if shape in self._built:
+            return self._built[shape]
+        keras = keras_module()
+        traced = trace(self.source, shape)
+        self._channels_first_input = bool(traced.convs and traced.convs[0].channels_first)
+        path = self._choose_layer(traced)
+        output = traced.output
+        if isinstance(output, (list, tuple)) or len(output.shape) != 2:
+            shape_seen = "several outputs" if isinstance(output, (list, tuple)) else shape_text(output.shape[1:])
+            raise UnsupportedModel(
+                f"model '{self.source.name}' does not end in class scores (its output: {shape_seen}); Grad-CAM "
+                "needs a classifier. For keras.applications models cnnviz loads the classifier head."
+            )
+        scores, score = class_scores(traced)
+        channels_first = getattr(traced.layers[path], "data_format", "channels_last") == "channels_first"
+        built = (keras.Model(traced.input, [traced.outputs[path], scores, output]), path, score, channels_first)
+        self._built[shape] = built
+        return built
+
+    def _choose_layer(self, traced: Trace) -> str:
+        if self._wanted is None:
+            maps = [conv for conv in traced.convs if len(conv.output_shape) == 3 and _spatial(conv.output_shape) > 1]
+            if not maps:
+                raise UnsupportedLayer(
+                    f"model '{self.source.name}' has no conv layer with maps larger than 1x1; name one with --layer"
+                )
+            return maps[-1].path
+        try:
+            return traced.find([self._wanted])[0].path
+        except NotAConvLayer:  # any layer of 2-D maps will do: an Activation after a conv, a ResNet block's output
+            path = next(p for p in traced.layers if p == self._wanted or leaf_name(p) == self._wanted)
+            rank = len(traced.outputs[path].shape)
+            if rank != 4:
+                kind = type(traced.layers[path]).__name__
+                raise UnsupportedLayer(
+                    f"layer '{path}' is a {kind} with output {shape_text(traced.outputs[path].shape[1:])}; Grad-CAM "
+                    "needs a layer of 2-D maps (rows x cols x channels)"
+                ) from None
+            return path
+
+    def __call__(self, batch: np.ndarray, classes: Sequence[int] | int | None = None) -> Explanation:
+        """Explain a preprocessed, channels-last ``(N, rows, cols, channels)`` batch.
+
+        Args:
+            batch: model-ready inputs.
+            classes: the class to explain for each image (or one for all); each image's top class when None.
+        """
+        import tensorflow as tf
+
+        batch = np.asarray(batch, dtype=np.float32)
+        feed = np.moveaxis(batch, -1, 1) if self._channels_first_input else batch
+        model, path, score, channels_first = self._build(tuple(feed.shape[1:]) if self._free_size else None)
+        with tf.GradientTape() as tape:
+            maps, scores, outputs = model(feed, training=False)
+            chosen = _chosen_classes(classes, np.asarray(scores), len(batch))
+            target = tf.gather(scores, chosen, axis=1, batch_dims=1)
+        grads = tape.gradient(target, maps)
+        if grads is None:
+            raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
+        maps_array, grads_array = np.asarray(maps), np.asarray(grads)
+        if channels_first:
+            maps_array, grads_array = np.moveaxis(maps_array, 1, -1), np.moveaxis(grads_array, 1, -1)
+        layer_maps = cam(maps_array, grads_array, self.method)
+        rows, cols = batch.shape[1:3]
+        heatmaps = np.stack([resize_maps(one, rows, cols) for one in layer_maps]) if len(batch) else layer_maps
+        return Explanation(heatmaps, layer_maps, chosen, np.asarray(outputs), path, score, self.method)
+
+
+def _spatial(shape: tuple[int | None, ...]) -> int:
+    rows, cols = shape[0], shape[1]
+    return (rows or 2) * (cols or 2)  # a free size is larger than 1x1 on a real image
+
+
+def _chosen_classes(classes: Sequence[int] | int | None, scores: np.ndarray, count: int) -> np.ndarray:
+    if classes is None:
+        return np.argmax(scores, axis=-1).astype(np.int32)
+    chosen = np.broadcast_to(np.asarray(classes, dtype=np.int32), (count,)).copy()
+    if chosen.size and (chosen.min() < 0 or chosen.max() >= scores.shape[-1]):
+        raise OptionError(f"class {int(chosen.max())} is out of range: the model has {scores.shape[-1]} classes")
+    return chosen
+
+
+def cam(maps: np.ndarray, grads: np.ndarray, method: str = "gradcam") -> np.ndarray:
+    """Class activation maps from a layer's maps and the class score's gradient with respect to them.
+
+    Args:
+        maps: ``(N, h, w, channels)`` activations.
+        grads: the same shape: d(score)/d(maps).
+        method: ``gradcam`` (each channel weighted by its mean gradient) or ``gradcam++`` (by its positive
+            gradients, each weighted by the closed-form alpha of Chattopadhay et al.).
+
+    Returns:
+        ``(N, h, w)``, >= 0.
+
+    >>> maps = np.zeros((1, 2, 2, 2)); maps[0, 0, 0, 0] = 1.0; maps[0, 1, 1, 1] = 1.0
+    >>> grads = np.zeros((1, 2, 2, 2)); grads[..., 0] = 1.0; grads[..., 1] = -1.0
+    >>> cam(maps, grads)[0].tolist()  # channel 0 counts for the class, channel 1 against it
+    [[1.0, 0.0], [0.0, 0.0]]
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    grads = np.asarray(grads, dtype=np.float64)
+    if method == "gradcam":
+        weights = grads.mean(axis=(1, 2))
+    elif method == "gradcam++":
+        squared = grads**2
+        denominator = 2.0 * squared + maps.sum(axis=(1, 2), keepdims=True) * grads**3
+        alpha = squared / np.where(denominator != 0.0, denominator, 1.0)
+        weights = (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2))
+    else:
+        raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+    return np.maximum(np.einsum("nhwk,nk->nhw", maps, weights), 0.0).astype(np.float32)
+
+
+def class_scores(traced: Trace) -> tuple[Any, str]:
+    """The symbolic class scores to differentiate, and what they are in words.
+
+    Where the model's last layer squashes its output (a Dense or conv layer with a softmax or sigmoid activation,
+    or a Softmax / Activation layer), the scores are that layer's values before the squashing, computed by a twin
+    of the layer that shares its weights; otherwise the output itself.
+    """
+    from cnnviz.graph import layer_twin
+
+    keras = keras_module()
+    last = next((path for path, out in traced.outputs.items() if out is traced.output), None)
+    if last is None:
+        return traced.output, "the model's output (no layer to look into)"
+    layer, given = traced.layers[last], traced.inputs[last]
+    activation = _activation_name(layer)
+    if activation in _SQUASHING and given is not None:
+        if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
+            return given, f"the pre-{activation} scores (the input of layer '{last}')"
+        twin = layer_twin(layer, given.shape, activation="linear", name=f"{layer.name}_scores")
+        return twin(given), f"the pre-{activation} scores of layer '{last}'"
+    if activation is None or activation == "linear":
+        return traced.output, f"the output of layer '{last}' (no softmax at the end)"
+    return traced.output, f"the output of layer '{last}' (after its {activation}, which cnnviz cannot look past)"
+
+
+def _activation_name(layer: Any) -> str | None:
+    keras = keras_module()
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    function = getattr(layer, "activation", None)
+    if function is None:
+        return None
+    name = getattr(function, "__name__", None) or str(function)
+    return str(name).lower()
+
+
+def gradcam(
+    model: Any,
+    images: Sequence[str | os.PathLike[str]] | np.ndarray,
+    classes: Sequence[int] | int | None = None,
+    *,
+    layer: str | None = None,
+    method: str = "gradcam",
+    preprocess: str = "auto",
+    size: tuple[int, int] | None = None,
+    fit: str = "crop",
+) -> Explanation:
+    """Grad-CAM heatmaps for images, as arrays.
+
+    Args:
+        model: a Keras classifier (nested bases, legacy ``.h5`` models and softmax heads are fine).
+        images: image files, loaded and preprocessed for the model as ``featuremaps`` does, or a model-ready
+            channels-last array ``(N, rows, cols, channels)``.
+        classes: the class to explain, per image or one for all; each image's top class by default.
+        layer: the layer to explain at; by default the last conv layer with maps larger than 1x1.
+        method: ``gradcam`` or ``gradcam++``.
+        preprocess: for files, ``auto`` or a name from :data:`cnnviz.preprocess.MODES`.
+        size: for files, a (rows, cols) input size for a model of free input size.
+        fit: for files, ``crop``, ``pad`` or ``stretch`` to a fixed input size.
+
+    Returns:
+        An :class:`Explanation`; ``heatmaps`` are at the model's input size.
+
+    Raises:
+        ImageLoadError: an image cannot be read.
+        OptionError: the images come out at different sizes (a model of free input size: give ``size``).
+    """
+    explainer = GradCam(model, layer, method)
+    if isinstance(images, np.ndarray):
+        return explainer(images, classes)
+    batch = load_batch(model, images, preprocess=preprocess, size=size, fit=fit)[0]
+    return explainer(batch, classes)
+
+
+def load_batch(
+    model: Any,
+    images: Sequence[str | os.PathLike[str]],
+    *,
+    preprocess: str = "auto",
+    size: tuple[int, int] | None = None,
+    fit: str = "crop",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read images for ``model`` as ``featuremaps`` does: (the preprocessed batch, the fitted 0..255 pixels).
+
+    Raises:
+        ImageLoadError: an image cannot be read.
+        OptionError: no images, or they come out at different sizes.
+    """
+    from cnnviz.extract import input_reader, load_input, neutral_padding
+    from cnnviz.preprocess import resolve_preprocessing
+
+    if not images:
+        raise OptionError("no images given")
+    reader = input_reader(model)
+    step = resolve_preprocessing(model, preprocess)
+    pad = neutral_padding(reader, step, fit)
+    loaded = [load_input(reader, path, size, fit, pad) for path in images]
+    if len({array.shape for array, _ in loaded}) > 1:
+        raise OptionError("the images came out at different sizes (the model's input size is free); pass size=")
+    pixels = np.stack([array for array, _ in loaded])
+    ready = all(is_ready for _, is_ready in loaded)
+    return (pixels if ready else step(pixels)), pixels

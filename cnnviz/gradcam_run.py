@@ -1,0 +1,192 @@
+"""A Grad-CAM run, from a model and image files to pictures on disk: what ``cnnviz gradcam`` calls."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import CnnvizError, ForwardPassError, brief
+from cnnviz.extract import input_reader, load_groups, neutral_padding
+from cnnviz.gradcam import Explanation, GradCam
+from cnnviz.headers import format_values
+from cnnviz.images import check_fit
+from cnnviz.inputs import Input, gather_inputs
+from cnnviz.labels import class_name, class_names, resolve_class
+from cnnviz.output import safe_name, save_npy, save_png
+from cnnviz.overlay import DEFAULT_ALPHA, heatmap_picture
+from cnnviz.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.render import Header, palette
+
+
+@dataclass(frozen=True)
+class GradcamOptions:
+    """What ``gradcam`` explains and how it draws it.
+
+    Attributes:
+        target: the class to explain in every image, an index or a name (``"281"``, ``"tabby"``); each image's top
+            class when None.
+        layer: the layer to explain at; the last conv layer with maps larger than 1x1 when None.
+        method: ``gradcam`` or ``gradcam++``.
+        labels_file: class names, one per line; the ImageNet names are used for 1,000-class models without it.
+        cmap: the heatmap's colormap.
+        alpha: the opacity of the hottest places.
+        save_raw: also write each heatmap as ``.npy`` (rows x cols at the input size, not normalised).
+        labels: draw the header.
+        top: how many of the model's top classes to report per image.
+        preprocess, size, fit, batch_size: how images are read, as for ``featuremaps``.
+    """
+
+    target: str | int | None = None
+    layer: str | None = None
+    method: str = "gradcam"
+    labels_file: str | None = None
+    cmap: str = "jet"
+    alpha: float = DEFAULT_ALPHA
+    save_raw: bool = False
+    labels: bool = True
+    top: int = 5
+    preprocess: str = "auto"
+    size: tuple[int, int] | None = None
+    fit: str = "crop"
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's Grad-CAM: the class explained, the model's top classes and what was written."""
+
+    path: str
+    target: int
+    target_name: str
+    top: list[tuple[str, float]]
+    picture: Path
+    raw: Path | None
+    peak: float
+
+
+@dataclass
+class GradcamReport:
+    """What a Grad-CAM run did."""
+
+    layer: str = ""
+    score: str = ""
+    probabilities: bool = False
+    preprocessing: Preprocessing | None = None
+    results: list[ImageResult] = field(default_factory=list)
+    failures: list[tuple[str, CnnvizError]] = field(default_factory=list)
+    inputs: int = 0
+
+    @property
+    def written(self) -> list[Path]:
+        """Every file written, pictures and raw heatmaps."""
+        return [path for result in self.results for path in (result.picture, result.raw) if path is not None]
+
+
+def render_gradcam(
+    model: Any,
+    images: Sequence[str | os.PathLike[str] | Input],
+    out_dir: str | os.PathLike[str],
+    options: GradcamOptions = GradcamOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+    *,
+    model_label: str | None = None,
+) -> GradcamReport:
+    """Explain each image and write ``out_dir/<image key>/<method>_<class>.png`` (and ``.npy`` with
+    ``options.save_raw``): the image beside the heatmap blended onto it.
+
+    Raises:
+        OptionError: a bad class, labels file, colormap or fit, before any image is read.
+        LayerNotFound, UnsupportedLayer, UnsupportedModel: the layer or the model does not fit Grad-CAM.
+    """
+    check_fit(options.fit)
+    palette(options.cmap)
+    explainer = GradCam(model, options.layer, options.method)
+    reader = input_reader(model)
+    classes = int(model.outputs[0].shape[-1])
+    names = class_names(classes, options.labels_file, model.name)
+    target = None if options.target is None else resolve_class(options.target, classes, names)
+    step = resolve_preprocessing(model, options.preprocess)
+    inputs = gather_inputs(images, exclude=Path(out_dir))
+    keys = {item.path: item.key for item in inputs}
+    report = GradcamReport(explainer.layer, explainer.score, preprocessing=step, inputs=len(inputs))
+    label = model_label or model.name
+
+    def failed(path: Any, exc: CnnvizError) -> None:
+        report.failures.append((os.fspath(path), exc))
+
+    pad = neutral_padding(reader, step, options.fit)
+    groups = load_groups(reader, list(keys), step, options.batch_size, options.size, options.fit, pad, failed, {})
+    for pending, batch in groups:
+        try:
+            explained = explainer(batch, target)
+        except CnnvizError:
+            raise
+        except Exception as exc:  # TensorFlow raises its own error types from inside the graph
+            for path, _ in pending:
+                failed(path, ForwardPassError(f"{path}: the model could not run on it: {brief(exc)}"))
+            continue
+        report.probabilities = _are_probabilities(explained.outputs)
+        for index, (path, array) in enumerate(pending):
+            pixels = array if reader.takes_images and array.shape[-1] in (1, 3) else None
+            folder = Path(out_dir) / keys[os.fspath(path)]
+            result = _write_one(folder, os.fspath(path), pixels, explained, index, names, label, options)
+            report.results.append(result)
+    return report
+
+
+def _are_probabilities(outputs: np.ndarray) -> bool:
+    """Whether the model's outputs read as probabilities: in 0..1, each row summing to 1 (a softmax)."""
+    return bool(outputs.size and outputs.min() >= 0 and outputs.max() <= 1 and np.allclose(outputs.sum(-1), 1, 1e-3))
+
+
+def _write_one(
+    folder: Path,
+    path: str,
+    pixels: np.ndarray | None,
+    explained: Explanation,
+    index: int,
+    names: Sequence[str] | None,
+    label: str,
+    options: GradcamOptions,
+) -> ImageResult:
+    outputs = explained.outputs[index]
+    chosen = int(explained.classes[index])
+    order = np.argsort(-outputs, kind="stable")[: options.top]
+    top = [(class_name(int(k), names), float(outputs[k])) for k in order]
+    heatmap = explained.heatmaps[index]
+    peak = float(heatmap.max(initial=0.0))
+    name = class_name(chosen, names)
+    stem = f"{explained.method.replace('++', 'pp')}_{safe_name(name)}"
+    header = _header(label, explained, Path(path).name, chosen, name, outputs, top, peak) if options.labels else None
+    picture = heatmap_picture(pixels, heatmap, cmap=options.cmap, alpha=options.alpha, header=header)
+    written = save_png(picture, folder / f"{stem}.png")
+    raw = save_npy(heatmap, folder / f"{stem}.npy") if options.save_raw else None
+    return ImageResult(path, chosen, name, top, written, raw, peak)
+
+
+def _header(
+    label: str,
+    explained: Explanation,
+    image: str,
+    chosen: int,
+    name: str,
+    outputs: np.ndarray,
+    top: list[tuple[str, float]],
+    peak: float,
+) -> Header:
+    method = "Grad-CAM++" if explained.method == "gradcam++" else "Grad-CAM"
+    value = "p" if _are_probabilities(outputs[None]) else "score"
+    ranked = ", ".join(f"{top_name} {top_value:.3f}" for top_name, top_value in top)
+    lines = [
+        f"{label} | {method} at {explained.layer} | {image}",
+        f"explaining {name} (class {chosen}, {value} {float(outputs[chosen]):.3f}); top: {ranked}",
+        f"gradient of {explained.score}",
+    ]
+    if peak <= 0:
+        lines.append("no place in the image raises this class's score at this layer: the heatmap is empty")
+    low, high = format_values(0.0, peak)
+    return Header(lines, low, high)

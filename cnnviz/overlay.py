@@ -1,0 +1,167 @@
+"""Heat drawn over the image it came from: Grad-CAM heatmaps and feature-map overlays.
+
+A heat value h in 0..1 takes its colour from a colormap and covers the image with opacity ``alpha * h``: where
+nothing fires the photo shows through untouched, and where the layer fires hardest the colour dominates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+from cnnviz.marks import cross_out, number_corners, numbers_fit
+from cnnviz.render import (
+    LEVELS,
+    MIN_GRID_WIDTH,
+    Header,
+    Picture,
+    compose,
+    flat_ranges,
+    map_levels,
+    palette,
+    separator_colour,
+)
+from cnnviz.resample import resize_maps
+from cnnviz.tiling import grid_shape_for, tile
+
+#: How strongly the hottest places are coloured (0: not at all, 1: colour only).
+DEFAULT_ALPHA = 0.6
+#: Overlay tiles are drawn with this many pixels on their long side, whatever the input size.
+OVERLAY_TILE = 192
+#: A Grad-CAM picture shows the image at least this many pixels on its long side.
+MIN_PANEL = 320
+_BLACK, _WHITE = (0, 0, 0), (255, 255, 255)
+
+
+def blend(pixels: np.ndarray, heat: np.ndarray, cmap: str = "jet", alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """Colour ``heat`` over ``pixels``.
+
+    Args:
+        pixels: ``(rows, cols, 3)`` 0..255 (any dtype), or ``(rows, cols)`` / ``(rows, cols, 1)`` grey.
+        heat: ``(rows, cols)`` values in 0..1 (clipped).
+        cmap: a matplotlib colormap name.
+        alpha: the opacity of the colour where ``heat`` is 1.
+
+    Returns:
+        ``(rows, cols, 3)`` uint8.
+
+    >>> blend(np.zeros((1, 2, 3)), np.array([[0.0, 1.0]]), "gray", alpha=0.5).tolist()
+    [[[0, 0, 0], [128, 128, 128]]]
+    """
+    image = np.asarray(pixels, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    unit = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
+    colours = palette(cmap)[np.rint(unit * (LEVELS - 1)).astype(np.intp)].astype(np.float32)
+    opacity = (alpha * unit)[..., None]
+    return np.rint(np.clip(image * (1.0 - opacity) + colours * opacity, 0.0, 255.0)).astype(np.uint8)
+
+
+def _resized_image(pixels: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    image = np.asarray(pixels, dtype=np.float32)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.shape[:2] == (rows, cols):
+        return image
+    mode_pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    resized = Image.fromarray(mode_pixels).resize((cols, rows), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def _panel_size(rows: int, cols: int, long_side: int) -> tuple[int, int]:
+    scale = long_side / max(rows, cols)
+    return max(1, round(rows * scale)), max(1, round(cols * scale))
+
+
+def overlay_grid(
+    maps: np.ndarray,
+    pixels: np.ndarray,
+    *,
+    norm: str = "map",
+    cmap: str = "jet",
+    alpha: float = DEFAULT_ALPHA,
+    max_maps: int | None = None,
+    header: Header | None = None,
+    index: bool = True,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Picture:
+    """One image's feature maps of one layer, each upsampled and blended onto the image, as a grid.
+
+    Args:
+        maps: ``(rows, cols, channels)`` activations, channels last.
+        pixels: the image as the model saw it (fitted, before preprocessing), ``(rows, cols[, channels])`` 0..255.
+        norm: how each map becomes heat: ``map``, ``layer`` or ``standardize``, as in
+            :func:`cnnviz.render.feature_map_grid`.
+        cmap: the heat's colormap.
+        alpha: the opacity of the hottest places.
+        max_maps: draw only the first this many channels.
+        header: a text strip above the grid.
+        index: number each tile with its channel.
+        ranges: the maps' :func:`cnnviz.render.channel_ranges`, if known.
+
+    Returns:
+        An RGB :class:`Picture`; tiles are :data:`OVERLAY_TILE` pixels on their long side, flat maps crossed out.
+    """
+    from cnnviz.render import channel_ranges
+
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"overlays need 2-D maps, (rows, cols, channels); got {maps.shape}")
+    lo, hi = ranges if ranges is not None else channel_ranges(maps)
+    if max_maps is not None:
+        maps, lo, hi = maps[..., :max_maps], lo[:max_maps], hi[:max_maps]
+    image = np.asarray(pixels)
+    rows, cols = _panel_size(image.shape[0], image.shape[1], OVERLAY_TILE)
+    heat = resize_maps(map_levels(maps, lo, hi, norm).astype(np.float32) / (LEVELS - 1), rows, cols)
+    underlay = _resized_image(image, rows, cols)
+    tiles = np.stack([blend(underlay, heat[..., k], cmap, alpha) for k in range(maps.shape[-1])])
+    entries = palette(cmap)
+    separator = separator_colour(entries[:LEVELS])
+    tiles = cross_out(tiles, flat_ranges(lo, hi), separator)
+    if index and len(tiles) and numbers_fit(rows, cols, range(len(tiles))):
+        tiles = number_corners(tiles, list(range(len(tiles))), _BLACK, _WHITE)
+    grid = tile(tiles, grid_shape_for(len(tiles), rows, cols), padding=2, fill=separator, blank=_WHITE)
+    return compose(grid, entries, header)
+
+
+def heatmap_picture(
+    pixels: np.ndarray | None,
+    heatmap: np.ndarray,
+    *,
+    cmap: str = "jet",
+    alpha: float = DEFAULT_ALPHA,
+    header: Header | None = None,
+) -> Picture:
+    """A Grad-CAM picture: the image on the left and the heatmap blended onto it on the right.
+
+    Args:
+        pixels: the image as the model saw it, ``(rows, cols[, channels])`` 0..255; None for inputs that are not
+            images (the heatmap is then drawn alone, in the colormap).
+        heatmap: ``(rows, cols)`` >= 0 at the image's size; drawn relative to its maximum.
+        cmap: the heat's colormap.
+        alpha: the opacity of the hottest places.
+        header: a text strip above.
+
+    Returns:
+        An RGB :class:`Picture`, each panel at least :data:`MIN_PANEL` pixels on its long side.
+    """
+    heat = np.asarray(heatmap, dtype=np.float32)
+    peak = float(heat.max(initial=0.0))
+    unit = heat / peak if peak > 0 else np.zeros_like(heat)
+    rows, cols = heat.shape
+    factor = max(1, math.ceil(MIN_PANEL / max(rows, cols)))
+    if pixels is None:
+        panels = [palette(cmap)[np.rint(unit * (LEVELS - 1)).astype(np.intp)]]
+    else:
+        image = blend(pixels, np.zeros_like(unit), cmap, 0.0)
+        panels = [image, blend(pixels, unit, cmap, alpha)]
+    enlarged = [np.repeat(np.repeat(panel, factor, axis=0), factor, axis=1) for panel in panels]
+    grid = tile(np.stack(enlarged), (1, len(enlarged)), padding=8, fill=_WHITE)
+    wide = max(0, MIN_GRID_WIDTH - grid.shape[1])
+    if wide:
+        grid = np.concatenate([grid, np.full((grid.shape[0], wide, 3), 255, dtype=np.uint8)], axis=1)
+    return compose(grid, palette(cmap), header)
