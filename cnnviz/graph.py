@@ -194,12 +194,15 @@ def sized_input_shape(model: Any, size: Sequence[int] | None) -> tuple[int | Non
     return (shape[0], *spatial) if channels_first else (*spatial, shape[-1])
 
 
-def trace(model: Any, shape: Sequence[int | None] | None = None) -> Trace:
+def trace(model: Any, shape: Sequence[int | None] | None = None, until: str | None = None) -> Trace:
     """Replay ``model`` on a fresh input of ``shape`` (the model's own input shape by default).
 
     Args:
         model: a Functional or Sequential Keras model; nested models must be Functional or Sequential too.
         shape: the input shape without the batch axis, to fix free (None) spatial sizes.
+        until: stop after the layer of this path: the layers after it are not called, so a conv base can be
+            replayed at another input size than the dense head after it was built for. ``output`` is then
+            that layer's output.
 
     Returns:
         A :class:`Trace` whose tensors all hang off ``trace.input``.
@@ -211,8 +214,19 @@ def trace(model: Any, shape: Sequence[int | None] | None = None) -> Trace:
     _check_walkable(model)
     shape = tuple(shape) if shape is not None else input_shape(model)
     result = Trace(input=keras.Input(shape=shape))
-    result.output = _replay(model, result.input, "", result, conv_classes())
+    try:
+        result.output = _replay(model, result.input, "", result, conv_classes(), until)
+    except _Reached as reached:
+        result.output = reached.output
     return result
+
+
+class _Reached(Exception):
+    """Raised by the replay at the ``until`` layer, to stop there."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__("reached")
+        self.output = output
 
 
 def _check_walkable(model: Any) -> None:
@@ -228,7 +242,7 @@ def _check_walkable(model: Any) -> None:
         )
 
 
-def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, ...]) -> Any:
+def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, ...], until: str | None = None) -> Any:
     keras = keras_module()
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
@@ -236,7 +250,7 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
         if isinstance(layer, keras.Model):
             # Only the inputs carry over into an inlined model: its own call kwargs (training=False) are
             # superseded by the extractor's inference-mode call.
-            return _replay(layer, args[0], path + SEPARATOR, result, convs)
+            return _replay(layer, args[0], path + SEPARATOR, result, convs, until)
         if isinstance(layer, convs) and getattr(layer, "data_format", None) == "channels_first":
             out = _run_channels_last(layer, *args, **kwargs)
         else:
@@ -247,6 +261,8 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
             result.inputs[path] = args[0] if args else None
             if isinstance(layer, convs):
                 result.convs.append(_describe(path, layer, out))
+        if path == until:
+            raise _Reached(out)
         return out
 
     if isinstance(model, keras.Sequential):

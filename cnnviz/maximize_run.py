@@ -1,0 +1,110 @@
+"""A maximisation run, from a model to a grid on disk: what ``cnnviz maximize`` calls."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.headers import format_values
+from cnnviz.marks import number_corners, numbers_fit
+from cnnviz.maximize import Maximized, MaximizeOptions, Maximizer
+from cnnviz.output import safe_name, save_npy, save_png
+from cnnviz.render import Header, Picture, compose, palette
+from cnnviz.selection import parse_selection
+from cnnviz.tiling import grid_shape_for, tile, upscale
+
+#: Filters drawn when none are chosen.
+DEFAULT_FILTERS = 16
+#: Images are enlarged to at least this many pixels on a side in the grid.
+MIN_TILE = 96
+_WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
+
+
+@dataclass
+class MaximizeReport:
+    """What a maximisation run did."""
+
+    result: Maximized | None = None
+    written: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def maximize_picture(result: Maximized, label: str, options: MaximizeOptions, labels: bool = True) -> Picture:
+    """The images as a numbered RGB grid, in filter order, with a header naming the settings."""
+    images = np.rint(np.clip(result.images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    factor = max(1, -(-MIN_TILE // images.shape[1]))
+    tiles = upscale(images, factor, axes=(1, 2))
+    if numbers_fit(tiles.shape[1], tiles.shape[2], result.filters):
+        tiles = number_corners(tiles, result.filters, _BLACK, _WHITE)
+    grid = tile(tiles, grid_shape_for(len(tiles), tiles.shape[1], tiles.shape[2]), padding=2, fill=_WHITE)
+    header = None
+    if labels:
+        low, high = format_values(float(result.activations.min()), float(result.activations.max()))
+        header = Header(
+            [
+                f"{label} | maximize {result.layer} | filters {_span(result.filters)}",
+                options.described,
+                f"mean activation reached: {low} to {high}",
+            ],
+            colorbar=False,
+        )
+    return compose(grid, palette("gray"), header)
+
+
+def _span(filters: list[int]) -> str:
+    if filters == list(range(filters[0], filters[-1] + 1)) and len(filters) > 2:
+        return f"{filters[0]}-{filters[-1]}"
+    return ",".join(str(index) for index in filters)
+
+
+def render_maximize(
+    model: Any,
+    layer: str,
+    out_dir: str | os.PathLike[str],
+    options: MaximizeOptions = MaximizeOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+    *,
+    filters: str | None = None,
+    preprocess: str = "auto",
+    save_raw: bool = False,
+    labels: bool = True,
+    model_label: str | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> MaximizeReport:
+    """Optimise an image for each chosen filter of ``layer`` and write them as one grid,
+    ``out_dir/maximize_<layer>.png`` (and the images as ``.npy``, ``(F, size, size, channels)`` in 0..1, with
+    ``save_raw``).
+
+    Args:
+        filters: a selection such as ``0:16`` or ``1,5,9``; the first :data:`DEFAULT_FILTERS` when None.
+        progress: called after each step with (filter-steps just done, all filter-steps of the run).
+
+    Raises:
+        OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel: before any work.
+    """
+    report = MaximizeReport()
+    maximizer = Maximizer(model, layer, options, preprocess)
+    total = maximizer.filters
+    if filters is None:
+        chosen = list(range(min(DEFAULT_FILTERS, total)))
+        if total > len(chosen):
+            report.notes.append(
+                f"drawing filters 0-{len(chosen) - 1} of {total}; choose others with --filters, e.g. 16:32"
+            )
+    else:
+        chosen = parse_selection(filters, total, "filter")
+    total_steps = len(chosen) * options.steps
+    result = maximizer(chosen, None if progress is None else (lambda done: progress(done, total_steps)))
+    report.result = result
+    picture = maximize_picture(result, model_label or model.name, options, labels)
+    target = Path(out_dir) / f"maximize_{safe_name(result.layer)}.png"
+    report.written.append(save_png(picture, target))
+    if save_raw:
+        report.written.append(save_npy(result.images, target.with_suffix(".npy")))
+    return report
