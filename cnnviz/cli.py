@@ -24,12 +24,22 @@ from cnnviz.errors import CnnvizError, OptionError, brief
 from cnnviz.gradcam import METHODS
 from cnnviz.images import FITS
 from cnnviz.inputs import gather_inputs
+from cnnviz.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
+from cnnviz.maximize_run import DEFAULT_FILTERS
 from cnnviz.models import load_model, names_a_file
 from cnnviz.output import check_writable, model_folder, safe_name
 from cnnviz.overlay import DEFAULT_ALPHA
 from cnnviz.preprocess import MODES
 from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
-from cnnviz.runs import FilterOptions, MapOptions, Report, layer_rows, render_feature_maps, render_filters
+from cnnviz.runs import (
+    DEFAULT_OVERLAY_MAPS,
+    FilterOptions,
+    MapOptions,
+    Report,
+    layer_rows,
+    render_feature_maps,
+    render_filters,
+)
 from cnnviz.selection import check_selection
 from cnnviz.stats import DEFAULT_RARE
 from cnnviz.zoo import APPLICATIONS
@@ -535,6 +545,12 @@ def filters(
     is_flag=True,
     help="Leave out images whose grids the manifest lists and that are on disk: continues an interrupted run.",
 )
+@click.option(
+    "--overlay",
+    is_flag=True,
+    help="Blend each map, upsampled, onto the image, to show where each filter fires: <layer>_overlay.png "
+    f"(up to {DEFAULT_OVERLAY_MAPS} maps a layer unless --max-maps says).",
+)
 @reading_options
 @engine_options
 @_view_options(MAP_NORMS, "map")
@@ -545,6 +561,7 @@ def featuremaps(
     max_maps: int | None,
     save_raw: bool,
     skip_existing: bool,
+    overlay: bool,
     reading: Reading,
     engine: Engine,
     view: View,
@@ -566,6 +583,7 @@ def featuremaps(
       cnnviz featuremaps sample_images/cat.jpg --model shapes
       cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer 'block5_*'
       cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
+      cnnviz featuremaps sample_images/cat.jpg --layer block3_conv1 --overlay --max-maps 16
       cnnviz featuremaps 'data/**/*.png' --model shapes --skip-existing -q    # in CI, resumable
       cnnviz featuremaps images/ --layer block1_conv1 --engine ray -o /shared/out/   # on Ray
     """
@@ -584,10 +602,13 @@ def featuremaps(
         fit=reading.fit,
         index=not view.no_index,
         skip_existing=skip_existing,
+        overlay=overlay,
     )
     out = model_folder(view.output, choice.folder, choice.source)
     manifest = out / "manifest.json"
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
+        if overlay and engine.engine == "ray":
+            raise OptionError("--overlay runs with --engine local")
         inputs = engine.find(images, exclude=view.output)
         check_writable(out)
         if engine.engine == "ray":
@@ -743,6 +764,117 @@ def stats(
 
 
 @main.command(context_settings=CONTEXT)
+@model_options
+@click.option("--layer", "-l", required=True, help="The conv layer whose filters to draw (see 'cnnviz layers').")
+@click.option(
+    "--filters",
+    "filter_spec",
+    default=None,
+    callback=_selection_checker("filter"),
+    help=f"Filters to draw, e.g. 0:64 or 1,5,9 (default: the first {DEFAULT_FILTERS}).",
+)
+@click.option(
+    "--steps", type=click.IntRange(1), default=DEFAULT_STEPS, show_default=True, help="Gradient-ascent steps."
+)
+@click.option(
+    "--image-size",
+    "image_size",
+    type=click.IntRange(8, 1024),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="The side of each image, in pixels.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same images.")
+@_choice_option(
+    "--param",
+    PARAMETRIZATIONS,
+    "fourier",
+    "fourier: a scaled spectrum with decorrelated colours (legible); pixel: plain pixels, as most tutorials do.",
+)
+@click.option("--no-transforms", is_flag=True, help="No random jitter, scale and rotation between steps.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Filters optimised together.")
+@click.option(
+    "--save-raw", is_flag=True, help="Also write the images as .npy, (filters, size, size, channels) in 0..1."
+)
+@click.option("--no-labels", is_flag=True, help="A bare grid, without the header strip.")
+@_choice_option("--preprocess", MODES, "auto", "How pixels are prepared for the model, as for featuremaps.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@output_option("Folder to write into: OUTPUT/<model>/maximize_<layer>.png.")
+def maximize(
+    choice: ModelChoice,
+    layer: str,
+    filter_spec: str | None,
+    steps: int,
+    image_size: int,
+    seed: int,
+    param: str,
+    no_transforms: bool,
+    batch_size: int,
+    save_raw: bool,
+    no_labels: bool,
+    preprocess: str,
+    quiet: bool,
+    output: str,
+) -> None:
+    """Draw what each filter of a conv layer responds to: an image per filter, found by gradient ascent.
+
+    Each image starts as faint noise and is changed, step by step, to make its filter's mean activation as large
+    as it can. By default the image lives in Fourier space with decorrelated colours, and every step sees it
+    jittered, scaled and rotated a little (Lucid's recipe), which gives patterns a person can read rather than
+    high-frequency noise. All chosen filters are optimised together in batches by one compiled step; the same
+    --seed gives the same picture, byte for byte.
+
+    This is gradient work through the network: on a CPU, VGG16's block5 takes about a second per filter and
+    step at 128 pixels, so start with a few filters and steps. Nested layers (vgg16/block5_conv1) work.
+
+    \b
+    Examples:
+      cnnviz maximize --model shapes --layer shapes
+      cnnviz maximize --layer block4_conv1 --filters 0:8 --steps 64
+      cnnviz maximize --model my_model.keras --layer vgg16/block5_conv1 --filters 1,5,9 --seed 3
+      cnnviz maximize --model shapes --layer edges --param pixel --no-transforms   # the naive way, to compare
+    """
+    from cnnviz.maximize import MaximizeOptions
+    from cnnviz.maximize_run import render_maximize
+
+    options = MaximizeOptions(steps=steps, size=image_size, seed=seed, parametrization=param, batch_size=batch_size)
+    if no_transforms:
+        options = dataclasses.replace(options, jitter=0, scale=0.0, rotate=0.0)
+    out = model_folder(output, choice.folder, choice.source)
+    with reported_errors(choice.verbose), _progress(0, quiet) as bar:
+        check_writable(out)
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.unit = "filter-step"
+            bar.update(done)
+
+        report = render_maximize(
+            choice.load(),
+            layer,
+            out,
+            options,
+            filters=filter_spec,
+            preprocess=preprocess,
+            save_raw=save_raw,
+            labels=not no_labels,
+            model_label=choice.label,
+            progress=advance,
+        )
+    if quiet:
+        return
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.result is not None:
+        reached = ", ".join(
+            f"{f}: {v:.3g}" for f, v in zip(report.result.filters, report.result.activations, strict=True)
+        )
+        click.echo(f"{report.result.layer}: mean activation reached per filter: {reached}")
+    for path in report.written:
+        click.echo(f"wrote {path}")
+
+
+@main.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
 @click.option(
@@ -841,6 +973,58 @@ def gradcam(
             if result.raw is not None:
                 click.echo(f"  raw heatmap -> {result.raw}")
     _exit_on_failures(report.failures, report.inputs, choice.verbose)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option("--no-gradcam", is_flag=True, help="Leave Grad-CAM out (for models that do not end in class scores).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    default="cnnviz_report",
+    show_default=True,
+    help="The report's folder: index.html and its pictures.",
+)
+@reading_options
+def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, output: str, reading: Reading) -> None:
+    """Write one static HTML page about a model and images: OUTPUT/index.html.
+
+    The page holds the conv-layer table, Grad-CAM for each image, and for every conv layer its filters, its
+    dead-filter statistics over the images and its feature maps for each image (up to 64 maps a layer). It needs
+    no server and nothing from the network: open it in a browser, or zip the folder and send it. Pictures load as
+    you scroll, and an index on the left leads to each layer.
+
+    keras.applications models are loaded with their classifier head, for Grad-CAM (VGG16's ImageNet weights
+    with the head are 528 MB, downloaded once; --weights none works offline).
+
+    \b
+    Examples:
+      cnnviz report sample_images/ --model shapes -o report/
+      cnnviz report sample_images/cat.jpg -o report/
+      cnnviz report photos/ --model my_model.keras --no-gradcam
+    """
+    from cnnviz.report import write_report
+
+    with reported_errors(choice.verbose):
+        check_writable(output)
+        result = write_report(
+            choice.load(include_top=not no_gradcam),
+            gather_inputs(images, exclude=output),
+            output,
+            model_label=choice.label,
+            weights=choice.weights_kind,
+            preprocess=reading.preprocess,
+            fit=reading.fit,
+            batch_size=reading.batch_size,
+            gradcam=not no_gradcam,
+        )
+    if not reading.quiet:
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        click.echo(f"wrote {result.page} with {result.pictures} pictures")
+    _exit_on_failures(result.failures, len(images), choice.verbose)
 
 
 @main.command(context_settings=CONTEXT)

@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError, LayerNotFound
-from cnnviz.extract import Extractor, build_extractor, iter_batches
+from cnnviz.errors import CnnvizError, LayerNotFound, OptionError
+from cnnviz.extract import Extractor, build_extractor, iter_batches, load_input, neutral_padding
 from cnnviz.filters import layer_kernels
 from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.headers import filter_header, map_header
 from cnnviz.images import check_fit
 from cnnviz.inputs import Input, gather_inputs
 from cnnviz.output import read_manifest, safe_name, save_manifest, save_npy, save_png
+from cnnviz.overlay import overlay_grid
 from cnnviz.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.render import (
     FILTER_NORMS,
@@ -72,6 +73,12 @@ class MapOptions:
     fit: str = "crop"
     index: bool = True
     skip_existing: bool = False
+    overlay: bool = False
+
+
+#: Overlay grids draw each map at the image's size, so big layers are cut to this many maps unless ``max_maps``
+#: says otherwise.
+DEFAULT_OVERLAY_MAPS = 64
 
 
 def _check_choices(norm: str, norms: tuple[str, ...], what: str, cmap: str) -> None:
@@ -167,8 +174,9 @@ def render_feature_maps(
             )
             for batch_paths, maps in batches:
                 for index, path in enumerate(os.fspath(p) for p in batch_paths):
+                    pixels = plan.pixels(path) if drawn.overlay else None
                     for conv in extractor.layers:
-                        args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn)
+                        args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn, pixels)
                         jobs.append((path, conv, pool.submit(write_maps, *args)))
                 # The previous batch's drawings finish while the model runs on the next one; no more wait.
                 while len(jobs) > len(batch_paths) * len(extractor.layers):
@@ -205,6 +213,13 @@ class MapPlan:
     options: MapOptions
     notes: tuple[str, ...] = ()
 
+    def pixels(self, path: str) -> np.ndarray | None:
+        """An image as the model saw it, fitted but not preprocessed, for overlays; None for a ``.npy`` input."""
+        fit = self.options.fit if self.options.fit != "none" else "crop"
+        pad = neutral_padding(self.extractor, self.preprocessing, fit)
+        array, ready = load_input(self.extractor, path, self.options.size, fit, pad)
+        return None if ready or array.shape[-1] not in (1, 3) else array
+
 
 def plan_maps(model: Any, options: MapOptions) -> MapPlan:
     """Check ``options`` and build the extractor and preprocessing of a feature-map run.
@@ -218,10 +233,20 @@ def plan_maps(model: Any, options: MapOptions) -> MapPlan:
     sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
     step = resolve_preprocessing(model, options.preprocess)
     fitted = extractor.takes_images and (options.size is not None or None not in extractor.spatial_size)
-    notes = tuple(
+    notes = [
         f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps" for conv in extractor.skipped
-    )
-    return MapPlan(extractor, step, replace(options, fit=options.fit if fitted else "none"), notes)
+    ]
+    if options.overlay:
+        if not extractor.takes_images:
+            raise OptionError("--overlay draws maps over images; this model takes arrays (.npy), not images")
+        widest = max(int(conv.output_shape[-1] or 0) for conv in extractor.layers)
+        if options.max_maps is None and widest > DEFAULT_OVERLAY_MAPS:
+            options = replace(options, max_maps=DEFAULT_OVERLAY_MAPS)
+            notes.append(
+                f"overlays: drawing maps 0-{DEFAULT_OVERLAY_MAPS - 1} of layers with more (up to {widest}); "
+                "choose with --max-maps"
+            )
+    return MapPlan(extractor, step, replace(options, fit=options.fit if fitted else "none"), tuple(notes))
 
 
 def image_record(folder: str, plan: MapPlan) -> dict[str, Any]:
@@ -291,13 +316,25 @@ def update_manifest(
 
 
 def write_maps(
-    folder: Path, conv: ConvLayer, activation: np.ndarray, image: str, label: str, options: MapOptions
+    folder: Path,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image: str,
+    label: str,
+    options: MapOptions,
+    pixels: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Draw and write one image's grid for one layer into ``folder``; returns its manifest record and the files
-    written."""
+    written. With ``options.overlay`` and the image's ``pixels`` (2-D maps only), each map is blended onto the
+    image, into ``<layer>_overlay.png``."""
     ranges = channel_ranges(activation)
-    picture = map_picture(label, conv, activation, Path(image).name, options, ranges)
-    target = folder / f"{safe_name(conv.path)}.png"
+    overlaid = False
+    if options.overlay and pixels is not None and activation.ndim == 3:
+        picture = overlay_picture(label, conv, activation, Path(image).name, options, pixels, ranges)
+        overlaid = True
+    else:
+        picture = map_picture(label, conv, activation, Path(image).name, options, ranges)
+    target = folder / f"{safe_name(conv.path)}{'_overlay' if overlaid else ''}.png"
     written = [save_png(picture, target)]
     record: dict[str, Any] = {
         "png": str(target),
@@ -306,8 +343,10 @@ def write_maps(
         "min": float(ranges[0].min()),
         "max": float(ranges[1].max()),
     }
+    if overlaid:
+        record["overlay"] = True
     if options.save_raw:
-        written.append(save_npy(activation, target.with_suffix(".npy")))
+        written.append(save_npy(activation, folder / f"{safe_name(conv.path)}.npy"))
         record["npy"] = str(written[-1])
     return record, written
 
@@ -351,6 +390,44 @@ def map_picture(
         cmap=options.cmap,
         max_maps=options.max_maps,
         scale=options.scale,
+        header=header,
+        index=options.index,
+        ranges=ranges,
+    )
+
+
+def overlay_picture(
+    label: str,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image_name: str,
+    options: MapOptions,
+    pixels: np.ndarray,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Picture:
+    """One image's feature maps of one layer blended onto the image (:func:`cnnviz.overlay.overlay_grid`), with
+    the feature-map header and a line saying how to read it, unless ``options.labels`` is off."""
+    ranges = ranges if ranges is not None else channel_ranges(activation)
+    header = None
+    if options.labels:
+        base = map_header(
+            label,
+            conv,
+            activation,
+            image_name,
+            norm=options.norm,
+            max_maps=options.max_maps,
+            fit=options.fit,
+            ranges=ranges,
+        )
+        note = "each map upsampled onto the image: colour where the filter fires, the photo where it does not"
+        header = replace(base, lines=[*base.lines, note])
+    return overlay_grid(
+        activation,
+        pixels,
+        norm=options.norm,
+        cmap=options.cmap,
+        max_maps=options.max_maps,
         header=header,
         index=options.index,
         ranges=ranges,
