@@ -149,7 +149,14 @@ class Maximizer:
         self.conv: ConvLayer = conv
         self.channels = int(channels)
         self.options = options
-        before, self._activation = _before_activation(traced, conv)
+        # A plain Conv2D is computed here for the chosen filters only (the model stops at its input): a batch of 8
+        # images needs 8 of block5_conv1's 512 filters, which saves about 7% of VGG16's step. Other layers run
+        # whole, through a twin without their activation.
+        self._direct = _plain_conv2d(conv)
+        if self._direct:
+            before, self._activation = traced.inputs[conv.path], conv.layer.activation
+        else:
+            before, self._activation = _before_activation(traced, conv)
         self.model = keras.Model(traced.input, before, name="cnnviz_maximizer")
         gain, offset = resolve_preprocessing(model, preprocess).affine(self.channels)
         self._gain, self._offset = gain.astype(np.float32), offset.astype(np.float32)
@@ -244,9 +251,20 @@ class Maximizer:
         pixels = tf.tensordot(images * 255.0, self._gain, axes=1) + self._offset
         if self.channels_first_input:
             pixels = tf.transpose(pixels, [0, 3, 1, 2])
-        maps = self.model(pixels, training=False)
-        if activated:
-            maps = self._activation(maps)
+        outputs = self.model(pixels, training=False)
+        if self._direct:
+            layer = self.conv.layer
+            kernel = tf.gather(tf.convert_to_tensor(layer.kernel), targets, axis=3)
+            maps = tf.nn.conv2d(
+                outputs, kernel, list(layer.strides), layer.padding.upper(), dilations=list(layer.dilation_rate)
+            )
+            if layer.use_bias:
+                maps += tf.gather(tf.convert_to_tensor(layer.bias), targets)
+            if activated:
+                maps = self._activation(maps)
+            # image i against filter i: the diagonal of (batch, filters)
+            return tf.linalg.diag_part(tf.reduce_mean(maps, axis=[1, 2]))
+        maps = self._activation(outputs) if activated else outputs
         means = tf.reduce_mean(maps, axis=[2, 3] if self.conv.channels_first else [1, 2])  # (batch, filters)
         return tf.gather(means, targets, axis=1, batch_dims=1)
 
@@ -274,6 +292,14 @@ class Maximizer:
         # Not XLA: on CPUs TensorFlow's own kernels (oneDNN) ran VGG16's step faster (bench/bench_maximize.py:
         # 1.33x the bare loop's time with jit_compile=True), and the image transform has no XLA kernel.
         return tf.function(step, reduce_retracing=True)
+
+
+def _plain_conv2d(conv: ConvLayer) -> bool:
+    """Whether the layer is a plain Conv2D (channels last, one group) that :meth:`Maximizer._objective` can
+    compute for chosen filters alone."""
+    keras = keras_module()
+    layer = conv.layer
+    return type(layer) is keras.layers.Conv2D and not conv.channels_first and getattr(layer, "groups", 1) == 1
 
 
 def _before_activation(traced: Trace, conv: ConvLayer) -> tuple[Any, Callable[[Any], Any]]:

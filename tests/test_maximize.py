@@ -131,3 +131,37 @@ def test_cli_writes_a_numbered_grid_with_the_settings_in_its_header(keras, tmp_p
     assert body.shape[1] >= 2 * 96 + 2
     expected = np.rint(raw[1] * 255).astype(np.uint8)
     np.testing.assert_array_equal(body[40::4, 98 + 0 : 98 + 96 : 4], expected[10:])  # below the number's box
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"padding": "valid"},
+        {"padding": "same", "strides": 2},
+        {"padding": "valid", "dilation_rate": 2},
+        {"padding": "same", "use_bias": False, "activation": "tanh"},
+    ],
+)
+def test_the_chosen_filters_alone_give_what_the_whole_layer_gives(keras, settings: dict) -> None:  # type: ignore[no-untyped-def, type-arg]
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((20, 20, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="first"),
+            keras.layers.Conv2D(6, 3, name="target", **{"activation": "relu", **settings}),
+        ],
+        name="two",
+    )
+    model.get_layer("target").set_weights([w + 0.1 for w in model.get_layer("target").get_weights()])
+    direct = Maximizer(model, "target", MaximizeOptions(size=20), preprocess="scale255")
+    assert direct._direct  # the filters alone, computed by cnnviz
+    images = np.random.default_rng(0).uniform(size=(3, 20, 20, 3)).astype(np.float32)
+    targets = [5, 0, 2]
+
+    reached = direct._objective(tf.constant(images), tf.constant(targets), activated=True).numpy()
+
+    # the whole layer, by Keras, on the same pixels (scale255 of images * 255 is the images themselves)
+    means = np.asarray(model(images)).mean(axis=(1, 2))
+    np.testing.assert_allclose(reached, means[np.arange(3), targets], rtol=1e-5, atol=1e-6)
