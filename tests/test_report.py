@@ -1,0 +1,132 @@
+"""``cnnviz report``: the page's content, and the page in a real headless Chromium (Debian's ``chromium``):
+it renders, its console shows no errors, every picture loads, and a screenshot is taken."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnviz.cli import main
+from tests.conftest import square_picture
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Headless, offline and quiet: no first-run, sync, component or background network of Chromium's own.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+@pytest.fixture(scope="module")
+def report(square_finder, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """A report on the square finder for two pictures, one with an awkward name."""
+    root = tmp_path_factory.mktemp("report")
+    model = root / "finder.keras"
+    square_finder.save(model)
+    pictures = root / "pictures"
+    pictures.mkdir()
+    Image.fromarray(square_picture().astype(np.uint8)).save(pictures / "square.png")
+    Image.fromarray(square_picture(seed=5)[::-1].astype(np.uint8)).save(pictures / "a <b> & 'c'.png")
+    result = CliRunner().invoke(main, ["report", str(pictures), "--model", str(model), "-o", str(root / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"wrote {root / 'out' / 'index.html'} with 10 pictures"
+    return root / "out" / "index.html"
+
+
+def test_the_page_holds_every_section_with_relative_escaped_links(report: Path) -> None:
+    text = report.read_text()
+
+    sources = re.findall(r'<img src="([^"]+)"', text)
+    # per layer (conv1, conv2): filters, a statistics chart, the maps of 2 pictures; and 2 Grad-CAM pictures
+    assert len(sources) == 10
+    assert all(not src.startswith(("/", "http", "file:")) for src in sources)
+    assert all((report.parent / unquote(html.unescape(src))).is_file() for src in sources)
+    assert "a &lt;b&gt; &amp; &#x27;c&#x27;.png" in text and "a <b>" not in text  # the awkward name, escaped
+    assert text.count('loading="lazy"') == 10
+    assert '<a href="#layer-0">conv1</a>' in text and '<a href="#layer-1">conv2</a>' in text
+    assert "8 filters over 2 images: " in text and "16 filters over 2 images: " in text
+    assert "Where the model looks: Grad-CAM" in text and "square.png: class 1 (top: class 1 0.9" in text
+    assert "http://" not in text and "https://" not in text  # nothing from the network
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
+def test_chromium_renders_the_page_with_every_picture_and_no_console_errors(report: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    profile = tmp_path / "profile"
+    url = report.resolve().as_uri()
+    # A window tall enough that every lazily loaded picture is in view and loads.
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--window-size=1280,12000",
+            "--virtual-time-budget=10000",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []
+    body = re.search(r"<body([^>]*)>", dom.stdout)
+    assert body is not None
+    assert 'data-loaded="10"' in body.group(1) and 'data-missing="0"' in body.group(1)
+
+    shot = tmp_path / "report.png"
+    taken = subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--window-size=1280,900",
+            f"--screenshot={shot}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (900, 1280, 3)
+    # the index on the left is grey-backed, the main column white: the layout rendered, not a blank page
+    assert tuple(pixels[450, 40]) == (247, 248, 250) and tuple(pixels[890, 900]) == (255, 255, 255)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text and pictures
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
+def test_a_missing_picture_is_counted_and_outlined(report: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    moved = tmp_path / "moved.html"
+    shutil.copy(report, moved)  # the page without its folders: every picture is missing
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--window-size=1280,12000"]
+        + ["--virtual-time-budget=10000", "--dump-dom", moved.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert re.search(r'<body[^>]*data-missing="10"', dom.stdout)
+    assert dom.stdout.count('class="missing"') == 10
