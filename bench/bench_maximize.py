@@ -92,7 +92,7 @@ def main() -> None:
         "cnnviz, plain": lambda: cnnviz_run(model, filters, args.size, args.steps, plain=True),
     }
     try:
-        import xplique  # noqa: F401
+        import xplique.features_visualizations  # noqa: F401 - its feature visualisation, with all it needs
 
         settings["xplique"] = lambda: xplique_run(model, filters, args.size, args.steps)
     except ImportError:

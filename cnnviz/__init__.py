@@ -7,6 +7,10 @@ first used.
 
 from typing import Any
 
+#: Before the imports below: modules that name the version (the report's footer) import it from here.
+__version__ = "0.1.0"
+
+
 from cnnviz.animate import animate, animate_folder
 from cnnviz.errors import (
     CnnvizError,
@@ -23,15 +27,17 @@ from cnnviz.errors import (
 )
 from cnnviz.extract import Extractor, build_extractor, feature_maps
 from cnnviz.filters import layer_kernels
+from cnnviz.gradcam import Explanation, GradCam, gradcam
 from cnnviz.graph import ConvLayer, conv_layers
 from cnnviz.images import load_image
+from cnnviz.maximize import Maximized, MaximizeOptions, Maximizer, maximize
 from cnnviz.models import load_model
 from cnnviz.output import save_png
+from cnnviz.overlay import overlay_grid
 from cnnviz.render import Header, Picture, feature_map_grid, filter_grid
+from cnnviz.report import write_report
 from cnnviz.runs import FilterOptions, MapOptions, render_feature_maps, render_filters
 from cnnviz.stats import LayerStats, filter_stats
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
@@ -46,13 +52,18 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CnnvizError",
     "ConvLayer",
+    "Explanation",
     "Extractor",
     "FilterOptions",
+    "GradCam",
     "Header",
     "ImageLoadError",
     "LayerNotFound",
     "LayerStats",
     "MapOptions",
+    "MaximizeOptions",
+    "Maximized",
+    "Maximizer",
     "ModelLoadError",
     "ModelRunError",
     "NotAConvLayer",
@@ -72,10 +83,14 @@ __all__ = [
     "feature_maps",
     "filter_grid",
     "filter_stats",
+    "gradcam",
     "layer_kernels",
     "load_image",
     "load_model",
+    "maximize",
+    "overlay_grid",
     "render_feature_maps",
     "render_filters",
     "save_png",
+    "write_report",
 ]

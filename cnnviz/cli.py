@@ -248,7 +248,8 @@ class ModelChoice:
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="cnnviz")
 def main() -> None:
-    """See what a convolutional network has learned: filters and feature maps as PNG grids.
+    """See what a convolutional network has learned: filters, feature maps, what filters respond to and where the
+    model looks, as PNG grids and one HTML report.
 
     \b
     Examples:
@@ -256,6 +257,9 @@ def main() -> None:
       cnnviz layers                                             # the conv layers of VGG16
       cnnviz filters --layer block5_conv1                       # VGG16's learned kernels
       cnnviz featuremaps photos/ --model my_model.keras -o out/
+      cnnviz maximize --model shapes --layer shapes             # what each filter responds to
+      cnnviz gradcam sample_images/cat.jpg                      # where VGG16 looks, and its top-5 classes
+      cnnviz report sample_images/ --model shapes -o report/    # everything on one page
 
     Run 'cnnviz COMMAND -h' for a command's options.
     """
@@ -821,11 +825,12 @@ def maximize(
     Each image starts as faint noise and is changed, step by step, to make its filter's mean activation as large
     as it can. By default the image lives in Fourier space with decorrelated colours, and every step sees it
     jittered, scaled and rotated a little (Lucid's recipe), which gives patterns a person can read rather than
-    high-frequency noise. All chosen filters are optimised together in batches by one compiled step; the same
+    high-frequency noise. All chosen filters are optimised together in batches by one traced step; the same
     --seed gives the same picture, byte for byte.
 
-    This is gradient work through the network: on a CPU, VGG16's block5 takes about a second per filter and
-    step at 128 pixels, so start with a few filters and steps. Nested layers (vgg16/block5_conv1) work.
+    This is gradient work through the network: on 2 CPU cores VGG16's block5_conv1 takes about 0.09 s per filter
+    and step at 128 pixels (8 filters x 64 steps: 45 s), so start with a few. Nested layers (vgg16/block5_conv1)
+    work.
 
     \b
     Examples:

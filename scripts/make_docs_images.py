@@ -59,6 +59,54 @@ def training_gif(target: Path, epochs: int = 12, every: int = 2, pictures: int =
         shutil.copyfile(Path(scratch) / "filters_edges.gif", target)
 
 
+def _save_small(picture: object, target: Path, colours: int = 128) -> None:
+    """Write an RGB picture (a cnnviz Picture or a PNG file's path) as a palette PNG of ``colours`` colours: photos
+    and optimised images would otherwise take several hundred KB each of the README's 1 MB."""
+    from PIL import Image
+
+    image = Image.open(picture).convert("RGB") if isinstance(picture, Path) else picture.to_pil().convert("RGB")  # type: ignore[attr-defined]
+    small = image.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    small.save(target, optimize=True)
+
+
+def explaining(shapes: object, out: Path) -> None:
+    """What a filter looks for, where the model looks, and the report: the bundled model on the espresso photo
+    (its 'circles' class), written as small palette PNGs; the report's screenshot needs Debian's chromium."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from cnnviz.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.maximize import MaximizeOptions
+    from cnnviz.maximize_run import render_maximize
+    from cnnviz.report import write_report
+    from cnnviz.runs import MapOptions, render_feature_maps
+
+    coffee = CAT.parent / "coffee.jpg"
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        options = MaximizeOptions(size=64, steps=128)
+        drawn = render_maximize(shapes, "shapes", work, options, filters="0:8", model_label="shapes")
+        _save_small(drawn.written[0], out / "shapes_maximize_shapes.png")
+        explained = render_gradcam(shapes, [coffee], work, GradcamOptions(size=(160, 240)), model_label="shapes")
+        _save_small(explained.results[0].picture, out / "shapes_gradcam_coffee.png")
+        overlays = MapOptions(layers=["parts"], overlay=True, max_maps=6, size=(160, 240), cmap="jet")
+        maps = render_feature_maps(shapes, [coffee], work / "maps", overlays, model_label="shapes")
+        _save_small(maps.written[0], out / "shapes_overlay_parts.png")
+        write_report(shapes, [CAT.parent], work / "report", model_label="shapes")
+        chromium = shutil.which("chromium")
+        if chromium is None:
+            print("chromium is not installed: the report's screenshot is not made again")
+            return
+        shot = work / "report.png"
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"]
+        flags += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        flags += [f"--user-data-dir={work / 'profile'}", "--window-size=1280,800", f"--screenshot={shot}"]
+        subprocess.run([chromium, *flags, (work / "report" / "index.html").as_uri()], check=True, capture_output=True)
+        _save_small(shot, out / "report_screenshot.png", colours=64)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", "-o", type=Path, default=ROOT / "docs")
@@ -87,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     label = "vgg16" if weights == "imagenet" else "vgg16 (random weights)"
     block1 = cnnviz.conv_layers(vgg16)[1]
     maps = cnnviz.feature_maps(vgg16, [CAT], [block1.path])[block1.path][0]
-    header = map_header(label, block1, maps, CAT.name, norm="map", max_maps=16, fit="crop")
-    picture = cnnviz.feature_map_grid(maps, max_maps=16, header=header)
+    header = map_header(label, block1, maps, CAT.name, norm="map", max_maps=9, fit="crop")
+    picture = cnnviz.feature_map_grid(maps, max_maps=9, header=header)
     cnnviz.save_png(picture, out / f"vgg16_featuremaps_{block1.path}.png")
 
     # Dead and rarely active filters of VGG16's last conv layer over the sample photos.
@@ -103,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(stats_table([stats]))
 
     training_gif(out / "shapes_edges_training.gif")
+    explaining(shapes, out)
 
     pictures = sorted([*out.glob("*.png"), *out.glob("*.gif")])
     total = sum(path.stat().st_size for path in pictures)
