@@ -1,7 +1,9 @@
 """Heat drawn over the image it came from: Grad-CAM heatmaps and feature-map overlays.
 
-A heat value h in 0..1 takes its colour from a colormap and covers the image with opacity ``alpha * h``: where
-nothing fires the photo shows through untouched, and where the layer fires hardest the colour dominates.
+A heat value h in 0..1 takes its colour from a colormap and covers the image with opacity ``alpha * sqrt(h)``:
+where nothing fires the photo shows through, and where the layer fires the colour dominates (the square root
+keeps moderate heat visible; ReLU maps are mostly small). Under the heat the photo is muted, most of its colour
+taken out, so that the colormap's colours stand apart from the photo's own.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from cnnviz.tiling import grid_shape_for, tile
 
 #: How strongly the hottest places are coloured (0: not at all, 1: colour only).
 DEFAULT_ALPHA = 0.6
+#: How much colour is taken out of the photo under the heat (0: none, 1: grey).
+MUTE = 0.7
 #: Overlay tiles are drawn with this many pixels on their long side, whatever the input size.
 OVERLAY_TILE = 192
 #: A Grad-CAM picture shows the image at least this many pixels on its long side.
@@ -35,20 +39,25 @@ MIN_PANEL = 320
 _BLACK, _WHITE = (0, 0, 0), (255, 255, 255)
 
 
-def blend(pixels: np.ndarray, heat: np.ndarray, cmap: str = "jet", alpha: float = DEFAULT_ALPHA) -> np.ndarray:
-    """Colour ``heat`` over ``pixels``.
+def blend(
+    pixels: np.ndarray, heat: np.ndarray, cmap: str = "jet", alpha: float = DEFAULT_ALPHA, mute: float = MUTE
+) -> np.ndarray:
+    """Colour ``heat`` over ``pixels``, muted.
 
     Args:
         pixels: ``(rows, cols, 3)`` 0..255 (any dtype), or ``(rows, cols)`` / ``(rows, cols, 1)`` grey.
         heat: ``(rows, cols)`` values in 0..1 (clipped).
         cmap: a matplotlib colormap name.
         alpha: the opacity of the colour where ``heat`` is 1.
+        mute: how much of the photo's colour to take out (towards its grey level) first.
 
     Returns:
         ``(rows, cols, 3)`` uint8.
 
     >>> blend(np.zeros((1, 2, 3)), np.array([[0.0, 1.0]]), "gray", alpha=0.5).tolist()
     [[[0, 0, 0], [128, 128, 128]]]
+    >>> blend(np.array([[[200, 100, 0]]]), np.zeros((1, 1)), mute=0.5).tolist()  # grey level 0.299*200+0.587*100
+    [[[159, 109, 59]]]
     """
     image = np.asarray(pixels, dtype=np.float32)
     if image.ndim == 2:
@@ -57,7 +66,9 @@ def blend(pixels: np.ndarray, heat: np.ndarray, cmap: str = "jet", alpha: float 
         image = np.repeat(image, 3, axis=-1)
     unit = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
     colours = palette(cmap)[np.rint(unit * (LEVELS - 1)).astype(np.intp)].astype(np.float32)
-    opacity = (alpha * unit)[..., None]
+    grey = (image @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    image = image * (1.0 - mute) + grey * mute
+    opacity = (alpha * np.sqrt(unit))[..., None]
     return np.rint(np.clip(image * (1.0 - opacity) + colours * opacity, 0.0, 255.0)).astype(np.uint8)
 
 
@@ -157,7 +168,7 @@ def heatmap_picture(
     if pixels is None:
         panels = [palette(cmap)[np.rint(unit * (LEVELS - 1)).astype(np.intp)]]
     else:
-        image = blend(pixels, np.zeros_like(unit), cmap, 0.0)
+        image = blend(pixels, np.zeros_like(unit), cmap, 0.0, mute=0.0)
         panels = [image, blend(pixels, unit, cmap, alpha)]
     enlarged = [np.repeat(np.repeat(panel, factor, axis=0), factor, axis=1) for panel in panels]
     grid = tile(np.stack(enlarged), (1, len(enlarged)), padding=8, fill=_WHITE)
