@@ -91,9 +91,9 @@ def explaining(shapes: object, out: Path) -> None:
         _save_small(drawn.written[0], out / "shapes_maximize_shapes.png")
         explained = render_gradcam(shapes, [coffee], work, GradcamOptions(size=(160, 240)), model_label="shapes")
         _save_small(explained.results[0].picture, out / "shapes_gradcam_coffee.png")
-        overlays = MapOptions(layers=["parts"], overlay=True, max_maps=6, size=(160, 240), cmap="jet")
+        overlays = MapOptions(layers=["shapes"], overlay=True, max_maps=6, size=(160, 240), cmap="jet")
         maps = render_feature_maps(shapes, [coffee], work / "maps", overlays, model_label="shapes")
-        _save_small(maps.written[0], out / "shapes_overlay_parts.png")
+        _save_small(maps.written[0], out / "shapes_overlay_shapes.png")
         write_report(shapes, [CAT.parent], work / "report", model_label="shapes")
         chromium = shutil.which("chromium")
         if chromium is None:
