@@ -767,6 +767,17 @@ def stats(
         sys.exit(1)
 
 
+def _square_side(size: tuple[int, int] | None) -> int:
+    """The side of maximize's square images: ``--size N``, or :data:`DEFAULT_SIZE`."""
+    if size is None:
+        return DEFAULT_SIZE
+    if size[0] != size[1] or size[0] < 8:
+        raise click.UsageError(
+            f"maximize draws square images of 8 pixels or more: give --size N, not {size[0]}x{size[1]}"
+        )
+    return size[0]
+
+
 @main.command(context_settings=CONTEXT)
 @model_options
 @click.option("--layer", "-l", required=True, help="The conv layer whose filters to draw (see 'cnnviz layers').")
@@ -779,14 +790,6 @@ def stats(
 )
 @click.option(
     "--steps", type=click.IntRange(1), default=DEFAULT_STEPS, show_default=True, help="Gradient-ascent steps."
-)
-@click.option(
-    "--image-size",
-    "image_size",
-    type=click.IntRange(8, 1024),
-    default=DEFAULT_SIZE,
-    show_default=True,
-    help="The side of each image, in pixels.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same images.")
 @_choice_option(
@@ -809,7 +812,6 @@ def maximize(
     layer: str,
     filter_spec: str | None,
     steps: int,
-    image_size: int,
     seed: int,
     param: str,
     no_transforms: bool,
@@ -822,7 +824,8 @@ def maximize(
 ) -> None:
     """Draw what each filter of a conv layer responds to: an image per filter, found by gradient ascent.
 
-    Each image starts as faint noise and is changed, step by step, to make its filter's mean activation as large
+    --size N sets the images' side (default 128; keras.applications models are built at it). Each image
+    starts as faint noise and is changed, step by step, to make its filter's mean activation as large
     as it can. By default the image lives in Fourier space with decorrelated colours, and every step sees it
     jittered, scaled and rotated a little (Lucid's recipe), which gives patterns a person can read rather than
     high-frequency noise. All chosen filters are optimised together in batches by one traced step; the same
@@ -842,7 +845,8 @@ def maximize(
     from cnnviz.maximize import MaximizeOptions
     from cnnviz.maximize_run import render_maximize
 
-    options = MaximizeOptions(steps=steps, size=image_size, seed=seed, parametrization=param, batch_size=batch_size)
+    side = _square_side(choice.size)
+    options = MaximizeOptions(steps=steps, size=side, seed=seed, parametrization=param, batch_size=batch_size)
     if no_transforms:
         options = dataclasses.replace(options, jitter=0, scale=0.0, rotate=0.0)
     out = model_folder(output, choice.folder, choice.source)

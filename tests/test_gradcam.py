@@ -193,3 +193,34 @@ def test_cli_on_the_bundled_model_names_its_classes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"{picture}: top p: circles " in result.output
     assert "explained circles (class 8)" in result.output
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["plain", "nested"])
+def test_a_model_saved_by_keras_2_to_h5_is_explained_the_same(square_finder, tmp_path: Path, nested: bool) -> None:  # type: ignore[no-untyped-def]
+    tf_keras = pytest.importorskip("tf_keras")
+    layers = tf_keras.layers
+    legacy = tf_keras.Sequential(
+        [
+            layers.InputLayer(input_shape=(32, 32, 3)),
+            layers.Rescaling(1.0 / 255.0, name="rescale"),
+            layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+            layers.MaxPooling2D(name="pool"),
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+            layers.GlobalAveragePooling2D(name="gap"),
+            layers.Dense(2, activation="softmax", name="predictions"),
+        ],
+        name="square_finder",
+    )
+    legacy.set_weights(square_finder.get_weights())  # the square finder's weights, written by Keras 2
+    if nested:  # a transfer-learning shape: the finder inside another model, as Keras 2 wrote those
+        legacy = tf_keras.Sequential([layers.InputLayer(input_shape=(32, 32, 3)), legacy], name="outer")
+    legacy.save(tmp_path / "keras2.h5")
+    picture = square_picture()[None]
+
+    explained = gradcam(load_model(tmp_path / "keras2.h5"), picture)
+
+    prefix = "square_finder/" if nested else ""
+    assert explained.layer == f"{prefix}conv2"
+    assert explained.score == f"the pre-softmax scores of layer '{prefix}predictions'"
+    _peak_on_square(explained.heatmaps[0])
+    np.testing.assert_allclose(explained.heatmaps, gradcam(square_finder, picture).heatmaps, rtol=1e-4, atol=1e-6)

@@ -116,7 +116,7 @@ def test_cli_writes_a_numbered_grid_with_the_settings_in_its_header(keras, tmp_p
     model = edge_model(keras)
     model.save(tmp_path / "edges.keras")
     args = ["maximize", "--model", str(tmp_path / "edges.keras"), "--layer", "edges", "--steps", "8"]
-    result = CliRunner().invoke(main, [*args, "--image-size", "24", "--save-raw", "-o", str(tmp_path / "out")])
+    result = CliRunner().invoke(main, [*args, "--size", "24", "--save-raw", "-o", str(tmp_path / "out")])
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -125,6 +125,11 @@ def test_cli_writes_a_numbered_grid_with_the_settings_in_its_header(keras, tmp_p
     assert lines[1:] == [f"wrote {png}", f"wrote {png.with_suffix('.npy')}"]
     raw = np.load(png.with_suffix(".npy"))
     assert raw.shape == (2, 24, 24, 3)
+    oblong = CliRunner().invoke(main, [*args, "--size", "24x32", "-o", str(tmp_path / "out")])
+    assert (
+        oblong.exit_code == 2
+        and "maximize draws square images of 8 pixels or more: give --size N, not 24x32" in oblong.output
+    )
     grid = np.asarray(Image.open(png).convert("RGB"))
     # two 24-pixel images enlarged 4 times (to at least 96), 2 white pixels apart, under the header
     body = grid[-96:]
