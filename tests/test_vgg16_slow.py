@@ -50,3 +50,27 @@ def test_filters_of_block5_conv1_are_capped_with_a_note(tmp_path: Path) -> None:
     gutter = label_size(range(64))[1] + 1  # the filter numbers, left of each row
     # one row of 64 kernels per filter: 3x3 scaled by 8, 1-pixel separators between channels, 3 between filters
     assert pixels.shape == (64 * 24 + 63 * 3, gutter + 64 * 24 + 63)
+
+
+def test_gradcam_and_maximize_reach_into_a_nested_vgg16_base(tmp_path: Path) -> None:
+    # The transfer-learning shape on which other tools' Grad-CAM fails ("No such layer: block5_conv3").
+    from cnnviz._keras import keras_module
+    from cnnviz.gradcam import gradcam
+    from cnnviz.maximize import MaximizeOptions, maximize
+
+    keras = keras_module()
+    keras.utils.set_random_seed(0)
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(224, 224, 3))
+    model = keras.Sequential(
+        [keras.Input((224, 224, 3)), base, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, "softmax")],
+        name="transfer",
+    )
+    model.save(tmp_path / "transfer.keras")
+    loaded = keras.saving.load_model(tmp_path / "transfer.keras")
+
+    explained = gradcam(loaded, [str(ROOT / "sample_images" / "cat.jpg")])
+    found = maximize(loaded, "vgg16/block5_conv1", [0, 7], MaximizeOptions(steps=2, size=64))
+
+    assert explained.layer == "vgg16/block5_conv3" and explained.heatmaps.shape == (1, 224, 224)
+    assert explained.layer_maps.shape == (1, 14, 14) and explained.score.startswith("the pre-softmax scores")
+    assert found.layer == "vgg16/block5_conv1" and found.images.shape == (2, 64, 64, 3)
