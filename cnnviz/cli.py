@@ -1033,7 +1033,7 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
         for note in result.notes:
             click.echo(f"note: {note}")
         click.echo(f"wrote {result.page} with {result.pictures} pictures")
-    _exit_on_failures(result.failures, len(images), choice.verbose)
+    _exit_on_failures(result.failures, result.inputs, choice.verbose, after="; the page leaves them out")
 
 
 @main.command(context_settings=CONTEXT)

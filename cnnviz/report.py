@@ -69,12 +69,14 @@ class ReportPage:
 
 @dataclass
 class ReportResult:
-    """What ``write_report`` did: the page, the notes it shows, and the images that failed."""
+    """What ``write_report`` did: the page, the notes it shows, the images that failed (of ``inputs`` found) and how
+    many pictures the page shows."""
 
     page: Path
     notes: list[str]
     failures: list[tuple[str, CnnvizError]]
     pictures: int
+    inputs: int = 0
 
 
 def _figure(path: Path, root: Path, caption: str) -> Figure:
@@ -120,7 +122,7 @@ def write_report(
     names = {item.path: Path(item.path).name for item in inputs}
     options = MapOptions(max_maps=REPORT_MAX_MAPS, preprocess=preprocess, fit=fit, batch_size=batch_size)
     maps = render_feature_maps(model, inputs, root / "maps", options, model_label=label, weights=weights)
-    notes = list(maps.notes)
+    notes = list(maps.notes) + [f"left out: {error}" for _, error in maps.failures]
     drawn = read_manifest(root / "maps" / "manifest.json").get("images", {})
     sections = [LayerSection(r["name"], r["kind"], r["kernel"], r["output"], r["params"]) for r in layer_rows(model)]
     for section in sections:
@@ -157,7 +159,7 @@ def write_report(
     page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     pictures = sum(len(s.maps) + (s.filters is not None) + (s.chart is not None) for s in sections) + len(explained)
-    return ReportResult(target, notes, maps.failures, pictures)
+    return ReportResult(target, notes, maps.failures, pictures, len(inputs))
 
 
 def _add_stats(
