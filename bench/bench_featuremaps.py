@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import cnnviz
-    from cnnviz.extract import build_extractor, iter_batches
-    from cnnviz.preprocess import resolve_preprocessing
+    from cnnviz.inputs.preprocess import resolve_preprocessing
+    from cnnviz.methods.extract import build_extractor, iter_batches
 
     model = cnnviz.load_model("vgg16", weights="none")
     step = resolve_preprocessing(model)

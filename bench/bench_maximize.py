@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from cnnviz._keras import keras_module  # noqa: E402
-from cnnviz.maximize import MaximizeOptions, Maximizer  # noqa: E402
+from cnnviz.methods.maximize import MaximizeOptions, Maximizer  # noqa: E402
 
 LAYER = "block5_conv1"
 

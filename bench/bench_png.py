@@ -3,7 +3,7 @@
     python bench/bench_png.py
 
 The grid is VGG16's block1_conv2 for the sample cat (random weights): 64 maps of 224x224. The first table sets
-cnnviz's own writer (cnnviz/png.py: ISA-L's deflate, or zlib where isal is missing) against Pillow's encoder at
+cnnviz's own writer (cnnviz/draw/png.py: ISA-L's deflate, or zlib where isal is missing) against Pillow's encoder at
 several settings. All timings are medians measured in this run; ratios are against the first row of each table.
 Nothing is asserted.
 """
@@ -31,11 +31,11 @@ def main() -> None:
 
     print(f"grid {palette_image.width}x{palette_image.height}")
     print(f"{'encoding':40} {'ms':>8} {'KiB':>8} {'time':>7} {'size':>7}")
-    from cnnviz import png
+    from cnnviz.draw import png
 
     rows = [
         (
-            f"P, cnnviz.png level 1 ({'isal' if png.MAX_LEVEL == 3 else 'zlib'})",
+            f"P, cnnviz.draw.png level 1 ({'isal' if png.MAX_LEVEL == 3 else 'zlib'})",
             median_time(picture.png_bytes),
             len(picture.png_bytes()) / 1024,
         )

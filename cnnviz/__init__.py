@@ -11,7 +11,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 
-from cnnviz.animate import animate, animate_folder
+from cnnviz.draw.overlay import overlay_grid
+from cnnviz.draw.render import Header, Picture, feature_map_grid, filter_grid
+from cnnviz.engines.report import write_report
+from cnnviz.engines.runs import FilterOptions, MapOptions, render_feature_maps, render_filters
 from cnnviz.errors import (
     CnnvizError,
     ImageLoadError,
@@ -25,25 +28,22 @@ from cnnviz.errors import (
     UnsupportedModel,
     WeightsDownloadError,
 )
-from cnnviz.extract import Extractor, build_extractor, feature_maps
-from cnnviz.filters import layer_kernels
-from cnnviz.gradcam import Explanation, GradCam, gradcam
-from cnnviz.graph import ConvLayer, conv_layers
-from cnnviz.images import load_image
-from cnnviz.maximize import Maximized, MaximizeOptions, Maximizer, maximize
-from cnnviz.models import load_model
-from cnnviz.output import save_png
-from cnnviz.overlay import overlay_grid
-from cnnviz.render import Header, Picture, feature_map_grid, filter_grid
-from cnnviz.report import write_report
-from cnnviz.runs import FilterOptions, MapOptions, render_feature_maps, render_filters
-from cnnviz.stats import LayerStats, filter_stats
+from cnnviz.inputs.images import load_image
+from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
+from cnnviz.methods.filters import layer_kernels
+from cnnviz.methods.gradcam import Explanation, GradCam, gradcam
+from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer, maximize
+from cnnviz.methods.stats import LayerStats, filter_stats
+from cnnviz.models.graph import ConvLayer, conv_layers
+from cnnviz.models.load import load_model
+from cnnviz.output.animate import animate, animate_folder
+from cnnviz.output.files import save_png
 
 
 def __getattr__(name: str) -> Any:
     """Import the Keras callback on first use, so that ``import cnnviz`` (and the CLI) stays free of Keras."""
     if name == "VisualizeCallback":
-        from cnnviz.callback import VisualizeCallback
+        from cnnviz.engines.callback import VisualizeCallback
 
         return VisualizeCallback
     raise AttributeError(f"module 'cnnviz' has no attribute '{name}'")

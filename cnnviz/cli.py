@@ -19,19 +19,10 @@ import click
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz import __version__
-from cnnviz.animate import DEFAULT_DURATION_MS, animate_folder
-from cnnviz.errors import CnnvizError, OptionError, brief
-from cnnviz.gradcam import METHODS
-from cnnviz.images import FITS
-from cnnviz.inputs import gather_inputs
-from cnnviz.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
-from cnnviz.maximize_run import DEFAULT_FILTERS
-from cnnviz.models import load_model, names_a_file
-from cnnviz.output import check_writable, model_folder, safe_name
-from cnnviz.overlay import DEFAULT_ALPHA
-from cnnviz.preprocess import MODES
-from cnnviz.render import FILTER_NORMS, MAP_NORMS, palette
-from cnnviz.runs import (
+from cnnviz.draw.overlay import DEFAULT_ALPHA
+from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS, palette
+from cnnviz.engines.maximize_run import DEFAULT_FILTERS
+from cnnviz.engines.runs import (
     DEFAULT_OVERLAY_MAPS,
     FilterOptions,
     MapOptions,
@@ -40,9 +31,18 @@ from cnnviz.runs import (
     render_feature_maps,
     render_filters,
 )
+from cnnviz.errors import CnnvizError, OptionError, brief
+from cnnviz.inputs.gather import gather_inputs
+from cnnviz.inputs.images import FITS
+from cnnviz.inputs.preprocess import MODES
+from cnnviz.methods.gradcam import METHODS
+from cnnviz.methods.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
+from cnnviz.methods.stats import DEFAULT_RARE
+from cnnviz.models.load import load_model, names_a_file
+from cnnviz.models.zoo import APPLICATIONS
+from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
+from cnnviz.output.files import check_writable, model_folder, safe_name
 from cnnviz.selection import check_selection
-from cnnviz.stats import DEFAULT_RARE
-from cnnviz.zoo import APPLICATIONS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -184,7 +184,7 @@ class ModelChoice:
 
     def spec(self) -> Any:
         """The model as the Ray engine's workers load it: files by their full paths."""
-        from cnnviz.ray_engine import ModelSpec
+        from cnnviz.engines.ray_engine import ModelSpec
 
         def full(path: str | None) -> str | None:
             return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
@@ -386,7 +386,7 @@ class Engine:
 
     def find(self, images: Sequence[str], exclude: str) -> list[Any]:
         """The input files: local paths and patterns, or with Ray also URIs (s3://, gs://)."""
-        from cnnviz.ray_engine import find_inputs, is_uri
+        from cnnviz.engines.ray_engine import find_inputs, is_uri
 
         if self.engine == "ray":
             return find_inputs(images, exclude=exclude)
@@ -397,7 +397,7 @@ class Engine:
     def job(self, batch_size: int, progress: Callable[[int], object], quiet: bool = False) -> Any:
         """Connect to Ray and size the job for the cluster (a line on standard error says which and how, unless
         ``quiet``)."""
-        from cnnviz.ray_engine import Job, connect
+        from cnnviz.engines.ray_engine import Job, connect
 
         cluster = connect(self.address)
         actors = cluster.actors(self.workers)
@@ -616,7 +616,7 @@ def featuremaps(
         inputs = engine.find(images, exclude=view.output)
         check_writable(out)
         if engine.engine == "ray":
-            from cnnviz.ray_engine import ray_feature_maps
+            from cnnviz.engines.ray_engine import ray_feature_maps
 
             with _progress(len(inputs), reading.quiet) as bar:
                 job = engine.job(reading.batch_size, bar.update, reading.quiet)
@@ -725,8 +725,8 @@ def stats(
       cnnviz stats 'data/**/*.png' --model my_model.keras --threshold 0.1 --json stats.json -q
       cnnviz stats s3://bucket/val/ --model /shared/my_model.keras --engine ray    # on a Ray cluster
     """
-    from cnnviz.stats import filter_stats
-    from cnnviz.stats_report import stats_table, write_stats
+    from cnnviz.methods.stats import filter_stats
+    from cnnviz.output.stats_report import stats_table, write_stats
 
     rare = rare_percent / 100
     out = model_folder(output, choice.folder, choice.source)
@@ -743,7 +743,7 @@ def stats(
         }
         with _progress(len(inputs), reading.quiet) as bar:
             if engine.engine == "ray":
-                from cnnviz.ray_engine import ray_stats
+                from cnnviz.engines.ray_engine import ray_stats
 
                 job = engine.job(reading.batch_size, bar.update, reading.quiet)
                 run = ray_stats(choice.spec(), inputs, job, **settings)
@@ -842,8 +842,8 @@ def maximize(
       cnnviz maximize --model my_model.keras --layer vgg16/block5_conv1 --filters 1,5,9 --seed 3
       cnnviz maximize --model shapes --layer edges --param pixel --no-transforms   # the naive way, to compare
     """
-    from cnnviz.maximize import MaximizeOptions
-    from cnnviz.maximize_run import render_maximize
+    from cnnviz.engines.maximize_run import render_maximize
+    from cnnviz.methods.maximize import MaximizeOptions
 
     side = _square_side(choice.size)
     options = MaximizeOptions(steps=steps, size=side, seed=seed, parametrization=param, batch_size=batch_size)
@@ -949,7 +949,7 @@ def gradcam(
       cnnviz gradcam photos/ --model my_classifier.keras --labels classes.txt --save-raw -o out/
       cnnviz gradcam sample_images/ --model shapes --class circles
     """
-    from cnnviz.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
 
     options = GradcamOptions(
         target=target,
@@ -1014,7 +1014,7 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
       cnnviz report sample_images/cat.jpg -o report/
       cnnviz report photos/ --model my_model.keras --no-gradcam
     """
-    from cnnviz.report import write_report
+    from cnnviz.engines.report import write_report
 
     with reported_errors(choice.verbose):
         check_writable(output)

@@ -18,7 +18,7 @@ CAT = ROOT / "sample_images" / "cat.jpg"
 
 def _vgg16_weights() -> str:
     """``imagenet`` when Keras has the conv base's weights cached, else ``none``: the script never downloads."""
-    from cnnviz.models import _keras_cache_dir
+    from cnnviz.models.load import _keras_cache_dir
 
     cached = _keras_cache_dir() / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     return "imagenet" if cached.is_file() else "none"
@@ -77,11 +77,11 @@ def explaining(shapes: object, out: Path) -> None:
     import subprocess
     import tempfile
 
-    from cnnviz.gradcam_run import GradcamOptions, render_gradcam
-    from cnnviz.maximize import MaximizeOptions
-    from cnnviz.maximize_run import render_maximize
-    from cnnviz.report import write_report
-    from cnnviz.runs import MapOptions, render_feature_maps
+    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.engines.maximize_run import render_maximize
+    from cnnviz.engines.report import write_report
+    from cnnviz.engines.runs import MapOptions, render_feature_maps
+    from cnnviz.methods.maximize import MaximizeOptions
 
     coffee = CAT.parent / "coffee.jpg"
     with tempfile.TemporaryDirectory() as scratch:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import cnnviz
-    from cnnviz.headers import filter_header, map_header
+    from cnnviz.draw.headers import filter_header, map_header
 
     out: Path = args.output
     shapes = cnnviz.load_model("shapes")
@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     cnnviz.save_png(picture, out / f"vgg16_featuremaps_{block1.path}.png")
 
     # Dead and rarely active filters of VGG16's last conv layer over the sample photos.
-    from cnnviz.output import save_bytes
-    from cnnviz.stats import filter_stats
-    from cnnviz.stats_report import activity_chart, stats_table
+    from cnnviz.methods.stats import filter_stats
+    from cnnviz.output.files import save_bytes
+    from cnnviz.output.stats_report import activity_chart, stats_table
 
     photos = sorted(p for p in CAT.parent.iterdir() if p.suffix in (".jpg", ".png"))
     last = cnnviz.conv_layers(vgg16)[-1]

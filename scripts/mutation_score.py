@@ -1,7 +1,7 @@
 """Plant one small bug at a time in a cnnviz module and see whether the fast tests catch it (mutation testing).
 
-    python scripts/mutation_score.py cnnviz/selection.py cnnviz/output.py [--tests tests/test_cli.py ...]
-    python scripts/mutation_score.py cnnviz/extract.py --list            # the mutants, without running them
+    python scripts/mutation_score.py cnnviz/selection.py cnnviz/output/files.py [--tests tests/test_cli.py ...]
+    python scripts/mutation_score.py cnnviz/methods/extract.py --list            # the mutants, without running them
 
 Each mutant is one change of the kind real bugs are made of: a comparison off by one (``<`` for ``<=``), a
 flipped ``==``, ``and`` for ``or``, a dropped ``not``, a number off by one, ``True`` for ``False``, an ``if``

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from cnnviz.animate import animate, animate_folder, step_folders
 from cnnviz.errors import ImageLoadError, OptionError
+from cnnviz.output.animate import animate, animate_folder, step_folders
 
 
 def _png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (6, 4)) -> Path:

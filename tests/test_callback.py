@@ -10,10 +10,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 import cnnviz
+from cnnviz.draw.headers import filter_header
+from cnnviz.engines.runs import FilterOptions, MapOptions, Report, filter_picture, map_picture
 from cnnviz.errors import ImageLoadError, OptionError
-from cnnviz.graph import ConvLayer, trace
-from cnnviz.headers import filter_header
-from cnnviz.runs import FilterOptions, MapOptions, Report, filter_picture, map_picture
+from cnnviz.models.graph import ConvLayer, trace
 
 
 def _data(count: int = 96, side: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

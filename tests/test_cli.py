@@ -18,7 +18,7 @@ from PIL import Image
 
 from cnnviz import feature_maps, load_model
 from cnnviz.cli import main
-from cnnviz.render import INK, LEVELS, SEPARATOR
+from cnnviz.draw.render import INK, LEVELS, SEPARATOR
 from tests.conftest import LINE_IMAGE, ROOT, line_detector_2d, nested_sequential, write_image
 
 

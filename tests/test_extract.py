@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from cnnviz.errors import ForwardPassError, ImageLoadError
-from cnnviz.extract import PROBE_SIDE, Extractor, build_extractor, feature_maps, iter_batches, load_input
-from cnnviz.preprocess import preprocessing
+from cnnviz.inputs.preprocess import preprocessing
+from cnnviz.methods.extract import PROBE_SIDE, Extractor, build_extractor, feature_maps, iter_batches, load_input
 
 
 def test_input_channels_and_spatial_size_in_either_layout() -> None:

@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnviz.cli import main
+from cnnviz.draw.overlay import blend
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
-from cnnviz.gradcam import GradCam, cam, gradcam
-from cnnviz.labels import imagenet_labels, resolve_class
-from cnnviz.models import load_model
-from cnnviz.overlay import blend
+from cnnviz.methods.gradcam import GradCam, cam, gradcam
+from cnnviz.models.labels import imagenet_labels, resolve_class
+from cnnviz.models.load import load_model
 from tests.conftest import SQUARE_AT, square_picture
 
 

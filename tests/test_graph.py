@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cnnviz import LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel
-from cnnviz.graph import input_shape, leaf_name, sized_input_shape, trace
+from cnnviz.models.graph import input_shape, leaf_name, sized_input_shape, trace
 from tests.conftest import nested_sequential
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cnnviz import FilterOptions, MapOptions, OptionError, conv_layers, render_feature_maps, render_filters
-from cnnviz.headers import filter_header, map_header
+from cnnviz.draw.headers import filter_header, map_header
 
 
 def test_map_header_names_model_layer_shape_range_and_scale(line_model) -> None:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnviz import ImageLoadError, load_image
-from cnnviz.images import fit_pixels, target_size
+from cnnviz.inputs.images import fit_pixels, target_size
 from tests.conftest import write_image
 
 

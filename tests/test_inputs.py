@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnnviz.errors import OptionError
-from cnnviz.inputs import Input, gather_inputs
+from cnnviz.inputs.gather import Input, gather_inputs
 
 
 def _touch(root: Path, *names: str) -> None:

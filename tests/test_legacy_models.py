@@ -118,7 +118,7 @@ def test_keras_2_transfer_models_in_h5_load_with_their_weights(tmp_path: Path, o
 def test_the_tensorflow_transfer_learning_tutorial_model_from_keras_2(tmp_path: Path) -> None:
     """Augmentation Sequential, preprocess_input kept as TFOpLambda layers, a nested base called with
     training=False: the shape of the official TF 2.x tutorial's model, saved as .h5."""
-    from cnnviz.preprocess import auto_preprocessing
+    from cnnviz.inputs.preprocess import auto_preprocessing
 
     tf_keras = pytest.importorskip("tf_keras")
     tf_keras.utils.set_random_seed(8)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnviz.cli import main
 from cnnviz.errors import LayerNotFound, OptionError, UnsupportedModel
-from cnnviz.maximize import MaximizeOptions, Maximizer, maximize
+from cnnviz.methods.maximize import MaximizeOptions, Maximizer, maximize
 
 #: A Sobel kernel: it responds to brightness rising from left to right, a vertical edge.
 VERTICAL_EDGE = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float32)

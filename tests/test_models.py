@@ -21,8 +21,8 @@ from cnnviz import (
     feature_maps,
     load_model,
 )
-from cnnviz.extract import iter_batches
-from cnnviz.preprocess import preprocessing
+from cnnviz.inputs.preprocess import preprocessing
+from cnnviz.methods.extract import iter_batches
 from tests.conftest import LINE_IMAGE, VERTICAL_LINE, nested_sequential, tiny_base
 
 VGG16_CONVS = [
@@ -376,7 +376,7 @@ def test_weights_of_another_architecture_are_said_not_to_fit(line_model, tmp_pat
 
 
 def test_vgg16_base_nested_in_a_classifier_end_to_end(keras, tmp_path: Path) -> None:
-    from cnnviz.preprocess import auto_preprocessing
+    from cnnviz.inputs.preprocess import auto_preprocessing
 
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     model = keras.Sequential(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.normalize import minmax, range_levels, scale_range, standardize, symmetric, to_levels
+from cnnviz.draw.normalize import minmax, range_levels, scale_range, standardize, symmetric, to_levels
 
 
 def test_minmax_per_map_and_constant_map_is_flat_zero() -> None:

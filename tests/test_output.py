@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from cnnviz import OutputError
-from cnnviz.output import check_writable, model_folder, read_manifest, save_manifest, save_npy, save_png
-from cnnviz.render import Picture
+from cnnviz.draw.render import Picture
+from cnnviz.output.files import check_writable, model_folder, read_manifest, save_manifest, save_npy, save_png
 
 
 def _picture() -> Picture:

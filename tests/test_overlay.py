@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnviz.cli import main
-from cnnviz.overlay import OVERLAY_TILE, blend, overlay_grid
-from cnnviz.render import palette
-from cnnviz.resample import resize_maps
+from cnnviz.draw.overlay import OVERLAY_TILE, blend, overlay_grid
+from cnnviz.draw.render import palette
+from cnnviz.methods.resample import resize_maps
 from tests.conftest import SQUARE_AT, square_picture
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz import png
-from cnnviz.png import encode_png
+from cnnviz.draw import png
+from cnnviz.draw.png import encode_png
 
 
 def _read(data: bytes) -> Image.Image:

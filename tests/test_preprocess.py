@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cnnviz import MapOptions, OptionError, feature_maps, render_feature_maps
-from cnnviz.preprocess import auto_preprocessing, preprocessing, resolve_preprocessing
+from cnnviz.inputs.preprocess import auto_preprocessing, preprocessing, resolve_preprocessing
 
 
 def test_vgg_mode_matches_keras_preprocess_input_and_does_not_mutate(keras) -> None:
@@ -102,7 +102,7 @@ def test_the_neutral_pixel_is_what_preprocessing_maps_to_zero(mode: str, channel
 
 
 def test_the_neutral_pixel_of_a_vgg_family_model_is_the_imagenet_mean() -> None:
-    from cnnviz.preprocess import IMAGENET_MEAN_RGB, _application_preprocessing
+    from cnnviz.inputs.preprocess import IMAGENET_MEAN_RGB, _application_preprocessing
 
     np.testing.assert_allclose(_application_preprocessing("vgg16", "vgg").neutral(), IMAGENET_MEAN_RGB, atol=1e-3)
 

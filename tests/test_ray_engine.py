@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from cnnviz.cli import main
+from cnnviz.engines.ray_engine import Cluster, Job, ModelSpec, connect, find_inputs, ray_stats
 from cnnviz.errors import LayerNotFound, ModelLoadError, OptionError
-from cnnviz.ray_engine import Cluster, Job, ModelSpec, connect, find_inputs, ray_stats
-from cnnviz.stats import filter_stats
+from cnnviz.methods.stats import filter_stats
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.ray

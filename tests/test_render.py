@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from cnnviz import Header, OptionError, feature_map_grid, filter_grid
-from cnnviz.marks import INDEX_FONT, label_size
-from cnnviz.render import (
+from cnnviz.draw.marks import INDEX_FONT, label_size
+from cnnviz.draw.render import (
     BACKGROUND,
     INK,
     LEVELS,
@@ -21,7 +21,7 @@ from cnnviz.render import (
     header_font_size,
     palette,
 )
-from cnnviz.text import text_mask
+from cnnviz.draw.text import text_mask
 from tests.conftest import VERTICAL_LINE
 
 TOP = LEVELS - 1

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from cnnviz import conv_layers, feature_maps, layer_kernels, load_model
-from cnnviz.models import BUNDLED_DIR
-from cnnviz.render import dead_filters, flat_tiles
+from cnnviz.draw.render import dead_filters, flat_tiles
+from cnnviz.models.load import BUNDLED_DIR
 from tests.conftest import ROOT, load_script
 
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnviz.cli import main
-from cnnviz.graph import ConvLayer
-from cnnviz.stats import LayerStats, activity_rule, filter_stats
+from cnnviz.methods.stats import LayerStats, activity_rule, filter_stats
+from cnnviz.models.graph import ConvLayer
 
 #: Five 4x4 inputs: image k has the value k/4 everywhere, and image 4 one pixel of 2.0 as well.
 IMAGES = [np.full((4, 4, 1), k / 4, dtype=np.float32) for k in range(5)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnviz.tiling import grid_shape_for, tile, upscale
+from cnnviz.draw.tiling import grid_shape_for, tile, upscale
 
 
 def test_tile_lays_tiles_row_by_row_with_padding_and_fill() -> None:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnviz.cli import main
-from cnnviz.marks import label_size
+from cnnviz.draw.marks import label_size
 from tests.conftest import ROOT
 from tests.test_models import VGG16_CONVS
 
@@ -55,8 +55,8 @@ def test_filters_of_block5_conv1_are_capped_with_a_note(tmp_path: Path) -> None:
 def test_gradcam_and_maximize_reach_into_a_nested_vgg16_base(tmp_path: Path) -> None:
     # The transfer-learning shape on which other tools' Grad-CAM fails ("No such layer: block5_conv3").
     from cnnviz._keras import keras_module
-    from cnnviz.gradcam import gradcam
-    from cnnviz.maximize import MaximizeOptions, maximize
+    from cnnviz.methods.gradcam import gradcam
+    from cnnviz.methods.maximize import MaximizeOptions, maximize
 
     keras = keras_module()
     keras.utils.set_random_seed(0)

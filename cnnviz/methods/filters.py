@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import UnsupportedLayer
-from cnnviz.graph import ConvLayer
+from cnnviz.models.graph import ConvLayer
 
 
 def layer_kernels(conv: ConvLayer) -> np.ndarray:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnviz.output import safe_name, save_bytes
-from cnnviz.stats import DEFAULT_RARE, LayerStats
+from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
+from cnnviz.output.files import safe_name, save_bytes
 
 #: How many dead filters a layer's line names before it says "..." (the CSV and JSON have them all).
 NAMED_DEAD = 8

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.headers import format_values
-from cnnviz.marks import number_corners, numbers_fit
-from cnnviz.maximize import Maximized, MaximizeOptions, Maximizer
-from cnnviz.output import safe_name, save_npy, save_png
-from cnnviz.render import Header, Picture, compose, palette
+from cnnviz.draw.headers import format_values
+from cnnviz.draw.marks import number_corners, numbers_fit
+from cnnviz.draw.render import Header, Picture, compose, palette
+from cnnviz.draw.tiling import grid_shape_for, tile, upscale
+from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
+from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.selection import parse_selection
-from cnnviz.tiling import grid_shape_for, tile, upscale
 
 #: Filters drawn when none are chosen.
 DEFAULT_FILTERS = 16

@@ -10,17 +10,17 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.draw.headers import format_values
+from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture
+from cnnviz.draw.render import Header, palette
 from cnnviz.errors import CnnvizError, ForwardPassError, brief
-from cnnviz.extract import input_reader, load_groups, neutral_padding
-from cnnviz.gradcam import Explanation, GradCam
-from cnnviz.headers import format_values
-from cnnviz.images import check_fit
-from cnnviz.inputs import Input, gather_inputs
-from cnnviz.labels import class_name, class_names, resolve_class
-from cnnviz.output import safe_name, save_npy, save_png
-from cnnviz.overlay import DEFAULT_ALPHA, heatmap_picture
-from cnnviz.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.render import Header, palette
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.images import check_fit
+from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.methods.extract import input_reader, load_groups, neutral_padding
+from cnnviz.methods.gradcam import Explanation, GradCam
+from cnnviz.models.labels import class_name, class_names, resolve_class
+from cnnviz.output.files import safe_name, save_npy, save_png
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ same code as a local run. Files are read as bytes and decoded by cnnviz, not by 
 then one failed image, reported by name, not a failed job.
 
 - ``stats``: each actor returns its batch's partial statistics (sums, maxima, counts); the driver merges them
-  with :class:`cnnviz.stats.LayerStats` ``+``, so the result is the local engine's (counts exactly, sums up to
+  with :class:`cnnviz.methods.stats.LayerStats` ``+``, so the result is the local engine's (counts exactly, sums up to
   float rounding: the order of additions differs).
 - ``featuremaps``: each actor writes its images' grids into the output folder (a filesystem every node shares) and
   returns their manifest records; the driver writes the manifest.
@@ -33,8 +33,8 @@ from typing import Any
 
 from cnnviz._keras import native_stderr_silenced
 from cnnviz.errors import CnnvizError, ModelRunError, OptionError, brief
-from cnnviz.images import input_suffixes
-from cnnviz.inputs import Input, gather_inputs
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.images import input_suffixes
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'cnnviz[ray]'"
 #: CPUs a reading task asks for; an actor asks for one.
@@ -43,7 +43,7 @@ READ_CPUS = 0.25
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How a worker on any node loads the model: the arguments of :func:`cnnviz.models.load_model`. A file must be
+    """How a worker on any node loads the model: the arguments of :func:`cnnviz.models.load.load_model`. A file must be
     at a path every node can read."""
 
     model: str
@@ -54,7 +54,7 @@ class ModelSpec:
 
     def load(self) -> Any:
         """The Keras model."""
-        from cnnviz.models import load_model
+        from cnnviz.models.load import load_model
 
         return load_model(self.model, self.weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
 
@@ -127,7 +127,7 @@ def is_uri(text: str) -> bool:
 
 
 def find_inputs(items: Sequence[str], exclude: str | os.PathLike[str] | None = None) -> list[Input]:
-    """The input files, as :func:`cnnviz.inputs.gather_inputs` finds local ones; URIs (``s3://bucket/val/``) are
+    """The input files, as :func:`cnnviz.inputs.gather.gather_inputs` finds local ones; URIs (``s3://bucket/val/``) are
     listed through pyarrow, recursively, image and ``.npy`` files only, keyed by their path below the URI.
 
     Raises:
@@ -279,16 +279,16 @@ class _StatsWorker(_Worker):
     """Partial statistics of each batch: ``{layer: LayerStats}``."""
 
     def setup(self, model: Any, *args: Any) -> None:  # noqa: D102
-        from cnnviz.preprocess import resolve_preprocessing
-        from cnnviz.stats import build_stats_extractor
+        from cnnviz.inputs.preprocess import resolve_preprocessing
+        from cnnviz.methods.stats import build_stats_extractor
 
         (self.settings,) = args
         self.extractor = build_stats_extractor(model, self.settings["layers"], self.settings["threshold"])
         self.step = resolve_preprocessing(model, self.settings["preprocess"])
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
-        from cnnviz.extract import iter_batches
-        from cnnviz.stats import add_batch, empty_totals
+        from cnnviz.methods.extract import iter_batches
+        from cnnviz.methods.stats import add_batch, empty_totals
 
         totals = empty_totals(self.extractor, self.settings["threshold"])
         batches = iter_batches(
@@ -318,15 +318,15 @@ def ray_stats(
     size: tuple[int, int] | None = None,
     fit: str = "crop",
 ) -> Any:
-    """:func:`cnnviz.stats.filter_stats` on Ray: the same :class:`cnnviz.stats.StatsRun`, merged from the
-    actors' partial statistics. The driver never loads the model (nor TensorFlow); the actors do.
+    """:func:`cnnviz.methods.stats.filter_stats` on Ray: the same :class:`cnnviz.methods.stats.StatsRun`, merged
+    from the actors' partial statistics. The driver never loads the model (nor TensorFlow); the actors do.
 
     Raises:
         ModelLoadError, LayerNotFound, NotAConvLayer, UnsupportedModel: from the actors, as the local engine
             raises them.
         ModelRunError: the job failed otherwise.
     """
-    from cnnviz.stats import LayerStats, StatsRun
+    from cnnviz.methods.stats import LayerStats, StatsRun
 
     merged: dict[str, LayerStats] = {}
     settings = {"layers": layers, "threshold": threshold, "preprocess": preprocess, "size": size, "fit": fit}
@@ -347,7 +347,7 @@ class _MapsWorker(_Worker):
     model runs on the next, measured no faster: 26.5-30.1 s against 25.9-26.7 s for 64 VGG16 photos.)"""
 
     def setup(self, model: Any, *args: Any) -> None:  # noqa: D102
-        from cnnviz.runs import plan_maps
+        from cnnviz.engines.runs import plan_maps
 
         options, out, self.label = args
         self.folders = {item.path: item.key for item in self.inputs.values()}
@@ -356,8 +356,8 @@ class _MapsWorker(_Worker):
         self.out = Path(out)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
-        from cnnviz.extract import iter_batches
-        from cnnviz.runs import image_record, write_maps
+        from cnnviz.engines.runs import image_record, write_maps
+        from cnnviz.methods.extract import iter_batches
 
         records = {}
         options = self.plan.options
@@ -395,16 +395,16 @@ def ray_feature_maps(
     weights: str | None = None,
     source: str | None = None,
 ) -> Any:
-    """:func:`cnnviz.runs.render_feature_maps` on Ray: the actors write the grids into ``out_dir`` (a folder all
+    """:func:`cnnviz.engines.runs.render_feature_maps` on Ray: the actors write the grids into ``out_dir`` (a folder all
     nodes share), the driver writes the manifest, also when interrupted. ``options.skip_existing`` leaves out what
     the manifest lists, whichever engine drew it (the driver loads the model to know the layers then; otherwise it
     never does).
 
     Returns:
-        A :class:`cnnviz.runs.Report`.
+        A :class:`cnnviz.engines.runs.Report`.
     """
-    from cnnviz.preprocess import Preprocessing
-    from cnnviz.runs import Report, finished_inputs, plan_maps, update_manifest
+    from cnnviz.engines.runs import Report, finished_inputs, plan_maps, update_manifest
+    from cnnviz.inputs.preprocess import Preprocessing
 
     out = Path(out_dir).resolve()
     label = model_label or spec.model

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from cnnviz.errors import ImageLoadError, OptionError
-from cnnviz.output import save_bytes
+from cnnviz.output.files import save_bytes
 
 #: Step folders: a word for the unit and a number, ``epoch_003``, ``step12``, ``batch-40``.
 STEP_FOLDER = re.compile(r"^(?:epoch|step|batch)[_-]?(\d+)$")

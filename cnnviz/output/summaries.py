@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cnnviz.render import Picture
+from cnnviz.draw.render import Picture
 
 
 def _metadata(plugin: str, data_class: str) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cnnviz.errors import OptionError
 
-BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED_DIR = Path(__file__).parent.parent / "bundled"
 IMAGENET_LABELS = BUNDLED_DIR / "imagenet_labels.txt"
 #: How many classes an ImageNet classifier has: a model with this many outputs gets the ImageNet names.
 IMAGENET_CLASSES = 1000

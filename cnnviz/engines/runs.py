@@ -14,17 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import CnnvizError, LayerNotFound, OptionError
-from cnnviz.extract import Extractor, build_extractor, iter_batches, load_input, neutral_padding
-from cnnviz.filters import layer_kernels
-from cnnviz.graph import ConvLayer, shape_text, sized_input_shape, trace
-from cnnviz.headers import filter_header, map_header
-from cnnviz.images import check_fit
-from cnnviz.inputs import Input, gather_inputs
-from cnnviz.output import read_manifest, safe_name, save_manifest, save_npy, save_png
-from cnnviz.overlay import overlay_grid
-from cnnviz.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.render import (
+from cnnviz.draw.headers import filter_header, map_header
+from cnnviz.draw.overlay import overlay_grid
+from cnnviz.draw.render import (
     FILTER_NORMS,
     MAP_NORMS,
     Picture,
@@ -35,6 +27,14 @@ from cnnviz.render import (
     filter_grid,
     palette,
 )
+from cnnviz.errors import CnnvizError, LayerNotFound, OptionError
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.images import check_fit
+from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.methods.extract import Extractor, build_extractor, iter_batches, load_input, neutral_padding
+from cnnviz.methods.filters import layer_kernels
+from cnnviz.models.graph import ConvLayer, shape_text, sized_input_shape, trace
+from cnnviz.output.files import read_manifest, safe_name, save_manifest, save_npy, save_png
 from cnnviz.selection import parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
@@ -58,7 +58,7 @@ class Report:
 
 @dataclass(frozen=True)
 class MapOptions:
-    """How ``featuremaps`` selects, normalises and draws (see :func:`cnnviz.render.feature_map_grid`)."""
+    """How ``featuremaps`` selects, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`)."""
 
     layers: Sequence[str] | None = None
     norm: str = "map"
@@ -102,7 +102,7 @@ def render_feature_maps(
     """Write one PNG grid per image and conv layer: ``out_dir/<image key>/<layer>.png``.
 
     ``images`` are files, folders (searched recursively; the output mirrors their tree) and glob patterns, as
-    :func:`cnnviz.inputs.gather_inputs` reads them. All selected layers come from one extractor, one forward
+    :func:`cnnviz.inputs.gather.gather_inputs` reads them. All selected layers come from one extractor, one forward
     pass per batch of images. The stages overlap: a background thread reads the next batch while the model runs,
     and a pool of threads draws and writes the previous batch's grids meanwhile (numpy, zlib and Pillow release
     the GIL); at most one batch of each is in flight, so memory is bounded by the batch size, not by the number
@@ -119,7 +119,7 @@ def render_feature_maps(
         model_label: the model's name in headers; ``model.name`` by default.
         weights: how the model's weights came (``imagenet``, ``random``, a file), for the manifest.
         source: what identifies the model (a file's full path, a name and its weights), for the manifest, so
-            that later runs can tell whether ``out_dir`` is theirs (:func:`cnnviz.output.model_folder`).
+            that later runs can tell whether ``out_dir`` is theirs (:func:`cnnviz.output.files.model_folder`).
         progress: show a progress bar (images/s, time left) when standard error is a terminal.
         workers: threads drawing and writing grids; one per CPU by default.
 
@@ -367,7 +367,7 @@ def map_picture(
         activation: its maps for the image, channels last.
         image_name: the image's name in the header.
         options: how to normalise and draw.
-        ranges: the maps' :func:`cnnviz.render.channel_ranges`, if known already.
+        ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known already.
     """
     ranges = ranges if ranges is not None else channel_ranges(activation)
     header = (
@@ -405,7 +405,7 @@ def overlay_picture(
     pixels: np.ndarray,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Picture:
-    """One image's feature maps of one layer blended onto the image (:func:`cnnviz.overlay.overlay_grid`), with
+    """One image's feature maps of one layer blended onto the image (:func:`cnnviz.draw.overlay.overlay_grid`), with
     the feature-map header and a line saying how to read it, unless ``options.labels`` is off."""
     ranges = ranges if ranges is not None else channel_ranges(activation)
     header = None
@@ -436,7 +436,7 @@ def overlay_picture(
 
 @dataclass(frozen=True)
 class FilterOptions:
-    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.render.filter_grid`)."""
+    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.draw.render.filter_grid`)."""
 
     filters: str | None = None
     channels: str | None = None

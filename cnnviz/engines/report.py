@@ -20,12 +20,12 @@ from urllib.parse import quote
 from PIL import Image
 
 from cnnviz import __version__
+from cnnviz.engines.runs import FilterOptions, MapOptions, layer_rows, render_feature_maps, render_filters
 from cnnviz.errors import CnnvizError
-from cnnviz.graph import shape_text
-from cnnviz.inputs import Input, gather_inputs
-from cnnviz.output import read_manifest, save_bytes
-from cnnviz.runs import FilterOptions, MapOptions, layer_rows, render_feature_maps, render_filters
-from cnnviz.stats import DEFAULT_RARE, LayerStats
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
+from cnnviz.models.graph import shape_text
+from cnnviz.output.files import read_manifest, save_bytes
 
 #: Feature maps drawn per layer and image in a report: a page of 512-map grids would be slow to scroll.
 REPORT_MAX_MAPS = 64
@@ -112,9 +112,9 @@ def write_report(
     Raises:
         OptionError, LayerNotFound, UnsupportedModel, ...: when the model cannot be drawn at all.
     """
-    from cnnviz.gradcam_run import GradcamOptions, render_gradcam
-    from cnnviz.stats import filter_stats
-    from cnnviz.stats_report import write_stats
+    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.methods.stats import filter_stats
+    from cnnviz.output.stats_report import write_stats
 
     root = Path(out_dir)
     label = model_label or model.name

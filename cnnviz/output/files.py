@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.draw.render import PNG_COMPRESS_LEVEL, Picture
 from cnnviz.errors import OutputError
-from cnnviz.render import PNG_COMPRESS_LEVEL, Picture
 
 
 def safe_name(layer_path: str) -> str:

@@ -3,7 +3,7 @@
 Every ``every`` epochs (or ``every_batches`` batches) it writes the same grids as ``cnnviz filters`` and
 ``cnnviz featuremaps`` into one folder per step, ``out/epoch_001/filters_conv2d.png`` and
 ``out/epoch_001/cat/conv2d.png``, and at the end of training turns each grid's frames into a looping GIF
-(:func:`cnnviz.animate.animate_folder`): ``out/filters_conv2d.gif``, ``out/cat/conv2d.gif``. With ``tensorboard``
+(:func:`cnnviz.output.animate.animate_folder`): ``out/filters_conv2d.gif``, ``out/cat/conv2d.gif``. With ``tensorboard``
 it also logs the grids as image summaries and each layer's dead-filter count as a scalar, one step per drawing.
 
 The extractor is built once, from the model being trained (no reload), the first time it draws, and runs in
@@ -22,16 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
-from cnnviz.animate import DEFAULT_DURATION_MS, animate_folder
-from cnnviz.errors import OptionError
-from cnnviz.extract import Extractor, build_extractor, load_input, neutral_padding
-from cnnviz.filters import layer_kernels
-from cnnviz.graph import ConvLayer
-from cnnviz.images import read_image
-from cnnviz.inputs import gather_inputs
-from cnnviz.output import safe_name, save_png
-from cnnviz.preprocess import resolve_preprocessing
-from cnnviz.render import (
+from cnnviz.draw.render import (
     FILTER_NORMS,
     FIXED_RANGE_NORMS,
     MAP_NORMS,
@@ -41,8 +32,17 @@ from cnnviz.render import (
     dead_filters,
     palette,
 )
-from cnnviz.runs import FilterOptions, MapOptions, Report, filter_picture, map_picture
-from cnnviz.summaries import SummaryLog
+from cnnviz.engines.runs import FilterOptions, MapOptions, Report, filter_picture, map_picture
+from cnnviz.errors import OptionError
+from cnnviz.inputs.gather import gather_inputs
+from cnnviz.inputs.images import read_image
+from cnnviz.inputs.preprocess import resolve_preprocessing
+from cnnviz.methods.extract import Extractor, build_extractor, load_input, neutral_padding
+from cnnviz.methods.filters import layer_kernels
+from cnnviz.models.graph import ConvLayer
+from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
+from cnnviz.output.files import safe_name, save_png
+from cnnviz.output.summaries import SummaryLog
 
 keras = keras_module()
 
@@ -72,7 +72,7 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
             by batches since the callback's first training; a second ``fit`` goes on counting, as epochs go on from
             Keras' ``initial_epoch``).
         tensorboard: a TensorBoard log folder; grids and dead-filter counts go to its ``cnnviz`` run
-            (:mod:`cnnviz.summaries`). Writing needs only TensorFlow; install ``tensorboard`` to look at them.
+            (:mod:`cnnviz.output.summaries`). Writing needs only TensorFlow; install ``tensorboard`` to look at them.
         names: names for the rows of an ``images`` array (``sample_0``, ``sample_1``... by default).
         filter_options: how filter grids are drawn, as ``cnnviz filters`` takes them. With ``global`` or
             ``symmetric`` normalisation and no ``value_range``, each layer's scale is fixed at its first drawing,

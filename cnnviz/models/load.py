@@ -18,10 +18,10 @@ from typing import Any
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import ModelLoadError, WeightsDownloadError, brief
-from cnnviz.legacy import legacy_custom_objects, readable_model_file
-from cnnviz.zoo import APPLICATIONS, Application
+from cnnviz.models.legacy import legacy_custom_objects, readable_model_file
+from cnnviz.models.zoo import APPLICATIONS, Application
 
-BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED_DIR = Path(__file__).parent.parent / "bundled"
 #: Models shipped inside the package, usable with no network: name -> file in ``cnnviz/bundled``.
 BUNDLED_MODELS = {"shapes": "shapes.keras"}
 DEFAULT_MODEL = "vgg16"

@@ -25,8 +25,8 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
-from cnnviz.graph import ConvLayer, Trace, input_shape, layer_twin, trace
-from cnnviz.preprocess import resolve_preprocessing
+from cnnviz.inputs.preprocess import resolve_preprocessing
+from cnnviz.models.graph import ConvLayer, Trace, input_shape, layer_twin, trace
 
 PARAMETRIZATIONS = ("fourier", "pixel")
 DEFAULT_STEPS = 128
@@ -119,7 +119,7 @@ class Maximizer:
         layer: a conv layer's name or path.
         options: how to optimise.
         preprocess: how 0..255 pixels are prepared for the model: ``auto`` or a name from
-            :data:`cnnviz.preprocess.MODES`; applied inside the step, so its gradient is followed.
+            :data:`cnnviz.inputs.preprocess.MODES`; applied inside the step, so its gradient is followed.
 
     Raises:
         OptionError: bad options.

@@ -3,7 +3,7 @@
 Grad-CAM (Selvaraju et al., 2017) weighs each map of a conv layer by how much the class score grows with it (the
 mean of the score's gradient over the map), sums the weighted maps and keeps the positive part. Grad-CAM++
 (Chattopadhay et al., 2018) weighs each position's gradient instead, which separates several objects of one class
-better. Both run on cnnviz's replay of the model (:mod:`cnnviz.graph`), so a layer inside a nested base
+better. Both run on cnnviz's replay of the model (:mod:`cnnviz.models.graph`), so a layer inside a nested base
 (``vgg16/block5_conv3``) is reached like any other.
 
 The score differentiated is the class's *pre-softmax* value where the graph has one: a softmax saturates, and
@@ -21,8 +21,8 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, UnsupportedModel
-from cnnviz.graph import Trace, leaf_name, shape_text, trace
-from cnnviz.resample import resize_maps
+from cnnviz.methods.resample import resize_maps
+from cnnviz.models.graph import Trace, leaf_name, shape_text, trace
 
 METHODS = ("gradcam", "gradcam++")
 #: Output activations that cnnviz looks past, to differentiate the score before them.
@@ -201,7 +201,7 @@ def class_scores(traced: Trace) -> tuple[Any, str]:
     or a Softmax / Activation layer), the scores are that layer's values before the squashing, computed by a twin
     of the layer that shares its weights; otherwise the output itself.
     """
-    from cnnviz.graph import layer_twin
+    from cnnviz.models.graph import layer_twin
 
     keras = keras_module()
     last = next((path for path, out in traced.outputs.items() if out is traced.output), None)
@@ -250,7 +250,7 @@ def gradcam(
         classes: the class to explain, per image or one for all; each image's top class by default.
         layer: the layer to explain at; by default the last conv layer with maps larger than 1x1.
         method: ``gradcam`` or ``gradcam++``.
-        preprocess: for files, ``auto`` or a name from :data:`cnnviz.preprocess.MODES`.
+        preprocess: for files, ``auto`` or a name from :data:`cnnviz.inputs.preprocess.MODES`.
         size: for files, a (rows, cols) input size for a model of free input size.
         fit: for files, ``crop``, ``pad`` or ``stretch`` to a fixed input size.
 
@@ -282,8 +282,8 @@ def load_batch(
         ImageLoadError: an image cannot be read.
         OptionError: no images, or they come out at different sizes.
     """
-    from cnnviz.extract import input_reader, load_input, neutral_padding
-    from cnnviz.preprocess import resolve_preprocessing
+    from cnnviz.inputs.preprocess import resolve_preprocessing
+    from cnnviz.methods.extract import input_reader, load_input, neutral_padding
 
     if not images:
         raise OptionError("no images given")

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from cnnviz.graph import ConvLayer, shape_text
-from cnnviz.render import Header, channel_ranges, dead_filters, flat_ranges
+from cnnviz.draw.render import Header, channel_ranges, dead_filters, flat_ranges
+from cnnviz.models.graph import ConvLayer, shape_text
 
 #: What the drawn kernels are, for layers whose kernel is not one plain stack of filters.
 _KERNEL_NOTES = {
@@ -68,7 +68,7 @@ def map_header(
         max_maps: the cap on maps drawn, if any.
         fit: how the image was given the model's input size (``crop``, ``pad``, ``stretch``), or ``none`` when
             it kept its own.
-        ranges: the maps' :func:`cnnviz.render.channel_ranges`, if known already.
+        ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known already.
     """
     channels = maps.shape[-1]
     shown = channels if max_maps is None else min(max_maps, channels)
@@ -110,7 +110,7 @@ def filter_header(
         norm: ``global``, ``filter`` or ``symmetric``; labels the colorbar's ends.
         rgb: whether filters are drawn as colour patches (no colorbar then).
         value_range: the fixed ``(low, high)`` the colours were scaled by, if any
-            (:func:`cnnviz.render.filter_grid`); the colorbar's ends show it and the text says it is fixed.
+            (:func:`cnnviz.draw.render.filter_grid`); the colorbar's ends show it and the text says it is fixed.
     """
     count, depth, kh, kw = kernels.shape
     lo, hi = float(kernels.min()), float(kernels.max())

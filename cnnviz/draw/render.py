@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from cnnviz.draw.marks import cross_out, label_size, number_corners, number_gutters, numbers_fit
+from cnnviz.draw.normalize import EPSILON, minmax, range_levels, scale_range, standardize, symmetric, to_levels
+from cnnviz.draw.png import encode_png
+from cnnviz.draw.text import line_height, text_mask
+from cnnviz.draw.tiling import grid_shape_for, tile, upscale
 from cnnviz.errors import OptionError
-from cnnviz.marks import cross_out, label_size, number_corners, number_gutters, numbers_fit
-from cnnviz.normalize import EPSILON, minmax, range_levels, scale_range, standardize, symmetric, to_levels
-from cnnviz.png import encode_png
-from cnnviz.text import line_height, text_mask
-from cnnviz.tiling import grid_shape_for, tile, upscale
 
 #: Palette entries used by the colormap; the indices from here on are reserved.
 LEVELS = 252
@@ -98,7 +98,7 @@ class Picture:
         return self.pixels if self.palette is None else self.palette[self.pixels]
 
     def png_bytes(self, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-        """The picture encoded as PNG (:func:`cnnviz.png.encode_png`); the same picture always gives the same
+        """The picture encoded as PNG (:func:`cnnviz.draw.png.encode_png`); the same picture always gives the same
         bytes."""
         return encode_png(self.pixels, self.palette, compress_level)
 
@@ -362,7 +362,7 @@ def filter_grid(
     a selection keeps the layer's scale.
 
     Args:
-        kernels: ``(filters, channels, rows, cols)``, as :func:`cnnviz.filters.layer_kernels` returns.
+        kernels: ``(filters, channels, rows, cols)``, as :func:`cnnviz.methods.filters.layer_kernels` returns.
         filters: indices of the filters to draw; all when None.
         channels: indices of the input channels to draw; all when None.
         norm: ``global`` (min-max over the layer), ``filter`` (min-max per filter) or ``symmetric`` (0 at the

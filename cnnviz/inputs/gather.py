@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from cnnviz.errors import OptionError
-from cnnviz.images import input_suffixes
+from cnnviz.inputs.images import input_suffixes
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from cnnviz.errors import (
     UnsupportedLayer,
     brief,
 )
-from cnnviz.graph import ConvLayer, input_shape, shape_text, sized_input_shape, trace
-from cnnviz.images import load_image
-from cnnviz.pipeline import prefetch
-from cnnviz.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.inputs.images import load_image
+from cnnviz.inputs.pipeline import prefetch
+from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.models.graph import ConvLayer, input_shape, shape_text, sized_input_shape, trace
 
 ImagePath = str | os.PathLike[str]
 
@@ -189,7 +189,7 @@ def load_input(
     """Read one input for the extractor: an image file, or a ``.npy`` array fed as it is (channels last, as
     every input is given; a channels_first model gets it turned).
 
-    An image is fitted to the model's fixed input size by ``fit`` and ``pad`` (:func:`cnnviz.images.fit_pixels`).
+    An image is fitted to the model's fixed input size by ``fit`` and ``pad`` (:func:`cnnviz.inputs.images.fit_pixels`).
     ``data`` holds the file's bytes when they were read already (the Ray engine's workers get them so).
 
     Returns:
@@ -343,7 +343,7 @@ def feature_maps(
         images: image file paths, loaded and preprocessed for the model (``.npy`` files are fed as they are), or
             a model-ready channels-last array ``(N, rows, cols, channels)`` that is fed as it is.
         layers: conv layer names or paths; all conv layers when None.
-        preprocess: for file paths, ``auto`` or a name from :data:`cnnviz.preprocess.MODES`.
+        preprocess: for file paths, ``auto`` or a name from :data:`cnnviz.inputs.preprocess.MODES`.
         batch_size: images per forward pass.
         size: for file paths, force a (rows, cols) input size.
         fit: for file paths, how an image gets a fixed input size of another shape: ``crop`` (the default: the

@@ -13,8 +13,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from cnnviz.marks import cross_out, number_corners, numbers_fit
-from cnnviz.render import (
+from cnnviz.draw.marks import cross_out, number_corners, numbers_fit
+from cnnviz.draw.render import (
     LEVELS,
     MIN_GRID_WIDTH,
     Header,
@@ -25,8 +25,8 @@ from cnnviz.render import (
     palette,
     separator_colour,
 )
-from cnnviz.resample import resize_maps
-from cnnviz.tiling import grid_shape_for, tile
+from cnnviz.draw.tiling import grid_shape_for, tile
+from cnnviz.methods.resample import resize_maps
 
 #: How strongly the hottest places are coloured (0: not at all, 1: colour only).
 DEFAULT_ALPHA = 0.6
@@ -106,18 +106,18 @@ def overlay_grid(
         maps: ``(rows, cols, channels)`` activations, channels last.
         pixels: the image as the model saw it (fitted, before preprocessing), ``(rows, cols[, channels])`` 0..255.
         norm: how each map becomes heat: ``map``, ``layer`` or ``standardize``, as in
-            :func:`cnnviz.render.feature_map_grid`.
+            :func:`cnnviz.draw.render.feature_map_grid`.
         cmap: the heat's colormap.
         alpha: the opacity of the hottest places.
         max_maps: draw only the first this many channels.
         header: a text strip above the grid.
         index: number each tile with its channel.
-        ranges: the maps' :func:`cnnviz.render.channel_ranges`, if known.
+        ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known.
 
     Returns:
         An RGB :class:`Picture`; tiles are :data:`OVERLAY_TILE` pixels on their long side, flat maps crossed out.
     """
-    from cnnviz.render import channel_ranges
+    from cnnviz.draw.render import channel_ranges
 
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3:

@@ -14,8 +14,8 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import OptionError
-from cnnviz.graph import conv_classes
-from cnnviz.zoo import find_application
+from cnnviz.models.graph import conv_classes
+from cnnviz.models.zoo import find_application
 
 IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], dtype=np.float32)
 IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -71,7 +71,7 @@ class Preprocessing:
     def affine(self, channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
         """The step as ``pixels @ gain + offset``: every preprocessing here is affine per channel (a scale, an
         offset, perhaps a change of channel order), so a black probe and one per channel at 255 determine it. Code
-        that must differentiate through preprocessing (:mod:`cnnviz.maximize`) applies it in this form.
+        that must differentiate through preprocessing (:mod:`cnnviz.methods.maximize`) applies it in this form.
 
         Returns:
             float64 ``gain`` ``(channels, channels)``: output channel j per unit of input channel i at ``[i, j]``; and

@@ -21,10 +21,10 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError
-from cnnviz.extract import Extractor, build_extractor, iter_batches
-from cnnviz.graph import ConvLayer
-from cnnviz.inputs import Input, gather_inputs
-from cnnviz.preprocess import resolve_preprocessing
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.preprocess import resolve_preprocessing
+from cnnviz.methods.extract import Extractor, build_extractor, iter_batches
+from cnnviz.models.graph import ConvLayer
 
 #: Activations whose outputs are never negative: "active" is then "above 0".
 RELU_ACTIVATIONS = ("relu", "relu6")
@@ -202,10 +202,10 @@ def filter_stats(
     Args:
         model: a Keras model (nested models are fine).
         images: image files (and ``.npy`` model-ready arrays), folders and patterns, as
-            :func:`cnnviz.inputs.gather_inputs` reads them.
+            :func:`cnnviz.inputs.gather.gather_inputs` reads them.
         layers: conv layer names, paths or patterns.
         threshold: what counts as active in layers without a ReLU of their own (see the module's notes).
-        preprocess, batch_size, size, fit: as for :func:`cnnviz.extract.feature_maps`.
+        preprocess, batch_size, size, fit: as for :func:`cnnviz.methods.extract.feature_maps`.
         progress: called with the number of images done after each batch (a progress bar's ``update``).
 
     Raises:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnviz.text import line_height, text_mask
+from cnnviz.draw.text import line_height, text_mask
 
 #: Font size of tile numbers, in pixels: small enough to sit in the corner of a 48-pixel map.
 INDEX_FONT = 10
