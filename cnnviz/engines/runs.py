@@ -19,6 +19,7 @@ from cnnviz.draw.overlay import overlay_grid
 from cnnviz.draw.render import (
     FILTER_NORMS,
     MAP_NORMS,
+    Header,
     Picture,
     channel_ranges,
     check_norm,
@@ -370,20 +371,7 @@ def map_picture(
         ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known already.
     """
     ranges = ranges if ranges is not None else channel_ranges(activation)
-    header = (
-        map_header(
-            label,
-            conv,
-            activation,
-            image_name,
-            norm=options.norm,
-            max_maps=options.max_maps,
-            fit=options.fit,
-            ranges=ranges,
-        )
-        if options.labels
-        else None
-    )
+    header = _map_header(label, conv, activation, image_name, options, ranges) if options.labels else None
     return feature_map_grid(
         activation,
         norm=options.norm,
@@ -392,6 +380,26 @@ def map_picture(
         scale=options.scale,
         header=header,
         index=options.index,
+        ranges=ranges,
+    )
+
+
+def _map_header(
+    label: str,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image_name: str,
+    options: MapOptions,
+    ranges: tuple[np.ndarray, np.ndarray],
+) -> Header:
+    return map_header(
+        label,
+        conv,
+        activation,
+        image_name,
+        norm=options.norm,
+        max_maps=options.max_maps,
+        fit=options.fit,
         ranges=ranges,
     )
 
@@ -410,16 +418,7 @@ def overlay_picture(
     ranges = ranges if ranges is not None else channel_ranges(activation)
     header = None
     if options.labels:
-        base = map_header(
-            label,
-            conv,
-            activation,
-            image_name,
-            norm=options.norm,
-            max_maps=options.max_maps,
-            fit=options.fit,
-            ranges=ranges,
-        )
+        base = _map_header(label, conv, activation, image_name, options, ranges)
         note = "each map upsampled onto the image: colour where the filter fires, the photo where it does not"
         header = replace(base, lines=[*base.lines, note])
     return overlay_grid(
