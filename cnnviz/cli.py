@@ -526,9 +526,14 @@ def filters(
         out = model_folder(view.output, choice.folder, choice.source)
         check_writable(out)
         report = render_filters(choice.load(), layer, out, options, **choice.naming())
-    for note in report.notes:
+    _say(report.notes, report.written)
+
+
+def _say(notes: Sequence[str], written: Sequence[Path]) -> None:
+    """A run's notes, then each file it wrote."""
+    for note in notes:
         click.echo(f"note: {note}")
-    for path in report.written:
+    for path in written:
         click.echo(f"wrote {path}")
 
 
@@ -872,15 +877,12 @@ def maximize(
         )
     if quiet:
         return
-    for note in report.notes:
-        click.echo(f"note: {note}")
     if report.result is not None:
         reached = ", ".join(
             f"{f}: {v:.3g}" for f, v in zip(report.result.filters, report.result.activations, strict=True)
         )
         click.echo(f"{report.result.layer}: mean activation reached per filter: {reached}")
-    for path in report.written:
-        click.echo(f"wrote {path}")
+    _say(report.notes, report.written)
 
 
 @main.command(context_settings=CONTEXT)

@@ -106,7 +106,7 @@ def render_gradcam(
     palette(options.cmap)
     explainer = GradCam(model, options.layer, options.method)
     reader = input_reader(model)
-    classes = int(model.outputs[0].shape[-1])
+    classes = explainer.classes
     names = class_names(classes, options.labels_file, model.name)
     target = None if options.target is None else resolve_class(options.target, classes, names)
     step = resolve_preprocessing(model, options.preprocess)

@@ -23,9 +23,10 @@ from cnnviz import __version__
 from cnnviz.engines.runs import FilterOptions, MapOptions, layer_rows, render_feature_maps, render_filters
 from cnnviz.errors import CnnvizError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
+from cnnviz.methods.stats import DEFAULT_RARE, LayerStats, filter_stats
 from cnnviz.models.graph import shape_text
 from cnnviz.output.files import read_manifest, save_bytes
+from cnnviz.output.stats_report import write_stats
 
 #: Feature maps drawn per layer and image in a report: a page of 512-map grids would be slow to scroll.
 REPORT_MAX_MAPS = 64
@@ -113,8 +114,6 @@ def write_report(
         OptionError, LayerNotFound, UnsupportedModel, ...: when the model cannot be drawn at all.
     """
     from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
-    from cnnviz.methods.stats import filter_stats
-    from cnnviz.output.stats_report import write_stats
 
     root = Path(out_dir)
     label = model_label or model.name
@@ -137,7 +136,7 @@ def write_report(
             record = drawn.get(item.path, {}).get("layers", {}).get(section.name)
             if record:
                 section.maps.append(_figure(Path(record["png"]), root, f"{names[item.path]}: {section.name}"))
-    _add_stats(model, inputs, root, label, sections, notes, preprocess, fit, batch_size, filter_stats, write_stats)
+    _add_stats(model, inputs, root, label, sections, notes, preprocess, fit, batch_size)
     explained: list[Figure] = []
     if gradcam:
         try:
@@ -172,8 +171,6 @@ def _add_stats(
     preprocess: str,
     fit: str,
     batch_size: int,
-    filter_stats: Any,
-    write_stats: Any,
 ) -> None:
     """Dead-filter statistics over the images, a line and a chart per layer."""
     try:

@@ -78,6 +78,8 @@ class GradCam:
         self._free_size = None in tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else False
         self._channels_first_input = False
         self.layer, self.score = self._build(None)[1:3]
+        #: How many classes the model scores.
+        self.classes = int(self._built[None][0].outputs[1].shape[-1])
 
     def _build(self, shape: tuple[int | None, ...] | None) -> tuple[Any, str, str, bool]:
         """The Keras model from the input to (the layer's maps, the class scores, the outputs) at ``shape``."""

@@ -136,10 +136,11 @@ class Maximizer:
         shape = input_shape(model)
         if len(shape) != 3:
             raise UnsupportedModel(f"model '{model.name}' does not take images; maximize draws images")
-        conv = trace(model).find([layer])[0]
+        whole = trace(model)
+        conv = whole.find([layer])[0]
         if len(conv.output_shape) != 3:
             raise UnsupportedLayer(f"layer '{conv.path}' is a {conv.kind}; maximize works on layers of 2-D maps")
-        first = trace(model).convs[0]
+        first = whole.convs[0]
         self.channels_first_input = first.channels_first and shape[0] in (1, 3)
         channels = (shape[0] if self.channels_first_input else shape[-1]) or 3
         side = options.size
