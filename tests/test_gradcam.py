@@ -224,3 +224,19 @@ def test_a_model_saved_by_keras_2_to_h5_is_explained_the_same(square_finder, tmp
     assert explained.score == f"the pre-softmax scores of layer '{prefix}predictions'"
     _peak_on_square(explained.heatmaps[0])
     np.testing.assert_allclose(explained.heatmaps, gradcam(square_finder, picture).heatmaps, rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_ready_npy_input_gets_the_heatmap_alone(square_finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.draw.overlay import MIN_PANEL
+    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+
+    np.save(tmp_path / "ready.npy", square_picture())  # model-ready: not pixels to draw under the heat
+    options = GradcamOptions(labels=False, save_raw=True)
+    report = render_gradcam(square_finder, [tmp_path / "ready.npy"], tmp_path / "out", options)
+
+    _peak_on_square(np.load(report.results[0].raw))
+    drawn = np.asarray(Image.open(report.results[0].picture).convert("RGB")).astype(int)
+    # one panel, the heatmap in jet, 32 px enlarged 10 times, widened with white to 640: no picture beside it
+    assert drawn.shape == (MIN_PANEL, 640, 3) and (drawn[:, MIN_PANEL:] == 255).all()
+    hot, cold = drawn[80, 240], drawn[300, 10]  # the square's centre (row 8, col 24), a far corner
+    assert hot[0] > hot[2] and cold[2] > cold[0]  # red on the square, blue far from it

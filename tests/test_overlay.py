@@ -75,3 +75,20 @@ def test_featuremaps_overlay_writes_overlay_grids_that_light_up_the_square(squar
     unit = (maps[..., strongest] - maps[..., strongest].min()) / np.ptp(maps[..., strongest])
     coldest = np.unravel_index(int(np.argmin(resize_maps(unit[..., None], side, side))), (side, side))
     assert np.abs(tile[coldest] - photo[coldest]).sum() <= 6
+
+
+def test_overlays_draw_over_the_images_the_batch_reader_decoded_once(square_finder, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import cnnviz.methods.extract as extract
+    from cnnviz.engines.runs import MapOptions, render_feature_maps
+
+    for seed in (1, 2, 3):
+        Image.fromarray(square_picture(seed).astype(np.uint8)).save(tmp_path / f"p{seed}.png")
+    reads: list[str] = []
+    original = extract.load_image
+    monkeypatch.setattr(extract, "load_image", lambda path, *a, **k: reads.append(str(path)) or original(path, *a, **k))
+
+    options = MapOptions(layers=["conv1"], overlay=True, batch_size=2, labels=False)
+    report = render_feature_maps(square_finder, [tmp_path], tmp_path / "out", options)
+
+    assert sorted(reads) == [str(tmp_path / f"p{seed}.png") for seed in (1, 2, 3)]  # each image read once
+    assert sorted(path.name for path in report.written) == ["conv1_overlay.png"] * 3

@@ -120,7 +120,7 @@ def render_gradcam(
 
     pad = neutral_padding(reader, step, options.fit)
     groups = load_groups(reader, list(keys), step, options.batch_size, options.size, options.fit, pad, failed, {})
-    for pending, batch in groups:
+    for pending, batch, ready in groups:
         try:
             explained = explainer(batch, target)
         except CnnvizError:
@@ -131,7 +131,7 @@ def render_gradcam(
             continue
         report.probabilities = _are_probabilities(explained.outputs)
         for index, (path, array) in enumerate(pending):
-            pixels = array if reader.takes_images and array.shape[-1] in (1, 3) else None
+            pixels = None if ready or array.shape[-1] not in (1, 3) else array
             folder = Path(out_dir) / keys[os.fspath(path)]
             result = _write_one(folder, os.fspath(path), pixels, explained, index, names, label, options)
             report.results.append(result)

@@ -32,7 +32,7 @@ from cnnviz.errors import CnnvizError, LayerNotFound, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.images import check_fit
 from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.methods.extract import Extractor, build_extractor, iter_batches, load_input, neutral_padding
+from cnnviz.methods.extract import Extractor, build_extractor, iter_batches
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer, shape_text, sized_input_shape, trace
 from cnnviz.output.files import read_manifest, safe_name, save_manifest, save_npy, save_png
@@ -162,6 +162,7 @@ def render_feature_maps(
 
     pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, initializer=_yield_to_the_model)
     jobs: deque[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = deque()
+    read: dict[str, np.ndarray] = {}  # with overlays: each image as the batch reader decoded it, to draw over
     try:
         with bar:
             batches = iter_batches(
@@ -172,10 +173,13 @@ def render_feature_maps(
                 size=options.size,
                 fit=options.fit,
                 on_error=failed,
+                pixels=read if drawn.overlay else None,
             )
             for batch_paths, maps in batches:
                 for index, path in enumerate(os.fspath(p) for p in batch_paths):
-                    pixels = plan.pixels(path) if drawn.overlay else None
+                    pixels = read.pop(path, None)
+                    if pixels is not None and pixels.shape[-1] not in (1, 3):
+                        pixels = None
                     for conv in extractor.layers:
                         args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn, pixels)
                         jobs.append((path, conv, pool.submit(write_maps, *args)))
@@ -213,13 +217,6 @@ class MapPlan:
     preprocessing: Preprocessing
     options: MapOptions
     notes: tuple[str, ...] = ()
-
-    def pixels(self, path: str) -> np.ndarray | None:
-        """An image as the model saw it, fitted but not preprocessed, for overlays; None for a ``.npy`` input."""
-        fit = self.options.fit if self.options.fit != "none" else "crop"
-        pad = neutral_padding(self.extractor, self.preprocessing, fit)
-        array, ready = load_input(self.extractor, path, self.options.size, fit, pad)
-        return None if ready or array.shape[-1] not in (1, 3) else array
 
 
 def plan_maps(model: Any, options: MapOptions) -> MapPlan:

@@ -225,6 +225,7 @@ def iter_batches(
     on_error: Callable[[ImagePath, CnnvizError], None] | None = None,
     read_ahead: bool = True,
     data: Mapping[str, bytes] | None = None,
+    pixels: dict[str, np.ndarray] | None = None,
 ) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
     """Load, preprocess and run images through the extractor, a batch at a time.
 
@@ -243,13 +244,18 @@ def iter_batches(
             reading thread for unreadable files.
         read_ahead: read the next batch while the model runs.
         data: the files' bytes by path, for files read already; the others are read from disk.
+        pixels: when given, filled before each batch is yielded with its images as read (fitted 0..255 pixels,
+            before preprocessing) by path, for drawing over them; ``.npy`` inputs are left out. The caller takes
+            them out (``pop``) as it uses them, so it holds one batch of them at a time.
 
     Yields:
         (the paths in the batch, the activations by layer path) for each batch.
     """
     pad = neutral_padding(extractor, preprocess, fit)
     groups = load_groups(extractor, paths, preprocess, batch_size, size, fit, pad, on_error, data or {})
-    for pending, batch in prefetch(groups) if read_ahead else groups:
+    for pending, batch, ready in prefetch(groups) if read_ahead else groups:
+        if pixels is not None and not ready:
+            pixels.update((os.fspath(path), array) for path, array in pending)
         yield from _run(extractor, pending, batch, on_error)
 
 
@@ -271,11 +277,12 @@ def load_groups(
     pad: Sequence[float] | float,
     on_error: Callable[[ImagePath, CnnvizError], None] | None,
     data: Mapping[str, bytes],
-) -> Iterator[tuple[list[tuple[ImagePath, np.ndarray]], np.ndarray]]:
+) -> Iterator[tuple[list[tuple[ImagePath, np.ndarray]], np.ndarray, bool]]:
     """Read inputs (:func:`load_input`) into batches of at most ``batch_size`` of one shape and kind.
 
     Yields:
-        ([(path, its array as read: 0..255 pixels, or a model-ready array)], the stacked, preprocessed batch).
+        ([(path, its array as read)], the stacked, preprocessed batch, whether the arrays are model-ready
+        ``.npy`` inputs rather than 0..255 pixels).
     """
     pending: list[tuple[ImagePath, np.ndarray]] = []
     pending_ready = False
@@ -288,12 +295,12 @@ def load_groups(
             on_error(path, exc)
             continue
         if pending and (pending[0][1].shape != array.shape or pending_ready != ready or len(pending) >= batch_size):
-            yield pending, _stack(pending, None if pending_ready else preprocess)
+            yield pending, _stack(pending, None if pending_ready else preprocess), pending_ready
             pending = []
         pending.append((path, array))
         pending_ready = ready
     if pending:
-        yield pending, _stack(pending, None if pending_ready else preprocess)
+        yield pending, _stack(pending, None if pending_ready else preprocess), pending_ready
 
 
 def _stack(pending: list[tuple[ImagePath, np.ndarray]], preprocess: Preprocessing | None) -> np.ndarray:
