@@ -251,10 +251,7 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
             # Only the inputs carry over into an inlined model: its own call kwargs (training=False) are
             # superseded by the extractor's inference-mode call.
             return _replay(layer, args[0], path + SEPARATOR, result, convs, until)
-        if isinstance(layer, convs) and getattr(layer, "data_format", None) == "channels_first":
-            out = _run_channels_last(layer, *args, **kwargs)
-        else:
-            out = layer(*args, **kwargs)
+        out = _run_twin(layer, *args, **kwargs) if isinstance(layer, convs) else layer(*args, **kwargs)
         if path not in result.layers:
             result.layers[path] = layer
             result.outputs[path] = out
@@ -275,18 +272,44 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
     return model._run_through_graph([x], operation_fn=lambda op: functools.partial(call, op))
 
 
-def _run_channels_last(layer: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a channels_first conv layer as a channels_last twin between two transposes.
+def _run_twin(layer: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a conv layer, as a twin that computes the same numbers where the layer as it is would hit a kernel that
+    fails on a CPU.
 
-    TensorFlow's plain CPU kernels have no NCHW convolution (only some builds and CPUs run one through oneDNN), so
-    a model written on a GPU in channels_first layout would fail here. The twin is the same layer class and
-    configuration in channels_last layout, holding the original's own weight variables: the result is the same
-    computation, and changes to the model's weights show in the extractor.
+    - A ``channels_first`` layer runs as a ``channels_last`` twin between two transposes: TensorFlow's plain CPU
+      kernels have no NCHW convolution (only some builds and CPUs run one through oneDNN), so a model written on a
+      GPU in that layout would fail here.
+    - A strided 1x1 convolution runs as every stride-th row and column followed by a 1x1 convolution of stride 1:
+      the same products and sums. TensorFlow 2.21's oneDNN kernels (on by default on x86) corrupt the heap taking
+      the input gradient of a strided 1x1 convolution on an even-sized map with few channels, which killed
+      Grad-CAM on small models with strided shortcuts (``scripts/onednn_sweep.py`` finds the cases).
+
+    The twin is the same layer class and configuration holding the original's own weight variables (see
+    :func:`layer_twin`), so changes to the model's weights show in it. Other layers are called as they are.
     """
     ops = keras_module().ops
-    moved = ops.moveaxis(x, 1, -1)
-    twin = layer_twin(layer, moved.shape, data_format="channels_last", name=f"{layer.name}_channels_last")
-    return ops.moveaxis(twin(moved, *args, **kwargs), -1, 1)
+    channels_first = getattr(layer, "data_format", None) == "channels_first"
+    strides = _pointwise_strides(layer)
+    if not channels_first and strides is None:
+        return layer(x, *args, **kwargs)
+    moved = ops.moveaxis(x, 1, -1) if channels_first else x
+    changes: dict[str, Any] = {"data_format": "channels_last", "name": f"{layer.name}_twin"}
+    if strides is not None:
+        moved = moved[(slice(None), *(slice(None, None, step) for step in strides), slice(None))]
+        changes["strides"] = (1,) * len(strides)
+    out = layer_twin(layer, moved.shape, **changes)(moved, *args, **kwargs)
+    return ops.moveaxis(out, -1, 1) if channels_first else out
+
+
+def _pointwise_strides(layer: Any) -> tuple[int, ...] | None:
+    """A plain convolution's strides when its kernel is 1 everywhere and some stride is above 1, else None."""
+    layers = keras_module().layers
+    if not isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)):
+        return None
+    strides = tuple(int(step) for step in layer.strides)
+    if any(int(size) != 1 for size in layer.kernel_size) or all(step == 1 for step in strides):
+        return None
+    return strides
 
 
 def layer_twin(layer: Any, input_shape: Any, **changes: Any) -> Any:
