@@ -223,3 +223,29 @@ def test_keras_2_model_with_vgg16_preprocess_input_inside(tmp_path: Path) -> Non
     maps = feature_maps(loaded, pixels, ["conv"])
 
     np.testing.assert_allclose(maps["conv"], model.predict(pixels, verbose=0), atol=1e-4)
+
+
+def test_keras_2_separable_transposed_and_spatial_dropout_layers_load_with_their_weights(tmp_path: Path) -> None:
+    """tf_keras writes ``groups`` for every conv and a plain kernel's settings on separable convs, which Keras 3's
+    layers refuse ("Unrecognized keyword arguments passed to SeparableConv2D")."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(6)
+    layers = tf_keras.layers
+    inputs = tf_keras.Input((12, 12, 3))
+    x = layers.SeparableConv2D(6, 3, padding="same", name="sep")(inputs)
+    x = layers.SpatialDropout2D(0.2, name="drop")(x)
+    x = layers.Conv2DTranspose(4, 3, strides=2, name="up")(x)
+    x = layers.DepthwiseConv2D(3, name="dw")(x)
+    seq = layers.Reshape((-1, 4))(x)
+    seq = layers.SeparableConv1D(3, 3, name="sep1d")(seq)
+    model = tf_keras.Model(inputs, seq)
+    loaded, pixels = _saved_and_reloaded(model, tmp_path / "kinds.h5", seed=6)
+
+    assert [conv.kind for conv in conv_layers(loaded)] == [
+        "SeparableConv2D",
+        "Conv2DTranspose",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+    ]
+    maps = feature_maps(loaded, pixels, ["dw"])
+    np.testing.assert_allclose(maps["dw"], _keras2_output(model, "dw", pixels), rtol=1e-4, atol=1e-5)

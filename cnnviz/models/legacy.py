@@ -4,7 +4,8 @@ Keras 2 wrote configs that Keras 3 refuses or misreads, and they are in almost e
 EfficientNet transfer model saved by an older TensorFlow (Teachable Machine exports too):
 
 - BatchNormalization's ``axis`` as a one-item list;
-- arguments Keras 3 layers no longer take (DepthwiseConv2D ``groups``, random augmentation ``rng_type``);
+- arguments Keras 3 layers no longer take (``groups`` of depthwise, separable and transposed convolutions, random
+  augmentation ``rng_type``);
 - a nested model's single input or output as a one-item list of ``[layer, node, tensor]``, which Keras 3 reads
   as a list output, so the next layer receives a list;
 - calls of a nested model counted from 1 (Keras 2 counted the model's own construction as call 0), which
@@ -67,7 +68,17 @@ _KERAS_3_MODELS = {
 
 #: Keras 2 arguments that Keras 3 layers refuse, by layer class.
 _DROPPED = {
+    "DepthwiseConv1D": ("groups",),
     "DepthwiseConv2D": ("groups",),
+    "Conv1DTranspose": ("groups",),
+    "Conv2DTranspose": ("groups",),
+    "Conv3DTranspose": ("groups",),
+    # tf_keras writes a plain conv's kernel settings beside the depthwise_ and pointwise_ ones
+    "SeparableConv1D": ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+    "SeparableConv2D": ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+    "SpatialDropout1D": ("trainable", "noise_shape"),
+    "SpatialDropout2D": ("trainable", "noise_shape"),
+    "SpatialDropout3D": ("trainable", "noise_shape"),
     "RandomFlip": ("rng_type",),
     "RandomRotation": ("rng_type",),
     "RandomZoom": ("rng_type",),
