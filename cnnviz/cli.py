@@ -19,6 +19,7 @@ import click
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz import __version__
+from cnnviz.crashes import supervise
 from cnnviz.draw.overlay import DEFAULT_ALPHA
 from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS, palette
 from cnnviz.engines.maximize_run import DEFAULT_FILTERS
@@ -1070,5 +1071,11 @@ def animate(folder: str, output: str | None, duration: int, verbose: bool) -> No
         click.echo(f"  {path}")
 
 
+def run() -> None:
+    """The ``cnnviz`` console command: :func:`main` under :func:`cnnviz.crashes.supervise`, so that a crash in
+    native code says what cnnviz was doing instead of leaving a bare "Segmentation fault"."""
+    supervise(main, sys.argv)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

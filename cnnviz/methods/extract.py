@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
+from cnnviz.crashes import doing
 from cnnviz.errors import (
     CnnvizError,
     ForwardPassError,
@@ -81,7 +82,8 @@ class Extractor:
         batch = np.asarray(batch, dtype=np.float32)
         if self.channels_first_input:
             batch = np.moveaxis(batch, -1, 1)
-        outputs = self.model.predict_on_batch(batch)
+        with doing(f"the forward pass of model '{self.model.name}' on a batch of {len(batch)}"):
+            outputs = self.model.predict_on_batch(batch)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         result = {}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
+from cnnviz.crashes import doing
 from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, UnsupportedModel
 from cnnviz.methods.resample import resize_maps
 from cnnviz.models.graph import Trace, leaf_name, shape_text, trace
@@ -135,11 +136,12 @@ class GradCam:
         batch = np.asarray(batch, dtype=np.float32)
         feed = np.moveaxis(batch, -1, 1) if self._channels_first_input else batch
         model, path, score, channels_first = self._build(tuple(feed.shape[1:]) if self._free_size else None)
-        with tf.GradientTape() as tape:
-            maps, scores, outputs = model(feed, training=False)
-            chosen = _chosen_classes(classes, np.asarray(scores), len(batch))
-            target = tf.gather(scores, chosen, axis=1, batch_dims=1)
-        grads = tape.gradient(target, maps)
+        with doing(f"Grad-CAM of layer '{path}' of model '{self.source.name}', the gradient of {score}"):
+            with tf.GradientTape() as tape:
+                maps, scores, outputs = model(feed, training=False)
+                chosen = _chosen_classes(classes, np.asarray(scores), len(batch))
+                target = tf.gather(scores, chosen, axis=1, batch_dims=1)
+            grads = tape.gradient(target, maps)
         if grads is None:
             raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
         maps_array, grads_array = np.asarray(maps), np.asarray(grads)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
+from cnnviz.crashes import doing
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
 from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.models.graph import ConvLayer, Trace, input_shape, layer_twin, trace
@@ -204,12 +205,13 @@ class Maximizer:
         first, second = tf.zeros_like(params), tf.zeros_like(params)
         moves = np.stack([self._moves(index) for index in filters], axis=1)  # (steps, batch, 4)
         targets = tf.constant(filters, dtype=tf.int32)
-        for step in range(self.options.steps):
-            params, first, second = self._step(params, first, second, tf.constant(step + 1.0), targets, moves[step])
-            if progress is not None:
-                progress(real)
-        images = self._image(params)
-        reached = self._objective(images, targets, activated=True)
+        with doing(f"maximize: filters {filters[:real]} of layer '{self.conv.path}', gradient ascent"):
+            for step in range(self.options.steps):
+                params, first, second = self._step(params, first, second, tf.constant(step + 1.0), targets, moves[step])
+                if progress is not None:
+                    progress(real)
+            images = self._image(params)
+            reached = self._objective(images, targets, activated=True)
         return np.asarray(images), np.asarray(reached)
 
     def _start(self, index: int) -> np.ndarray:

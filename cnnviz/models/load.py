@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from cnnviz._keras import keras_module
+from cnnviz.crashes import doing
 from cnnviz.errors import ModelLoadError, WeightsDownloadError, brief
 from cnnviz.models.legacy import legacy_custom_objects, readable_model_file
 from cnnviz.models.zoo import APPLICATIONS, Application
@@ -80,9 +81,10 @@ def load_model(
         )
     for module in imports:
         import_module(module)
-    model = _load_saved_model(path, unsafe) if path.is_dir() else _load_model_file(path, unsafe)
-    if weights is not None:
-        _load_weights(model, Path(weights))
+    with doing(f"loading model {path}"):
+        model = _load_saved_model(path, unsafe) if path.is_dir() else _load_model_file(path, unsafe)
+        if weights is not None:
+            _load_weights(model, Path(weights))
     return model
 
 

@@ -1,0 +1,140 @@
+"""Native crashes made visible: what cnnviz was doing when TensorFlow took the process down.
+
+A bug in a native kernel (TensorFlow 2.21's oneDNN kernels corrupt the heap on some strided 1x1 convolutions) kills
+the process with a signal: Python's own error handling never runs, and a user would see a bare ``Segmentation
+fault`` or nothing at all. So the ``cnnviz`` command runs its work in a forked child with :mod:`faulthandler` on
+(it prints the Python stack at the crash) while the parent, which never imports TensorFlow, waits; if the child
+dies by a signal, the parent says which command crashed, what the library was doing at the time (recorded by
+:func:`doing`), and how to run again on TensorFlow's plain kernels.
+
+The library records its long native stretches with :func:`doing`; outside the command it only keeps a list.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+#: Where a supervised child writes what it is doing; set by :func:`supervise` in the child only.
+NOTE_VARIABLE = "CNNVIZ_ACTIVITY_FILE"
+_activities: list[str] = []
+#: The signals that mean the process crashed, rather than was stopped.
+CRASHES = frozenset(
+    getattr(signal, name) for name in ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE") if hasattr(signal, name)
+)
+
+
+@contextmanager
+def doing(activity: str) -> Iterator[None]:
+    """Record ``activity`` ("Grad-CAM of layer 'conv2' of model 'm'") as what cnnviz is doing, until the block
+    ends, so a native crash inside it can be explained."""
+    _activities.append(activity)
+    _write()
+    try:
+        yield
+    finally:
+        _activities.pop()
+        _write()
+
+
+def current() -> str:
+    """What cnnviz is doing now, outermost first; empty outside any :func:`doing` block."""
+    return "; ".join(_activities)
+
+
+def _write() -> None:
+    path = os.environ.get(NOTE_VARIABLE)
+    if not path:
+        return
+    with suppress(OSError), open(path, "w", encoding="utf-8") as note:  # a courtesy: the run goes on without it
+        note.write(current())
+
+
+def supervise(entry: Callable[[], object], command: list[str]) -> None:
+    """Run ``entry`` (the click command) in a forked child and explain a native crash; exit with its status.
+
+    Without ``os.fork`` (Windows), or inside a child already, ``entry`` runs here with :mod:`faulthandler` on.
+    Ctrl-C reaches the child alone (the parent ignores it and reports the child's exit status, 130); SIGTERM sent
+    to the parent is passed on.
+    """
+    if not hasattr(os, "fork") or os.environ.get(NOTE_VARIABLE):
+        faulthandler.enable()
+        entry()
+        return
+    handle, note_path = tempfile.mkstemp(prefix="cnnviz-activity-", suffix=".txt")
+    os.close(handle)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which exits through SystemExit as a command does
+        os.environ[NOTE_VARIABLE] = note_path
+        faulthandler.enable()
+        entry()
+        sys.exit(0)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda number, frame: os.kill(child, number))
+    try:
+        status = _wait(child)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        with open(note_path, encoding="utf-8") as note:
+            activity = note.read().strip()
+    except OSError:
+        activity = ""
+    finally:
+        _remove(note_path)
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if number in CRASHES:
+            sys.stderr.write(crash_report(command, number, activity))
+        sys.exit(128 + number)
+    sys.exit(os.WEXITSTATUS(status))
+
+
+def _wait(child: int) -> int:
+    while True:
+        try:
+            return os.waitpid(child, 0)[1]
+        except InterruptedError:  # pragma: no cover - PEP 475 retries waitpid itself
+            continue
+
+
+def _remove(path: str) -> None:
+    with suppress(OSError):
+        os.remove(path)
+
+
+def crash_report(command: list[str], number: int, activity: str) -> str:
+    """What the parent prints when the command's process died by signal ``number``.
+
+    >>> print(crash_report(["cnnviz", "gradcam", "a.jpg"], 11, "Grad-CAM of layer 'c'"), end="")  # doctest: +ELLIPSIS
+    Error: cnnviz gradcam a.jpg crashed inside native code (SIGSEGV, exit 139) while: Grad-CAM of layer 'c'.
+    The Python stack at the crash is above (faulthandler). ...TF_ENABLE_ONEDNN_OPTS=0 ...
+    """
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    what = f" while: {activity}" if activity else ""
+    words = " ".join(["cnnviz", *command[1:]])
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        hint = (
+            "TensorFlow's plain kernels were in use (TF_ENABLE_ONEDNN_OPTS=0); please report the model's layer "
+            "kinds and this output to cnnviz."
+        )
+    else:
+        hint = (
+            "TensorFlow's oneDNN kernels (on by default on x86 CPUs) have crashed like this on some layers: run "
+            "again with TF_ENABLE_ONEDNN_OPTS=0 in the environment to use its plain kernels, and please report "
+            "the model's layer kinds to cnnviz."
+        )
+    return (
+        f"Error: {words} crashed inside native code ({name}, exit {128 + number}){what}.\n"
+        f"The Python stack at the crash is above (faulthandler). {hint}\n"
+    )
