@@ -12,11 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# TensorFlow's oneDNN kernels run some ops (NCHW convolutions) that its plain CPU kernels lack, and whether they are
-# on depends on the CPU. Tests run on the plain kernels, the strictest CPU a user may have, before Keras is imported.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from cnnviz._keras import keras_module
 
-from cnnviz._keras import keras_module  # noqa: E402
+# The tests run on the kernels the environment gives them: TensorFlow's default (oneDNN on x86), as users get them,
+# and .ci/run runs the suite again with TF_ENABLE_ONEDNN_OPTS=0, the plain kernels of the strictest CPU a user may
+# have (no NCHW convolution). The header of a run says which.
+ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+
+
+def pytest_report_header() -> str:
+    return f"TF_ENABLE_ONEDNN_OPTS: {ONEDNN}"
+
 
 ROOT = Path(__file__).resolve().parent.parent
 
