@@ -127,3 +127,23 @@ def test_the_listing_puts_first_the_layer_whose_own_name_is_closest(keras) -> No
     # 'conv2' is closer to the nested layer's own name 'conv' than to 'conv2d_extra', though not to its whole path
     assert str(caught.value) == "no layer 'conv2'; conv layers are: features/conv, conv2d_extra"
     assert leaf_name("features/conv") == "conv" and leaf_name("conv2d_extra") == "conv2d_extra"
+
+
+def test_a_layer_called_twice_keeps_the_output_of_its_first_call(keras) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from cnnviz import feature_maps
+
+    inputs = keras.Input((4, 4, 1))
+    shared = keras.layers.Conv2D(1, 1, use_bias=False, name="shared")
+    model = keras.Model(inputs, shared(shared(inputs)))
+    shared.set_weights([np.full((1, 1, 1, 1), 2.0, dtype=np.float32)])
+    pixels = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+
+    traced = trace(model)
+    maps = feature_maps(model, pixels, ["shared"])
+
+    assert [conv.path for conv in traced.convs] == ["shared"]
+    assert traced.inputs["shared"] is traced.input
+    np.testing.assert_array_equal(maps["shared"], pixels * 2.0)  # the first call's maps, not the second's (x4)
+    np.testing.assert_array_equal(keras.Model(traced.input, traced.output)(pixels), pixels * 4.0)

@@ -60,3 +60,24 @@ def test_filter_header_says_which_part_of_a_separable_kernel_is_drawn(keras) -> 
     header = filter_header("m", conv, np.zeros((2, 1, 3, 3)), [0, 1], [0], norm="global", rgb=False)
 
     assert header.lines[0] == "m | sep (SeparableConv2D) | kernel 3x3, 1 in, 2 filters (the depthwise part)"
+
+
+def test_standardize_labels_the_colorbar_ends_two_deviations_from_the_mean(line_model) -> None:
+    conv = conv_layers(line_model)[0]
+
+    header = map_header("m", conv, np.arange(8.0).reshape(2, 2, 2), "x.jpg", norm="standardize", max_maps=None)
+
+    assert (header.low, header.high) == ("mean-2sd", "mean+2sd")
+    assert header.lines[1] == "x.jpg | range [0.00, 7.00] | norm standardize | 2 of 2 maps"
+
+
+def test_a_long_list_of_filters_is_shortened_to_its_first_six(line_model) -> None:
+    conv = conv_layers(line_model)[0]
+    kernels = np.zeros((16, 1, 3, 3), dtype=np.float32)
+
+    def layout(filters: list[int]) -> str:
+        return filter_header("m", conv, kernels, filters, [0], norm="global", rgb=False).lines[1].split(" | ")[0]
+
+    assert layout([0, 2, 4, 6, 8, 10]) == "filters 0,2,4,6,8,10 (numbered), each a row of channels 0-0"
+    assert layout([0, 2, 4, 6, 8, 10, 12]) == "filters 0,2,4,6,8,10... (numbered), each a row of channels 0-0"
+    assert layout([3, 4, 5, 6, 7, 8, 9]) == "filters 3-9 (numbered), each a row of channels 0-0"

@@ -205,3 +205,14 @@ def test_pad_keeps_at_least_one_row_of_a_sliver_and_puts_the_odd_pixel_below() -
 )
 def test_target_size(image_size: tuple, model_size: tuple, size: tuple | None, expected: tuple) -> None:
     assert target_size(image_size, model_size, size) == expected
+
+
+def test_the_top_of_the_eight_bit_range_and_of_unit_floats_is_white(tmp_path: Path) -> None:
+    # a 32-bit integer image whose brightest pixel is exactly 255 is already 0..255; a float image whose brightest
+    # is exactly 1.0 is 0..1, and its 1.0 is white
+    Image.fromarray(np.array([[0, 255]], dtype=np.int32), mode="I").save(tmp_path / "full.tif")
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), mode="F").save(tmp_path / "unit.tif")
+
+    assert load_image(tmp_path / "full.tif", 1, (None, None), size=(1, 2))[0, :, 0].tolist() == [0.0, 255.0]
+    unit = load_image(tmp_path / "unit.tif", 1, (None, None), size=(1, 3))[0, :, 0]
+    assert unit.tolist() == [0.0, 127.5, 255.0]

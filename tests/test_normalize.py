@@ -83,3 +83,10 @@ def test_range_levels_with_one_range_for_all_and_with_nan() -> None:
     np.testing.assert_array_equal(range_levels(with_nan, nan, nan, 5), [0, 0, 0])  # NaN range: nothing to scale
     with pytest.raises(ValueError, match="levels"):
         range_levels(values, 0.0, 8.0, 1)
+
+
+def test_minmax_without_axes_scales_by_the_whole_array() -> None:
+    x = np.array([[0.0, 2.0], [4.0, 8.0]])
+
+    assert minmax(x).tolist() == [[0.0, 0.25], [0.5, 1.0]]
+    assert minmax(x, axis=0).tolist() == [[0.0, 0.0], [1.0, 1.0]]

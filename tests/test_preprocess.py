@@ -213,3 +213,19 @@ def test_a_nested_vgg16_base_gets_the_vgg_family(keras) -> None:
     step = auto_preprocessing(model)
 
     assert step.name == "vgg16.preprocess_input" and step.description.endswith("; nested base 'vgg16'")
+
+
+def test_a_model_starting_with_a_normalization_layer_takes_raw_pixels(keras) -> None:
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Normalization(mean=[100.0, 50.0, 25.0], variance=[4.0, 4.0, 4.0], name="norm"),
+            keras.layers.Conv2D(1, 3, name="conv"),
+        ]
+    )
+
+    step = auto_preprocessing(model)
+
+    assert (step.name, step.description) == ("none", "raw 0..255 pixels: the model starts with a Normalization layer")
+    assert step.neutral().tolist() == [100.0, 50.0, 25.0]
+    assert step(np.full((1, 1, 1, 3), 200.0, dtype=np.float32)).ravel().tolist() == [200.0, 200.0, 200.0]

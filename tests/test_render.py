@@ -285,3 +285,27 @@ def test_channel_ranges_carry_nan_to_its_channel_only() -> None:
     maps[3, 4, 5] = np.nan
     lo, hi = channel_ranges(maps)
     assert np.isnan(lo).tolist() == np.isnan(hi).tolist() == [index == 5 for index in range(16)]
+
+
+def test_filter_norm_scales_each_whole_filter_not_each_channel() -> None:
+    from cnnviz.draw.render import _normalize_kernels
+
+    # (filters, channels, rows, cols): filter 0 spans 0..3 over its two channels, filter 1 spans 0..20
+    kernels = np.array([[[[0.0, 1.0]], [[2.0, 3.0]]], [[[0.0, 10.0]], [[10.0, 20.0]]]], dtype=np.float32)
+
+    unit = _normalize_kernels(kernels, "filter", None)
+
+    np.testing.assert_allclose(unit[0, :, 0], [[0.0, 1 / 3], [2 / 3, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(unit[1, :, 0], [[0.0, 0.5], [0.5, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(_normalize_kernels(kernels, "global", None)[0, 1, 0], [0.1, 0.15], rtol=1e-6)
+
+
+def test_standardize_scales_each_map_by_its_own_mean_and_spread() -> None:
+    maps = np.zeros((1, 2, 2), dtype=np.float32)
+    maps[0, :, 0] = [1.0, 3.0]  # mean 2, sd 1: mean -+ 1 sd -> 128 -+ 64
+    maps[0, :, 1] = [10.0, 50.0]  # mean 30, sd 20: the same levels, as the map's own scale
+
+    pixels = feature_map_grid(maps, norm="standardize", scale=1, padding=0).pixels
+
+    low, high = round(64 / 255 * TOP), round(192 / 255 * TOP)
+    assert pixels.tolist() == [[low, high], [low, high]]  # two maps, one above the other
