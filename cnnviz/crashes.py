@@ -58,11 +58,14 @@ def _write() -> None:
 def supervise(entry: Callable[[], object], command: list[str]) -> None:
     """Run ``entry`` (the click command) in a forked child and explain a native crash; exit with its status.
 
-    Without ``os.fork`` (Windows), or inside a child already, ``entry`` runs here with :mod:`faulthandler` on.
-    Ctrl-C reaches the child alone (the parent ignores it and reports the child's exit status, 130); SIGTERM sent
-    to the parent is passed on.
+    Where there is no ``os.fork`` or ``signal.sigtimedwait`` (Windows, macOS), or inside a child already,
+    ``entry`` runs here with :mod:`faulthandler` on.
+
+    Signals: a terminal's Ctrl-C reaches both processes (one process group); the parent leaves it to the child,
+    which stops as a run does (exit 130). A SIGINT, SIGTERM or SIGHUP sent to the parent alone (``kill``, a CI
+    job's timeout) is passed on to the child: the parent tells the two apart by the signal's origin (``si_code``).
     """
-    if not hasattr(os, "fork") or os.environ.get(NOTE_VARIABLE):
+    if not (hasattr(os, "fork") and hasattr(signal, "sigtimedwait")) or os.environ.get(NOTE_VARIABLE):
         faulthandler.enable()
         entry()
         return
@@ -76,12 +79,7 @@ def supervise(entry: Callable[[], object], command: list[str]) -> None:
         faulthandler.enable()
         entry()
         sys.exit(0)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda number, frame: os.kill(child, number))
-    try:
-        status = _wait(child)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    status = _wait(child)
     try:
         with open(note_path, encoding="utf-8") as note:
             activity = note.read().strip()
@@ -97,12 +95,27 @@ def supervise(entry: Callable[[], object], command: list[str]) -> None:
     sys.exit(os.WEXITSTATUS(status))
 
 
+#: Signals the parent passes on to the child when they were sent to the parent alone.
+_PASSED_ON = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else ()
+#: ``si_code`` of a signal the kernel sent (a terminal's Ctrl-C), as opposed to ``kill`` (SI_USER, 0).
+_SI_KERNEL = 0x80
+
+
 def _wait(child: int) -> int:
-    while True:
-        try:
-            return os.waitpid(child, 0)[1]
-        except InterruptedError:  # pragma: no cover - PEP 475 retries waitpid itself
-            continue
+    """Wait for the child's exit status, passing on the signals meant for it."""
+    waited = (*_PASSED_ON, signal.SIGCHLD)
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    try:
+        while True:
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                return status
+            # A timeout, in case the child ended before SIGCHLD was blocked (the signal is then lost).
+            info = signal.sigtimedwait(waited, 1.0)
+            if info is not None and info.si_signo in _PASSED_ON and info.si_code != _SI_KERNEL:
+                os.kill(child, info.si_signo)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, waited)
 
 
 def _remove(path: str) -> None:
