@@ -82,7 +82,7 @@ class Extractor:
         batch = np.asarray(batch, dtype=np.float32)
         if self.channels_first_input:
             batch = np.moveaxis(batch, -1, 1)
-        with doing(f"the forward pass of model '{self.model.name}' on a batch of {len(batch)}"):
+        with doing(f"the forward pass of model '{getattr(self.model, 'name', '?')}' on a batch of {len(batch)}"):
             outputs = self.model.predict_on_batch(batch)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
