@@ -7,14 +7,12 @@ first used.
 
 from typing import Any
 
-#: Before the imports below: modules that name the version (the report's footer) import it from here.
-__version__ = "0.1.0"
-
-
+from cnnviz._version import __version__
 from cnnviz.draw.overlay import overlay_grid
 from cnnviz.draw.render import Header, Picture, feature_map_grid, filter_grid
-from cnnviz.engines.report import write_report
-from cnnviz.engines.runs import FilterOptions, MapOptions, render_feature_maps, render_filters
+from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
+from cnnviz.engines.filters_run import FilterOptions, render_filters
+from cnnviz.engines.report_run import write_report
 from cnnviz.errors import (
     CnnvizError,
     ImageLoadError,

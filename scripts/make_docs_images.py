@@ -77,10 +77,10 @@ def explaining(shapes: object, out: Path) -> None:
     import subprocess
     import tempfile
 
+    from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
     from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
     from cnnviz.engines.maximize_run import render_maximize
-    from cnnviz.engines.report import write_report
-    from cnnviz.engines.runs import MapOptions, render_feature_maps
+    from cnnviz.engines.report_run import write_report
     from cnnviz.methods.maximize import MaximizeOptions
 
     coffee = CAT.parent / "coffee.jpg"

@@ -11,7 +11,9 @@ from PIL import Image, ImageSequence
 
 import cnnviz
 from cnnviz.draw.headers import filter_header
-from cnnviz.engines.runs import FilterOptions, MapOptions, Report, filter_picture, map_picture
+from cnnviz.engines.contract import Report
+from cnnviz.engines.featuremaps_run import MapOptions, map_picture
+from cnnviz.engines.filters_run import FilterOptions, filter_picture
 from cnnviz.errors import ImageLoadError, OptionError
 from cnnviz.models.graph import ConvLayer, trace
 

@@ -123,7 +123,7 @@ def test_gradcam_cli_on_a_keras_2_mini_xception_works_with_onednn_on(tmp_path: P
     for onednn in ("1", "0"):
         out = tmp_path / f"out_{onednn}"
         args = ["gradcam", str(face), "--model", str(model), "--save-raw", "-o", str(out)]
-        done = _child([sys.executable, "-m", "cnnviz.cli", *args], onednn)
+        done = _child([sys.executable, "-m", "cnnviz", *args], onednn)
         assert done.returncode == 0, f"oneDNN {onednn}: exit {done.returncode}\n{done.stderr[-3000:]}"
         assert done.stdout.startswith("layer: conv2d_last; gradient of the pre-softmax scores (the input of layer")
         runs[onednn] = np.load(

@@ -13,7 +13,8 @@ from PIL import Image
 
 from cnnviz import OutputError
 from cnnviz.draw.render import Picture
-from cnnviz.output.files import check_writable, model_folder, read_manifest, save_manifest, save_npy, save_png
+from cnnviz.output.files import check_writable, save_npy, save_png
+from cnnviz.output.manifest import model_folder, read_manifest, save_manifest
 
 
 def _picture() -> Picture:

@@ -32,7 +32,9 @@ from cnnviz.draw.render import (
     dead_filters,
     palette,
 )
-from cnnviz.engines.runs import FilterOptions, MapOptions, Report, filter_picture, map_picture
+from cnnviz.engines.contract import Report
+from cnnviz.engines.featuremaps_run import MapOptions, map_picture
+from cnnviz.engines.filters_run import FilterOptions, filter_picture
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.images import read_image

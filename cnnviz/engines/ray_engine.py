@@ -347,7 +347,7 @@ class _MapsWorker(_Worker):
     model runs on the next, measured no faster: 26.5-30.1 s against 25.9-26.7 s for 64 VGG16 photos.)"""
 
     def setup(self, model: Any, *args: Any) -> None:  # noqa: D102
-        from cnnviz.engines.runs import plan_maps
+        from cnnviz.engines.featuremaps_run import plan_maps
 
         options, out, self.label = args
         self.folders = {item.path: item.key for item in self.inputs.values()}
@@ -356,7 +356,7 @@ class _MapsWorker(_Worker):
         self.out = Path(out)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
-        from cnnviz.engines.runs import image_record, write_maps
+        from cnnviz.engines.featuremaps_run import image_record, write_maps
         from cnnviz.methods.extract import iter_batches
 
         records = {}
@@ -395,16 +395,18 @@ def ray_feature_maps(
     weights: str | None = None,
     source: str | None = None,
 ) -> Any:
-    """:func:`cnnviz.engines.runs.render_feature_maps` on Ray: the actors write the grids into ``out_dir`` (a folder all
-    nodes share), the driver writes the manifest, also when interrupted. ``options.skip_existing`` leaves out what
-    the manifest lists, whichever engine drew it (the driver loads the model to know the layers then; otherwise it
-    never does).
+    """:func:`cnnviz.engines.featuremaps_run.render_feature_maps` on Ray: the actors write the grids into
+    ``out_dir`` (a folder all nodes share), the driver writes the manifest, also when interrupted.
+    ``options.skip_existing`` leaves out what the manifest lists, whichever engine drew it (the driver loads the
+    model to know the layers then; otherwise it never does).
 
     Returns:
-        A :class:`cnnviz.engines.runs.Report`.
+        A :class:`cnnviz.engines.contract.Report`.
     """
-    from cnnviz.engines.runs import Report, finished_inputs, plan_maps, update_manifest
+    from cnnviz.engines.contract import Report
+    from cnnviz.engines.featuremaps_run import finished_inputs, plan_maps
     from cnnviz.inputs.preprocess import Preprocessing
+    from cnnviz.output.manifest import update_manifest
 
     out = Path(out_dir).resolve()
     label = model_label or spec.model

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import io
-import itertools
-import json
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,7 +25,7 @@ def safe_name(layer_path: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", layer_path.replace("/", "__"))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place.
 
     Raises:
@@ -62,14 +59,14 @@ def save_png(
         The path written.
     """
     target = Path(path)
-    _write_atomic(target, picture.png_bytes(compress_level))
+    write_atomic(target, picture.png_bytes(compress_level))
     return target
 
 
 def save_bytes(data: bytes, path: str | os.PathLike[str]) -> Path:
     """Write already encoded data (a chart, a table), atomically, creating folders."""
     target = Path(path)
-    _write_atomic(target, data)
+    write_atomic(target, data)
     return target
 
 
@@ -78,43 +75,8 @@ def save_npy(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
-    _write_atomic(target, buffer.getvalue())
+    write_atomic(target, buffer.getvalue())
     return target
-
-
-def save_manifest(records: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write the run's manifest (what was written, from what, with which options) as JSON, atomically."""
-    target = Path(path)
-    _write_atomic(target, (json.dumps(records, indent=2, sort_keys=True) + "\n").encode())
-    return target
-
-
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest an earlier run left at ``path``; empty when there is none or it is not a readable manifest
-    (it is then replaced, not merged)."""
-    try:
-        records = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return records if isinstance(records, dict) else {}
-
-
-def model_folder(root: str | os.PathLike[str], name: str, source: str) -> Path:
-    """The folder under ``root`` for a model's grids: ``root/name``, or ``name-2``, ``name-3``... when that
-    folder's manifest records another model (two files called ``best.h5`` in different places), so that runs of
-    different models never mix.
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as root:
-    ...     _ = save_manifest({"source": "/a/best.h5"}, Path(root, "best", "manifest.json"))
-    ...     model_folder(root, "best", "/a/best.h5").name, model_folder(root, "best", "/b/best.h5").name
-    ('best', 'best-2')
-    """
-    for number in itertools.count(1):
-        folder = Path(root) / (name if number == 1 else f"{name}-{number}")
-        if read_manifest(folder / "manifest.json").get("source") in (None, source):
-            return folder
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def check_writable(folder: str | os.PathLike[str]) -> None:

@@ -1,0 +1,424 @@
+"""What the commands share: option groups, the model choice, error reporting and printing."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+# None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
+# option errors stay instant.
+from cnnviz.draw.render import palette
+from cnnviz.errors import CnnvizError, OptionError, brief
+from cnnviz.inputs.gather import gather_inputs
+from cnnviz.inputs.images import FITS
+from cnnviz.inputs.preprocess import MODES
+from cnnviz.models.load import load_model, names_a_file
+from cnnviz.models.zoo import APPLICATIONS
+from cnnviz.output.files import safe_name
+from cnnviz.selection import check_selection
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+#: What each --fit did, as a run reports it.
+FIT_NOTES = {
+    "crop": "the short side fits, the long side's ends are cut off; --fit pad keeps the whole image",
+    "pad": "the whole image, bordered with the pixel the model sees as zero",
+    "stretch": "squashed to the model's input size; --fit crop keeps proportions",
+}
+
+
+class SizeType(click.ParamType):
+    """``224`` or ``ROWSxCOLS`` (``224x320``)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().split("x")
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2) or min(numbers, default=0) < 1:
+            self.fail(f"'{value}' is not a size: use N or ROWSxCOLS, e.g. 224 or 224x320", param, ctx)
+        return (numbers[0], numbers[-1])
+
+
+#: The exit status of a run stopped by Ctrl-C, as shells report a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def reported_errors(verbose: bool, interrupted: str = "") -> Iterator[None]:
+    """Turn library and unexpected errors into ``Error: ...``: exit 2 for an option value that cannot be used (a
+    usage error, as click's own), 1 for the rest, 130 for Ctrl-C (with ``interrupted`` said first).
+    ``--verbose`` adds the traceback."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted.{' ' + interrupted if interrupted else ''}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except OptionError as exc:
+        if verbose:
+            traceback.print_exc()
+        raise click.UsageError(str(exc), click.get_current_context(silent=True)) from exc
+    except CnnvizError as exc:
+        if verbose:
+            traceback.print_exc()
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        hint = "" if verbose else " (run again with --verbose for the traceback)"
+        raise click.ClickException(f"unexpected {type(exc).__name__}: {brief(exc)}{hint}") from exc
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command shares: which model, which weights, and how loud."""
+    decorators = [
+        click.option(
+            "--model",
+            "-m",
+            default="vgg16",
+            show_default=True,
+            help="A keras.applications name (vgg16, resnet50, mobilenetv2, ...), the bundled offline model "
+            "'shapes', or a .keras / .h5 file or SavedModel folder.",
+        ),
+        click.option(
+            "--weights",
+            default=None,
+            help="For keras.applications names: imagenet (default; downloaded once by Keras), none (random), or a "
+            "weights file. For a model file: a weights file to load into it.",
+        ),
+        click.option(
+            "--size",
+            type=SizeType(),
+            default=None,
+            help="Input size, N or ROWSxCOLS. keras.applications models are built at it; models of free input "
+            "size take images at it (default: the image's own size, longest side capped at 512).",
+        ),
+        click.option(
+            "--unsafe", is_flag=True, help="Allow model files that run Python code when loaded (Lambda layers)."
+        ),
+        click.option(
+            "--import",
+            "imports",
+            multiple=True,
+            metavar="MODULE",
+            help="A Python module or .py file to import before loading, for your own layer classes; repeat it.",
+        ),
+        click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors."),
+    ]
+    return _with_options(command, decorators, "choice", ModelChoice)
+
+
+def _with_options(
+    command: Callable[..., Any], decorators: list[Callable[..., Any]], name: str, bundle: type
+) -> Callable[..., Any]:
+    """Apply click option decorators, and hand the command their values packed into one ``bundle`` object,
+    passed as ``name``: the bundle's dataclass fields name the options."""
+    fields = [field.name for field in dataclasses.fields(bundle)]
+
+    @functools.wraps(command)
+    def packed(**kwargs: Any) -> Any:
+        kwargs[name] = bundle(*(kwargs.pop(field) for field in fields))
+        return command(**kwargs)
+
+    return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), packed)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model options every command shares, as the user gave them."""
+
+    model: str
+    weights: str | None
+    size: tuple[int, int] | None
+    unsafe: bool
+    imports: tuple[str, ...]
+    verbose: bool
+
+    def load(self, need_weights: bool = True, include_top: bool = False) -> Any:
+        """The Keras model (call inside :func:`reported_errors`).
+
+        Args:
+            need_weights: False when only the architecture matters (``layers``): a keras.applications model is
+                then built without weights, and ``--weights`` is not loaded at all.
+            include_top: build a keras.applications model with its classifier head (Grad-CAM needs the class
+                scores).
+        """
+        weights = self.weights if need_weights else ("none" if self.is_application else None)
+        return load_model(
+            self.model, weights, include_top=include_top, size=self.size, unsafe=self.unsafe, imports=self.imports
+        )
+
+    def spec(self) -> Any:
+        """The model as the Ray engine's workers load it: files by their full paths."""
+        from cnnviz.engines.ray_engine import ModelSpec
+
+        def full(path: str | None) -> str | None:
+            return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
+
+        imports = tuple(full(item) or item for item in self.imports)
+        return ModelSpec(full(self.model) or self.model, full(self.weights), self.size, self.unsafe, imports)
+
+    @property
+    def is_application(self) -> bool:
+        """Whether ``--model`` names a keras.applications model rather than a file."""
+        return self.model.lower() in APPLICATIONS and not names_a_file(self.model)
+
+    @property
+    def weights_kind(self) -> str:
+        """How the weights come: ``imagenet``, ``random``, a weights file's path, or ``model file``."""
+        if self.weights is None:
+            return "imagenet" if self.is_application else "model file"
+        lowered = self.weights.lower()
+        if lowered in ("none", "imagenet"):
+            return "random" if lowered == "none" else lowered
+        return self.weights
+
+    @property
+    def name(self) -> str:
+        """The model's name: a file's name, or the lower-cased model name."""
+        return Path(self.model).name if names_a_file(self.model) else self.model.lower()
+
+    @property
+    def label(self) -> str:
+        """How headers and manifests name the model: its name, and the weights where they are not the model's
+        own: ``vgg16 (random weights)``."""
+        kind = self.weights_kind
+        if kind in ("imagenet", "model file"):
+            return self.name
+        return f"{self.name} ({'random weights' if kind == 'random' else 'weights ' + Path(kind).name})"
+
+    def naming(self) -> dict[str, Any]:
+        """How a run names the model in headers and manifests: the keywords of the render functions."""
+        return {"model_label": self.label, "weights": self.weights_kind, "source": self.source}
+
+    @property
+    def source(self) -> str:
+        """What identifies the model and its weights across runs: full paths for files, names otherwise."""
+        model = str(Path(self.model).resolve()) if names_a_file(self.model) else self.model.lower()
+        kind = self.weights_kind
+        weights = kind if kind in ("imagenet", "model file", "random") else str(Path(kind).resolve())
+        return f"{model} with {weights}" if kind != "model file" else model
+
+    @property
+    def folder(self) -> str:
+        """The output subfolder for this model, so that different models' (and weights') grids never mix:
+        ``vgg16``, ``vgg16-random``, ``my_model``, ``my_model-finetuned`` (for ``--weights finetuned.weights.h5``)."""
+        path = Path(self.model)
+        name = path.name.split(".")[0] if names_a_file(self.model) else self.model.lower()
+        kind = self.weights_kind
+        if kind in ("imagenet", "model file"):
+            return safe_name(name)
+        return safe_name(f"{name}-{'random' if kind == 'random' else Path(kind).name.split('.')[0]}")
+
+
+def checked_cmap(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A colormap matplotlib knows, checked before any model is loaded."""
+    try:
+        palette(value)
+    except OptionError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+    return value
+
+
+def selection_checker(what: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A callback that checks the form of a ``what`` selection (``0:16``); its range is checked once the layer
+    is known."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_selection(value, what)
+            except OptionError as exc:
+                raise click.BadParameter(str(exc), ctx, param) from exc
+        return value
+
+    return check
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How the commands that run images through the model read them."""
+
+    preprocess: str
+    fit: str
+    batch_size: int
+    quiet: bool
+
+
+def choice_option(flag: str, choices: Sequence[str], default: str, help: str) -> Callable[..., Any]:
+    """An option taking one of ``choices``, its default shown in the help."""
+    return click.option(flag, type=click.Choice(choices), default=default, show_default=True, help=help)
+
+
+def output_option(help: str) -> Callable[..., Any]:
+    """The output folder option, ``--output`` / ``-o``."""
+    return click.option(
+        "--output", "-o", type=click.Path(file_okay=False), default="cnnviz_out", show_default=True, help=help
+    )
+
+
+def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the commands that run images through the model, handed to it as ``reading``."""
+    decorators = [
+        choice_option(
+            "--preprocess",
+            MODES,
+            "auto",
+            "How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
+            "layer, else x/255).",
+        ),
+        choice_option(
+            "--fit",
+            FITS,
+            "crop",
+            "How a photo gets a fixed model input size (VGG16: 224x224) of another shape. crop scales the short "
+            "side to fit and cuts the ends of the long side: nothing is distorted and no border is added, as ImageNet "
+            "models are evaluated. pad keeps the whole photo and fills the rest with the pixel the model sees as zero. "
+            "stretch squashes the photo to the size, as the tutorials do. Models of free input size keep each "
+            "photo's shape.",
+        ),
+        click.option(
+            "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass."
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only."),
+    ]
+    return _with_options(command, decorators, "reading", Reading)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the commands that run over many images run: here, or on a Ray cluster."""
+
+    engine: str
+    address: str | None
+    workers: int | None
+
+    def find(self, images: Sequence[str], exclude: str) -> list[Any]:
+        """The input files: local paths and patterns, or with Ray also URIs (s3://, gs://)."""
+        from cnnviz.engines.ray_engine import find_inputs, is_uri
+
+        if self.engine == "ray":
+            return find_inputs(images, exclude=exclude)
+        if any(is_uri(item) for item in images):
+            raise OptionError("URIs such as s3://bucket/images/ are read by the Ray engine: add --engine ray")
+        return gather_inputs(images, exclude=exclude)
+
+    def job(self, batch_size: int, progress: Callable[[int], object], quiet: bool = False) -> Any:
+        """Connect to Ray and size the job for the cluster (a line on standard error says which and how, unless
+        ``quiet``)."""
+        from cnnviz.engines.ray_engine import Job, connect
+
+        cluster = connect(self.address)
+        actors = cluster.actors(self.workers)
+        note = "" if self.workers in (None, actors) else f" (of {self.workers} asked: more would starve the reading)"
+        if not quiet:
+            click.echo(f"ray: {cluster.address} cluster, {cluster.cpus:g} CPUs, {actors} workers{note}", err=True)
+        return Job(cluster, actors, batch_size, progress)
+
+
+def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options choosing the engine, handed to the command as ``engine``."""
+    decorators = [
+        choice_option(
+            "--engine",
+            ("local", "ray"),
+            "local",
+            "Where to run: here, or on Ray Data (a cluster at --address / RAY_ADDRESS, else a local Ray with this "
+            "machine's cores). Ray needs pip install 'cnnviz[ray]'.",
+        ),
+        click.option(
+            "--address",
+            default=None,
+            help="With --engine ray: the Ray cluster's address (auto on a node of a running cluster, ray://host:10001).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1),
+            default=None,
+            help="With --engine ray: model workers (one CPU each). Default: one per CPU the reading leaves free.",
+        ),
+    ]
+    return _with_options(command, decorators, "engine", Engine)
+
+
+@dataclass(frozen=True)
+class View:
+    """The drawing options shared by the commands that write grids."""
+
+    norm: str
+    cmap: str
+    scale: int | None
+    no_labels: bool
+    no_index: bool
+    output: str
+
+
+def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Options shared by the commands that draw grids, handed to the command as ``view``."""
+
+    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
+        decorators = [
+            choice_option("--norm", norms, default_norm, "Normalisation."),
+            click.option(
+                "--cmap",
+                default="viridis",
+                show_default=True,
+                callback=checked_cmap,
+                help="Any matplotlib colormap name.",
+            ),
+            click.option(
+                "--scale",
+                type=click.IntRange(1, 64),
+                default=None,
+                help="Nearest-neighbour enlargement (default: auto).",
+            ),
+            click.option("--no-labels", is_flag=True, help="Bare grids, without the header strip and colorbar."),
+            click.option("--no-index", is_flag=True, help="Leave out the numbers on tiles (maps, filters)."),
+            output_option("Folder to write into."),
+        ]
+        return _with_options(command, decorators, "view", View)
+
+    return wrap
+
+
+def say(notes: Sequence[str], written: Sequence[Path]) -> None:
+    """A run's notes, then each file it wrote."""
+    for note in notes:
+        click.echo(f"note: {note}")
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+def progress_bar(total: int, quiet: bool) -> Any:
+    """A progress bar over images (images/s, time left) on a terminal's standard error, unless ``quiet``."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="image", disable=True if quiet else None, leave=False, smoothing=0.1)
+
+
+def exit_on_failures(failures: Sequence[tuple[str, Exception]], total: int, verbose: bool, after: str = "") -> None:
+    """Name each input that failed (with its traceback under --verbose), then exit 1 if any did."""
+    for _path, error in failures:
+        if verbose:
+            traceback.print_exception(error)
+        click.echo(f"Error: {error}", err=True)
+    if failures:
+        if total > 1:
+            click.echo(f"Error: {len(failures)} of {total} inputs failed{after}", err=True)
+        sys.exit(1)

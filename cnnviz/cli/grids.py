@@ -1,0 +1,284 @@
+"""The commands that draw grids of a model's layers: layers, filters, featuremaps, animate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cnnviz.cli.common import (
+    CONTEXT,
+    FIT_NOTES,
+    Engine,
+    ModelChoice,
+    Reading,
+    View,
+    engine_options,
+    exit_on_failures,
+    model_options,
+    progress_bar,
+    reading_options,
+    reported_errors,
+    say,
+    selection_checker,
+    view_options,
+)
+
+# None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
+# option errors stay instant.
+from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS
+from cnnviz.engines.contract import Report
+from cnnviz.engines.featuremaps_run import DEFAULT_OVERLAY_MAPS, MapOptions, render_feature_maps
+from cnnviz.engines.filters_run import FilterOptions, render_filters
+from cnnviz.errors import OptionError
+from cnnviz.models.layer_table import layer_rows
+from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
+from cnnviz.output.files import check_writable
+from cnnviz.output.manifest import model_folder
+
+
+@click.command(context_settings=CONTEXT)
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON, for scripts.")
+def layers(choice: ModelChoice, as_json: bool) -> None:
+    """List the convolution layers of a model: name, kind, kernel, output shape and parameter count.
+
+    Layers of nested models (a VGG16 base inside your classifier) are listed as outer/inner and can be
+    given to --layer by that name. Shapes and counts do not depend on weights, so keras.applications models are
+    built without downloading any.
+
+    \b
+    Examples:
+      cnnviz layers
+      cnnviz layers --model resnet50 --weights none
+      cnnviz layers --model my_model.keras --json
+    """
+
+    with reported_errors(choice.verbose):
+        rows = layer_rows(choice.load(need_weights=False), choice.size)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if choice.weights is not None:
+        click.echo("note: --weights is not loaded: layers, shapes and counts do not depend on weights")
+    click.echo(f"{choice.name}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
+    if not rows:
+        return
+    table = [["name", "kind", "kernel", "output", "params"]] + [
+        [r["name"], r["kind"], r["kernel"], r["output"], f"{r['params']:,}"] for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        cells = [cell.ljust(w) for cell, w in zip(row[:4], widths, strict=False)] + [row[4].rjust(widths[4])]
+        click.echo("  ".join(cells))
+    click.echo(f"total conv params: {sum(r['params'] for r in rows):,}")
+
+
+@click.command(context_settings=CONTEXT)
+@model_options
+@click.option(
+    "--layer",
+    "-l",
+    default=None,
+    help="The conv layer (see 'cnnviz layers'), or a pattern for several. Default: the first conv layer.",
+)
+@click.option(
+    "--filters",
+    "filter_spec",
+    default=None,
+    callback=selection_checker("filter"),
+    help="Filters to draw, e.g. 0:16 or 1,5,9 (default: up to 64).",
+)
+@click.option(
+    "--channels",
+    default=None,
+    callback=selection_checker("channel"),
+    help="Input channels to draw, e.g. 0:3 (default: up to 64).",
+)
+@click.option("--rgb", is_flag=True, help="Draw 3-channel kernels (a first layer's) as colour patches.")
+@view_options(FILTER_NORMS, "global")
+def filters(
+    choice: ModelChoice,
+    layer: str | None,
+    filter_spec: str | None,
+    channels: str | None,
+    rgb: bool,
+    view: View,
+) -> None:
+    """Draw a conv layer's learned kernels: a numbered row of kernels per filter, one per input channel.
+
+    The grid goes to OUTPUT/<model>/filters_<layer>.png; a dead filter (all weights near zero) is crossed out.
+
+    --norm global is the tutorials' min-max over the whole layer; filter scales each filter on its own;
+    symmetric keeps zero at the middle of the colormap, the honest view of signed weights
+    (try it with --cmap RdBu_r).
+
+    \b
+    Examples:
+      cnnviz filters --layer block5_conv1
+      cnnviz filters --layer block1_conv1 --rgb
+      cnnviz filters --model shapes --layer edges --norm symmetric --cmap RdBu_r
+      cnnviz filters --layer block3_conv1 --filters 0:16 --channels 0:8 -o out/
+    """
+
+    options = FilterOptions(
+        filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels, not view.no_index
+    )
+    with reported_errors(choice.verbose):
+        out = model_folder(view.output, choice.folder, choice.source)
+        check_writable(out)
+        report = render_filters(choice.load(), layer, out, options, **choice.naming())
+    say(report.notes, report.written)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option(
+    "--layer",
+    "-l",
+    "layer_names",
+    multiple=True,
+    help="A conv layer to draw, or a pattern such as 'block5_*'; repeat it. Default: all.",
+)
+@click.option("--max-maps", type=click.IntRange(1), default=None, help="Draw at most this many maps per layer.")
+@click.option("--save-raw", is_flag=True, help="Also write each layer's activations as .npy.")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Leave out images whose grids the manifest lists and that are on disk: continues an interrupted run.",
+)
+@click.option(
+    "--overlay",
+    is_flag=True,
+    help="Blend each map, upsampled, onto the image, to show where each filter fires: <layer>_overlay.png "
+    f"(up to {DEFAULT_OVERLAY_MAPS} maps a layer unless --max-maps says).",
+)
+@reading_options
+@engine_options
+@view_options(MAP_NORMS, "map")
+def featuremaps(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    layer_names: tuple[str, ...],
+    max_maps: int | None,
+    save_raw: bool,
+    skip_existing: bool,
+    overlay: bool,
+    reading: Reading,
+    engine: Engine,
+    view: View,
+) -> None:
+    """Draw the activations of conv layers for images: one PNG grid per image and layer.
+
+    IMAGES are image files, folders (searched recursively) and quoted glob patterns ('photos/**/*.jpg'). All
+    selected layers come from one forward pass per batch. Grids go to OUTPUT/<model>/<image>/<layer>.png, the
+    image's path below its folder mirrored (a/cat.jpg -> a/cat/); OUTPUT/<model>/manifest.json lists every grid,
+    with earlier runs', and every image that failed. A run that met bad images writes all the good ones, then
+    exits with status 1. Tiles are numbered by channel; a flat map (the filter is dead on this image) is crossed
+    out.
+
+    --norm map scales each map on its own; layer uses one scale for the whole layer, so strong and weak maps
+    can be compared; standardize is the tutorials' (x - mean) / std * 64 + 128.
+
+    \b
+    Examples:
+      cnnviz featuremaps sample_images/cat.jpg --model shapes
+      cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer 'block5_*'
+      cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
+      cnnviz featuremaps sample_images/cat.jpg --layer block3_conv1 --overlay --max-maps 16
+      cnnviz featuremaps 'data/**/*.png' --model shapes --skip-existing -q    # in CI, resumable
+      cnnviz featuremaps images/ --layer block1_conv1 --engine ray -o /shared/out/   # on Ray
+    """
+
+    options = MapOptions(
+        layers=list(layer_names) or None,
+        norm=view.norm,
+        cmap=view.cmap,
+        max_maps=max_maps,
+        scale=view.scale,
+        labels=not view.no_labels,
+        save_raw=save_raw,
+        preprocess=reading.preprocess,
+        size=choice.size,
+        batch_size=reading.batch_size,
+        fit=reading.fit,
+        index=not view.no_index,
+        skip_existing=skip_existing,
+        overlay=overlay,
+    )
+    out = model_folder(view.output, choice.folder, choice.source)
+    manifest = out / "manifest.json"
+    with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
+        if overlay and engine.engine == "ray":
+            raise OptionError("--overlay runs with --engine local")
+        inputs = engine.find(images, exclude=view.output)
+        check_writable(out)
+        if engine.engine == "ray":
+            from cnnviz.engines.ray_engine import ray_feature_maps
+
+            with progress_bar(len(inputs), reading.quiet) as bar:
+                job = engine.job(reading.batch_size, bar.update, reading.quiet)
+                report = ray_feature_maps(choice.spec(), inputs, out, options, job, **choice.naming())
+        else:
+            report = render_feature_maps(
+                choice.load(), inputs, out, options, progress=not reading.quiet, **choice.naming()
+            )
+    if not reading.quiet:
+        _summarise_maps(report, out)
+    exit_on_failures(report.failures, report.inputs, choice.verbose)
+
+
+def _summarise_maps(report: Report, out: Path) -> None:
+    """What a featuremaps run did, in a few lines."""
+    manifest = out / "manifest.json"
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.preprocessing is not None:
+        click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
+    if report.fit != "none":
+        click.echo(f"fit: {report.fit} ({FIT_NOTES[report.fit]})")
+    folders = sorted({str(path.parent) for path in report.written})
+    count = sum(1 for path in report.written if path.suffix == ".png")
+    grids = f"{count} grid{'' if count == 1 else 's'}"
+    if len(folders) == 1:
+        click.echo(f"wrote {grids} to {folders[0]}")
+    elif folders:
+        click.echo(f"wrote {grids} for {len(folders)} images to {out / '<image>'}/")
+    if report.skipped:
+        click.echo(f"skipped {report.skipped} image{'' if report.skipped == 1 else 's'} drawn before (--skip-existing)")
+    if report.written or report.failures or report.skipped:
+        click.echo(f"manifest: {manifest}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--output", "-o", type=click.Path(file_okay=False), default=None, help="Where the GIFs go. Default: FOLDER."
+)
+@click.option(
+    "--duration",
+    type=click.IntRange(1),
+    default=DEFAULT_DURATION_MS,
+    show_default=True,
+    help="How long each frame shows, in milliseconds.",
+)
+@click.option("--verbose", is_flag=True, help="Show the traceback of an unexpected error.")
+def animate(folder: str, output: str | None, duration: int, verbose: bool) -> None:
+    """Turn grids drawn at successive steps into looping GIFs, one per grid.
+
+    FOLDER holds one folder per step (epoch_001, epoch_002, ... or step_N, batch_N), each with the same PNG
+    names inside, as a training run leaves them. FOLDER/epoch_*/filters_conv2d.png becomes
+    FOLDER/filters_conv2d.gif, FOLDER/epoch_*/cat/conv2d.png becomes FOLDER/cat/conv2d.gif.
+
+    \b
+    Examples:
+      cnnviz animate viz/
+      cnnviz animate viz/ --duration 250 -o gifs/
+    """
+    with reported_errors(verbose):
+        written = animate_folder(folder, output, duration_ms=duration)
+    click.echo(f"wrote {len(written)} GIF{'' if len(written) == 1 else 's'} in {output or folder}")
+    for path in written:
+        click.echo(f"  {path}")

@@ -1,0 +1,72 @@
+"""``cnnviz report``: one static HTML page about a model and images."""
+
+from __future__ import annotations
+
+import click
+
+from cnnviz.cli.common import (
+    CONTEXT,
+    ModelChoice,
+    Reading,
+    exit_on_failures,
+    model_options,
+    reading_options,
+    reported_errors,
+)
+
+# None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
+# option errors stay instant.
+from cnnviz.inputs.gather import gather_inputs
+from cnnviz.output.files import check_writable
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option("--no-gradcam", is_flag=True, help="Leave Grad-CAM out (for models that do not end in class scores).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    default="cnnviz_report",
+    show_default=True,
+    help="The report's folder: index.html and its pictures.",
+)
+@reading_options
+def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, output: str, reading: Reading) -> None:
+    """Write one static HTML page about a model and images: OUTPUT/index.html.
+
+    The page holds the conv-layer table, Grad-CAM for each image, and for every conv layer its filters, its
+    dead-filter statistics over the images and its feature maps for each image (up to 64 maps a layer). It needs
+    no server and nothing from the network: open it in a browser, or zip the folder and send it. Pictures load as
+    you scroll, and an index on the left leads to each layer.
+
+    keras.applications models are loaded with their classifier head, for Grad-CAM (VGG16's ImageNet weights
+    with the head are 528 MB, downloaded once; --weights none works offline).
+
+    \b
+    Examples:
+      cnnviz report sample_images/ --model shapes -o report/
+      cnnviz report sample_images/cat.jpg -o report/
+      cnnviz report photos/ --model my_model.keras --no-gradcam
+    """
+    from cnnviz.engines.report_run import write_report
+
+    with reported_errors(choice.verbose):
+        check_writable(output)
+        result = write_report(
+            choice.load(include_top=not no_gradcam),
+            gather_inputs(images, exclude=output),
+            output,
+            model_label=choice.label,
+            weights=choice.weights_kind,
+            preprocess=reading.preprocess,
+            fit=reading.fit,
+            batch_size=reading.batch_size,
+            gradcam=not no_gradcam,
+        )
+    if not reading.quiet:
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        click.echo(f"wrote {result.page} with {result.pictures} pictures")
+    exit_on_failures(result.failures, result.inputs, choice.verbose, after="; the page leaves them out")

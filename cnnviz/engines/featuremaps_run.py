@@ -1,0 +1,369 @@
+"""The feature-map run, from a model and files to PNG grids on disk: what ``cnnviz featuremaps`` calls."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.draw.headers import map_header
+from cnnviz.draw.overlay import overlay_grid
+from cnnviz.draw.render import MAP_NORMS, Header, Picture, channel_ranges, feature_map_grid
+from cnnviz.engines.contract import Report, _check_choices
+from cnnviz.errors import CnnvizError, OptionError
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.images import check_fit
+from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.methods.extract import Extractor, build_extractor, iter_batches
+from cnnviz.models.graph import ConvLayer, sized_input_shape
+from cnnviz.output.files import safe_name, save_npy, save_png
+from cnnviz.output.manifest import read_manifest, update_manifest
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How ``featuremaps`` selects, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`)."""
+
+    layers: Sequence[str] | None = None
+    norm: str = "map"
+    cmap: str = "viridis"
+    max_maps: int | None = None
+    scale: int | None = None
+    labels: bool = True
+    save_raw: bool = False
+    preprocess: str = "auto"
+    size: tuple[int, int] | None = None
+    batch_size: int = 8
+    fit: str = "crop"
+    index: bool = True
+    skip_existing: bool = False
+    overlay: bool = False
+
+
+#: Overlay grids draw each map at the image's size, so big layers are cut to this many maps unless ``max_maps``
+#: says otherwise.
+DEFAULT_OVERLAY_MAPS = 64
+
+
+def render_feature_maps(
+    model: Any,
+    images: Sequence[str | os.PathLike[str] | Input],
+    out_dir: str | os.PathLike[str],
+    options: MapOptions = MapOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+    *,
+    model_label: str | None = None,
+    weights: str | None = None,
+    source: str | None = None,
+    progress: bool = False,
+    workers: int | None = None,
+) -> Report:
+    """Write one PNG grid per image and conv layer: ``out_dir/<image key>/<layer>.png``.
+
+    ``images`` are files, folders (searched recursively; the output mirrors their tree) and glob patterns, as
+    :func:`cnnviz.inputs.gather.gather_inputs` reads them. All selected layers come from one extractor, one forward
+    pass per batch of images. The stages overlap: a background thread reads the next batch while the model runs,
+    and a pool of threads draws and writes the previous batch's grids meanwhile (numpy, zlib and Pillow release
+    the GIL); at most one batch of each is in flight, so memory is bounded by the batch size, not by the number
+    of images. An image that cannot be read is reported in ``Report.failures`` and the others are still written.
+    ``out_dir/manifest.json`` lists every grid written there, by this run and by earlier ones; it is also written
+    when the run is interrupted (Ctrl-C), with what finished.
+
+    Args:
+        model: a Keras model.
+        images: image files, folders and patterns (and ``.npy`` arrays for models that do not take images).
+        out_dir: the output folder, created if needed.
+        options: what to draw and how; ``options.skip_existing`` leaves out images whose grids the manifest
+            already lists and that are on disk.
+        model_label: the model's name in headers; ``model.name`` by default.
+        weights: how the model's weights came (``imagenet``, ``random``, a file), for the manifest.
+        source: what identifies the model (a file's full path, a name and its weights), for the manifest, so
+            that later runs can tell whether ``out_dir`` is theirs (:func:`cnnviz.output.files.model_folder`).
+        progress: show a progress bar (images/s, time left) when standard error is a terminal.
+        workers: threads drawing and writing grids; one per CPU by default.
+
+    Raises:
+        LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: before anything is written.
+        ModelRunError: the model cannot run on any input.
+    """
+    from tqdm import tqdm
+
+    _check_choices(options.norm, MAP_NORMS, "feature map normalisation", options.cmap)
+    check_fit(options.fit)  # bad options are refused before anything else is looked at
+    out = Path(out_dir)
+    inputs = gather_inputs(images, exclude=out)
+    plan = plan_maps(model, options)
+    label = model_label or model.name
+    extractor, step, drawn = plan.extractor, plan.preprocessing, plan.options
+    report = Report(preprocessing=step, fit=drawn.fit, inputs=len(inputs), notes=list(plan.notes))
+    if options.skip_existing:
+        done = finished_inputs(out, inputs, extractor.layers, options.save_raw)
+        inputs = [item for item in inputs if item.path not in done]
+        report.skipped = len(done)
+    keys = {item.path: item.key for item in inputs}
+    written: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=len(inputs), unit="image", disable=None if progress else True, leave=False, smoothing=0.1)
+    remaining = {path: len(extractor.layers) for path in keys}
+
+    def failed(path: Any, exc: CnnvizError) -> None:
+        report.failures.append((os.fspath(path), exc))
+        bar.update(1)
+
+    def collect(path: str, conv: ConvLayer, job: Future[tuple[dict[str, Any], list[Path]]]) -> None:
+        record, files = job.result()
+        image = written.setdefault(path, image_record(keys[path], plan))
+        image["layers"][conv.path] = record
+        report.written.extend(files)
+        remaining[path] -= 1
+        if not remaining[path]:
+            bar.update(1)
+
+    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, initializer=_yield_to_the_model)
+    jobs: deque[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = deque()
+    read: dict[str, np.ndarray] = {}  # with overlays: each image as the batch reader decoded it, to draw over
+    try:
+        with bar:
+            batches = iter_batches(
+                extractor,
+                list(keys),
+                step,
+                batch_size=options.batch_size,
+                size=options.size,
+                fit=options.fit,
+                on_error=failed,
+                pixels=read if drawn.overlay else None,
+            )
+            for batch_paths, maps in batches:
+                for index, path in enumerate(os.fspath(p) for p in batch_paths):
+                    pixels = read.pop(path, None)
+                    if pixels is not None and pixels.shape[-1] not in (1, 3):
+                        pixels = None
+                    for conv in extractor.layers:
+                        args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn, pixels)
+                        jobs.append((path, conv, pool.submit(write_maps, *args)))
+                # The previous batch's drawings finish while the model runs on the next one; no more wait.
+                while len(jobs) > len(batch_paths) * len(extractor.layers):
+                    collect(*jobs[0])
+                    jobs.popleft()  # only once recorded: a Ctrl-C inside collect leaves the job to the finally
+            while jobs:
+                collect(*jobs[0])
+                jobs.popleft()
+    finally:
+        # On Ctrl-C too: grids already being written finish (each atomically), queued ones are dropped, and the
+        # manifest lists every grid on disk.
+        pool.shutdown(wait=True, cancel_futures=True)
+        for path, conv, job in jobs:
+            if job.done() and not job.cancelled() and job.exception() is None:
+                collect(path, conv, job)
+        about = {"model": label, "weights": weights, "source": source}
+        update_manifest(out / "manifest.json", about, images=written, failures=report.failures)
+    return report
+
+
+@dataclass(frozen=True)
+class MapPlan:
+    """What a feature-map run needs before it reads any image, made the same way by every engine.
+
+    Attributes:
+        extractor: over the selected layers.
+        preprocessing: the step applied to pixels.
+        options: the run's options with ``fit`` as headers name it: ``none`` where images keep their shape.
+        notes: what to tell the user (layers left out).
+    """
+
+    extractor: Extractor
+    preprocessing: Preprocessing
+    options: MapOptions
+    notes: tuple[str, ...] = ()
+
+
+def plan_maps(model: Any, options: MapOptions) -> MapPlan:
+    """Check ``options`` and build the extractor and preprocessing of a feature-map run.
+
+    Raises:
+        LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: a bad choice.
+    """
+    _check_choices(options.norm, MAP_NORMS, "feature map normalisation", options.cmap)
+    check_fit(options.fit)
+    extractor = build_extractor(model, options.layers)
+    sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
+    step = resolve_preprocessing(model, options.preprocess)
+    fitted = extractor.takes_images and (options.size is not None or None not in extractor.spatial_size)
+    notes = [
+        f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps" for conv in extractor.skipped
+    ]
+    if options.overlay:
+        if not extractor.takes_images:
+            raise OptionError("--overlay draws maps over images; this model takes arrays (.npy), not images")
+        widest = max(int(conv.output_shape[-1] or 0) for conv in extractor.layers)
+        if options.max_maps is None and widest > DEFAULT_OVERLAY_MAPS:
+            options = replace(options, max_maps=DEFAULT_OVERLAY_MAPS)
+            notes.append(
+                f"overlays: drawing maps 0-{DEFAULT_OVERLAY_MAPS - 1} of layers with more (up to {widest}); "
+                "choose with --max-maps"
+            )
+    return MapPlan(extractor, step, replace(options, fit=options.fit if fitted else "none"), tuple(notes))
+
+
+def image_record(folder: str, plan: MapPlan) -> dict[str, Any]:
+    """An image's manifest entry before its layers are added."""
+    return {"folder": folder, "preprocessing": plan.preprocessing.name, "fit": plan.options.fit, "layers": {}}
+
+
+#: How much lower than the rest of the process the drawing threads run (a ``nice`` increment).
+DRAWING_NICENESS = 5
+
+
+def _yield_to_the_model() -> None:
+    """Lower the calling thread's scheduling priority by :data:`DRAWING_NICENESS`, where the system allows it
+    per thread (Linux). TensorFlow splits each layer of the forward pass across all cores and waits for its
+    slowest part, so a drawing thread that takes a core mid-layer stalls the whole pass; at a lower priority
+    drawing takes the gaps instead (bench/bench_runs.py: about 0.5 s less on 64 VGG16 images on 2 cores)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + DRAWING_NICENESS)
+    except OSError:  # pragma: no cover - a sandbox that refuses it; drawing still works at the same priority
+        pass
+
+
+def finished_inputs(out: Path, inputs: Sequence[Input], layers: Sequence[ConvLayer], save_raw: bool) -> set[str]:
+    """The inputs whose grids for all ``layers`` the manifest in ``out`` lists and that are on disk."""
+    listed = read_manifest(out / "manifest.json").get("images", {})
+    kinds = ("png", "npy") if save_raw else ("png",)
+    done = set()
+    for item in inputs:
+        records = listed.get(item.path, {}).get("layers", {})
+        on_disk = (
+            conv.path in records and kind in records[conv.path] and Path(records[conv.path][kind]).is_file()
+            for conv in layers
+            for kind in kinds
+        )
+        if all(on_disk):
+            done.add(item.path)
+    return done
+
+
+def write_maps(
+    folder: Path,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image: str,
+    label: str,
+    options: MapOptions,
+    pixels: np.ndarray | None = None,
+) -> tuple[dict[str, Any], list[Path]]:
+    """Draw and write one image's grid for one layer into ``folder``; returns its manifest record and the files
+    written. With ``options.overlay`` and the image's ``pixels`` (2-D maps only), each map is blended onto the
+    image, into ``<layer>_overlay.png``."""
+    ranges = channel_ranges(activation)
+    overlaid = False
+    if options.overlay and pixels is not None and activation.ndim == 3:
+        picture = overlay_picture(label, conv, activation, Path(image).name, options, pixels, ranges)
+        overlaid = True
+    else:
+        picture = map_picture(label, conv, activation, Path(image).name, options, ranges)
+    target = folder / f"{safe_name(conv.path)}{'_overlay' if overlaid else ''}.png"
+    written = [save_png(picture, target)]
+    record: dict[str, Any] = {
+        "png": str(target),
+        "norm": options.norm,
+        "shape": list(activation.shape),
+        "min": float(ranges[0].min()),
+        "max": float(ranges[1].max()),
+    }
+    if overlaid:
+        record["overlay"] = True
+    if options.save_raw:
+        written.append(save_npy(activation, folder / f"{safe_name(conv.path)}.npy"))
+        record["npy"] = str(written[-1])
+    return record, written
+
+
+def map_picture(
+    label: str,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image_name: str,
+    options: MapOptions,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Picture:
+    """One image's feature-map grid of one layer, with its header unless ``options.labels`` is off.
+
+    Args:
+        label: the model's name in the header (and anything to say with it, such as the epoch).
+        conv: the layer.
+        activation: its maps for the image, channels last.
+        image_name: the image's name in the header.
+        options: how to normalise and draw.
+        ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known already.
+    """
+    ranges = ranges if ranges is not None else channel_ranges(activation)
+    header = _map_header(label, conv, activation, image_name, options, ranges) if options.labels else None
+    return feature_map_grid(
+        activation,
+        norm=options.norm,
+        cmap=options.cmap,
+        max_maps=options.max_maps,
+        scale=options.scale,
+        header=header,
+        index=options.index,
+        ranges=ranges,
+    )
+
+
+def _map_header(
+    label: str,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image_name: str,
+    options: MapOptions,
+    ranges: tuple[np.ndarray, np.ndarray],
+) -> Header:
+    return map_header(
+        label,
+        conv,
+        activation,
+        image_name,
+        norm=options.norm,
+        max_maps=options.max_maps,
+        fit=options.fit,
+        ranges=ranges,
+    )
+
+
+def overlay_picture(
+    label: str,
+    conv: ConvLayer,
+    activation: np.ndarray,
+    image_name: str,
+    options: MapOptions,
+    pixels: np.ndarray,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Picture:
+    """One image's feature maps of one layer blended onto the image (:func:`cnnviz.draw.overlay.overlay_grid`), with
+    the feature-map header and a line saying how to read it, unless ``options.labels`` is off."""
+    ranges = ranges if ranges is not None else channel_ranges(activation)
+    header = None
+    if options.labels:
+        base = _map_header(label, conv, activation, image_name, options, ranges)
+        note = "each map upsampled onto the image: colour where the filter fires, the photo where it does not"
+        header = replace(base, lines=[*base.lines, note])
+    return overlay_grid(
+        activation,
+        pixels,
+        norm=options.norm,
+        cmap=options.cmap,
+        max_maps=options.max_maps,
+        header=header,
+        index=options.index,
+        ranges=ranges,
+    )

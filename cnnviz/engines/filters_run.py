@@ -1,0 +1,140 @@
+"""The filter run, from a model to a PNG grid of a layer's kernels: what ``cnnviz filters`` calls."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.draw.headers import filter_header
+from cnnviz.draw.render import FILTER_NORMS, Picture, check_value_range, filter_grid
+from cnnviz.engines.contract import Report, _check_choices
+from cnnviz.errors import LayerNotFound
+from cnnviz.methods.filters import layer_kernels
+from cnnviz.models.graph import ConvLayer, trace
+from cnnviz.output.files import safe_name, save_png
+from cnnviz.output.manifest import update_manifest
+from cnnviz.selection import parse_selection
+
+#: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
+DEFAULT_MAX_FILTERS = 64
+DEFAULT_MAX_CHANNELS = 64
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.draw.render.filter_grid`)."""
+
+    filters: str | None = None
+    channels: str | None = None
+    norm: str = "global"
+    cmap: str = "viridis"
+    rgb: bool = False
+    scale: int | None = None
+    labels: bool = True
+    index: bool = True
+    value_range: tuple[float, float] | None = None
+
+
+#: How a note names the option that selects filters or channels (``{what}`` is ``filters`` or ``channels``): the
+#: CLI's flag; the training callback names its ``FilterOptions`` field instead.
+CLI_SELECTION = "--{what}"
+
+
+def _choose(text: str | None, total: int, cap: int, what: str, report: Report, selection: str) -> list[int]:
+    if text is not None:
+        return parse_selection(text, total, what)
+    if total > cap:
+        option = selection.format(what=f"{what}s")
+        note = f"showing {what}s 0-{cap - 1} of {total}; choose others with {option}, e.g. {cap}:{2 * cap}"
+        if note not in report.notes:
+            report.notes.append(note)
+        return list(range(cap))
+    return list(range(total))
+
+
+def render_filters(
+    model: Any,
+    layer: str | None,
+    out_dir: str | os.PathLike[str],
+    options: FilterOptions = FilterOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+    *,
+    model_label: str | None = None,
+    weights: str | None = None,
+    source: str | None = None,
+) -> Report:
+    """Write a conv layer's kernels as one PNG grid, ``out_dir/filters_<layer>.png``, and add it to
+    ``out_dir/manifest.json`` (``weights`` and ``source`` as for :func:`render_feature_maps`).
+
+    ``layer`` may be a pattern (``block1_*``): each conv layer it matches gets its own grid. None draws the
+    first conv layer, whose kernels see the image itself.
+
+    Raises:
+        LayerNotFound, NotAConvLayer, UnsupportedLayer, OptionError: before anything is written.
+    """
+    _check_choices(options.norm, FILTER_NORMS, "filter normalisation", options.cmap)
+    if options.value_range is not None:
+        check_value_range(options.value_range, options.norm)
+    label = model_label or model.name
+    report = Report()
+    traced = trace(model)
+    if layer is None:
+        if not traced.convs:
+            raise LayerNotFound(f"model '{model.name}' has no conv layers")
+        convs = traced.convs[:1]
+        report.notes.append(f"no --layer given: drawing the first conv layer, {convs[0].path}")
+    else:
+        convs = traced.find([layer])
+    stacks = [(conv, layer_kernels(conv)) for conv in convs]  # every layer readable before any file is written
+    written: dict[str, dict[str, Any]] = {}
+    try:
+        for conv, kernels in stacks:
+            picture = filter_picture(label, conv, kernels, options, report)
+            target = save_png(picture, Path(out_dir) / f"filters_{safe_name(conv.path)}.png")
+            report.written.append(target)
+            written[conv.path] = {"png": str(target), "norm": options.norm, "kernels": list(kernels.shape)}
+    finally:
+        about = {"model": label, "weights": weights, "source": source}
+        update_manifest(Path(out_dir) / "manifest.json", about, filters=written)
+    return report
+
+
+def filter_picture(
+    label: str,
+    conv: ConvLayer,
+    kernels: np.ndarray,
+    options: FilterOptions,
+    report: Report,
+    selection: str = CLI_SELECTION,
+) -> Picture:
+    """A layer's filter grid, with its header unless ``options.labels`` is off; ``label`` names the model in the
+    header. Huge layers are cut to :data:`DEFAULT_MAX_FILTERS` filters and :data:`DEFAULT_MAX_CHANNELS` channels
+    unless ``options`` selects them, with a note in ``report`` saying so and naming the option to change as
+    ``selection`` does (:data:`CLI_SELECTION`)."""
+    rows = _choose(options.filters, kernels.shape[0], DEFAULT_MAX_FILTERS, "filter", report, selection)
+    cols = (
+        list(range(kernels.shape[1]))
+        if options.rgb
+        else _choose(options.channels, kernels.shape[1], DEFAULT_MAX_CHANNELS, "channel", report, selection)
+    )
+    fixed = options.value_range
+    header = (
+        filter_header(label, conv, kernels, rows, cols, norm=options.norm, rgb=options.rgb, value_range=fixed)
+        if options.labels
+        else None
+    )
+    return filter_grid(
+        kernels,
+        filters=rows,
+        channels=cols,
+        norm=options.norm,
+        cmap=options.cmap,
+        rgb=options.rgb,
+        scale=options.scale,
+        header=header,
+        index=options.index,
+        value_range=fixed,
+    )
