@@ -3,13 +3,32 @@ ones, with the model that drew them."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
+from cnnviz.errors import OutputError
 from cnnviz.output.files import write_atomic
+
+#: How long a run waits for another run's merge.
+LOCK_SECONDS = 120
+
+
+def lock_path(manifest: Path) -> Path:
+    """The lock a run holds while it merges into ``manifest``: a file in the system's temporary folder named for
+    the manifest's full path, so that output folders hold only what the runs drew. (It serialises runs on one
+    machine; runs on several machines sharing a folder go through one Ray driver.)"""
+    key = hashlib.sha256(str(manifest.resolve()).encode()).hexdigest()[:24]
+    user = getattr(os, "getuid", lambda: "")()  # one folder per user: another's lock files are not ours to open
+    folder = Path(tempfile.gettempdir()) / f"cnnviz-locks-{user}"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{key}.lock"
 
 
 def save_manifest(records: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -56,10 +75,31 @@ def update_manifest(
     filters: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Merge a run's grids and failures into the manifest earlier runs left in the same folder; ``about`` names
-    the model (label, weights, source)."""
+    the model (label, weights, source).
+
+    The read, merge and write hold a lock (:func:`lock_path`), so that runs writing into one folder at the same
+    time (CI jobs in parallel, a Ray driver beside a local run) all end up in it.
+
+    Raises:
+        OutputError: the lock was not given up within :data:`LOCK_SECONDS` (a run hung while holding it).
+    """
     images, failures, filters = images or {}, failures or [], filters or {}
     if not images and not failures and not filters and not path.exists():
         return
+    try:
+        with FileLock(lock_path(path), timeout=LOCK_SECONDS):
+            _merge(path, about, images, failures, filters)
+    except Timeout as exc:
+        raise OutputError(f"{path} stayed locked by another run for {LOCK_SECONDS} s ({exc.lock_file})") from exc
+
+
+def _merge(
+    path: Path,
+    about: dict[str, Any],
+    images: dict[str, dict[str, Any]],
+    failures: list[tuple[str, Any]],
+    filters: dict[str, dict[str, Any]],
+) -> None:
     manifest = read_manifest(path)
     merged: dict[str, Any] = manifest.get("images", {})
     for image, record in images.items():
