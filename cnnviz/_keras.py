@@ -7,6 +7,7 @@ need it, through :func:`keras_module`.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -48,6 +49,10 @@ def keras_module() -> ModuleType:
         else:
             with native_stderr_silenced():
                 import keras
+    if os.environ.get("CNNVIZ_TF_LOGS") != "1":
+        # TensorFlow's Python warnings ("5 out of the last 5 calls to <function ...> triggered tf.function
+        # retracing", from ConvNeXt's depthwise convolutions under Grad-CAM) speak to the model's author.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging
 
