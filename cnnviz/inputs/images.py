@@ -75,18 +75,6 @@ def _wide_to_float(image: Image.Image) -> Image.Image:
     return image
 
 
-def to_pixels(image: Image.Image, channels: int) -> np.ndarray:
-    """Convert any Pillow image to a float32 ``(rows, cols, channels)`` array of 0..255 values.
-
-    Transparent images are composited over white; 16-bit images are scaled down, not clipped; palette, CMYK,
-    bilevel and other modes go through Pillow's conversions.
-
-    Raises:
-        ImageLoadError: ``channels`` is neither 1 nor 3.
-    """
-    return _to_array(_converted(_wide_to_float(image), channels), channels)
-
-
 def _converted(image: Image.Image, channels: int) -> Image.Image:
     """An image whose wide modes are already 0..255 floats (converting twice would scale a dark 0..1 float image up
     twice) in a mode that resizes smoothly: "F" for those, else "L" or "RGB", transparency over white."""
