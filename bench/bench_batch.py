@@ -35,13 +35,12 @@ def main() -> None:
             target = folder / f"image{index:03d}.jpg"
             shutil.copyfile(samples[index % len(samples)], target)
             images.append(target)
-        cnnviz.render_feature_maps(model, images[:2], Path(work) / "warm", model_label="vgg16")
+        cnnviz.render_feature_maps(model, images[:2], Path(work) / "warm", cnnviz.MapOptions(model_label="vgg16"))
         rates = {}
         for workers in (1, None):
             start = time.perf_counter()
-            cnnviz.render_feature_maps(
-                model, images, Path(work) / f"out{workers}", model_label="vgg16", workers=workers
-            )
+            options = cnnviz.MapOptions(model_label="vgg16", workers=workers)
+            cnnviz.render_feature_maps(model, images, Path(work) / f"out{workers}", options)
             rates[workers] = args.images / (time.perf_counter() - start)
     print(f"{args.images} images x 13 layers, {os.cpu_count()} CPUs")
     print(f"1 drawing thread:         {rates[1]:6.2f} images/s   1.00x")

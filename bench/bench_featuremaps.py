@@ -44,7 +44,10 @@ def main() -> None:
     maps = extractor(pixels)
     render = median_time(lambda: [cnnviz.feature_map_grid(m[0], header=None) for m in maps.values()], args.repeats)
     with tempfile.TemporaryDirectory() as out:
-        whole = median_time(lambda: cnnviz.render_feature_maps(model, [IMAGE], out, model_label="vgg16"), args.repeats)
+        whole = median_time(
+            lambda: cnnviz.render_feature_maps(model, [IMAGE], out, cnnviz.MapOptions(model_label="vgg16")),
+            args.repeats,
+        )
         cli_times = []
         for _ in range(args.repeats):
             start = time.perf_counter()

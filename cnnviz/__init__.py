@@ -5,46 +5,124 @@ The public API; the ``cnnviz`` command is one user of it. TensorFlow is imported
 first used.
 """
 
-from typing import Any
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from cnnviz._version import __version__
-from cnnviz.draw.overlay import overlay_grid
-from cnnviz.draw.render import Header, Picture, feature_map_grid, filter_grid
-from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
-from cnnviz.engines.filters_run import FilterOptions, render_filters
-from cnnviz.engines.report_run import write_report
-from cnnviz.errors import (
-    CnnvizError,
-    ImageLoadError,
-    LayerNotFound,
-    ModelLoadError,
-    ModelRunError,
-    NotAConvLayer,
-    OptionError,
-    OutputError,
-    UnsupportedLayer,
-    UnsupportedModel,
-    WeightsDownloadError,
-)
-from cnnviz.inputs.images import load_image
-from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
-from cnnviz.methods.filters import layer_kernels
-from cnnviz.methods.gradcam import Explanation, GradCam, gradcam
-from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer, maximize
-from cnnviz.methods.stats import LayerStats, filter_stats
-from cnnviz.models.graph import ConvLayer, conv_layers
-from cnnviz.models.load import load_model
-from cnnviz.output.animate import animate, animate_folder
-from cnnviz.output.files import save_png
+
+#: Where each public name lives. They are imported on first use (PEP 562), so that ``import cnnviz.cli`` (and
+#: ``cnnviz --help``) loads only what the command line needs: not numpy's, matplotlib's or Keras's import time.
+_PUBLIC = {
+    "CnnvizError": "cnnviz.errors",
+    "ConvLayer": "cnnviz.models.graph",
+    "Explanation": "cnnviz.methods.gradcam",
+    "Extractor": "cnnviz.methods.extract",
+    "FilterOptions": "cnnviz.engines.filters_run",
+    "GradCam": "cnnviz.methods.gradcam",
+    "GradcamOptions": "cnnviz.engines.gradcam_run",
+    "GradcamResult": "cnnviz.engines.gradcam_run",
+    "Header": "cnnviz.draw.render",
+    "ImageLoadError": "cnnviz.errors",
+    "LayerNotFound": "cnnviz.errors",
+    "LayerStats": "cnnviz.methods.stats",
+    "MapOptions": "cnnviz.engines.featuremaps_run",
+    "MaximizeOptions": "cnnviz.methods.maximize",
+    "MaximizeResult": "cnnviz.engines.maximize_run",
+    "MaximizeRunOptions": "cnnviz.engines.maximize_run",
+    "Maximized": "cnnviz.methods.maximize",
+    "Maximizer": "cnnviz.methods.maximize",
+    "ModelLoadError": "cnnviz.errors",
+    "ModelRef": "cnnviz.engines.naming",
+    "ModelRunError": "cnnviz.errors",
+    "Naming": "cnnviz.engines.contract",
+    "NotAConvLayer": "cnnviz.errors",
+    "OptionError": "cnnviz.errors",
+    "OutputError": "cnnviz.errors",
+    "Picture": "cnnviz.draw.render",
+    "ReadingSettings": "cnnviz.engines.contract",
+    "ReportOptions": "cnnviz.engines.report_run",
+    "ReportResult": "cnnviz.engines.report_run",
+    "RunResult": "cnnviz.engines.contract",
+    "StatsOptions": "cnnviz.engines.stats_run",
+    "StatsResult": "cnnviz.engines.stats_run",
+    "UnsupportedLayer": "cnnviz.errors",
+    "UnsupportedModel": "cnnviz.errors",
+    "ViewSettings": "cnnviz.engines.contract",
+    "VisualizeCallback": "cnnviz.engines.callback",
+    "WeightsDownloadError": "cnnviz.errors",
+    "animate": "cnnviz.output.animate",
+    "animate_folder": "cnnviz.output.animate",
+    "build_extractor": "cnnviz.methods.extract",
+    "conv_layers": "cnnviz.models.graph",
+    "feature_map_grid": "cnnviz.draw.render",
+    "feature_maps": "cnnviz.methods.extract",
+    "filter_grid": "cnnviz.draw.render",
+    "filter_stats": "cnnviz.methods.stats",
+    "gradcam": "cnnviz.methods.gradcam",
+    "layer_kernels": "cnnviz.methods.filters",
+    "load_image": "cnnviz.inputs.images",
+    "load_model": "cnnviz.models.load",
+    "maximize": "cnnviz.methods.maximize",
+    "overlay_grid": "cnnviz.draw.overlay",
+    "render_feature_maps": "cnnviz.engines.featuremaps_run",
+    "render_filters": "cnnviz.engines.filters_run",
+    "render_gradcam": "cnnviz.engines.gradcam_run",
+    "render_maximize": "cnnviz.engines.maximize_run",
+    "run_stats": "cnnviz.engines.stats_run",
+    "save_png": "cnnviz.output.files",
+    "write_report": "cnnviz.engines.report_run",
+}
+
+if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
+    from cnnviz.draw.overlay import overlay_grid
+    from cnnviz.draw.render import Header, Picture, feature_map_grid, filter_grid
+    from cnnviz.engines.callback import VisualizeCallback
+    from cnnviz.engines.contract import Naming, ReadingSettings, RunResult, ViewSettings
+    from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
+    from cnnviz.engines.filters_run import FilterOptions, render_filters
+    from cnnviz.engines.gradcam_run import GradcamOptions, GradcamResult, render_gradcam
+    from cnnviz.engines.maximize_run import MaximizeResult, MaximizeRunOptions, render_maximize
+    from cnnviz.engines.naming import ModelRef
+    from cnnviz.engines.report_run import ReportOptions, ReportResult, write_report
+    from cnnviz.engines.stats_run import StatsOptions, StatsResult, run_stats
+    from cnnviz.errors import (
+        CnnvizError,
+        ImageLoadError,
+        LayerNotFound,
+        ModelLoadError,
+        ModelRunError,
+        NotAConvLayer,
+        OptionError,
+        OutputError,
+        UnsupportedLayer,
+        UnsupportedModel,
+        WeightsDownloadError,
+    )
+    from cnnviz.inputs.images import load_image
+    from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
+    from cnnviz.methods.filters import layer_kernels
+    from cnnviz.methods.gradcam import Explanation, GradCam, gradcam
+    from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer, maximize
+    from cnnviz.methods.stats import LayerStats, filter_stats
+    from cnnviz.models.graph import ConvLayer, conv_layers
+    from cnnviz.models.load import load_model
+    from cnnviz.output.animate import animate, animate_folder
+    from cnnviz.output.files import save_png
 
 
 def __getattr__(name: str) -> Any:
-    """Import the Keras callback on first use, so that ``import cnnviz`` (and the CLI) stays free of Keras."""
-    if name == "VisualizeCallback":
-        from cnnviz.engines.callback import VisualizeCallback
+    """Import a public name from its module on first use."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cnnviz' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
 
-        return VisualizeCallback
-    raise AttributeError(f"module 'cnnviz' has no attribute '{name}'")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = [
@@ -54,23 +132,36 @@ __all__ = [
     "Extractor",
     "FilterOptions",
     "GradCam",
+    "GradcamOptions",
+    "GradcamResult",
     "Header",
     "ImageLoadError",
     "LayerNotFound",
     "LayerStats",
     "MapOptions",
     "MaximizeOptions",
+    "MaximizeResult",
+    "MaximizeRunOptions",
     "Maximized",
     "Maximizer",
     "ModelLoadError",
+    "ModelRef",
     "ModelRunError",
+    "Naming",
     "NotAConvLayer",
     "OptionError",
     "OutputError",
     "Picture",
+    "ReadingSettings",
+    "ReportOptions",
+    "ReportResult",
+    "RunResult",
+    "StatsOptions",
+    "StatsResult",
     "UnsupportedLayer",
-    "VisualizeCallback",
     "UnsupportedModel",
+    "ViewSettings",
+    "VisualizeCallback",
     "WeightsDownloadError",
     "__version__",
     "animate",
@@ -89,6 +180,9 @@ __all__ = [
     "overlay_grid",
     "render_feature_maps",
     "render_filters",
+    "render_gradcam",
+    "render_maximize",
+    "run_stats",
     "save_png",
     "write_report",
 ]

@@ -94,16 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", "-o", type=Path, default=Path("cnnviz_gallery"), help="folder for it all")
     args = parser.parse_args(argv)
 
+    from tqdm import tqdm
+
     import cnnviz
     from cnnviz.errors import CnnvizError, OptionError
 
     out: Path = args.output
     try:
         model = cnnviz.load_model(args.model, args.weights)
-        filters = cnnviz.render_filters(model, args.filters, out / "filters")
-        report = cnnviz.render_feature_maps(
-            model, args.images, out / "maps", cnnviz.MapOptions(layers=args.layer), progress=True
-        )
+        filters = cnnviz.render_filters(model, out / "filters", cnnviz.FilterOptions(layer=args.filters))
+        with tqdm(unit="image", disable=None, leave=False) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done)
+
+            report = cnnviz.render_feature_maps(
+                model, args.images, out / "maps", cnnviz.MapOptions(layers=args.layer), progress
+            )
     except OptionError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2

@@ -79,22 +79,23 @@ def explaining(shapes: object, out: Path) -> None:
 
     from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
     from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
-    from cnnviz.engines.maximize_run import render_maximize
-    from cnnviz.engines.report_run import write_report
-    from cnnviz.methods.maximize import MaximizeOptions
+    from cnnviz.engines.maximize_run import MaximizeRunOptions, render_maximize
+    from cnnviz.engines.report_run import ReportOptions, write_report
 
     coffee = CAT.parent / "coffee.jpg"
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        options = MaximizeOptions(size=64, steps=128)
-        drawn = render_maximize(shapes, "shapes", work, options, filters="0:8", model_label="shapes")
+        options = MaximizeRunOptions(size=64, steps=128, layer="shapes", filters="0:8", model_label="shapes")
+        drawn = render_maximize(shapes, work, options)
         _save_small(drawn.written[0], out / "shapes_maximize_shapes.png")
-        explained = render_gradcam(shapes, [coffee], work, GradcamOptions(size=(160, 240)), model_label="shapes")
-        _save_small(explained.results[0].picture, out / "shapes_gradcam_coffee.png")
-        overlays = MapOptions(layers=["shapes"], overlay=True, max_maps=6, size=(160, 240), cmap="jet")
-        maps = render_feature_maps(shapes, [coffee], work / "maps", overlays, model_label="shapes")
+        explained = render_gradcam(shapes, [coffee], work, GradcamOptions(size=(160, 240), model_label="shapes"))
+        _save_small(explained.images[0].picture, out / "shapes_gradcam_coffee.png")
+        overlays = MapOptions(
+            layers=["shapes"], overlay=True, max_maps=6, size=(160, 240), cmap="jet", model_label="shapes"
+        )
+        maps = render_feature_maps(shapes, [coffee], work / "maps", overlays)
         _save_small(maps.written[0], out / "shapes_overlay_shapes.png")
-        write_report(shapes, [CAT.parent], work / "report", model_label="shapes")
+        write_report(shapes, [CAT.parent], work / "report", ReportOptions(model_label="shapes"))
         chromium = shutil.which("chromium")
         if chromium is None:
             print("chromium is not installed: the report's screenshot is not made again")

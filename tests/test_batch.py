@@ -30,9 +30,9 @@ def photo_tree(tmp_path: Path) -> Path:
 
 def test_a_folder_tree_is_mirrored_and_every_grid_is_in_the_manifest(keras, photo_tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    options = MapOptions(preprocess="scale255", batch_size=2)
+    options = MapOptions(preprocess="scale255", batch_size=2, weights="handmade")
 
-    report = render_feature_maps(line_detector_2d(keras), [photo_tree], out, options, weights="handmade")
+    report = render_feature_maps(line_detector_2d(keras), [photo_tree], out, options)
 
     assert sorted(p.relative_to(out).as_posix() for p in report.written) == [
         "a/pic/detector.png",

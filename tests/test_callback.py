@@ -11,7 +11,7 @@ from PIL import Image, ImageSequence
 
 import cnnviz
 from cnnviz.draw.headers import filter_header
-from cnnviz.engines.contract import Report
+from cnnviz.engines.contract import RunResult
 from cnnviz.engines.featuremaps_run import MapOptions, map_picture
 from cnnviz.engines.filters_run import FilterOptions, filter_picture
 from cnnviz.errors import ImageLoadError, OptionError
@@ -81,8 +81,8 @@ def _header_height(model, layer: str, kernels: dict[str, np.ndarray]) -> int:  #
     """Rows of a filter grid's header strip: the grid with its header less the grid without."""
     conv = trace(model).find([layer])[0]
     stack = np.transpose(kernels[layer], (3, 2, 0, 1))
-    full = filter_picture("tiny | epoch 1", conv, stack, FilterOptions(), Report())
-    bare = filter_picture("tiny | epoch 1", conv, stack, FilterOptions(labels=False), Report())
+    full = filter_picture("tiny | epoch 1", conv, stack, FilterOptions(), RunResult())
+    bare = filter_picture("tiny | epoch 1", conv, stack, FilterOptions(labels=False), RunResult())
     return full.pixels.shape[0] - bare.pixels.shape[0]
 
 
@@ -125,13 +125,13 @@ def test_filter_grids_keep_the_first_epochs_scale_and_show_each_epochs_weights(t
     for epoch in (1, 3):
         stack = np.transpose(kernels[epoch - 1]["conv2d"], (3, 2, 0, 1))  # (F, C, kh, kw), as layer_kernels gives
         options = FilterOptions(value_range=callback.filter_ranges["conv2d"])
-        expected = filter_picture(f"tiny | epoch {epoch}", conv, stack, options, Report())
+        expected = filter_picture(f"tiny | epoch {epoch}", conv, stack, options, RunResult())
         drawn = _palette_pixels(folder / "viz" / f"epoch_{epoch:03d}" / "filters_conv2d.png")
         assert np.array_equal(drawn, expected.pixels)
     # Both checks above can fail: the header names the epoch (another caption gives other pixels), and the fixed
     # scale is not the layer's own range by epoch 3.
-    assert not np.array_equal(drawn, filter_picture("tiny | epoch 2", conv, stack, options, Report()).pixels)
-    assert not np.array_equal(drawn, filter_picture("tiny | epoch 3", conv, stack, FilterOptions(), Report()).pixels)
+    assert not np.array_equal(drawn, filter_picture("tiny | epoch 2", conv, stack, options, RunResult()).pixels)
+    assert not np.array_equal(drawn, filter_picture("tiny | epoch 3", conv, stack, FilterOptions(), RunResult()).pixels)
 
 
 def test_gif_frames_change_where_weights_changed_and_nowhere_else(trained) -> None:  # type: ignore[no-untyped-def]
@@ -249,7 +249,7 @@ def test_nested_layers_and_named_array_samples(keras, tmp_path: Path) -> None:  
     kernels = cnnviz.layer_kernels(conv)
     options = FilterOptions(value_range=callback.filter_ranges["base/edges"])
     drawn = _palette_pixels(tmp_path / "epoch_004" / "filters_base__edges.png")
-    assert np.array_equal(drawn, filter_picture("outer | epoch 4", conv, kernels, options, Report()).pixels)
+    assert np.array_equal(drawn, filter_picture("outer | epoch 4", conv, kernels, options, RunResult()).pixels)
 
 
 def test_a_big_layer_is_cut_with_a_note_in_the_callbacks_terms(keras, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -266,18 +266,34 @@ def test_a_big_layer_is_cut_with_a_note_in_the_callbacks_terms(keras, tmp_path: 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"every": 2, "every_batches": 5}, "not both"),
-        ({"every": 0}, "at least 1"),
-        ({"images": np.zeros((2, 4, 4, 3)), "names": ["a"]}, "1 names for 2 images"),
-        ({"images": np.zeros((2, 4, 4, 3)), "names": ["a", "a"]}, "distinct"),
-        ({"images": ["no/such/picture.png"]}, "no such file"),
-        ({"filter_options": FilterOptions(cmap="no_such_map")}, "unknown colormap"),
-        ({"filter_options": FilterOptions(norm="sideways")}, "filter normalisation"),
-        ({"filter_options": FilterOptions(norm="filter", value_range=(-1, 1))}, "norm global or symmetric"),
+        (lambda: {"every": 2, "every_batches": 5}, "not both"),
+        (lambda: {"every": 0}, "at least 1"),
+        (lambda: {"images": np.zeros((2, 4, 4, 3)), "names": ["a"]}, "1 names for 2 images"),
+        (lambda: {"images": np.zeros((2, 4, 4, 3)), "names": ["a", "a"]}, "distinct"),
+        (lambda: {"images": ["no/such/picture.png"]}, "no such file"),
+        (lambda: {"filter_options": FilterOptions(cmap="no_such_map")}, "unknown colormap"),
+        (lambda: {"filter_options": FilterOptions(norm="sideways")}, "filter normalisation"),
+        (lambda: {"filter_options": FilterOptions(norm="filter", value_range=(-1, 1))}, "norm global or symmetric"),
     ],
 )
 def test_bad_settings_fail_before_training(kwargs, message) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(OptionError, match=message):  # the options refuse them when made, or the callback does
+        cnnviz.VisualizeCallback(**kwargs())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"map_options": MapOptions(overlay=True)}, "map_options.overlay=True: the callback draws plain grids"),
+        ({"map_options": MapOptions(save_raw=True)}, "map_options.save_raw=True: the callback writes grids, not"),
+        ({"map_options": MapOptions(skip_existing=True)}, "map_options.skip_existing=True: each step draws into"),
+        ({"map_options": MapOptions(layers=["conv2d"])}, r"map_options.layers=\['conv2d'\]: the callback's own"),
+        ({"map_options": MapOptions(workers=2)}, "map_options.workers=2: the callback draws in the training's"),
+        ({"filter_options": FilterOptions(layer="conv2d")}, "filter_options.layer='conv2d': the callback's own"),
+    ],
+)
+def test_options_the_callback_would_ignore_are_refused_by_name(kwargs, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(OptionError, match=f"VisualizeCallback cannot honour {message}"):
         cnnviz.VisualizeCallback(**kwargs)
 
 

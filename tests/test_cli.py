@@ -376,7 +376,7 @@ def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     def too_late(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the model was loaded before the mistake was reported")
 
-    monkeypatch.setattr("cnnviz.cli.common.load_model", too_late)
+    monkeypatch.setattr("cnnviz.engines.naming.load_model", too_late)
 
 
 @pytest.mark.parametrize(

@@ -234,8 +234,8 @@ def test_a_model_ready_npy_input_gets_the_heatmap_alone(square_finder, tmp_path:
     options = GradcamOptions(labels=False, save_raw=True)
     report = render_gradcam(square_finder, [tmp_path / "ready.npy"], tmp_path / "out", options)
 
-    _peak_on_square(np.load(report.results[0].raw))
-    drawn = np.asarray(Image.open(report.results[0].picture).convert("RGB")).astype(int)
+    _peak_on_square(np.load(report.images[0].raw))
+    drawn = np.asarray(Image.open(report.images[0].picture).convert("RGB")).astype(int)
     # one panel, the heatmap in jet, 32 px enlarged 10 times, widened with white to 640: no picture beside it
     assert drawn.shape == (MIN_PANEL, 640, 3) and (drawn[:, MIN_PANEL:] == 255).all()
     hot, cold = drawn[80, 240], drawn[300, 10]  # the square's centre (row 8, col 24), a far corner

@@ -46,10 +46,11 @@ def test_filter_header_describes_the_grid_layout(line_model) -> None:
 
 
 def test_bad_norm_or_colormap_is_refused_before_any_work(line_model, tmp_path: Path) -> None:
+    # refused when the options are made, whoever makes them
     with pytest.raises(OptionError, match="unknown feature map normalisation 'global'; choose one of: map, layer"):
         render_feature_maps(line_model, [], tmp_path, MapOptions(norm="global"))
     with pytest.raises(OptionError, match="unknown colormap 'viridiss'"):
-        render_filters(line_model, "detector", tmp_path, FilterOptions(cmap="viridiss"))
+        render_filters(line_model, tmp_path, FilterOptions(layer="detector", cmap="viridiss"))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from cnnviz.cli import main
-from cnnviz.engines.ray_engine import Cluster, Job, ModelSpec, connect, find_inputs, ray_stats
+from cnnviz.engines.naming import ModelRef
+from cnnviz.engines.ray_engine import Cluster, Job, connect, find_inputs, ray_stats
+from cnnviz.engines.stats_run import StatsOptions
 from cnnviz.errors import LayerNotFound, ModelLoadError, OptionError
 from cnnviz.methods.stats import filter_stats
 from tests.conftest import ROOT
@@ -44,8 +46,9 @@ def photos(tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_stats_equal_the_local_engines_with_a_bad_image_reported(cluster, photos) -> None:  # type: ignore[no-untyped-def]
     inputs = find_inputs([str(photos)])
     assert len(inputs) == 5
-    local = filter_stats(ModelSpec("shapes").load(), inputs, size=(96, 96), batch_size=2)
-    distributed = ray_stats(ModelSpec("shapes"), inputs, Job(cluster, cluster.actors(), 2), size=(96, 96))
+    local = filter_stats(ModelRef("shapes").load(), inputs, size=(96, 96), batch_size=2)
+    options = StatsOptions(size=(96, 96), charts=False)
+    distributed = ray_stats(ModelRef("shapes"), inputs, photos, options, Job(cluster, cluster.actors(), 2))
     assert [path for path, _ in distributed.failures] == [path for path, _ in local.failures]
     assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"]
     assert [(type(error), str(error)) for _, error in distributed.failures] == [
@@ -65,7 +68,8 @@ def test_stats_over_a_uri_lists_files_through_pyarrow(cluster, photos) -> None: 
     inputs = find_inputs([uri])
     assert sorted(item.key for item in inputs) == ["a/broken", "a/cat", "a/rocket", "b/astronaut", "b/coffee"]
     assert all(item.path.startswith("file:///") for item in inputs)
-    run = ray_stats(ModelSpec("shapes"), inputs, Job(cluster, 1, 8), layers=["edges"], size=(64, 64))
+    options = StatsOptions(layers=["edges"], size=(64, 64), charts=False)
+    run = ray_stats(ModelRef("shapes"), inputs, photos, options, Job(cluster, 1, 8))
     assert run.layers[0].images == 4 and [Path(path).name for path, _ in run.failures] == ["broken.jpg"]
     with pytest.raises(OptionError, match="not both"):
         find_inputs([uri, str(photos)])
@@ -128,9 +132,9 @@ def test_featuremaps_on_ray_write_the_local_engines_bytes_and_skip_across_engine
 def test_a_worker_that_cannot_set_up_fails_the_job_with_the_local_engines_error(cluster, photos) -> None:  # type: ignore[no-untyped-def]
     inputs = find_inputs([str(photos / "b")])
     with pytest.raises(LayerNotFound, match="no layer 'nope'; conv layers are: shapes, edges, parts"):
-        ray_stats(ModelSpec("shapes"), inputs, Job(cluster, 1, 8), layers=["nope"])
+        ray_stats(ModelRef("shapes"), inputs, photos, StatsOptions(layers=["nope"], charts=False), Job(cluster, 1, 8))
     with pytest.raises(ModelLoadError, match="no-such-model"):
-        ray_stats(ModelSpec("no-such-model.keras"), inputs, Job(cluster, 1, 8))
+        ray_stats(ModelRef("no-such-model.keras"), inputs, photos, StatsOptions(charts=False), Job(cluster, 1, 8))
 
 
 def test_workers_are_capped_so_reading_is_never_starved() -> None:

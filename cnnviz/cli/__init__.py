@@ -40,9 +40,15 @@ for _command in (layers, filters, featuremaps, stats, maximize, gradcam, report,
     main.add_command(_command)
 
 
+#: Arguments that only print text: no model runs, so no native crash to explain and no child process to pay for.
+_TEXT_ONLY = ("-h", "--help", "--version")
+
+
 def run() -> None:
     """The ``cnnviz`` console command: :func:`main` under :func:`cnnviz.crashes.supervise`, so that a crash in
     native code says what cnnviz was doing instead of leaving a bare "Segmentation fault"."""
+    if len(sys.argv) < 2 or any(arg in _TEXT_ONLY for arg in sys.argv[1:]):
+        main()
     supervise(main, sys.argv)
 
 

@@ -17,13 +17,12 @@ import click
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz.draw.render import palette
+from cnnviz.engines.contract import Progress, find_inputs
+from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, OptionError, brief
-from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.images import FITS
 from cnnviz.inputs.preprocess import MODES
-from cnnviz.models.load import load_model, names_a_file
-from cnnviz.models.zoo import APPLICATIONS
-from cnnviz.output.files import safe_name
+from cnnviz.output.manifest import model_folder
 from cnnviz.selection import check_selection
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -141,7 +140,8 @@ def _with_options(
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """The model options every command shares, as the user gave them."""
+    """The model options every command shares, as the user gave them; :attr:`ref` is the library's
+    :class:`cnnviz.engines.naming.ModelRef`, which loads and names the model."""
 
     model: str
     weights: str | None
@@ -150,81 +150,18 @@ class ModelChoice:
     imports: tuple[str, ...]
     verbose: bool
 
-    def load(self, need_weights: bool = True, include_top: bool = False) -> Any:
-        """The Keras model (call inside :func:`reported_errors`).
-
-        Args:
-            need_weights: False when only the architecture matters (``layers``): a keras.applications model is
-                then built without weights, and ``--weights`` is not loaded at all.
-            include_top: build a keras.applications model with its classifier head (Grad-CAM needs the class
-                scores).
-        """
-        weights = self.weights if need_weights else ("none" if self.is_application else None)
-        return load_model(
-            self.model, weights, include_top=include_top, size=self.size, unsafe=self.unsafe, imports=self.imports
-        )
-
-    def spec(self) -> Any:
-        """The model as the Ray engine's workers load it: files by their full paths."""
-        from cnnviz.engines.ray_engine import ModelSpec
-
-        def full(path: str | None) -> str | None:
-            return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
-
-        imports = tuple(full(item) or item for item in self.imports)
-        return ModelSpec(full(self.model) or self.model, full(self.weights), self.size, self.unsafe, imports)
-
     @property
-    def is_application(self) -> bool:
-        """Whether ``--model`` names a keras.applications model rather than a file."""
-        return self.model.lower() in APPLICATIONS and not names_a_file(self.model)
+    def ref(self) -> ModelRef:
+        """The model, as the library names and loads it."""
+        return ModelRef(self.model, self.weights, self.size, self.unsafe, self.imports)
 
-    @property
-    def weights_kind(self) -> str:
-        """How the weights come: ``imagenet``, ``random``, a weights file's path, or ``model file``."""
-        if self.weights is None:
-            return "imagenet" if self.is_application else "model file"
-        lowered = self.weights.lower()
-        if lowered in ("none", "imagenet"):
-            return "random" if lowered == "none" else lowered
-        return self.weights
+    def model_size(self) -> tuple[int, int] | None:
+        """``--size`` as images are read at it: keras.applications models are built at it instead."""
+        return None if self.ref.is_application else self.size
 
-    @property
-    def name(self) -> str:
-        """The model's name: a file's name, or the lower-cased model name."""
-        return Path(self.model).name if names_a_file(self.model) else self.model.lower()
-
-    @property
-    def label(self) -> str:
-        """How headers and manifests name the model: its name, and the weights where they are not the model's
-        own: ``vgg16 (random weights)``."""
-        kind = self.weights_kind
-        if kind in ("imagenet", "model file"):
-            return self.name
-        return f"{self.name} ({'random weights' if kind == 'random' else 'weights ' + Path(kind).name})"
-
-    def naming(self) -> dict[str, Any]:
-        """How a run names the model in headers and manifests: the keywords of the render functions."""
-        return {"model_label": self.label, "weights": self.weights_kind, "source": self.source}
-
-    @property
-    def source(self) -> str:
-        """What identifies the model and its weights across runs: full paths for files, names otherwise."""
-        model = str(Path(self.model).resolve()) if names_a_file(self.model) else self.model.lower()
-        kind = self.weights_kind
-        weights = kind if kind in ("imagenet", "model file", "random") else str(Path(kind).resolve())
-        return f"{model} with {weights}" if kind != "model file" else model
-
-    @property
-    def folder(self) -> str:
-        """The output subfolder for this model, so that different models' (and weights') grids never mix:
-        ``vgg16``, ``vgg16-random``, ``my_model``, ``my_model-finetuned`` (for ``--weights finetuned.weights.h5``)."""
-        path = Path(self.model)
-        name = path.name.split(".")[0] if names_a_file(self.model) else self.model.lower()
-        kind = self.weights_kind
-        if kind in ("imagenet", "model file"):
-            return safe_name(name)
-        return safe_name(f"{name}-{'random' if kind == 'random' else Path(kind).name.split('.')[0]}")
+    def folder(self, output: str) -> Path:
+        """The model's output folder under ``output`` (:func:`cnnviz.output.manifest.model_folder`)."""
+        return model_folder(output, self.ref.folder, self.ref.source)
 
 
 def checked_cmap(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -259,6 +196,16 @@ class Reading:
     fit: str
     batch_size: int
     quiet: bool
+
+    def settings(self, size: tuple[int, int] | None) -> dict[str, Any]:
+        """The library's reading settings (:class:`cnnviz.engines.contract.ReadingSettings`) at ``size``, as
+        keywords."""
+        return {
+            "preprocess": self.preprocess,
+            "size": size,
+            "fit": self.fit,
+            "batch_size": self.batch_size,
+        }
 
 
 def choice_option(flag: str, choices: Sequence[str], default: str, help: str) -> Callable[..., Any]:
@@ -310,14 +257,28 @@ class Engine:
     workers: int | None
 
     def find(self, images: Sequence[str], exclude: str) -> list[Any]:
-        """The input files: local paths and patterns, or with Ray also URIs (s3://, gs://)."""
-        from cnnviz.engines.ray_engine import find_inputs, is_uri
+        """The input files (:func:`cnnviz.engines.contract.find_inputs`)."""
+        return find_inputs(images, exclude, self.engine)
 
-        if self.engine == "ray":
-            return find_inputs(images, exclude=exclude)
-        if any(is_uri(item) for item in images):
-            raise OptionError("URIs such as s3://bucket/images/ are read by the Ray engine: add --engine ray")
-        return gather_inputs(images, exclude=exclude)
+    def run(
+        self,
+        local: Callable[..., Any],
+        on_ray: str,
+        choice: ModelChoice,
+        inputs: Sequence[Any],
+        out: Path,
+        options: Any,
+        reading: Reading,
+    ) -> Any:
+        """Run ``local(model, inputs, out, options, progress)`` here, or the Ray engine's function named ``on_ray``
+        with the same options, under a progress bar over the inputs."""
+        with progress_bar(reading.quiet) as progress:
+            if self.engine != "ray":
+                return local(choice.ref.load(), inputs, out, options, progress)
+            from cnnviz.engines import ray_engine
+
+            job = self.job(options.batch_size, lambda done: progress(done, len(inputs)), reading.quiet)
+            return getattr(ray_engine, on_ray)(choice.ref.resolved(), inputs, out, options, job)
 
     def job(self, batch_size: int, progress: Callable[[int], object], quiet: bool = False) -> Any:
         """Connect to Ray and size the job for the cluster (a line on standard error says which and how, unless
@@ -368,6 +329,16 @@ class View:
     no_index: bool
     output: str
 
+    def settings(self) -> dict[str, Any]:
+        """The library's view settings (:class:`cnnviz.engines.contract.ViewSettings`), as keywords."""
+        return {
+            "norm": self.norm,
+            "cmap": self.cmap,
+            "scale": self.scale,
+            "labels": not self.no_labels,
+            "index": not self.no_index,
+        }
+
 
 def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Options shared by the commands that draw grids, handed to the command as ``view``."""
@@ -405,11 +376,21 @@ def say(notes: Sequence[str], written: Sequence[Path]) -> None:
         click.echo(f"wrote {path}")
 
 
-def progress_bar(total: int, quiet: bool) -> Any:
-    """A progress bar over images (images/s, time left) on a terminal's standard error, unless ``quiet``."""
+@contextmanager
+def progress_bar(quiet: bool, unit: str = "image") -> Iterator[Progress]:
+    """A run's progress hook that draws a bar (units/s, time left) on a terminal's standard error, unless
+    ``quiet``; the run says the total as it goes."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="image", disable=True if quiet else None, leave=False, smoothing=0.1)
+    with tqdm(total=0, unit=unit, disable=True if quiet else None, leave=False, smoothing=0.1) as bar:
+
+        def advance(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.total = total
+                bar.refresh()
+            bar.update(done)
+
+        yield advance
 
 
 def exit_on_failures(failures: Sequence[tuple[str, Exception]], total: int, verbose: bool, after: str = "") -> None:

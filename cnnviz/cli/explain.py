@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
 import click
 
@@ -31,7 +31,6 @@ from cnnviz.inputs.preprocess import MODES
 from cnnviz.methods.gradcam import METHODS
 from cnnviz.methods.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
 from cnnviz.output.files import check_writable
-from cnnviz.output.manifest import model_folder
 
 
 def _square_side(size: tuple[int, int] | None) -> int:
@@ -109,41 +108,34 @@ def maximize(
       cnnviz maximize --model my_model.keras --layer vgg16/block5_conv1 --filters 1,5,9 --seed 3
       cnnviz maximize --model shapes --layer edges --param pixel --no-transforms   # the naive way, to compare
     """
-    from cnnviz.engines.maximize_run import render_maximize
-    from cnnviz.methods.maximize import MaximizeOptions
+    from cnnviz.engines.maximize_run import MaximizeRunOptions, render_maximize
 
     side = _square_side(choice.size)
-    options = MaximizeOptions(steps=steps, size=side, seed=seed, parametrization=param, batch_size=batch_size)
-    if no_transforms:
-        options = dataclasses.replace(options, jitter=0, scale=0.0, rotate=0.0)
-    out = model_folder(output, choice.folder, choice.source)
-    with reported_errors(choice.verbose), progress_bar(0, quiet) as bar:
-        check_writable(out)
-
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.unit = "filter-step"
-            bar.update(done)
-
-        report = render_maximize(
-            choice.load(),
-            layer,
-            out,
-            options,
+    moves: dict[str, Any] = {"jitter": 0, "scale": 0.0, "rotate": 0.0} if no_transforms else {}
+    out = choice.folder(output)
+    with reported_errors(choice.verbose), progress_bar(quiet, unit="filter-step") as progress:
+        options = MaximizeRunOptions(
+            **vars(choice.ref.naming()),
+            **moves,
+            steps=steps,
+            size=side,
+            seed=seed,
+            parametrization=param,
+            batch_size=batch_size,
+            layer=layer,
             filters=filter_spec,
             preprocess=preprocess,
             save_raw=save_raw,
             labels=not no_labels,
-            model_label=choice.label,
-            progress=advance,
         )
+        check_writable(out)
+        report = render_maximize(choice.ref.load(), out, options, progress)
     if quiet:
         return
-    if report.result is not None:
-        reached = ", ".join(
-            f"{f}: {v:.3g}" for f, v in zip(report.result.filters, report.result.activations, strict=True)
-        )
-        click.echo(f"{report.result.layer}: mean activation reached per filter: {reached}")
+    found = report.maximized
+    if found is not None:
+        reached = ", ".join(f"{f}: {v:.3g}" for f, v in zip(found.filters, found.activations, strict=True))
+        click.echo(f"{found.layer}: mean activation reached per filter: {reached}")
     say(report.notes, report.written)
 
 
@@ -215,31 +207,29 @@ def gradcam(
     """
     from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
 
-    options = GradcamOptions(
-        target=target,
-        layer=layer,
-        method=method,
-        labels_file=labels_file,
-        cmap=cmap,
-        alpha=alpha,
-        save_raw=save_raw,
-        labels=not no_labels,
-        preprocess=reading.preprocess,
-        size=choice.size if not choice.is_application else None,
-        fit=reading.fit,
-        batch_size=reading.batch_size,
-    )
-    out = model_folder(output, choice.folder, choice.source)
-    with reported_errors(choice.verbose):
+    out = choice.folder(output)
+    with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:
+        options = GradcamOptions(
+            **vars(choice.ref.naming()),
+            **reading.settings(choice.model_size()),
+            target=target,
+            layer=layer,
+            method=method,
+            labels_file=labels_file,
+            cmap=cmap,
+            alpha=alpha,
+            save_raw=save_raw,
+            labels=not no_labels,
+        )
         inputs = gather_inputs(images, exclude=output)
         check_writable(out)
-        report = render_gradcam(choice.load(include_top=True), inputs, out, options, model_label=choice.label)
+        report = render_gradcam(choice.ref.load(include_top=True), inputs, out, options, progress)
     if not reading.quiet:
         click.echo(f"layer: {report.layer}; gradient of {report.score}")
         if report.preprocessing is not None:
             click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
         value = "p" if report.probabilities else "score"
-        for result in report.results:
+        for result in report.images:
             ranked = ", ".join(f"{name} {number:.3f}" for name, number in result.top)
             click.echo(f"{result.path}: top {value}: {ranked}")
             click.echo(f"  explained {result.target_name} (class {result.target}) -> {result.picture}")

@@ -17,7 +17,6 @@ from cnnviz.cli.common import (
     engine_options,
     exit_on_failures,
     model_options,
-    progress_bar,
     reading_options,
     reported_errors,
     say,
@@ -28,14 +27,12 @@ from cnnviz.cli.common import (
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS
-from cnnviz.engines.contract import Report
+from cnnviz.engines.contract import RunResult
 from cnnviz.engines.featuremaps_run import DEFAULT_OVERLAY_MAPS, MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
-from cnnviz.errors import OptionError
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
 from cnnviz.output.files import check_writable
-from cnnviz.output.manifest import model_folder
 
 
 @click.command(context_settings=CONTEXT)
@@ -56,13 +53,13 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     """
 
     with reported_errors(choice.verbose):
-        rows = layer_rows(choice.load(need_weights=False), choice.size)
+        rows = layer_rows(choice.ref.load(need_weights=False), choice.size)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if choice.weights is not None:
         click.echo("note: --weights is not loaded: layers, shapes and counts do not depend on weights")
-    click.echo(f"{choice.name}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
+    click.echo(f"{choice.ref.name}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
     if not rows:
         return
     table = [["name", "kind", "kernel", "output", "params"]] + [
@@ -122,13 +119,14 @@ def filters(
       cnnviz filters --layer block3_conv1 --filters 0:16 --channels 0:8 -o out/
     """
 
-    options = FilterOptions(
-        filter_spec, channels, view.norm, view.cmap, rgb, view.scale, not view.no_labels, not view.no_index
-    )
     with reported_errors(choice.verbose):
-        out = model_folder(view.output, choice.folder, choice.source)
+        naming = vars(choice.ref.naming())
+        options = FilterOptions(
+            **naming, **view.settings(), layer=layer, filters=filter_spec, channels=channels, rgb=rgb
+        )
+        out = choice.folder(view.output)
         check_writable(out)
-        report = render_filters(choice.load(), layer, out, options, **choice.naming())
+        report = render_filters(choice.ref.load(), out, options)
     say(report.notes, report.written)
 
 
@@ -192,45 +190,29 @@ def featuremaps(
       cnnviz featuremaps images/ --layer block1_conv1 --engine ray -o /shared/out/   # on Ray
     """
 
-    options = MapOptions(
-        layers=list(layer_names) or None,
-        norm=view.norm,
-        cmap=view.cmap,
-        max_maps=max_maps,
-        scale=view.scale,
-        labels=not view.no_labels,
-        save_raw=save_raw,
-        preprocess=reading.preprocess,
-        size=choice.size,
-        batch_size=reading.batch_size,
-        fit=reading.fit,
-        index=not view.no_index,
-        skip_existing=skip_existing,
-        overlay=overlay,
-    )
-    out = model_folder(view.output, choice.folder, choice.source)
+    out = choice.folder(view.output)
     manifest = out / "manifest.json"
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
-        if overlay and engine.engine == "ray":
-            raise OptionError("--overlay runs with --engine local")
+        options = MapOptions(
+            **vars(choice.ref.naming()),
+            **reading.settings(choice.size),
+            **view.settings(),
+            layers=list(layer_names) or None,
+            max_maps=max_maps,
+            save_raw=save_raw,
+            skip_existing=skip_existing,
+            overlay=overlay,
+        )
+        options.check_engine(engine.engine)
         inputs = engine.find(images, exclude=view.output)
         check_writable(out)
-        if engine.engine == "ray":
-            from cnnviz.engines.ray_engine import ray_feature_maps
-
-            with progress_bar(len(inputs), reading.quiet) as bar:
-                job = engine.job(reading.batch_size, bar.update, reading.quiet)
-                report = ray_feature_maps(choice.spec(), inputs, out, options, job, **choice.naming())
-        else:
-            report = render_feature_maps(
-                choice.load(), inputs, out, options, progress=not reading.quiet, **choice.naming()
-            )
+        report = engine.run(render_feature_maps, "ray_feature_maps", choice, inputs, out, options, reading)
     if not reading.quiet:
         _summarise_maps(report, out)
     exit_on_failures(report.failures, report.inputs, choice.verbose)
 
 
-def _summarise_maps(report: Report, out: Path) -> None:
+def _summarise_maps(report: RunResult, out: Path) -> None:
     """What a featuremaps run did, in a few lines."""
     manifest = out / "manifest.json"
     for note in report.notes:

@@ -10,6 +10,7 @@ from cnnviz.cli.common import (
     Reading,
     exit_on_failures,
     model_options,
+    progress_bar,
     reading_options,
     reported_errors,
 )
@@ -50,21 +51,15 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
       cnnviz report sample_images/cat.jpg -o report/
       cnnviz report photos/ --model my_model.keras --no-gradcam
     """
-    from cnnviz.engines.report_run import write_report
+    from cnnviz.engines.report_run import ReportOptions, write_report
 
-    with reported_errors(choice.verbose):
-        check_writable(output)
-        result = write_report(
-            choice.load(include_top=not no_gradcam),
-            gather_inputs(images, exclude=output),
-            output,
-            model_label=choice.label,
-            weights=choice.weights_kind,
-            preprocess=reading.preprocess,
-            fit=reading.fit,
-            batch_size=reading.batch_size,
-            gradcam=not no_gradcam,
+    with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:
+        options = ReportOptions(
+            **vars(choice.ref.naming()), **reading.settings(choice.model_size()), gradcam=not no_gradcam
         )
+        check_writable(output)
+        inputs = gather_inputs(images, exclude=output)
+        result = write_report(choice.ref.load(include_top=not no_gradcam), inputs, output, options, progress)
     if not reading.quiet:
         for note in result.notes:
             click.echo(f"note: {note}")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
 import click
 
 from cnnviz.cli.common import (
@@ -13,9 +10,9 @@ from cnnviz.cli.common import (
     ModelChoice,
     Reading,
     engine_options,
+    exit_on_failures,
     model_options,
     output_option,
-    progress_bar,
     reading_options,
     reported_errors,
 )
@@ -24,7 +21,6 @@ from cnnviz.cli.common import (
 # option errors stay instant.
 from cnnviz.methods.stats import DEFAULT_RARE
 from cnnviz.output.files import check_writable
-from cnnviz.output.manifest import model_folder
 
 
 @click.command(context_settings=CONTEXT)
@@ -81,43 +77,27 @@ def stats(
       cnnviz stats 'data/**/*.png' --model my_model.keras --threshold 0.1 --json stats.json -q
       cnnviz stats s3://bucket/val/ --model /shared/my_model.keras --engine ray    # on a Ray cluster
     """
-    from cnnviz.methods.stats import filter_stats
-    from cnnviz.output.stats_report import stats_table, write_stats
+    from cnnviz.engines.stats_run import StatsOptions, run_stats
+    from cnnviz.output.stats_report import stats_table
 
-    rare = rare_percent / 100
-    out = model_folder(output, choice.folder, choice.source)
+    out = choice.folder(output)
     with reported_errors(choice.verbose):
+        options = StatsOptions(
+            **vars(choice.ref.naming()),
+            **reading.settings(choice.size),
+            layers=list(layer_names) or None,
+            threshold=threshold,
+            rare=rare_percent / 100,
+            charts=not no_charts,
+            csv=csv_path,
+            json=json_path,
+        )
         inputs = engine.find(images, exclude=output)
         if not no_charts:
             check_writable(out)
-        settings: dict[str, Any] = {
-            "layers": list(layer_names) or None,
-            "threshold": threshold,
-            "preprocess": reading.preprocess,
-            "size": choice.size,
-            "fit": reading.fit,
-        }
-        with progress_bar(len(inputs), reading.quiet) as bar:
-            if engine.engine == "ray":
-                from cnnviz.engines.ray_engine import ray_stats
-
-                job = engine.job(reading.batch_size, bar.update, reading.quiet)
-                run = ray_stats(choice.spec(), inputs, job, **settings)
-            else:
-                run = filter_stats(
-                    choice.load(), inputs, batch_size=reading.batch_size, progress=bar.update, **settings
-                )
-        written = write_stats(
-            run.layers, out, choice.label, rare, charts=not no_charts, csv_path=csv_path, json_path=json_path
-        )
+        run = engine.run(run_stats, "ray_stats", choice, inputs, out, options, reading)
     if not reading.quiet:
-        click.echo(stats_table(run.layers, rare))
-        for path in written:
+        click.echo(stats_table(run.layers, options.rare))
+        for path in run.written:
             click.echo(f"wrote {path}")
-    for _path, error in run.failures:
-        click.echo(f"Error: {error}", err=True)
-    if run.failures:
-        click.echo(
-            f"Error: {len(run.failures)} of {len(inputs)} inputs failed; the statistics leave them out", err=True
-        )
-        sys.exit(1)
+    exit_on_failures(run.failures, run.inputs, choice.verbose, after="; the statistics leave them out")

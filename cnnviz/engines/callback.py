@@ -23,16 +23,11 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.draw.render import (
-    FILTER_NORMS,
     FIXED_RANGE_NORMS,
-    MAP_NORMS,
     Picture,
-    check_norm,
-    check_value_range,
     dead_filters,
-    palette,
 )
-from cnnviz.engines.contract import Report
+from cnnviz.engines.contract import RunResult
 from cnnviz.engines.featuremaps_run import MapOptions, map_picture
 from cnnviz.engines.filters_run import FilterOptions, filter_picture
 from cnnviz.errors import OptionError
@@ -79,14 +74,16 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         filter_options: how filter grids are drawn, as ``cnnviz filters`` takes them. With ``global`` or
             ``symmetric`` normalisation and no ``value_range``, each layer's scale is fixed at its first drawing,
             so a change of colour between frames is a change of weights.
-        map_options: how feature-map grids are drawn, as ``cnnviz featuremaps`` takes them (``layers`` here is
-            ignored: the callback's ``layers`` chooses).
+        map_options: how feature-map grids are drawn and images read, as ``cnnviz featuremaps`` takes them. The
+            callback's own ``layers`` chooses the layers, and it draws plain grids into its step folders: options
+            that do otherwise (``layers``, ``overlay``, ``save_raw``, ``skip_existing``, ``workers``) are refused,
+            as is ``filter_options.layer``.
         filters: draw the filter grids (the kernels of each layer).
         animate: write the GIFs when training ends.
         duration_ms: how long each GIF frame shows.
 
     Raises:
-        OptionError: a bad interval, normalisation, colormap or image name.
+        OptionError: a bad interval or image name, or an option the callback cannot honour.
     """
 
     def __init__(
@@ -99,8 +96,8 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         every_batches: int | None = None,
         tensorboard: str | os.PathLike[str] | None = None,
         names: Sequence[str] | None = None,
-        filter_options: FilterOptions = FilterOptions(),  # noqa: B008 - frozen, so sharing the default is safe
-        map_options: MapOptions = MapOptions(),  # noqa: B008 - frozen, so sharing the default is safe
+        filter_options: FilterOptions | None = None,
+        map_options: MapOptions | None = None,
         filters: bool = True,
         animate: bool = True,
         duration_ms: int = DEFAULT_DURATION_MS,
@@ -111,12 +108,9 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         for name, value in (("every", every), ("every_batches", every_batches), ("duration_ms", duration_ms)):
             if value is not None and value < 1:
                 raise OptionError(f"{name} must be at least 1, got {value}")
-        check_norm(filter_options.norm, FILTER_NORMS, "filter normalisation")
-        if filter_options.value_range is not None:
-            check_value_range(filter_options.value_range, filter_options.norm)
-        check_norm(map_options.norm, MAP_NORMS, "feature map normalisation")
-        palette(filter_options.cmap)
-        palette(map_options.cmap)
+        filter_options = filter_options if filter_options is not None else FilterOptions()
+        map_options = map_options if map_options is not None else MapOptions()
+        _refuse_what_the_callback_cannot_do(filter_options, map_options)
         self.every = None if every_batches is not None else (every if every is not None else 1)
         self.every_batches = every_batches
         self.out = Path(out)
@@ -175,10 +169,11 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
             The PNG files written.
         """
         extractor = self._ready()
-        label = f"{self.model.name} | {caption}"
+        filter_label = f"{self.filter_options.label_of(self.model)} | {caption}"
+        map_label = f"{self.map_options.label_of(self.model)} | {caption}"
         target = self.out / folder
         written = []
-        report = Report()
+        report = RunResult()
         log = self._summaries()
 
         def keep(picture: Picture, name: str, tag: str) -> None:
@@ -192,13 +187,13 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
                 log.scalar(f"dead_filters/{conv.path}", int(dead_filters(kernels).sum()), step)
             if self.draw_filters:
                 options = self._filter_options(conv, kernels)
-                picture = filter_picture(label, conv, kernels, options, report, PYTHON_SELECTION)
+                picture = filter_picture(filter_label, conv, kernels, options, report, PYTHON_SELECTION)
                 keep(picture, f"filters_{safe_name(conv.path)}.png", f"filters/{conv.path}")
         for names, batch in self._inputs:
             maps = extractor(batch)
             for index, name in enumerate(names):
                 for conv in extractor.layers:
-                    picture = map_picture(label, conv, maps[conv.path][index], name, self.map_options)
+                    picture = map_picture(map_label, conv, maps[conv.path][index], name, self.map_options)
                     keep(picture, f"{name}/{safe_name(conv.path)}.png", f"featuremaps/{name}/{conv.path}")
         for note in report.notes:
             if note not in self.notes:
@@ -243,6 +238,28 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         if self._log is None and self.tensorboard is not None:
             self._log = SummaryLog(self.tensorboard)
         return self._log
+
+
+#: Options the callback cannot honour, by the options object's name: (field, what it would take, why not).
+_REFUSED = {
+    "map_options": (
+        ("layers", None, "the callback's own layers= chooses the layers"),
+        ("overlay", False, "the callback draws plain grids"),
+        ("save_raw", False, "the callback writes grids, not arrays"),
+        ("skip_existing", False, "each step draws into a folder of its own"),
+        ("workers", None, "the callback draws in the training's own thread"),
+    ),
+    "filter_options": (("layer", None, "the callback's own layers= chooses the layers"),),
+}
+
+
+def _refuse_what_the_callback_cannot_do(filter_options: FilterOptions, map_options: MapOptions) -> None:
+    """Raise :class:`OptionError` naming the first option the callback would otherwise ignore."""
+    for name, options in (("filter_options", filter_options), ("map_options", map_options)):
+        for field, default, why in _REFUSED[name]:
+            value = getattr(options, field)
+            if value != default:
+                raise OptionError(f"VisualizeCallback cannot honour {name}.{field}={value!r}: {why}")
 
 
 def _image_sources(

@@ -17,10 +17,9 @@ import numpy as np
 from cnnviz.draw.headers import map_header
 from cnnviz.draw.overlay import overlay_grid
 from cnnviz.draw.render import MAP_NORMS, Header, Picture, channel_ranges, feature_map_grid
-from cnnviz.engines.contract import Report, _check_choices
+from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult, ViewSettings, check_engine
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.images import check_fit
 from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.methods.extract import Extractor, build_extractor, iter_batches
 from cnnviz.models.graph import ConvLayer, sized_input_shape
@@ -29,23 +28,46 @@ from cnnviz.output.manifest import read_manifest, update_manifest
 
 
 @dataclass(frozen=True)
-class MapOptions:
-    """How ``featuremaps`` selects, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`)."""
+class MapOptions(Naming, ReadingSettings, ViewSettings):
+    """How ``featuremaps`` selects, reads, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`).
 
-    layers: Sequence[str] | None = None
+    Besides the shared parts (:class:`cnnviz.engines.contract.Naming`, ``ReadingSettings``, ``ViewSettings``;
+    ``norm`` is ``map``, ``layer`` or ``standardize``):
+
+    Attributes:
+        layers: conv layer names, paths or patterns; all conv layers when None.
+        max_maps: draw at most this many maps per layer.
+        save_raw: also write each layer's activations as ``.npy``.
+        skip_existing: leave out images whose grids the manifest lists and that are on disk.
+        overlay: blend each map onto the image (``<layer>_overlay.png``); the local engine only.
+        workers: threads drawing and writing grids; one per CPU when None.
+
+    Raises:
+        OptionError: when made with a value that cannot work.
+    """
+
     norm: str = "map"
-    cmap: str = "viridis"
+    layers: Sequence[str] | None = None
     max_maps: int | None = None
-    scale: int | None = None
-    labels: bool = True
     save_raw: bool = False
-    preprocess: str = "auto"
-    size: tuple[int, int] | None = None
-    batch_size: int = 8
-    fit: str = "crop"
-    index: bool = True
     skip_existing: bool = False
     overlay: bool = False
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        self.check_reading()
+        self.check_view(MAP_NORMS, "feature map normalisation")
+        if self.max_maps is not None and self.max_maps < 1:
+            raise OptionError(f"max_maps must be at least 1, got {self.max_maps}")
+        if self.workers is not None and self.workers < 1:
+            raise OptionError(f"workers must be at least 1, got {self.workers}")
+
+    def check_engine(self, engine: str) -> None:
+        """Raise :class:`OptionError` for what ``engine`` cannot do with these options: Ray's workers do not keep
+        the images' pixels, so overlays run on the local engine only."""
+        check_engine(engine)
+        if engine != "local" and self.overlay:
+            raise OptionError("overlays (--overlay) run with the local engine: Ray's workers do not keep the pixels")
 
 
 #: Overlay grids draw each map at the image's size, so big layers are cut to this many maps unless ``max_maps``
@@ -57,14 +79,9 @@ def render_feature_maps(
     model: Any,
     images: Sequence[str | os.PathLike[str] | Input],
     out_dir: str | os.PathLike[str],
-    options: MapOptions = MapOptions(),  # noqa: B008 - frozen, so sharing the default is safe
-    *,
-    model_label: str | None = None,
-    weights: str | None = None,
-    source: str | None = None,
-    progress: bool = False,
-    workers: int | None = None,
-) -> Report:
+    options: MapOptions | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
     """Write one PNG grid per image and conv layer: ``out_dir/<image key>/<layer>.png``.
 
     ``images`` are files, folders (searched recursively; the output mirrors their tree) and glob patterns, as
@@ -72,7 +89,7 @@ def render_feature_maps(
     pass per batch of images. The stages overlap: a background thread reads the next batch while the model runs,
     and a pool of threads draws and writes the previous batch's grids meanwhile (numpy, zlib and Pillow release
     the GIL); at most one batch of each is in flight, so memory is bounded by the batch size, not by the number
-    of images. An image that cannot be read is reported in ``Report.failures`` and the others are still written.
+    of images. An image that cannot be read is reported in ``RunResult.failures`` and the others are still written.
     ``out_dir/manifest.json`` lists every grid written there, by this run and by earlier ones; it is also written
     when the run is interrupted (Ctrl-C), with what finished.
 
@@ -80,41 +97,38 @@ def render_feature_maps(
         model: a Keras model.
         images: image files, folders and patterns (and ``.npy`` arrays for models that do not take images).
         out_dir: the output folder, created if needed.
-        options: what to draw and how; ``options.skip_existing`` leaves out images whose grids the manifest
-            already lists and that are on disk.
-        model_label: the model's name in headers; ``model.name`` by default.
-        weights: how the model's weights came (``imagenet``, ``random``, a file), for the manifest.
-        source: what identifies the model (a file's full path, a name and its weights), for the manifest, so
-            that later runs can tell whether ``out_dir`` is theirs (:func:`cnnviz.output.files.model_folder`).
-        progress: show a progress bar (images/s, time left) when standard error is a terminal.
-        workers: threads drawing and writing grids; one per CPU by default.
+        options: what to draw and how, and how the model is named; ``options.skip_existing`` leaves out images
+            whose grids the manifest already lists and that are on disk. ``options.source`` tells later runs
+            whether ``out_dir`` is theirs (:func:`cnnviz.output.manifest.model_folder`).
+        progress: called with (images just done, images in the run) as images are finished.
 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: before anything is written.
         ModelRunError: the model cannot run on any input.
     """
-    from tqdm import tqdm
-
-    _check_choices(options.norm, MAP_NORMS, "feature map normalisation", options.cmap)
-    check_fit(options.fit)  # bad options are refused before anything else is looked at
+    options = options if options is not None else MapOptions()
     out = Path(out_dir)
     inputs = gather_inputs(images, exclude=out)
     plan = plan_maps(model, options)
-    label = model_label or model.name
+    label = options.label_of(model)
     extractor, step, drawn = plan.extractor, plan.preprocessing, plan.options
-    report = Report(preprocessing=step, fit=drawn.fit, inputs=len(inputs), notes=list(plan.notes))
+    report = RunResult(preprocessing=step, fit=plan.fit, inputs=len(inputs), notes=list(plan.notes))
     if options.skip_existing:
         done = finished_inputs(out, inputs, extractor.layers, options.save_raw)
         inputs = [item for item in inputs if item.path not in done]
         report.skipped = len(done)
     keys = {item.path: item.key for item in inputs}
     written: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(inputs), unit="image", disable=None if progress else True, leave=False, smoothing=0.1)
+
+    def advance(count: int) -> None:
+        if progress is not None:
+            progress(count, len(keys))
+
     remaining = {path: len(extractor.layers) for path in keys}
 
     def failed(path: Any, exc: CnnvizError) -> None:
         report.failures.append((os.fspath(path), exc))
-        bar.update(1)
+        advance(1)
 
     def collect(path: str, conv: ConvLayer, job: Future[tuple[dict[str, Any], list[Path]]]) -> None:
         record, files = job.result()
@@ -123,38 +137,37 @@ def render_feature_maps(
         report.written.extend(files)
         remaining[path] -= 1
         if not remaining[path]:
-            bar.update(1)
+            advance(1)
 
-    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, initializer=_yield_to_the_model)
+    pool = ThreadPoolExecutor(max_workers=options.workers or os.cpu_count() or 1, initializer=_yield_to_the_model)
     jobs: deque[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = deque()
     read: dict[str, np.ndarray] = {}  # with overlays: each image as the batch reader decoded it, to draw over
     try:
-        with bar:
-            batches = iter_batches(
-                extractor,
-                list(keys),
-                step,
-                batch_size=options.batch_size,
-                size=options.size,
-                fit=options.fit,
-                on_error=failed,
-                pixels=read if drawn.overlay else None,
-            )
-            for batch_paths, maps in batches:
-                for index, path in enumerate(os.fspath(p) for p in batch_paths):
-                    pixels = read.pop(path, None)
-                    if pixels is not None and pixels.shape[-1] not in (1, 3):
-                        pixels = None
-                    for conv in extractor.layers:
-                        args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn, pixels)
-                        jobs.append((path, conv, pool.submit(write_maps, *args)))
-                # The previous batch's drawings finish while the model runs on the next one; no more wait.
-                while len(jobs) > len(batch_paths) * len(extractor.layers):
-                    collect(*jobs[0])
-                    jobs.popleft()  # only once recorded: a Ctrl-C inside collect leaves the job to the finally
-            while jobs:
+        batches = iter_batches(
+            extractor,
+            list(keys),
+            step,
+            batch_size=options.batch_size,
+            size=options.size,
+            fit=options.fit,
+            on_error=failed,
+            pixels=read if drawn.overlay else None,
+        )
+        for batch_paths, maps in batches:
+            for index, path in enumerate(os.fspath(p) for p in batch_paths):
+                pixels = read.pop(path, None)
+                if pixels is not None and pixels.shape[-1] not in (1, 3):
+                    pixels = None
+                for conv in extractor.layers:
+                    args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn, pixels, plan.fit)
+                    jobs.append((path, conv, pool.submit(write_maps, *args)))
+            # The previous batch's drawings finish while the model runs on the next one; no more wait.
+            while len(jobs) > len(batch_paths) * len(extractor.layers):
                 collect(*jobs[0])
-                jobs.popleft()
+                jobs.popleft()  # only once recorded: a Ctrl-C inside collect leaves the job to the finally
+        while jobs:
+            collect(*jobs[0])
+            jobs.popleft()
     finally:
         # On Ctrl-C too: grids already being written finish (each atomically), queued ones are dropped, and the
         # manifest lists every grid on disk.
@@ -162,8 +175,7 @@ def render_feature_maps(
         for path, conv, job in jobs:
             if job.done() and not job.cancelled() and job.exception() is None:
                 collect(path, conv, job)
-        about = {"model": label, "weights": weights, "source": source}
-        update_manifest(out / "manifest.json", about, images=written, failures=report.failures)
+        update_manifest(out / "manifest.json", options.about(model.name), images=written, failures=report.failures)
     return report
 
 
@@ -174,24 +186,24 @@ class MapPlan:
     Attributes:
         extractor: over the selected layers.
         preprocessing: the step applied to pixels.
-        options: the run's options with ``fit`` as headers name it: ``none`` where images keep their shape.
+        options: the run's options, ``max_maps`` set where overlays cap big layers.
+        fit: how headers and the manifest name the fit: ``options.fit``, or ``none`` where images keep their shape.
         notes: what to tell the user (layers left out).
     """
 
     extractor: Extractor
     preprocessing: Preprocessing
     options: MapOptions
+    fit: str
     notes: tuple[str, ...] = ()
 
 
 def plan_maps(model: Any, options: MapOptions) -> MapPlan:
-    """Check ``options`` and build the extractor and preprocessing of a feature-map run.
+    """Build the extractor and preprocessing of a feature-map run.
 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: a bad choice.
     """
-    _check_choices(options.norm, MAP_NORMS, "feature map normalisation", options.cmap)
-    check_fit(options.fit)
     extractor = build_extractor(model, options.layers)
     sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
     step = resolve_preprocessing(model, options.preprocess)
@@ -209,12 +221,12 @@ def plan_maps(model: Any, options: MapOptions) -> MapPlan:
                 f"overlays: drawing maps 0-{DEFAULT_OVERLAY_MAPS - 1} of layers with more (up to {widest}); "
                 "choose with --max-maps"
             )
-    return MapPlan(extractor, step, replace(options, fit=options.fit if fitted else "none"), tuple(notes))
+    return MapPlan(extractor, step, options, options.fit if fitted else "none", tuple(notes))
 
 
 def image_record(folder: str, plan: MapPlan) -> dict[str, Any]:
     """An image's manifest entry before its layers are added."""
-    return {"folder": folder, "preprocessing": plan.preprocessing.name, "fit": plan.options.fit, "layers": {}}
+    return {"folder": folder, "preprocessing": plan.preprocessing.name, "fit": plan.fit, "layers": {}}
 
 
 #: How much lower than the rest of the process the drawing threads run (a ``nice`` increment).
@@ -260,17 +272,18 @@ def write_maps(
     label: str,
     options: MapOptions,
     pixels: np.ndarray | None = None,
+    fit: str | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Draw and write one image's grid for one layer into ``folder``; returns its manifest record and the files
     written. With ``options.overlay`` and the image's ``pixels`` (2-D maps only), each map is blended onto the
-    image, into ``<layer>_overlay.png``."""
+    image, into ``<layer>_overlay.png``. ``fit`` is how the header names the fit (``options.fit`` by default)."""
     ranges = channel_ranges(activation)
     overlaid = False
     if options.overlay and pixels is not None and activation.ndim == 3:
-        picture = overlay_picture(label, conv, activation, Path(image).name, options, pixels, ranges)
+        picture = overlay_picture(label, conv, activation, Path(image).name, options, pixels, ranges, fit)
         overlaid = True
     else:
-        picture = map_picture(label, conv, activation, Path(image).name, options, ranges)
+        picture = map_picture(label, conv, activation, Path(image).name, options, ranges, fit)
     target = folder / f"{safe_name(conv.path)}{'_overlay' if overlaid else ''}.png"
     written = [save_png(picture, target)]
     record: dict[str, Any] = {
@@ -295,6 +308,7 @@ def map_picture(
     image_name: str,
     options: MapOptions,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    fit: str | None = None,
 ) -> Picture:
     """One image's feature-map grid of one layer, with its header unless ``options.labels`` is off.
 
@@ -305,9 +319,10 @@ def map_picture(
         image_name: the image's name in the header.
         options: how to normalise and draw.
         ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known already.
+        fit: how the header names the fit; ``options.fit`` by default.
     """
     ranges = ranges if ranges is not None else channel_ranges(activation)
-    header = _map_header(label, conv, activation, image_name, options, ranges) if options.labels else None
+    header = _map_header(label, conv, activation, image_name, options, ranges, fit) if options.labels else None
     return feature_map_grid(
         activation,
         norm=options.norm,
@@ -327,6 +342,7 @@ def _map_header(
     image_name: str,
     options: MapOptions,
     ranges: tuple[np.ndarray, np.ndarray],
+    fit: str | None = None,
 ) -> Header:
     return map_header(
         label,
@@ -335,7 +351,7 @@ def _map_header(
         image_name,
         norm=options.norm,
         max_maps=options.max_maps,
-        fit=options.fit,
+        fit=options.fit if fit is None else fit,
         ranges=ranges,
     )
 
@@ -348,13 +364,14 @@ def overlay_picture(
     options: MapOptions,
     pixels: np.ndarray,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    fit: str | None = None,
 ) -> Picture:
     """One image's feature maps of one layer blended onto the image (:func:`cnnviz.draw.overlay.overlay_grid`), with
     the feature-map header and a line saying how to read it, unless ``options.labels`` is off."""
     ranges = ranges if ranges is not None else channel_ranges(activation)
     header = None
     if options.labels:
-        base = _map_header(label, conv, activation, image_name, options, ranges)
+        base = _map_header(label, conv, activation, image_name, options, ranges, fit)
         note = "each map upsampled onto the image: colour where the filter fires, the photo where it does not"
         header = replace(base, lines=[*base.lines, note])
     return overlay_grid(

@@ -11,13 +11,13 @@ import numpy as np
 
 from cnnviz.draw.headers import filter_header
 from cnnviz.draw.render import FILTER_NORMS, Picture, check_value_range, filter_grid
-from cnnviz.engines.contract import Report, _check_choices
+from cnnviz.engines.contract import Naming, Progress, RunResult, ViewSettings
 from cnnviz.errors import LayerNotFound
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer, trace
 from cnnviz.output.files import safe_name, save_png
 from cnnviz.output.manifest import update_manifest
-from cnnviz.selection import parse_selection
+from cnnviz.selection import check_selection, parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
 DEFAULT_MAX_FILTERS = 64
@@ -25,18 +25,38 @@ DEFAULT_MAX_CHANNELS = 64
 
 
 @dataclass(frozen=True)
-class FilterOptions:
-    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.draw.render.filter_grid`)."""
+class FilterOptions(Naming, ViewSettings):
+    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.draw.render.filter_grid`).
 
+    Besides the shared parts (:class:`cnnviz.engines.contract.Naming`, ``ViewSettings``; ``norm`` is ``global``,
+    ``filter`` or ``symmetric``):
+
+    Attributes:
+        layer: the conv layer, or a pattern (``block1_*``) for several, each its own grid; the first conv layer
+            (whose kernels see the image itself) when None.
+        filters: the filters to draw, a selection such as ``0:16`` or ``1,5,9``; up to 64 when None.
+        channels: the input channels to draw, likewise.
+        rgb: draw 3-channel kernels as colour patches.
+        value_range: a fixed (low, high) colour scale for ``global`` and ``symmetric``.
+
+    Raises:
+        OptionError: when made with a value that cannot work.
+    """
+
+    norm: str = "global"
+    layer: str | None = None
     filters: str | None = None
     channels: str | None = None
-    norm: str = "global"
-    cmap: str = "viridis"
     rgb: bool = False
-    scale: int | None = None
-    labels: bool = True
-    index: bool = True
     value_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.check_view(FILTER_NORMS, "filter normalisation")
+        if self.value_range is not None:
+            check_value_range(self.value_range, self.norm)
+        for text, what in ((self.filters, "filter"), (self.channels, "channel")):
+            if text is not None:
+                check_selection(text, what)
 
 
 #: How a note names the option that selects filters or channels (``{what}`` is ``filters`` or ``channels``): the
@@ -44,50 +64,42 @@ class FilterOptions:
 CLI_SELECTION = "--{what}"
 
 
-def _choose(text: str | None, total: int, cap: int, what: str, report: Report, selection: str) -> list[int]:
+def _choose(text: str | None, total: int, cap: int, what: str, report: RunResult, selection: str) -> list[int]:
     if text is not None:
         return parse_selection(text, total, what)
     if total > cap:
         option = selection.format(what=f"{what}s")
-        note = f"showing {what}s 0-{cap - 1} of {total}; choose others with {option}, e.g. {cap}:{2 * cap}"
-        if note not in report.notes:
-            report.notes.append(note)
+        report.note(f"showing {what}s 0-{cap - 1} of {total}; choose others with {option}, e.g. {cap}:{2 * cap}")
         return list(range(cap))
     return list(range(total))
 
 
 def render_filters(
     model: Any,
-    layer: str | None,
     out_dir: str | os.PathLike[str],
-    options: FilterOptions = FilterOptions(),  # noqa: B008 - frozen, so sharing the default is safe
-    *,
-    model_label: str | None = None,
-    weights: str | None = None,
-    source: str | None = None,
-) -> Report:
+    options: FilterOptions | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
     """Write a conv layer's kernels as one PNG grid, ``out_dir/filters_<layer>.png``, and add it to
-    ``out_dir/manifest.json`` (``weights`` and ``source`` as for :func:`render_feature_maps`).
+    ``out_dir/manifest.json``.
 
-    ``layer`` may be a pattern (``block1_*``): each conv layer it matches gets its own grid. None draws the
-    first conv layer, whose kernels see the image itself.
+    ``options.layer`` may be a pattern (``block1_*``): each conv layer it matches gets its own grid. None draws the
+    first conv layer, whose kernels see the image itself. ``progress`` is called with (layers just drawn, layers).
 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, OptionError: before anything is written.
     """
-    _check_choices(options.norm, FILTER_NORMS, "filter normalisation", options.cmap)
-    if options.value_range is not None:
-        check_value_range(options.value_range, options.norm)
-    label = model_label or model.name
-    report = Report()
+    options = options if options is not None else FilterOptions()
+    label = options.label_of(model)
+    report = RunResult()
     traced = trace(model)
-    if layer is None:
+    if options.layer is None:
         if not traced.convs:
             raise LayerNotFound(f"model '{model.name}' has no conv layers")
         convs = traced.convs[:1]
         report.notes.append(f"no --layer given: drawing the first conv layer, {convs[0].path}")
     else:
-        convs = traced.find([layer])
+        convs = traced.find([options.layer])
     stacks = [(conv, layer_kernels(conv)) for conv in convs]  # every layer readable before any file is written
     written: dict[str, dict[str, Any]] = {}
     try:
@@ -96,9 +108,10 @@ def render_filters(
             target = save_png(picture, Path(out_dir) / f"filters_{safe_name(conv.path)}.png")
             report.written.append(target)
             written[conv.path] = {"png": str(target), "norm": options.norm, "kernels": list(kernels.shape)}
+            if progress is not None:
+                progress(1, len(stacks))
     finally:
-        about = {"model": label, "weights": weights, "source": source}
-        update_manifest(Path(out_dir) / "manifest.json", about, filters=written)
+        update_manifest(Path(out_dir) / "manifest.json", options.about(model.name), filters=written)
     return report
 
 
@@ -107,7 +120,7 @@ def filter_picture(
     conv: ConvLayer,
     kernels: np.ndarray,
     options: FilterOptions,
-    report: Report,
+    report: RunResult,
     selection: str = CLI_SELECTION,
 ) -> Picture:
     """A layer's filter grid, with its header unless ``options.labels`` is off; ``label`` names the model in the

@@ -13,19 +13,20 @@ import numpy as np
 from cnnviz.draw.headers import format_values
 from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture
 from cnnviz.draw.render import Header, palette
-from cnnviz.errors import CnnvizError, ForwardPassError, brief
+from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
+from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.images import check_fit
-from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
+from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.methods.extract import input_reader, load_groups, neutral_padding
-from cnnviz.methods.gradcam import Explanation, GradCam
+from cnnviz.methods.gradcam import METHODS, Explanation, GradCam
 from cnnviz.models.labels import class_name, class_names, resolve_class
 from cnnviz.output.files import safe_name, save_npy, save_png
 
 
 @dataclass(frozen=True)
-class GradcamOptions:
-    """What ``gradcam`` explains and how it draws it.
+class GradcamOptions(Naming, ReadingSettings):
+    """What ``gradcam`` explains and how it draws it, besides the shared parts
+    (:class:`cnnviz.engines.contract.Naming`, ``ReadingSettings``).
 
     Attributes:
         target: the class to explain in every image, an index or a name (``"281"``, ``"tabby"``); each image's top
@@ -34,11 +35,13 @@ class GradcamOptions:
         method: ``gradcam`` or ``gradcam++``.
         labels_file: class names, one per line; the ImageNet names are used for 1,000-class models without it.
         cmap: the heatmap's colormap.
-        alpha: the opacity of the hottest places.
+        alpha: the opacity of the hottest places, 0..1.
         save_raw: also write each heatmap as ``.npy`` (rows x cols at the input size, not normalised).
         labels: draw the header.
         top: how many of the model's top classes to report per image.
-        preprocess, size, fit, batch_size: how images are read, as for ``featuremaps``.
+
+    Raises:
+        OptionError: when made with a value that cannot work.
     """
 
     target: str | int | None = None
@@ -50,10 +53,16 @@ class GradcamOptions:
     save_raw: bool = False
     labels: bool = True
     top: int = 5
-    preprocess: str = "auto"
-    size: tuple[int, int] | None = None
-    fit: str = "crop"
-    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        self.check_reading()
+        palette(self.cmap)
+        if self.method not in METHODS:
+            raise OptionError(f"unknown method '{self.method}'; choose one of: {', '.join(METHODS)}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise OptionError(f"alpha is an opacity from 0 to 1, got {self.alpha}")
+        if self.top < 1:
+            raise OptionError(f"top must be at least 1, got {self.top}")
 
 
 @dataclass(frozen=True)
@@ -70,40 +79,32 @@ class ImageResult:
 
 
 @dataclass
-class GradcamReport:
-    """What a Grad-CAM run did."""
+class GradcamResult(RunResult):
+    """What a Grad-CAM run did: :class:`cnnviz.engines.contract.RunResult`, and the layer explained, what was
+    differentiated (``score``), whether the outputs read as probabilities, and each image's result."""
 
     layer: str = ""
     score: str = ""
     probabilities: bool = False
-    preprocessing: Preprocessing | None = None
-    results: list[ImageResult] = field(default_factory=list)
-    failures: list[tuple[str, CnnvizError]] = field(default_factory=list)
-    inputs: int = 0
-
-    @property
-    def written(self) -> list[Path]:
-        """Every file written, pictures and raw heatmaps."""
-        return [path for result in self.results for path in (result.picture, result.raw) if path is not None]
+    images: list[ImageResult] = field(default_factory=list)
 
 
 def render_gradcam(
     model: Any,
     images: Sequence[str | os.PathLike[str] | Input],
     out_dir: str | os.PathLike[str],
-    options: GradcamOptions = GradcamOptions(),  # noqa: B008 - frozen, so sharing the default is safe
-    *,
-    model_label: str | None = None,
-) -> GradcamReport:
+    options: GradcamOptions | None = None,
+    progress: Progress | None = None,
+) -> GradcamResult:
     """Explain each image and write ``out_dir/<image key>/<method>_<class>.png`` (and ``.npy`` with
-    ``options.save_raw``): the image beside the heatmap blended onto it.
+    ``options.save_raw``): the image beside the heatmap blended onto it. ``progress`` is called with (images just
+    done, images in the run).
 
     Raises:
-        OptionError: a bad class, labels file, colormap or fit, before any image is read.
+        OptionError: a bad class or labels file, before any image is read.
         LayerNotFound, UnsupportedLayer, UnsupportedModel: the layer or the model does not fit Grad-CAM.
     """
-    check_fit(options.fit)
-    palette(options.cmap)
+    options = options if options is not None else GradcamOptions()
     explainer = GradCam(model, options.layer, options.method)
     reader = input_reader(model)
     classes = explainer.classes
@@ -112,11 +113,18 @@ def render_gradcam(
     step = resolve_preprocessing(model, options.preprocess)
     inputs = gather_inputs(images, exclude=Path(out_dir))
     keys = {item.path: item.key for item in inputs}
-    report = GradcamReport(explainer.layer, explainer.score, preprocessing=step, inputs=len(inputs))
-    label = model_label or model.name
+    report = GradcamResult(
+        layer=explainer.layer, score=explainer.score, preprocessing=step, fit=options.fit, inputs=len(inputs)
+    )
+    label = options.label_of(model)
+
+    def advance(count: int) -> None:
+        if progress is not None:
+            progress(count, len(keys))
 
     def failed(path: Any, exc: CnnvizError) -> None:
         report.failures.append((os.fspath(path), exc))
+        advance(1)
 
     pad = neutral_padding(reader, step, options.fit)
     groups = load_groups(reader, list(keys), step, options.batch_size, options.size, options.fit, pad, failed, {})
@@ -134,7 +142,9 @@ def render_gradcam(
             pixels = None if ready or array.shape[-1] not in (1, 3) else array
             folder = Path(out_dir) / keys[os.fspath(path)]
             result = _write_one(folder, os.fspath(path), pixels, explained, index, names, label, options)
-            report.results.append(result)
+            report.images.append(result)
+            report.written.extend(path for path in (result.picture, result.raw) if path is not None)
+            advance(1)
     return report
 
 

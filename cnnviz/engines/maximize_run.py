@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,12 @@ from cnnviz.draw.headers import format_values
 from cnnviz.draw.marks import number_corners, numbers_fit
 from cnnviz.draw.render import Header, Picture, compose, palette
 from cnnviz.draw.tiling import grid_shape_for, tile, upscale
+from cnnviz.engines.contract import Naming, Progress, RunResult
+from cnnviz.errors import OptionError
+from cnnviz.inputs.preprocess import MODES
 from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
 from cnnviz.output.files import safe_name, save_npy, save_png
-from cnnviz.selection import parse_selection
+from cnnviz.selection import check_selection, parse_selection
 
 #: Filters drawn when none are chosen.
 DEFAULT_FILTERS = 16
@@ -25,13 +27,44 @@ MIN_TILE = 96
 _WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
 
 
-@dataclass
-class MaximizeReport:
-    """What a maximisation run did."""
+@dataclass(frozen=True)
+class MaximizeRunOptions(Naming, MaximizeOptions):
+    """What ``maximize`` draws: the optimiser's settings (:class:`cnnviz.methods.maximize.MaximizeOptions`), how
+    the model is named (:class:`cnnviz.engines.contract.Naming`), and:
 
-    result: Maximized | None = None
-    written: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    Attributes:
+        layer: the conv layer whose filters to draw.
+        filters: a selection such as ``0:16`` or ``1,5,9``; the first :data:`DEFAULT_FILTERS` when None.
+        preprocess: how 0..255 pixels are prepared for the model (``auto`` or a name from
+            :data:`cnnviz.inputs.preprocess.MODES`), inside the optimisation step.
+        save_raw: also write the images as ``.npy``, ``(F, size, size, channels)`` in 0..1.
+        labels: draw the header.
+
+    Raises:
+        OptionError: when made with a value that cannot work.
+    """
+
+    layer: str = ""
+    filters: str | None = None
+    preprocess: str = "auto"
+    save_raw: bool = False
+    labels: bool = True
+
+    def __post_init__(self) -> None:
+        self.check()
+        if not self.layer:
+            raise OptionError("maximize needs a layer (--layer): see 'cnnviz layers'")
+        if self.filters is not None:
+            check_selection(self.filters, "filter")
+        if self.preprocess not in MODES:
+            raise OptionError(f"unknown preprocessing '{self.preprocess}'; choose one of: {', '.join(MODES)}")
+
+
+@dataclass
+class MaximizeResult(RunResult):
+    """What a maximisation run did: :class:`cnnviz.engines.contract.RunResult`, and the images found."""
+
+    maximized: Maximized | None = None
 
 
 def maximize_picture(result: Maximized, label: str, options: MaximizeOptions, labels: bool = True) -> Picture:
@@ -66,45 +99,33 @@ def _span(filters: list[int]) -> str:
 
 def render_maximize(
     model: Any,
-    layer: str,
     out_dir: str | os.PathLike[str],
-    options: MaximizeOptions = MaximizeOptions(),  # noqa: B008 - frozen, so sharing the default is safe
-    *,
-    filters: str | None = None,
-    preprocess: str = "auto",
-    save_raw: bool = False,
-    labels: bool = True,
-    model_label: str | None = None,
-    progress: Callable[[int, int], object] | None = None,
-) -> MaximizeReport:
-    """Optimise an image for each chosen filter of ``layer`` and write them as one grid,
+    options: MaximizeRunOptions,
+    progress: Progress | None = None,
+) -> MaximizeResult:
+    """Optimise an image for each chosen filter of ``options.layer`` and write them as one grid,
     ``out_dir/maximize_<layer>.png`` (and the images as ``.npy``, ``(F, size, size, channels)`` in 0..1, with
-    ``save_raw``).
-
-    Args:
-        filters: a selection such as ``0:16`` or ``1,5,9``; the first :data:`DEFAULT_FILTERS` when None.
-        progress: called after each step with (filter-steps just done, all filter-steps of the run).
+    ``options.save_raw``). ``progress`` is called after each step with (filter-steps just done, all filter-steps
+    of the run).
 
     Raises:
         OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel: before any work.
     """
-    report = MaximizeReport()
-    maximizer = Maximizer(model, layer, options, preprocess)
+    report = MaximizeResult()
+    maximizer = Maximizer(model, options.layer, options, options.preprocess)
     total = maximizer.filters
-    if filters is None:
+    if options.filters is None:
         chosen = list(range(min(DEFAULT_FILTERS, total)))
         if total > len(chosen):
-            report.notes.append(
-                f"drawing filters 0-{len(chosen) - 1} of {total}; choose others with --filters, e.g. 16:32"
-            )
+            report.note(f"drawing filters 0-{len(chosen) - 1} of {total}; choose others with --filters, e.g. 16:32")
     else:
-        chosen = parse_selection(filters, total, "filter")
+        chosen = parse_selection(options.filters, total, "filter")
     total_steps = len(chosen) * options.steps
     result = maximizer(chosen, None if progress is None else (lambda done: progress(done, total_steps)))
-    report.result = result
-    picture = maximize_picture(result, model_label or model.name, options, labels)
+    report.maximized = result
+    picture = maximize_picture(result, options.label_of(model), options, options.labels)
     target = Path(out_dir) / f"maximize_{safe_name(result.layer)}.png"
     report.written.append(save_png(picture, target))
-    if save_raw:
+    if options.save_raw:
         report.written.append(save_npy(result.images, target.with_suffix(".npy")))
     return report

@@ -2,10 +2,11 @@
 
 The job is the local pipeline spread out: ``ray.data.read_binary_files`` reads the files (local folders, or
 anything pyarrow's filesystems reach: ``s3://``, ``gs://``), and ``map_batches`` hands them to a pool of actors.
-Each actor loads the model once, from a spec any node can follow (a keras.applications name, the bundled model, or
-a file every node can read), builds its extractor once, and decodes, preprocesses and runs its batches with the
-same code as a local run. Files are read as bytes and decoded by cnnviz, not by ``read_images``: a damaged file is
-then one failed image, reported by name, not a failed job.
+Each actor loads the model once, from a :class:`cnnviz.engines.naming.ModelRef` any node can follow (a
+keras.applications name, the bundled model, or a file every node can read), builds its extractor once, and
+decodes, preprocesses and runs its batches with the same code as a local run. Files are read as bytes and
+decoded by cnnviz, not by ``read_images``: a damaged file is then one failed image, reported by name, not a
+failed job.
 
 - ``stats``: each actor returns its batch's partial statistics (sums, maxima, counts); the driver merges them
   with :class:`cnnviz.methods.stats.LayerStats` ``+``, so the result is the local engine's (counts exactly, sums up to
@@ -32,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cnnviz._keras import native_stderr_silenced
+from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, ModelRunError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.images import input_suffixes
@@ -39,24 +41,6 @@ from cnnviz.inputs.images import input_suffixes
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'cnnviz[ray]'"
 #: CPUs a reading task asks for; an actor asks for one.
 READ_CPUS = 0.25
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How a worker on any node loads the model: the arguments of :func:`cnnviz.models.load.load_model`. A file must be
-    at a path every node can read."""
-
-    model: str
-    weights: str | None = None
-    size: tuple[int, int] | None = None
-    unsafe: bool = False
-    imports: tuple[str, ...] = ()
-
-    def load(self) -> Any:
-        """The Keras model."""
-        from cnnviz.models.load import load_model
-
-        return load_model(self.model, self.weights, size=self.size, unsafe=self.unsafe, imports=self.imports)
 
 
 @dataclass(frozen=True)
@@ -239,7 +223,7 @@ class _Worker:
     as one row: ``error``, ``images`` (how many were in it), ``failures`` (JSON ``[[path, error], ...]``) and
     ``payload`` (the worker's pickled result); errors as :func:`_sent` writes them."""
 
-    def __init__(self, inputs: dict[str, Input], spec: ModelSpec, *args: Any) -> None:
+    def __init__(self, inputs: dict[str, Input], spec: ModelRef, *args: Any) -> None:
         self.inputs = inputs
         self.error = ""
         try:
@@ -282,22 +266,22 @@ class _StatsWorker(_Worker):
         from cnnviz.inputs.preprocess import resolve_preprocessing
         from cnnviz.methods.stats import build_stats_extractor
 
-        (self.settings,) = args
-        self.extractor = build_stats_extractor(model, self.settings["layers"], self.settings["threshold"])
-        self.step = resolve_preprocessing(model, self.settings["preprocess"])
+        (self.options,) = args
+        self.extractor = build_stats_extractor(model, self.options.layers, self.options.threshold)
+        self.step = resolve_preprocessing(model, self.options.preprocess)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
         from cnnviz.methods.extract import iter_batches
         from cnnviz.methods.stats import add_batch, empty_totals
 
-        totals = empty_totals(self.extractor, self.settings["threshold"])
+        totals = empty_totals(self.extractor, self.options.threshold)
         batches = iter_batches(
             self.extractor,
             paths,
             self.step,
             batch_size=len(paths),
-            size=self.settings["size"],
-            fit=self.settings["fit"],
+            size=self.options.size,
+            fit=self.options.fit,
             on_error=failed,
             read_ahead=False,
             data=data,
@@ -307,38 +291,30 @@ class _StatsWorker(_Worker):
         return totals
 
 
-def ray_stats(
-    spec: ModelSpec,
-    inputs: Sequence[Input],
-    job: Job,
-    *,
-    layers: Sequence[str] | None = None,
-    threshold: float = 0.0,
-    preprocess: str = "auto",
-    size: tuple[int, int] | None = None,
-    fit: str = "crop",
-) -> Any:
-    """:func:`cnnviz.methods.stats.filter_stats` on Ray: the same :class:`cnnviz.methods.stats.StatsRun`, merged
-    from the actors' partial statistics. The driver never loads the model (nor TensorFlow); the actors do.
+def ray_stats(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[str], options: Any, job: Job) -> Any:
+    """:func:`cnnviz.engines.stats_run.run_stats` on Ray, with the same :class:`cnnviz.engines.stats_run.StatsOptions`:
+    the same :class:`cnnviz.engines.stats_run.StatsResult`, merged from the actors' partial statistics. The driver
+    never loads the model (nor TensorFlow); the actors do.
 
     Raises:
         ModelLoadError, LayerNotFound, NotAConvLayer, UnsupportedModel: from the actors, as the local engine
             raises them.
         ModelRunError: the job failed otherwise.
     """
-    from cnnviz.methods.stats import LayerStats, StatsRun
+    from cnnviz.engines.stats_run import stats_result
+    from cnnviz.methods.stats import LayerStats
 
     merged: dict[str, LayerStats] = {}
-    settings = {"layers": layers, "threshold": threshold, "preprocess": preprocess, "size": size, "fit": fit}
     failures: list[tuple[str, CnnvizError]] = []
-    for batch in _run(job, inputs, _StatsWorker, (spec, settings)):
+    for batch in _run(job, inputs, _StatsWorker, (spec, options)):
         for blob in batch["payload"]:
             for layer, partial in pickle.loads(blob).items():
                 merged[layer] = merged[layer] + partial if layer in merged else partial
         failures.extend(_failures(batch))
     order = {item.path: index for index, item in enumerate(inputs)}
     failures.sort(key=lambda failure: order.get(failure[0], len(order)))
-    return StatsRun(list(merged.values()), failures)
+    label = options.model_label or Path(spec.model).name
+    return stats_result(list(merged.values()), failures, len(inputs), out_dir, options, label)
 
 
 class _MapsWorker(_Worker):
@@ -349,10 +325,10 @@ class _MapsWorker(_Worker):
     def setup(self, model: Any, *args: Any) -> None:  # noqa: D102
         from cnnviz.engines.featuremaps_run import plan_maps
 
-        options, out, self.label = args
+        options, out = args
+        self.label = options.label_of(model)
         self.folders = {item.path: item.key for item in self.inputs.values()}
         self.plan = plan_maps(model, options)
-        self.fit = options.fit  # how images are fitted; plan.options.fit is how headers name it
         self.out = Path(out)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
@@ -360,57 +336,54 @@ class _MapsWorker(_Worker):
         from cnnviz.methods.extract import iter_batches
 
         records = {}
-        options = self.plan.options
+        plan, options = self.plan, self.plan.options
         batches = iter_batches(
-            self.plan.extractor,
+            plan.extractor,
             paths,
-            self.plan.preprocessing,
+            plan.preprocessing,
             batch_size=len(paths),
             size=options.size,
-            fit=self.fit,
+            fit=options.fit,
             on_error=failed,
             read_ahead=False,
             data=data,
         )
         for batch_paths, maps in batches:
             for index, path in enumerate(os.fspath(p) for p in batch_paths):
-                record = image_record(self.folders[path], self.plan)
+                record = image_record(self.folders[path], plan)
                 folder = self.out / self.folders[path]
-                for conv in self.plan.extractor.layers:
+                for conv in plan.extractor.layers:
                     activation = maps[conv.path][index]
-                    record["layers"][conv.path] = write_maps(folder, conv, activation, path, self.label, options)[0]
+                    drawn = write_maps(folder, conv, activation, path, self.label, options, fit=plan.fit)
+                    record["layers"][conv.path] = drawn[0]
                 records[path] = record
-        step = self.plan.preprocessing
-        return records, {"preprocessing": (step.name, step.description), "fit": options.fit, "notes": self.plan.notes}
+        step = plan.preprocessing
+        return records, {"preprocessing": (step.name, step.description), "fit": plan.fit, "notes": plan.notes}
 
 
 def ray_feature_maps(
-    spec: ModelSpec,
-    inputs: Sequence[Input],
-    out_dir: str | os.PathLike[str],
-    options: Any,
-    job: Job,
-    *,
-    model_label: str | None = None,
-    weights: str | None = None,
-    source: str | None = None,
+    spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[str], options: Any, job: Job
 ) -> Any:
-    """:func:`cnnviz.engines.featuremaps_run.render_feature_maps` on Ray: the actors write the grids into
-    ``out_dir`` (a folder all nodes share), the driver writes the manifest, also when interrupted.
-    ``options.skip_existing`` leaves out what the manifest lists, whichever engine drew it (the driver loads the
-    model to know the layers then; otherwise it never does).
+    """:func:`cnnviz.engines.featuremaps_run.render_feature_maps` on Ray, with the same
+    :class:`cnnviz.engines.featuremaps_run.MapOptions`: the actors write the grids into ``out_dir`` (a folder all
+    nodes share), the driver writes the manifest, also when interrupted. ``options.skip_existing`` leaves out what
+    the manifest lists, whichever engine drew it (the driver loads the model to know the layers then; otherwise it
+    never does).
 
     Returns:
-        A :class:`cnnviz.engines.contract.Report`.
+        A :class:`cnnviz.engines.contract.RunResult`.
+
+    Raises:
+        OptionError: options the Ray engine cannot honour (``overlay``), before any work.
     """
-    from cnnviz.engines.contract import Report
+    from cnnviz.engines.contract import RunResult
     from cnnviz.engines.featuremaps_run import finished_inputs, plan_maps
     from cnnviz.inputs.preprocess import Preprocessing
     from cnnviz.output.manifest import update_manifest
 
+    options.check_engine("ray")
     out = Path(out_dir).resolve()
-    label = model_label or spec.model
-    report = Report(inputs=len(inputs))
+    report = RunResult(inputs=len(inputs))
     if options.skip_existing:
         done = finished_inputs(out, inputs, plan_maps(spec.load(), options).extractor.layers, options.save_raw)
         inputs = [item for item in inputs if item.path not in done]
@@ -418,7 +391,7 @@ def ray_feature_maps(
     written: dict[str, dict[str, Any]] = {}
     try:
         if inputs:
-            for batch in _run(job, inputs, _MapsWorker, (spec, options, str(out), label)):
+            for batch in _run(job, inputs, _MapsWorker, (spec, options, str(out))):
                 for blob in batch["payload"]:
                     records, summary = pickle.loads(blob)
                     written.update(records)
@@ -426,8 +399,7 @@ def ray_feature_maps(
                     report.fit, report.notes = summary["fit"], list(summary["notes"])
                 report.failures.extend(_failures(batch))
     finally:
-        about = {"model": label, "weights": weights, "source": source}
-        update_manifest(out / "manifest.json", about, images=written, failures=report.failures)
+        update_manifest(out / "manifest.json", options.about(spec.model), images=written, failures=report.failures)
     for record in written.values():
         for layer in record["layers"].values():
             report.written.extend(Path(layer[kind]) for kind in ("png", "npy") if kind in layer)

@@ -11,79 +11,98 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
+from cnnviz.engines.stats_run import StatsOptions, run_stats
 from cnnviz.errors import CnnvizError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.methods.stats import DEFAULT_RARE, LayerStats, filter_stats
+from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
 from cnnviz.models.graph import shape_text
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.files import save_bytes
 from cnnviz.output.manifest import read_manifest
 from cnnviz.output.report_page import Figure, LayerSection, ReportPage, figure_of, report_html
-from cnnviz.output.stats_report import write_stats
 
 #: Feature maps drawn per layer and image in a report: a page of 512-map grids would be slow to scroll.
 REPORT_MAX_MAPS = 64
 
 
-@dataclass
-class ReportResult:
-    """What ``write_report`` did: the page, the notes it shows, the images that failed (of ``inputs`` found) and how
-    many pictures the page shows."""
+@dataclass(frozen=True)
+class ReportOptions(Naming, ReadingSettings):
+    """What ``report`` puts on the page, besides the shared parts (:class:`cnnviz.engines.contract.Naming`: the
+    model's name on the page and in every picture's header; ``ReadingSettings``: how images are read).
 
-    page: Path
-    notes: list[str]
-    failures: list[tuple[str, CnnvizError]]
-    pictures: int
-    inputs: int = 0
+    Attributes:
+        gradcam: explain each image's top class (needs a model that ends in class scores; else a note on the page
+            says why it is missing).
+
+    Raises:
+        OptionError: when made with a value that cannot work.
+    """
+
+    gradcam: bool = True
+
+    def __post_init__(self) -> None:
+        self.check_reading()
+
+
+@dataclass
+class ReportResult(RunResult):
+    """What ``write_report`` did: :class:`cnnviz.engines.contract.RunResult` (its notes are the page's), the page
+    and how many pictures it shows."""
+
+    page: Path | None = None
+    pictures: int = 0
 
 
 def write_report(
     model: Any,
     images: Sequence[str | os.PathLike[str] | Input],
     out_dir: str | os.PathLike[str],
-    *,
-    model_label: str | None = None,
-    weights: str | None = None,
-    preprocess: str = "auto",
-    fit: str = "crop",
-    batch_size: int = 8,
-    gradcam: bool = True,
+    options: ReportOptions | None = None,
+    progress: Progress | None = None,
 ) -> ReportResult:
-    """Draw everything for ``model`` and ``images`` into ``out_dir`` and write ``out_dir/index.html``.
+    """Draw everything for ``model`` and ``images`` into ``out_dir`` and write ``out_dir/index.html``, through the
+    same runs as the commands (featuremaps, filters, stats, gradcam), each naming the model as ``options`` does.
 
     Args:
         model: a Keras model.
         images: image files, folders and patterns, as ``featuremaps`` takes them.
         out_dir: the report's folder: ``index.html`` and the folders ``maps``, ``filters``, ``stats``, ``gradcam``.
-        model_label: the model's name on the page and in headers.
-        weights: how the weights came, for the page.
-        preprocess, fit, batch_size: how images are read, as for ``featuremaps``.
-        gradcam: explain each image's top class (needs a model that ends in class scores; else a note says why
-            it is missing).
+        options: how the model is named, how images are read, and whether to explain them with Grad-CAM.
+        progress: called with (images just done, images times the passes over them).
 
     Raises:
         OptionError, LayerNotFound, UnsupportedModel, ...: when the model cannot be drawn at all.
     """
+    options = options if options is not None else ReportOptions()
     from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
 
     root = Path(out_dir)
-    label = model_label or model.name
+    label = options.label_of(model)
+    naming = Naming(label, options.weights, options.source)
+    reading = {field.name: getattr(options, field.name) for field in fields(ReadingSettings)}
     inputs = gather_inputs(images, exclude=root)
     names = {item.path: Path(item.path).name for item in inputs}
-    options = MapOptions(max_maps=REPORT_MAX_MAPS, preprocess=preprocess, fit=fit, batch_size=batch_size)
-    maps = render_feature_maps(model, inputs, root / "maps", options, model_label=label, weights=weights)
+    passes = 3 if options.gradcam else 2
+
+    def advance(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, len(inputs) * passes)
+
+    map_options = MapOptions(**vars(naming), **reading, max_maps=REPORT_MAX_MAPS)
+    maps = render_feature_maps(model, inputs, root / "maps", map_options, advance)
     notes = list(maps.notes) + [f"left out: {error}" for _, error in maps.failures]
     drawn = read_manifest(root / "maps" / "manifest.json").get("images", {})
     sections = [LayerSection(r["name"], r["kind"], r["kernel"], r["output"], r["params"]) for r in layer_rows(model)]
     for section in sections:
         try:
-            written = render_filters(model, section.name, root / "filters", FilterOptions(), model_label=label)
+            written = render_filters(model, root / "filters", FilterOptions(**vars(naming), layer=section.name))
         except CnnvizError as exc:
             notes.append(f"filters of {section.name}: {exc}")
             continue
@@ -93,12 +112,12 @@ def write_report(
             record = drawn.get(item.path, {}).get("layers", {}).get(section.name)
             if record:
                 section.maps.append(figure_of(Path(record["png"]), root, f"{names[item.path]}: {section.name}"))
-    _add_stats(model, inputs, root, label, sections, notes, preprocess, fit, batch_size)
+    _add_stats(model, inputs, root, StatsOptions(**vars(naming), **reading), sections, notes, advance)
     explained: list[Figure] = []
-    if gradcam:
+    if options.gradcam:
         try:
-            run = render_gradcam(model, inputs, root / "gradcam", GradcamOptions(preprocess=preprocess, fit=fit))
-            for result in run.results:
+            run = render_gradcam(model, inputs, root / "gradcam", GradcamOptions(**vars(naming), **reading), advance)
+            for result in run.images:
                 ranked = ", ".join(f"{name} {value:.3f}" for name, value in result.top[:3])
                 caption = f"{names[result.path]}: {result.target_name} (top: {ranked})"
                 explained.append(figure_of(result.picture, root, caption))
@@ -106,38 +125,44 @@ def write_report(
             notes.append(f"Grad-CAM left out: {exc}")
     facts = [
         ("model", label),
-        ("weights", weights or "the model's own"),
+        ("weights", options.weights or "the model's own"),
         ("input", shape_text(model.inputs[0].shape[1:])),
-        ("preprocessing", maps.preprocessing.name if maps.preprocessing else preprocess),
+        ("preprocessing", maps.preprocessing.name if maps.preprocessing else options.preprocess),
         ("fit", maps.fit),
         ("images", ", ".join(names[item.path] for item in inputs)),
     ]
     page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     pictures = sum(len(s.maps) + (s.filters is not None) + (s.chart is not None) for s in sections) + len(explained)
-    return ReportResult(target, notes, maps.failures, pictures, len(inputs))
+    return ReportResult(
+        written=[target],
+        failures=maps.failures,
+        notes=notes,
+        preprocessing=maps.preprocessing,
+        fit=maps.fit,
+        inputs=len(inputs),
+        page=target,
+        pictures=pictures,
+    )
 
 
 def _add_stats(
     model: Any,
     inputs: Sequence[Input],
     root: Path,
-    label: str,
+    options: StatsOptions,
     sections: list[LayerSection],
     notes: list[str],
-    preprocess: str,
-    fit: str,
-    batch_size: int,
+    progress: Progress,
 ) -> None:
     """Dead-filter statistics over the images, a line and a chart per layer."""
     try:
-        run = filter_stats(model, inputs, preprocess=preprocess, fit=fit, batch_size=batch_size)
+        run = run_stats(model, inputs, root / "stats", options, progress)
     except CnnvizError as exc:
         notes.append(f"statistics left out: {exc}")
         return
     by_layer: dict[str, LayerStats] = {stats.layer: stats for stats in run.layers}
-    charts = write_stats(run.layers, root / "stats", label)
-    chart_of = dict(zip([stats.layer for stats in run.layers], charts, strict=True))
+    chart_of = dict(zip([stats.layer for stats in run.layers], run.written, strict=True))
     for section in sections:
         stats = by_layer.get(section.name)
         if stats is None:

@@ -71,8 +71,11 @@ class MaximizeOptions:
     learning_rate: float = 0.05
     batch_size: int = 16
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
-        """Raise :class:`OptionError` for settings that cannot work."""
+        """Raise :class:`OptionError` for settings that cannot work (also when the options are made)."""
         if self.parametrization not in PARAMETRIZATIONS:
             raise OptionError(
                 f"unknown parametrization '{self.parametrization}'; choose one of: {', '.join(PARAMETRIZATIONS)}"

@@ -1,0 +1,97 @@
+"""The shape every run shares: options that check themselves when made, nothing accepted and then ignored, the
+same naming in every picture, and a manifest that concurrent runs all end up in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnviz.cli import main
+from cnnviz.engines.featuremaps_run import MapOptions
+from cnnviz.engines.filters_run import FilterOptions
+from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+from cnnviz.engines.maximize_run import MaximizeRunOptions
+from cnnviz.engines.naming import ModelRef
+from cnnviz.engines.report_run import ReportOptions, write_report
+from cnnviz.engines.stats_run import StatsOptions
+from cnnviz.errors import OptionError
+from tests.conftest import square_picture
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: MapOptions(batch_size=0), "the batch size must be at least 1, got 0"),
+        (lambda: MapOptions(fit="squash"), "unknown fit 'squash'"),
+        (lambda: MapOptions(preprocess="caffe"), "unknown preprocessing 'caffe'"),
+        (lambda: MapOptions(max_maps=0), "max_maps must be at least 1"),
+        (lambda: FilterOptions(filters="a:b"), "cannot read filter selection 'a:b'"),
+        (lambda: FilterOptions(scale=0), "the scale must be at least 1"),
+        (lambda: StatsOptions(rare=2.0), "rare is a share of positions from 0 to 1, got 2.0"),
+        (lambda: GradcamOptions(method="cam"), "unknown method 'cam'"),
+        (lambda: GradcamOptions(alpha=1.5), "alpha is an opacity from 0 to 1"),
+        (lambda: ReportOptions(size=(0, 4)), r"a size is \(rows, cols\) of at least 1 pixel"),
+        (lambda: MaximizeRunOptions(filters="0:4"), r"maximize needs a layer \(--layer\)"),
+        (lambda: MaximizeRunOptions(layer="x", steps=0), "maximize needs at least 1 step"),
+    ],
+)
+def test_options_check_themselves_when_made(make, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(OptionError, match=message):
+        make()
+
+
+def test_overlays_on_ray_are_refused_by_the_library_as_by_the_cli(tmp_path: Path) -> None:
+    from cnnviz.engines.ray_engine import ray_feature_maps
+
+    message = "overlays (--overlay) run with the local engine: Ray's workers do not keep the pixels"
+    with pytest.raises(OptionError) as refused:  # before anything else: no Ray, no model, no job needed
+        ray_feature_maps(ModelRef("shapes"), [], tmp_path, MapOptions(overlay=True), job=None)  # type: ignore[arg-type]
+    picture = ROOT / "sample_images" / "cat.jpg"
+    cli = CliRunner().invoke(main, ["featuremaps", str(picture), "-m", "shapes", "--overlay", "--engine", "ray"])
+
+    assert str(refused.value) == message
+    assert cli.exit_code == 2 and f"Error: {message}" in cli.output
+    assert not (Path("cnnviz_out") / "shapes" / "cat").exists()
+
+
+def test_stats_verbose_prints_the_traceback_of_an_image_that_failed(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    args = ["stats", str(ROOT / "sample_images" / "cat.jpg"), str(broken), "-m", "shapes", "-o", str(tmp_path)]
+
+    quiet = CliRunner().invoke(main, [*args, "--no-charts"])
+    verbose = CliRunner().invoke(main, [*args, "--no-charts", "--verbose"])
+
+    assert quiet.exit_code == verbose.exit_code == 1
+    assert "Traceback (most recent call last)" not in quiet.stderr
+    assert f"Error: {broken}: not an image Pillow can read" in quiet.stderr
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert "cnnviz.errors.ImageLoadError" in verbose.stderr and "cnnviz/inputs/images.py" in verbose.stderr
+
+
+def test_the_report_names_the_model_in_its_grad_cam_pictures_as_everywhere(square_finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    Image.fromarray(square_picture().astype(np.uint8)).save(pictures / "square.png")
+    options = ReportOptions(model_label="finder (weights epoch 9)", batch_size=1)
+
+    write_report(square_finder, [pictures], tmp_path / "report", options)
+    alone = render_gradcam(
+        square_finder, [pictures], tmp_path / "alone", GradcamOptions(model_label=options.model_label)
+    )
+    unnamed = render_gradcam(square_finder, [pictures], tmp_path / "unnamed", GradcamOptions())
+
+    picture = alone.images[0].picture.relative_to(tmp_path / "alone")
+    assert picture.as_posix() == "square/gradcam_class_1.png"
+    in_report = (tmp_path / "report" / "gradcam" / picture).read_bytes()
+    assert in_report == alone.images[0].picture.read_bytes()  # the same header, byte for byte
+    assert in_report != unnamed.images[0].picture.read_bytes()  # which names the model by its label
+    manifests = [json.loads((tmp_path / "report" / part / "manifest.json").read_text()) for part in ("maps", "filters")]
+    assert [manifest["model"] for manifest in manifests] == ["finder (weights epoch 9)"] * 2
