@@ -47,6 +47,9 @@ _PUBLIC = {
     "RunResult": "cnnviz.engines.contract",
     "StatsOptions": "cnnviz.engines.stats_run",
     "StatsResult": "cnnviz.engines.stats_run",
+    "TopK": "cnnviz.methods.top",
+    "TopOptions": "cnnviz.engines.top_run",
+    "TopResult": "cnnviz.engines.top_run",
     "UnsupportedLayer": "cnnviz.errors",
     "UnsupportedModel": "cnnviz.errors",
     "ViewSettings": "cnnviz.engines.contract",
@@ -66,12 +69,15 @@ _PUBLIC = {
     "load_model": "cnnviz.models.load",
     "maximize": "cnnviz.methods.maximize",
     "overlay_grid": "cnnviz.draw.overlay",
+    "receptive_field": "cnnviz.models.receptive",
     "render_feature_maps": "cnnviz.engines.featuremaps_run",
     "render_filters": "cnnviz.engines.filters_run",
     "render_gradcam": "cnnviz.engines.gradcam_run",
     "render_maximize": "cnnviz.engines.maximize_run",
+    "render_top": "cnnviz.engines.top_run",
     "run_stats": "cnnviz.engines.stats_run",
     "save_png": "cnnviz.output.files",
+    "scan_top": "cnnviz.methods.top",
     "write_report": "cnnviz.engines.report_run",
 }
 
@@ -87,6 +93,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.engines.naming import ModelRef
     from cnnviz.engines.report_run import ReportOptions, ReportResult, write_report
     from cnnviz.engines.stats_run import StatsOptions, StatsResult, run_stats
+    from cnnviz.engines.top_run import TopOptions, TopResult, render_top
     from cnnviz.errors import (
         CnnvizError,
         ImageLoadError,
@@ -106,8 +113,10 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.methods.gradcam import Explanation, GradCam, gradcam
     from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer, maximize
     from cnnviz.methods.stats import LayerStats, filter_stats
+    from cnnviz.methods.top import TopK, scan_top
     from cnnviz.models.graph import ConvLayer, conv_layers
     from cnnviz.models.load import load_model
+    from cnnviz.models.receptive import receptive_field
     from cnnviz.output.animate import animate, animate_folder
     from cnnviz.output.files import save_png
 
@@ -158,6 +167,9 @@ __all__ = [
     "RunResult",
     "StatsOptions",
     "StatsResult",
+    "TopK",
+    "TopOptions",
+    "TopResult",
     "UnsupportedLayer",
     "UnsupportedModel",
     "ViewSettings",
@@ -178,11 +190,14 @@ __all__ = [
     "load_model",
     "maximize",
     "overlay_grid",
+    "receptive_field",
     "render_feature_maps",
     "render_filters",
     "render_gradcam",
     "render_maximize",
+    "render_top",
     "run_stats",
     "save_png",
+    "scan_top",
     "write_report",
 ]

@@ -154,3 +154,21 @@ def test_without_ray_the_engine_says_what_to_install(monkeypatch: pytest.MonkeyP
 def test_the_local_engine_points_uris_to_ray(photos) -> None:  # type: ignore[no-untyped-def]
     result = CliRunner().invoke(main, ["stats", f"file://{photos}/", "--model", "shapes", "--no-charts"])
     assert result.exit_code == 2 and "add --engine ray" in result.output
+
+
+def test_top_on_ray_gives_the_local_engines_records(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.engines.ray_engine import ray_top
+    from cnnviz.engines.top_run import TopOptions, render_top
+
+    inputs = find_inputs([str(photos)])
+    options = TopOptions(layer="edges", filters="0:4", k=3, size=(64, 64), batch_size=2)
+    local = render_top(ModelRef("shapes").load(), inputs, tmp_path / "local", options)
+    distributed = ray_top(ModelRef("shapes"), inputs, tmp_path / "ray", options, Job(cluster, cluster.actors(), 2))
+
+    assert len(local.records) == 4 * 3
+    for ours, theirs in zip(distributed.records, local.records, strict=True):
+        assert {k: v for k, v in ours.items() if k != "value"} == {k: v for k, v in theirs.items() if k != "value"}
+        assert ours["value"] == pytest.approx(theirs["value"], rel=1e-6)
+    assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"]
+    local_picture = (tmp_path / "local" / "top_edges.png").read_bytes()
+    assert (tmp_path / "ray" / "top_edges.png").read_bytes() == local_picture

@@ -13,6 +13,7 @@ from cnnviz.cli.explain import gradcam, maximize
 from cnnviz.cli.grids import animate, featuremaps, filters, layers
 from cnnviz.cli.report import report
 from cnnviz.cli.stats import stats
+from cnnviz.cli.top import top
 from cnnviz.crashes import supervise
 
 
@@ -29,6 +30,7 @@ def main() -> None:
       cnnviz filters --layer block5_conv1                       # VGG16's learned kernels
       cnnviz featuremaps photos/ --model my_model.keras -o out/
       cnnviz maximize --model shapes --layer shapes             # what each filter responds to
+      cnnviz top sample_images/ --model shapes --layer edges    # the image patches that excite each filter
       cnnviz gradcam sample_images/cat.jpg                      # where VGG16 looks, and its top-5 classes
       cnnviz report sample_images/ --model shapes -o report/    # everything on one page
 
@@ -36,7 +38,7 @@ def main() -> None:
     """
 
 
-for _command in (layers, filters, featuremaps, stats, maximize, gradcam, report, animate):
+for _command in (layers, filters, featuremaps, stats, top, maximize, gradcam, report, animate):
     main.add_command(_command)
 
 

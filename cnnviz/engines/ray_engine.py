@@ -238,6 +238,24 @@ class _Worker:
         """Build what the batches need from the model."""
         raise NotImplementedError
 
+    def batches(
+        self, extractor: Any, step: Any, paths: list[str], data: dict[str, bytes], failed: Any, options: Any
+    ) -> Any:
+        """This batch's images through ``extractor``, read from the bytes Ray handed over, as one forward pass."""
+        from cnnviz.methods.extract import iter_batches
+
+        return iter_batches(
+            extractor,
+            paths,
+            step,
+            batch_size=len(paths),
+            size=options.size,
+            fit=options.fit,
+            on_error=failed,
+            read_ahead=False,
+            data=data,
+        )
+
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:
         """One batch's result (picklable); ``failed(path, error)`` for each image that fails."""
         raise NotImplementedError
@@ -271,22 +289,10 @@ class _StatsWorker(_Worker):
         self.step = resolve_preprocessing(model, self.options.preprocess)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
-        from cnnviz.methods.extract import iter_batches
         from cnnviz.methods.stats import add_batch, empty_totals
 
         totals = empty_totals(self.extractor, self.options.threshold)
-        batches = iter_batches(
-            self.extractor,
-            paths,
-            self.step,
-            batch_size=len(paths),
-            size=self.options.size,
-            fit=self.options.fit,
-            on_error=failed,
-            read_ahead=False,
-            data=data,
-        )
-        for _, reduced in batches:
+        for _, reduced in self.batches(self.extractor, self.step, paths, data, failed, self.options):
             add_batch(totals, reduced)
         return totals
 
@@ -333,21 +339,10 @@ class _MapsWorker(_Worker):
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
         from cnnviz.engines.featuremaps_run import image_record, write_maps
-        from cnnviz.methods.extract import iter_batches
 
         records = {}
         plan, options = self.plan, self.plan.options
-        batches = iter_batches(
-            plan.extractor,
-            paths,
-            plan.preprocessing,
-            batch_size=len(paths),
-            size=options.size,
-            fit=options.fit,
-            on_error=failed,
-            read_ahead=False,
-            data=data,
-        )
+        batches = self.batches(plan.extractor, plan.preprocessing, paths, data, failed, options)
         for batch_paths, maps in batches:
             for index, path in enumerate(os.fspath(p) for p in batch_paths):
                 record = image_record(self.folders[path], plan)
@@ -404,3 +399,56 @@ def ray_feature_maps(
         for layer in record["layers"].values():
             report.written.extend(Path(layer[kind]) for kind in ("png", "npy") if kind in layer)
     return report
+
+
+class _TopWorker(_Worker):
+    """Partial top-k of each batch: ``{layer: TopK}``, images numbered by their place in the run's inputs."""
+
+    def setup(self, model: Any, *args: Any) -> None:  # noqa: D102
+        from cnnviz.inputs.preprocess import resolve_preprocessing
+        from cnnviz.methods.top import build_top_extractor
+
+        self.options, self.numbers = args
+        self.extractor = build_top_extractor(model, [self.options.layer])
+        self.step = resolve_preprocessing(model, self.options.preprocess)
+
+    def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
+        from cnnviz.methods.top import add_batch, empty_tops
+
+        tops = empty_tops(self.extractor, self.options.k, self.options.by)
+        for batch_paths, reduced in self.batches(self.extractor, self.step, paths, data, failed, self.options):
+            add_batch(tops, reduced, [self.numbers[os.fspath(path)] for path in batch_paths])
+        return tops
+
+
+def ray_top(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[str], options: Any, job: Job) -> Any:
+    """:func:`cnnviz.engines.top_run.render_top` on Ray, with the same :class:`cnnviz.engines.top_run.TopOptions`:
+    the actors scan their batches into partial top-k lists, which merge exactly (by value, then input order); the
+    driver then loads the model to cut the winners' patches, as the local run does (:func:`top_result`).
+
+    Raises:
+        ModelLoadError, LayerNotFound, NotAConvLayer, UnsupportedLayer: from the actors, as the local engine
+            raises them.
+        ModelRunError: the job failed otherwise.
+    """
+    from cnnviz.engines.top_run import top_result
+    from cnnviz.methods.top import TopK, TopScan, build_top_extractor
+
+    paths = [item.path for item in inputs]
+    numbers = {path: index for index, path in enumerate(paths)}
+    merged: dict[str, TopK] = {}
+    failures: list[tuple[str, CnnvizError]] = []
+    for batch in _run(job, inputs, _TopWorker, (spec, options, numbers)):
+        for blob in batch["payload"]:
+            for layer, partial in pickle.loads(blob).items():
+                merged[layer] = merged[layer].merge(partial) if layer in merged else partial
+        failures.extend(_failures(batch))
+    failures.sort(key=lambda failure: numbers.get(failure[0], len(numbers)))
+    model = spec.load()
+    layers = build_top_extractor(model, [options.layer]).layers
+    tops = {
+        conv.path: merged.get(conv.path) or TopK.empty(int(conv.output_shape[-1] or 0), options.k, options.by)
+        for conv in layers
+    }
+    scan = TopScan(list(layers), tops, paths, failures)
+    return top_result(model, scan, out_dir, options)

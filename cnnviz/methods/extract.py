@@ -261,6 +261,38 @@ def iter_batches(
         yield from _run(extractor, pending, batch, on_error)
 
 
+def fold_batches(
+    extractor: Extractor,
+    paths: Sequence[ImagePath],
+    preprocess: Preprocessing,
+    fold: Callable[[list[ImagePath], dict[str, np.ndarray]], None],
+    *,
+    batch_size: int = 8,
+    size: tuple[int, int] | None = None,
+    fit: str = "crop",
+    progress: Callable[[int], object] | None = None,
+) -> list[tuple[str, CnnvizError]]:
+    """Run the images through a reducing extractor (:func:`build_extractor` with ``reduce``), handing each batch's
+    (paths, reduced outputs) to ``fold``; an image that fails is set aside and the rest go on.
+
+    Returns:
+        The images that failed, each with its error, in the order met.
+    """
+    failures: list[tuple[str, CnnvizError]] = []
+
+    def failed(path: ImagePath, error: CnnvizError) -> None:
+        failures.append((os.fspath(path), error))
+        if progress is not None:
+            progress(1)
+
+    batches = iter_batches(extractor, paths, preprocess, batch_size=batch_size, size=size, fit=fit, on_error=failed)
+    for batch_paths, reduced in batches:
+        fold(batch_paths, reduced)
+        if progress is not None:
+            progress(len(batch_paths))
+    return failures
+
+
 def neutral_padding(extractor: Extractor, preprocess: Preprocessing, fit: str) -> tuple[float, ...] | float:
     """What ``fit="pad"`` pads images with: the pixel that preprocessing maps to zero, which adds no edges of its
     own (0 for other fits, where nothing is padded)."""

@@ -23,7 +23,7 @@ from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.methods.extract import Extractor, build_extractor, iter_batches
+from cnnviz.methods.extract import Extractor, build_extractor, fold_batches
 from cnnviz.models.graph import ConvLayer
 
 #: Activations whose outputs are never negative: "active" is then "above 0".
@@ -217,17 +217,15 @@ def filter_stats(
     paths = [item.path for item in gather_inputs(images)]
     extractor = build_stats_extractor(model, layers, threshold)
     totals = empty_totals(extractor, threshold)
-    failures: list[tuple[str, CnnvizError]] = []
-
-    def failed(path: Any, error: CnnvizError) -> None:
-        failures.append((os.fspath(path), error))
-        if progress is not None:
-            progress(1)
-
     step = resolve_preprocessing(model, preprocess)
-    batches = iter_batches(extractor, paths, step, batch_size=batch_size, size=size, fit=fit, on_error=failed)
-    for batch_paths, reduced in batches:
-        add_batch(totals, reduced)
-        if progress is not None:
-            progress(len(batch_paths))
+    failures = fold_batches(
+        extractor,
+        paths,
+        step,
+        lambda _, reduced: add_batch(totals, reduced),
+        batch_size=batch_size,
+        size=size,
+        fit=fit,
+        progress=progress,
+    )
     return StatsRun(list(totals.values()), failures)

@@ -73,9 +73,11 @@ def update_manifest(
     images: dict[str, dict[str, Any]] | None = None,
     failures: list[tuple[str, Any]] | None = None,
     filters: dict[str, dict[str, Any]] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Merge a run's grids and failures into the manifest earlier runs left in the same folder; ``about`` names
-    the model (label, weights, source).
+    the model (label, weights, source). ``sections`` are a run's own records by section and key (``{"top":
+    {layer: record}}``), merged over what earlier runs left under the same keys.
 
     The read, merge and write hold a lock (:func:`lock_path`), so that runs writing into one folder at the same
     time (CI jobs in parallel, a Ray driver beside a local run) all end up in it.
@@ -83,12 +85,12 @@ def update_manifest(
     Raises:
         OutputError: the lock was not given up within :data:`LOCK_SECONDS` (a run hung while holding it).
     """
-    images, failures, filters = images or {}, failures or [], filters or {}
-    if not images and not failures and not filters and not path.exists():
+    images, failures, filters, sections = images or {}, failures or [], filters or {}, sections or {}
+    if not images and not failures and not filters and not sections and not path.exists():
         return
     try:
         with FileLock(lock_path(path), timeout=LOCK_SECONDS):
-            _merge(path, about, images, failures, filters)
+            _merge(path, about, images, failures, filters, sections)
     except Timeout as exc:
         raise OutputError(f"{path} stayed locked by another run for {LOCK_SECONDS} s ({exc.lock_file})") from exc
 
@@ -99,6 +101,7 @@ def _merge(
     images: dict[str, dict[str, Any]],
     failures: list[tuple[str, Any]],
     filters: dict[str, dict[str, Any]],
+    sections: dict[str, dict[str, Any]],
 ) -> None:
     manifest = read_manifest(path)
     merged: dict[str, Any] = manifest.get("images", {})
@@ -110,4 +113,6 @@ def _merge(
     merged_failures.update({os.fspath(image): str(exc) for image, exc in failures})
     records = {**about, "images": merged, "failures": merged_failures}
     records["filters"] = {**manifest.get("filters", {}), **filters}
+    for name in {*manifest, *sections} - {*records, "images", "failures", "filters"}:
+        records[name] = {**manifest.get(name, {}), **sections.get(name, {})}
     save_manifest(records, path)

@@ -1,0 +1,113 @@
+"""``cnnviz top``: the real images, and the patches of them, that excite each filter most."""
+
+from __future__ import annotations
+
+import click
+
+from cnnviz.cli.common import (
+    CONTEXT,
+    Engine,
+    ModelChoice,
+    Reading,
+    choice_option,
+    engine_options,
+    exit_on_failures,
+    model_options,
+    output_option,
+    reading_options,
+    reported_errors,
+    say,
+    selection_checker,
+)
+
+# None of these import TensorFlow: the library imports it inside the functions that need it.
+from cnnviz.methods.top import DEFAULT_K, RANKINGS
+from cnnviz.output.files import check_writable
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option("--layer", "-l", required=True, help="The conv layer (2-D maps), or a pattern for several.")
+@click.option(
+    "--filters",
+    "filter_spec",
+    default=None,
+    callback=selection_checker("filter"),
+    help="Filters to rank, e.g. 0:16 or 1,5,9 (default: all, 64 to a picture).",
+)
+@click.option("-k", "k", type=click.IntRange(1), default=DEFAULT_K, show_default=True, help="Images kept per filter.")
+@choice_option(
+    "--by",
+    RANKINGS,
+    "max",
+    "max: the map's highest value, drawn as the patch of the image that position sees; mean: the map's mean, "
+    "drawn as the whole image.",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write one record per filter and rank here.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the same records as CSV here.")
+@click.option(
+    "--maximize",
+    is_flag=True,
+    help="Lead each row with the filter's 'cnnviz maximize' picture: what it looks for, beside where real images "
+    "give it that (gradient work: seconds per filter).",
+)
+@click.option("--no-labels", is_flag=True, help="A bare picture, without the header strip.")
+@output_option("Folder to write into: OUTPUT/<model>/top_<layer>.png.")
+@reading_options
+@engine_options
+def top(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    layer: str,
+    filter_spec: str | None,
+    k: int,
+    by: str,
+    json_path: str | None,
+    csv_path: str | None,
+    maximize: bool,
+    no_labels: bool,
+    output: str,
+    reading: Reading,
+    engine: Engine,
+) -> None:
+    """Show what in real images drives each filter: the k images (and the patch of each) that excite it most.
+
+    IMAGES are image files, folders (searched recursively) and quoted glob patterns. One pass over them keeps,
+    for each filter, the k images whose map has the highest maximum (--by max) or mean (--by mean), ties going
+    to the image found first. With --by max each image is drawn as the patch that the maximum's position sees
+    (its receptive field, computed from the layer graph), cut from the image as the model saw it; one row per
+    filter, best first, each patch with its value. Receptive fields grow with depth: block1 patches are a few
+    pixels, block5 ones most of the image.
+
+    \b
+    Examples:
+      cnnviz top sample_images/ --model shapes --layer edges
+      cnnviz top photos/ --layer block4_conv1 --filters 0:16 --json top.json
+      cnnviz top photos/ --layer block5_conv3 --by mean -k 4
+      cnnviz top photos/ --model shapes --layer shapes --filters 0:8 --maximize
+    """
+    from cnnviz.engines.top_run import TopOptions, render_top
+
+    out = choice.folder(output)
+    with reported_errors(choice.verbose):
+        options = TopOptions(
+            **vars(choice.ref.naming()),
+            **reading.settings(choice.size),
+            layer=layer,
+            filters=filter_spec,
+            k=k,
+            by=by,
+            json=json_path,
+            csv=csv_path,
+            maximize=maximize,
+            labels=not no_labels,
+        )
+        inputs = engine.find(images, exclude=output)
+        check_writable(out)
+        result = engine.run(render_top, "ray_top", choice, inputs, out, options, reading)
+    if not reading.quiet:
+        if result.preprocessing is not None:
+            click.echo(f"preprocessing: {result.preprocessing.name} ({result.preprocessing.description})")
+        say(result.notes, result.written)
+    exit_on_failures(result.failures, result.inputs, choice.verbose, after="; the ranking leaves them out")

@@ -1,0 +1,339 @@
+"""The ``top`` run: for each filter of a layer, the real images, and the patch of each, that excite it most.
+
+One pass over the images finds each filter's ``k`` best (:func:`cnnviz.methods.top.scan_top`); then only the
+winning images are decoded again, to cut the receptive field of each maximum out of the image as the model saw it
+(after ``fit``), in its own colours. Receptive fields come from the graph (:mod:`cnnviz.models.receptive`), or,
+where a layer's effect on positions is not known, from the support of the gradient of that one position, and the
+run says which. The Ray engine's :func:`cnnviz.engines.ray_engine.ray_top` scans on Ray and finishes here, through
+:func:`top_result`, so both give the same records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.draw.render import Header
+from cnnviz.draw.top import TopRow, top_picture
+from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
+from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.preprocess import resolve_preprocessing
+from cnnviz.methods.extract import input_reader, load_input, neutral_padding
+from cnnviz.methods.top import DEFAULT_K, TopScan, check_ranking, scan_top, support_boxes
+from cnnviz.models.graph import ConvLayer, sized_input_shape, trace
+from cnnviz.models.receptive import UnknownField, receptive_field
+from cnnviz.output.files import safe_name, save_bytes, save_png
+from cnnviz.output.manifest import update_manifest
+from cnnviz.selection import check_selection, parse_selection
+
+#: Filters per picture: a layer with more is drawn in pages, top_<layer>_064-127.png.
+PAGE = 64
+#: The columns of --csv, and the keys of each --json record.
+FIELDS = ("layer", "filter", "rank", "image", "value", "position", "box")
+
+
+@dataclass(frozen=True)
+class TopOptions(Naming, ReadingSettings):
+    """What ``top`` ranks and draws, besides the shared parts (:class:`cnnviz.engines.naming.Naming`,
+    ``ReadingSettings``).
+
+    Attributes:
+        layer: the conv layer (2-D maps), or a pattern for several.
+        filters: a selection such as ``0:16``; every filter when None (in pages of :data:`PAGE`).
+        k: the images kept per filter.
+        by: ``max`` (the map's highest value, with its position and receptive field) or ``mean`` (the map's mean:
+            the whole image).
+        json: write the records as JSON to this file.
+        csv: write them as CSV to this file.
+        maximize: lead each row with the filter's ``maximize`` picture (gradient work: seconds per filter).
+        labels: draw the header.
+
+    Raises:
+        OptionError: when made with a value that cannot work.
+    """
+
+    layer: str = ""
+    filters: str | None = None
+    k: int = DEFAULT_K
+    by: str = "max"
+    json: str | os.PathLike[str] | None = None
+    csv: str | os.PathLike[str] | None = None
+    maximize: bool = False
+    labels: bool = True
+
+    def __post_init__(self) -> None:
+        self.check_reading()
+        if not self.layer:
+            raise OptionError("top needs a layer (--layer): see 'cnnviz layers'")
+        check_ranking(self.by, self.k)
+        if self.filters is not None:
+            check_selection(self.filters, "filter")
+
+
+@dataclass
+class TopResult(RunResult):
+    """What a ``top`` run did: :class:`cnnviz.engines.contract.RunResult`, the layers ranked, and one record per
+    filter and rank (``{"layer", "filter", "rank", "image", "value", "position", "box"}``, as ``--json`` writes
+    them)."""
+
+    layers: list[str] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def render_top(
+    model: Any,
+    images: Sequence[str | os.PathLike[str] | Input],
+    out_dir: str | os.PathLike[str],
+    options: TopOptions,
+    progress: Progress | None = None,
+) -> TopResult:
+    """Rank the images for each filter of ``options.layer`` and write ``out_dir/top_<layer>.png`` (one row per
+    filter: its ``k`` best patches), the records as JSON and CSV where asked, and the run in the manifest.
+    ``progress`` is called with (images just scanned, images in the run).
+
+    Raises:
+        OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer: before any image is read.
+    """
+    inputs = gather_inputs(images, exclude=Path(out_dir))
+
+    def advance(done: int) -> None:
+        if progress is not None:
+            progress(done, len(inputs))
+
+    scan = scan_top(
+        model,
+        inputs,
+        [options.layer],
+        k=options.k,
+        by=options.by,
+        preprocess=options.preprocess,
+        batch_size=options.batch_size,
+        size=options.size,
+        fit=options.fit,
+        progress=advance,
+    )
+    return top_result(model, scan, out_dir, options)
+
+
+def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], options: TopOptions) -> TopResult:
+    """Cut the winners' patches, draw the pictures and write the records of a finished scan, for either engine."""
+    out = Path(out_dir)
+    result = TopResult(failures=list(scan.failures), fit=options.fit, inputs=len(scan.inputs))
+    patches = _Patches(model, options, scan.inputs)
+    result.preprocessing = patches.step
+    sections: dict[str, Any] = {}
+    for conv in scan.layers:
+        top = scan.tops[conv.path]
+        chosen = _chosen(options.filters, top.value.shape[0])
+        rows, records = [], []
+        for filter_index in chosen:
+            drawn: list[np.ndarray] = []
+            for rank in range(options.k):
+                image = int(top.image[filter_index, rank])
+                if image < 0:
+                    break
+                position = (int(top.row[filter_index, rank]), int(top.col[filter_index, rank]))
+                box, patch = patches.cut(conv, image, position if options.by == "max" else None)
+                value = float(top.value[filter_index, rank])
+                records.append(_record(conv.path, filter_index, rank, scan.inputs[image], value, position, box))
+                drawn.append(patch)
+            values = [float(v) for v in top.value[filter_index, : len(drawn)]]
+            rows.append(TopRow(filter_index, drawn, values, patches.maximized(conv, filter_index)))
+        result.records.extend(records)
+        result.layers.append(conv.path)
+        label = options.label_of(model)
+        written = _pictures(
+            rows,
+            conv,
+            options,
+            out,
+            f"{label} | top {min(options.k, len(scan.inputs))} of {len(scan.inputs)} images",
+            patches.method(conv),
+        )
+        result.written.extend(written)
+        sections[conv.path] = {"png": [str(path) for path in written], "k": options.k, "by": options.by}
+    result.notes.extend(patches.notes)
+    if options.json is not None:
+        text = json.dumps(_public(result.records), indent=2) + "\n"
+        result.written.append(save_bytes(text.encode(), options.json))
+    if options.csv is not None:
+        result.written.append(save_bytes(_csv(result.records).encode(), options.csv))
+    about = options.about(model.name)
+    update_manifest(out / "manifest.json", about, failures=scan.failures, sections={"top": sections})
+    return result
+
+
+def _chosen(selection: str | None, filters: int) -> list[int]:
+    return parse_selection(selection, filters, "filter") if selection is not None else list(range(filters))
+
+
+def _record(
+    layer: str,
+    filter_index: int,
+    rank: int,
+    image: str,
+    value: float,
+    position: tuple[int, int],
+    box: tuple[int, int, int, int] | None,
+) -> dict[str, Any]:
+    return {
+        "layer": layer,
+        "filter": filter_index,
+        "rank": rank + 1,
+        "image": image,
+        "value": value,
+        "position": list(position) if box is not None else None,
+        "box": list(box) if box is not None else None,
+    }
+
+
+def _public(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records as ``--json`` writes them: without the layer where one layer was ranked."""
+    layers = {record["layer"] for record in records}
+    return [{k: v for k, v in record.items() if k != "layer" or len(layers) > 1} for record in records]
+
+
+def _csv(records: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FIELDS)
+    for record in records:
+        cells = [record[name] for name in FIELDS]
+        writer.writerow([_cell(cell) for cell in cells])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: a list as its numbers joined by spaces, None as empty."""
+    if value is None:
+        return ""
+    return " ".join(str(item) for item in value) if isinstance(value, list) else value
+
+
+class _Patches:
+    """The winning images decoded again, as the model saw them, and the receptive fields cut out of them."""
+
+    def __init__(self, model: Any, options: TopOptions, inputs: list[str]) -> None:
+        self.model, self.options, self.inputs = model, options, inputs
+        self.reader = input_reader(model)
+        self.step = resolve_preprocessing(model, options.preprocess)
+        self.pad = neutral_padding(self.reader, self.step, options.fit)
+        self.notes: list[str] = []
+        self._images: dict[int, tuple[np.ndarray, bool]] = {}
+        self._traces: dict[tuple[int, ...], Any] = {}
+        self._fields: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self._by_gradient: set[str] = set()
+        self._maximized: dict[str, Any] = {}
+
+    def image(self, number: int) -> tuple[np.ndarray, bool]:
+        """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
+        if number not in self._images:
+            try:
+                self._images[number] = load_input(
+                    self.reader, self.inputs[number], self.options.size, self.options.fit, self.pad
+                )
+            except ImageLoadError as exc:  # read once already: changed on disk since
+                raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
+        return self._images[number]
+
+    def cut(
+        self, conv: ConvLayer, number: int, position: tuple[int, int] | None
+    ) -> tuple[tuple[int, int, int, int] | None, np.ndarray]:
+        """(the box of ``position``'s receptive field, the patch to draw): the whole image where ``position``
+        is None (ranked by mean)."""
+        array, ready = self.image(number)
+        pixels = self._drawable(array, ready)
+        if position is None:
+            return None, pixels
+        box = self._box(conv, array, ready, position)
+        if box is None:
+            return None, pixels
+        top, left, bottom, right = box
+        return box, pixels[top:bottom, left:right]
+
+    def _drawable(self, array: np.ndarray, ready: bool) -> np.ndarray:
+        """The input as a picture: pixels in their own colours, or a model-ready array scaled to 0..255 grey."""
+        if not ready and array.shape[-1] in (1, 3):
+            return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        grey = array.mean(axis=-1)
+        low, high = float(grey.min()), float(grey.max())
+        return np.rint((grey - low) / (high - low or 1.0) * 255).astype(np.uint8)
+
+    def _trace(self, shape: tuple[int, ...]) -> Any:
+        if shape not in self._traces:
+            self._traces[shape] = trace(self.model, sized_input_shape(self.model, shape[:2]))
+        return self._traces[shape]
+
+    def _box(
+        self, conv: ConvLayer, array: np.ndarray, ready: bool, position: tuple[int, int]
+    ) -> tuple[int, int, int, int] | None:
+        shape = tuple(array.shape)
+        key = (conv.path, shape)
+        if key not in self._fields:
+            try:
+                self._fields[key] = receptive_field(self._trace(shape), conv.path)
+            except UnknownField as unknown:
+                self._fields[key] = None
+                if conv.path not in self._by_gradient:
+                    self._by_gradient.add(conv.path)
+                    self.notes.append(
+                        f"{conv.path}: receptive fields from the gradient's support (layer '{unknown.layer}' moves "
+                        "positions in a way cnnviz does not compute)"
+                    )
+        field_ = self._fields[key]
+        if field_ is not None:
+            return field_.box(position, shape[:2])
+        batch = array[None] if ready else self.step(array[None])
+        first = self.reader.channels_first_input
+        return support_boxes(self._trace(shape), conv.path, batch, [position], channels_first=first)[0]
+
+    def method(self, conv: ConvLayer) -> str:
+        """How the layer's boxes were found, in words."""
+        if self.options.by == "mean":
+            return "whole images (ranked by the map's mean)"
+        if conv.path in self._by_gradient:
+            return "patches: the gradient's support of each maximum"
+        return "patches: the receptive field of each maximum"
+
+    def maximized(self, conv: ConvLayer, filter_index: int) -> np.ndarray | None:
+        """The filter's ``maximize`` picture, with ``options.maximize``."""
+        if not self.options.maximize:
+            return None
+        if conv.path not in self._maximized:
+            from cnnviz.methods.maximize import Maximizer
+
+            self._maximized[conv.path] = Maximizer(self.model, conv.path, preprocess=self.options.preprocess)
+        found = self._maximized[conv.path]([filter_index])
+        return np.rint(np.clip(found.images[0], 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _pictures(
+    rows: list[TopRow], conv: ConvLayer, options: TopOptions, out: Path, title: str, method: str
+) -> list[Path]:
+    """The layer's pictures: one, or pages of :data:`PAGE` filters."""
+    written = []
+    pages = [rows[start : start + PAGE] for start in range(0, len(rows), PAGE)] or [[]]
+    for page in pages:
+        name = f"top_{safe_name(conv.path)}"
+        if len(pages) > 1:
+            name += f"_{page[0].filter:03d}-{page[-1].filter:03d}"
+        header = None
+        if options.labels:
+            header = Header(
+                [
+                    f"{title} by {options.by} | {conv.path} ({conv.kind})",
+                    f"filters {page[0].filter}-{page[-1].filter} ({len(page)}), best first; {method}",
+                ],
+                colorbar=False,
+            )
+        written.append(save_png(top_picture(page, options.k, header), out / f"{name}.png"))
+    return written

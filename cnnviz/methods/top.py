@@ -1,0 +1,216 @@
+"""The real images that excite each filter most, and where: Zeiler & Fergus's "top 9", as arrays.
+
+One pass over the images: the extractor reduces each image's maps inside the model to, per filter, the maximum,
+the first position holding it (row-major) and the mean, never whole maps; :class:`TopK` keeps the ``k`` best images
+per filter on the host, so memory is ``filters x k``, not ``images``. Entries are ranked by value, highest first,
+ties broken by input order, so partial results (batches, splits of the inputs, Ray workers) merge to exactly the
+same answer with :meth:`TopK.merge`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnviz._keras import keras_module
+from cnnviz.errors import CnnvizError, OptionError, UnsupportedLayer
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.preprocess import resolve_preprocessing
+from cnnviz.methods.extract import Extractor, build_extractor, fold_batches
+from cnnviz.models.graph import ConvLayer
+
+RANKINGS = ("max", "mean")
+DEFAULT_K = 9
+#: Rows of the extractor's per-image reduction: (N, 4, filters).
+_MAX, _MEAN, _ROW, _COL = range(4)
+
+
+def build_top_extractor(model: Any, layers: Sequence[str]) -> Extractor:
+    """An extractor that returns, for each of ``layers`` (conv layers with 2-D maps; names, paths or patterns),
+    ``(N, 4, filters)``: each filter's maximum, its
+    mean, and the row and column of the first position (row-major) holding the maximum, reduced inside the model.
+
+    Raises:
+        LayerNotFound, NotAConvLayer: no such conv layer.
+        UnsupportedLayer: the layer's maps are not 2-D.
+    """
+    ops = keras_module().ops
+
+    def reduce(conv: ConvLayer, output: Any) -> Any:
+        if len(conv.output_shape) != 3:
+            raise UnsupportedLayer(
+                f"layer '{conv.path}' is a {conv.kind} with {len(conv.output_shape) - 1}-D maps; top needs 2-D maps"
+            )
+        values = ops.cast(output, "float32")
+        if conv.channels_first:
+            values = ops.transpose(values, (0, 2, 3, 1))
+        best_per_row = ops.max(values, axis=2)  # (N, rows, F)
+        row = ops.argmax(best_per_row, axis=1)  # the first row holding the maximum
+        picked = ops.take_along_axis(values, ops.expand_dims(ops.expand_dims(row, 1), 1), axis=1)  # (N, 1, cols, F)
+        col = ops.argmax(ops.squeeze(picked, axis=1), axis=1)  # its first column holding it
+        peak = ops.max(best_per_row, axis=1)
+        mean = ops.mean(values, axis=(1, 2))
+        return ops.stack([peak, mean, ops.cast(row, "float32"), ops.cast(col, "float32")], axis=1)
+
+    return build_extractor(model, layers, reduce=reduce)
+
+
+@dataclass
+class TopK:
+    """The ``k`` best images per filter so far: ``(filters, k)`` arrays, best first; empty slots hold ``-inf`` and
+    image ``-1``. ``image`` indexes the run's inputs in input order; ``row`` and ``col`` place the maximum in the
+    layer's map (``-1`` when ranking by mean)."""
+
+    by: str
+    k: int
+    value: np.ndarray
+    image: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+
+    @classmethod
+    def empty(cls, filters: int, k: int = DEFAULT_K, by: str = "max") -> TopK:
+        """No images yet."""
+        check_ranking(by, k)
+        minus = np.full((filters, k), -1, dtype=np.int64)
+        return cls(by, k, np.full((filters, k), -np.inf), minus, minus.copy(), minus.copy())
+
+    def add(self, reduced: np.ndarray, images: Sequence[int]) -> None:
+        """Add one batch of the extractor's ``(N, 4, filters)`` rows, of the images numbered ``images`` (their
+        places in the run's input order)."""
+        reduced = np.asarray(reduced, dtype=np.float64)
+        values = reduced[:, _MAX if self.by == "max" else _MEAN].T  # (F, N)
+        numbers = np.broadcast_to(np.asarray(images, dtype=np.int64), values.shape).copy()
+        if self.by == "max":
+            rows, cols = (np.rint(reduced[:, axis].T).astype(np.int64) for axis in (_ROW, _COL))
+        else:
+            rows = cols = np.full(values.shape, -1, dtype=np.int64)
+        merged = self.merge(TopK(self.by, len(reduced), values, numbers, rows, cols))
+        self.value, self.image, self.row, self.col = merged.value, merged.image, merged.row, merged.col
+
+    def merge(self, other: TopK) -> TopK:
+        """The best ``k`` of both, per filter: by value, highest first, then by image number."""
+        value = np.concatenate([self.value, other.value], axis=1)
+        image = np.concatenate([self.image, other.image], axis=1)
+        # empty slots (image -1) sort last among equal values: rank them after every real image
+        order = np.lexsort((np.where(image < 0, np.iinfo(np.int64).max, image), -value), axis=1)[:, : self.k]
+        pick = np.take_along_axis
+        return TopK(
+            self.by,
+            self.k,
+            pick(value, order, 1),
+            pick(image, order, 1),
+            pick(np.concatenate([self.row, other.row], axis=1), order, 1),
+            pick(np.concatenate([self.col, other.col], axis=1), order, 1),
+        )
+
+
+def check_ranking(by: str, k: int) -> None:
+    """Raise :class:`OptionError` for an unknown ranking or a ``k`` below 1."""
+    if by not in RANKINGS:
+        raise OptionError(f"unknown ranking '{by}'; choose one of: {', '.join(RANKINGS)}")
+    if k < 1:
+        raise OptionError(f"k must be at least 1, got {k}")
+
+
+@dataclass
+class TopScan:
+    """The best images per filter of each scanned layer over a set of inputs, and the inputs that failed."""
+
+    layers: list[ConvLayer]
+    tops: dict[str, TopK]
+    inputs: list[str]
+    failures: list[tuple[str, CnnvizError]]
+
+
+def scan_top(
+    model: Any,
+    images: Sequence[str | os.PathLike[str] | Input],
+    layers: Sequence[str],
+    *,
+    k: int = DEFAULT_K,
+    by: str = "max",
+    preprocess: str = "auto",
+    batch_size: int = 8,
+    size: tuple[int, int] | None = None,
+    fit: str = "crop",
+    progress: Callable[[int], object] | None = None,
+) -> TopScan:
+    """The ``k`` images whose map of each filter of each of ``layers`` (names, paths or patterns) has the highest
+    maximum (``by="max"``, with its position) or mean (``by="mean"``), in one pass over ``images``.
+
+    Raises:
+        OptionError: no images, a bad ranking or ``k``.
+        LayerNotFound, NotAConvLayer, UnsupportedLayer: before any image is read.
+    """
+    check_ranking(by, k)
+    paths = [item.path for item in gather_inputs(images)]
+    extractor = build_top_extractor(model, layers)
+    tops = empty_tops(extractor, k, by)
+    number = {path: index for index, path in enumerate(paths)}
+    failures = fold_batches(
+        extractor,
+        paths,
+        resolve_preprocessing(model, preprocess),
+        lambda batch, reduced: add_batch(tops, reduced, [number[os.fspath(path)] for path in batch]),
+        batch_size=batch_size,
+        size=size,
+        fit=fit,
+        progress=progress,
+    )
+    return TopScan(list(extractor.layers), tops, paths, failures)
+
+
+def empty_tops(extractor: Extractor, k: int, by: str) -> dict[str, TopK]:
+    """No images yet, for each layer of a :func:`build_top_extractor` extractor."""
+    return {conv.path: TopK.empty(int(conv.output_shape[-1] or 0), k, by) for conv in extractor.layers}
+
+
+def add_batch(tops: dict[str, TopK], reduced: dict[str, np.ndarray], images: Sequence[int]) -> None:
+    """Merge one batch of the top extractor's output, for the images numbered ``images``, into ``tops``."""
+    for path, rows in reduced.items():
+        tops[path].add(rows, images)
+
+
+def support_boxes(
+    traced: Any, path: str, batch: np.ndarray, positions: Sequence[tuple[int, int]], channels_first: bool = False
+) -> list[tuple[int, int, int, int] | None]:
+    """The receptive field found by the gradient: for each ``(row, col)`` of layer ``path``, the bounding box
+    ``[top, left, bottom, right]`` (end exclusive) of the input pixels where the gradient of that position's
+    activations (summed over filters) with respect to the model-ready input ``batch`` (one image, channels last)
+    is not zero; None where it is zero everywhere (a position no input can move).
+    """
+    import tensorflow as tf
+
+    keras = keras_module()
+    model = keras.Model(traced.input, traced.outputs[path])
+    count = len(positions)
+    feed = np.repeat(np.asarray(batch, dtype=np.float32)[:1], count, axis=0)
+    if channels_first:
+        feed = np.moveaxis(feed, -1, 1)
+    x = tf.constant(feed)
+    rows = tf.constant([row for row, _ in positions])
+    cols = tf.constant([col for _, col in positions])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = model(x, training=False)
+        if channels_first:
+            out = tf.transpose(out, (0, 2, 3, 1))
+        picked = tf.gather_nd(out, tf.stack([tf.range(count), rows, cols], axis=1))
+        total = tf.reduce_sum(picked)
+    grads = np.abs(np.asarray(tape.gradient(total, x)))
+    if channels_first:
+        grads = np.moveaxis(grads, 1, -1)
+    boxes: list[tuple[int, int, int, int] | None] = []
+    for grad in grads:
+        support = grad.sum(axis=-1) > 0
+        if not support.any():
+            boxes.append(None)
+            continue
+        rows_in, cols_in = np.flatnonzero(support.any(axis=1)), np.flatnonzero(support.any(axis=0))
+        boxes.append((int(rows_in[0]), int(cols_in[0]), int(rows_in[-1]) + 1, int(cols_in[-1]) + 1))
+    return boxes
