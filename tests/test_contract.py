@@ -95,3 +95,19 @@ def test_the_report_names_the_model_in_its_grad_cam_pictures_as_everywhere(squar
     assert in_report != unnamed.images[0].picture.read_bytes()  # which names the model by its label
     manifests = [json.loads((tmp_path / "report" / part / "manifest.json").read_text()) for part in ("maps", "filters")]
     assert [manifest["model"] for manifest in manifests] == ["finder (weights epoch 9)"] * 2
+
+
+@pytest.mark.parametrize("count", [8, 9])
+def test_the_report_ranks_top_images_from_k_images_on(square_finder, tmp_path: Path, count: int) -> None:  # type: ignore[no-untyped-def]
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for seed in range(count):
+        Image.fromarray(square_picture(seed).astype(np.uint8)).save(pictures / f"p{seed}.png")
+
+    result = write_report(square_finder, [pictures], tmp_path / "report", ReportOptions(gradcam=False))
+
+    page = (tmp_path / "report" / "index.html").read_text()
+    tops = sorted(path.name for path in (tmp_path / "report" / "top").glob("*.png")) if count == 9 else []
+    assert page.count("<h3>Top images</h3>") == (2 if count == 9 else 0)
+    assert tops == (["top_conv1.png", "top_conv2.png"] if count == 9 else [])
+    assert result.pictures == 2 * (1 + 1 + count) + len(tops)  # per layer: filters, chart, maps; and the tops

@@ -309,3 +309,23 @@ def test_standardize_scales_each_map_by_its_own_mean_and_spread() -> None:
 
     low, high = round(64 / 255 * TOP), round(192 / 255 * TOP)
     assert pixels.tolist() == [[low, high], [low, high]]  # two maps, one above the other
+
+
+def test_activation_order_draws_the_most_active_maps_first_numbered_by_channel() -> None:
+    from cnnviz.draw.headers import map_header
+    from cnnviz.models.graph import ConvLayer
+
+    maps = np.zeros((2, 2, 3), dtype=np.float32)
+    maps[..., 0], maps[..., 1], maps[..., 2] = 1.0, 3.0, 2.0  # means 1, 3, 2
+    maps[0, 0, :] = 0.0  # one low pixel each, so no map is flat
+
+    by_channel = feature_map_grid(maps, norm="layer", max_maps=2, scale=1, padding=0, index=False).pixels
+    by_activity = feature_map_grid(
+        maps, norm="layer", max_maps=2, scale=1, padding=0, index=False, order="activation"
+    ).pixels
+
+    assert by_channel[1].tolist() == [round(TOP / 3), round(TOP / 3), TOP, TOP]  # channels 0, 1; scale 0..3
+    assert by_activity[1].tolist() == [TOP, TOP, round(2 * TOP / 3), round(2 * TOP / 3)]  # channels 1, 2
+    conv = ConvLayer("c", None, "Conv2D", (3, 3), (2, 2, 3), 0, False)
+    header = map_header("m", conv, maps, "x.png", norm="layer", max_maps=2, order="activation")
+    assert header.lines[1] == "x.png | range [0.00, 3.00] | norm layer | 2 of 3 maps, most active first"

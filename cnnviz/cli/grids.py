@@ -14,6 +14,7 @@ from cnnviz.cli.common import (
     ModelChoice,
     Reading,
     View,
+    choice_option,
     engine_options,
     exit_on_failures,
     model_options,
@@ -26,7 +27,7 @@ from cnnviz.cli.common import (
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
-from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS
+from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS, MAP_ORDERS
 from cnnviz.engines.contract import RunResult
 from cnnviz.engines.featuremaps_run import DEFAULT_OVERLAY_MAPS, MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
@@ -141,6 +142,13 @@ def filters(
     help="A conv layer to draw, or a pattern such as 'block5_*'; repeat it. Default: all.",
 )
 @click.option("--max-maps", type=click.IntRange(1), default=None, help="Draw at most this many maps per layer.")
+@choice_option(
+    "--order",
+    MAP_ORDERS,
+    "channel",
+    "activation: the maps that fire most (highest mean) first, still numbered by channel; with --max-maps 16, the "
+    "16 most active.",
+)
 @click.option("--save-raw", is_flag=True, help="Also write each layer's activations as .npy.")
 @click.option(
     "--skip-existing",
@@ -161,6 +169,7 @@ def featuremaps(
     choice: ModelChoice,
     layer_names: tuple[str, ...],
     max_maps: int | None,
+    order: str,
     save_raw: bool,
     skip_existing: bool,
     overlay: bool,
@@ -186,6 +195,7 @@ def featuremaps(
       cnnviz featuremaps sample_images/cat.jpg --layer block1_conv2 --layer 'block5_*'
       cnnviz featuremaps photos/ --model my_model.keras --norm layer --cmap gray -o out/
       cnnviz featuremaps sample_images/cat.jpg --layer block3_conv1 --overlay --max-maps 16
+      cnnviz featuremaps sample_images/cat.jpg --layer block5_conv3 --order activation --max-maps 16
       cnnviz featuremaps 'data/**/*.png' --model shapes --skip-existing -q    # in CI, resumable
       cnnviz featuremaps images/ --layer block1_conv1 --engine ray -o /shared/out/   # on Ray
     """
@@ -202,6 +212,7 @@ def featuremaps(
             save_raw=save_raw,
             skip_existing=skip_existing,
             overlay=overlay,
+            order=order,
         )
         options.check_engine(engine.engine)
         inputs = engine.find(images, exclude=view.output)

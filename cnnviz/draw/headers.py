@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from cnnviz.draw.render import Header, channel_ranges, dead_filters, flat_ranges
+from cnnviz.draw.render import Header, channel_ranges, dead_filters, drawn_channels, flat_ranges
 from cnnviz.models.graph import ConvLayer, shape_text
 
 #: What the drawn kernels are, for layers whose kernel is not one plain stack of filters.
@@ -56,6 +56,7 @@ def map_header(
     max_maps: int | None,
     fit: str = "none",
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    order: str = "channel",
 ) -> Header:
     """The header of a feature-map grid.
 
@@ -69,19 +70,23 @@ def map_header(
         fit: how the image was given the model's input size (``crop``, ``pad``, ``stretch``), or ``none`` when
             it kept its own.
         ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known already.
+        order: how the tiles are ordered (:func:`cnnviz.draw.render.drawn_channels`).
     """
     channels = maps.shape[-1]
-    shown = channels if max_maps is None else min(max_maps, channels)
+    numbers = drawn_channels(maps, max_maps, order)
+    shown = len(numbers)
     mins, maxes = ranges if ranges is not None else channel_ranges(maps)
     lo, hi = format_values(float(mins.min()), float(maxes.max()))
     ends = {"map": ("map min", "map max"), "layer": (lo, hi), "standardize": ("mean-2sd", "mean+2sd")}
     low, high = ends[norm]
-    flat = int(flat_ranges(mins[:shown], maxes[:shown]).sum())
+    flat = int(flat_ranges(mins[numbers], maxes[numbers]).sum())
     return Header(
         lines=[
             f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}",
             f"{image_name}{'' if fit == 'none' else f' ({fit})'} | range [{lo}, {hi}] | norm {norm} | "
-            f"{shown} of {channels} maps" + (f", {flat} flat (crossed out)" if flat else ""),
+            f"{shown} of {channels} maps"
+            + (", most active first" if order == "activation" else "")
+            + (f", {flat} flat (crossed out)" if flat else ""),
         ],
         low=low,
         high=high,

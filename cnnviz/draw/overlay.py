@@ -99,6 +99,7 @@ def overlay_grid(
     header: Header | None = None,
     index: bool = True,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    order: str = "channel",
 ) -> Picture:
     """One image's feature maps of one layer, each upsampled and blended onto the image, as a grid.
 
@@ -113,18 +114,19 @@ def overlay_grid(
         header: a text strip above the grid.
         index: number each tile with its channel.
         ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known.
+        order: ``channel``, or ``activation`` (the most active maps first, :func:`cnnviz.draw.render.drawn_channels`).
 
     Returns:
         An RGB :class:`Picture`; tiles are :data:`OVERLAY_TILE` pixels on their long side, flat maps crossed out.
     """
-    from cnnviz.draw.render import channel_ranges
+    from cnnviz.draw.render import channel_ranges, drawn_channels, select_channels
 
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3:
         raise ValueError(f"overlays need 2-D maps, (rows, cols, channels); got {maps.shape}")
     lo, hi = ranges if ranges is not None else channel_ranges(maps)
-    if max_maps is not None:
-        maps, lo, hi = maps[..., :max_maps], lo[:max_maps], hi[:max_maps]
+    numbers = drawn_channels(maps, max_maps, order)
+    maps, lo, hi = select_channels(maps, lo, hi, numbers)
     image = np.asarray(pixels)
     rows, cols = _panel_size(image.shape[0], image.shape[1], OVERLAY_TILE)
     heat = resize_maps(map_levels(maps, lo, hi, norm).astype(np.float32) / (LEVELS - 1), rows, cols)
@@ -133,8 +135,8 @@ def overlay_grid(
     entries = palette(cmap)
     separator = separator_colour(entries[:LEVELS])
     tiles = cross_out(tiles, flat_ranges(lo, hi), separator)
-    if index and len(tiles) and numbers_fit(rows, cols, range(len(tiles))):
-        tiles = number_corners(tiles, list(range(len(tiles))), _BLACK, _WHITE)
+    if index and len(tiles) and numbers_fit(rows, cols, numbers):
+        tiles = number_corners(tiles, numbers, _BLACK, _WHITE)
     grid = tile(tiles, grid_shape_for(len(tiles), rows, cols), padding=2, fill=separator, blank=_WHITE)
     return compose(grid, entries, header)
 

@@ -258,6 +258,28 @@ def dead_filters(kernels: np.ndarray, relative: float = FLAT_RELATIVE) -> np.nda
     return magnitude.max(axis=(1, 2, 3)) <= max(float(magnitude.max()) * relative, EPSILON)
 
 
+#: How feature-map tiles are ordered: by channel, or by how strongly each map fires (its mean, highest first).
+MAP_ORDERS = ("channel", "activation")
+
+
+def drawn_channels(maps: np.ndarray, max_maps: int | None = None, order: str = "channel") -> list[int]:
+    """The channels of channels-last ``maps`` a grid draws, in the order it draws them: the first ``max_maps`` by
+    channel, or the ``max_maps`` whose maps have the highest mean, highest first (ties by channel).
+
+    >>> maps = np.zeros((2, 2, 4)); maps[..., 2] = 3.0; maps[..., 0] = 1.0
+    >>> drawn_channels(maps, 2), drawn_channels(maps, 2, "activation"), drawn_channels(maps, None, "activation")
+    ([0, 1], [2, 0], [2, 0, 1, 3])
+    """
+    if order not in MAP_ORDERS:
+        raise OptionError(f"unknown map order '{order}'; choose one of: {', '.join(MAP_ORDERS)}")
+    channels = maps.shape[-1]
+    if order == "channel":
+        return list(range(channels if max_maps is None else min(max_maps, channels)))
+    means = maps.reshape(-1, channels).mean(axis=0, dtype=np.float64)
+    ranked = np.argsort(-means, kind="stable")
+    return [int(index) for index in ranked[:max_maps]]
+
+
 def feature_map_grid(
     maps: np.ndarray,
     *,
@@ -269,6 +291,7 @@ def feature_map_grid(
     header: Header | None = None,
     index: bool = True,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    order: str = "channel",
 ) -> Picture:
     """Render one image's activations of one layer as a near-square grid, one tile per channel.
 
@@ -284,10 +307,12 @@ def feature_map_grid(
         header: a text strip to put above the grid, or None for a bare grid.
         index: number each tile with its channel in its top-left corner, where tiles are large enough.
         ranges: the maps' :func:`channel_ranges`, when the caller has them already; computed when None.
+        order: ``channel``, or ``activation``: the maps with the highest mean first (:func:`drawn_channels`),
+            each still numbered by its channel.
 
     Returns:
-        A palette :class:`Picture`. Tiles are ordered by channel index, row by row; a flat map (one value all
-        over, a dead filter's) is crossed out in the separator colour.
+        A palette :class:`Picture`. Tiles are laid out row by row in ``order``; a flat map (one value all over, a
+        dead filter's) is crossed out in the separator colour.
     """
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim == 2:
@@ -295,17 +320,29 @@ def feature_map_grid(
     if maps.ndim != 3:
         raise OptionError(f"feature maps must be (rows, cols, channels) or (steps, channels), got {maps.shape}")
     lo, hi = ranges if ranges is not None else channel_ranges(maps)
-    if max_maps is not None:
-        maps, lo, hi = maps[..., :max_maps], lo[:max_maps], hi[:max_maps]
+    numbers = drawn_channels(maps, max_maps, order)
+    if numbers != list(range(maps.shape[-1])):
+        maps, lo, hi = select_channels(maps, lo, hi, numbers)
     levels = np.moveaxis(map_levels(maps, lo, hi, norm), -1, 0)  # (K, H, W), a view
     count, rows, cols = levels.shape
     grid_rows, grid_cols = grid_shape_for(count, rows, cols)
     factor = scale or grid_scale(rows, cols, grid_cols, MIN_MAP_TILE, MAX_MAP_TILE, (grid_cols - 1) * padding)
     tiles = cross_out(upscale(levels, factor), flat_ranges(lo, hi), SEPARATOR)
-    if index and count and numbers_fit(tiles.shape[1], tiles.shape[2], range(count)):
-        tiles = number_corners(tiles, list(range(count)), INK, BACKGROUND)
+    if index and count and numbers_fit(tiles.shape[1], tiles.shape[2], numbers):
+        tiles = number_corners(tiles, numbers, INK, BACKGROUND)
     grid = tile(tiles, grid_shape=(grid_rows, grid_cols), padding=padding, fill=SEPARATOR, blank=BACKGROUND)
     return compose(grid, palette(cmap), header)
+
+
+def select_channels(
+    maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, numbers: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The maps and their per-channel ranges of the channels ``numbers``, in that order: a view where they are the
+    first ones in order, else a copy."""
+    if numbers == list(range(len(numbers))):
+        count = len(numbers)
+        return maps[..., :count], lo[:count], hi[:count]
+    return maps[..., numbers], lo[numbers], hi[numbers]
 
 
 #: The filter normalisations that one fixed value range can replace (``filter`` scales each filter on its own).

@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnviz.draw.headers import map_header
 from cnnviz.draw.overlay import overlay_grid
-from cnnviz.draw.render import MAP_NORMS, Header, Picture, channel_ranges, feature_map_grid
+from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS, Header, Picture, channel_ranges, feature_map_grid
 from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult, ViewSettings, check_engine
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
@@ -40,6 +40,8 @@ class MapOptions(Naming, ReadingSettings, ViewSettings):
         save_raw: also write each layer's activations as ``.npy``.
         skip_existing: leave out images whose grids the manifest lists and that are on disk.
         overlay: blend each map onto the image (``<layer>_overlay.png``); the local engine only.
+        order: ``channel``, or ``activation``: the maps with the highest mean first (with ``max_maps``, the most
+            active ones), each still numbered by its channel.
         workers: threads drawing and writing grids; one per CPU when None.
 
     Raises:
@@ -52,11 +54,14 @@ class MapOptions(Naming, ReadingSettings, ViewSettings):
     save_raw: bool = False
     skip_existing: bool = False
     overlay: bool = False
+    order: str = "channel"
     workers: int | None = None
 
     def __post_init__(self) -> None:
         self.check_reading()
         self.check_view(MAP_NORMS, "feature map normalisation")
+        if self.order not in MAP_ORDERS:
+            raise OptionError(f"unknown map order '{self.order}'; choose one of: {', '.join(MAP_ORDERS)}")
         if self.max_maps is not None and self.max_maps < 1:
             raise OptionError(f"max_maps must be at least 1, got {self.max_maps}")
         if self.workers is not None and self.workers < 1:
@@ -332,6 +337,7 @@ def map_picture(
         header=header,
         index=options.index,
         ranges=ranges,
+        order=options.order,
     )
 
 
@@ -353,6 +359,7 @@ def _map_header(
         max_maps=options.max_maps,
         fit=options.fit if fit is None else fit,
         ranges=ranges,
+        order=options.order,
     )
 
 
@@ -383,4 +390,5 @@ def overlay_picture(
         header=header,
         index=options.index,
         ranges=ranges,
+        order=options.order,
     )

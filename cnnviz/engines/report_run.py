@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,11 @@ from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
 from cnnviz.engines.stats_run import StatsOptions, run_stats
+from cnnviz.engines.top_run import TopOptions, top_result
 from cnnviz.errors import CnnvizError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
+from cnnviz.methods.top import DEFAULT_K, scan_top
 from cnnviz.models.graph import shape_text
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.files import save_bytes
@@ -89,7 +91,8 @@ def write_report(
     reading = {field.name: getattr(options, field.name) for field in fields(ReadingSettings)}
     inputs = gather_inputs(images, exclude=root)
     names = {item.path: Path(item.path).name for item in inputs}
-    passes = 3 if options.gradcam else 2
+    ranked = len(inputs) >= DEFAULT_K  # a top-images block needs at least k images to rank
+    passes = 2 + options.gradcam + ranked
 
     def advance(done: int, total: int) -> None:
         if progress is not None:
@@ -113,13 +116,15 @@ def write_report(
             if record:
                 section.maps.append(figure_of(Path(record["png"]), root, f"{names[item.path]}: {section.name}"))
     _add_stats(model, inputs, root, StatsOptions(**vars(naming), **reading), sections, notes, advance)
+    if ranked:
+        _add_top(model, inputs, root, TopOptions(**vars(naming), **reading, layer="*"), sections, notes, advance)
     explained: list[Figure] = []
     if options.gradcam:
         try:
             run = render_gradcam(model, inputs, root / "gradcam", GradcamOptions(**vars(naming), **reading), advance)
             for result in run.images:
-                ranked = ", ".join(f"{name} {value:.3f}" for name, value in result.top[:3])
-                caption = f"{names[result.path]}: {result.target_name} (top: {ranked})"
+                best = ", ".join(f"{name} {value:.3f}" for name, value in result.top[:3])
+                caption = f"{names[result.path]}: {result.target_name} (top: {best})"
                 explained.append(figure_of(result.picture, root, caption))
         except CnnvizError as exc:
             notes.append(f"Grad-CAM left out: {exc}")
@@ -133,7 +138,8 @@ def write_report(
     ]
     page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
-    pictures = sum(len(s.maps) + (s.filters is not None) + (s.chart is not None) for s in sections) + len(explained)
+    shown = (len(s.maps) + (s.filters is not None) + (s.chart is not None) + (s.top is not None) for s in sections)
+    pictures = sum(shown) + len(explained)
     return ReportResult(
         written=[target],
         failures=maps.failures,
@@ -144,6 +150,44 @@ def write_report(
         page=target,
         pictures=pictures,
     )
+
+
+#: Filters ranked per layer in a report's top-images blocks: a 512-row picture would be slow to scroll.
+REPORT_TOP_FILTERS = 16
+
+
+def _add_top(
+    model: Any,
+    inputs: Sequence[Input],
+    root: Path,
+    options: TopOptions,
+    sections: list[LayerSection],
+    notes: list[str],
+    progress: Progress,
+) -> None:
+    """The top images of each conv layer with 2-D maps: one scan over the images for all of them."""
+    layers = [section.name for section in sections if section.output.count("x") == 2]
+    try:
+        scan = scan_top(
+            model,
+            inputs,
+            layers,
+            k=options.k,
+            preprocess=options.preprocess,
+            batch_size=options.batch_size,
+            size=options.size,
+            fit=options.fit,
+            progress=lambda done: progress(done, 0),
+        )
+        run = top_result(model, scan, root / "top", replace(options, max_filters=REPORT_TOP_FILTERS))
+    except CnnvizError as exc:
+        notes.append(f"top images left out: {exc}")
+        return
+    notes.extend(note for note in run.notes if note not in notes)
+    pictures = iter(path for path in run.written if path.suffix == ".png")
+    for section, picture in zip((s for s in sections if s.name in run.layers), pictures, strict=False):
+        caption = f"{section.name}: the {options.k} images whose maps peak highest, per filter, and where"
+        section.top = figure_of(picture, root, caption)
 
 
 def _add_stats(

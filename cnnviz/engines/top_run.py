@@ -56,6 +56,7 @@ class TopOptions(Naming, ReadingSettings):
         csv: write them as CSV to this file.
         maximize: lead each row with the filter's ``maximize`` picture (gradient work: seconds per filter).
         labels: draw the header.
+        max_filters: without ``filters``, rank only each layer's first this many filters (a note says so).
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -69,9 +70,12 @@ class TopOptions(Naming, ReadingSettings):
     csv: str | os.PathLike[str] | None = None
     maximize: bool = False
     labels: bool = True
+    max_filters: int | None = None
 
     def __post_init__(self) -> None:
         self.check_reading()
+        if self.max_filters is not None and self.max_filters < 1:
+            raise OptionError(f"max_filters must be at least 1, got {self.max_filters}")
         if not self.layer:
             raise OptionError("top needs a layer (--layer): see 'cnnviz layers'")
         check_ranking(self.by, self.k)
@@ -134,6 +138,9 @@ def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], optio
     for conv in scan.layers:
         top = scan.tops[conv.path]
         chosen = _chosen(options.filters, top.value.shape[0])
+        if options.filters is None and options.max_filters is not None and len(chosen) > options.max_filters:
+            chosen = chosen[: options.max_filters]
+            result.note(f"{conv.path}: ranking filters 0-{options.max_filters - 1} of {top.value.shape[0]}")
         rows, records = [], []
         for filter_index in chosen:
             drawn: list[np.ndarray] = []

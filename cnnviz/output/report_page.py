@@ -35,6 +35,7 @@ class LayerSection:
     params: int
     filters: Figure | None = None
     chart: Figure | None = None
+    top: Figure | None = None
     stats: str = ""
     maps: list[Figure] = field(default_factory=list)
 
@@ -161,6 +162,8 @@ def report_html(page: ReportPage) -> str:
         if section.stats:
             body.append(f'<p class="stats">{_text(section.stats)}</p>')
         body += [_img(figure) for figure in (section.filters, section.chart) if figure is not None]
+        if section.top is not None:
+            body.append("<h3>Top images</h3>" + _img(section.top))
         if section.maps:
             body.append("<h3>Feature maps</h3>" + "".join(_img(figure) for figure in section.maps))
         body.append("</section>")
