@@ -90,7 +90,7 @@ def supervise(entry: Callable[[], object], command: list[str]) -> None:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         if number in CRASHES:
-            sys.stderr.write(crash_report(command, number, activity))
+            sys.stderr.write(crash_report(command, number, activity, os.environ.get("TF_ENABLE_ONEDNN_OPTS")))
         sys.exit(128 + number)
     sys.exit(os.WEXITSTATUS(status))
 
@@ -123,8 +123,9 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def crash_report(command: list[str], number: int, activity: str) -> str:
-    """What the parent prints when the command's process died by signal ``number``.
+def crash_report(command: list[str], number: int, activity: str, onednn: str | None = None) -> str:
+    """What the parent prints when the command's process died by signal ``number``; ``onednn`` is the
+    ``TF_ENABLE_ONEDNN_OPTS`` the command ran with (None: TensorFlow's default).
 
     >>> print(crash_report(["cnnviz", "gradcam", "a.jpg"], 11, "Grad-CAM of layer 'c'"), end="")  # doctest: +ELLIPSIS
     Error: cnnviz gradcam a.jpg crashed inside native code (SIGSEGV, exit 139) while: Grad-CAM of layer 'c'.
@@ -136,7 +137,7 @@ def crash_report(command: list[str], number: int, activity: str) -> str:
         name = f"signal {number}"
     what = f" while: {activity}" if activity else ""
     words = " ".join(["cnnviz", *command[1:]])
-    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+    if onednn == "0":
         hint = (
             "TensorFlow's plain kernels were in use (TF_ENABLE_ONEDNN_OPTS=0); please report the model's layer "
             "kinds and this output to cnnviz."
