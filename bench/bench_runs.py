@@ -110,7 +110,7 @@ def photos(folder: Path, count: int) -> Path:
 
 def cnnviz(*args: str) -> list[str]:
     """This checkout's cnnviz command."""
-    return [sys.executable, "-m", "cnnviz.cli", *args]
+    return [sys.executable, "-m", "cnnviz", *args]
 
 
 def main() -> None:

@@ -108,6 +108,18 @@ def explaining(shapes: object, out: Path) -> None:
         _save_small(shot, out / "report_screenshot.png", colours=64)
 
 
+def top_rows(shapes: object, out: Path) -> None:
+    """The sample photos' patches that excite four of the bundled model's last-layer filters most."""
+    import tempfile
+
+    from cnnviz.engines.top_run import TopOptions, render_top
+
+    with tempfile.TemporaryDirectory() as scratch:
+        options = TopOptions(layer="shapes", filters="1,6,10,12", k=5, model_label="shapes")
+        drawn = render_top(shapes, [CAT.parent], Path(scratch), options)
+        _save_small(drawn.written[0], out / "shapes_top_shapes.png", colours=96)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", "-o", type=Path, default=ROOT / "docs")
@@ -153,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     training_gif(out / "shapes_edges_training.gif")
     explaining(shapes, out)
+    top_rows(shapes, out)
 
     pictures = sorted([*out.glob("*.png"), *out.glob("*.gif")])
     total = sum(path.stat().st_size for path in pictures)

@@ -34,10 +34,10 @@ def format_values(*values: float) -> list[str]:
     return [f"{value:.{decimals}f}" for value in values]
 
 
-def _span(indices: list[int]) -> str:
-    """``0-63`` for a run of indices, else the first few.
+def index_span(indices: list[int]) -> str:
+    """``0-63`` for a run of indices, else the first six and ``...`` for more.
 
-    >>> _span([0, 1, 2]), _span([1, 5, 9])
+    >>> index_span([0, 1, 2]), index_span([1, 5, 9])
     ('0-2', '1,5,9')
     """
     if indices == list(range(indices[0], indices[-1] + 1)):
@@ -131,9 +131,9 @@ def filter_header(
     low, high = ends[norm]
     fixed = "" if value_range is None else f", scale fixed at [{low}, {high}]"
     if rgb:
-        layout = f"filters {_span(filters)} as RGB patches"
+        layout = f"filters {index_span(filters)} as RGB patches"
     else:
-        layout = f"filters {_span(filters)} (numbered), each a row of channels {_span(channels)}"
+        layout = f"filters {index_span(filters)} (numbered), each a row of channels {index_span(channels)}"
     dead = int(dead_filters(kernels[filters]).sum())
     return Header(
         lines=[

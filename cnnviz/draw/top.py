@@ -70,8 +70,8 @@ def _value_text(value: float) -> str:
 
 
 def _fitted(patch: np.ndarray, tile: int) -> np.ndarray:
-    """``patch`` scaled to fit ``tile`` x ``tile``: enlarged by a whole factor (nearest) when small, shrunk
-    smoothly when large."""
+    """``patch`` scaled to fit ``tile`` x ``tile``: enlarged by a whole factor (nearest, so pixels stay crisp)
+    when that at least doubles it, else resized smoothly to fill the tile."""
     patch = np.asarray(patch, dtype=np.uint8)
     if patch.ndim == 2:
         patch = patch[..., None]
@@ -79,7 +79,7 @@ def _fitted(patch: np.ndarray, tile: int) -> np.ndarray:
         patch = np.repeat(patch, 3, axis=-1)
     rows, cols = patch.shape[:2]
     factor = tile // max(rows, cols)
-    if factor >= 1:
+    if factor >= 2:
         return np.repeat(np.repeat(patch, factor, axis=0), factor, axis=1)
     scale = tile / max(rows, cols)
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.draw.headers import index_span
 from cnnviz.draw.render import Header
 from cnnviz.draw.top import TopRow, top_picture
 from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
@@ -338,7 +339,7 @@ def _pictures(
             header = Header(
                 [
                     f"{title} by {options.by} | {conv.path} ({conv.kind})",
-                    f"filters {page[0].filter}-{page[-1].filter} ({len(page)}), best first; {method}",
+                    f"filters {index_span([row.filter for row in page])}, best first; {method}",
                 ],
                 colorbar=False,
             )
