@@ -66,8 +66,11 @@ def test_the_ranking_positions_and_boxes_are_the_known_ones(keras, dots, tmp_pat
     assert result.records[0]["layer"] == "det" and "layer" not in records[0]  # one layer: not repeated
 
 
-def test_ranking_by_mean_keeps_whole_images(keras, dots, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    options = TopOptions(layer="det", k=2, by="mean", preprocess="none", csv=tmp_path / "top.csv")
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
+def test_ranking_by_mean_keeps_whole_images(keras, dots, tmp_path: Path, batch_size: int) -> None:  # type: ignore[no-untyped-def]
+    options = TopOptions(
+        layer="det", k=2, by="mean", preprocess="none", batch_size=batch_size, csv=tmp_path / "top.csv"
+    )
 
     result = render_top(colour_detector(keras), dots, tmp_path / "out", options)
 
