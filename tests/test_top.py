@@ -201,3 +201,12 @@ def test_cli_draws_one_row_per_filter_with_its_patches(keras, dots, tmp_path: Pa
     assert count == {(250, 0, 0): 32 * 32, (200, 0, 0): 32 * 32, (0, 180, 0): 32 * 32}  # b, a (row 0); d (row 1)
     manifest = json.loads((out / "dots" / "manifest.json").read_text())
     assert manifest["top"]["det"]["k"] == 2 and manifest["top"]["det"]["png"] == [str(out / "dots" / "top_det.png")]
+
+
+def test_a_filter_out_of_range_is_refused_before_the_images_are_read(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.errors import OptionError
+
+    broken = tmp_path / "broken.png"  # a failed image, not an error, if the images were read first
+    broken.write_text("not a picture")
+    with pytest.raises(OptionError, match=r"filter 5 is out of range: there are 2 \(0..1\)"):
+        render_top(colour_detector(keras), [broken], tmp_path / "out", TopOptions(layer="det", filters="5"))
