@@ -178,7 +178,9 @@ def test_eight_inputs_make_a_batch_by_default(keras, tmp_path: Path, monkeypatch
     batches = list(iter_batches(build_extractor(model), paths, preprocessing("none")))
     passes: list[int] = []
     run = Extractor.__call__
-    monkeypatch.setattr(Extractor, "__call__", lambda self, batch: passes.append(len(batch)) or run(self, batch))
+    monkeypatch.setattr(
+        Extractor, "__call__", lambda self, batch, *a: passes.append(len(batch)) or run(self, batch, *a)
+    )
     maps = feature_maps(model, paths)
 
     assert [len(batch) for batch, _ in batches] == [8, 1]

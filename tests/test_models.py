@@ -14,6 +14,7 @@ from cnnviz import (
     ModelLoadError,
     ModelRunError,
     NotAConvLayer,
+    OptionError,
     UnsupportedModel,
     WeightsDownloadError,
     build_extractor,
@@ -399,14 +400,19 @@ def test_vgg16_base_nested_in_a_classifier_end_to_end(keras, tmp_path: Path) -> 
     np.testing.assert_allclose(maps["vgg16/block5_conv3"], np.asarray(probe(step(pixels))), rtol=1e-4, atol=1e-4)
 
 
-def test_model_with_two_inputs_is_refused(keras) -> None:
-    a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
-    merged = keras.layers.Concatenate()([keras.layers.Conv2D(2, 3, name="left")(a), keras.layers.Conv2D(2, 3)(b)])
+def test_a_model_with_two_image_inputs_lists_its_layers_and_asks_which_input_takes_the_images(keras) -> None:
+    a, b = keras.Input((8, 8, 3), name="left_eye"), keras.Input((8, 8, 3), name="right_eye")
+    right = keras.layers.Conv2D(2, 3, name="right")(b)
+    merged = keras.layers.Concatenate()([keras.layers.Conv2D(2, 3, name="left")(a), right])
     model = keras.Model([a, b], merged, name="two_eyes")
 
-    with pytest.raises(UnsupportedModel) as caught:
-        conv_layers(model)
-    assert str(caught.value) == "model 'two_eyes' has 2 inputs; cnnviz needs a single image input"
+    assert [conv.path for conv in conv_layers(model)] == ["left", "right"]
+    with pytest.raises(OptionError) as caught:
+        build_extractor(model)
+    assert str(caught.value) == (
+        "model 'two_eyes' has several inputs that take images: left_eye (8x8x3), right_eye (8x8x3); "
+        "choose one with --input"
+    )
 
 
 def test_layer_patterns_select_conv_layers_in_model_order(nested_model) -> None:

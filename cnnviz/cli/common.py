@@ -195,6 +195,8 @@ class Reading:
     preprocess: str
     fit: str
     batch_size: int
+    input_name: str | None
+    feed: dict[str, str]
     quiet: bool
 
     def settings(self, size: tuple[int, int] | None) -> dict[str, Any]:
@@ -205,7 +207,22 @@ class Reading:
             "size": size,
             "fit": self.fit,
             "batch_size": self.batch_size,
+            "input": self.input_name,
+            "feed": self.feed or None,
         }
+
+
+def _feeds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """``--feed NAME=FILE.npy`` options as ``{name: the file's full path}`` (a Ray worker reads it elsewhere)."""
+    feeds: dict[str, str] = {}
+    for value in values:
+        name, _, path = value.partition("=")
+        if not name or not path:
+            raise click.BadParameter(f"'{value}' is not NAME=FILE.npy", ctx, param)
+        if not Path(path).is_file():
+            raise click.BadParameter(f"no such file: {path}", ctx, param)
+        feeds[name] = str(Path(path).resolve())
+    return feeds
 
 
 def choice_option(flag: str, choices: Sequence[str], default: str, help: str) -> Callable[..., Any]:
@@ -242,6 +259,21 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass."
+        ),
+        click.option(
+            "--input",
+            "input_name",
+            default=None,
+            metavar="NAME",
+            help="For a model of several inputs: the one that takes the images (default: the only image-shaped one).",
+        ),
+        click.option(
+            "--feed",
+            multiple=True,
+            callback=_feeds,
+            metavar="NAME=FILE.npy",
+            help="For a model of several inputs: what input NAME gets, an array of its shape for every image or one "
+            "row per image (leading axis: the number of images, in input order); repeat it. Default: zeros.",
         ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only."),
     ]

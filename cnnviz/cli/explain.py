@@ -225,6 +225,8 @@ def gradcam(
         check_writable(out)
         report = render_gradcam(choice.ref.load(include_top=True), inputs, out, options, progress)
     if not reading.quiet:
+        for note in report.notes:
+            click.echo(f"note: {note}")
         click.echo(f"layer: {report.layer}; gradient of {report.score}")
         if report.preprocessing is not None:
             click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")

@@ -16,9 +16,10 @@ A run is one function per command, ``run(model, [inputs,] out_dir, options, prog
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cnnviz.draw.render import check_norm, palette
 from cnnviz.engines.naming import Naming
@@ -72,12 +73,17 @@ class ReadingSettings:
         size: a (rows, cols) input size for models of free input size.
         fit: ``crop``, ``pad`` or ``stretch``, for a fixed input size of another shape.
         batch_size: images per forward pass.
+        input: for a model of several inputs, the one that takes the images; the only image-shaped one when None.
+        feed: for a model of several inputs, what the others get, by name: an array (or ``.npy`` file) of the
+            input's shape for every image, or with a leading axis of one row per image; zeros where not given.
     """
 
     preprocess: str = "auto"
     size: tuple[int, int] | None = None
     fit: str = "crop"
     batch_size: int = 8
+    input: str | None = None
+    feed: Mapping[str, Any] | None = None
 
     def check_reading(self) -> None:
         """Raise :class:`OptionError` for reading settings that cannot work."""
@@ -88,6 +94,13 @@ class ReadingSettings:
             raise OptionError(f"the batch size must be at least 1, got {self.batch_size}")
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise OptionError(f"a size is (rows, cols) of at least 1 pixel, got {self.size}")
+        if self.feed is not None and not all(isinstance(name, str) and name for name in self.feed):
+            raise OptionError(f"feed maps input names to arrays or .npy files, got {list(self.feed)}")
+
+    @property
+    def choice(self) -> dict[str, Any]:
+        """The input choice, as :func:`cnnviz.methods.extract.build_extractor` takes it."""
+        return {"input": self.input, "feed": self.feed}
 
 
 @dataclass(frozen=True)

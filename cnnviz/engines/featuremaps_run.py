@@ -209,13 +209,14 @@ def plan_maps(model: Any, options: MapOptions) -> MapPlan:
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: a bad choice.
     """
-    extractor = build_extractor(model, options.layers)
-    sized_input_shape(model, options.size)  # refuses a size that a fixed-size model cannot take
+    extractor = build_extractor(model, options.layers, **options.choice)
+    sized_input_shape(model, options.size, options.input)  # refuses a size that a fixed-size model cannot take
     step = resolve_preprocessing(model, options.preprocess)
     fitted = extractor.takes_images and (options.size is not None or None not in extractor.spatial_size)
     notes = [
         f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps" for conv in extractor.skipped
     ]
+    notes += extractor.feeds.notes if extractor.feeds is not None else []
     if options.overlay:
         if not extractor.takes_images:
             raise OptionError("--overlay draws maps over images; this model takes arrays (.npy), not images")

@@ -105,17 +105,21 @@ def render_gradcam(
         LayerNotFound, UnsupportedLayer, UnsupportedModel: the layer or the model does not fit Grad-CAM.
     """
     options = options if options is not None else GradcamOptions()
-    explainer = GradCam(model, options.layer, options.method)
-    reader = input_reader(model)
+    explainer = GradCam(model, options.layer, options.method, **options.choice)
+    reader = input_reader(model, options.input)
     classes = explainer.classes
     names = class_names(classes, options.labels_file, model.name)
     target = None if options.target is None else resolve_class(options.target, classes, names)
     step = resolve_preprocessing(model, options.preprocess)
     inputs = gather_inputs(images, exclude=Path(out_dir))
     keys = {item.path: item.key for item in inputs}
+    order = {path: number for number, path in enumerate(keys)}
     report = GradcamResult(
         layer=explainer.layer, score=explainer.score, preprocessing=step, fit=options.fit, inputs=len(inputs)
     )
+    if explainer.feeds is not None:
+        explainer.feeds.check_rows(len(keys))
+        report.notes.extend(explainer.feeds.notes)
     label = options.label_of(model)
 
     def advance(count: int) -> None:
@@ -130,7 +134,7 @@ def render_gradcam(
     groups = load_groups(reader, list(keys), step, options.batch_size, options.size, options.fit, pad, failed, {})
     for pending, batch, ready in groups:
         try:
-            explained = explainer(batch, target)
+            explained = explainer(batch, target, [order[os.fspath(path)] for path, _ in pending])
         except CnnvizError:
             raise
         except Exception as exc:  # TensorFlow raises its own error types from inside the graph

@@ -285,7 +285,9 @@ class _StatsWorker(_Worker):
         from cnnviz.methods.stats import build_stats_extractor
 
         (self.options,) = args
-        self.extractor = build_stats_extractor(model, self.options.layers, self.options.threshold)
+        self.extractor = build_stats_extractor(
+            model, self.options.layers, self.options.threshold, **self.options.choice
+        )
         self.step = resolve_preprocessing(model, self.options.preprocess)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
@@ -409,7 +411,7 @@ class _TopWorker(_Worker):
         from cnnviz.methods.top import build_top_extractor
 
         self.options, self.numbers = args
-        self.extractor = build_top_extractor(model, [self.options.layer])
+        self.extractor = build_top_extractor(model, [self.options.layer], **self.options.choice)
         self.step = resolve_preprocessing(model, self.options.preprocess)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
@@ -445,7 +447,7 @@ def ray_top(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[
         failures.extend(_failures(batch))
     failures.sort(key=lambda failure: numbers.get(failure[0], len(numbers)))
     model = spec.load()
-    layers = build_top_extractor(model, [options.layer]).layers
+    layers = build_top_extractor(model, [options.layer], **options.choice).layers
     tops = {
         conv.path: merged.get(conv.path) or TopK.empty(int(conv.output_shape[-1] or 0), options.k, options.by)
         for conv in layers

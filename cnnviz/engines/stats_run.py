@@ -82,8 +82,11 @@ def run_stats(
         size=options.size,
         fit=options.fit,
         progress=None if progress is None else (lambda done: progress(done, len(inputs))),
+        **options.choice,
     )
-    return stats_result(run.layers, run.failures, len(inputs), out_dir, options, options.label_of(model))
+    result = stats_result(run.layers, run.failures, len(inputs), out_dir, options, options.label_of(model))
+    result.notes.extend(run.notes)
+    return result
 
 
 def stats_result(

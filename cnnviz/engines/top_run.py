@@ -110,7 +110,7 @@ def render_top(
     """
     inputs = gather_inputs(images, exclude=Path(out_dir))
     if options.filters is not None:  # a selection out of range is refused before the pass over the images
-        for conv in trace(model).find([options.layer]):
+        for conv in trace(model, input=options.input).find([options.layer]):
             _chosen(options.filters, int(conv.output_shape[-1] or 0))
 
     def advance(done: int) -> None:
@@ -128,6 +128,7 @@ def render_top(
         size=options.size,
         fit=options.fit,
         progress=advance,
+        **options.choice,
     )
     return top_result(model, scan, out_dir, options)
 
@@ -235,7 +236,7 @@ class _Patches:
 
     def __init__(self, model: Any, options: TopOptions, inputs: list[str]) -> None:
         self.model, self.options, self.inputs = model, options, inputs
-        self.reader = input_reader(model)
+        self.reader = input_reader(model, options.input)
         self.step = resolve_preprocessing(model, options.preprocess)
         self.pad = neutral_padding(self.reader, self.step, options.fit)
         self.notes: list[str] = []
@@ -281,7 +282,8 @@ class _Patches:
 
     def _trace(self, shape: tuple[int, ...]) -> Any:
         if shape not in self._traces:
-            self._traces[shape] = trace(self.model, sized_input_shape(self.model, shape[:2]))
+            input = self.options.input
+            self._traces[shape] = trace(self.model, sized_input_shape(self.model, shape[:2], input), input=input)
         return self._traces[shape]
 
     def _box(

@@ -25,9 +25,115 @@ from cnnviz.errors import (
 from cnnviz.inputs.images import load_image
 from cnnviz.inputs.pipeline import prefetch
 from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.models.graph import ConvLayer, input_shape, shape_text, sized_input_shape, trace
+from cnnviz.models.graph import ConvLayer, image_input, input_shape, model_inputs, shape_text, sized_input_shape, trace
 
 ImagePath = str | os.PathLike[str]
+
+
+@dataclass
+class Feeds:
+    """What the inputs of a model other than the image input get: an array each, the same for every image or one
+    row per image (``per_image``), in the model's input order, with the images at ``image_index``.
+
+    Attributes:
+        names: every input's name, in the model's order.
+        image_index: the place of the image input.
+        arrays: the other inputs' arrays, by place.
+        per_image: the places whose arrays have one row per image (in the run's input order).
+        notes: what to tell the user (inputs given zeros).
+    """
+
+    names: list[str]
+    image_index: int
+    arrays: dict[int, np.ndarray]
+    per_image: set[int]
+    notes: list[str] = field(default_factory=list)
+
+    def inputs(self, batch: np.ndarray, images: Sequence[int] | None) -> list[np.ndarray]:
+        """The model's inputs for a batch of images numbered ``images`` in the run's input order."""
+        count = len(batch)
+        given: list[np.ndarray] = []
+        for place in range(len(self.names)):
+            if place == self.image_index:
+                given.append(batch)
+            elif place in self.per_image:
+                if images is None:
+                    raise OptionError(f"input '{self.names[place]}' is fed one row per image: number the images")
+                given.append(self.arrays[place][list(images)])
+            else:
+                given.append(np.broadcast_to(self.arrays[place], (count, *self.arrays[place].shape)))
+        return given
+
+    def check_rows(self, count: int) -> None:
+        """Raise :class:`OptionError` where an input fed one row per image has another number of rows."""
+        for place in sorted(self.per_image):
+            rows = len(self.arrays[place])
+            if rows != count:
+                raise OptionError(
+                    f"--feed {self.names[place]} has {rows} rows, one per image, but the run has {count} images"
+                )
+
+
+def resolve_feeds(
+    model: Any, image_index: int, feed: Mapping[str, str | os.PathLike[str] | np.ndarray] | None
+) -> Feeds | None:
+    """What the model's other inputs get: the arrays (or ``.npy`` files) of ``feed`` by input name, zeros for the
+    others (a note says so, naming the option); None for a model of one input.
+
+    Raises:
+        OptionError: a name that is not one of the model's other inputs, an array of the wrong shape, or a free-size
+            input without a feed.
+    """
+    inputs = model_inputs(model)
+    names = [name for name, _ in inputs]
+    feed = dict(feed or {})
+    if len(inputs) == 1:
+        if feed:
+            raise OptionError(f"model '{model.name}' has one input; --feed is for models of several")
+        return None
+    others = [name for number, name in enumerate(names) if number != image_index]
+    for name in feed:
+        if name not in others:
+            what = "takes the images" if name == names[image_index] else "is not one of its inputs"
+            raise OptionError(f"--feed {name}: '{name}' {what}; the model's other inputs are: {', '.join(others)}")
+    result = Feeds(names, image_index, {}, set())
+    for number, (name, shape) in enumerate(inputs):
+        if number == image_index:
+            continue
+        value = feed.get(name)
+        if value is None:
+            if None in shape:
+                raise OptionError(
+                    f"input '{name}' has a free shape ({shape_text(shape)}): give it --feed {name}=FILE.npy"
+                )
+            result.arrays[number] = np.zeros([int(n or 0) for n in shape], dtype=np.float32)
+            result.notes.append(f"input '{name}' gets zeros; give it values with --feed {name}=FILE.npy")
+            continue
+        array = _feed_array(name, value)
+        if _fits(shape, array.shape):
+            result.arrays[number] = array
+        elif array.ndim == len(shape) + 1 and _fits(shape, array.shape[1:]):
+            result.arrays[number] = array
+            result.per_image.add(number)
+        else:
+            raise OptionError(
+                f"--feed {name}: an array of shape {shape_text(array.shape)}; input '{name}' takes "
+                f"{shape_text(shape)} (the same for every image) or N x {shape_text(shape)} (one row per image)"
+            )
+    return result
+
+
+def _feed_array(name: str, value: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32)
+    try:
+        return np.load(value, allow_pickle=False).astype(np.float32)
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"--feed {name}={os.fspath(value)}: not a readable .npy array ({exc})") from exc
+
+
+def _fits(shape: Sequence[int | None], given: Sequence[int]) -> bool:
+    return len(shape) == len(given) and all(want in (None, have) for want, have in zip(shape, given, strict=True))
 
 
 @dataclass
@@ -41,6 +147,7 @@ class Extractor:
         channels_first_input: whether images must be given as (channels, rows, cols).
         skipped: conv layers left out of a default (all-layers) selection because their maps are not 1-D or 2-D.
         source_name: the name of the model it was built from.
+        feeds: for a model of several inputs, what each input other than the images gets (:class:`Feeds`).
     """
 
     model: Any
@@ -49,6 +156,7 @@ class Extractor:
     channels_first_input: bool
     skipped: list[ConvLayer] = field(default_factory=list)
     source_name: str = "model"
+    feeds: Feeds | None = None
     _runs: bool | None = field(default=None, init=False, repr=False)
 
     @property
@@ -73,8 +181,9 @@ class Extractor:
         spatial = self.input_shape[1:] if self.channels_first_input else self.input_shape[:-1]
         return (spatial[0], spatial[1])
 
-    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one forward pass over a channels-last ``(N, rows, cols, channels)`` batch.
+    def __call__(self, batch: np.ndarray, images: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+        """Run one forward pass over a channels-last ``(N, rows, cols, channels)`` batch; ``images`` are the
+        batch's places in the run's input order, for inputs fed one row per image.
 
         Returns:
             The activations of each selected layer by path, channels last: ``(N, rows, cols, filters)``.
@@ -82,6 +191,8 @@ class Extractor:
         batch = np.asarray(batch, dtype=np.float32)
         if self.channels_first_input:
             batch = np.moveaxis(batch, -1, 1)
+        if self.feeds is not None:
+            batch = self.feeds.inputs(batch, images)  # type: ignore[assignment]
         with doing(f"the forward pass of model '{getattr(self.model, 'name', '?')}' on a batch of {len(batch)}"):
             outputs = self.model.predict_on_batch(batch)
         if not isinstance(outputs, (list, tuple)):
@@ -117,7 +228,12 @@ PROBE_SIDE = 224
 
 
 def build_extractor(
-    model: Any, layers: Sequence[str] | None = None, *, reduce: Callable[[ConvLayer, Any], Any] | None = None
+    model: Any,
+    layers: Sequence[str] | None = None,
+    *,
+    reduce: Callable[[ConvLayer, Any], Any] | None = None,
+    input: str | None = None,
+    feed: Mapping[str, str | os.PathLike[str] | np.ndarray] | None = None,
 ) -> Extractor:
     """Build one extractor over the given conv layers (all of them by default), nested models included.
 
@@ -127,23 +243,35 @@ def build_extractor(
         reduce: turns a layer's symbolic output into what the extractor returns for it, computed inside the
             model (per-filter statistics instead of whole maps); any conv layer can then be chosen, and the
             extractor hands back the reduced tensors as they are.
+        input: for a model of several inputs, the one that takes the images (:func:`cnnviz.models.graph.image_input`).
+        feed: what the other inputs get, by name: arrays or ``.npy`` files (:func:`resolve_feeds`); zeros otherwise.
 
     Raises:
         LayerNotFound, NotAConvLayer: a name does not name a conv layer.
+        OptionError: the image input cannot be told, or a feed does not fit.
         UnsupportedLayer: a layer's maps are not 1-D or 2-D (Conv3D), unless ``reduce`` is given.
         UnsupportedModel: the model's graph cannot be walked.
     """
     keras = keras_module()
-    traced = trace(model)
+    traced = trace(model, input=input)
+    index = image_input(model, input) if len(traced.sources) > 1 else 0
+    feeds = resolve_feeds(model, index, feed)
     drawable = _drawable if reduce is None else (lambda conv: True)
     skipped: list[ConvLayer] = []
+    on_branch = [conv for conv in traced.convs if traced.on_image_branch(conv.path)]
     if layers is None:
-        selected = [conv for conv in traced.convs if drawable(conv)]
-        skipped = [conv for conv in traced.convs if not drawable(conv)]
+        selected = [conv for conv in on_branch if drawable(conv)]
+        skipped = [conv for conv in on_branch if not drawable(conv)]
         if not selected:
             raise UnsupportedLayer(f"model '{model.name}' has no conv layers with 1-D or 2-D maps to draw")
     else:
         selected = list(dict.fromkeys(traced.find(layers)))  # each layer once, in the order first asked
+        for conv in selected:
+            if conv not in on_branch:
+                image = traced.source_names[index]
+                raise UnsupportedLayer(
+                    f"layer '{conv.path}' computes from the model's other inputs, not from the image input '{image}'"
+                )
     for conv in selected:
         if not drawable(conv):
             raise UnsupportedLayer(
@@ -155,25 +283,27 @@ def build_extractor(
     else:
         outputs = [reduce(conv, traced.outputs[conv.path]) for conv in selected]
         selected = [replace(conv, channels_first=False) for conv in selected]  # reduced: no layout to undo
-    extractor = keras.Model(traced.input, outputs, name="cnnviz_extractor")
+    extractor = keras.Model(traced.sources if feeds else traced.input, outputs, name="cnnviz_extractor")
     first = traced.convs[0] if traced.convs else None
     return Extractor(
         model=extractor,
         layers=list(selected),
-        input_shape=input_shape(model),
+        input_shape=input_shape(model, input),
         channels_first_input=bool(first and first.channels_first),
         skipped=skipped,
         source_name=model.name,
+        feeds=feeds,
     )
 
 
-def input_reader(model: Any) -> Extractor:
+def input_reader(model: Any, input: str | None = None) -> Extractor:
     """An extractor with no layers, for reading inputs the way ``model`` takes them (:func:`load_input`,
     :func:`load_groups`) where something else runs the model."""
-    traced = trace(model)
+    traced = trace(model, input=input)
     first = traced.convs[0] if traced.convs else None
     channels_first = bool(first and first.channels_first)
-    return Extractor(None, [], input_shape(model), channels_first_input=channels_first, source_name=model.name)
+    shape = input_shape(model, input)
+    return Extractor(None, [], shape, channels_first_input=channels_first, source_name=model.name)
 
 
 def _drawable(conv: ConvLayer) -> bool:
@@ -254,11 +384,14 @@ def iter_batches(
         (the paths in the batch, the activations by layer path) for each batch.
     """
     pad = neutral_padding(extractor, preprocess, fit)
+    order = {os.fspath(path): number for number, path in enumerate(paths)}
+    if extractor.feeds is not None:
+        extractor.feeds.check_rows(len(paths))
     groups = load_groups(extractor, paths, preprocess, batch_size, size, fit, pad, on_error, data or {})
     for pending, batch, ready in prefetch(groups) if read_ahead else groups:
         if pixels is not None and not ready:
             pixels.update((os.fspath(path), array) for path, array in pending)
-        yield from _run(extractor, pending, batch, on_error)
+        yield from _run(extractor, pending, batch, on_error, [order[os.fspath(path)] for path, _ in pending])
 
 
 def fold_batches(
@@ -347,10 +480,11 @@ def _run(
     pending: list[tuple[ImagePath, np.ndarray]],
     batch: np.ndarray,
     on_error: Callable[[ImagePath, CnnvizError], None] | None,
+    images: Sequence[int] | None = None,
 ) -> Iterator[tuple[list[ImagePath], dict[str, np.ndarray]]]:
     """One forward pass; when the model cannot run on these inputs, each is reported to ``on_error``."""
     try:
-        maps = extractor(batch)
+        maps = extractor(batch, images)
     except Exception as exc:  # TensorFlow raises its own error types from inside the graph
         extractor.check_runs(exc)
         if on_error is None:
@@ -376,6 +510,8 @@ def feature_maps(
     batch_size: int = 8,
     size: tuple[int, int] | None = None,
     fit: str = "crop",
+    input: str | None = None,
+    feed: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Compute the activations of conv layers for a batch of images in one extractor.
 
@@ -389,6 +525,8 @@ def feature_maps(
         size: for file paths, force a (rows, cols) input size.
         fit: for file paths, how an image gets a fixed input size of another shape: ``crop`` (the default: the
             short side fits, the long side's ends are cut), ``pad`` or ``stretch``.
+        input, feed: for a model of several inputs, the one that takes the images and what the others get
+            (:func:`build_extractor`).
 
     Returns:
         ``{layer path: array (N, rows, cols, filters)}``, channels last, in layer order.
@@ -397,12 +535,14 @@ def feature_maps(
         ImageLoadError: an image cannot be read.
         OptionError: no images, or they came out at different sizes (a model of free input size: give ``size``).
     """
-    extractor = build_extractor(model, layers)
+    extractor = build_extractor(model, layers, input=input, feed=feed)
     if isinstance(images, np.ndarray):
-        return extractor(images)
+        if extractor.feeds is not None:
+            extractor.feeds.check_rows(len(images))
+        return extractor(images, range(len(images)))
     if not images:
         raise OptionError("no images given")
-    sized_input_shape(model, size)  # refuses a size that a fixed-size model cannot take
+    sized_input_shape(model, size, input)  # refuses a size that a fixed-size model cannot take
     chunks: dict[str, list[np.ndarray]] = {conv.path: [] for conv in extractor.layers}
     step = resolve_preprocessing(model, preprocess)
     for _, maps in iter_batches(extractor, images, step, batch_size=batch_size, size=size, fit=fit):

@@ -13,7 +13,7 @@ its gradient for a confident class is close to zero everywhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,9 @@ import numpy as np
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, UnsupportedModel
+from cnnviz.methods.extract import resolve_feeds
 from cnnviz.methods.resample import resize_maps
-from cnnviz.models.graph import Trace, leaf_name, shape_text, trace
+from cnnviz.models.graph import Trace, image_input, input_shape, leaf_name, shape_text, trace
 
 METHODS = ("gradcam", "gradcam++")
 #: Output activations that cnnviz looks past, to differentiate the score before them.
@@ -69,14 +70,25 @@ class GradCam:
         UnsupportedModel: the model's output is not a vector of class scores.
     """
 
-    def __init__(self, model: Any, layer: str | None = None, method: str = "gradcam") -> None:
+    def __init__(
+        self,
+        model: Any,
+        layer: str | None = None,
+        method: str = "gradcam",
+        input: str | None = None,
+        feed: Mapping[str, Any] | None = None,
+    ) -> None:
         if method not in METHODS:
             raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
         self.source = model
         self.method = method
         self._wanted = layer
+        self._input = input
         self._built: dict[tuple[int | None, ...] | None, tuple[Any, str, str, bool]] = {}
-        self._free_size = None in tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else False
+        several = len(getattr(model, "inputs", None) or []) > 1
+        #: What the model's other inputs get, for a model of several (:func:`cnnviz.methods.extract.resolve_feeds`).
+        self.feeds = resolve_feeds(model, image_input(model, input), feed) if several else None
+        self._free_size = None in input_shape(model, input) if getattr(model, "inputs", None) else False
         self._channels_first_input = False
         self.layer, self.score = self._build(None)[1:3]
         #: How many classes the model scores.
@@ -87,7 +99,7 @@ class GradCam:
         if shape in self._built:
             return self._built[shape]
         keras = keras_module()
-        traced = trace(self.source, shape)
+        traced = trace(self.source, shape, input=self._input)
         self._channels_first_input = bool(traced.convs and traced.convs[0].channels_first)
         path = self._choose_layer(traced)
         output = traced.output
@@ -99,7 +111,8 @@ class GradCam:
             )
         scores, score = class_scores(traced)
         channels_first = getattr(traced.layers[path], "data_format", "channels_last") == "channels_first"
-        built = (keras.Model(traced.input, [traced.outputs[path], scores, output]), path, score, channels_first)
+        given = traced.sources if self.feeds is not None else traced.input
+        built = (keras.Model(given, [traced.outputs[path], scores, output]), path, score, channels_first)
         self._built[shape] = built
         return built
 
@@ -124,18 +137,23 @@ class GradCam:
                 ) from None
             return path
 
-    def __call__(self, batch: np.ndarray, classes: Sequence[int] | int | None = None) -> Explanation:
+    def __call__(
+        self, batch: np.ndarray, classes: Sequence[int] | int | None = None, images: Sequence[int] | None = None
+    ) -> Explanation:
         """Explain a preprocessed, channels-last ``(N, rows, cols, channels)`` batch.
 
         Args:
             batch: model-ready inputs.
             classes: the class to explain for each image (or one for all); each image's top class when None.
+            images: the batch's places in the run's input order, for other inputs fed one row per image.
         """
         import tensorflow as tf
 
         batch = np.asarray(batch, dtype=np.float32)
         feed = np.moveaxis(batch, -1, 1) if self._channels_first_input else batch
         model, path, score, channels_first = self._build(tuple(feed.shape[1:]) if self._free_size else None)
+        if self.feeds is not None:
+            feed = self.feeds.inputs(feed, images)  # type: ignore[assignment]
         with doing(f"Grad-CAM of layer '{path}' of model '{self.source.name}', the gradient of {score}"):
             with tf.GradientTape() as tape:
                 maps, scores, outputs = model(feed, training=False)
@@ -244,6 +262,8 @@ def gradcam(
     preprocess: str = "auto",
     size: tuple[int, int] | None = None,
     fit: str = "crop",
+    input: str | None = None,
+    feed: Mapping[str, Any] | None = None,
 ) -> Explanation:
     """Grad-CAM heatmaps for images, as arrays.
 
@@ -257,6 +277,8 @@ def gradcam(
         preprocess: for files, ``auto`` or a name from :data:`cnnviz.inputs.preprocess.MODES`.
         size: for files, a (rows, cols) input size for a model of free input size.
         fit: for files, ``crop``, ``pad`` or ``stretch`` to a fixed input size.
+        input, feed: for a model of several inputs, the one that takes the images and what the others get
+            (:func:`cnnviz.methods.extract.build_extractor`).
 
     Returns:
         An :class:`Explanation`; ``heatmaps`` are at the model's input size.
@@ -265,11 +287,12 @@ def gradcam(
         ImageLoadError: an image cannot be read.
         OptionError: the images come out at different sizes (a model of free input size: give ``size``).
     """
-    explainer = GradCam(model, layer, method)
-    if isinstance(images, np.ndarray):
-        return explainer(images, classes)
-    batch = load_batch(model, images, preprocess=preprocess, size=size, fit=fit)[0]
-    return explainer(batch, classes)
+    explainer = GradCam(model, layer, method, input, feed)
+    if not isinstance(images, np.ndarray):
+        images = load_batch(model, images, preprocess=preprocess, size=size, fit=fit, input=input)[0]
+    if explainer.feeds is not None:
+        explainer.feeds.check_rows(len(images))
+    return explainer(images, classes, range(len(images)))
 
 
 def load_batch(
@@ -279,6 +302,7 @@ def load_batch(
     preprocess: str = "auto",
     size: tuple[int, int] | None = None,
     fit: str = "crop",
+    input: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read images for ``model`` as ``featuremaps`` does: (the preprocessed batch, the fitted 0..255 pixels).
 
@@ -291,7 +315,7 @@ def load_batch(
 
     if not images:
         raise OptionError("no images given")
-    reader = input_reader(model)
+    reader = input_reader(model, input)
     step = resolve_preprocessing(model, preprocess)
     pad = neutral_padding(reader, step, fit)
     loaded = [load_input(reader, path, size, fit, pad) for path in images]

@@ -13,8 +13,8 @@ BatchNorm and an activation of its own) is active above ``threshold``, 0 by defa
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -144,7 +144,9 @@ class LayerStats:
         ]
 
 
-def build_stats_extractor(model: Any, layers: Sequence[str] | None = None, threshold: float = 0.0) -> Extractor:
+def build_stats_extractor(
+    model: Any, layers: Sequence[str] | None = None, threshold: float = 0.0, **choice: Any
+) -> Extractor:
     """An extractor that returns, per selected conv layer, ``(N, 4, filters)``: each filter's sum, max, number
     of active positions and number of positions on each image, reduced inside the model."""
     ops = keras_module().ops
@@ -160,7 +162,7 @@ def build_stats_extractor(model: Any, layers: Sequence[str] | None = None, thres
         above = ops.cast(ops.greater(values, activity_rule(conv, threshold)[1]), "float32")
         return ops.stack([sums, ops.max(values, axis=axes), ops.sum(above, axis=axes), positions], axis=1)
 
-    return build_extractor(model, layers, reduce=reduce)
+    return build_extractor(model, layers, reduce=reduce, **choice)
 
 
 def empty_totals(extractor: Extractor, threshold: float = 0.0) -> dict[str, LayerStats]:
@@ -183,6 +185,7 @@ class StatsRun:
 
     layers: list[LayerStats]
     failures: list[tuple[str, CnnvizError]]
+    notes: list[str] = field(default_factory=list)
 
 
 def filter_stats(
@@ -196,6 +199,8 @@ def filter_stats(
     size: tuple[int, int] | None = None,
     fit: str = "crop",
     progress: Callable[[int], object] | None = None,
+    input: str | None = None,
+    feed: Mapping[str, Any] | None = None,
 ) -> StatsRun:
     """Per-filter activation statistics of conv layers (all by default) over image files.
 
@@ -207,6 +212,8 @@ def filter_stats(
         threshold: what counts as active in layers without a ReLU of their own (see the module's notes).
         preprocess, batch_size, size, fit: as for :func:`cnnviz.methods.extract.feature_maps`.
         progress: called with the number of images done after each batch (a progress bar's ``update``).
+        input, feed: for a model of several inputs, which takes the images and what the others get
+            (:func:`cnnviz.methods.extract.build_extractor`).
 
     Raises:
         OptionError: no images, or a name that finds none.
@@ -215,7 +222,7 @@ def filter_stats(
     if not images:
         raise OptionError("no images given")
     paths = [item.path for item in gather_inputs(images)]
-    extractor = build_stats_extractor(model, layers, threshold)
+    extractor = build_stats_extractor(model, layers, threshold, input=input, feed=feed)
     totals = empty_totals(extractor, threshold)
     step = resolve_preprocessing(model, preprocess)
     failures = fold_batches(
@@ -228,4 +235,4 @@ def filter_stats(
         fit=fit,
         progress=progress,
     )
-    return StatsRun(list(totals.values()), failures)
+    return StatsRun(list(totals.values()), failures, extractor.feeds.notes if extractor.feeds else [])

@@ -29,7 +29,7 @@ DEFAULT_K = 9
 _MAX, _MEAN, _ROW, _COL = range(4)
 
 
-def build_top_extractor(model: Any, layers: Sequence[str]) -> Extractor:
+def build_top_extractor(model: Any, layers: Sequence[str], **choice: Any) -> Extractor:
     """An extractor that returns, for each of ``layers`` (conv layers with 2-D maps; names, paths or patterns),
     ``(N, 4, filters)``: each filter's maximum, its
     mean, and the row and column of the first position (row-major) holding the maximum, reduced inside the model.
@@ -56,7 +56,7 @@ def build_top_extractor(model: Any, layers: Sequence[str]) -> Extractor:
         mean = ops.mean(values, axis=(1, 2))
         return ops.stack([peak, mean, ops.cast(row, "float32"), ops.cast(col, "float32")], axis=1)
 
-    return build_extractor(model, layers, reduce=reduce)
+    return build_extractor(model, layers, reduce=reduce, **choice)
 
 
 @dataclass
@@ -139,9 +139,13 @@ def scan_top(
     size: tuple[int, int] | None = None,
     fit: str = "crop",
     progress: Callable[[int], object] | None = None,
+    **choice: Any,
 ) -> TopScan:
     """The ``k`` images whose map of each filter of each of ``layers`` (names, paths or patterns) has the highest
     maximum (``by="max"``, with its position) or mean (``by="mean"``), in one pass over ``images``.
+
+    ``choice`` is the input choice for a model of several inputs (``input=``, ``feed=``, as
+    :func:`cnnviz.methods.extract.build_extractor` takes them).
 
     Raises:
         OptionError: no images, a bad ranking or ``k``.
@@ -149,7 +153,7 @@ def scan_top(
     """
     check_ranking(by, k)
     paths = [item.path for item in gather_inputs(images)]
-    extractor = build_top_extractor(model, layers)
+    extractor = build_top_extractor(model, layers, **choice)
     tops = empty_tops(extractor, k, by)
     number = {path: index for index, path in enumerate(paths)}
     failures = fold_batches(
@@ -187,17 +191,20 @@ def support_boxes(
     import tensorflow as tf
 
     keras = keras_module()
-    model = keras.Model(traced.input, traced.outputs[path])
+    model = keras.Model(traced.sources, traced.outputs[path])
     count = len(positions)
     feed = np.repeat(np.asarray(batch, dtype=np.float32)[:1], count, axis=0)
     if channels_first:
         feed = np.moveaxis(feed, -1, 1)
     x = tf.constant(feed)
+    # the model's other inputs (a metadata vector) at zero: the support in the image is what is asked
+    others = [tf.zeros((count, *source.shape[1:])) for source in traced.sources if source is not traced.input]
     rows = tf.constant([row for row, _ in positions])
     cols = tf.constant([col for _, col in positions])
     with tf.GradientTape() as tape:
         tape.watch(x)
-        out = model(x, training=False)
+        given = [x if source is traced.input else others.pop(0) for source in traced.sources]
+        out = model(given if len(given) > 1 else x, training=False)
         if channels_first:
             out = tf.transpose(out, (0, 2, 3, 1))
         picked = tf.gather_nd(out, tf.stack([tf.range(count), rows, cols], axis=1))

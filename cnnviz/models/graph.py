@@ -49,15 +49,27 @@ class ConvLayer:
 
 @dataclass
 class Trace:
-    """A model replayed on a fresh input: its symbolic input, the output (and first input) of every layer by
-    path, and the model's own output."""
+    """A model replayed on fresh inputs: the symbolic input that takes the images, the output (and first input) of
+    every layer by path, and the model's own output. ``sources`` are all the model's inputs in its own order (the
+    image input among them), ``source_names`` their names."""
 
     input: Any
+    sources: list[Any] = field(default_factory=list)
+    source_names: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     output: Any = None
     layers: dict[str, Any] = field(default_factory=dict)
     convs: list[ConvLayer] = field(default_factory=list)
+
+    @property
+    def image_index(self) -> int:
+        """The place of the image input among the model's inputs."""
+        return next(index for index, source in enumerate(self.sources) if source is self.input)
+
+    def on_image_branch(self, path: str) -> bool:
+        """Whether the layer at ``path`` computes from the image input (not only from the model's other inputs)."""
+        return len(self.sources) == 1 or depends_on(self.outputs[path], self.input)
 
     def find(self, names: Sequence[str]) -> list[ConvLayer]:
         """Resolve layer names to conv layers, in the order given.
@@ -153,11 +165,11 @@ def conv_classes() -> tuple[type, ...]:
     return tuple(getattr(layers, name) for name in names if hasattr(layers, name))
 
 
-def input_shape(model: Any) -> tuple[int | None, ...]:
-    """The shape of the model's single input, without the batch axis.
+def model_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...]]]:
+    """The model's inputs, in its own order: (name, shape without the batch axis).
 
     Raises:
-        UnsupportedModel: the model has several inputs, or none is defined yet.
+        UnsupportedModel: none is defined yet.
     """
     try:
         inputs = model.inputs
@@ -167,18 +179,78 @@ def input_shape(model: Any) -> tuple[int | None, ...]:
         raise UnsupportedModel(
             f"model '{model.name}' has no defined input shape; build it (model.build or a keras.Input) and save it"
         )
-    if len(inputs) != 1:
-        raise UnsupportedModel(f"model '{model.name}' has {len(inputs)} inputs; cnnviz needs a single image input")
-    return tuple(inputs[0].shape[1:])
+    found = []
+    for number, tensor in enumerate(inputs):
+        name = str(getattr(tensor, "name", "") or f"input_{number}").split(":")[0]
+        found.append((name, tuple(tensor.shape[1:])))
+    return found
 
 
-def sized_input_shape(model: Any, size: Sequence[int] | None) -> tuple[int | None, ...]:
-    """The model's input shape with free (None) rows and cols set to ``size``; unchanged when ``size`` is None.
+def image_input(model: Any, name: str | None = None) -> int:
+    """The place, among the model's inputs, of the one that takes the images: the one called ``name``, the only
+    one, or the only one shaped like an image (rows, cols, channels), else like a sequence (steps, channels).
+
+    Raises:
+        OptionError: no input called ``name``, or several fit and none was named (the message lists them).
+        UnsupportedModel: none takes images or sequences.
+    """
+    inputs = model_inputs(model)
+    names = [input_name for input_name, _ in inputs]
+    if name is not None:
+        if name not in names:
+            raise OptionError(f"model '{model.name}' has no input '{name}'; its inputs are: {', '.join(names)}")
+        return names.index(name)
+    if len(inputs) == 1:
+        return 0
+    for rank in (3, 2):
+        fitting = [index for index, (_, shape) in enumerate(inputs) if len(shape) == rank]
+        if len(fitting) == 1:
+            return fitting[0]
+        if fitting:
+            listed = ", ".join(f"{names[i]} ({shape_text(inputs[i][1])})" for i in fitting)
+            raise OptionError(
+                f"model '{model.name}' has several inputs that take images: {listed}; choose one with --input"
+            )
+    raise UnsupportedModel(f"none of model '{model.name}''s inputs ({', '.join(names)}) takes images or sequences")
+
+
+def input_shape(model: Any, input: str | None = None) -> tuple[int | None, ...]:
+    """The shape, without the batch axis, of the model's image input (:func:`image_input`).
+
+    Raises:
+        UnsupportedModel: no input is defined yet.
+        OptionError: the image input cannot be told (several fit; name one).
+    """
+    return model_inputs(model)[image_input(model, input)][1]
+
+
+def depends_on(tensor: Any, source: Any) -> bool:
+    """Whether the symbolic ``tensor`` of a replay is computed from ``source``, one of the replay's inputs."""
+    seen: set[int] = set()
+    stack = [tensor]
+    while stack:
+        current = stack.pop()
+        if current is source:
+            return True
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        history = getattr(current, "_keras_history", None)
+        if history is None:
+            continue
+        node = history.operation._inbound_nodes[history.node_index]
+        stack.extend(node.input_tensors)
+    return False
+
+
+def sized_input_shape(model: Any, size: Sequence[int] | None, input: str | None = None) -> tuple[int | None, ...]:
+    """The model's image input shape with free (None) rows and cols set to ``size``; unchanged when ``size`` is
+    None.
 
     Raises:
         OptionError: the model's input is an image of fixed size other than ``size``.
     """
-    shape = input_shape(model)
+    shape = input_shape(model, input)
     if size is None or len(shape) != 3:
         return shape
     channels_first = shape[0] in (1, 3) and shape[-1] not in (1, 3)
@@ -194,31 +266,51 @@ def sized_input_shape(model: Any, size: Sequence[int] | None) -> tuple[int | Non
     return (shape[0], *spatial) if channels_first else (*spatial, shape[-1])
 
 
-def trace(model: Any, shape: Sequence[int | None] | None = None, until: str | None = None) -> Trace:
-    """Replay ``model`` on a fresh input of ``shape`` (the model's own input shape by default).
+def trace(
+    model: Any, shape: Sequence[int | None] | None = None, until: str | None = None, input: str | None = None
+) -> Trace:
+    """Replay ``model`` on fresh inputs, its image input at ``shape`` (its own input shape by default).
 
     Args:
         model: a Functional or Sequential Keras model; nested models must be Functional or Sequential too.
-        shape: the input shape without the batch axis, to fix free (None) spatial sizes.
+        shape: the image input's shape without the batch axis, to fix free (None) spatial sizes.
         until: stop after the layer of this path: the layers after it are not called, so a conv base can be
             replayed at another input size than the dense head after it was built for. ``output`` is then
             that layer's output.
+        input: the name of the input that takes the images, for a model with several (:func:`image_input`).
 
     Returns:
-        A :class:`Trace` whose tensors all hang off ``trace.input``.
+        A :class:`Trace` whose tensors all hang off its inputs.
 
     Raises:
         UnsupportedModel: the model, or a model nested in it, is a subclassed model with no graph to walk.
     """
     keras = keras_module()
     _check_walkable(model)
-    shape = tuple(shape) if shape is not None else input_shape(model)
-    result = Trace(input=keras.Input(shape=shape))
+    inputs = model_inputs(model)
+    chosen = _traced_input(model, input, inputs)
+    sources = [
+        keras.Input(shape=tuple(shape) if number == chosen and shape is not None else own, name=name)
+        for number, (name, own) in enumerate(inputs)
+    ]
+    result = Trace(input=sources[chosen], sources=sources, source_names=[name for name, _ in inputs])
     try:
-        result.output = _replay(model, result.input, "", result, conv_classes(), until)
+        result.output = _replay(model, sources if len(sources) > 1 else sources[0], "", result, conv_classes(), until)
     except _Reached as reached:
         result.output = reached.output
     return result
+
+
+def _traced_input(model: Any, input: str | None, inputs: list[tuple[str, tuple[int | None, ...]]]) -> int:
+    """The input a replay sizes by ``shape``: :func:`image_input`; where several fit and none is named, the first
+    of them (listing layers or drawing filters feeds no images; commands that do ask :func:`image_input`)."""
+    try:
+        return image_input(model, input) if len(inputs) > 1 else 0
+    except (OptionError, UnsupportedModel):
+        if input is not None:
+            raise
+        ranks = [len(shape) for _, shape in inputs]
+        return ranks.index(3) if 3 in ranks else 0
 
 
 class _Reached(Exception):
@@ -268,8 +360,9 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
         return x
     _check_walkable(model)
     # Keras's own graph walker, with every operation routed through ``call``. It is private API, used through its
-    # oldest form (operation_fn only), which every Keras 3 release has.
-    return model._run_through_graph([x], operation_fn=lambda op: functools.partial(call, op))
+    # oldest form (operation_fn only), which every Keras 3 release has. A model of several inputs takes them all.
+    given = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, (list, tuple)) else [x]
+    return model._run_through_graph(given, operation_fn=lambda op: functools.partial(call, op))
 
 
 def _run_twin(layer: Any, x: Any, *args: Any, **kwargs: Any) -> Any:

@@ -69,11 +69,16 @@ def receptive_field(traced: Any, path: str) -> Field:
     Raises:
         UnknownField: a layer on the way changes positions in a way not known here.
     """
-    memo: dict[int, tuple[Axis, ...]] = {}
-    return Field(_field_of(traced.outputs[path], traced.input, memo))
+    memo: dict[int, tuple[Axis, ...] | None] = {}
+    field = _field_of(traced.outputs[path], traced.input, memo)
+    if field is None:
+        raise UnknownField(f"{path} (it does not compute from the image input)")
+    return Field(field)
 
 
-def _field_of(tensor: Any, origin: Any, memo: dict[int, tuple[Axis, ...]]) -> tuple[Axis, ...]:
+def _field_of(tensor: Any, origin: Any, memo: dict[int, tuple[Axis, ...] | None]) -> tuple[Axis, ...] | None:
+    """The field of ``tensor`` in ``origin``'s pixels; None for a tensor computed from the model's other inputs
+    alone (a metadata vector), which adds no pixels."""
     if tensor is origin:
         return (_IDENTITY, _IDENTITY)
     if id(tensor) in memo:
@@ -83,8 +88,18 @@ def _field_of(tensor: Any, origin: Any, memo: dict[int, tuple[Axis, ...]]) -> tu
         raise UnknownField(str(tensor))
     operation = history.operation
     node = operation._inbound_nodes[history.node_index]
+    if not node.input_tensors:  # another of the model's inputs
+        memo[id(tensor)] = None
+        return None
     inputs = [_field_of(source, origin, memo) for source in node.input_tensors]
-    field = _through(operation, node, inputs)
+    known = [field for field in inputs if field is not None]
+    field: tuple[Axis, ...] | None = None
+    if len(known) == len(inputs):
+        field = _through(operation, node, known)
+    elif known:  # the image's maps merged with what came from other inputs alone: only the image adds pixels
+        if type(operation).__name__ not in _MERGES:
+            raise UnknownField(str(getattr(operation, "name", type(operation).__name__)))
+        field = _union(known, str(getattr(operation, "name", "")))
     memo[id(tensor)] = field
     return field
 

@@ -1,0 +1,141 @@
+"""Models of several inputs (an image and a vector of metadata): which input takes the images, and what the
+others get (``--input``, ``--feed``), on models whose maps can be worked out by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnviz import OptionError, conv_layers, feature_maps, gradcam
+from cnnviz.cli import main
+from cnnviz.engines.filters_run import FilterOptions, render_filters
+from cnnviz.methods.extract import build_extractor
+from tests.conftest import square_picture
+
+#: What the metadata adds to every position: weights (2, -1) on the vector's two values.
+META_WEIGHTS = np.array([[2.0], [-1.0]], dtype=np.float32)
+
+
+def image_and_vector(keras, nested: bool = False):  # type: ignore[no-untyped-def]
+    """'after' = the image (one channel, 8x8) plus 2 * meta[0] - meta[1] at every position."""
+    layers = keras.layers
+    image = keras.Input((8, 8, 1), name="image")
+    meta = keras.Input((2,), name="meta")
+    if nested:
+        base = keras.Sequential(
+            [keras.Input((8, 8, 1)), layers.Conv2D(1, 1, use_bias=False, name="inner")], name="base"
+        )
+        seen = base(image)
+    else:
+        seen = layers.Conv2D(1, 1, use_bias=False, name="inner")(image)
+    shift = layers.Dense(1, use_bias=False, name="weigh")(meta)
+    spread = layers.UpSampling2D(8, name="spread")(layers.Reshape((1, 1, 1))(shift))
+    summed = layers.Add(name="sum")([seen, spread])
+    after = layers.Conv2D(1, 1, use_bias=False, name="after")(summed)
+    meta_conv = layers.Conv1D(1, 1, name="meta_conv")(layers.Reshape((2, 1))(meta))
+    outputs = [layers.GlobalAveragePooling2D()(after), layers.Flatten()(meta_conv)]
+    model = keras.Model([image, meta], layers.Concatenate()(outputs), name="with_meta")
+    (base.get_layer("inner") if nested else model.get_layer("inner")).set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    model.get_layer("after").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    model.get_layer("weigh").set_weights([META_WEIGHTS])
+    return model
+
+
+PICTURES = np.arange(3 * 64, dtype=np.float32).reshape(3, 8, 8, 1)
+
+
+def test_other_inputs_get_zeros_one_vector_for_all_or_a_row_per_image(keras) -> None:  # type: ignore[no-untyped-def]
+    model = image_and_vector(keras)
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 1.0]], dtype=np.float32)
+
+    zeros = feature_maps(model, PICTURES, ["after"])["after"]
+    one = feature_maps(model, PICTURES, ["after"], feed={"meta": np.array([1.0, 1.0])})["after"]
+    each = feature_maps(model, PICTURES, ["after"], feed={"meta": rows})["after"]
+
+    np.testing.assert_allclose(zeros, PICTURES)
+    np.testing.assert_allclose(one, PICTURES + 1.0)  # 2 * 1 - 1
+    np.testing.assert_allclose(each, PICTURES + np.array([2.0, -1.0, 5.0]).reshape(3, 1, 1, 1))
+    assert build_extractor(model, ["after"]).feeds.notes == [  # type: ignore[union-attr]
+        "input 'meta' gets zeros; give it values with --feed meta=FILE.npy"
+    ]
+
+
+def test_layers_and_filters_work_whatever_the_inputs(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = image_and_vector(keras)
+
+    assert sorted(conv.path for conv in conv_layers(model)) == ["after", "inner", "meta_conv"]
+    drawn = render_filters(model, tmp_path, FilterOptions(layer="meta_conv"))
+    assert [path.name for path in drawn.written] == ["filters_meta_conv.png"]
+    assert [conv.path for conv in build_extractor(model).layers] == ["inner", "after"]  # the image's branch only
+    with pytest.raises(Exception, match="layer 'meta_conv' computes from the model's other inputs, not from the"):
+        build_extractor(model, ["meta_conv"])
+
+
+def test_a_nested_image_base_inside_a_model_of_several_inputs(keras) -> None:  # type: ignore[no-untyped-def]
+    model = image_and_vector(keras, nested=True)
+
+    maps = feature_maps(model, PICTURES, ["base/inner", "after"], feed={"meta": np.array([0.0, 2.0])})
+
+    np.testing.assert_allclose(maps["base/inner"], PICTURES)
+    np.testing.assert_allclose(maps["after"], PICTURES - 2.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input": "photo"}, "model 'with_meta' has no input 'photo'; its inputs are: image, meta"),
+        ({"feed": {"metadata": np.zeros(2)}}, "--feed metadata: 'metadata' is not one of its inputs; the model's"),
+        ({"feed": {"image": np.zeros(2)}}, "--feed image: 'image' takes the images"),
+        ({"feed": {"meta": np.zeros(3)}}, r"--feed meta: an array of shape 3; input 'meta' takes 2 \(the same"),
+        ({"feed": {"meta": np.zeros((2, 2))}}, "--feed meta has 2 rows, one per image, but the run has 3 images"),
+    ],
+)
+def test_choices_that_cannot_work_are_refused_naming_what_would(keras, kwargs, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(OptionError, match=message):
+        feature_maps(image_and_vector(keras), PICTURES, ["after"], **kwargs)
+
+
+def test_cli_feeds_a_file_to_the_other_input(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model_file = tmp_path / "with_meta.keras"
+    image_and_vector(keras).save(model_file)
+    picture = tmp_path / "p.png"
+    Image.fromarray(np.full((8, 8), 10, dtype=np.uint8), mode="L").save(picture)
+    np.save(tmp_path / "meta.npy", np.array([3.0, 1.0], dtype=np.float32))
+    common = [str(picture), "-m", str(model_file), "--layer", "after", "--preprocess", "none", "--save-raw"]
+
+    fed = CliRunner().invoke(
+        main, ["featuremaps", *common, "--feed", f"meta={tmp_path / 'meta.npy'}", "-o", str(tmp_path / "fed")]
+    )
+    zeros = CliRunner().invoke(main, ["featuremaps", *common, "-o", str(tmp_path / "zeros")])
+    wrong = CliRunner().invoke(main, ["featuremaps", *common, "--feed", "meta", "-o", str(tmp_path / "x")])
+
+    assert fed.exit_code == 0, fed.output
+    np.testing.assert_allclose(np.load(tmp_path / "fed" / "with_meta" / "p" / "after.npy"), 15.0)  # 10 + 2*3 - 1
+    assert (
+        zeros.exit_code == 0
+        and "note: input 'meta' gets zeros; give it values with --feed meta=FILE.npy" in zeros.output
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "zeros" / "with_meta" / "p" / "after.npy"), 10.0)
+    assert wrong.exit_code == 2 and "'meta' is not NAME=FILE.npy" in wrong.output
+
+
+def test_grad_cam_of_a_classifier_with_a_metadata_input(keras, square_finder) -> None:  # type: ignore[no-untyped-def]
+    image = keras.Input((32, 32, 3), name="image")
+    meta = keras.Input((3,), name="meta")
+    trunk = keras.Model(square_finder.inputs, square_finder.get_layer("gap").output, name="finder")
+    scores, layer = keras.layers.Dense(2, name="logits"), keras.layers.Dense(2, name="meta_logits")
+    summed = keras.layers.Add()([scores(trunk(image)), layer(meta)])
+    model = keras.Model([image, meta], keras.layers.Softmax()(summed))
+    scores.set_weights(square_finder.get_layer("predictions").get_weights())
+    layer.set_weights([np.zeros((3, 2), np.float32), np.zeros(2, np.float32)])  # the metadata changes nothing
+    picture = square_picture()[None]
+
+    with_meta = gradcam(model, picture, 1, layer="finder/conv2", feed={"meta": np.ones(3)})
+    alone = gradcam(square_finder, picture, 1, layer="conv2")
+
+    np.testing.assert_allclose(with_meta.heatmaps, alone.heatmaps, rtol=1e-4, atol=1e-6)
+    assert with_meta.heatmaps.max() > 0
