@@ -94,9 +94,13 @@ def test_layers_that_cannot_be_explained_are_refused(keras, square_finder) -> No
         GradCam(square_finder, "gap")
     with pytest.raises(OptionError, match="unknown method 'cam'"):
         GradCam(square_finder, method="cam")
-    base = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv")], name="base")
-    with pytest.raises(UnsupportedModel, match="model 'base' does not end in class scores \\(its output: 6x6x2\\)"):
-        GradCam(base)
+    layers = [
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(2, 3, name="conv"),
+        keras.layers.Reshape((36, 2), name="rows"),
+    ]
+    with pytest.raises(UnsupportedModel, match="model 'base' output 'rows' is 36x2; Grad-CAM explains class scores, a"):
+        GradCam(keras.Sequential(layers, name="base"))
     with pytest.raises(OptionError, match="class 2 is out of range"):
         GradCam(square_finder)(square_picture()[None], 2)
 

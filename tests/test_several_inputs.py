@@ -139,3 +139,70 @@ def test_grad_cam_of_a_classifier_with_a_metadata_input(keras, square_finder) ->
 
     np.testing.assert_allclose(with_meta.heatmaps, alone.heatmaps, rtol=1e-4, atol=1e-6)
     assert with_meta.heatmaps.max() > 0
+
+
+def test_models_of_several_inputs_and_outputs_written_by_keras_2_work(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same shapes saved by tf_keras (Keras 2) as .h5: the image-and-vector model (maps worked out by hand),
+    and a model of two heads, each explained as its Keras 3 twin explains it."""
+    from cnnviz import load_model
+
+    tf_keras = pytest.importorskip("tf_keras")
+    layers = tf_keras.layers
+    image, meta = tf_keras.Input((8, 8, 1), name="image"), tf_keras.Input((2,), name="meta")
+    seen = layers.Conv2D(1, 1, use_bias=False, name="inner")(image)
+    shift = layers.Reshape((1, 1, 1))(layers.Dense(1, use_bias=False, name="weigh")(meta))
+    spread = layers.UpSampling2D(8, name="spread")(shift)
+    after = layers.Conv2D(1, 1, use_bias=False, name="after")(layers.Add(name="sum")([seen, spread]))
+    legacy = tf_keras.Model([image, meta], layers.GlobalAveragePooling2D()(after), name="with_meta")
+    legacy.get_layer("inner").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    legacy.get_layer("after").set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    legacy.get_layer("weigh").set_weights([META_WEIGHTS])
+    legacy.save(tmp_path / "with_meta.h5")
+
+    maps = feature_maps(load_model(tmp_path / "with_meta.h5"), PICTURES, ["after"], feed={"meta": np.ones(2)})
+    np.testing.assert_allclose(maps["after"], PICTURES + 1.0)
+
+    tf_keras.utils.set_random_seed(2)
+    photo = tf_keras.Input((16, 16, 3))
+    trunk = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(photo)
+    pooled = layers.GlobalAveragePooling2D()(trunk)
+    heads = [layers.Dense(3, activation="softmax", name="kind")(pooled), layers.Dense(1, name="size")(pooled)]
+    two = tf_keras.Model(photo, heads, name="two_heads")
+    two.save(tmp_path / "two_heads.h5")
+    loaded = load_model(tmp_path / "two_heads.h5")
+    pixels = np.random.default_rng(3).uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
+    expected = [np.asarray(out) for out in two(pixels)]  # what Keras 2 computes for each head
+    for number, (head, kind) in enumerate((("kind", "classes"), ("size", "regression"))):
+        explained = gradcam(loaded, pixels, layer="conv", output=head)
+        assert (explained.head, explained.output) == (kind, head)
+        np.testing.assert_allclose(explained.outputs, expected[number], rtol=1e-5, atol=1e-6)
+        assert explained.heatmaps.shape == (1, 16, 16)
+
+
+def test_maximize_holds_the_other_inputs_at_their_fed_values(keras) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz import MaximizeOptions, maximize
+
+    model = image_and_vector(keras)
+    options = MaximizeOptions(steps=4, size=8, parametrization="pixel", jitter=0, scale=0.0, rotate=0.0)
+
+    zeros = maximize(model, "after", [0], options, preprocess="none")
+    fed = maximize(model, "after", [0], options, preprocess="none", feed={"meta": np.array([1.0, 1.0])})
+
+    np.testing.assert_allclose(fed.images, zeros.images)  # the image's gradient does not depend on the shift
+    assert fed.activations[0] == pytest.approx(zeros.activations[0] + 1.0, rel=1e-5)  # 2 * 1 - 1 added everywhere
+
+
+def test_maximize_draws_a_multispectral_model_a_row_per_filter_a_tile_per_channel(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz import MaximizeRunOptions, render_maximize
+
+    model = keras.Sequential([keras.Input((None, None, 8)), keras.layers.Conv2D(4, 3, name="c")], name="bands")
+    options = MaximizeRunOptions(layer="c", filters="0:3", steps=4, size=32, labels=False, save_raw=True)
+
+    result = render_maximize(model, tmp_path, options)
+
+    assert result.maximized is not None and result.maximized.images.shape == (3, 32, 32, 8)
+    picture = np.asarray(Image.open(tmp_path / "maximize_c.png").convert("RGB"))
+    assert picture.shape == (3 * 96 + 2 * 2, 8 * 96 + 7 * 2, 3)  # 3 rows of 8 tiles enlarged 3 times, 2 px apart
+    band = result.maximized.images[1, :, :, 5]  # filter 1's sixth channel, in grey, at row 1, column 5
+    tile_ = picture[98 : 98 + 96 : 3, 5 * 98 : 5 * 98 + 96 : 3, 0]
+    np.testing.assert_array_equal(tile_[8:, 8:], np.rint(band * 255).astype(np.uint8)[8:, 8:])  # past the number

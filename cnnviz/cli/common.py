@@ -212,6 +212,27 @@ class Reading:
         }
 
 
+def input_options() -> list[Callable[..., Any]]:
+    """``--input NAME`` and ``--feed NAME=FILE.npy``: for models of several inputs."""
+    return [
+        click.option(
+            "--input",
+            "input_name",
+            default=None,
+            metavar="NAME",
+            help="For a model of several inputs: the one that takes the images (default: the only image-shaped one).",
+        ),
+        click.option(
+            "--feed",
+            multiple=True,
+            callback=_feeds,
+            metavar="NAME=FILE.npy",
+            help="For a model of several inputs: what input NAME gets, an array of its shape for every image or one "
+            "row per image (leading axis: the number of images, in input order); repeat it. Default: zeros.",
+        ),
+    ]
+
+
 def _feeds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
     """``--feed NAME=FILE.npy`` options as ``{name: the file's full path}`` (a Ray worker reads it elsewhere)."""
     feeds: dict[str, str] = {}
@@ -260,21 +281,7 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass."
         ),
-        click.option(
-            "--input",
-            "input_name",
-            default=None,
-            metavar="NAME",
-            help="For a model of several inputs: the one that takes the images (default: the only image-shaped one).",
-        ),
-        click.option(
-            "--feed",
-            multiple=True,
-            callback=_feeds,
-            metavar="NAME=FILE.npy",
-            help="For a model of several inputs: what input NAME gets, an array of its shape for every image or one "
-            "row per image (leading axis: the number of images, in input order); repeat it. Default: zeros.",
-        ),
+        *input_options(),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only."),
     ]
     return _with_options(command, decorators, "reading", Reading)

@@ -13,6 +13,7 @@ from cnnviz.cli.common import (
     checked_cmap,
     choice_option,
     exit_on_failures,
+    input_options,
     model_options,
     output_option,
     progress_bar,
@@ -26,11 +27,23 @@ from cnnviz.cli.common import (
 # option errors stay instant.
 from cnnviz.draw.overlay import DEFAULT_ALPHA
 from cnnviz.engines.maximize_run import DEFAULT_FILTERS
+from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.preprocess import MODES
 from cnnviz.methods.gradcam import METHODS
 from cnnviz.methods.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
 from cnnviz.output.files import check_writable
+
+
+def _region(text: str | None) -> tuple[int, int, int, int] | None:
+    """``--region TOP,LEFT,BOTTOM,RIGHT`` as four integers."""
+    if text is None:
+        return None
+    try:
+        top, left, bottom, right = (int(part) for part in text.split(","))
+    except ValueError:
+        raise OptionError(f"--region takes TOP,LEFT,BOTTOM,RIGHT in pixels, e.g. 8,8,24,24; got '{text}'") from None
+    return top, left, bottom, right
 
 
 def _square_side(size: tuple[int, int] | None) -> int:
@@ -72,6 +85,8 @@ def _square_side(size: tuple[int, int] | None) -> int:
 @click.option("--no-labels", is_flag=True, help="A bare grid, without the header strip.")
 @choice_option("--preprocess", MODES, "auto", "How pixels are prepared for the model, as for featuremaps.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@input_options()[0]
+@input_options()[1]
 @output_option("Folder to write into: OUTPUT/<model>/maximize_<layer>.png.")
 def maximize(
     choice: ModelChoice,
@@ -86,6 +101,8 @@ def maximize(
     no_labels: bool,
     preprocess: str,
     quiet: bool,
+    input_name: str | None,
+    feed: dict[str, str],
     output: str,
 ) -> None:
     """Draw what each filter of a conv layer responds to: an image per filter, found by gradient ascent.
@@ -127,6 +144,8 @@ def maximize(
             preprocess=preprocess,
             save_raw=save_raw,
             labels=not no_labels,
+            input=input_name,
+            feed=feed or None,
         )
         check_writable(out)
         report = render_maximize(choice.ref.load(), out, options, progress)
@@ -163,6 +182,20 @@ def maximize(
     default=None,
     help="Class names, one per line in class order. Default: ImageNet's for 1,000-class models (shipped, offline).",
 )
+@click.option(
+    "--head",
+    "head",
+    default=None,
+    metavar="NAME",
+    help="For a model of several outputs: the one to explain (default: the first). (-o/--output is the folder.)",
+)
+@click.option(
+    "--region",
+    default=None,
+    metavar="TOP,LEFT,BOTTOM,RIGHT",
+    help="For a segmentation output: explain the class's logits summed over this box of the model input's pixels "
+    "(end exclusive) instead of over the pixels predicted as the class.",
+)
 @click.option("--save-raw", is_flag=True, help="Also write each heatmap as .npy, rows x cols at the input size.")
 @click.option("--cmap", default="jet", show_default=True, callback=checked_cmap, help="The heatmap's colormap.")
 @click.option(
@@ -182,6 +215,8 @@ def gradcam(
     layer: str | None,
     method: str,
     labels_file: str | None,
+    head: str | None,
+    region: str | None,
     save_raw: bool,
     cmap: str,
     alpha: float,
@@ -220,6 +255,8 @@ def gradcam(
             alpha=alpha,
             save_raw=save_raw,
             labels=not no_labels,
+            output=head,
+            region=_region(region),
         )
         inputs = gather_inputs(images, exclude=output)
         check_writable(out)
@@ -230,10 +267,13 @@ def gradcam(
         click.echo(f"layer: {report.layer}; gradient of {report.score}")
         if report.preprocessing is not None:
             click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
-        value = "p" if report.probabilities else "score"
+        value = "p" if report.probabilities else "score" if report.head == "classes" else "share of pixels"
         for result in report.images:
             ranked = ", ".join(f"{name} {number:.3f}" for name, number in result.top)
-            click.echo(f"{result.path}: top {value}: {ranked}")
+            if report.head == "regression":
+                click.echo(f"{result.path}: regression output '{report.output}' = {result.top[0][1]:.4g}")
+            else:
+                click.echo(f"{result.path}: top {value}: {ranked}")
             click.echo(f"  explained {result.target_name} (class {result.target}) -> {result.picture}")
             if result.raw is not None:
                 click.echo(f"  raw heatmap -> {result.raw}")

@@ -18,7 +18,7 @@ from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.methods.extract import input_reader, load_groups, neutral_padding
-from cnnviz.methods.gradcam import METHODS, Explanation, GradCam
+from cnnviz.methods.gradcam import METHODS, Explanation, GradCam, checked_region
 from cnnviz.models.labels import class_name, class_names, resolve_class
 from cnnviz.output.files import safe_name, save_npy, save_png
 
@@ -39,6 +39,9 @@ class GradcamOptions(Naming, ReadingSettings):
         save_raw: also write each heatmap as ``.npy`` (rows x cols at the input size, not normalised).
         labels: draw the header.
         top: how many of the model's top classes to report per image.
+        output: for a model of several outputs, the name of the one to explain (the first by default).
+        region: for a segmentation output, ``(top, left, bottom, right)`` in pixels of the model input (end
+            exclusive): the score is the class's logits summed there, instead of over the pixels predicted as it.
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -53,6 +56,8 @@ class GradcamOptions(Naming, ReadingSettings):
     save_raw: bool = False
     labels: bool = True
     top: int = 5
+    output: str | None = None
+    region: tuple[int, int, int, int] | None = None
 
     def __post_init__(self) -> None:
         self.check_reading()
@@ -63,6 +68,7 @@ class GradcamOptions(Naming, ReadingSettings):
             raise OptionError(f"alpha is an opacity from 0 to 1, got {self.alpha}")
         if self.top < 1:
             raise OptionError(f"top must be at least 1, got {self.top}")
+        checked_region(self.region)
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ class GradcamResult(RunResult):
     score: str = ""
     probabilities: bool = False
     images: list[ImageResult] = field(default_factory=list)
+    head: str = "classes"
+    output: str = ""
 
 
 def render_gradcam(
@@ -105,7 +113,9 @@ def render_gradcam(
         LayerNotFound, UnsupportedLayer, UnsupportedModel: the layer or the model does not fit Grad-CAM.
     """
     options = options if options is not None else GradcamOptions()
-    explainer = GradCam(model, options.layer, options.method, **options.choice)
+    explainer = GradCam(
+        model, options.layer, options.method, **options.choice, output=options.output, region=options.region
+    )
     reader = input_reader(model, options.input)
     classes = explainer.classes
     names = class_names(classes, options.labels_file, model.name)
@@ -117,6 +127,8 @@ def render_gradcam(
     report = GradcamResult(
         layer=explainer.layer, score=explainer.score, preprocessing=step, fit=options.fit, inputs=len(inputs)
     )
+    report.head, report.output = explainer.head, explainer.output
+    report.notes.extend(explainer.notes)
     if explainer.feeds is not None:
         explainer.feeds.check_rows(len(keys))
         report.notes.extend(explainer.feeds.notes)
@@ -141,7 +153,7 @@ def render_gradcam(
             for path, _ in pending:
                 failed(path, ForwardPassError(f"{path}: the model could not run on it: {brief(exc)}"))
             continue
-        report.probabilities = _are_probabilities(explained.outputs)
+        report.probabilities = explained.head == "classes" and _are_probabilities(explained.outputs)
         for index, (path, array) in enumerate(pending):
             pixels = None if ready or array.shape[-1] not in (1, 3) else array
             folder = Path(out_dir) / keys[os.fspath(path)]
@@ -169,11 +181,14 @@ def _write_one(
 ) -> ImageResult:
     outputs = explained.outputs[index]
     chosen = int(explained.classes[index])
+    if explained.head == "segmentation":  # each class's share of the predicted pixels
+        counts = np.bincount(np.argmax(outputs, axis=-1).ravel(), minlength=outputs.shape[-1])
+        outputs = counts / max(int(counts.sum()), 1)
     order = np.argsort(-outputs, kind="stable")[: options.top]
     top = [(class_name(int(k), names), float(outputs[k])) for k in order]
     heatmap = explained.heatmaps[index]
     peak = float(heatmap.max(initial=0.0))
-    name = class_name(chosen, names)
+    name = explained.output if explained.head == "regression" else class_name(chosen, names)
     stem = f"{explained.method.replace('++', 'pp')}_{safe_name(name)}"
     header = _header(label, explained, Path(path).name, chosen, name, outputs, top, peak) if options.labels else None
     picture = heatmap_picture(pixels, heatmap, cmap=options.cmap, alpha=options.alpha, header=header)
@@ -193,13 +208,15 @@ def _header(
     peak: float,
 ) -> Header:
     method = "Grad-CAM++" if explained.method == "gradcam++" else "Grad-CAM"
-    value = "p" if _are_probabilities(outputs[None]) else "score"
     ranked = ", ".join(f"{top_name} {top_value:.3f}" for top_name, top_value in top)
-    lines = [
-        f"{label} | {method} at {explained.layer} | {image}",
-        f"explaining {name} (class {chosen}, {value} {float(outputs[chosen]):.3f}); top: {ranked}",
-        f"gradient of {explained.score}",
-    ]
+    if explained.head == "regression":
+        explaining = f"regression output '{explained.output}' = {float(outputs[0]):.4g}"
+    elif explained.head == "segmentation":
+        explaining = f"segmentation output '{explained.output}': {name} (class {chosen}); share of pixels: {ranked}"
+    else:
+        value = "p" if _are_probabilities(outputs[None]) else "score"
+        explaining = f"explaining {name} (class {chosen}, {value} {float(outputs[chosen]):.3f}); top: {ranked}"
+    lines = [f"{label} | {method} at {explained.layer} | {image}", explaining, f"gradient of {explained.score}"]
     if peak <= 0:
         lines.append("no place in the image raises this class's score at this layer: the heatmap is empty")
     low, high = format_values(0.0, peak)

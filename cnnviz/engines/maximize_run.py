@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
             :data:`cnnviz.inputs.preprocess.MODES`), inside the optimisation step.
         save_raw: also write the images as ``.npy``, ``(F, size, size, channels)`` in 0..1.
         labels: draw the header.
+        input, feed: for a model of several inputs, the one that takes the images and the values the others are
+            held at (zeros by default).
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -49,6 +52,8 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
     preprocess: str = "auto"
     save_raw: bool = False
     labels: bool = True
+    input: str | None = None
+    feed: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.check()
@@ -68,27 +73,46 @@ class MaximizeResult(RunResult):
 
 
 def maximize_picture(result: Maximized, label: str, options: MaximizeOptions, labels: bool = True) -> Picture:
-    """The images as a numbered RGB grid, in filter order, with a header naming the settings."""
+    """The images as a numbered RGB grid, in filter order, with a header naming the settings. Images of other
+    channel counts than 1 and 3 (multispectral models) are drawn as featuremaps draws channels: one row per
+    filter, a grey tile per channel, the filter's number on its first."""
     images = np.rint(np.clip(result.images, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
+    channels = images.shape[-1]
     factor = max(1, -(-MIN_TILE // images.shape[1]))
-    tiles = upscale(images, factor, axes=(1, 2))
-    if numbers_fit(tiles.shape[1], tiles.shape[2], result.filters):
-        tiles = number_corners(tiles, result.filters, _BLACK, _WHITE)
-    grid = tile(tiles, grid_shape_for(len(tiles), tiles.shape[1], tiles.shape[2]), padding=2, fill=_WHITE)
+    if channels in (1, 3):
+        tiles = upscale(np.repeat(images, 3 // channels, axis=-1), factor, axes=(1, 2))
+        if numbers_fit(tiles.shape[1], tiles.shape[2], result.filters):
+            tiles = number_corners(tiles, result.filters, _BLACK, _WHITE)
+        shape = grid_shape_for(len(tiles), tiles.shape[1], tiles.shape[2])
+    else:
+        grey = np.moveaxis(images, -1, 1).reshape(-1, *images.shape[1:3], 1)  # (filters x channels, rows, cols, 1)
+        tiles = upscale(np.repeat(grey, 3, axis=-1), factor, axes=(1, 2))
+        if numbers_fit(tiles.shape[1], tiles.shape[2], result.filters):
+            tiles[::channels] = number_corners(tiles[::channels], result.filters, _BLACK, _WHITE)
+        shape = (len(result.filters), channels)
+    grid = tile(tiles, shape, padding=2, fill=_WHITE)
     header = None
     if labels:
         low, high = format_values(float(result.activations.min()), float(result.activations.max()))
         header = Header(
             [
                 f"{label} | maximize {result.layer} | filters {_span(result.filters)}",
-                options.described,
+                options.described
+                + (f"; a row per filter, its {channels} channels in grey" if channels not in (1, 3) else ""),
                 f"mean activation reached: {low} to {high}",
             ],
             colorbar=False,
         )
     return compose(grid, palette("gray"), header)
+
+
+def _described(options: MaximizeOptions, channels: int) -> str:
+    """The settings in words; colours are decorrelated for 3 channels only."""
+    if channels == 3:
+        return options.described
+    return options.described.replace("+decorrelated", "") + (
+        f"; a row per filter, its {channels} channels in grey" if channels != 1 else ""
+    )
 
 
 def _span(filters: list[int]) -> str:
@@ -112,7 +136,7 @@ def render_maximize(
         OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel: before any work.
     """
     report = MaximizeResult()
-    maximizer = Maximizer(model, options.layer, options, options.preprocess)
+    maximizer = Maximizer(model, options.layer, options, options.preprocess, options.input, options.feed)
     total = maximizer.filters
     if options.filters is None:
         chosen = list(range(min(DEFAULT_FILTERS, total)))

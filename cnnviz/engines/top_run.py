@@ -324,7 +324,10 @@ class _Patches:
         if conv.path not in self._maximized:
             from cnnviz.methods.maximize import Maximizer
 
-            self._maximized[conv.path] = Maximizer(self.model, conv.path, preprocess=self.options.preprocess)
+            options = self.options
+            self._maximized[conv.path] = Maximizer(
+                self.model, conv.path, preprocess=options.preprocess, input=options.input, feed=options.feed
+            )
         found = self._maximized[conv.path]([filter_index])
         return np.rint(np.clip(found.images[0], 0.0, 1.0) * 255).astype(np.uint8)
 

@@ -44,6 +44,12 @@ class Explanation:
         layer: the layer's path.
         score: what was differentiated, in words.
         method: ``gradcam`` or ``gradcam++``.
+        head: how the explained output reads: ``classes`` (class scores), ``regression`` (one value: the score is
+            the value itself) or ``segmentation`` (rows x cols x classes: the score is the class's pre-softmax
+            logits summed over the pixels predicted as that class, or over ``region``), after Seg-Grad-CAM.
+        output: the name of the explained output.
+        pixels: for segmentation, ``(N,)`` how many of the output's pixels the score summed over.
+        targets: ``(N,)`` the value of the score that was differentiated, per image.
     """
 
     heatmaps: np.ndarray
@@ -53,6 +59,10 @@ class Explanation:
     layer: str
     score: str
     method: str
+    head: str = "classes"
+    output: str = ""
+    pixels: np.ndarray | None = None
+    targets: np.ndarray | None = None
 
 
 class GradCam:
@@ -77,6 +87,8 @@ class GradCam:
         method: str = "gradcam",
         input: str | None = None,
         feed: Mapping[str, Any] | None = None,
+        output: str | None = None,
+        region: Sequence[int] | None = None,
     ) -> None:
         if method not in METHODS:
             raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
@@ -84,6 +96,10 @@ class GradCam:
         self.method = method
         self._wanted = layer
         self._input = input
+        self._output = output
+        self.region = checked_region(region)
+        #: What to tell the user (the model's other outputs).
+        self.notes: list[str] = []
         self._built: dict[tuple[int | None, ...] | None, tuple[Any, str, str, bool]] = {}
         several = len(getattr(model, "inputs", None) or []) > 1
         #: What the model's other inputs get, for a model of several (:func:`cnnviz.methods.extract.resolve_feeds`).
@@ -91,7 +107,7 @@ class GradCam:
         self._free_size = None in input_shape(model, input) if getattr(model, "inputs", None) else False
         self._channels_first_input = False
         self.layer, self.score = self._build(None)[1:3]
-        #: How many classes the model scores.
+        #: How many classes the explained output scores (1 for a regression).
         self.classes = int(self._built[None][0].outputs[1].shape[-1])
 
     def _build(self, shape: tuple[int | None, ...] | None) -> tuple[Any, str, str, bool]:
@@ -102,19 +118,50 @@ class GradCam:
         traced = trace(self.source, shape, input=self._input)
         self._channels_first_input = bool(traced.convs and traced.convs[0].channels_first)
         path = self._choose_layer(traced)
-        output = traced.output
-        if isinstance(output, (list, tuple)) or len(output.shape) != 2:
-            shape_seen = "several outputs" if isinstance(output, (list, tuple)) else shape_text(output.shape[1:])
+        output = self._choose_output(traced)
+        rank = len(output.shape)
+        if rank not in (2, 4):
             raise UnsupportedModel(
-                f"model '{self.source.name}' does not end in class scores (its output: {shape_seen}); Grad-CAM "
-                "needs a classifier. For keras.applications models cnnviz loads the classifier head."
+                f"model '{self.source.name}' output '{self.output}' is {shape_text(output.shape[1:])}; Grad-CAM "
+                "explains class scores, a regression value or a segmentation (rows x cols x classes). For "
+                "keras.applications models cnnviz loads the classifier head."
             )
-        scores, score = class_scores(traced)
+        scores, score = class_scores(traced, output)
+        if rank == 4:
+            self.head = "segmentation"
+            where = "the pixels predicted as the class" if self.region is None else f"the region {list(self.region)}"
+            score = f"{score}, summed over {where}"
+        elif output.shape[-1] == 1 and "pre-sigmoid" not in score:
+            self.head = "regression"
+        else:
+            self.head = "classes"
         channels_first = getattr(traced.layers[path], "data_format", "channels_last") == "channels_first"
         given = traced.sources if self.feeds is not None else traced.input
         built = (keras.Model(given, [traced.outputs[path], scores, output]), path, score, channels_first)
         self._built[shape] = built
         return built
+
+    def _choose_output(self, traced: Trace) -> Any:
+        """The output to explain: the one named ``output`` (the model's output name, or its layer's), else the
+        first, with a note naming the others."""
+        outputs = list(traced.output) if isinstance(traced.output, (list, tuple)) else [traced.output]
+        names = list(getattr(self.source, "output_names", None) or [])
+        if len(names) != len(outputs):
+            names = [_producer(traced, tensor) or f"output_{number}" for number, tensor in enumerate(outputs)]
+        if self._output is not None:
+            matching = [n for n, name in enumerate(names) if self._output in (name, leaf_name(name))]
+            if not matching:
+                raise OptionError(
+                    f"model '{self.source.name}' has no output '{self._output}'; its outputs are: {', '.join(names)}"
+                )
+            chosen = matching[0]
+        else:
+            chosen = 0
+            if len(outputs) > 1 and not self.notes:
+                others = ", ".join(names[1:])
+                self.notes.append(f"explaining output '{names[0]}'; the model's others: {others} (choose with --head)")
+        self.output = names[chosen]
+        return outputs[chosen]
 
     def _choose_layer(self, traced: Trace) -> str:
         if self._wanted is None:
@@ -157,8 +204,14 @@ class GradCam:
         with doing(f"Grad-CAM of layer '{path}' of model '{self.source.name}', the gradient of {score}"):
             with tf.GradientTape() as tape:
                 maps, scores, outputs = model(feed, training=False)
-                chosen = _chosen_classes(classes, np.asarray(scores), len(batch))
-                target = tf.gather(scores, chosen, axis=1, batch_dims=1)
+                if self.head == "segmentation":
+                    chosen, mask = _segmentation_targets(classes, np.asarray(scores), self.region, batch.shape[1:3])
+                    target = tf.reduce_sum(tf.gather(scores, chosen, axis=3, batch_dims=1) * mask, axis=(1, 2))
+                    pixels = mask.reshape(len(batch), -1).sum(axis=1)
+                else:
+                    chosen = _chosen_classes(classes, np.asarray(scores), len(batch))
+                    target = tf.gather(scores, chosen, axis=1, batch_dims=1)
+                    pixels = None
             grads = tape.gradient(target, maps)
         if grads is None:
             raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
@@ -168,7 +221,67 @@ class GradCam:
         layer_maps = cam(maps_array, grads_array, self.method)
         rows, cols = batch.shape[1:3]
         heatmaps = np.stack([resize_maps(one, rows, cols) for one in layer_maps]) if len(batch) else layer_maps
-        return Explanation(heatmaps, layer_maps, chosen, np.asarray(outputs), path, score, self.method)
+        return Explanation(
+            heatmaps,
+            layer_maps,
+            chosen,
+            np.asarray(outputs),
+            path,
+            score,
+            self.method,
+            self.head,
+            self.output,
+            pixels,
+            np.asarray(target),
+        )
+
+
+def _producer(traced: Trace, tensor: Any) -> str | None:
+    """The path of the layer whose output ``tensor`` is."""
+    return next((path for path, out in traced.outputs.items() if out is tensor), None)
+
+
+def checked_region(region: Sequence[int] | None) -> tuple[int, int, int, int] | None:
+    """``(top, left, bottom, right)`` in pixels of the model input, end exclusive, or None."""
+    if region is None:
+        return None
+    box = tuple(int(value) for value in region)
+    if len(box) != 4 or box[0] < 0 or box[1] < 0 or box[2] <= box[0] or box[3] <= box[1]:
+        raise OptionError(f"a region is TOP,LEFT,BOTTOM,RIGHT with TOP < BOTTOM and LEFT < RIGHT, got {list(region)}")
+    return box
+
+
+def _segmentation_targets(
+    classes: Sequence[int] | int | None,
+    scores: np.ndarray,
+    region: tuple[int, int, int, int] | None,
+    input_size: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the class explained per image, the ``(N, rows, cols)`` mask of output pixels its score sums over).
+
+    Without ``classes``, each image's class is the one predicted at the most pixels. The mask is the pixels
+    predicted as that class, or ``region`` (pixels of the model input, scaled to the output's grid).
+    """
+    count, rows, cols, number = scores.shape
+    predicted = np.argmax(scores, axis=-1)
+    if classes is None:
+        chosen = np.array([np.bincount(one.ravel(), minlength=number).argmax() for one in predicted], dtype=np.int32)
+    else:
+        chosen = np.broadcast_to(np.asarray(classes, dtype=np.int32), (count,)).copy()
+        if chosen.size and (chosen.min() < 0 or chosen.max() >= number):
+            raise OptionError(f"class {int(chosen.max())} is out of range: the output has {number} classes")
+    if region is None:
+        mask = (predicted == chosen[:, None, None]).astype(np.float32)
+    else:
+        top, left, bottom, right = region
+        in_rows, in_cols = input_size[0], input_size[1]
+        mask = np.zeros((count, rows, cols), dtype=np.float32)
+        mask[
+            :,
+            top * rows // in_rows : -(-bottom * rows // in_rows),
+            left * cols // in_cols : -(-right * cols // in_cols),
+        ] = 1.0
+    return chosen, mask
 
 
 def _spatial(shape: tuple[int | None, ...]) -> int:
@@ -216,8 +329,9 @@ def cam(maps: np.ndarray, grads: np.ndarray, method: str = "gradcam") -> np.ndar
     return np.maximum(np.einsum("nhwk,nk->nhw", maps, weights), 0.0).astype(np.float32)
 
 
-def class_scores(traced: Trace) -> tuple[Any, str]:
-    """The symbolic class scores to differentiate, and what they are in words.
+def class_scores(traced: Trace, output: Any = None) -> tuple[Any, str]:
+    """The symbolic class scores of ``output`` (the model's output by default) to differentiate, and what they are
+    in words.
 
     Where the model's last layer squashes its output (a Dense or conv layer with a softmax or sigmoid activation,
     or a Softmax / Activation layer), the scores are that layer's values before the squashing, computed by a twin
@@ -226,9 +340,10 @@ def class_scores(traced: Trace) -> tuple[Any, str]:
     from cnnviz.models.graph import layer_twin
 
     keras = keras_module()
-    last = next((path for path, out in traced.outputs.items() if out is traced.output), None)
+    output = traced.output if output is None else output
+    last = _producer(traced, output)
     if last is None:
-        return traced.output, "the model's output (no layer to look into)"
+        return output, "the model's output (no layer to look into)"
     layer, given = traced.layers[last], traced.inputs[last]
     activation = _activation_name(layer)
     if activation in _SQUASHING and given is not None:
@@ -237,8 +352,8 @@ def class_scores(traced: Trace) -> tuple[Any, str]:
         twin = layer_twin(layer, given.shape, activation="linear", name=f"{layer.name}_scores")
         return twin(given), f"the pre-{activation} scores of layer '{last}'"
     if activation is None or activation == "linear":
-        return traced.output, f"the output of layer '{last}' (no softmax at the end)"
-    return traced.output, f"the output of layer '{last}' (after its {activation}, which cnnviz cannot look past)"
+        return output, f"the output of layer '{last}' (no softmax at the end)"
+    return output, f"the output of layer '{last}' (after its {activation}, which cnnviz cannot look past)"
 
 
 def _activation_name(layer: Any) -> str | None:
@@ -264,6 +379,8 @@ def gradcam(
     fit: str = "crop",
     input: str | None = None,
     feed: Mapping[str, Any] | None = None,
+    output: str | None = None,
+    region: Sequence[int] | None = None,
 ) -> Explanation:
     """Grad-CAM heatmaps for images, as arrays.
 
@@ -279,6 +396,9 @@ def gradcam(
         fit: for files, ``crop``, ``pad`` or ``stretch`` to a fixed input size.
         input, feed: for a model of several inputs, the one that takes the images and what the others get
             (:func:`cnnviz.methods.extract.build_extractor`).
+        output: for a model of several outputs, the one to explain (the first by default).
+        region: for a segmentation output, ``(top, left, bottom, right)`` pixels of the model input to sum the
+            class's logits over (end exclusive), instead of the pixels predicted as the class.
 
     Returns:
         An :class:`Explanation`; ``heatmaps`` are at the model's input size.
@@ -287,7 +407,7 @@ def gradcam(
         ImageLoadError: an image cannot be read.
         OptionError: the images come out at different sizes (a model of free input size: give ``size``).
     """
-    explainer = GradCam(model, layer, method, input, feed)
+    explainer = GradCam(model, layer, method, input, feed, output, region)
     if not isinstance(images, np.ndarray):
         images = load_batch(model, images, preprocess=preprocess, size=size, fit=fit, input=input)[0]
     if explainer.feeds is not None:

@@ -17,7 +17,7 @@ which others are drawn.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,8 @@ from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
 from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.models.graph import ConvLayer, Trace, input_shape, layer_twin, trace
+from cnnviz.methods.extract import resolve_feeds
+from cnnviz.models.graph import ConvLayer, Trace, depends_on, input_shape, layer_twin, trace
 
 PARAMETRIZATIONS = ("fourier", "pixel")
 DEFAULT_STEPS = 128
@@ -133,14 +134,21 @@ class Maximizer:
     """
 
     def __init__(
-        self, model: Any, layer: str, options: MaximizeOptions = MaximizeOptions(), preprocess: str = "auto"
+        self,
+        model: Any,
+        layer: str,
+        options: MaximizeOptions | None = None,
+        preprocess: str = "auto",
+        input: str | None = None,
+        feed: Mapping[str, Any] | None = None,
     ) -> None:
+        options = options if options is not None else MaximizeOptions()
         options.check()
         keras = keras_module()
-        shape = input_shape(model)
+        shape = input_shape(model, input)
         if len(shape) != 3:
             raise UnsupportedModel(f"model '{model.name}' does not take images; maximize draws images")
-        whole = trace(model)
+        whole = trace(model, input=input)
         conv = whole.find([layer])[0]
         if len(conv.output_shape) != 3:
             raise UnsupportedLayer(f"layer '{conv.path}' is a {conv.kind}; maximize works on layers of 2-D maps")
@@ -149,7 +157,10 @@ class Maximizer:
         channels = (shape[0] if self.channels_first_input else shape[-1]) or 3
         side = options.size
         traced = trace(
-            model, (channels, side, side) if self.channels_first_input else (side, side, channels), conv.path
+            model,
+            (channels, side, side) if self.channels_first_input else (side, side, channels),
+            conv.path,
+            input=input,
         )
         self.conv: ConvLayer = conv
         self.channels = int(channels)
@@ -162,7 +173,18 @@ class Maximizer:
             before, self._activation = traced.inputs[conv.path], conv.layer.activation
         else:
             before, self._activation = _before_activation(traced, conv)
-        self.model = keras.Model(traced.input, before, name="cnnviz_maximizer")
+        # The model's other inputs (metadata) are held at their fed values, or zeros, where the layer needs them.
+        self._held: list[np.ndarray | None] = []
+        if any(depends_on(before, source) for source in traced.sources if source is not traced.input):
+            feeds = resolve_feeds(model, traced.image_index, feed)
+            assert feeds is not None  # several inputs
+            if feeds.per_image:
+                names = ", ".join(feeds.names[place] for place in sorted(feeds.per_image))
+                raise OptionError(f"maximize holds the other inputs at one value: give {names} one array, not rows")
+            self._held = [feeds.arrays.get(place) for place in range(len(feeds.names))]
+            self.model = keras.Model(traced.sources, before, name="cnnviz_maximizer")
+        else:
+            self.model = keras.Model(traced.input, before, name="cnnviz_maximizer")
         gain, offset = resolve_preprocessing(model, preprocess).affine(self.channels)
         self._gain, self._offset = gain.astype(np.float32), offset.astype(np.float32)
         self._decorrelate = options.decorrelate and self.channels == 3
@@ -257,6 +279,12 @@ class Maximizer:
         pixels = tf.tensordot(images * 255.0, self._gain, axes=1) + self._offset
         if self.channels_first_input:
             pixels = tf.transpose(pixels, [0, 3, 1, 2])
+        if self._held:
+            count = tf.shape(pixels)[0]
+            pixels = [
+                pixels if held is None else tf.broadcast_to(tf.constant(held), tf.concat([[count], held.shape], 0))
+                for held in self._held
+            ]
         outputs = self.model(pixels, training=False)
         if self._direct:
             layer = self.conv.layer
@@ -408,6 +436,8 @@ def maximize(
     options: MaximizeOptions = MaximizeOptions(),  # noqa: B008 - frozen, so sharing the default is safe
     *,
     preprocess: str = "auto",
+    input: str | None = None,
+    feed: Mapping[str, Any] | None = None,
 ) -> Maximized:
     """Find, for each filter of ``layer``, the image that excites it most (see :class:`Maximizer`).
 
@@ -417,10 +447,12 @@ def maximize(
         filters: filter indices; the first 16 by default.
         options: how to optimise.
         preprocess: how pixels are prepared for the model.
+        input, feed: for a model of several inputs, the one that takes the images and the values the others are
+            held at (zeros by default; :func:`cnnviz.methods.extract.resolve_feeds`).
 
     Returns:
         A :class:`Maximized` with one image per filter, in 0..1.
     """
-    maximizer = Maximizer(model, layer, options, preprocess)
+    maximizer = Maximizer(model, layer, options, preprocess, input, feed)
     chosen = list(filters) if filters is not None else list(range(min(16, maximizer.filters)))
     return maximizer(chosen)
