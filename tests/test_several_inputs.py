@@ -3,6 +3,7 @@ others get (``--input``, ``--feed``), on models whose maps can be worked out by 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,11 @@ def test_cli_feeds_a_file_to_the_other_input(keras, tmp_path: Path) -> None:  # 
     )
     np.testing.assert_allclose(np.load(tmp_path / "zeros" / "with_meta" / "p" / "after.npy"), 10.0)
     assert wrong.exit_code == 2 and "'meta' is not NAME=FILE.npy" in wrong.output
+    records = [json.loads((tmp_path / run / "with_meta" / "manifest.json").read_text()) for run in ("fed", "zeros")]
+    assert [(r["images"][str(picture)]["input"], r["images"][str(picture)]["feed"]) for r in records] == [
+        ("image", {"meta": str(tmp_path / "meta.npy")}),
+        ("image", {"meta": "zeros"}),
+    ]
 
 
 def test_grad_cam_of_a_classifier_with_a_metadata_input(keras, square_finder) -> None:  # type: ignore[no-untyped-def]

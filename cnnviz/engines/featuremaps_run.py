@@ -231,8 +231,24 @@ def plan_maps(model: Any, options: MapOptions) -> MapPlan:
 
 
 def image_record(folder: str, plan: MapPlan) -> dict[str, Any]:
-    """An image's manifest entry before its layers are added."""
-    return {"folder": folder, "preprocessing": plan.preprocessing.name, "fit": plan.fit, "layers": {}}
+    """An image's manifest entry before its layers are added; for a model of several inputs, also which input took
+    the image and what the others got (a file's path, ``array`` or ``zeros``)."""
+    record: dict[str, Any] = {"folder": folder, "preprocessing": plan.preprocessing.name, "fit": plan.fit}
+    feeds = plan.extractor.feeds
+    if feeds is not None:
+        given = plan.options.feed or {}
+        record["input"] = feeds.names[feeds.image_index]
+        record["feed"] = {
+            name: os.fspath(given[name])
+            if isinstance(given.get(name), (str, os.PathLike))
+            else "array"
+            if name in given
+            else "zeros"
+            for number, name in enumerate(feeds.names)
+            if number != feeds.image_index
+        }
+    record["layers"] = {}
+    return record
 
 
 #: How much lower than the rest of the process the drawing threads run (a ``nice`` increment).
