@@ -117,8 +117,8 @@ class GradCam:
         keras = keras_module()
         traced = trace(self.source, shape, input=self._input)
         self._channels_first_input = bool(traced.convs and traced.convs[0].channels_first)
-        path = self._choose_layer(traced)
         output = self._choose_output(traced)
+        path = self._choose_layer(traced, _producer(traced, output))
         rank = len(output.shape)
         if rank not in (2, 4):
             raise UnsupportedModel(
@@ -163,9 +163,15 @@ class GradCam:
         self.output = names[chosen]
         return outputs[chosen]
 
-    def _choose_layer(self, traced: Trace) -> str:
+    def _choose_layer(self, traced: Trace, head: str | None = None) -> str:
+        """The layer named, else the last conv layer of maps larger than 1x1 that is not the head itself (a
+        segmentation model's last conv makes its output)."""
         if self._wanted is None:
-            maps = [conv for conv in traced.convs if len(conv.output_shape) == 3 and _spatial(conv.output_shape) > 1]
+            maps = [
+                conv
+                for conv in traced.convs
+                if len(conv.output_shape) == 3 and _spatial(conv.output_shape) > 1 and conv.path != head
+            ]
             if not maps:
                 raise UnsupportedLayer(
                     f"model '{self.source.name}' has no conv layer with maps larger than 1x1; name one with --layer"
