@@ -216,3 +216,25 @@ def test_the_top_of_the_eight_bit_range_and_of_unit_floats_is_white(tmp_path: Pa
     assert load_image(tmp_path / "full.tif", 1, (None, None), size=(1, 2))[0, :, 0].tolist() == [0.0, 255.0]
     unit = load_image(tmp_path / "unit.tif", 1, (None, None), size=(1, 3))[0, :, 0]
     assert unit.tolist() == [0.0, 127.5, 255.0]
+
+
+def test_a_multi_page_tiff_gives_a_multispectral_model_one_channel_per_page(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz import feature_maps
+
+    bands = [np.full((6, 10), 40 * (band + 1), dtype=np.uint8) for band in range(5)]
+    bands[3][2, 4] = 255
+    pages = [Image.fromarray(band) for band in bands]
+    pages[0].save(tmp_path / "bands.tif", save_all=True, append_images=pages[1:])
+    model = keras.Sequential([keras.Input((None, None, 5)), keras.layers.Conv2D(1, 1, use_bias=False, name="pick")])
+    kernel = np.zeros((1, 1, 5, 1), dtype=np.float32)
+    kernel[0, 0, 3, 0] = 1.0  # the fourth band alone
+    model.get_layer("pick").set_weights([kernel])
+
+    pixels = load_image(tmp_path / "bands.tif", 5, (None, None), size=(6, 10))
+    maps = feature_maps(model, [tmp_path / "bands.tif"], ["pick"], preprocess="none", size=(6, 10))["pick"]
+
+    assert pixels.shape == (6, 10, 5) and pixels[0, 0].tolist() == [40.0, 80.0, 120.0, 160.0, 200.0]
+    np.testing.assert_allclose(maps[0, ..., 0], bands[3].astype(np.float32))
+    Image.fromarray(bands[0]).save(tmp_path / "one.png")
+    with pytest.raises(ImageLoadError, match="give a TIFF of 5 pages, one per channel, or a .npy array .this image"):
+        load_image(tmp_path / "one.png", 5, (None, None))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from cnnviz.errors import ImageLoadError, OptionError
 
@@ -25,6 +25,10 @@ def input_suffixes() -> set[str]:
     """The file endings of inputs: every format Pillow can open, and ``.npy`` arrays."""
     Image.init()
     return {suffix.lower() for suffix in Image.registered_extensions()} | {".npy"}
+
+
+#: Where :func:`read_image` keeps a multi-page image's pages, in the image's ``info``.
+PAGES = "cnnviz_pages"
 
 
 def read_image(path: str | os.PathLike[str], data: bytes | None = None) -> Image.Image:
@@ -49,7 +53,13 @@ def read_image(path: str | os.PathLike[str], data: bytes | None = None) -> Image
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data) if data is not None else path) as image:
                 image.load()
-                return ImageOps.exif_transpose(image)
+                pages = (
+                    [page.copy() for page in ImageSequence.Iterator(image)] if getattr(image, "n_frames", 1) > 1 else []
+                )
+                upright = ImageOps.exif_transpose(image)
+                if pages:  # a multi-page TIFF: a multispectral model takes one page per channel (:func:`_bands`)
+                    upright.info[PAGES] = pages
+                return upright
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(f"{path}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
@@ -89,6 +99,22 @@ def _converted(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
+def _bands(image: Image.Image, channels: int) -> list[Image.Image]:
+    """A multi-page image's pages, one per channel, for a model of ``channels`` other than 1 or 3 (a multispectral
+    TIFF: one grey page per band).
+
+    Raises:
+        ImageLoadError: the image has another number of pages.
+    """
+    pages = image.info.get(PAGES) or [image]
+    if len(pages) != channels:
+        raise ImageLoadError(
+            f"the model takes {channels}-channel input: give a TIFF of {channels} pages, one per channel, or a .npy "
+            f"array (this image has {len(pages)} page{'' if len(pages) == 1 else 's'})"
+        )
+    return [_wide_to_float(page).convert("F") for page in pages]
+
+
 def _to_array(image: Image.Image, channels: int) -> np.ndarray:
     """A converted image (:func:`_converted`) as a float32 ``(rows, cols, channels)`` array."""
     pixels = np.asarray(image, dtype=np.float32)
@@ -121,7 +147,7 @@ def fit_pixels(
 
     Args:
         image: any Pillow image.
-        channels: 1 or 3.
+        channels: 1 or 3; other counts read one page of a multi-page TIFF per channel.
         rows, cols: the size to reach.
         fit: for an image of another shape, ``crop`` scales its short side to fit and cuts the ends of the long
             side, centred (no distortion, as ImageNet models are evaluated); ``pad`` scales its long side to fit
@@ -130,12 +156,19 @@ def fit_pixels(
 
     Raises:
         OptionError: an unknown ``fit``.
-        ImageLoadError: ``channels`` is neither 1 nor 3.
+        ImageLoadError: ``channels`` is neither 1 nor 3 and the image has another number of pages.
 
     >>> fit_pixels(Image.new("L", (2, 2), 200), 1, 4, 2, fit="pad", pad=7)[:, 0, 0].tolist()  # rows of column 0
     [7.0, 200.0, 200.0, 7.0]
     """
     check_fit(fit)
+    if channels not in (1, 3):
+        values = np.broadcast_to(np.ravel(np.asarray(pad, dtype=np.float32)), (channels,))
+        bands = [
+            fit_pixels(band, 1, rows, cols, fit, float(values[n]))[..., 0]
+            for n, band in enumerate(_bands(image, channels))
+        ]
+        return np.stack(bands, axis=-1)
     image = _converted(_wide_to_float(image), channels)
     # Pillow takes sizes as (width, height): columns first.
     if fit == "stretch":
