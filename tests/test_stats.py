@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from cnnviz import load_model
 from cnnviz.cli import main
 from cnnviz.methods.stats import LayerStats, activity_rule, filter_stats
 from cnnviz.models.graph import ConvLayer
@@ -168,3 +169,24 @@ def test_a_folder_is_read_as_its_files(keras, arrays: list[Path]) -> None:
 
     assert by_folder.images == 5
     np.testing.assert_array_equal(by_folder.sums, by_file.sums)
+
+
+def test_a_model_with_layers_named_like_keras_ops_is_reduced(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The reductions run inside a layer of their own: Keras would name their operations sum, max, mean, ..., and
+    a model loaded from a file may have layers of those names ('The name "sum" is used 2 times in the model')."""
+    from cnnviz.methods.top import scan_top
+
+    inputs = keras.Input((6, 6, 1))
+    a = keras.layers.Conv2D(2, 3, padding="same", name="max")(inputs)
+    b = keras.layers.Conv2D(2, 3, padding="same", name="mean")(inputs)
+    model = keras.Model(inputs, keras.layers.Add(name="sum")([a, b]))
+    model.save(tmp_path / "named.keras")
+    loaded = load_model(tmp_path / "named.keras")
+    np.save(tmp_path / "ones.npy", np.ones((6, 6, 1), dtype=np.float32))
+    arrays = [tmp_path / "ones.npy"]
+
+    stats = filter_stats(loaded, arrays, ["max", "mean"]).layers
+    top = scan_top(loaded, arrays, ["max"], k=1).tops["max"]
+
+    assert [(layer.layer, layer.images) for layer in stats] == [("max", 1), ("mean", 1)]
+    assert top.image[:, 0].tolist() == [0, 0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -281,7 +282,12 @@ def build_extractor(
     if reduce is None:
         outputs = [traced.outputs[conv.path] for conv in selected]
     else:
-        outputs = [reduce(conv, traced.outputs[conv.path]) for conv in selected]
+        # Inside a layer of its own, so that the reduction's operations take no names of the graph's: Keras names
+        # an operation for its function (sum, max), and a model may already have a layer of that name.
+        outputs = [
+            _Reduction(functools.partial(reduce, conv), name=f"cnnviz_reduce_{number}")(traced.outputs[conv.path])
+            for number, conv in enumerate(selected)
+        ]
         selected = [replace(conv, channels_first=False) for conv in selected]  # reduced: no layout to undo
     extractor = keras.Model(traced.sources if feeds else traced.input, outputs, name="cnnviz_extractor")
     first = traced.convs[0] if traced.convs else None
@@ -294,6 +300,26 @@ def build_extractor(
         source_name=model.name,
         feeds=feeds,
     )
+
+
+@functools.cache
+def _reduction_class() -> type:
+    """A Keras layer that applies a function: where an extractor reduces a layer's maps."""
+    keras = keras_module()
+
+    class Reduction(keras.layers.Layer):  # type: ignore[name-defined]
+        def __init__(self, function: Callable[[Any], Any], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.function = function
+
+        def call(self, inputs: Any) -> Any:
+            return self.function(inputs)
+
+    return Reduction
+
+
+def _Reduction(function: Callable[[Any], Any], name: str) -> Any:  # noqa: N802 - stands for the layer class
+    return _reduction_class()(function, name=name)
 
 
 def input_reader(model: Any, input: str | None = None) -> Extractor:
