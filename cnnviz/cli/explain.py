@@ -274,7 +274,10 @@ def gradcam(
                 click.echo(f"{result.path}: regression output '{report.output}' = {result.top[0][1]:.4g}")
             else:
                 click.echo(f"{result.path}: top {value}: {ranked}")
-            click.echo(f"  explained {result.target_name} (class {result.target}) -> {result.picture}")
+            explained = (
+                result.target_name if report.head == "regression" else f"{result.target_name} (class {result.target})"
+            )
+            click.echo(f"  explained {explained} -> {result.picture}")
             if result.raw is not None:
                 click.echo(f"  raw heatmap -> {result.raw}")
     exit_on_failures(report.failures, report.inputs, choice.verbose)

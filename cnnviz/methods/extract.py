@@ -71,7 +71,8 @@ class Feeds:
             rows = len(self.arrays[place])
             if rows != count:
                 raise OptionError(
-                    f"--feed {self.names[place]} has {rows} rows, one per image, but the run has {count} images"
+                    f"--feed {self.names[place]} has {rows} rows, one per image, but the run has {count} "
+                    f"image{'' if count == 1 else 's'}"
                 )
 
 
