@@ -212,3 +212,36 @@ def test_maximize_draws_a_multispectral_model_a_row_per_filter_a_tile_per_channe
     band = result.maximized.images[1, :, :, 5]  # filter 1's sixth channel, in grey, at row 1, column 5
     tile_ = picture[98 : 98 + 96 : 3, 5 * 98 : 5 * 98 + 96 : 3, 0]
     np.testing.assert_array_equal(tile_[8:, 8:], np.rint(band * 255).astype(np.uint8)[8:, 8:])  # past the number
+
+
+def test_the_callback_and_the_report_take_the_input_choice(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import cnnviz
+    from cnnviz import MapOptions, ReportOptions, write_report
+
+    model = image_and_vector(keras)
+    rows = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    callback = cnnviz.VisualizeCallback(
+        images=PICTURES[:2],
+        layers=["after"],
+        out=tmp_path / "viz",
+        map_options=MapOptions(feed={"meta": rows}),
+        filters=False,
+        animate=False,
+    )
+    callback.set_model(model)
+    callback.draw("epoch_001", "epoch 1", 1)
+    Image.fromarray(np.full((8, 8), 10, dtype=np.uint8), mode="L").save(tmp_path / "p.png")
+    options = ReportOptions(preprocess="none", feed={"meta": np.array([3.0, 1.0])}, gradcam=False)
+    write_report(model, [tmp_path / "p.png"], tmp_path / "report", options)
+
+    drawn = feature_maps(model, PICTURES[:2], ["after"], feed={"meta": rows})["after"]
+    np.testing.assert_allclose(drawn, PICTURES[:2] + np.array([2.0, -1.0]).reshape(2, 1, 1, 1))
+    from cnnviz.engines.featuremaps_run import map_picture
+
+    conv = build_extractor(model, ["after"]).layers[0]
+    expected = map_picture("with_meta | epoch 1", conv, drawn[1], "sample_1", MapOptions(feed={"meta": rows}))
+    drawn_by_callback = Image.open(tmp_path / "viz" / "epoch_001" / "sample_1" / "after.png")
+    # the header names the range of the maps as fed (the second picture's values minus 1): the feed was used
+    np.testing.assert_array_equal(np.asarray(drawn_by_callback.convert("RGB")), expected.to_rgb())
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<dt>other inputs</dt><dd>meta: an array of shape (2,)</dd>" in page

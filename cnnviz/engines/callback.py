@@ -189,16 +189,16 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
                 options = self._filter_options(conv, kernels)
                 picture = filter_picture(filter_label, conv, kernels, options, report, PYTHON_SELECTION)
                 keep(picture, f"filters_{safe_name(conv.path)}.png", f"filters/{conv.path}")
+        first = 0
         for names, batch in self._inputs:
-            maps = extractor(batch)
+            maps = extractor(batch, range(first, first + len(names)))  # images numbered in the order given
+            first += len(names)
             for index, name in enumerate(names):
                 for conv in extractor.layers:
                     picture = map_picture(map_label, conv, maps[conv.path][index], name, self.map_options)
                     keep(picture, f"{name}/{safe_name(conv.path)}.png", f"featuremaps/{name}/{conv.path}")
         for note in report.notes:
-            if note not in self.notes:
-                self.notes.append(note)
-                print(f"cnnviz: {note}", file=sys.stderr)
+            self._say(note)
         self.steps_drawn += 1
         return written
 
@@ -206,7 +206,11 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         """The extractor and the model-ready inputs, built at the first drawing (a Sequential model without an
         Input has no graph until its first batch)."""
         if self._extractor is None:
-            extractor = build_extractor(self.model, self.layers)
+            extractor = build_extractor(self.model, self.layers, **self.map_options.choice)
+            if extractor.feeds is not None:
+                extractor.feeds.check_rows(len(self._sources))
+                for note in extractor.feeds.notes:
+                    self._say(note)
             step = resolve_preprocessing(self.model, self.map_options.preprocess)
             fit, size = self.map_options.fit, self.map_options.size
             pad = neutral_padding(extractor, step, fit)
@@ -220,6 +224,12 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
             inputs = _batches(arrays, self.map_options.batch_size)
             self._extractor, self._inputs = extractor, inputs
         return self._extractor
+
+    def _say(self, note: str) -> None:
+        """Tell the user ``note`` on standard error, once per callback."""
+        if note not in self.notes:
+            self.notes.append(note)
+            print(f"cnnviz: {note}", file=sys.stderr)
 
     def _filter_options(self, conv: ConvLayer, kernels: np.ndarray) -> FilterOptions:
         """The filter options with this layer's fixed scale: the one given, else the range of the first kernels

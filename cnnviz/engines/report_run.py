@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
@@ -24,7 +26,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
 from cnnviz.methods.top import DEFAULT_K, scan_top
-from cnnviz.models.graph import shape_text
+from cnnviz.models.graph import input_shape, shape_text
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.files import save_bytes
 from cnnviz.output.manifest import read_manifest
@@ -131,11 +133,17 @@ def write_report(
     facts = [
         ("model", label),
         ("weights", options.weights or "the model's own"),
-        ("input", shape_text(model.inputs[0].shape[1:])),
+        ("input", shape_text(input_shape(model, options.input))),
         ("preprocessing", maps.preprocessing.name if maps.preprocessing else options.preprocess),
         ("fit", maps.fit),
         ("images", ", ".join(names[item.path] for item in inputs)),
     ]
+    if len(model.inputs) > 1:  # which input took the images, and what the others got
+        given = options.feed or {}
+        facts.insert(3, ("images into input", options.input or "the image-shaped one"))
+        facts.insert(
+            4, ("other inputs", ", ".join(f"{name}: {_fed(value)}" for name, value in given.items()) or "zeros")
+        )
     page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     shown = (len(s.maps) + (s.filters is not None) + (s.chart is not None) + (s.top is not None) for s in sections)
@@ -150,6 +158,11 @@ def write_report(
         page=target,
         pictures=pictures,
     )
+
+
+def _fed(value: Any) -> str:
+    """How a fed input's value is named on the page: its file, or an array's shape."""
+    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else f"an array of shape {np.shape(value)}"
 
 
 #: Filters ranked per layer in a report's top-images blocks: a 512-row picture would be slow to scroll.
