@@ -39,10 +39,6 @@ class Naming:
         """The manifest's record of the model; ``name`` stands in for a missing ``model_label``."""
         return {"model": self.model_label or name, "weights": self.weights, "source": self.source}
 
-    def naming(self) -> Naming:
-        """Just the naming, of an options object built from it (to pass on to another run's options)."""
-        return Naming(self.model_label, self.weights, self.source)
-
 
 @dataclass(frozen=True)
 class ModelRef:
