@@ -16,6 +16,7 @@ from cnnviz.cli.common import (
     input_options,
     model_options,
     output_option,
+    precision_option,
     progress_bar,
     reading_options,
     reported_errors,
@@ -87,6 +88,7 @@ def _square_side(size: tuple[int, int] | None) -> int:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @input_options()[0]
 @input_options()[1]
+@precision_option()
 @output_option("Folder to write into: OUTPUT/<model>/maximize_<layer>.png.")
 def maximize(
     choice: ModelChoice,
@@ -103,6 +105,7 @@ def maximize(
     quiet: bool,
     input_name: str | None,
     feed: dict[str, str],
+    precision: str,
     output: str,
 ) -> None:
     """Draw what each filter of a conv layer responds to: an image per filter, found by gradient ascent.
@@ -146,6 +149,7 @@ def maximize(
             labels=not no_labels,
             input=input_name,
             feed=feed or None,
+            precision=precision,
         )
         check_writable(out)
         report = render_maximize(choice.ref.load(), out, options, progress)

@@ -217,6 +217,7 @@ def plan_maps(model: Any, options: MapOptions) -> MapPlan:
         f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps" for conv in extractor.skipped
     ]
     notes += extractor.feeds.notes if extractor.feeds is not None else []
+    notes += extractor.notes
     if options.overlay:
         if not extractor.takes_images:
             raise OptionError("--overlay draws maps over images; this model takes arrays (.npy), not images")
@@ -234,6 +235,8 @@ def image_record(folder: str, plan: MapPlan) -> dict[str, Any]:
     """An image's manifest entry before its layers are added; for a model of several inputs, also which input took
     the image and what the others got (a file's path, ``array`` or ``zeros``)."""
     record: dict[str, Any] = {"folder": folder, "preprocessing": plan.preprocessing.name, "fit": plan.fit}
+    if plan.extractor.precision != "float32":
+        record["precision"] = plan.extractor.precision
     feeds = plan.extractor.feeds
     if feeds is not None:
         given = plan.options.feed or {}

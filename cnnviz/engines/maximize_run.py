@@ -18,6 +18,7 @@ from cnnviz.engines.contract import Naming, Progress, RunResult
 from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import MODES
 from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
+from cnnviz.models.precision import resolve_precision
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.selection import check_selection, parse_selection
 
@@ -42,6 +43,8 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
         labels: draw the header.
         input, feed: for a model of several inputs, the one that takes the images and the values the others are
             held at (zeros by default).
+        precision: what the model computes in (``float32``, ``bfloat16``, ``auto``); the images' updates are
+            float32.
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -54,6 +57,7 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
     labels: bool = True
     input: str | None = None
     feed: Mapping[str, Any] | None = None
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         self.check()
@@ -61,6 +65,7 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
             raise OptionError("maximize needs a layer (--layer): see 'cnnviz layers'")
         if self.filters is not None:
             check_selection(self.filters, "filter")
+        resolve_precision(self.precision)
         if self.preprocess not in MODES:
             raise OptionError(f"unknown preprocessing '{self.preprocess}'; choose one of: {', '.join(MODES)}")
 
@@ -136,7 +141,11 @@ def render_maximize(
         OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel: before any work.
     """
     report = MaximizeResult()
-    maximizer = Maximizer(model, options.layer, options, options.preprocess, options.input, options.feed)
+    maximizer = Maximizer(
+        model, options.layer, options, options.preprocess, options.input, options.feed, options.precision
+    )
+    for note in maximizer.notes:
+        report.note(note)
     total = maximizer.filters
     if options.filters is None:
         chosen = list(range(min(DEFAULT_FILTERS, total)))

@@ -27,6 +27,7 @@ from cnnviz.inputs.images import load_image
 from cnnviz.inputs.pipeline import prefetch
 from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
 from cnnviz.models.graph import ConvLayer, image_input, input_shape, model_inputs, shape_text, sized_input_shape, trace
+from cnnviz.models.precision import resolve_precision
 
 ImagePath = str | os.PathLike[str]
 
@@ -150,6 +151,8 @@ class Extractor:
         skipped: conv layers left out of a default (all-layers) selection because their maps are not 1-D or 2-D.
         source_name: the name of the model it was built from.
         feeds: for a model of several inputs, what each input other than the images gets (:class:`Feeds`).
+        notes: what to tell the user about how it was built (layers left in float32).
+        precision: what the model computes in, ``float32`` or ``bfloat16``.
     """
 
     model: Any
@@ -159,6 +162,8 @@ class Extractor:
     skipped: list[ConvLayer] = field(default_factory=list)
     source_name: str = "model"
     feeds: Feeds | None = None
+    notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
     _runs: bool | None = field(default=None, init=False, repr=False)
 
     @property
@@ -236,6 +241,7 @@ def build_extractor(
     reduce: Callable[[ConvLayer, Any], Any] | None = None,
     input: str | None = None,
     feed: Mapping[str, str | os.PathLike[str] | np.ndarray] | None = None,
+    precision: str = "float32",
 ) -> Extractor:
     """Build one extractor over the given conv layers (all of them by default), nested models included.
 
@@ -247,6 +253,8 @@ def build_extractor(
             extractor hands back the reduced tensors as they are.
         input: for a model of several inputs, the one that takes the images (:func:`cnnviz.models.graph.image_input`).
         feed: what the other inputs get, by name: arrays or ``.npy`` files (:func:`resolve_feeds`); zeros otherwise.
+        precision: ``float32``, ``bfloat16`` or ``auto`` (:mod:`cnnviz.models.precision`): what the model computes
+            in; what the extractor returns is float32 either way.
 
     Raises:
         LayerNotFound, NotAConvLayer: a name does not name a conv layer.
@@ -255,7 +263,7 @@ def build_extractor(
         UnsupportedModel: the model's graph cannot be walked.
     """
     keras = keras_module()
-    traced = trace(model, input=input)
+    traced = trace(model, input=input, precision=resolve_precision(precision))
     index = image_input(model, input) if len(traced.sources) > 1 else 0
     feeds = resolve_feeds(model, index, feed)
     drawable = _drawable if reduce is None else (lambda conv: True)
@@ -282,6 +290,8 @@ def build_extractor(
             )
     if reduce is None:
         outputs = [traced.outputs[conv.path] for conv in selected]
+        if traced.precision != "float32":  # computed in bfloat16, handed back in float32
+            outputs = [_to_float32(output, number) for number, output in enumerate(outputs)]
     else:
         # Inside a layer of its own, so that the reduction's operations take no names of the graph's: Keras names
         # an operation for its function (sum, max), and a model may already have a layer of that name.
@@ -300,6 +310,8 @@ def build_extractor(
         skipped=skipped,
         source_name=model.name,
         feeds=feeds,
+        notes=list(traced.notes),
+        precision=traced.precision,
     )
 
 
@@ -321,6 +333,10 @@ def _reduction_class() -> type:
 
 def _Reduction(function: Callable[[Any], Any], name: str) -> Any:  # noqa: N802 - stands for the layer class
     return _reduction_class()(function, name=name)
+
+
+def _to_float32(tensor: Any, number: int) -> Any:
+    return _Reduction(lambda maps: keras_module().ops.cast(maps, "float32"), name=f"cnnviz_float32_{number}")(tensor)
 
 
 def input_reader(model: Any, input: str | None = None) -> Extractor:
@@ -539,6 +555,7 @@ def feature_maps(
     fit: str = "crop",
     input: str | None = None,
     feed: Mapping[str, Any] | None = None,
+    precision: str = "float32",
 ) -> dict[str, np.ndarray]:
     """Compute the activations of conv layers for a batch of images in one extractor.
 
@@ -554,6 +571,7 @@ def feature_maps(
             short side fits, the long side's ends are cut), ``pad`` or ``stretch``.
         input, feed: for a model of several inputs, the one that takes the images and what the others get
             (:func:`build_extractor`).
+        precision: ``float32``, ``bfloat16`` or ``auto``: what the model computes in (the maps come back float32).
 
     Returns:
         ``{layer path: array (N, rows, cols, filters)}``, channels last, in layer order.
@@ -562,7 +580,7 @@ def feature_maps(
         ImageLoadError: an image cannot be read.
         OptionError: no images, or they came out at different sizes (a model of free input size: give ``size``).
     """
-    extractor = build_extractor(model, layers, input=input, feed=feed)
+    extractor = build_extractor(model, layers, input=input, feed=feed, precision=precision)
     if isinstance(images, np.ndarray):
         if extractor.feeds is not None:
             extractor.feeds.check_rows(len(images))

@@ -25,6 +25,7 @@ from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, Unsuppor
 from cnnviz.methods.extract import resolve_feeds
 from cnnviz.methods.resample import resize_maps
 from cnnviz.models.graph import Trace, image_input, input_shape, leaf_name, shape_text, trace
+from cnnviz.models.precision import resolve_precision
 
 METHODS = ("gradcam", "gradcam++")
 #: Output activations that cnnviz looks past, to differentiate the score before them.
@@ -89,6 +90,7 @@ class GradCam:
         feed: Mapping[str, Any] | None = None,
         output: str | None = None,
         region: Sequence[int] | None = None,
+        precision: str = "float32",
     ) -> None:
         if method not in METHODS:
             raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
@@ -97,6 +99,7 @@ class GradCam:
         self._wanted = layer
         self._input = input
         self._output = output
+        self.precision = resolve_precision(precision)
         self.region = checked_region(region)
         #: What to tell the user (the model's other outputs).
         self.notes: list[str] = []
@@ -115,7 +118,8 @@ class GradCam:
         if shape in self._built:
             return self._built[shape]
         keras = keras_module()
-        traced = trace(self.source, shape, input=self._input)
+        traced = trace(self.source, shape, input=self._input, precision=self.precision)
+        self.notes.extend(note for note in traced.notes if note not in self.notes)
         self._channels_first_input = bool(traced.convs and traced.convs[0].channels_first)
         output = self._choose_output(traced)
         path = self._choose_layer(traced, _producer(traced, output))
@@ -210,6 +214,7 @@ class GradCam:
         with doing(f"Grad-CAM of layer '{path}' of model '{self.source.name}', the gradient of {score}"):
             with tf.GradientTape() as tape:
                 maps, scores, outputs = model(feed, training=False)
+                scores = tf.cast(scores, tf.float32)  # the score and its gradient's sums in float32
                 if self.head == "segmentation":
                     chosen, mask = _segmentation_targets(classes, np.asarray(scores), self.region, batch.shape[1:3])
                     target = tf.reduce_sum(tf.gather(scores, chosen, axis=3, batch_dims=1) * mask, axis=(1, 2))
@@ -221,7 +226,8 @@ class GradCam:
             grads = tape.gradient(target, maps)
         if grads is None:
             raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
-        maps_array, grads_array = np.asarray(maps), np.asarray(grads)
+        maps_array, grads_array = np.asarray(maps, dtype=np.float32), np.asarray(grads, dtype=np.float32)
+        outputs = np.asarray(outputs, dtype=np.float32)
         if channels_first:
             maps_array, grads_array = np.moveaxis(maps_array, 1, -1), np.moveaxis(grads_array, 1, -1)
         layer_maps = cam(maps_array, grads_array, self.method)
@@ -387,6 +393,7 @@ def gradcam(
     feed: Mapping[str, Any] | None = None,
     output: str | None = None,
     region: Sequence[int] | None = None,
+    precision: str = "float32",
 ) -> Explanation:
     """Grad-CAM heatmaps for images, as arrays.
 
@@ -405,6 +412,7 @@ def gradcam(
         output: for a model of several outputs, the one to explain (the first by default).
         region: for a segmentation output, ``(top, left, bottom, right)`` pixels of the model input to sum the
             class's logits over (end exclusive), instead of the pixels predicted as the class.
+        precision: ``float32``, ``bfloat16`` or ``auto``: what the model computes in; the heatmaps are float32.
 
     Returns:
         An :class:`Explanation`; ``heatmaps`` are at the model's input size.
@@ -413,7 +421,7 @@ def gradcam(
         ImageLoadError: an image cannot be read.
         OptionError: the images come out at different sizes (a model of free input size: give ``size``).
     """
-    explainer = GradCam(model, layer, method, input, feed, output, region)
+    explainer = GradCam(model, layer, method, input, feed, output, region, precision)
     if not isinstance(images, np.ndarray):
         images = load_batch(model, images, preprocess=preprocess, size=size, fit=fit, input=input)[0]
     if explainer.feeds is not None:

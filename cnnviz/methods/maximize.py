@@ -29,6 +29,7 @@ from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
 from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.methods.extract import resolve_feeds
 from cnnviz.models.graph import ConvLayer, Trace, depends_on, input_shape, layer_twin, trace
+from cnnviz.models.precision import resolve_precision
 
 PARAMETRIZATIONS = ("fourier", "pixel")
 DEFAULT_STEPS = 128
@@ -141,6 +142,7 @@ class Maximizer:
         preprocess: str = "auto",
         input: str | None = None,
         feed: Mapping[str, Any] | None = None,
+        precision: str = "float32",
     ) -> None:
         options = options if options is not None else MaximizeOptions()
         options.check()
@@ -161,7 +163,10 @@ class Maximizer:
             (channels, side, side) if self.channels_first_input else (side, side, channels),
             conv.path,
             input=input,
+            precision=resolve_precision(precision),
         )
+        #: What to tell the user (layers left in float32).
+        self.notes = list(traced.notes)
         self.conv: ConvLayer = conv
         self.channels = int(channels)
         self.options = options
@@ -285,7 +290,7 @@ class Maximizer:
                 pixels if held is None else tf.broadcast_to(tf.constant(held), tf.concat([[count], held.shape], 0))
                 for held in self._held
             ]
-        outputs = self.model(pixels, training=False)
+        outputs = tf.cast(self.model(pixels, training=False), tf.float32)  # updates accumulate in float32
         if self._direct:
             layer = self.conv.layer
             kernel = tf.gather(tf.convert_to_tensor(layer.kernel), targets, axis=3)

@@ -201,6 +201,7 @@ def filter_stats(
     progress: Callable[[int], object] | None = None,
     input: str | None = None,
     feed: Mapping[str, Any] | None = None,
+    precision: str = "float32",
 ) -> StatsRun:
     """Per-filter activation statistics of conv layers (all by default) over image files.
 
@@ -214,6 +215,7 @@ def filter_stats(
         progress: called with the number of images done after each batch (a progress bar's ``update``).
         input, feed: for a model of several inputs, which takes the images and what the others get
             (:func:`cnnviz.methods.extract.build_extractor`).
+        precision: ``float32``, ``bfloat16`` or ``auto``: what the model computes in; sums and counts are float32.
 
     Raises:
         OptionError: no images, or a name that finds none.
@@ -222,7 +224,7 @@ def filter_stats(
     if not images:
         raise OptionError("no images given")
     paths = [item.path for item in gather_inputs(images)]
-    extractor = build_stats_extractor(model, layers, threshold, input=input, feed=feed)
+    extractor = build_stats_extractor(model, layers, threshold, input=input, feed=feed, precision=precision)
     totals = empty_totals(extractor, threshold)
     step = resolve_preprocessing(model, preprocess)
     failures = fold_batches(
@@ -235,4 +237,5 @@ def filter_stats(
         fit=fit,
         progress=progress,
     )
-    return StatsRun(list(totals.values()), failures, extractor.feeds.notes if extractor.feeds else [])
+    notes = extractor.notes + (extractor.feeds.notes if extractor.feeds else [])
+    return StatsRun(list(totals.values()), failures, notes)

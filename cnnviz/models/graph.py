@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,8 @@ class Trace:
     input: Any
     sources: list[Any] = field(default_factory=list)
     source_names: list[str] = field(default_factory=list)
+    precision: str = "float32"
+    notes: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     output: Any = None
@@ -267,7 +270,11 @@ def sized_input_shape(model: Any, size: Sequence[int] | None, input: str | None 
 
 
 def trace(
-    model: Any, shape: Sequence[int | None] | None = None, until: str | None = None, input: str | None = None
+    model: Any,
+    shape: Sequence[int | None] | None = None,
+    until: str | None = None,
+    input: str | None = None,
+    precision: str = "float32",
 ) -> Trace:
     """Replay ``model`` on fresh inputs, its image input at ``shape`` (its own input shape by default).
 
@@ -278,6 +285,9 @@ def trace(
             replayed at another input size than the dense head after it was built for. ``output`` is then
             that layer's output.
         input: the name of the input that takes the images, for a model with several (:func:`image_input`).
+        precision: ``float32``, or ``bfloat16``: every layer runs as a twin with Keras's ``mixed_bfloat16`` policy
+            (the same float32 weights, bfloat16 arithmetic); a layer whose weights a twin cannot share runs as it
+            is, in float32, and ``notes`` say so.
 
     Returns:
         A :class:`Trace` whose tensors all hang off its inputs.
@@ -293,7 +303,9 @@ def trace(
         keras.Input(shape=tuple(shape) if number == chosen and shape is not None else own, name=name)
         for number, (name, own) in enumerate(inputs)
     ]
-    result = Trace(input=sources[chosen], sources=sources, source_names=[name for name, _ in inputs])
+    result = Trace(
+        input=sources[chosen], sources=sources, source_names=[name for name, _ in inputs], precision=precision
+    )
     try:
         result.output = _replay(model, sources if len(sources) > 1 else sources[0], "", result, conv_classes(), until)
     except _Reached as reached:
@@ -343,7 +355,10 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
             # Only the inputs carry over into an inlined model: its own call kwargs (training=False) are
             # superseded by the extractor's inference-mode call.
             return _replay(layer, args[0], path + SEPARATOR, result, convs, until)
-        out = _run_twin(layer, *args, **kwargs) if isinstance(layer, convs) else layer(*args, **kwargs)
+        if result.precision == "bfloat16":
+            out = _in_bfloat16(layer, path, result, isinstance(layer, convs), args, kwargs)
+        else:
+            out = _run_twin(layer, *args, **kwargs) if isinstance(layer, convs) else layer(*args, **kwargs)
         if path not in result.layers:
             result.layers[path] = layer
             result.outputs[path] = out
@@ -365,7 +380,33 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
     return model._run_through_graph(given, operation_fn=lambda op: functools.partial(call, op))
 
 
-def _run_twin(layer: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+#: The policy of the layers' twins in bfloat16: float32 weights, bfloat16 arithmetic.
+BFLOAT16_POLICY = "mixed_bfloat16"
+
+
+def _in_bfloat16(layer: Any, path: str, result: Trace, conv: bool, args: tuple[Any, ...], kwargs: Any) -> Any:
+    """Call ``layer`` as its bfloat16 twin (:data:`BFLOAT16_POLICY`), or as it is where a twin would not hold all
+    of its weights (a layer keeping them in sublayers), with a note."""
+    if conv:
+        return _run_twin(layer, *args, extra={"dtype": BFLOAT16_POLICY}, **kwargs)
+    given = args[0]
+    shapes = [tensor.shape for tensor in given] if isinstance(given, (list, tuple)) else given.shape
+    try:
+        with warnings.catch_warnings():  # a probe: Keras's warnings about building a custom layer speak to its author
+            warnings.simplefilter("ignore")
+            twin = layer_twin(layer, shapes, dtype=BFLOAT16_POLICY, name=f"{layer.name}_bf16")
+        shared = {id(weight) for weight in twin.weights} == {id(weight) for weight in layer.weights}
+    except Exception:  # a layer that cannot be made again from its config: it runs as it is
+        shared = False
+    if not shared:
+        note = f"layer '{path}' ({type(layer).__name__}) runs in float32: cnnviz cannot make a bfloat16 twin of it"
+        if note not in result.notes:
+            result.notes.append(note)
+        return layer(*args, **kwargs)
+    return twin(*args, **kwargs)
+
+
+def _run_twin(layer: Any, x: Any, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """Call a conv layer, as a twin that computes the same numbers where the layer as it is would hit a kernel that
     fails on a CPU.
 
@@ -378,15 +419,18 @@ def _run_twin(layer: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
       Grad-CAM on small models with strided shortcuts (``scripts/onednn_sweep.py`` finds the cases).
 
     The twin is the same layer class and configuration holding the original's own weight variables (see
-    :func:`layer_twin`), so changes to the model's weights show in it. Other layers are called as they are.
+    :func:`layer_twin`), so changes to the model's weights show in it. Other layers are called as they are, or
+    as a twin with the ``extra`` configuration changes where given (``dtype``).
     """
     ops = keras_module().ops
     channels_first = getattr(layer, "data_format", None) == "channels_first"
     strides = _pointwise_strides(layer)
     if not channels_first and strides is None:
+        if extra:
+            return layer_twin(layer, x.shape, **extra, name=f"{layer.name}_twin")(x, *args, **kwargs)
         return layer(x, *args, **kwargs)
     moved = ops.moveaxis(x, 1, -1) if channels_first else x
-    changes: dict[str, Any] = {"data_format": "channels_last", "name": f"{layer.name}_twin"}
+    changes: dict[str, Any] = {**(extra or {}), "data_format": "channels_last", "name": f"{layer.name}_twin"}
     if strides is not None:
         moved = moved[(slice(None), *(slice(None, None, step) for step in strides), slice(None))]
         changes["strides"] = (1,) * len(strides)

@@ -1,0 +1,92 @@
+"""bfloat16: the model computes in it through twins of its layers; cnnviz reduces and draws in float32. Agreement
+with float32 is checked here on small models; bench/ measures speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cnnviz import OptionError, feature_maps, filter_stats, gradcam, load_model
+from cnnviz.cli import main
+from cnnviz.methods.extract import build_extractor
+from cnnviz.models.precision import resolve_precision
+from tests.conftest import square_picture
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted(str(path) for path in (ROOT / "sample_images").glob("*.jpg"))
+
+
+def test_bfloat16_maps_agree_with_float32_and_come_back_in_float32() -> None:
+    shapes = load_model("shapes")
+
+    exact = feature_maps(shapes, SAMPLES[:2], ["parts"], size=(96, 96))["parts"]
+    brief = feature_maps(shapes, SAMPLES[:2], ["parts"], size=(96, 96), precision="bfloat16")["parts"]
+
+    assert brief.dtype == np.float32 and build_extractor(shapes, precision="bfloat16").precision == "bfloat16"
+    assert not np.array_equal(brief, exact)  # computed otherwise,
+    np.testing.assert_allclose(brief, exact, atol=0.03 * float(exact.max()))  # to bfloat16's three digits
+
+
+def test_the_same_dead_filters_in_bfloat16() -> None:
+    shapes = load_model("shapes")
+
+    exact = filter_stats(shapes, SAMPLES, size=(96, 96)).layers
+    brief = filter_stats(shapes, SAMPLES, size=(96, 96), precision="bfloat16").layers
+
+    assert [layer.dead.tolist() for layer in brief] == [layer.dead.tolist() for layer in exact]
+    for ours, theirs in zip(brief, exact, strict=True):
+        np.testing.assert_allclose(ours.maxima, theirs.maxima, rtol=0.02)
+
+
+def test_grad_cam_in_bfloat16_correlates_with_float32(square_finder) -> None:  # type: ignore[no-untyped-def]
+    picture = square_picture()[None]
+
+    exact = gradcam(square_finder, picture, 1).heatmaps[0]
+    brief = gradcam(square_finder, picture, 1, precision="bfloat16").heatmaps[0]
+
+    assert np.corrcoef(exact.ravel(), brief.ravel())[0, 1] > 0.99
+
+
+def test_a_layer_a_twin_cannot_copy_runs_in_float32_with_a_note(keras) -> None:  # type: ignore[no-untyped-def]
+    class Wrapped(keras.layers.Layer):
+        """Keeps its weights in a sublayer: a twin made from its config would have weights of its own."""
+
+        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(**kwargs)
+            self.inner = keras.layers.Dense(2)
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return self.inner(x)
+
+    inputs = keras.Input((6, 6, 1))
+    model = keras.Model(inputs, Wrapped(name="wrapped")(keras.layers.Conv2D(2, 3, name="conv")(inputs)))
+    arrays = np.random.default_rng(0).normal(size=(1, 6, 6, 1)).astype(np.float32)
+
+    extractor = build_extractor(model, ["conv"], precision="bfloat16")
+
+    assert extractor.notes == ["layer 'wrapped' (Wrapped) runs in float32: cnnviz cannot make a bfloat16 twin of it"]
+    exact = feature_maps(model, arrays, ["conv"])["conv"]
+    np.testing.assert_allclose(extractor(arrays)["conv"], exact, rtol=0.02, atol=0.02)
+
+
+def test_auto_and_unknown_precisions() -> None:
+    from cnnviz.models.precision import native_bfloat16
+
+    assert resolve_precision("auto") == ("bfloat16" if native_bfloat16() else "float32")
+    assert resolve_precision("float32") == "float32"
+    with pytest.raises(OptionError, match="unknown precision 'half'; choose one of: float32, bfloat16, auto"):
+        resolve_precision("half")
+
+
+def test_cli_records_the_precision_in_the_manifest(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["featuremaps", SAMPLES[0], "-m", "shapes", "--precision", "bfloat16", "-q", "-o", str(tmp_path)]
+    )
+
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "shapes" / "manifest.json").read_text())["images"][SAMPLES[0]]
+    assert record["precision"] == "bfloat16"
