@@ -84,9 +84,10 @@ def test_auto_and_unknown_precisions() -> None:
 
 def test_cli_records_the_precision_in_the_manifest(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        main, ["featuremaps", SAMPLES[0], "-m", "shapes", "--precision", "bfloat16", "-q", "-o", str(tmp_path)]
+        main, ["featuremaps", SAMPLES[0], "-m", "shapes", "--precision", "bfloat16", "-o", str(tmp_path)]
     )
 
     assert result.exit_code == 0, result.output
+    assert "precision: bfloat16 (the model computed in it; cnnviz reduced and drew in float32)" in result.output
     record = json.loads((tmp_path / "shapes" / "manifest.json").read_text())["images"][SAMPLES[0]]
     assert record["precision"] == "bfloat16"

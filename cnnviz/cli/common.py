@@ -447,6 +447,12 @@ def progress_bar(quiet: bool, unit: str = "image") -> Iterator[Progress]:
         yield advance
 
 
+def say_precision(result: Any) -> None:
+    """The run's precision, where it is not float32 (the default, exact)."""
+    if getattr(result, "precision", "float32") != "float32":
+        click.echo(f"precision: {result.precision} (the model computed in it; cnnviz reduced and drew in float32)")
+
+
 def exit_on_failures(failures: Sequence[tuple[str, Exception]], total: int, verbose: bool, after: str = "") -> None:
     """Name each input that failed (with its traceback under --verbose), then exit 1 if any did."""
     for _path, error in failures:

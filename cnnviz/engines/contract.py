@@ -49,7 +49,7 @@ ENGINES = ("local", "ray")
 class RunResult:
     """What a run did: files written, inputs that failed, and notes for the user; ``inputs`` counts the input
     files found and ``skipped`` those left out as already drawn (``--skip-existing``); ``preprocessing`` and
-    ``fit`` say how images were read, for runs that read them."""
+    ``fit`` say how images were read, for runs that read them, and ``precision`` what the model computed in."""
 
     written: list[Path] = field(default_factory=list)
     failures: list[tuple[str, CnnvizError]] = field(default_factory=list)
@@ -58,6 +58,7 @@ class RunResult:
     fit: str = "none"
     inputs: int = 0
     skipped: int = 0
+    precision: str = "float32"
 
     def note(self, text: str) -> None:
         """Add a note for the user, once."""

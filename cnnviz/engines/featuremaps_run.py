@@ -118,6 +118,7 @@ def render_feature_maps(
     label = options.label_of(model)
     extractor, step, drawn = plan.extractor, plan.preprocessing, plan.options
     report = RunResult(preprocessing=step, fit=plan.fit, inputs=len(inputs), notes=list(plan.notes))
+    report.precision = extractor.precision
     if options.skip_existing:
         done = finished_inputs(out, inputs, extractor.layers, options.save_raw)
         inputs = [item for item in inputs if item.path not in done]

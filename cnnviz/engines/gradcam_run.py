@@ -127,7 +127,7 @@ def render_gradcam(
     report = GradcamResult(
         layer=explainer.layer, score=explainer.score, preprocessing=step, fit=options.fit, inputs=len(inputs)
     )
-    report.head, report.output = explainer.head, explainer.output
+    report.head, report.output, report.precision = explainer.head, explainer.output, explainer.precision
     report.notes.extend(explainer.notes)
     if explainer.feeds is not None:
         explainer.feeds.check_rows(len(keys))

@@ -146,6 +146,7 @@ def render_maximize(
     )
     for note in maximizer.notes:
         report.note(note)
+    report.precision = resolve_precision(options.precision)
     total = maximizer.filters
     if options.filters is None:
         chosen = list(range(min(DEFAULT_FILTERS, total)))

@@ -14,6 +14,7 @@ from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats, filter_stats
+from cnnviz.models.precision import resolve_precision
 from cnnviz.output.stats_report import write_stats
 
 
@@ -86,6 +87,7 @@ def run_stats(
     )
     result = stats_result(run.layers, run.failures, len(inputs), out_dir, options, options.label_of(model))
     result.notes.extend(run.notes)
+    result.precision = resolve_precision(options.precision)
     return result
 
 

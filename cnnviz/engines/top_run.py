@@ -31,6 +31,7 @@ from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.methods.extract import input_reader, load_input, neutral_padding
 from cnnviz.methods.top import DEFAULT_K, TopScan, check_ranking, scan_top, support_boxes
 from cnnviz.models.graph import ConvLayer, sized_input_shape, trace
+from cnnviz.models.precision import resolve_precision
 from cnnviz.models.receptive import UnknownField, receptive_field
 from cnnviz.output.files import safe_name, save_bytes, save_png
 from cnnviz.output.manifest import update_manifest
@@ -137,6 +138,7 @@ def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], optio
     """Cut the winners' patches, draw the pictures and write the records of a finished scan, for either engine."""
     out = Path(out_dir)
     result = TopResult(failures=list(scan.failures), fit=options.fit, inputs=len(scan.inputs))
+    result.precision = resolve_precision(options.precision)
     patches = _Patches(model, options, scan.inputs)
     result.preprocessing = patches.step
     sections: dict[str, Any] = {}

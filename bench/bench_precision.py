@@ -1,0 +1,99 @@
+"""float32 against bfloat16 on the same work, in one run: VGG16 (random weights, 224x224).
+
+(a) the forward pass to all 13 conv layers, batch 8, in this process (median of 3 after a warm-up);
+(b) whole commands, each its own process, on the same photos: ``featuremaps``, ``stats``, ``top`` (block3_conv3)
+    and ``maximize`` (block5_conv1, 8 filters, 128 px, 64 steps, as bench_maximize.py);
+then each bfloat16/float32 ratio, and the agreement of the featuremaps grids (share of pixels within 2 colour
+levels) and of stats' maxima. Targets on a CPU with AVX512-BF16: forward <= 0.55, stats <= 0.7, featuremaps <=
+0.75, maximize <= 0.6.
+
+    python bench/bench_precision.py                  # 64 photos; about 8 minutes on 2 cores
+    python bench/bench_precision.py --images 16 --skip-maximize
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runs import cnnviz, measure, photos  # noqa: E402
+from timing import median_time  # noqa: E402
+
+MODEL = ["--model", "vgg16", "--weights", "none", "--size", "224"]
+
+
+def forward(precision: str) -> float:
+    """The median time of one forward pass of a batch of 8 to all conv layers."""
+    from cnnviz import load_model
+    from cnnviz.methods.extract import build_extractor
+
+    extractor = build_extractor(load_model("vgg16", "none"), precision=precision)
+    batch = np.random.default_rng(0).uniform(-120, 120, (8, 224, 224, 3)).astype(np.float32)
+    return median_time(lambda: extractor(batch), 3)
+
+
+def grids_agree(first: Path, second: Path) -> float:
+    """The share of pixels of the grids under ``first`` within 2 palette levels of those under ``second``."""
+    from PIL import Image
+
+    close = total = 0
+    for path in sorted(first.rglob("*.png")):
+        a = np.asarray(Image.open(path), dtype=int)
+        b = np.asarray(Image.open(second / path.relative_to(first)), dtype=int)
+        close += int((np.abs(a - b) <= 2).sum())
+        total += a.size
+    return close / max(total, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--skip-maximize", action="store_true")
+    args = parser.parse_args()
+    print("forward pass, batch 8, 13 conv layers:")
+    seconds = {precision: forward(precision) for precision in ("float32", "bfloat16")}
+    print(
+        f"  float32 {seconds['float32']:.3f} s, bfloat16 {seconds['bfloat16']:.3f} s, ratio "
+        f"{seconds['bfloat16'] / seconds['float32']:.3f}"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        folder = str(photos(work / "photos", args.images))
+        commands = {
+            "featuremaps": ["featuremaps", folder, *MODEL, "-q"],
+            "stats": ["stats", folder, *MODEL, "-q", "--no-charts"],
+            "top": ["top", folder, *MODEL, "--layer", "block3_conv3", "-q"],
+        }
+        if not args.skip_maximize:
+            commands["maximize"] = [
+                "maximize",
+                *MODEL[:4],
+                "--layer",
+                "block5_conv1",
+                "--filters",
+                "0:8",
+                "--size",
+                "128",
+                "--steps",
+                "64",
+                "-q",
+            ]
+        for name, command in commands.items():
+            times = {}
+            for precision in ("float32", "bfloat16"):
+                out = work / f"{name}_{precision}"
+                result = measure(cnnviz(*command, "--precision", precision, "-o", str(out)))
+                times[precision] = float(result["seconds"])  # type: ignore[arg-type]
+            ratio = times["bfloat16"] / times["float32"]
+            print(f"{name}: float32 {times['float32']:.2f} s, bfloat16 {times['bfloat16']:.2f} s, ratio {ratio:.3f}")
+        share = grids_agree(work / "featuremaps_float32", work / "featuremaps_bfloat16")
+        print(f"featuremaps grids: {100 * share:.2f}% of pixels within 2 colour levels of float32's")
+
+
+if __name__ == "__main__":
+    main()
