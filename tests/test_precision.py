@@ -91,3 +91,23 @@ def test_cli_records_the_precision_in_the_manifest(tmp_path: Path) -> None:
     assert "precision: bfloat16 (the model computed in it; cnnviz reduced and drew in float32)" in result.output
     record = json.loads((tmp_path / "shapes" / "manifest.json").read_text())["images"][SAMPLES[0]]
     assert record["precision"] == "bfloat16"
+
+
+def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(keras) -> None:  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    class PlusOne(keras.layers.Layer):
+        """TensorFlow arithmetic with a float32 constant: it fails on a bfloat16 input."""
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return tf.add(x, tf.constant(1.0, dtype=tf.float32))
+
+    inputs = keras.Input((6, 6, 1))
+    model = keras.Model(inputs, PlusOne(name="plus")(keras.layers.Conv2D(2, 3, name="conv")(inputs)), name="strict")
+
+    extractor = build_extractor(model, ["conv"], precision="bfloat16")
+
+    assert extractor.precision == "float32"
+    assert len(extractor.notes) == 1 and extractor.notes[0].startswith(
+        "model 'strict' runs in float32: it cannot compute in bfloat16 ("
+    )

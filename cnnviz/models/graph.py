@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnviz._keras import keras_module
-from cnnviz.errors import LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel
+from cnnviz.errors import CnnvizError, LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel, brief
 
 SEPARATOR = "/"
 
@@ -310,6 +310,16 @@ def trace(
         result.output = _replay(model, sources if len(sources) > 1 else sources[0], "", result, conv_classes(), until)
     except _Reached as reached:
         result.output = reached.output
+    except (CnnvizError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if precision == "float32":
+            raise
+        # A layer that cannot compute in bfloat16 (a Keras 2 model's TensorFlow ops with float32 constants): the
+        # whole model runs in float32, and says so.
+        again = trace(model, shape, until, input, "float32")
+        again.notes.append(f"model '{model.name}' runs in float32: it cannot compute in {precision} ({brief(exc)})")
+        return again
     return result
 
 
