@@ -47,12 +47,12 @@ def top_picture(rows: Sequence[TopRow], k: int, header: Header | None = None, ti
         left = label_width
         if leads:
             if row.lead is not None:
-                _place(canvas, _fitted(row.lead, tile), top, left, tile)
+                _place(canvas, fit_to_tile(row.lead, tile), top, left, tile)
                 _stamp(canvas, text_mask("looks for", _FONT), top + tile, left)
             left += cell_width
         for slot in range(k):
             if slot < len(row.patches):
-                _place(canvas, _fitted(row.patches[slot], tile), top, left, tile)
+                _place(canvas, fit_to_tile(row.patches[slot], tile), top, left, tile)
                 _stamp(canvas, text_mask(_value_text(row.values[slot]), _FONT), top + tile, left)
             else:
                 canvas[top : top + tile, left : left + tile] = _EMPTY
@@ -69,7 +69,7 @@ def _value_text(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _fitted(patch: np.ndarray, tile: int) -> np.ndarray:
+def fit_to_tile(patch: np.ndarray, tile: int = TILE) -> np.ndarray:
     """``patch`` scaled to fit ``tile`` x ``tile``: enlarged by a whole factor (nearest, so pixels stay crisp)
     when that at least doubles it, else resized smoothly to fill the tile."""
     patch = np.asarray(patch, dtype=np.uint8)
@@ -78,6 +78,8 @@ def _fitted(patch: np.ndarray, tile: int) -> np.ndarray:
     if patch.shape[-1] == 1:
         patch = np.repeat(patch, 3, axis=-1)
     rows, cols = patch.shape[:2]
+    if max(rows, cols) == tile:  # fitted already
+        return patch
     factor = tile // max(rows, cols)
     if factor >= 2:
         return np.repeat(np.repeat(patch, factor, axis=0), factor, axis=1)

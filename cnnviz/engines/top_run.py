@@ -23,13 +23,13 @@ import numpy as np
 
 from cnnviz.draw.headers import index_span
 from cnnviz.draw.render import Header
-from cnnviz.draw.top import TopRow, top_picture
+from cnnviz.draw.top import TopRow, fit_to_tile, top_picture
 from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.methods.extract import input_reader, load_input, neutral_padding
-from cnnviz.methods.top import DEFAULT_K, TopScan, check_ranking, scan_top, support_boxes
+from cnnviz.methods.top import DEFAULT_K, TopK, TopScan, check_ranking, scan_top, support_boxes
 from cnnviz.models.graph import ConvLayer, sized_input_shape, trace
 from cnnviz.models.precision import resolve_precision
 from cnnviz.models.receptive import UnknownField, receptive_field
@@ -142,21 +142,19 @@ def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], optio
     patches = _Patches(model, options, scan.inputs)
     result.preprocessing = patches.step
     sections: dict[str, Any] = {}
+    chosen = {conv.path: _chosen_filters(scan.tops[conv.path], options, result, conv.path) for conv in scan.layers}
+    cut = patches.cut_winners(scan, chosen)
     for conv in scan.layers:
         top = scan.tops[conv.path]
-        chosen = _chosen(options.filters, top.value.shape[0])
-        if options.filters is None and options.max_filters is not None and len(chosen) > options.max_filters:
-            chosen = chosen[: options.max_filters]
-            result.note(f"{conv.path}: ranking filters 0-{options.max_filters - 1} of {top.value.shape[0]}")
         rows, records = [], []
-        for filter_index in chosen:
+        for filter_index in chosen[conv.path]:
             drawn: list[np.ndarray] = []
             for rank in range(options.k):
                 image = int(top.image[filter_index, rank])
                 if image < 0:
                     break
+                box, patch = cut[conv.path, filter_index, rank]
                 position = (int(top.row[filter_index, rank]), int(top.col[filter_index, rank]))
-                box, patch = patches.cut(conv, image, position if options.by == "max" else None)
                 value = float(top.value[filter_index, rank])
                 records.append(_record(conv.path, filter_index, rank, scan.inputs[image], value, position, box))
                 drawn.append(patch)
@@ -188,6 +186,15 @@ def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], optio
 
 def _chosen(selection: str | None, filters: int) -> list[int]:
     return parse_selection(selection, filters, "filter") if selection is not None else list(range(filters))
+
+
+def _chosen_filters(top: TopK, options: TopOptions, result: TopResult, layer: str) -> list[int]:
+    """The filters of a layer to rank: the selection, or all (the first ``max_filters``, with a note)."""
+    chosen = _chosen(options.filters, top.value.shape[0])
+    if options.filters is None and options.max_filters is not None and len(chosen) > options.max_filters:
+        chosen = chosen[: options.max_filters]
+        result.note(f"{layer}: ranking filters 0-{options.max_filters - 1} of {top.value.shape[0]}")
+    return chosen
 
 
 def _record(
@@ -242,37 +249,43 @@ class _Patches:
         self.step = resolve_preprocessing(model, options.preprocess)
         self.pad = neutral_padding(self.reader, self.step, options.fit)
         self.notes: list[str] = []
-        self._images: dict[int, tuple[np.ndarray, bool]] = {}
         self._traces: dict[tuple[int, ...], Any] = {}
         self._fields: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._by_gradient: set[str] = set()
         self._maximized: dict[str, Any] = {}
 
-    def image(self, number: int) -> tuple[np.ndarray, bool]:
-        """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
-        if number not in self._images:
-            try:
-                self._images[number] = load_input(
-                    self.reader, self.inputs[number], self.options.size, self.options.fit, self.pad
-                )
-            except ImageLoadError as exc:  # read once already: changed on disk since
-                raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
-        return self._images[number]
+    def cut_winners(
+        self, scan: TopScan, chosen: dict[str, list[int]]
+    ) -> dict[tuple[str, int, int], tuple[tuple[int, int, int, int] | None, np.ndarray]]:
+        """(box, patch) for every winning entry of the ``chosen`` filters, by (layer, filter, rank): each winning
+        image decoded once, all its patches cut, then let go; patches are kept scaled to a tile (
+        :func:`cnnviz.draw.top.fit_to_tile`), so memory grows with filters x k, not with the images."""
+        wanted: dict[int, list[tuple[ConvLayer, int, int]]] = {}
+        for conv in scan.layers:
+            top = scan.tops[conv.path]
+            for filter_index in chosen[conv.path]:
+                for rank in range(self.options.k):
+                    image = int(top.image[filter_index, rank])
+                    if image >= 0:
+                        wanted.setdefault(image, []).append((conv, filter_index, rank))
+        cut = {}
+        for image, entries in sorted(wanted.items()):
+            array, ready = self._decoded(image)
+            pixels = self._drawable(array, ready)
+            for conv, filter_index, rank in entries:
+                top = scan.tops[conv.path]
+                position = (int(top.row[filter_index, rank]), int(top.col[filter_index, rank]))
+                box = self._box(conv, array, ready, position) if self.options.by == "max" else None
+                patch = pixels if box is None else pixels[box[0] : box[2], box[1] : box[3]]
+                cut[conv.path, filter_index, rank] = box, fit_to_tile(patch)
+        return cut
 
-    def cut(
-        self, conv: ConvLayer, number: int, position: tuple[int, int] | None
-    ) -> tuple[tuple[int, int, int, int] | None, np.ndarray]:
-        """(the box of ``position``'s receptive field, the patch to draw): the whole image where ``position``
-        is None (ranked by mean)."""
-        array, ready = self.image(number)
-        pixels = self._drawable(array, ready)
-        if position is None:
-            return None, pixels
-        box = self._box(conv, array, ready, position)
-        if box is None:
-            return None, pixels
-        top, left, bottom, right = box
-        return box, pixels[top:bottom, left:right]
+    def _decoded(self, number: int) -> tuple[np.ndarray, bool]:
+        """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
+        try:
+            return load_input(self.reader, self.inputs[number], self.options.size, self.options.fit, self.pad)
+        except ImageLoadError as exc:  # read once already: changed on disk since
+            raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
 
     def _drawable(self, array: np.ndarray, ready: bool) -> np.ndarray:
         """The input as a picture: pixels in their own colours, or a model-ready array scaled to 0..255 grey."""
