@@ -110,9 +110,6 @@ def render_top(
         OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer: before any image is read.
     """
     inputs = gather_inputs(images, exclude=Path(out_dir))
-    if options.filters is not None:  # a selection out of range is refused before the pass over the images
-        for conv in trace(model, input=options.input).find([options.layer]):
-            _chosen(options.filters, int(conv.output_shape[-1] or 0))
 
     def advance(done: int) -> None:
         if progress is not None:
@@ -129,6 +126,7 @@ def render_top(
         size=options.size,
         fit=options.fit,
         progress=advance,
+        filters=options.filters,
         **options.choice,
     )
     return top_result(model, scan, out_dir, options)

@@ -22,6 +22,7 @@ from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.methods.extract import Extractor, build_extractor, fold_batches
 from cnnviz.models.graph import ConvLayer
+from cnnviz.selection import parse_selection
 
 RANKINGS = ("max", "mean")
 DEFAULT_K = 9
@@ -139,12 +140,14 @@ def scan_top(
     size: tuple[int, int] | None = None,
     fit: str = "crop",
     progress: Callable[[int], object] | None = None,
+    filters: str | None = None,
     **choice: Any,
 ) -> TopScan:
     """The ``k`` images whose map of each filter of each of ``layers`` (names, paths or patterns) has the highest
     maximum (``by="max"``, with its position) or mean (``by="mean"``), in one pass over ``images``.
 
-    ``choice`` is the input choice for a model of several inputs (``input=``, ``feed=``, as
+    ``filters`` (a selection such as ``0:16``) is checked against each layer before any image is read; ``choice``
+    is the input choice and precision (``input=``, ``feed=``, ``precision=``, as
     :func:`cnnviz.methods.extract.build_extractor` takes them).
 
     Raises:
@@ -154,6 +157,9 @@ def scan_top(
     check_ranking(by, k)
     paths = [item.path for item in gather_inputs(images)]
     extractor = build_top_extractor(model, layers, **choice)
+    if filters is not None:  # out of range: refused before the pass over the images
+        for conv in extractor.layers:
+            parse_selection(filters, int(conv.output_shape[-1] or 0), "filter")
     tops = empty_tops(extractor, k, by)
     number = {path: index for index, path in enumerate(paths)}
     failures = fold_batches(
