@@ -137,3 +137,15 @@ def test_cli_prints_the_regression_value_and_the_head_it_explains(brightness_met
     assert lines[0] == "layer: conv2; gradient of the output of layer 'brightness' (no softmax at the end)"
     assert lines[2].startswith(f"{picture}: regression output 'brightness' = ")
     assert (tmp_path / "out" / "two_heads" / "square" / "gradcam_brightness.png").is_file()
+
+
+def test_a_one_unit_sigmoid_is_a_binary_classifier_not_a_regression(keras) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.methods.gradcam import GradCam
+
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    sigmoid = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="p")(pooled))
+    linear = keras.Model(inputs, keras.layers.Dense(1, name="value")(pooled))
+
+    assert (GradCam(sigmoid).head, GradCam(sigmoid).score) == ("classes", "the pre-sigmoid scores of layer 'p'")
+    assert GradCam(linear).head == "regression"

@@ -135,7 +135,7 @@ class GradCam:
             self.head = "segmentation"
             where = "the pixels predicted as the class" if self.region is None else f"the region {list(self.region)}"
             score = f"{score}, summed over {where}"
-        elif output.shape[-1] == 1 and "pre-sigmoid" not in score:
+        elif output.shape[-1] == 1 and not _squashed(traced, output):
             self.head = "regression"
         else:
             self.head = "classes"
@@ -366,6 +366,13 @@ def class_scores(traced: Trace, output: Any = None) -> tuple[Any, str]:
     if activation is None or activation == "linear":
         return output, f"the output of layer '{last}' (no softmax at the end)"
     return output, f"the output of layer '{last}' (after its {activation}, which cnnviz cannot look past)"
+
+
+def _squashed(traced: Trace, output: Any) -> bool:
+    """Whether the layer making ``output`` ends in a softmax or sigmoid (a one-unit sigmoid is a binary classifier,
+    not a regression)."""
+    producer = _producer(traced, output)
+    return producer is not None and _activation_name(traced.layers[producer]) in _SQUASHING
 
 
 def _activation_name(layer: Any) -> str | None:
