@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.draw.headers import format_values
+from cnnviz.draw.headers import format_values, index_span
 from cnnviz.draw.marks import number_corners, numbers_fit
 from cnnviz.draw.render import Header, Picture, compose, palette
 from cnnviz.draw.tiling import grid_shape_for, tile, upscale
@@ -101,7 +101,7 @@ def maximize_picture(result: Maximized, label: str, options: MaximizeOptions, la
         low, high = format_values(float(result.activations.min()), float(result.activations.max()))
         header = Header(
             [
-                f"{label} | maximize {result.layer} | filters {_span(result.filters)}",
+                f"{label} | maximize {result.layer} | filters {index_span(result.filters)}",
                 options.described
                 + (f"; a row per filter, its {channels} channels in grey" if channels not in (1, 3) else ""),
                 f"mean activation reached: {low} to {high}",
@@ -118,12 +118,6 @@ def _described(options: MaximizeOptions, channels: int) -> str:
     return options.described.replace("+decorrelated", "") + (
         f"; a row per filter, its {channels} channels in grey" if channels != 1 else ""
     )
-
-
-def _span(filters: list[int]) -> str:
-    if filters == list(range(filters[0], filters[-1] + 1)) and len(filters) > 2:
-        return f"{filters[0]}-{filters[-1]}"
-    return ",".join(str(index) for index in filters)
 
 
 def render_maximize(
