@@ -137,5 +137,9 @@ def test_gradcam_cli_on_a_keras_2_mini_xception_works_with_onednn_on(tmp_path: P
     np.testing.assert_allclose(runs["1"], runs["0"], rtol=1e-4, atol=1e-5 * runs["0"].max())
 
 
-def test_pixels_are_the_same_in_every_process() -> None:
-    np.testing.assert_array_equal(pixels(), pixels())
+def test_the_probes_pictures_are_the_same_in_every_process() -> None:
+    code = "from tests.gradients_probe import pixels; print(pixels().tobytes().hex())"
+    done = _child([sys.executable, "-c", code], onednn="0")
+
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(done.stdout.strip()), np.float32), pixels().ravel())

@@ -73,10 +73,15 @@ def test_a_layer_a_twin_cannot_copy_runs_in_float32_with_a_note(keras) -> None: 
     np.testing.assert_allclose(extractor(arrays)["conv"], exact, rtol=0.02, atol=0.02)
 
 
-def test_auto_and_unknown_precisions() -> None:
-    from cnnviz.models.precision import native_bfloat16
+def test_auto_follows_the_cpu_flags_and_unknown_precisions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cnnviz.models.precision as precision
 
-    assert resolve_precision("auto") == ("bfloat16" if native_bfloat16() else "float32")
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: True)
+    assert resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(precision, "native_bfloat16", lambda: False)
+    assert resolve_precision("auto") == "float32"
+    assert precision.has_bfloat16_flags("processor : 0\nflags : fpu sse avx512f amx_bf16\n")
+    assert not precision.has_bfloat16_flags("processor : 0\nflags : fpu sse avx512f avx512_vnni\n")
     assert resolve_precision("float32") == "float32"
     with pytest.raises(OptionError, match="unknown precision 'half'; choose one of: float32, bfloat16, auto"):
         resolve_precision("half")

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cnnviz import OptionError, conv_layers, feature_maps, gradcam
+from cnnviz import OptionError, UnsupportedLayer, conv_layers, feature_maps, gradcam
 from cnnviz.cli import main
 from cnnviz.engines.filters_run import FilterOptions, render_filters
 from cnnviz.methods.extract import build_extractor
@@ -72,7 +72,7 @@ def test_layers_and_filters_work_whatever_the_inputs(keras, tmp_path: Path) -> N
     drawn = render_filters(model, tmp_path, FilterOptions(layer="meta_conv"))
     assert [path.name for path in drawn.written] == ["filters_meta_conv.png"]
     assert [conv.path for conv in build_extractor(model).layers] == ["inner", "after"]  # the image's branch only
-    with pytest.raises(Exception, match="layer 'meta_conv' computes from the model's other inputs, not from the"):
+    with pytest.raises(UnsupportedLayer, match="layer 'meta_conv' computes from the model's other inputs, not from"):
         build_extractor(model, ["meta_conv"])
 
 

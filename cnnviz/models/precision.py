@@ -25,10 +25,20 @@ def native_bfloat16() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return has_bfloat16_flags(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
-    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def has_bfloat16_flags(cpuinfo: str) -> bool:
+    """Whether the ``flags`` lines of a Linux ``/proc/cpuinfo`` text name native bfloat16 (:data:`BF16_FLAGS`).
+
+    >>> has_bfloat16_flags("flags\t\t: fpu avx512f avx512_bf16 amx_tile"), has_bfloat16_flags("flags : fpu avx2")
+    (True, False)
+    """
+    flags = {
+        flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()
+    }
     return any(flag in flags for flag in BF16_FLAGS)
 
 
