@@ -21,7 +21,7 @@ from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.methods.extract import Extractor, build_extractor, iter_batches
+from cnnviz.methods.extract import Extractor, build_extractor, fed_description, iter_batches
 from cnnviz.models.graph import ConvLayer, sized_input_shape
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.output.manifest import read_manifest, update_manifest
@@ -243,11 +243,7 @@ def image_record(folder: str, plan: MapPlan) -> dict[str, Any]:
         given = plan.options.feed or {}
         record["input"] = feeds.names[feeds.image_index]
         record["feed"] = {
-            name: os.fspath(given[name])
-            if isinstance(given.get(name), (str, os.PathLike))
-            else "array"
-            if name in given
-            else "zeros"
+            name: fed_description(given.get(name))
             for number, name in enumerate(feeds.names)
             if number != feeds.image_index
         }

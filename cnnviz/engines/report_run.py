@@ -15,8 +15,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
@@ -24,6 +22,7 @@ from cnnviz.engines.stats_run import StatsOptions, run_stats
 from cnnviz.engines.top_run import TopOptions, top_result
 from cnnviz.errors import CnnvizError
 from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.methods.extract import fed_description
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
 from cnnviz.methods.top import DEFAULT_K, scan_top
 from cnnviz.models.graph import input_shape, shape_text
@@ -142,7 +141,11 @@ def write_report(
         given = options.feed or {}
         facts.insert(3, ("images into input", options.input or "the image-shaped one"))
         facts.insert(
-            4, ("other inputs", ", ".join(f"{name}: {_fed(value)}" for name, value in given.items()) or "zeros")
+            4,
+            (
+                "other inputs",
+                ", ".join(f"{name}: {fed_description(value)}" for name, value in given.items()) or "zeros",
+            ),
         )
     page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
@@ -158,11 +161,6 @@ def write_report(
         page=target,
         pictures=pictures,
     )
-
-
-def _fed(value: Any) -> str:
-    """How a fed input's value is named on the page: its file, or an array's shape."""
-    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else f"an array of shape {np.shape(value)}"
 
 
 #: Filters ranked per layer in a report's top-images blocks: a 512-row picture would be slow to scroll.

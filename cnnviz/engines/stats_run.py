@@ -12,7 +12,6 @@ from typing import Any
 from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats, filter_stats
 from cnnviz.models.precision import resolve_precision
 from cnnviz.output.stats_report import write_stats
@@ -98,7 +97,6 @@ def stats_result(
     out_dir: str | os.PathLike[str],
     options: StatsOptions,
     label: str,
-    preprocessing: Preprocessing | None = None,
 ) -> StatsResult:
     """Write the charts and tables of finished statistics and say what was done, for either engine."""
     written = write_stats(
@@ -107,7 +105,6 @@ def stats_result(
     return StatsResult(
         written=written,
         failures=failures,
-        preprocessing=preprocessing,
         fit=options.fit,
         inputs=inputs,
         layers=layers,

@@ -126,6 +126,17 @@ def resolve_feeds(
     return result
 
 
+def fed_description(value: str | os.PathLike[str] | np.ndarray | None) -> str:
+    """How a run names what an input was fed, in manifests and on the report's page.
+
+    >>> fed_description("ages.npy"), fed_description(np.zeros((4, 2))), fed_description(None)
+    ('ages.npy', 'an array of shape (4, 2)', 'zeros')
+    """
+    if value is None:
+        return "zeros"
+    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else f"an array of shape {np.shape(value)}"
+
+
 def _feed_array(name: str, value: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value.astype(np.float32)
