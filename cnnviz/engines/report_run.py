@@ -188,7 +188,7 @@ def _add_top(
             batch_size=options.batch_size,
             size=options.size,
             fit=options.fit,
-            progress=lambda done: progress(done, 0),
+            progress=lambda done: progress(done, len(inputs)),
         )
         run = top_result(model, scan, root / "top", replace(options, max_filters=REPORT_TOP_FILTERS))
     except CnnvizError as exc:
