@@ -2,7 +2,8 @@
 VGG16 (random weights, 224x224), one layer, default options. Both make one pass over the images with the
 statistics reduced inside the model; ``top`` then decodes the winning images again, cuts their patches and draws
 its pages. Prints the ratio of medians (target: top <= 1.15x stats), then the peak RSS of ``top`` on two numbers
-of photos (target: 256 photos <= 1.1x 32 photos: memory is filters x k, not images).
+of photos (target: 256 photos <= 1.1x 32 photos: memory is filters x k, not images). The photos are different
+crops of the sample images.
 
     python bench/bench_top.py                           # 64 photos, block3_conv3; RSS at 32 and 256
     python bench/bench_top.py --images 16 --rss 16 64   # a quicker look
@@ -16,10 +17,29 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runs import cnnviz, measure, photos  # noqa: E402
+from bench_runs import PHOTOS, cnnviz, measure  # noqa: E402
 
 MODEL = ["--model", "vgg16", "--weights", "none", "--size", "224"]
+
+
+def photos(folder: Path, count: int) -> Path:
+    """``count`` different photos: crops of the sample images at places and sizes drawn from the photo's number,
+    so that different filters' winners are different images (copies would tie, and the first copies would win
+    every time, which would not show what the winners cost)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(count):
+        rng = np.random.default_rng(number)
+        with Image.open(PHOTOS[number % len(PHOTOS)]) as image:
+            source = image.convert("RGB")
+        side = int(min(source.size) * rng.uniform(0.5, 0.9))
+        left, top = (int(rng.integers(0, extent - side + 1)) for extent in source.size)
+        source.crop((left, top, left + side, top + side)).save(folder / f"{number:04d}.png")
+    return folder
 
 
 def main() -> None:
