@@ -99,6 +99,11 @@ def measure(command: list[str]) -> dict[str, object]:
     return result
 
 
+#: ``cnnviz maximize`` as bench_maximize.py measures it: VGG16's block5_conv1, 8 filters, 128 px, 64 steps (the
+#: model's options are the caller's).
+MAXIMIZE = ["maximize", "--layer", "block5_conv1", "--filters", "0:8", "--size", "128", "--steps", "64", "-q"]
+
+
 def photos(folder: Path, count: int) -> Path:
     """A folder of ``count`` photos, the sample images copied round-robin."""
     folder.mkdir(parents=True, exist_ok=True)
