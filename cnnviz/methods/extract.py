@@ -302,7 +302,7 @@ def build_extractor(
     if reduce is None:
         outputs = [traced.outputs[conv.path] for conv in selected]
         if traced.precision != "float32":  # computed in bfloat16, handed back in float32
-            outputs = [_to_float32(output, number) for number, output in enumerate(outputs)]
+            outputs = [float32_output(output, f"cnnviz_float32_{number}") for number, output in enumerate(outputs)]
     else:
         # Inside a layer of its own, so that the reduction's operations take no names of the graph's: Keras names
         # an operation for its function (sum, max), and a model may already have a layer of that name.
@@ -346,8 +346,10 @@ def _Reduction(function: Callable[[Any], Any], name: str) -> Any:  # noqa: N802 
     return _reduction_class()(function, name=name)
 
 
-def _to_float32(tensor: Any, number: int) -> Any:
-    return _Reduction(lambda maps: keras_module().ops.cast(maps, "float32"), name=f"cnnviz_float32_{number}")(tensor)
+def float32_output(tensor: Any, name: str) -> Any:
+    """A replay's symbolic ``tensor`` cast to float32 inside the model (a bfloat16 replay's maps or scores leave
+    the model in float32), by a layer called ``name``."""
+    return _Reduction(lambda maps: keras_module().ops.cast(maps, "float32"), name=name)(tensor)
 
 
 def input_reader(model: Any, input: str | None = None) -> Extractor:

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, UnsupportedModel
-from cnnviz.methods.extract import resolve_feeds
+from cnnviz.methods.extract import float32_output, resolve_feeds
 from cnnviz.methods.resample import resize_maps
-from cnnviz.models.graph import Trace, image_input, input_shape, leaf_name, shape_text, trace
+from cnnviz.models.graph import Trace, depends_on, image_input, input_shape, leaf_name, shape_text, trace
 from cnnviz.models.precision import resolve_precision
 
 METHODS = ("gradcam", "gradcam++")
@@ -139,9 +140,17 @@ class GradCam:
             self.head = "regression"
         else:
             self.head = "classes"
+        # The same replay again with a nudge added to the layer's maps: the gradient with respect to the maps is
+        # the gradient with respect to that extra input, which every backend takes (cnnviz.backends.pullback).
+        traced = trace(self.source, shape, input=self._input, precision=self.precision, nudge=path)
+        output = self._choose_output(traced)
+        scores = float32_output(class_scores(traced, output)[0], "cnnviz_scores")  # the gradient's sums in float32
+        if not depends_on(scores, traced.nudge):
+            raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
         channels_first = getattr(traced.layers[path], "data_format", "channels_last") == "channels_first"
-        given = traced.sources if self.feeds is not None else traced.input
-        built = (keras.Model(given, [traced.outputs[path], scores, output]), path, score, channels_first)
+        given = traced.sources if self.feeds is not None else [traced.input]
+        explainer = keras.Model([*given, traced.nudge], [traced.outputs[path], scores, output])
+        built = (explainer, path, score, channels_first)
         self._built[shape] = built
         return built
 
@@ -204,28 +213,29 @@ class GradCam:
             classes: the class to explain for each image (or one for all); each image's top class when None.
             images: the batch's places in the run's input order, for other inputs fed one row per image.
         """
-        import tensorflow as tf
-
         batch = np.asarray(batch, dtype=np.float32)
         feed = np.moveaxis(batch, -1, 1) if self._channels_first_input else batch
         model, path, score, channels_first = self._build(tuple(feed.shape[1:]) if self._free_size else None)
-        if self.feeds is not None:
-            feed = self.feeds.inputs(feed, images)  # type: ignore[assignment]
+        ops = keras_module().ops
+        arrays = self.feeds.inputs(feed, images) if self.feeds is not None else [feed]
+        given = [ops.convert_to_tensor(one) for one in arrays]
+        zeros = np.zeros((len(batch), *model.inputs[-1].shape[1:]), dtype=np.float32)
         with doing(f"Grad-CAM of layer '{path}' of model '{self.source.name}', the gradient of {score}"):
-            with tf.GradientTape() as tape:
-                maps, scores, outputs = model(feed, training=False)
-                scores = tf.cast(scores, tf.float32)  # the score and its gradient's sums in float32
-                if self.head == "segmentation":
-                    chosen, mask = _segmentation_targets(classes, np.asarray(scores), self.region, batch.shape[1:3])
-                    target = tf.reduce_sum(tf.gather(scores, chosen, axis=3, batch_dims=1) * mask, axis=(1, 2))
-                    pixels = mask.reshape(len(batch), -1).sum(axis=1)
-                else:
-                    chosen = _chosen_classes(classes, np.asarray(scores), len(batch))
-                    target = tf.gather(scores, chosen, axis=1, batch_dims=1)
-                    pixels = None
-            grads = tape.gradient(target, maps)
-        if grads is None:
-            raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
+            (maps, scores, outputs), backward = backends.pullback(
+                lambda nudge: model([*given, nudge], training=False), zeros
+            )
+            cotangent = np.zeros_like(scores)
+            if self.head == "segmentation":
+                chosen, mask = _segmentation_targets(classes, scores, self.region, batch.shape[1:3])
+                cotangent[np.arange(len(batch)), :, :, chosen] = mask
+                target = (scores * cotangent).sum(axis=(1, 2, 3))
+                pixels = mask.reshape(len(batch), -1).sum(axis=1)
+            else:
+                chosen = _chosen_classes(classes, scores, len(batch))
+                cotangent[np.arange(len(batch)), chosen] = 1.0
+                target = scores[np.arange(len(batch)), chosen]
+                pixels = None
+            grads = backward([None, cotangent, None])
         maps_array, grads_array = np.asarray(maps, dtype=np.float32), np.asarray(grads, dtype=np.float32)
         outputs = np.asarray(outputs, dtype=np.float32)
         if channels_first:

@@ -8,10 +8,11 @@ cnnviz follows Lucid's recipe (Olah et al., "Feature Visualization", Distill 201
 - each step sees the image jittered, scaled and rotated a little, at random, so that only patterns that survive
   small moves are reinforced (transformation robustness).
 
-All chosen filters are optimised together, one image per filter in a batch, by one step function traced once
-(``tf.function``; XLA on request) and reused for every batch and step. Random choices come from the seed and each
-filter's index, so the same seed gives the same images, byte for byte, and a filter's image does not depend on
-which others are drawn.
+All chosen filters are optimised together, one image per filter in a batch, by one step function compiled once
+(:func:`cnnviz.backends.compiled`: ``tf.function`` on TensorFlow, ``jax.jit`` on JAX) and reused for every batch
+and step; the step is written in ``keras.ops``, its gradient taken by :func:`cnnviz.backends.gradient`. Random
+choices come from the seed and each filter's index, so the same seed gives the same images, byte for byte, and a
+filter's image does not depend on which others are drawn.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
@@ -229,20 +231,20 @@ class Maximizer:
     def _run(
         self, filters: list[int], progress: Callable[[int], object] | None, real: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        import tensorflow as tf
-
-        params = tf.constant(np.stack([self._start(index) for index in filters]))
-        first, second = tf.zeros_like(params), tf.zeros_like(params)
-        moves = np.stack([self._moves(index) for index in filters], axis=1)  # (steps, batch, 4)
-        targets = tf.constant(filters, dtype=tf.int32)
+        ops = keras_module().ops
+        params = ops.convert_to_tensor(np.stack([self._start(index) for index in filters]))
+        first, second = ops.zeros_like(params), ops.zeros_like(params)
+        moves = ops.convert_to_tensor(np.stack([self._moves(index) for index in filters], axis=1))  # (steps, batch, 4)
+        targets = ops.convert_to_tensor(np.asarray(filters, dtype=np.int32))
         with doing(f"maximize: filters {filters[:real]} of layer '{self.conv.path}', gradient ascent"):
             for step in range(self.options.steps):
-                params, first, second = self._step(params, first, second, tf.constant(step + 1.0), targets, moves[step])
+                count = ops.convert_to_tensor(np.float32(step + 1.0))
+                params, first, second = self._step(params, first, second, count, targets, moves[step])
                 if progress is not None:
                     progress(real)
             images = self._image(params)
             reached = self._objective(images, targets, activated=True)
-        return np.asarray(images), np.asarray(reached)
+        return ops.convert_to_numpy(images), ops.convert_to_numpy(reached)
 
     def _start(self, index: int) -> np.ndarray:
         """A filter's starting parameters, from the seed and its index alone."""
@@ -265,72 +267,71 @@ class Maximizer:
 
     def _image(self, params: Any) -> Any:
         """The parameters as images, ``(batch, size, size, channels)`` in 0..1."""
-        import tensorflow as tf
-
+        ops = keras_module().ops
         if self.options.parametrization == "fourier":
             values = _inverse_rfft2d(params * self._spectrum_scale, *self._dft) / 4.0
         else:
             values = params
         if self._decorrelate:
-            values = tf.tensordot(values, tf.constant(_COLOUR_BASIS.T, dtype=tf.float32), axes=1)
-        return tf.sigmoid(values)
+            values = ops.tensordot(values, _COLOUR_BASIS.T.astype(np.float32), axes=1)
+        return ops.sigmoid(values)
 
     def _objective(self, images: Any, targets: Any, activated: bool = False) -> Any:
         """Each image's target filter's mean over the layer's maps: before the layer's activation function
         (what is optimised: a ReLU's zero would stop the gradient of a filter silent on the starting image), or
         after it (``activated``: what is reported)."""
-        import tensorflow as tf
-
-        pixels = tf.tensordot(images * 255.0, self._gain, axes=1) + self._offset
+        ops = keras_module().ops
+        pixels = ops.tensordot(images * 255.0, self._gain, axes=1) + self._offset
         if self.channels_first_input:
-            pixels = tf.transpose(pixels, [0, 3, 1, 2])
+            pixels = ops.transpose(pixels, [0, 3, 1, 2])
         if self._held:
-            count = tf.shape(pixels)[0]
-            pixels = [
-                pixels if held is None else tf.broadcast_to(tf.constant(held), tf.concat([[count], held.shape], 0))
-                for held in self._held
-            ]
-        outputs = tf.cast(self.model(pixels, training=False), tf.float32)  # updates accumulate in float32
+            count = images.shape[0]
+            pixels = [pixels if held is None else ops.broadcast_to(held, (count, *held.shape)) for held in self._held]
+        outputs = ops.cast(self.model(pixels, training=False), "float32")  # updates accumulate in float32
         if self._direct:
             layer = self.conv.layer
-            kernel = tf.gather(tf.convert_to_tensor(layer.kernel), targets, axis=3)
-            maps = tf.nn.conv2d(
-                outputs, kernel, list(layer.strides), layer.padding.upper(), dilations=list(layer.dilation_rate)
+            kernel = ops.take(ops.convert_to_tensor(layer.kernel), targets, axis=3)
+            maps = ops.conv(
+                outputs,
+                kernel,
+                strides=tuple(layer.strides),
+                padding=layer.padding,
+                data_format="channels_last",
+                dilation_rate=tuple(layer.dilation_rate),
             )
             if layer.use_bias:
-                maps += tf.gather(tf.convert_to_tensor(layer.bias), targets)
+                maps += ops.take(ops.convert_to_tensor(layer.bias), targets)
             if activated:
                 maps = self._activation(maps)
             # image i against filter i: the diagonal of (batch, filters)
-            return tf.linalg.diag_part(tf.reduce_mean(maps, axis=[1, 2]))
+            return ops.diagonal(ops.mean(maps, axis=(1, 2)))
         maps = self._activation(outputs) if activated else outputs
-        means = tf.reduce_mean(maps, axis=[2, 3] if self.conv.channels_first else [1, 2])  # (batch, filters)
-        return tf.gather(means, targets, axis=1, batch_dims=1)
+        means = ops.mean(maps, axis=(2, 3) if self.conv.channels_first else (1, 2))  # (batch, filters)
+        return ops.take_along_axis(means, targets[:, None], axis=1)[:, 0]
 
     def _compile(self) -> Any:
-        import tensorflow as tf
-
+        ops = keras_module().ops
         rate = self.options.learning_rate
         beta1, beta2, epsilon = 0.9, 0.999, 1e-8
         size = self.options.size
         transformed = bool(self.options.jitter or self.options.scale or self.options.rotate)
 
+        def loss(params: Any, targets: Any, moves: Any) -> Any:
+            images = self._image(params)
+            seen = _moved(images, moves, size) if transformed else images
+            return -ops.sum(self._objective(seen, targets))
+
+        gradient = backends.gradient(loss)
+
         def step(params: Any, first: Any, second: Any, count: Any, targets: Any, moves: Any) -> Any:
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                images = self._image(params)
-                seen = _moved(images, moves, size) if transformed else images
-                loss = -tf.reduce_sum(self._objective(seen, targets))
-            grad = tape.gradient(loss, params)
+            grad = gradient(params, targets, moves)
             # Adam, by hand: elementwise, so each filter's image follows its own objective alone.
             first = beta1 * first + (1.0 - beta1) * grad
             second = beta2 * second + (1.0 - beta2) * grad * grad
-            corrected = rate * tf.sqrt(1.0 - beta2**count) / (1.0 - beta1**count)
-            return params - corrected * first / (tf.sqrt(second) + epsilon), first, second
+            corrected = rate * ops.sqrt(1.0 - beta2**count) / (1.0 - beta1**count)
+            return params - corrected * first / (ops.sqrt(second) + epsilon), first, second
 
-        # Not XLA: on CPUs TensorFlow's own kernels (oneDNN) ran VGG16's step faster (bench/bench_maximize.py:
-        # 1.33x the bare loop's time with jit_compile=True), and the image transform has no XLA kernel.
-        return tf.function(step, reduce_retracing=True)
+        return backends.compiled(step, [*self.model.variables, *self.conv.layer.variables])
 
 
 def _plain_conv2d(conv: ConvLayer) -> bool:
@@ -383,35 +384,34 @@ def _inverse_dft_matrices(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def _inverse_rfft2d(spectrum: Any, rows_matrix: Any, col_cos: Any, col_minus_sin: Any) -> Any:
-    """``tf.signal.irfft2d`` of ``(batch, channels, 2, rows, cols // 2 + 1)`` spectra (real and imaginary parts
+    """``irfft2d`` of ``(batch, channels, 2, rows, cols // 2 + 1)`` spectra (real and imaginary parts
     stacked), as matrix products, channels last: ``(batch, rows, cols, channels)``. Three matrix products with
     no reshuffling in between took 5 ms a step (forward and gradient) for 8 images of 128 pixels, where
     TensorFlow's FFT kernels and the transposes around them took 12 ms."""
-    import tensorflow as tf
-
+    ops = keras_module().ops
     batch, channels, _, rows, half = spectrum.shape
-    stacked = tf.reshape(spectrum, [-1, 2 * rows, half])
-    mixed = tf.matmul(rows_matrix, stacked)  # over row frequencies: complex in, complex out, stacked again
-    real = tf.matmul(mixed[:, :rows], col_cos) + tf.matmul(mixed[:, rows:], col_minus_sin)
-    return tf.transpose(tf.reshape(real, [-1, channels, rows, real.shape[-1]]), [0, 2, 3, 1])
+    stacked = ops.reshape(spectrum, (-1, 2 * rows, half))
+    mixed = ops.matmul(rows_matrix, stacked)  # over row frequencies: complex in, complex out, stacked again
+    real = ops.matmul(mixed[:, :rows], col_cos) + ops.matmul(mixed[:, rows:], col_minus_sin)
+    return ops.transpose(ops.reshape(real, (-1, channels, rows, real.shape[-1])), (0, 2, 3, 1))
 
 
 def _moved(images: Any, moves: Any, size: int) -> Any:
     """Each image shifted, zoomed and rotated about its centre by its row of ``moves`` (rows, cols, zoom,
     radians), sampled bilinearly back onto ``size`` x ``size``; places moved in from outside are mid-grey.
 
-    TensorFlow's projective-transform kernel does the sampling (its gradient maps the output's gradient back by the
-    inverse transform, as Lucid's did); a gather-based sampler written here took 20 ms a step where it takes 8.
+    ``keras.ops.image.affine_transform`` does the sampling: on TensorFlow its projective-transform kernel (whose
+    gradient maps the output's gradient back by the inverse transform, as Lucid's did; a gather-based sampler
+    written here took 20 ms a step where it takes 8), on JAX ``map_coordinates``.
     """
-    import tensorflow as tf
-
-    shift_r, shift_c, zoom, angle = tf.unstack(moves, axis=1)
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    ops = keras_module().ops
+    shift_r, shift_c, zoom, angle = (moves[:, part] for part in range(4))
+    cos, sin = ops.cos(angle) / zoom, ops.sin(angle) / zoom
     centre = (size - 1) / 2.0
-    zeros = tf.zeros_like(cos)
+    zeros = ops.zeros_like(cos)
     # output (col x, row y) is read from input col cos*x + sin*y + ..., row -sin*x + cos*y + ...: a rotation and
     # zoom about the centre, then the shift
-    transforms = tf.stack(
+    transforms = ops.stack(
         [
             cos,
             sin,
@@ -424,13 +424,13 @@ def _moved(images: Any, moves: Any, size: int) -> Any:
         ],
         axis=1,
     )
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=[size, size],
+    return ops.image.affine_transform(
+        images,
+        transforms,
+        interpolation="bilinear",
+        fill_mode="constant",
         fill_value=_FILL,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
+        data_format="channels_last",
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError, UnsupportedLayer
 from cnnviz.inputs.gather import Input, gather_inputs
@@ -194,28 +195,27 @@ def support_boxes(
     activations (summed over filters) with respect to the model-ready input ``batch`` (one image, channels last)
     is not zero; None where it is zero everywhere (a position no input can move).
     """
-    import tensorflow as tf
-
     keras = keras_module()
     model = keras.Model(traced.sources, traced.outputs[path])
     count = len(positions)
     feed = np.repeat(np.asarray(batch, dtype=np.float32)[:1], count, axis=0)
     if channels_first:
         feed = np.moveaxis(feed, -1, 1)
-    x = tf.constant(feed)
     # the model's other inputs (a metadata vector) at zero: the support in the image is what is asked
-    others = [tf.zeros((count, *source.shape[1:])) for source in traced.sources if source is not traced.input]
-    rows = tf.constant([row for row, _ in positions])
-    cols = tf.constant([col for _, col in positions])
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        given = [x if source is traced.input else others.pop(0) for source in traced.sources]
-        out = model(given if len(given) > 1 else x, training=False)
+    others = [keras.ops.zeros((count, *source.shape[1:])) for source in traced.sources if source is not traced.input]
+
+    def activations(x: Any) -> Any:
+        given = [x if source is traced.input else others[number] for number, source in enumerate(traced.sources)]
+        return model(given if len(given) > 1 else x, training=False)
+
+    (maps,), backward = backends.pullback(activations, feed)
+    picked = np.zeros_like(maps)  # each copy's own position, all filters: the gradient of their sum
+    for number, (row, col) in enumerate(positions):
         if channels_first:
-            out = tf.transpose(out, (0, 2, 3, 1))
-        picked = tf.gather_nd(out, tf.stack([tf.range(count), rows, cols], axis=1))
-        total = tf.reduce_sum(picked)
-    grads = np.abs(np.asarray(tape.gradient(total, x)))
+            picked[number, :, row, col] = 1.0
+        else:
+            picked[number, row, col, :] = 1.0
+    grads = np.abs(backward([picked]))
     if channels_first:
         grads = np.moveaxis(grads, 1, -1)
     boxes: list[tuple[int, int, int, int] | None] = []

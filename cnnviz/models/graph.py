@@ -64,6 +64,9 @@ class Trace:
     output: Any = None
     layers: dict[str, Any] = field(default_factory=dict)
     convs: list[ConvLayer] = field(default_factory=list)
+    #: The layer whose output takes a nudge (:func:`trace`'s ``nudge``), and the input that gives it.
+    nudged: str | None = None
+    nudge: Any = None
 
     @property
     def image_index(self) -> int:
@@ -275,6 +278,7 @@ def trace(
     until: str | None = None,
     input: str | None = None,
     precision: str = "float32",
+    nudge: str | None = None,
 ) -> Trace:
     """Replay ``model`` on fresh inputs, its image input at ``shape`` (its own input shape by default).
 
@@ -288,6 +292,10 @@ def trace(
         precision: ``float32``, or ``bfloat16``: every layer runs as a twin with Keras's ``mixed_bfloat16`` policy
             (the same float32 weights, bfloat16 arithmetic); a layer whose weights a twin cannot share runs as it
             is, in float32, and ``notes`` say so.
+        nudge: the path of a layer whose output the layers after it see plus a tensor of the same shape, given
+            by an extra input (``Trace.nudge``; ``outputs`` keeps the layer's own output). Fed zeros it changes
+            nothing, and the gradient of anything after the layer with respect to the nudge is its gradient with
+            respect to the layer's output: a gradient every Keras backend can take as a function of an input.
 
     Returns:
         A :class:`Trace` whose tensors all hang off its inputs.
@@ -304,7 +312,11 @@ def trace(
         for number, (name, own) in enumerate(inputs)
     ]
     result = Trace(
-        input=sources[chosen], sources=sources, source_names=[name for name, _ in inputs], precision=precision
+        input=sources[chosen],
+        sources=sources,
+        source_names=[name for name, _ in inputs],
+        precision=precision,
+        nudged=nudge,
     )
     try:
         result.output = _replay(model, sources if len(sources) > 1 else sources[0], "", result, conv_classes(), until)
@@ -317,7 +329,7 @@ def trace(
             raise
         # A layer that cannot compute in bfloat16 (a Keras 2 model's TensorFlow ops with float32 constants): the
         # whole model runs in float32, and says so.
-        again = trace(model, shape, until, input, "float32")
+        again = trace(model, shape, until, input, "float32", nudge)
         again.notes.append(f"model '{model.name}' runs in float32: it cannot compute in {precision} ({brief(exc)})")
         return again
     return result
@@ -375,6 +387,9 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
             result.inputs[path] = args[0] if args else None
             if isinstance(layer, convs):
                 result.convs.append(_describe(path, layer, out))
+            if path == result.nudged:
+                result.nudge = keras.Input(shape=tuple(out.shape[1:]), name="cnnviz_nudge")
+                out = _nudged(out, result.nudge)
         if path == until:
             raise _Reached(out)
         return out
@@ -388,6 +403,26 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
     # oldest form (operation_fn only), which every Keras 3 release has. A model of several inputs takes them all.
     given = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, (list, tuple)) else [x]
     return model._run_through_graph(given, operation_fn=lambda op: functools.partial(call, op))
+
+
+@functools.cache
+def _nudge_class() -> type:
+    keras = keras_module()
+
+    class Nudge(keras.layers.Layer):  # type: ignore[name-defined]
+        """``maps + nudge``, in the maps' own precision (no cast of the maps on the way in)."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(autocast=False, **kwargs)
+
+        def call(self, maps: Any, nudge: Any) -> Any:
+            return maps + keras.ops.cast(nudge, maps.dtype)
+
+    return Nudge
+
+
+def _nudged(maps: Any, nudge: Any) -> Any:
+    return _nudge_class()(name="cnnviz_nudged")(maps, nudge)
 
 
 #: The policy of the layers' twins in bfloat16: float32 weights, bfloat16 arithmetic.
