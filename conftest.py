@@ -3,4 +3,4 @@ fail on its first import line; cnnviz imports it only when Keras runs on that ba
 
 import importlib.util
 
-collect_ignore = [f"cnnviz/backends/{name}.py" for name in ("jax", "torch") if importlib.util.find_spec(name) is None]
+collect_ignore = [f"cnnviz/backends/{name}.py" for name in ("jax",) if importlib.util.find_spec(name) is None]

@@ -2,8 +2,7 @@
 
 Everything else cnnviz computes is written once, in ``keras.ops``. What the backends do not share is how a gradient
 is taken and how a step is compiled (TensorFlow: ``tf.GradientTape`` and ``tf.function``; JAX: ``jax.vjp``,
-``jax.grad`` and ``jax.jit``; PyTorch: ``torch.autograd`` and plain eager calls), so each backend module has the
-same three functions:
+``jax.grad`` and ``jax.jit``), so each backend module has the same three functions:
 
 - :func:`pullback`: run a function once, eagerly, and return its outputs (as numpy arrays) with a function that
   maps cotangents of those outputs to the gradient with respect to the input. Grad-CAM picks its classes from the
@@ -13,7 +12,10 @@ same three functions:
 - :func:`compiled`: a step function compiled for repeated calls, reading the Keras ``variables`` it uses as they
   are at each call (JAX passes them in as arguments, so that they are not baked into the compiled code).
 
-The backend is Keras's own (``KERAS_BACKEND``, ``~/.keras/keras.json``, or ``cnnviz --backend``).
+The backend is Keras's own (``KERAS_BACKEND``, ``~/.keras/keras.json``, or ``cnnviz --backend``). A PyTorch module
+would be the same three functions over ``torch.autograd`` (about 40 lines); it is not here because PyPI's torch
+wheel brings CUDA's libraries (gigabytes), more than CI's fresh virtualenv can install in its time, and code no
+test runs is not claimed to work.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ import numpy as np
 from cnnviz._keras import keras_module
 
 #: Keras's backend names, and the module of each here.
-MODULES = {"tensorflow": "cnnviz.backends.tensorflow", "jax": "cnnviz.backends.jax", "torch": "cnnviz.backends.torch"}
+MODULES = {"tensorflow": "cnnviz.backends.tensorflow", "jax": "cnnviz.backends.jax"}
 
 #: What a pullback's second half does: cotangents of the outputs (None: zero) -> the gradient for the input.
 Backward = Callable[[Sequence[np.ndarray | None]], np.ndarray]
 
 
 def name() -> str:
-    """The name of the backend Keras runs on: ``tensorflow``, ``jax`` or ``torch``."""
+    """The name of the backend Keras runs on: ``tensorflow`` or ``jax`` (the others are refused on import)."""
     return str(keras_module().backend.backend())
 
 
