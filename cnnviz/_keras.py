@@ -1,12 +1,15 @@
-"""Lazy, quiet import of Keras.
+"""Lazy, quiet import of Keras, on the backend the user chose.
 
 TensorFlow prints start-up lines (oneDNN, CUDA probing, absl's "All log messages before InitializeLog") that are
 noise to a command-line user, and importing it takes seconds, so cnnviz imports it only inside the functions that
-need it, through :func:`keras_module`.
+need it, through :func:`keras_module`. Keras picks its backend when it is first imported: ``KERAS_BACKEND``, else
+``~/.keras/keras.json``, else TensorFlow; ``cnnviz --backend`` sets ``KERAS_BACKEND`` before that.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import os
 import sys
@@ -40,7 +43,7 @@ def keras_module() -> ModuleType:
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    check_backend_installed(chosen_backend())
     with warnings.catch_warnings():
         # Deprecation chatter from TensorFlow's own dependencies at import time.
         warnings.simplefilter("ignore")
@@ -50,6 +53,7 @@ def keras_module() -> ModuleType:
             with native_stderr_silenced():
                 import keras
     if os.environ.get("CNNVIZ_TF_LOGS") != "1":
+        _quiet_lazy_tensorflow()
         # TensorFlow's Python warnings ("5 out of the last 5 calls to <function ...> triggered tf.function
         # retracing", from ConvNeXt's depthwise convolutions under Grad-CAM) speak to the model's author.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -60,3 +64,66 @@ def keras_module() -> ModuleType:
     except ImportError:  # pragma: no cover - absl comes with TensorFlow
         pass
     return keras
+
+
+#: The Keras 3 backends cnnviz runs on, each with the package it needs and the extra of cnnviz's that installs it.
+BACKENDS = {"tensorflow": ("tensorflow", "cnnviz"), "jax": ("jax", "cnnviz[jax]")}
+#: Keras's other backends, and why cnnviz does not run on them.
+NOT_SUPPORTED = {
+    "torch": "cnnviz does not run on Keras's torch backend yet (its gradients are written for TensorFlow and JAX; "
+    "see the README's 'Keras backends'): use --backend tensorflow or --backend jax",
+    "numpy": "Keras's numpy backend computes no gradients: use --backend tensorflow or --backend jax",
+    "openvino": "Keras's openvino backend runs inference only: use --backend tensorflow or --backend jax",
+}
+
+
+def chosen_backend() -> str:
+    """The backend Keras will run on (or runs on, once imported): ``KERAS_BACKEND``, else the ``backend`` of
+    Keras's config file (``$KERAS_HOME/keras.json`` or ``~/.keras/keras.json``), else ``tensorflow``."""
+    if "keras" in sys.modules:
+        return str(sys.modules["keras"].backend.backend())
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as config:
+            return str(json.load(config).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def check_backend_installed(backend: str) -> None:
+    """Raise :class:`~cnnviz.errors.OptionError` naming what to install when ``backend``'s package is missing,
+    or saying what to use instead when cnnviz does not run on it."""
+    from cnnviz.errors import OptionError
+
+    if backend in NOT_SUPPORTED:
+        raise OptionError(NOT_SUPPORTED[backend])
+    if backend not in BACKENDS:
+        raise OptionError(f"unknown Keras backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    package, extra = BACKENDS[backend]
+    if importlib.util.find_spec(package) is None:
+        raise OptionError(
+            f"the {backend} backend needs the {package} package, which is not installed: pip install '{extra}'"
+        )
+
+
+def _quiet_lazy_tensorflow() -> None:
+    """On another backend, Keras still imports TensorFlow where it is installed, lazily, the first time it
+    serialises a layer's configuration: that import gets its start-up lines silenced too. (Keras's private
+    ``LazyModule``; if it changes, the lines show, nothing breaks.)"""
+    try:
+        from keras.src.utils import module_utils
+
+        lazy = module_utils.tensorflow
+        if lazy.module is not None or "tensorflow" in sys.modules:
+            return
+        load = lazy.initialize
+
+        def initialize() -> None:
+            with native_stderr_silenced():
+                load()
+
+        lazy.initialize = initialize
+    except (ImportError, AttributeError):  # pragma: no cover - a Keras without it
+        pass

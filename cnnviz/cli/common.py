@@ -16,6 +16,7 @@ import click
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
+from cnnviz._keras import chosen_backend
 from cnnviz.draw.render import palette
 from cnnviz.engines.contract import Progress, find_inputs
 from cnnviz.engines.naming import ModelRef
@@ -447,8 +448,11 @@ def progress_bar(quiet: bool, unit: str = "image") -> Iterator[Progress]:
         yield advance
 
 
-def say_precision(result: Any) -> None:
-    """The run's precision, where it is not float32 (the default, exact)."""
+def say_computation(result: Any) -> None:
+    """The Keras backend and the run's precision, where they are not the defaults (TensorFlow, float32)."""
+    backend = chosen_backend()
+    if backend != "tensorflow":
+        click.echo(f"backend: {backend}")
     if getattr(result, "precision", "float32") != "float32":
         click.echo(f"precision: {result.precision} (the model computed in it; cnnviz reduced and drew in float32)")
 

@@ -21,7 +21,7 @@ from cnnviz.cli.common import (
     reading_options,
     reported_errors,
     say,
-    say_precision,
+    say_computation,
     selection_checker,
 )
 
@@ -160,7 +160,7 @@ def maximize(
     if found is not None:
         reached = ", ".join(f"{f}: {v:.3g}" for f, v in zip(found.filters, found.activations, strict=True))
         click.echo(f"{found.layer}: mean activation reached per filter: {reached}")
-    say_precision(report)
+    say_computation(report)
     say(report.notes, report.written)
 
 
@@ -273,7 +273,7 @@ def gradcam(
         click.echo(f"layer: {report.layer}; gradient of {report.score}")
         if report.preprocessing is not None:
             click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
-        say_precision(report)
+        say_computation(report)
         value = "p" if report.probabilities else "score" if report.head == "classes" else "share of pixels"
         for result in report.images:
             ranked = ", ".join(f"{name} {number:.3f}" for name, number in result.top)

@@ -21,7 +21,7 @@ from cnnviz.cli.common import (
     reading_options,
     reported_errors,
     say,
-    say_precision,
+    say_computation,
     selection_checker,
     view_options,
 )
@@ -231,7 +231,7 @@ def _summarise_maps(report: RunResult, out: Path) -> None:
         click.echo(f"note: {note}")
     if report.preprocessing is not None:
         click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
-    say_precision(report)
+    say_computation(report)
     if report.fit != "none":
         click.echo(f"fit: {report.fit} ({FIT_NOTES[report.fit]})")
     folders = sorted({str(path.parent) for path in report.written})

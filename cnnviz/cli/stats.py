@@ -15,7 +15,7 @@ from cnnviz.cli.common import (
     output_option,
     reading_options,
     reported_errors,
-    say_precision,
+    say_computation,
 )
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
@@ -99,7 +99,7 @@ def stats(
         run = engine.run(run_stats, "ray_stats", choice, inputs, out, options, reading)
     if not reading.quiet:
         click.echo(stats_table(run.layers, options.rare))
-        say_precision(run)
+        say_computation(run)
         for path in run.written:
             click.echo(f"wrote {path}")
     exit_on_failures(run.failures, run.inputs, choice.verbose, after="; the statistics leave them out")

@@ -17,7 +17,7 @@ from cnnviz.cli.common import (
     reading_options,
     reported_errors,
     say,
-    say_precision,
+    say_computation,
     selection_checker,
 )
 
@@ -110,6 +110,6 @@ def top(
     if not reading.quiet:
         if result.preprocessing is not None:
             click.echo(f"preprocessing: {result.preprocessing.name} ({result.preprocessing.description})")
-        say_precision(result)
+        say_computation(result)
         say(result.notes, result.written)
     exit_on_failures(result.failures, result.inputs, choice.verbose, after="; the ranking leaves them out")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnviz._keras import chosen_backend
 from cnnviz.models.load import load_model, names_a_file
 from cnnviz.models.zoo import APPLICATIONS
 from cnnviz.output.files import safe_name
@@ -36,8 +37,14 @@ class Naming:
         return self.model_label or str(getattr(model, "name", "model"))
 
     def about(self, name: str) -> dict[str, Any]:
-        """The manifest's record of the model; ``name`` stands in for a missing ``model_label``."""
-        return {"model": self.model_label or name, "weights": self.weights, "source": self.source}
+        """The manifest's record of the model and the Keras backend it ran on; ``name`` stands in for a missing
+        ``model_label``."""
+        return {
+            "model": self.model_label or name,
+            "weights": self.weights,
+            "source": self.source,
+            "backend": chosen_backend(),
+        }
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cnnviz._keras import native_stderr_silenced
+from cnnviz._keras import chosen_backend, native_stderr_silenced
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, ModelRunError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
@@ -92,6 +92,8 @@ def connect(address: str | None = None, cpus: int | None = None) -> Cluster:
                     log_to_driver=False,
                     logging_level=logging.ERROR,
                     configure_logging=True,
+                    # the workers run Keras on the driver's backend (--backend, KERAS_BACKEND or keras.json)
+                    runtime_env={"env_vars": {"KERAS_BACKEND": chosen_backend()}},
                 )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise OptionError(f"cannot reach the Ray cluster at {target}: {brief(exc)}") from exc

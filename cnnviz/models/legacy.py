@@ -30,6 +30,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+from cnnviz._keras import chosen_backend
+
 
 def mend_config(node: Any) -> bool:
     """Rewrite Keras 2 layer configs in a decoded ``model_config`` in place; True if anything changed.
@@ -221,13 +223,19 @@ _SAFE_TF_FUNCTIONS = {
 
 def _tf_function(name: str, unsafe: bool) -> Any:
     """The TensorFlow function a TFOpLambda names (``math.truediv``, ``__operators__.add``)."""
+    if name.startswith("__operators__."):  # Python's operators: on any backend
+        return getattr(operator, name.split(".", 1)[1])
+    backend = chosen_backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"TensorFlow-only: tf.{name} (a Keras 2 TFOpLambda layer) runs on the TensorFlow backend only, not on "
+            f"{backend}"
+        )
     if not (unsafe or name.startswith(_SAFE_TF_PREFIXES) or name in _SAFE_TF_FUNCTIONS):
         raise ValueError(
             f"the model calls TensorFlow's tf.{name}, which is not one of the math and shaping functions cnnviz "
             "runs in safe mode (unsafe: pass --unsafe if you trust the file)"
         )
-    if name.startswith("__operators__."):
-        return getattr(operator, name.split(".", 1)[1])
     import tensorflow as tf
 
     target: Any = tf

@@ -215,6 +215,11 @@ def _load_model_file(path: Path, unsafe: bool) -> Any:
 #: Keras's loading errors that have a better explanation, first match wins: (pattern, message template).
 _LOAD_FAILURES = [
     (
+        r"TensorFlow-only: (?P<name>tf\.[\w.]+) .* not on (?P<backend>\w+)",
+        "{path} is a Keras 2 model that calls TensorFlow's {name}, which runs on the TensorFlow backend only, not "
+        "on {backend}: run cnnviz with --backend tensorflow",
+    ),
+    (
         r"the model calls TensorFlow's (?P<name>tf\.[\w.]+)",
         "{path} calls {name}, which is not among the TensorFlow math and shaping functions cnnviz runs by default. "
         "If you trust the file, pass --unsafe.",
