@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz._keras import keras_module
+from cnnviz._keras import chosen_backend, keras_module
 
 # The tests run on the kernels the environment gives them: TensorFlow's default (oneDNN on x86), as users get them,
 # and .ci/run runs the suite again with TF_ENABLE_ONEDNN_OPTS=0, the plain kernels of the strictest CPU a user may
@@ -21,7 +21,7 @@ ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
 
 
 def pytest_report_header() -> str:
-    return f"TF_ENABLE_ONEDNN_OPTS: {ONEDNN}"
+    return f"Keras backend: {chosen_backend()}; TF_ENABLE_ONEDNN_OPTS: {ONEDNN}"
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 VERTICAL_LINE = np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]], dtype=np.float32)
 #: The tutorials' 8x8 picture with a two-pixel vertical line in columns 3 and 4.
 LINE_IMAGE = np.tile(np.array([0, 0, 0, 1, 1, 0, 0, 0], dtype=np.float32), (8, 1))
+
+
+def printed(text: str) -> str:
+    """A command's output without the "backend: ..." line it prints on a backend other than TensorFlow, so that
+    the tests pinning a command's output hold on every backend (tests/test_backends.py checks that line)."""
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("backend: "))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnviz import OptionError, gradcam
 from cnnviz.cli import main
-from tests.conftest import SQUARE_AT, square_picture
+from tests.conftest import SQUARE_AT, printed, square_picture
 
 
 def _bright_squares(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,7 +43,10 @@ def brightness_meter(keras):  # type: ignore[no-untyped-def]
     pictures, brightness, _ = _bright_squares(800, seed=0)
     inputs = keras.Input((32, 32, 3))
     pooled = keras.layers.GlobalMaxPooling2D(name="pool")(_trunk(keras, inputs))
-    value = keras.layers.Dense(1, name="brightness")(pooled)
+    # Weights of one sign: every channel counts toward the brightness, so the heatmap must peak on the square
+    # whatever the training found (free weights let some runs measure brightness partly by the dim background,
+    # seen on JAX's initialisation: then no explainer would peak on the square alone).
+    value = keras.layers.Dense(1, name="brightness", kernel_constraint=keras.constraints.NonNeg())(pooled)
     classes = keras.layers.Dense(2, activation="softmax", name="has_square")(pooled)
     meter = keras.Model(inputs, value)
     meter.compile(keras.optimizers.Adam(0.01), "mse")
@@ -133,7 +136,7 @@ def test_cli_prints_the_regression_value_and_the_head_it_explains(brightness_met
     )
 
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = printed(result.output).splitlines()
     assert lines[0] == "layer: conv2; gradient of the output of layer 'brightness' (no softmax at the end)"
     assert lines[2].startswith(f"{picture}: regression output 'brightness' = ")
     assert (tmp_path / "out" / "two_heads" / "square" / "gradcam_brightness.png").is_file()

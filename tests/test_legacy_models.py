@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from cnnviz import ModelLoadError, conv_layers, feature_maps, load_model
+from cnnviz._keras import chosen_backend
 from tests.test_models import _refused_until_unsafe
+
+#: Keras 2's TFOpLambda layers call TensorFlow itself: they load on TensorFlow only (test_backends checks that
+#: another backend refuses them with what to do).
+tensorflow_only = pytest.mark.skipif(
+    chosen_backend() != "tensorflow", reason="a Keras 2 model's TensorFlow calls run on TensorFlow only"
+)
 
 
 def _keras2_output(model, layer: str, pixels: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -115,6 +122,7 @@ def test_keras_2_transfer_models_in_h5_load_with_their_weights(tmp_path: Path, o
     np.testing.assert_allclose(maps["keras2_base/dw"], expected, rtol=1e-4, atol=1e-4)
 
 
+@tensorflow_only
 def test_the_tensorflow_transfer_learning_tutorial_model_from_keras_2(tmp_path: Path) -> None:
     """Augmentation Sequential, preprocess_input kept as TFOpLambda layers, a nested base called with
     training=False: the shape of the official TF 2.x tutorial's model, saved as .h5."""
@@ -138,6 +146,7 @@ def test_the_tensorflow_transfer_learning_tutorial_model_from_keras_2(tmp_path: 
     np.testing.assert_allclose(maps["keras2_base/stem"], expected, rtol=1e-4, atol=1e-4)
 
 
+@tensorflow_only
 def test_keras_2_tensorflow_calls_outside_math_need_unsafe(tmp_path: Path) -> None:
     tf_keras = pytest.importorskip("tf_keras")
     import tensorflow as tf
@@ -211,6 +220,7 @@ def test_keras_file_written_by_tf_keras_with_a_nested_model(tmp_path: Path) -> N
     np.testing.assert_allclose(maps["base/inner_conv"], _keras2_output(base, "inner_conv", pixels), atol=1e-6)
 
 
+@tensorflow_only
 def test_keras_2_model_with_vgg16_preprocess_input_inside(tmp_path: Path) -> None:
     """VGG16's and ResNet50's preprocess_input flip RGB to BGR with x[..., ::-1]: a SlicingOpLambda in Keras 2."""
     tf_keras = pytest.importorskip("tf_keras")

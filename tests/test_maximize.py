@@ -13,6 +13,7 @@ from PIL import Image
 from cnnviz.cli import main
 from cnnviz.errors import LayerNotFound, OptionError, UnsupportedModel
 from cnnviz.methods.maximize import MaximizeOptions, Maximizer, maximize
+from tests.conftest import printed
 
 #: A Sobel kernel: it responds to brightness rising from left to right, a vertical edge.
 VERTICAL_EDGE = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float32)
@@ -119,7 +120,7 @@ def test_cli_writes_a_numbered_grid_with_the_settings_in_its_header(keras, tmp_p
     result = CliRunner().invoke(main, [*args, "--size", "24", "--save-raw", "-o", str(tmp_path / "out")])
 
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = printed(result.output).splitlines()
     assert lines[0].startswith("edges: mean activation reached per filter: 0: ")
     png = tmp_path / "out" / "edges" / "maximize_edges.png"
     assert lines[1:] == [f"wrote {png}", f"wrote {png.with_suffix('.npy')}"]
@@ -148,8 +149,6 @@ def test_cli_writes_a_numbered_grid_with_the_settings_in_its_header(keras, tmp_p
     ],
 )
 def test_the_chosen_filters_alone_give_what_the_whole_layer_gives(keras, settings: dict) -> None:  # type: ignore[no-untyped-def, type-arg]
-    import tensorflow as tf
-
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
         [
@@ -165,8 +164,11 @@ def test_the_chosen_filters_alone_give_what_the_whole_layer_gives(keras, setting
     images = np.random.default_rng(0).uniform(size=(3, 20, 20, 3)).astype(np.float32)
     targets = [5, 0, 2]
 
-    reached = direct._objective(tf.constant(images), tf.constant(targets), activated=True).numpy()
+    ops = keras.ops
+    reached = ops.convert_to_numpy(
+        direct._objective(ops.convert_to_tensor(images), ops.convert_to_tensor(targets), True)
+    )
 
     # the whole layer, by Keras, on the same pixels (scale255 of images * 255 is the images themselves)
-    means = np.asarray(model(images)).mean(axis=(1, 2))
+    means = keras.ops.convert_to_numpy(model(images)).mean(axis=(1, 2))
     np.testing.assert_allclose(reached, means[np.arange(3), targets], rtol=1e-5, atol=1e-6)

@@ -17,8 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnviz._keras import chosen_backend
 from cnnviz.methods.gradcam import GradCam
 from tests.gradients_probe import GRADCAM_LAYER, pixels, probe
+
+#: oneDNN is TensorFlow's: on another backend these kernels are not run.
+pytestmark = pytest.mark.skipif(chosen_backend() != "tensorflow", reason="oneDNN kernels are TensorFlow's")
 
 ROOT = Path(__file__).resolve().parent.parent
 
