@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from cnnviz import OptionError, feature_maps, filter_stats, gradcam, load_model
 from cnnviz.cli import main
 from cnnviz.methods.extract import build_extractor
+from cnnviz.methods.stats import ROUNDED_VERDICTS
 from cnnviz.models.precision import resolve_precision
 from tests.conftest import square_picture
 
@@ -35,9 +36,11 @@ def test_the_same_dead_filters_in_bfloat16() -> None:
     shapes = load_model("shapes")
 
     exact = filter_stats(shapes, SAMPLES, size=(96, 96)).layers
-    brief = filter_stats(shapes, SAMPLES, size=(96, 96), precision="bfloat16").layers
+    rounded = filter_stats(shapes, SAMPLES, size=(96, 96), precision="bfloat16")
+    brief = rounded.layers
 
     assert [layer.dead.tolist() for layer in brief] == [layer.dead.tolist() for layer in exact]
+    assert rounded.notes[-1] == ROUNDED_VERDICTS  # and says where it could differ
     for ours, theirs in zip(brief, exact, strict=True):
         np.testing.assert_allclose(ours.maxima, theirs.maxima, rtol=0.02)
 
@@ -71,6 +74,30 @@ def test_a_layer_a_twin_cannot_copy_runs_in_float32_with_a_note(keras) -> None: 
     assert extractor.notes == ["layer 'wrapped' (Wrapped) runs in float32: cnnviz cannot make a bfloat16 twin of it"]
     exact = feature_maps(model, arrays, ["conv"])["conv"]
     np.testing.assert_allclose(extractor(arrays)["conv"], exact, rtol=0.02, atol=0.02)
+
+
+def test_dense_and_batch_norm_layers_run_as_bfloat16_twins_on_their_own_weights(keras) -> None:  # type: ignore[no-untyped-def]
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.BatchNormalization(name="norm")(keras.layers.Conv2D(3, 3, name="first")(inputs))
+    x = keras.layers.Dense(4, name="mix")(x)  # on the channels of each position
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="last")(x))
+    norm = model.get_layer("norm")
+    norm.set_weights(
+        [np.array(v, dtype=np.float32) for v in ([2.0, 0.5, 1.0], [0.1, 0.2, 0.3], [0.5, -0.5, 0.0], [4.0, 1.0, 2.0])]
+    )
+    arrays = np.random.default_rng(1).normal(size=(2, 8, 8, 2)).astype(np.float32)
+
+    extractor = build_extractor(model, ["last"], precision="bfloat16")
+
+    assert extractor.precision == "bfloat16" and extractor.notes == []  # no layer left in float32
+    exact = feature_maps(model, arrays, ["last"])["last"]
+    np.testing.assert_allclose(extractor(arrays)["last"], exact, rtol=0.03, atol=0.03)
+    norm.moving_variance.assign(np.array([1.0, 1.0, 1.0], dtype=np.float32))  # the twin reads the layer's own
+    np.testing.assert_allclose(
+        extractor(arrays)["last"], feature_maps(model, arrays, ["last"])["last"], rtol=0.03, atol=0.03
+    )
+    assert not np.allclose(exact, feature_maps(model, arrays, ["last"])["last"], atol=0.05)
 
 
 def test_auto_follows_the_cpu_flags_and_unknown_precisions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
