@@ -15,6 +15,7 @@ from cnnviz.cli.common import (
     output_option,
     reading_options,
     reported_errors,
+    say,
     say_computation,
 )
 
@@ -100,6 +101,5 @@ def stats(
     if not reading.quiet:
         click.echo(stats_table(run.layers, options.rare))
         say_computation(run)
-        for path in run.written:
-            click.echo(f"wrote {path}")
+        say(run.notes, run.written)
     exit_on_failures(run.failures, run.inputs, choice.verbose, after="; the statistics leave them out")
