@@ -13,6 +13,7 @@ from cnnviz.cli.common import (
     progress_bar,
     reading_options,
     reported_errors,
+    say_computation,
 )
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
@@ -61,6 +62,7 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
         inputs = gather_inputs(images, exclude=output)
         result = write_report(choice.ref.load(include_top=not no_gradcam), inputs, output, options, progress)
     if not reading.quiet:
+        say_computation(result)
         for note in result.notes:
             click.echo(f"note: {note}")
         click.echo(f"wrote {result.page} with {result.pictures} pictures")

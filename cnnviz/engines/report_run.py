@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cnnviz._keras import chosen_backend
 from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
@@ -135,6 +136,7 @@ def write_report(
         ("input", shape_text(input_shape(model, options.input))),
         ("preprocessing", maps.preprocessing.name if maps.preprocessing else options.preprocess),
         ("fit", maps.fit),
+        ("computed on", f"Keras's {chosen_backend()} backend, in {maps.precision}"),
         ("images", ", ".join(names[item.path] for item in inputs)),
     ]
     if len(model.inputs) > 1:  # which input took the images, and what the others got
@@ -158,6 +160,7 @@ def write_report(
         preprocessing=maps.preprocessing,
         fit=maps.fit,
         inputs=len(inputs),
+        precision=maps.precision,
         page=target,
         pictures=pictures,
     )
