@@ -210,3 +210,14 @@ def test_a_filter_out_of_range_is_refused_before_the_images_are_read(keras, tmp_
     broken.write_text("not a picture")
     with pytest.raises(OptionError, match=r"filter 5 is out of range: there are 2 \(0..1\)"):
         render_top(colour_detector(keras), [broken], tmp_path / "out", TopOptions(layer="det", filters="5"))
+
+
+def test_fewer_images_than_k_leave_no_empty_columns(keras, dots, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = colour_detector(keras)
+
+    asked_nine = render_top(model, dots, tmp_path / "nine", TopOptions(layer="det", k=9, preprocess="none"))
+    asked_five = render_top(model, dots, tmp_path / "five", TopOptions(layer="det", k=5, preprocess="none"))
+
+    nine, five = (Image.open(result.written[0]) for result in (asked_nine, asked_five))
+    assert nine.size == five.size  # 5 images: 5 columns, not 9 with 4 of them empty
+    assert np.array_equal(np.asarray(nine), np.asarray(five))

@@ -364,5 +364,7 @@ def _pictures(
                 ],
                 colorbar=False,
             )
-        written.append(save_png(top_picture(page, options.k, header), out / f"{name}.png"))
+        # as many columns as the best-filled row: fewer images than k leave no column empty in every row
+        columns = max((len(row.patches) for row in page), default=1)
+        written.append(save_png(top_picture(page, min(options.k, max(columns, 1)), header), out / f"{name}.png"))
     return written
