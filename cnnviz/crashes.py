@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
+from cnnviz._keras import chosen_backend
+
 #: Where a supervised child writes what it is doing; set by :func:`supervise` in the child only.
 NOTE_VARIABLE = "CNNVIZ_ACTIVITY_FILE"
 _activities: list[str] = []
@@ -90,7 +92,8 @@ def supervise(entry: Callable[[], object], command: list[str]) -> None:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         if number in CRASHES:
-            sys.stderr.write(crash_report(command, number, activity, os.environ.get("TF_ENABLE_ONEDNN_OPTS")))
+            onednn, backend = os.environ.get("TF_ENABLE_ONEDNN_OPTS"), _backend_of(command)
+            sys.stderr.write(crash_report(command, number, activity, onednn, backend))
         sys.exit(128 + number)
     sys.exit(os.WEXITSTATUS(status))
 
@@ -123,9 +126,21 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def crash_report(command: list[str], number: int, activity: str, onednn: str | None = None) -> str:
+def _backend_of(command: list[str]) -> str:
+    """The Keras backend a ``cnnviz`` command ran on: its ``--backend``, else what Keras would pick."""
+    for place, word in enumerate(command[:-1]):
+        if word == "--backend":
+            return command[place + 1]
+        if word.startswith("--backend="):
+            return word.split("=", 1)[1]
+    return chosen_backend()
+
+
+def crash_report(
+    command: list[str], number: int, activity: str, onednn: str | None = None, backend: str = "tensorflow"
+) -> str:
     """What the parent prints when the command's process died by signal ``number``; ``onednn`` is the
-    ``TF_ENABLE_ONEDNN_OPTS`` the command ran with (None: TensorFlow's default).
+    ``TF_ENABLE_ONEDNN_OPTS`` the command ran with (None: TensorFlow's default), ``backend`` Keras's backend.
 
     >>> print(crash_report(["cnnviz", "gradcam", "a.jpg"], 11, "Grad-CAM of layer 'c'"), end="")  # doctest: +ELLIPSIS
     Error: cnnviz gradcam a.jpg crashed inside native code (SIGSEGV, exit 139) while: Grad-CAM of layer 'c'.
@@ -137,7 +152,9 @@ def crash_report(command: list[str], number: int, activity: str, onednn: str | N
         name = f"signal {number}"
     what = f" while: {activity}" if activity else ""
     words = " ".join(["cnnviz", *command[1:]])
-    if onednn == "0":
+    if backend != "tensorflow":
+        hint = f"Keras ran on its {backend} backend; please report the model's layer kinds and this output to cnnviz."
+    elif onednn == "0":
         hint = (
             "TensorFlow's plain kernels were in use (TF_ENABLE_ONEDNN_OPTS=0); please report the model's layer "
             "kinds and this output to cnnviz."

@@ -28,6 +28,7 @@ supervise(entry, ["cnnviz", "gradcam", "face.png"])
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     environment.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    environment.pop("KERAS_BACKEND", None)  # TensorFlow's hints, unless a test asks for another backend
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=environment, check=False, timeout=120
@@ -55,6 +56,17 @@ def test_with_the_plain_kernels_already_chosen_the_hint_asks_for_a_report() -> N
     assert done.returncode == 139
     assert "TensorFlow's plain kernels were in use (TF_ENABLE_ONEDNN_OPTS=0)" in done.stderr
     assert "run again with" not in done.stderr
+
+
+def test_on_jax_the_hint_names_the_backend_not_tensorflows_kernels() -> None:
+    done = _run(CRASHING, KERAS_BACKEND="jax")
+
+    assert done.returncode == 139
+    assert done.stderr.strip().splitlines()[-1] == (
+        "The Python stack at the crash is above (faulthandler). Keras ran on its jax backend; please report the "
+        "model's layer kinds and this output to cnnviz."
+    )
+    assert "TF_ENABLE_ONEDNN_OPTS" not in done.stderr.strip().splitlines()[-1]
 
 
 def test_the_command_runs_supervised_and_its_exit_status_comes_through(tmp_path: Path) -> None:
