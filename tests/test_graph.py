@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from cnnviz import LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel
@@ -147,3 +148,31 @@ def test_a_layer_called_twice_keeps_the_output_of_its_first_call(keras) -> None:
     assert traced.inputs["shared"] is traced.input
     np.testing.assert_array_equal(maps["shared"], pixels * 2.0)  # the first call's maps, not the second's (x4)
     np.testing.assert_array_equal(keras.Model(traced.input, traced.output)(pixels), pixels * 4.0)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_twinned_layer_follows_later_changes_to_its_weights(keras, precision: str) -> None:  # type: ignore[no-untyped-def]
+    """A strided 1x1 conv runs as a twin (see graph._run_twin), and in bfloat16 every layer does: an extractor
+    built once (as the training callback builds it) must see the weights as they are at each call, on every
+    backend (JAX compiles the call, with the variables it is told about as arguments)."""
+    from cnnviz.methods.extract import build_extractor
+
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(3, 1, strides=2, name="shortcut")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="after")(x))
+    arrays = np.random.default_rng(0).normal(size=(2, 8, 8, 2)).astype(np.float32)
+    extractor = build_extractor(model, ["after"], precision=precision)
+    before = extractor(arrays)["after"]
+
+    shortcut = model.get_layer("shortcut")
+    shortcut.set_weights([w * 3.0 for w in shortcut.get_weights()])
+    after = extractor(arrays)["after"]
+
+    bias = keras.ops.convert_to_numpy(model.get_layer("after").bias)
+    # the conv after is linear in the shortcut's output, and that output is 3 times what it was
+    np.testing.assert_allclose(
+        after - bias,
+        3.0 * (before - bias),
+        rtol=0.02,
+        atol=0.02,
+    )

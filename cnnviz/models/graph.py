@@ -503,11 +503,20 @@ def layer_twin(layer: Any, input_shape: Any, **changes: Any) -> Any:
     keras = keras_module()
     twin = type(layer).from_config({**layer.get_config(), **changes})
     twin.build(input_shape)
+    originals: dict[int, Any] = {}
     for name, variable in list(vars(twin).items()):
         original = getattr(layer, name, None)
         if isinstance(variable, keras.Variable) and isinstance(original, keras.Variable):
             # Past Keras's tracking, which locks a built layer: the twin is never saved or trained.
             object.__setattr__(twin, name, original)
+            originals[id(variable)] = original
+    # The twin's variable lists name the originals too: a model holding the twin lists them among its variables,
+    # which is what JAX's compiled calls take as arguments (a variable not listed would be baked in as a constant,
+    # and later changes to the weights would not show).
+    for listing in ("_trainable_variables", "_non_trainable_variables"):
+        held = getattr(twin, listing, None)
+        if isinstance(held, list):
+            held[:] = [originals.get(id(variable), variable) for variable in held]
     return twin
 
 
