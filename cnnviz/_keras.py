@@ -43,7 +43,8 @@ def keras_module() -> ModuleType:
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    check_backend_installed(chosen_backend())
+    backend, source = _backend_and_source()
+    check_backend_installed(backend, None if source == "the default" else source)
     with warnings.catch_warnings():
         # Deprecation chatter from TensorFlow's own dependencies at import time.
         warnings.simplefilter("ignore")
@@ -80,31 +81,42 @@ NOT_SUPPORTED = {
 def chosen_backend() -> str:
     """The backend Keras will run on (or runs on, once imported): ``KERAS_BACKEND``, else the ``backend`` of
     Keras's config file (``$KERAS_HOME/keras.json`` or ``~/.keras/keras.json``), else ``tensorflow``."""
+    return _backend_and_source()[0]
+
+
+def _backend_and_source() -> tuple[str, str]:
+    """The backend Keras will run on, and what chose it (for messages)."""
     if "keras" in sys.modules:
-        return str(sys.modules["keras"].backend.backend())
+        return str(sys.modules["keras"].backend.backend()), "Keras"
     if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
+        return os.environ["KERAS_BACKEND"], f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}"
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    path = os.path.join(home, "keras.json")
     try:
-        with open(os.path.join(home, "keras.json")) as config:
-            return str(json.load(config).get("backend", "tensorflow"))
+        with open(path) as config:
+            backend = str(json.load(config).get("backend", "tensorflow"))
     except (OSError, ValueError, AttributeError):
-        return "tensorflow"
+        return "tensorflow", "the default"
+    return backend, f"{path}"
 
 
-def check_backend_installed(backend: str) -> None:
+def check_backend_installed(backend: str, source: str | None = None) -> None:
     """Raise :class:`~cnnviz.errors.OptionError` naming what to install when ``backend``'s package is missing,
-    or saying what to use instead when cnnviz does not run on it."""
+    or saying what to use instead when cnnviz does not run on it; ``source`` is what chose the backend (an
+    environment variable, a config file), named in the message."""
     from cnnviz.errors import OptionError
 
+    said = f"{source} asks for the {backend} backend; " if source else ""
     if backend in NOT_SUPPORTED:
-        raise OptionError(NOT_SUPPORTED[backend])
+        raise OptionError(said + NOT_SUPPORTED[backend])
     if backend not in BACKENDS:
-        raise OptionError(f"unknown Keras backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+        raise OptionError(f"{said}unknown Keras backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
     package, extra = BACKENDS[backend]
     if importlib.util.find_spec(package) is None:
+        needs = f"{source} asks for the {backend} backend, which needs" if source else f"the {backend} backend needs"
         raise OptionError(
-            f"the {backend} backend needs the {package} package, which is not installed: pip install '{extra}'"
+            f"{needs} the {package} package, not installed: pip install '{extra}'"
+            + (", or run with --backend tensorflow" if source else "")
         )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cnnviz._keras import check_backend_installed, chosen_backend
+from cnnviz._keras import check_backend_installed, chosen_backend, keras_module
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
 from tests.conftest import ROOT, SQUARE_AT, square_pictures, write_image
@@ -129,11 +129,33 @@ def test_a_missing_backend_names_the_extra_to_install(monkeypatch: pytest.Monkey
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
 
-    with pytest.raises(OptionError, match=r"the jax backend needs the jax package, .*pip install 'cnnviz\[jax\]'"):
+    with pytest.raises(
+        OptionError, match=r"^the jax backend needs the jax package, not installed: pip install 'cnnviz\[jax\]'$"
+    ):
         check_backend_installed("jax")
     result = CliRunner().invoke(main, ["--backend", "jax", "layers", "--model", "shapes"])
     assert result.exit_code == 2
     assert "pip install 'cnnviz[jax]'" in result.output
+
+
+def test_a_backend_the_environment_or_keras_json_chose_is_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # as before Keras is imported: the check first
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with pytest.raises(OptionError) as caught:
+        keras_module()
+    assert str(caught.value) == (
+        "KERAS_BACKEND=jax asks for the jax backend, which needs the jax package, not installed: "
+        "pip install 'cnnviz[jax]', or run with --backend tensorflow"
+    )
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    with pytest.raises(OptionError, match=rf"^{tmp_path / 'keras.json'} asks for the jax backend, which needs"):
+        keras_module()
 
 
 def test_backends_cnnviz_does_not_run_on_are_refused_with_what_to_use() -> None:
@@ -150,7 +172,7 @@ def test_the_backend_comes_from_keras_json_when_the_environment_does_not_say(
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax", "floatx": "float32"}))
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.delitem(sys.modules, "keras")  # as before Keras is imported
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # as before Keras is imported
 
     assert chosen_backend() == "jax"
     monkeypatch.setenv("KERAS_BACKEND", "torch")
