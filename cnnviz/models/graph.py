@@ -440,9 +440,7 @@ def _in_bfloat16(layer: Any, path: str, result: Trace, conv: bool, args: tuple[A
         with warnings.catch_warnings():  # a probe: Keras's warnings about building a custom layer speak to its author
             warnings.simplefilter("ignore")
             twin = layer_twin(layer, shapes, dtype=BFLOAT16_POLICY, name=f"{layer.name}_bf16")
-        # what the twin computes with: its variable attributes, which layer_twin pointed at the original's
-        held = {id(value) for value in vars(twin).values() if isinstance(value, keras_module().Variable)}
-        shared = all(id(weight) in held for weight in layer.weights)
+        shared = {id(weight) for weight in twin.weights} == {id(weight) for weight in layer.weights}
     except Exception:  # a layer that cannot be made again from its config: it runs as it is
         shared = False
     if not shared:
