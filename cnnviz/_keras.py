@@ -43,8 +43,7 @@ def keras_module() -> ModuleType:
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    backend, source = _backend_and_source()
-    check_backend_installed(backend, None if source == "the default" else source)
+    check_backend_installed(*_backend_and_source())
     with warnings.catch_warnings():
         # Deprecation chatter from TensorFlow's own dependencies at import time.
         warnings.simplefilter("ignore")
@@ -84,10 +83,10 @@ def chosen_backend() -> str:
     return _backend_and_source()[0]
 
 
-def _backend_and_source() -> tuple[str, str]:
-    """The backend Keras will run on, and what chose it (for messages)."""
+def _backend_and_source() -> tuple[str, str | None]:
+    """The backend Keras will run on, and what chose it, for messages (None: Keras itself, or its default)."""
     if "keras" in sys.modules:
-        return str(sys.modules["keras"].backend.backend()), "Keras"
+        return str(sys.modules["keras"].backend.backend()), None
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"], f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}"
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
@@ -96,8 +95,8 @@ def _backend_and_source() -> tuple[str, str]:
         with open(path) as config:
             backend = str(json.load(config).get("backend", "tensorflow"))
     except (OSError, ValueError, AttributeError):
-        return "tensorflow", "the default"
-    return backend, f"{path}"
+        return "tensorflow", None
+    return backend, path
 
 
 def check_backend_installed(backend: str, source: str | None = None) -> None:
