@@ -365,6 +365,6 @@ def _pictures(
                 colorbar=False,
             )
         # as many columns as the best-filled row: fewer images than k leave no column empty in every row
-        columns = max((len(row.patches) for row in page), default=1)
-        written.append(save_png(top_picture(page, min(options.k, max(columns, 1)), header), out / f"{name}.png"))
+        columns = min(options.k, max([1, *(len(row.patches) for row in page)]))
+        written.append(save_png(top_picture(page, columns, header), out / f"{name}.png"))
     return written
