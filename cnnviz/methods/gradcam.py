@@ -119,10 +119,15 @@ class GradCam:
         if shape in self._built:
             return self._built[shape]
         keras = keras_module()
-        traced = trace(self.source, shape, input=self._input)  # to choose the output, the layer and the head
+        # A float32 replay to choose the layer; then the replay that runs, in the precision asked, with a nudge
+        # added to that layer's maps: the gradient with respect to the maps is the gradient with respect to that
+        # extra input, which every backend takes (cnnviz.backends.pullback).
+        traced = trace(self.source, shape, input=self._input)
         self._channels_first_input = bool(traced.convs and traced.convs[0].channels_first)
+        path = self._choose_layer(traced, _producer(traced, self._choose_output(traced)))
+        traced = trace(self.source, shape, input=self._input, precision=self.precision, nudge=path)
+        self.notes.extend(note for note in traced.notes if note not in self.notes)
         output = self._choose_output(traced)
-        path = self._choose_layer(traced, _producer(traced, output))
         rank = len(output.shape)
         if rank not in (2, 4):
             raise UnsupportedModel(
@@ -139,13 +144,7 @@ class GradCam:
             self.head = "regression"
         else:
             self.head = "classes"
-        # The replay that runs, in the precision asked, with a nudge added to the layer's maps: the gradient with
-        # respect to the maps is the gradient with respect to that extra input, which every backend takes
-        # (cnnviz.backends.pullback).
-        traced = trace(self.source, shape, input=self._input, precision=self.precision, nudge=path)
-        self.notes.extend(note for note in traced.notes if note not in self.notes)
-        output = self._choose_output(traced)
-        scores = float32_output(class_scores(traced, output)[0], "cnnviz_scores")  # the gradient's sums in float32
+        scores = float32_output(scores, "cnnviz_scores")  # the gradient's sums in float32
         if not depends_on(scores, traced.nudge):
             raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
         channels_first = getattr(traced.layers[path], "data_format", "channels_last") == "channels_first"
