@@ -1,6 +1,6 @@
 """float32 against bfloat16 on the same work, in one run: VGG16 (random weights, 224x224).
 
-(a) the forward pass to all 13 conv layers, batch 8, in this process (median of 5 after a warm-up);
+(a) the forward pass to all 13 conv layers, batch 8, in this process (7 of each, in turns, after a warm-up);
 (b) whole commands, each its own process, on the same photos: ``featuremaps``, ``stats``, ``top`` (block3_conv3)
     and ``maximize`` (block5_conv1, 8 filters, 128 px, 64 steps, as bench_maximize.py);
 then each bfloat16/float32 ratio, also without the fixed costs (the same command on one photo: start-up, model,
@@ -24,19 +24,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runs import MAXIMIZE, cnnviz, measure, photos  # noqa: E402
-from timing import median_time  # noqa: E402
+from timing import paired_times  # noqa: E402
 
 MODEL = ["--model", "vgg16", "--weights", "none", "--size", "224"]
 
 
-def forward(precision: str) -> float:
-    """The median time of one forward pass of a batch of 8 to all conv layers."""
+def forward() -> tuple[float, float, float]:
+    """One forward pass of a batch of 8 to all conv layers in each precision, in turns (:func:`paired_times`):
+    the median times and the median ratio."""
     from cnnviz import load_model
     from cnnviz.methods.extract import build_extractor
 
-    extractor = build_extractor(load_model("vgg16", "none"), precision=precision)
+    model = load_model("vgg16", "none")
+    exact, brief = (build_extractor(model, precision=precision) for precision in ("float32", "bfloat16"))
     batch = np.random.default_rng(0).uniform(-120, 120, (8, 224, 224, 3)).astype(np.float32)
-    return median_time(lambda: extractor(batch), 5)
+    return paired_times(lambda: exact(batch), lambda: brief(batch))
 
 
 def grids_agree(first: Path, second: Path) -> float:
@@ -58,11 +60,8 @@ def main() -> None:
     parser.add_argument("--skip-maximize", action="store_true")
     args = parser.parse_args()
     print("forward pass, batch 8, 13 conv layers:")
-    seconds: dict[str, float] = {precision: forward(precision) for precision in ("float32", "bfloat16")}
-    print(
-        f"  float32 {seconds['float32']:.3f} s, bfloat16 {seconds['bfloat16']:.3f} s, ratio "
-        f"{seconds['bfloat16'] / seconds['float32']:.3f}"
-    )
+    exact, brief, ratio = forward()
+    print(f"  float32 {exact:.3f} s, bfloat16 {brief:.3f} s (medians of 7, in turns), median ratio {ratio:.3f}")
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         folder = str(photos(work / "photos", args.images))
