@@ -152,9 +152,9 @@ def test_a_layer_called_twice_keeps_the_output_of_its_first_call(keras) -> None:
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_a_twinned_layer_follows_later_changes_to_its_weights(keras, precision: str) -> None:  # type: ignore[no-untyped-def]
-    """A strided 1x1 conv runs as a twin (see graph._run_twin), and in bfloat16 every layer does: an extractor
-    built once (as the training callback builds it) must see the weights as they are at each call, on every
-    backend (JAX compiles the call, with the variables it is told about as arguments)."""
+    """A strided 1x1 conv runs as a twin (see graph._run_twin), and in bfloat16 every layer after the first conv
+    does: an extractor built once (as the training callback builds it) must see the weights as they are at each
+    call, on every backend (JAX compiles the call, with the variables it is told about as arguments)."""
     from cnnviz.methods.extract import build_extractor
 
     inputs = keras.Input((8, 8, 2))

@@ -45,6 +45,21 @@ def test_the_same_dead_filters_in_bfloat16() -> None:
         np.testing.assert_allclose(ours.maxima, theirs.maxima, rtol=0.02)
 
 
+def test_in_bfloat16_the_layers_up_to_the_first_conv_compute_in_float32(keras) -> None:  # type: ignore[no-untyped-def]
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((12, 12, 3))
+    first = keras.layers.Conv2D(4, 3, name="first")(keras.layers.Rescaling(1 / 255, name="scale")(inputs))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="second")(first))
+    pixels = np.random.default_rng(3).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
+
+    exact = feature_maps(model, pixels)
+    brief = feature_maps(model, pixels, precision="bfloat16")
+
+    np.testing.assert_array_equal(brief["first"], exact["first"])  # the pixels and the first conv: float32
+    assert not np.array_equal(brief["second"], exact["second"])  # the rest in bfloat16
+    np.testing.assert_allclose(brief["second"], exact["second"], atol=0.02 * float(np.abs(exact["second"]).max()))
+
+
 def test_grad_cam_in_bfloat16_correlates_with_float32(square_finder) -> None:  # type: ignore[no-untyped-def]
     picture = square_picture()[None]
 
