@@ -613,3 +613,27 @@ def test_an_output_folder_that_refuses_files_is_reported_before_the_model_loads(
 
     assert result.exit_code == 1
     assert result.stderr == f"Error: cannot write into {tmp_path / 'shapes'}: Read-only file system\n"
+
+
+def test_the_cnnviz_process_freezes_what_it_loaded_and_a_call_from_python_does_not(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The console command runs main with WHOLE_PROCESS: after the model loads, the garbage collector's full passes
+    leave everything so far alone (gc.freeze); main called from Python (here, a notebook) freezes nothing."""
+    import gc
+
+    import cnnviz.cli as cli
+    from cnnviz.cli.common import WHOLE_PROCESS
+
+    entries = []
+    monkeypatch.setattr(cli, "supervise", lambda entry, argv: entries.append(entry))
+    monkeypatch.setattr(sys, "argv", ["cnnviz", "layers", "--model", "shapes"])
+    cli.run()
+    assert entries[0].keywords == {"obj": {WHOLE_PROCESS: True}}
+
+    assert gc.get_freeze_count() == 0
+    assert CliRunner().invoke(main, ["layers", "--model", "shapes"]).exit_code == 0
+    assert gc.get_freeze_count() == 0
+    try:
+        assert CliRunner().invoke(main, ["layers", "--model", "shapes"], obj={WHOLE_PROCESS: True}).exit_code == 0
+        assert gc.get_freeze_count() > 100_000  # Keras and the model
+    finally:
+        gc.unfreeze()

@@ -3,6 +3,7 @@ per command, and prints where things went. Library errors become ``Error: ...`` 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -10,7 +11,7 @@ import click
 
 from cnnviz._keras import BACKENDS, check_backend_installed, chosen_backend
 from cnnviz._version import __version__
-from cnnviz.cli.common import CONTEXT
+from cnnviz.cli.common import CONTEXT, WHOLE_PROCESS
 from cnnviz.cli.explain import gradcam, maximize
 from cnnviz.cli.grids import animate, featuremaps, filters, layers
 from cnnviz.cli.report import report
@@ -76,7 +77,7 @@ def run() -> None:
     native code says what cnnviz was doing instead of leaving a bare "Segmentation fault"."""
     if len(sys.argv) < 2 or any(arg in _TEXT_ONLY for arg in sys.argv[1:]):
         main()
-    supervise(main, sys.argv)
+    supervise(functools.partial(main, obj={WHOLE_PROCESS: True}), sys.argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -153,7 +153,7 @@ def maximize(
             precision=precision,
         )
         check_writable(out)
-        report = render_maximize(choice.ref.load(), out, options, progress)
+        report = render_maximize(choice.load(), out, options, progress)
     if quiet:
         return
     found = report.maximized
@@ -266,7 +266,7 @@ def gradcam(
         )
         inputs = gather_inputs(images, exclude=output)
         check_writable(out)
-        report = render_gradcam(choice.ref.load(include_top=True), inputs, out, options, progress)
+        report = render_gradcam(choice.load(include_top=True), inputs, out, options, progress)
     if not reading.quiet:
         for note in report.notes:
             click.echo(f"note: {note}")

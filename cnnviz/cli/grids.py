@@ -55,7 +55,7 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     """
 
     with reported_errors(choice.verbose):
-        rows = layer_rows(choice.ref.load(need_weights=False), choice.size)
+        rows = layer_rows(choice.load(need_weights=False), choice.size)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -128,7 +128,7 @@ def filters(
         )
         out = choice.folder(view.output)
         check_writable(out)
-        report = render_filters(choice.ref.load(), out, options)
+        report = render_filters(choice.load(), out, options)
     say(report.notes, report.written)
 
 

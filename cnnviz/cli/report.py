@@ -60,7 +60,7 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
         )
         check_writable(output)
         inputs = gather_inputs(images, exclude=output)
-        result = write_report(choice.ref.load(include_top=not no_gradcam), inputs, output, options, progress)
+        result = write_report(choice.load(include_top=not no_gradcam), inputs, output, options, progress)
     if not reading.quiet:
         say_computation(result)
         for note in result.notes:
