@@ -129,6 +129,32 @@ def test_auto_follows_the_cpu_flags_and_unknown_precisions_are_refused(monkeypat
         resolve_precision("half")
 
 
+def test_auto_asks_the_gpu_first_and_the_cpu_flags_without_one(keras, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    import cnnviz.models.precision as precision
+    from cnnviz import backends
+
+    assert backends.parse_capability((8, 6)) == (8, 6) and backends.parse_capability("9.0") == (9, 0)
+    if not any(device.startswith("gpu") for device in keras.distribution.list_devices()):
+        assert backends.gpu_capability() is None  # this machine: the CPU decides
+    cpu_has_it = []
+    monkeypatch.setattr(precision, "has_bfloat16_flags", lambda cpuinfo: bool(cpu_has_it))
+    try:
+        for gpu, native in [((8, 0), True), ((9, 0), True), ((7, 5), False), ((0, 0), False)]:
+            monkeypatch.setattr(backends, "gpu_capability", lambda gpu=gpu: gpu)
+            cpu_has_it[:] = [not native]  # the CPU's flags do not count where there is a GPU
+            precision.native_bfloat16.cache_clear()
+            assert precision.native_bfloat16() is native, gpu
+        monkeypatch.setattr(backends, "gpu_capability", lambda: None)
+        for flags in ([], [True]):
+            cpu_has_it[:] = flags
+            precision.native_bfloat16.cache_clear()
+            assert precision.native_bfloat16() is (bool(flags) and sys.platform.startswith("linux"))
+    finally:
+        precision.native_bfloat16.cache_clear()
+
+
 def test_cli_records_the_precision_in_the_manifest(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["featuremaps", SAMPLES[0], "-m", "shapes", "--precision", "bfloat16", "-o", str(tmp_path)]

@@ -2,7 +2,7 @@
 
 Everything else cnnviz computes is written once, in ``keras.ops``. What the backends do not share is how a gradient
 is taken and how a step is compiled (TensorFlow: ``tf.GradientTape`` and ``tf.function``; JAX: ``jax.vjp``,
-``jax.grad`` and ``jax.jit``), so each backend module has the same three functions:
+``jax.grad`` and ``jax.jit``), and what its devices are, so each backend module has the same four functions:
 
 - :func:`pullback`: run a function once, eagerly, and return its outputs (as numpy arrays) with a function that
   maps cotangents of those outputs to the gradient with respect to the input. Grad-CAM picks its classes from the
@@ -11,6 +11,8 @@ is taken and how a step is compiled (TensorFlow: ``tf.GradientTape`` and ``tf.fu
   compiled step.
 - :func:`compiled`: a step function compiled for repeated calls, reading the Keras ``variables`` it uses as they
   are at each call (JAX passes them in as arguments, so that they are not baked into the compiled code).
+- :func:`gpu_capability`: the CUDA compute capability of the GPU the backend computes on, if any (``--precision
+  auto`` asks whether it computes bfloat16 natively).
 
 The backend is Keras's own (``KERAS_BACKEND``, ``~/.keras/keras.json``, or ``cnnviz --backend``). A PyTorch module
 would be the same three functions over ``torch.autograd`` (about 40 lines); it is not here because PyPI's torch
@@ -62,3 +64,25 @@ def compiled(function: Callable[..., Any], variables: Sequence[Any]) -> Callable
     """``function`` compiled for repeated calls with arguments of the same shapes; it reads the Keras
     ``variables`` it uses (a model's, a layer's) as they are at each call."""
     return _module().compiled(function, list(variables))
+
+
+def gpu_capability() -> tuple[int, int] | None:
+    """The CUDA compute capability, (major, minor), of the first GPU the backend computes on; None where it has no
+    GPU, and (0, 0) for a GPU that does not say (not CUDA's)."""
+    return _module().gpu_capability()
+
+
+def parse_capability(value: object) -> tuple[int, int]:
+    """A compute capability as TensorFlow (``(8, 0)``) or JAX (``"8.0"``) gives it, as (major, minor); (0, 0)
+    where there is none.
+
+    >>> parse_capability((8, 6)), parse_capability("9.0"), parse_capability(None)
+    ((8, 6), (9, 0), (0, 0))
+    """
+    parts = value.split(".") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+        return (0, 0)
+    try:
+        return (int(parts[0]), int(parts[1]))
+    except (TypeError, ValueError):
+        return (0, 0)

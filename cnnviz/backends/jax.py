@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnviz._keras import keras_module
+from cnnviz.backends import parse_capability
 
 
 def _as_tuple(outputs: Any) -> tuple[Any, ...]:
@@ -45,3 +46,10 @@ def compiled(function: Callable[..., Any], variables: Sequence[Any]) -> Callable
 
     jitted = jax.jit(stateless)
     return lambda *args: jitted([variable.value for variable in variables], *args)
+
+
+def gpu_capability() -> tuple[int, int] | None:
+    gpus = [device for device in jax.devices() if device.platform == "gpu"]
+    if not gpus:
+        return None
+    return parse_capability(getattr(gpus[0], "compute_capability", None))

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from cnnviz.backends import parse_capability
+
 
 def _as_tuple(outputs: Any) -> tuple[Any, ...]:
     return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
@@ -42,3 +44,10 @@ def compiled(function: Callable[..., Any], variables: Sequence[Any]) -> Callable
     # 1.33x the bare loop's time with jit_compile=True), and the image transform has no XLA kernel. Variables are
     # read at each call by tf.function itself.
     return tf.function(function, reduce_retracing=True)
+
+
+def gpu_capability() -> tuple[int, int] | None:
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return parse_capability(tf.config.experimental.get_device_details(gpus[0]).get("compute_capability"))

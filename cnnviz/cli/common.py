@@ -240,8 +240,9 @@ def precision_option() -> Callable[..., Any]:
         "--precision",
         PRECISIONS,
         "float32",
-        "What the model computes in. bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX (pictures "
-        "agree to a colour level or two); auto picks it where the CPU has it. Exact numbers need float32.",
+        "What the model computes in. bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX and on "
+        "NVIDIA GPUs from Ampere on (pictures agree to a colour level or two); auto picks it where the GPU or, "
+        "without one, the CPU has it. Exact numbers need float32.",
     )
 
 

@@ -27,7 +27,7 @@ from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.images import check_fit
 from cnnviz.inputs.preprocess import MODES, Preprocessing
-from cnnviz.models.precision import resolve_precision
+from cnnviz.models.precision import check_precision
 
 __all__ = [
     "ENGINES",
@@ -99,7 +99,7 @@ class ReadingSettings:
             raise OptionError(f"the batch size must be at least 1, got {self.batch_size}")
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise OptionError(f"a size is (rows, cols) of at least 1 pixel, got {self.size}")
-        resolve_precision(self.precision)
+        check_precision(self.precision)
         if self.feed is not None and not all(isinstance(name, str) and name for name in self.feed):
             raise OptionError(f"feed maps input names to arrays or .npy files, got {list(self.feed)}")
 

@@ -18,7 +18,7 @@ from cnnviz.engines.contract import Naming, Progress, RunResult
 from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import MODES
 from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
-from cnnviz.models.precision import resolve_precision
+from cnnviz.models.precision import check_precision, resolve_precision
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.selection import check_selection, parse_selection
 
@@ -65,7 +65,7 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
             raise OptionError("maximize needs a layer (--layer): see 'cnnviz layers'")
         if self.filters is not None:
             check_selection(self.filters, "filter")
-        resolve_precision(self.precision)
+        check_precision(self.precision)
         if self.preprocess not in MODES:
             raise OptionError(f"unknown preprocessing '{self.preprocess}'; choose one of: {', '.join(MODES)}")
 
