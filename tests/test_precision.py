@@ -91,6 +91,22 @@ def test_a_layer_a_twin_cannot_copy_runs_in_float32_with_a_note(keras) -> None: 
     np.testing.assert_allclose(extractor(arrays)["conv"], exact, rtol=0.02, atol=0.02)
 
 
+def test_a_bare_operation_between_layers_computes_in_bfloat16_without_a_note(keras) -> None:  # type: ignore[no-untyped-def]
+    """``x + y`` on symbolic tensors is an operation of keras.ops, not a layer: no twin, and nothing to say."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((8, 8, 2))
+    first = keras.layers.Conv2D(3, 3, padding="same", name="first")(inputs)
+    branch = keras.layers.Conv2D(3, 3, padding="same", name="branch")(first)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="last")(first + branch))
+    arrays = np.random.default_rng(2).normal(size=(2, 8, 8, 2)).astype(np.float32)
+
+    extractor = build_extractor(model, ["last"], precision="bfloat16")
+
+    assert extractor.notes == []
+    exact = feature_maps(model, arrays, ["last"])["last"]
+    np.testing.assert_allclose(extractor(arrays)["last"], exact, rtol=0.03, atol=0.03)
+
+
 def test_dense_and_batch_norm_layers_run_as_bfloat16_twins_on_their_own_weights(keras) -> None:  # type: ignore[no-untyped-def]
     keras.utils.set_random_seed(4)
     inputs = keras.Input((8, 8, 2))

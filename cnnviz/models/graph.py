@@ -435,9 +435,12 @@ BFLOAT16_POLICY = "mixed_bfloat16"
 
 def _in_bfloat16(layer: Any, path: str, result: Trace, conv: bool, args: tuple[Any, ...], kwargs: Any) -> Any:
     """Call ``layer`` as its bfloat16 twin (:data:`BFLOAT16_POLICY`), or as it is where a twin would not hold all
-    of its weights (a layer keeping them in sublayers), with a note."""
+    of its weights (a layer keeping them in sublayers), with a note. A bare operation of ``keras.ops`` in the graph
+    (ConvNeXt's residual ``x + y``) has no policy of its own: it computes in the dtype of what it is given."""
     if conv:
         return _run_twin(layer, *args, extra={"dtype": BFLOAT16_POLICY}, **kwargs)
+    if not isinstance(layer, keras_module().layers.Layer):
+        return layer(*args, **kwargs)
     given = args[0]
     shapes = [tensor.shape for tensor in given] if isinstance(given, (list, tuple)) else given.shape
     try:
