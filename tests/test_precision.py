@@ -91,6 +91,38 @@ def test_a_layer_a_twin_cannot_copy_runs_in_float32_with_a_note(keras) -> None: 
     np.testing.assert_allclose(extractor(arrays)["conv"], exact, rtol=0.02, atol=0.02)
 
 
+def test_a_model_trained_in_mixed_float16_computes_in_float32(keras) -> None:  # type: ignore[no-untyped-def]
+    """A model saved with the mixed_float16 policy would compute in float16 as it is: slower than float32 on a CPU
+    and to three digits. At --precision float32 every layer computes in float32, as the same model built in
+    float32 does."""
+
+    def build(policy: str):  # type: ignore[no-untyped-def]
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            keras.utils.set_random_seed(6)
+            inputs = keras.Input((16, 16, 3))
+            x = keras.layers.Conv2D(8, 3, activation="relu", name="first")(inputs)
+            x = keras.layers.BatchNormalization(name="norm")(keras.layers.MaxPooling2D()(x))
+            return keras.Model(inputs, keras.layers.Conv2D(4, 3, name="second")(x))
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    halves, plain = build("mixed_float16"), build("float32")
+    plain.set_weights(halves.get_weights())
+    pixels = np.random.default_rng(4).uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
+    in_float16 = keras.ops.convert_to_numpy(halves(pixels)).astype(np.float32)
+    exact = keras.ops.convert_to_numpy(plain(pixels))
+
+    extractor = build_extractor(halves, ["second"])
+    maps = extractor(pixels)["second"]
+
+    assert maps.dtype == np.float32 and extractor.notes == []
+    np.testing.assert_allclose(maps, exact, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(in_float16, exact, rtol=1e-5, atol=1e-5)  # as it was, it computed otherwise
+    brief = build_extractor(halves, ["second"], precision="bfloat16")(pixels)["second"]
+    np.testing.assert_allclose(brief, exact, atol=0.03 * float(np.abs(exact).max()))
+
+
 def test_a_bare_operation_between_layers_computes_in_bfloat16_without_a_note(keras) -> None:  # type: ignore[no-untyped-def]
     """``x + y`` on symbolic tensors is an operation of keras.ops, not a layer: no twin, and nothing to say."""
     keras.utils.set_random_seed(5)

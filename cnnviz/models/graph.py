@@ -381,10 +381,7 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
             # Only the inputs carry over into an inlined model: its own call kwargs (training=False) are
             # superseded by the extractor's inference-mode call.
             return _replay(layer, args[0], path + SEPARATOR, result, convs, until)
-        if result.precision == "bfloat16" and result.convs:  # up to the first conv, float32: see trace
-            out = _in_bfloat16(layer, path, result, isinstance(layer, convs), args, kwargs)
-        else:
-            out = _run_twin(layer, *args, **kwargs) if isinstance(layer, convs) else layer(*args, **kwargs)
+        out = _in_precision(layer, path, result, isinstance(layer, convs), args, kwargs)
         if path not in result.layers:
             result.layers[path] = layer
             result.outputs[path] = out
@@ -429,29 +426,45 @@ def _nudged(maps: Any, nudge: Any) -> Any:
     return _nudge_class()(name="cnnviz_nudged")(maps, nudge)
 
 
+#: The compute dtypes of layers that a replay runs in its precision; others (integer lookups) run as they are.
+FLOATS = ("float16", "bfloat16", "float32", "float64")
 #: The policy of the layers' twins in bfloat16: float32 weights, bfloat16 arithmetic.
 BFLOAT16_POLICY = "mixed_bfloat16"
 
 
-def _in_bfloat16(layer: Any, path: str, result: Trace, conv: bool, args: tuple[Any, ...], kwargs: Any) -> Any:
-    """Call ``layer`` as its bfloat16 twin (:data:`BFLOAT16_POLICY`), or as it is where a twin would not hold all
-    of its weights (a layer keeping them in sublayers), with a note. A bare operation of ``keras.ops`` in the graph
-    (ConvNeXt's residual ``x + y``) has no policy of its own: it computes in the dtype of what it is given."""
+def _in_precision(layer: Any, path: str, result: Trace, conv: bool, args: tuple[Any, ...], kwargs: Any) -> Any:
+    """Call ``layer`` in the replay's precision: in float32 (the layers up to the first conv of a bfloat16 replay
+    too: see :func:`trace`), or as its bfloat16 twin (:data:`BFLOAT16_POLICY`).
+
+    A layer whose own policy computes in float16 (a model trained with ``mixed_float16``) runs as a float32 twin
+    in float32: a CPU computes float16 more slowly than float32 (VGG16's first four convs: 0.83 s against 0.56 s)
+    and to three digits, and a run that says float32 computes in it. Where a twin would not hold all of the
+    layer's weights (a layer keeping them in sublayers), the layer runs as it is, with a note. A bare operation of
+    ``keras.ops`` in the graph (ConvNeXt's residual ``x + y``) has no policy of its own: it computes in the dtype
+    of what it is given."""
+    keras = keras_module()
+    if not isinstance(layer, keras.layers.Layer) or layer.compute_dtype not in FLOATS:
+        return layer(*args, **kwargs)  # an operation, or a layer of integers or strings (a lookup)
+    policy = BFLOAT16_POLICY if result.precision == "bfloat16" and result.convs else "float32"
+    if policy == "float32" and layer.compute_dtype == "float32":
+        return _run_twin(layer, *args, **kwargs) if conv else layer(*args, **kwargs)
     if conv:
-        return _run_twin(layer, *args, extra={"dtype": BFLOAT16_POLICY}, **kwargs)
-    if not isinstance(layer, keras_module().layers.Layer):
-        return layer(*args, **kwargs)
+        return _run_twin(layer, *args, extra={"dtype": policy}, **kwargs)
     given = args[0]
     shapes = [tensor.shape for tensor in given] if isinstance(given, (list, tuple)) else given.shape
     try:
         with warnings.catch_warnings():  # a probe: Keras's warnings about building a custom layer speak to its author
             warnings.simplefilter("ignore")
-            twin = layer_twin(layer, shapes, dtype=BFLOAT16_POLICY, name=f"{layer.name}_bf16")
+            twin = layer_twin(layer, shapes, dtype=policy, name=f"{layer.name}_{policy}")
         shared = {id(weight) for weight in twin.weights} == {id(weight) for weight in layer.weights}
     except Exception:  # a layer that cannot be made again from its config: it runs as it is
         shared = False
     if not shared:
-        note = f"layer '{path}' ({type(layer).__name__}) runs in float32: cnnviz cannot make a bfloat16 twin of it"
+        wanted = "bfloat16" if policy == BFLOAT16_POLICY else policy
+        note = (
+            f"layer '{path}' ({type(layer).__name__}) runs in {layer.compute_dtype}: cnnviz cannot make a {wanted} "
+            "twin of it"
+        )
         if note not in result.notes:
             result.notes.append(note)
         return layer(*args, **kwargs)
@@ -504,8 +517,11 @@ def _pointwise_strides(layer: Any) -> tuple[int, ...] | None:
 def layer_twin(layer: Any, input_shape: Any, **changes: Any) -> Any:
     """A copy of ``layer`` with some configuration ``changes`` (``activation="linear"``) that holds the original's
     own weight variables, built for ``input_shape``: it computes with the same weights, and later changes to them
-    show in it."""
+    show in it. Without a ``dtype`` change, the twin of a layer that computes in float16 computes in float32
+    (cnnviz computes in float32 or bfloat16; see :func:`_in_precision`)."""
     keras = keras_module()
+    if "dtype" not in changes and getattr(layer, "compute_dtype", None) == "float16":
+        changes["dtype"] = "float32"
     twin = type(layer).from_config({**layer.get_config(), **changes})
     twin.build(input_shape)
     originals: dict[int, Any] = {}
