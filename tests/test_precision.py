@@ -122,6 +122,18 @@ def test_a_model_trained_in_mixed_float16_computes_in_float32(keras) -> None:  #
     brief = build_extractor(halves, ["second"], precision="bfloat16")(pixels)["second"]
     np.testing.assert_allclose(brief, exact, atol=0.03 * float(np.abs(exact).max()))
 
+    # weights stored in float16 themselves: no policy computes float32 on them; they run as they are, and say so
+    stored = build("float16")
+    stored.set_weights([weight.astype(np.float16) for weight in halves.get_weights()])
+    extractor = build_extractor(stored, ["second"])
+    assert extractor.notes == [
+        "the layers whose weights are stored in float16 run in float16 (the first: 'first'): cnnviz cannot make "
+        "float32 twins of them"
+    ]
+    np.testing.assert_allclose(extractor(pixels)["second"], in_float16, rtol=0.01, atol=0.01)
+    brief = build_extractor(stored, ["second"], precision="bfloat16")  # twins after the first conv, as ever
+    np.testing.assert_allclose(brief(pixels)["second"], exact, atol=0.03 * float(np.abs(exact).max()))
+
 
 def test_a_bare_operation_between_layers_computes_in_bfloat16_without_a_note(keras) -> None:  # type: ignore[no-untyped-def]
     """``x + y`` on symbolic tensors is an operation of keras.ops, not a layer: no twin, and nothing to say."""

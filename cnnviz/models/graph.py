@@ -291,11 +291,12 @@ def trace(
         input: the name of the input that takes the images, for a model with several (:func:`image_input`).
         precision: ``float32``, or ``bfloat16``: every layer after the first conv layer runs as a twin with
             Keras's ``mixed_bfloat16`` policy (the same float32 weights, bfloat16 arithmetic); a layer whose weights
-            a twin cannot share runs as it is, in float32, and ``notes`` say so. The layers up to and including the
-            first conv run in float32: they see the pixels, and the first conv, with its few input channels, is
-            the cheapest layer (VGG16: 0.6% of its multiply-adds, 1-3% of its bfloat16 forward pass); in bfloat16
-            it put 0.12% more of VGG16's grid pixels over 2 colour levels off float32's (98.88% within, against
-            98.99%: its rounding carries through every layer after it).
+            a twin cannot share runs as it is, and ``notes`` say so. In float32, a layer whose own policy computes
+            in 16 bits on float32 weights (``mixed_float16``) runs as a float32 twin (:func:`_in_precision`). The
+            layers up to and including the first conv run in float32: they see the pixels, and the first conv,
+            with its few input channels, is the cheapest layer (VGG16: 0.6% of its multiply-adds, 1-3% of its
+            bfloat16 forward pass); in bfloat16 it put 0.12% more of VGG16's grid pixels over 2 colour levels off
+            float32's (98.88% within, against 98.99%: its rounding carries through every layer after it).
         nudge: the path of a layer whose output the layers after it see plus a tensor of the same shape, given
             by an extra input (``Trace.nudge``; ``outputs`` keeps the layer's own output). Fed zeros it changes
             nothing, and the gradient of anything after the layer with respect to the nudge is its gradient with
@@ -436,18 +437,23 @@ def _in_precision(layer: Any, path: str, result: Trace, conv: bool, args: tuple[
     """Call ``layer`` in the replay's precision: in float32 (the layers up to the first conv of a bfloat16 replay
     too: see :func:`trace`), or as its bfloat16 twin (:data:`BFLOAT16_POLICY`).
 
-    A layer whose own policy computes in float16 (a model trained with ``mixed_float16``) runs as a float32 twin
-    in float32: a CPU computes float16 more slowly than float32 (VGG16's first four convs: 0.83 s against 0.56 s)
-    and to three digits, and a run that says float32 computes in it. Where a twin would not hold all of the
-    layer's weights (a layer keeping them in sublayers), the layer runs as it is, with a note. A bare operation of
-    ``keras.ops`` in the graph (ConvNeXt's residual ``x + y``) has no policy of its own: it computes in the dtype
-    of what it is given."""
+    A layer whose own policy computes in float16 or bfloat16 on float32 weights (a model trained with
+    ``mixed_float16``) runs as a float32 twin in float32: a CPU computes float16 more slowly than float32 (VGG16's
+    first four convs: 0.83 s against 0.56 s) and to three digits, and a run that says float32 computes in it. A
+    layer whose weights are themselves stored in 16 bits, or that a twin would not hold all of the weights of (a
+    layer keeping them in sublayers), runs as it is, with a note. A bare operation of ``keras.ops`` in the graph
+    (ConvNeXt's residual ``x + y``) has no policy of its own: it computes in the dtype of what it is given."""
     keras = keras_module()
     if not isinstance(layer, keras.layers.Layer) or layer.compute_dtype not in FLOATS:
         return layer(*args, **kwargs)  # an operation, or a layer of integers or strings (a lookup)
     policy = BFLOAT16_POLICY if result.precision == "bfloat16" and result.convs else "float32"
     if policy == "float32" and layer.compute_dtype == "float32":
         return _run_twin(layer, *args, **kwargs) if conv else layer(*args, **kwargs)
+    if policy == "float32" and layer.variable_dtype != "float32":  # no policy computes float32 on 16-bit weights
+        said = f"the layers whose weights are stored in {layer.variable_dtype} run in {layer.compute_dtype}"
+        if not any(note.startswith(said) for note in result.notes):
+            result.notes.append(f"{said} (the first: '{path}'): cnnviz cannot make float32 twins of them")
+        return layer(*args, **kwargs)
     if conv:
         return _run_twin(layer, *args, extra={"dtype": policy}, **kwargs)
     given = args[0]
@@ -459,16 +465,13 @@ def _in_precision(layer: Any, path: str, result: Trace, conv: bool, args: tuple[
         shared = {id(weight) for weight in twin.weights} == {id(weight) for weight in layer.weights}
     except Exception:  # a layer that cannot be made again from its config: it runs as it is
         shared = False
-    if not shared:
-        wanted = "bfloat16" if policy == BFLOAT16_POLICY else policy
-        note = (
-            f"layer '{path}' ({type(layer).__name__}) runs in {layer.compute_dtype}: cnnviz cannot make a {wanted} "
-            "twin of it"
-        )
-        if note not in result.notes:
-            result.notes.append(note)
-        return layer(*args, **kwargs)
-    return twin(*args, **kwargs)
+    if shared:
+        return twin(*args, **kwargs)
+    wanted, kind = ("bfloat16" if policy == BFLOAT16_POLICY else policy), type(layer).__name__
+    note = f"layer '{path}' ({kind}) runs in {layer.compute_dtype}: cnnviz cannot make a {wanted} twin of it"
+    if note not in result.notes:
+        result.notes.append(note)
+    return layer(*args, **kwargs)
 
 
 def _run_twin(layer: Any, x: Any, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -517,10 +520,11 @@ def _pointwise_strides(layer: Any) -> tuple[int, ...] | None:
 def layer_twin(layer: Any, input_shape: Any, **changes: Any) -> Any:
     """A copy of ``layer`` with some configuration ``changes`` (``activation="linear"``) that holds the original's
     own weight variables, built for ``input_shape``: it computes with the same weights, and later changes to them
-    show in it. Without a ``dtype`` change, the twin of a layer that computes in float16 computes in float32
-    (cnnviz computes in float32 or bfloat16; see :func:`_in_precision`)."""
+    show in it. Without a ``dtype`` change, the twin of a layer that computes in float16 on float32 weights
+    (``mixed_float16``) computes in float32 (cnnviz computes in float32 or bfloat16; see :func:`_in_precision`)."""
     keras = keras_module()
-    if "dtype" not in changes and getattr(layer, "compute_dtype", None) == "float16":
+    dtypes = (getattr(layer, "compute_dtype", None), getattr(layer, "variable_dtype", None))
+    if "dtype" not in changes and dtypes == ("float16", "float32"):  # mixed_float16
         changes["dtype"] = "float32"
     twin = type(layer).from_config({**layer.get_config(), **changes})
     twin.build(input_shape)
