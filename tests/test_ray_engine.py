@@ -172,3 +172,25 @@ def test_top_on_ray_gives_the_local_engines_records(cluster, photos, tmp_path: P
     assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"]
     local_picture = (tmp_path / "local" / "top_edges.png").read_bytes()
     assert (tmp_path / "ray" / "top_edges.png").read_bytes() == local_picture
+
+
+def test_stats_and_top_on_ray_say_what_the_local_runs_say(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The notes and the precision come from the actors' extractors, as the local runs' do from theirs."""
+    from cnnviz.engines.ray_engine import ray_top
+    from cnnviz.engines.stats_run import run_stats
+    from cnnviz.engines.top_run import TopOptions, render_top
+    from cnnviz.methods.stats import ROUNDED_VERDICTS
+    from cnnviz.methods.top import ROUNDED_RANKS
+
+    inputs = find_inputs([str(photos)])
+    model = ModelRef("shapes").load()
+    options = StatsOptions(layers=["edges"], size=(64, 64), charts=False, precision="bfloat16")
+    local = run_stats(model, inputs, tmp_path / "local", options)
+    distributed = ray_stats(ModelRef("shapes"), inputs, tmp_path / "ray", options, Job(cluster, 1, 8))
+    assert distributed.notes == local.notes == [ROUNDED_VERDICTS]
+    assert distributed.precision == local.precision == "bfloat16"
+
+    ranked = TopOptions(layer="edges", filters="0:2", k=2, size=(64, 64), precision="bfloat16")
+    local_top = render_top(model, inputs, tmp_path / "local", ranked)
+    distributed_top = ray_top(ModelRef("shapes"), inputs, tmp_path / "ray", ranked, Job(cluster, 1, 8))
+    assert ROUNDED_RANKS in distributed_top.notes and distributed_top.notes == local_top.notes

@@ -4,6 +4,7 @@ others get (``--input``, ``--feed``), on models whose maps can be worked out by 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,21 @@ def test_the_callback_and_the_report_take_the_input_choice(keras, tmp_path: Path
     np.testing.assert_array_equal(np.asarray(drawn_by_callback.convert("RGB")), expected.to_rgb())
     page = (tmp_path / "report" / "index.html").read_text()
     assert "<dt>other inputs</dt><dd>meta: an array of shape (2,)</dd>" in page
+
+
+def test_top_says_what_the_other_inputs_get_and_in_bfloat16_what_rounding_can_swap(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.engines.top_run import TopOptions, render_top
+    from cnnviz.methods.top import ROUNDED_RANKS
+
+    pictures = []
+    for level in (10, 200):
+        pictures.append(tmp_path / f"p{level}.png")
+        Image.fromarray(np.full((8, 8), level, dtype=np.uint8), mode="L").save(pictures[-1])
+    options = TopOptions(layer="after", k=2, preprocess="none")
+    zeros = "input 'meta' gets zeros; give it values with --feed meta=FILE.npy"
+
+    exact = render_top(image_and_vector(keras), pictures, tmp_path / "exact", options)
+    brief = render_top(image_and_vector(keras), pictures, tmp_path / "brief", replace(options, precision="bfloat16"))
+
+    assert exact.notes == [zeros] and brief.notes == [zeros, ROUNDED_RANKS]
+    assert [record["image"] for record in exact.records] == [str(pictures[1]), str(pictures[0])]  # 200 before 10

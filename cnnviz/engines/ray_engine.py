@@ -280,7 +280,7 @@ class _Worker:
 
 
 class _StatsWorker(_Worker):
-    """Partial statistics of each batch: ``{layer: LayerStats}``."""
+    """Partial statistics of each batch: ``({layer: LayerStats}, what the run's summary says: notes, precision)``."""
 
     def setup(self, model: Any, *args: Any) -> None:  # noqa: D102
         from cnnviz.inputs.preprocess import resolve_preprocessing
@@ -293,12 +293,12 @@ class _StatsWorker(_Worker):
         self.step = resolve_preprocessing(model, self.options.preprocess)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
-        from cnnviz.methods.stats import add_batch, empty_totals
+        from cnnviz.methods.stats import add_batch, empty_totals, stats_notes
 
         totals = empty_totals(self.extractor, self.options.threshold)
         for _, reduced in self.batches(self.extractor, self.step, paths, data, failed, self.options):
             add_batch(totals, reduced)
-        return totals
+        return totals, {"notes": stats_notes(self.extractor), "precision": self.extractor.precision}
 
 
 def ray_stats(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[str], options: Any, job: Job) -> Any:
@@ -316,15 +316,18 @@ def ray_stats(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLik
 
     merged: dict[str, LayerStats] = {}
     failures: list[tuple[str, CnnvizError]] = []
+    summary: dict[str, Any] = {"notes": [], "precision": "float32"}  # the actors' (all alike), once one has run
     for batch in _run(job, inputs, _StatsWorker, (spec, options)):
         for blob in batch["payload"]:
-            for layer, partial in pickle.loads(blob).items():
+            partials, summary = pickle.loads(blob)
+            for layer, partial in partials.items():
                 merged[layer] = merged[layer] + partial if layer in merged else partial
         failures.extend(_failures(batch))
     order = {item.path: index for index, item in enumerate(inputs)}
     failures.sort(key=lambda failure: order.get(failure[0], len(order)))
     label = options.model_label or Path(spec.model).name
-    return stats_result(list(merged.values()), failures, len(inputs), out_dir, options, label)
+    layers = list(merged.values())
+    return stats_result(layers, failures, len(inputs), out_dir, options, label, summary["notes"], summary["precision"])
 
 
 class _MapsWorker(_Worker):
@@ -436,7 +439,7 @@ def ray_top(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[
         ModelRunError: the job failed otherwise.
     """
     from cnnviz.engines.top_run import top_result
-    from cnnviz.methods.top import TopK, TopScan, build_top_extractor
+    from cnnviz.methods.top import TopK, TopScan, build_top_extractor, top_notes
 
     paths = [item.path for item in inputs]
     numbers = {path: index for index, path in enumerate(paths)}
@@ -449,10 +452,10 @@ def ray_top(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[
         failures.extend(_failures(batch))
     failures.sort(key=lambda failure: numbers.get(failure[0], len(numbers)))
     model = spec.load()
-    layers = build_top_extractor(model, [options.layer], **options.choice).layers
+    extractor = build_top_extractor(model, [options.layer], **options.choice)
     tops = {
         conv.path: merged.get(conv.path) or TopK.empty(int(conv.output_shape[-1] or 0), options.k, options.by)
-        for conv in layers
+        for conv in extractor.layers
     }
-    scan = TopScan(list(layers), tops, paths, failures)
+    scan = TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor))
     return top_result(model, scan, out_dir, options)

@@ -84,10 +84,9 @@ def run_stats(
         progress=None if progress is None else (lambda done: progress(done, len(inputs))),
         **options.choice,
     )
-    result = stats_result(run.layers, run.failures, len(inputs), out_dir, options, options.label_of(model))
-    result.notes.extend(run.notes)
-    result.precision = resolve_precision(options.precision)
-    return result
+    label = options.label_of(model)
+    precision = resolve_precision(options.precision)
+    return stats_result(run.layers, run.failures, len(inputs), out_dir, options, label, run.notes, precision)
 
 
 def stats_result(
@@ -97,15 +96,15 @@ def stats_result(
     out_dir: str | os.PathLike[str],
     options: StatsOptions,
     label: str,
+    notes: Sequence[str] = (),
+    precision: str = "float32",
 ) -> StatsResult:
-    """Write the charts and tables of finished statistics and say what was done, for either engine."""
+    """Write the charts and tables of finished statistics and say what was done, for either engine: ``notes`` and
+    ``precision`` are the run's (:func:`cnnviz.methods.stats.stats_notes`, the extractor's precision)."""
     written = write_stats(
         layers, out_dir, label, options.rare, charts=options.charts, csv_path=options.csv, json_path=options.json
     )
-    return StatsResult(
-        written=written,
-        failures=failures,
-        fit=options.fit,
-        inputs=inputs,
-        layers=layers,
-    )
+    result = StatsResult(written=written, failures=failures, fit=options.fit, inputs=inputs, layers=layers)
+    result.notes.extend(notes)
+    result.precision = precision
+    return result

@@ -171,7 +171,7 @@ def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], optio
         )
         result.written.extend(written)
         sections[conv.path] = {"png": [str(path) for path in written], "k": options.k, "by": options.by}
-    result.notes.extend(patches.notes)
+    result.notes.extend(scan.notes + patches.notes)
     if options.json is not None:
         text = json.dumps(_public(result.records), indent=2) + "\n"
         result.written.append(save_bytes(text.encode(), options.json))

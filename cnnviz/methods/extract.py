@@ -221,6 +221,11 @@ class Extractor:
             result[conv.path] = np.moveaxis(array, 1, -1) if conv.channels_first else array
         return result
 
+    @property
+    def run_notes(self) -> list[str]:
+        """What a run on this extractor tells the user: inputs fed zeros, then layers left out of its precision."""
+        return (self.feeds.notes if self.feeds is not None else []) + self.notes
+
     def check_runs(self, failure: BaseException) -> None:
         """After a failed forward pass, find out whose fault it was: run the model once on zeros at its own input
         size (free sizes at :data:`PROBE_SIDE`). If that fails too, no input would do.

@@ -247,7 +247,10 @@ def filter_stats(
         fit=fit,
         progress=progress,
     )
-    notes = extractor.notes + (extractor.feeds.notes if extractor.feeds else [])
-    if extractor.precision != "float32":
-        notes.append(ROUNDED_VERDICTS)
-    return StatsRun(list(totals.values()), failures, notes)
+    return StatsRun(list(totals.values()), failures, stats_notes(extractor))
+
+
+def stats_notes(extractor: Extractor) -> list[str]:
+    """What a statistics run on a :func:`build_stats_extractor` extractor tells the user, on either engine: its
+    :attr:`~cnnviz.methods.extract.Extractor.run_notes`, and in bfloat16 :data:`ROUNDED_VERDICTS`."""
+    return extractor.run_notes + ([ROUNDED_VERDICTS] if extractor.precision != "float32" else [])

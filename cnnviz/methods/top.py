@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -121,12 +121,29 @@ def check_ranking(by: str, k: int) -> None:
 
 @dataclass
 class TopScan:
-    """The best images per filter of each scanned layer over a set of inputs, and the inputs that failed."""
+    """The best images per filter of each scanned layer over a set of inputs, the inputs that failed, and what to
+    tell the user (:func:`top_notes`)."""
 
     layers: list[ConvLayer]
     tops: dict[str, TopK]
     inputs: list[str]
     failures: list[tuple[str, CnnvizError]]
+    notes: list[str] = field(default_factory=list)
+
+
+#: What a reduced-precision scan says about its ranking: each image's score is rounded to about three digits, so
+#: images whose scores are that close can trade places (VGG16 with random weights over 64 crops of the sample
+#: photos: 3 of 768 filters kept 7 of float32's 9 images, the others 8 or 9, bench/agree_precision.py).
+ROUNDED_RANKS = (
+    "in bfloat16 images whose scores are within rounding of each other (about three digits) can trade places, "
+    "at the edge of a filter's top images too; --precision float32 ranks them exactly"
+)
+
+
+def top_notes(extractor: Extractor) -> list[str]:
+    """What a scan on a :func:`build_top_extractor` extractor tells the user, on either engine: its
+    :attr:`~cnnviz.methods.extract.Extractor.run_notes`, and in bfloat16 :data:`ROUNDED_RANKS`."""
+    return extractor.run_notes + ([ROUNDED_RANKS] if extractor.precision != "float32" else [])
 
 
 def scan_top(
@@ -173,7 +190,7 @@ def scan_top(
         fit=fit,
         progress=progress,
     )
-    return TopScan(list(extractor.layers), tops, paths, failures)
+    return TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor))
 
 
 def empty_tops(extractor: Extractor, k: int, by: str) -> dict[str, TopK]:
