@@ -4,6 +4,8 @@ with float32 is checked here on small models; bench/ measures speed."""
 from __future__ import annotations
 
 import json
+import shutil
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +247,19 @@ def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(ker
     assert len(extractor.notes) == 1 and extractor.notes[0].startswith(
         "model 'strict' runs in float32: it cannot compute in bfloat16 ("
     )
+
+
+def test_a_bfloat16_report_carries_its_runs_notes(tmp_path: Path) -> None:
+    """The page's notes are its runs': stats' and top's words on what rounding can decide."""
+    from cnnviz.engines.report_run import ReportOptions, write_report
+    from cnnviz.methods.top import ROUNDED_RANKS
+
+    photos = tmp_path / "photos"  # nine: a report ranks top images from as many as it shows per filter
+    photos.mkdir()
+    for number in range(9):
+        shutil.copy(SAMPLES[number % len(SAMPLES)], photos / f"{number}.jpg")
+    options = ReportOptions(precision="bfloat16", size=(64, 64), gradcam=False)
+    result = write_report(load_model("shapes"), [photos], tmp_path / "out", options)
+
+    assert ROUNDED_VERDICTS in result.notes and ROUNDED_RANKS in result.notes
+    assert html_escape(ROUNDED_VERDICTS) in (tmp_path / "out" / "index.html").read_text()

@@ -192,6 +192,7 @@ def _add_top(
             size=options.size,
             fit=options.fit,
             progress=lambda done: progress(done, len(inputs)),
+            **options.choice,
         )
         run = top_result(model, scan, root / "top", replace(options, max_filters=REPORT_TOP_FILTERS))
     except CnnvizError as exc:
@@ -219,6 +220,7 @@ def _add_stats(
     except CnnvizError as exc:
         notes.append(f"statistics left out: {exc}")
         return
+    notes.extend(note for note in run.notes if note not in notes)
     by_layer: dict[str, LayerStats] = {stats.layer: stats for stats in run.layers}
     chart_of = dict(zip([stats.layer for stats in run.layers], run.written, strict=True))
     for section in sections:
