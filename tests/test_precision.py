@@ -228,7 +228,7 @@ def test_cli_records_the_precision_in_the_manifest(tmp_path: Path) -> None:
     assert record["precision"] == "bfloat16"
 
 
-def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(keras) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     class PlusOne(keras.layers.Layer):
         """Arithmetic written for float32 alone (as a Keras 2 model's TensorFlow ops with float32 constants): it
         fails on a bfloat16 input."""
@@ -247,6 +247,14 @@ def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(ker
     assert len(extractor.notes) == 1 and extractor.notes[0].startswith(
         "model 'strict' runs in float32: it cannot compute in bfloat16 ("
     )
+    # the runs say what was computed: float32, and no words on bfloat16's rounding
+    from cnnviz.methods.top import scan_top
+
+    array = tmp_path / "x.npy"
+    np.save(array, np.random.default_rng(0).normal(size=(6, 6, 1)).astype(np.float32))
+    stats = filter_stats(model, [array], precision="bfloat16")
+    scan = scan_top(model, [array], ["conv"], precision="bfloat16")
+    assert (stats.precision, stats.notes) == (scan.precision, scan.notes) == ("float32", extractor.notes)
 
 
 def test_a_bfloat16_report_carries_its_runs_notes(tmp_path: Path) -> None:
@@ -263,3 +271,25 @@ def test_a_bfloat16_report_carries_its_runs_notes(tmp_path: Path) -> None:
 
     assert ROUNDED_VERDICTS in result.notes and ROUNDED_RANKS in result.notes
     assert html_escape(ROUNDED_VERDICTS) in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_top_s_maximize_pictures_and_the_maximize_function_take_the_precision(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import cnnviz.methods.maximize as maximize_module
+    from cnnviz.engines.top_run import TopOptions, render_top
+    from cnnviz.methods.maximize import MaximizeOptions, maximize
+
+    built: list[str] = []
+    real = maximize_module.Maximizer
+
+    class Recorded(real):  # type: ignore[valid-type, misc]
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            built.append(self.precision)
+
+    monkeypatch.setattr(maximize_module, "Maximizer", Recorded)
+    shapes = load_model("shapes")
+    options = TopOptions(layer="edges", filters="0:1", k=1, size=(48, 48), maximize=True, precision="bfloat16")
+    render_top(shapes, SAMPLES[:2], tmp_path, options)
+    maximize(shapes, "edges", [0], MaximizeOptions(steps=2, size=32), precision="bfloat16")
+
+    assert built == ["bfloat16", "bfloat16"]

@@ -18,7 +18,7 @@ from cnnviz.engines.contract import Naming, Progress, RunResult
 from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import MODES
 from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
-from cnnviz.models.precision import check_precision, resolve_precision
+from cnnviz.models.precision import check_precision
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.selection import check_selection, parse_selection
 
@@ -140,7 +140,7 @@ def render_maximize(
     )
     for note in maximizer.notes:
         report.note(note)
-    report.precision = resolve_precision(options.precision)
+    report.precision = maximizer.precision
     total = maximizer.filters
     if options.filters is None:
         chosen = list(range(min(DEFAULT_FILTERS, total)))

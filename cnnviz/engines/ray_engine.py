@@ -457,5 +457,5 @@ def ray_top(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[
         conv.path: merged.get(conv.path) or TopK.empty(int(conv.output_shape[-1] or 0), options.k, options.by)
         for conv in extractor.layers
     }
-    scan = TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor))
+    scan = TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor), extractor.precision)
     return top_result(model, scan, out_dir, options)

@@ -13,7 +13,6 @@ from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats, filter_stats
-from cnnviz.models.precision import resolve_precision
 from cnnviz.output.stats_report import write_stats
 
 
@@ -85,8 +84,7 @@ def run_stats(
         **options.choice,
     )
     label = options.label_of(model)
-    precision = resolve_precision(options.precision)
-    return stats_result(run.layers, run.failures, len(inputs), out_dir, options, label, run.notes, precision)
+    return stats_result(run.layers, run.failures, len(inputs), out_dir, options, label, run.notes, run.precision)
 
 
 def stats_result(

@@ -31,7 +31,6 @@ from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.methods.extract import input_reader, load_input, neutral_padding
 from cnnviz.methods.top import DEFAULT_K, TopK, TopScan, check_ranking, scan_top, support_boxes
 from cnnviz.models.graph import ConvLayer, sized_input_shape, trace
-from cnnviz.models.precision import resolve_precision
 from cnnviz.models.receptive import UnknownField, receptive_field
 from cnnviz.output.files import safe_name, save_bytes, save_png
 from cnnviz.output.manifest import update_manifest
@@ -136,7 +135,7 @@ def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], optio
     """Cut the winners' patches, draw the pictures and write the records of a finished scan, for either engine."""
     out = Path(out_dir)
     result = TopResult(failures=list(scan.failures), fit=options.fit, inputs=len(scan.inputs))
-    result.precision = resolve_precision(options.precision)
+    result.precision = scan.precision
     patches = _Patches(model, options, scan.inputs)
     result.preprocessing = patches.step
     sections: dict[str, Any] = {}
@@ -339,7 +338,7 @@ class _Patches:
 
             options = self.options
             self._maximized[conv.path] = Maximizer(
-                self.model, conv.path, preprocess=options.preprocess, input=options.input, feed=options.feed
+                self.model, conv.path, preprocess=options.preprocess, **options.choice
             )
         found = self._maximized[conv.path]([filter_index])
         return np.rint(np.clip(found.images[0], 0.0, 1.0) * 255).astype(np.uint8)

@@ -169,6 +169,8 @@ class Maximizer:
         )
         #: What to tell the user (layers left in float32).
         self.notes = list(traced.notes)
+        #: What the model computes in: ``float32``, or ``bfloat16`` (float32 where the model cannot).
+        self.precision = traced.precision
         self.conv: ConvLayer = conv
         self.channels = int(channels)
         self.options = options
@@ -443,6 +445,7 @@ def maximize(
     preprocess: str = "auto",
     input: str | None = None,
     feed: Mapping[str, Any] | None = None,
+    precision: str = "float32",
 ) -> Maximized:
     """Find, for each filter of ``layer``, the image that excites it most (see :class:`Maximizer`).
 
@@ -454,10 +457,12 @@ def maximize(
         preprocess: how pixels are prepared for the model.
         input, feed: for a model of several inputs, the one that takes the images and the values the others are
             held at (zeros by default; :func:`cnnviz.methods.extract.resolve_feeds`).
+        precision: ``float32``, ``bfloat16`` or ``auto``: what the model computes in (the updates accumulate in
+            float32).
 
     Returns:
         A :class:`Maximized` with one image per filter, in 0..1.
     """
-    maximizer = Maximizer(model, layer, options, preprocess, input, feed)
+    maximizer = Maximizer(model, layer, options, preprocess, input, feed, precision)
     chosen = list(filters) if filters is not None else list(range(min(16, maximizer.filters)))
     return maximizer(chosen)

@@ -191,11 +191,13 @@ def add_batch(totals: dict[str, LayerStats], reduced: dict[str, np.ndarray]) -> 
 
 @dataclass
 class StatsRun:
-    """Statistics per layer over the images that could be read, and the ones that could not."""
+    """Statistics per layer over the images that could be read, the ones that could not, what to tell the user,
+    and what the model computed in (float32 where it could not compute in the precision asked)."""
 
     layers: list[LayerStats]
     failures: list[tuple[str, CnnvizError]]
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
 
 
 def filter_stats(
@@ -247,7 +249,7 @@ def filter_stats(
         fit=fit,
         progress=progress,
     )
-    return StatsRun(list(totals.values()), failures, stats_notes(extractor))
+    return StatsRun(list(totals.values()), failures, stats_notes(extractor), extractor.precision)
 
 
 def stats_notes(extractor: Extractor) -> list[str]:

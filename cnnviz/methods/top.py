@@ -121,14 +121,15 @@ def check_ranking(by: str, k: int) -> None:
 
 @dataclass
 class TopScan:
-    """The best images per filter of each scanned layer over a set of inputs, the inputs that failed, and what to
-    tell the user (:func:`top_notes`)."""
+    """The best images per filter of each scanned layer over a set of inputs, the inputs that failed, what to
+    tell the user (:func:`top_notes`), and what the model computed in."""
 
     layers: list[ConvLayer]
     tops: dict[str, TopK]
     inputs: list[str]
     failures: list[tuple[str, CnnvizError]]
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
 
 
 #: What a reduced-precision scan says about its ranking: each image's score is rounded to about three digits, so
@@ -190,7 +191,7 @@ def scan_top(
         fit=fit,
         progress=progress,
     )
-    return TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor))
+    return TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor), extractor.precision)
 
 
 def empty_tops(extractor: Extractor, k: int, by: str) -> dict[str, TopK]:
