@@ -209,7 +209,7 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
             extractor = build_extractor(self.model, self.layers, **self.map_options.choice)
             if extractor.feeds is not None:
                 extractor.feeds.check_rows(len(self._sources))
-            for note in extractor.run_notes:
+            for note in extractor.run_notes():
                 self._say(note)
             step = resolve_preprocessing(self.model, self.map_options.preprocess)
             fit, size = self.map_options.fit, self.map_options.size

@@ -217,7 +217,7 @@ def plan_maps(model: Any, options: MapOptions) -> MapPlan:
     notes = [
         f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps" for conv in extractor.skipped
     ]
-    notes += extractor.run_notes
+    notes += extractor.run_notes()
     if options.overlay:
         if not extractor.takes_images:
             raise OptionError("--overlay draws maps over images; this model takes arrays (.npy), not images")

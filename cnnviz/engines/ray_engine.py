@@ -293,12 +293,12 @@ class _StatsWorker(_Worker):
         self.step = resolve_preprocessing(model, self.options.preprocess)
 
     def run(self, paths: list[str], data: dict[str, bytes], failed: Callable[[Any, BaseException], None]) -> Any:  # noqa: D102
-        from cnnviz.methods.stats import add_batch, empty_totals, stats_notes
+        from cnnviz.methods.stats import ROUNDED_VERDICTS, add_batch, empty_totals
 
         totals = empty_totals(self.extractor, self.options.threshold)
         for _, reduced in self.batches(self.extractor, self.step, paths, data, failed, self.options):
             add_batch(totals, reduced)
-        return totals, {"notes": stats_notes(self.extractor), "precision": self.extractor.precision}
+        return totals, {"notes": self.extractor.run_notes(ROUNDED_VERDICTS), "precision": self.extractor.precision}
 
 
 def ray_stats(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[str], options: Any, job: Job) -> Any:
@@ -439,7 +439,7 @@ def ray_top(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[
         ModelRunError: the job failed otherwise.
     """
     from cnnviz.engines.top_run import top_result
-    from cnnviz.methods.top import TopK, TopScan, build_top_extractor, top_notes
+    from cnnviz.methods.top import ROUNDED_RANKS, TopK, TopScan, build_top_extractor
 
     paths = [item.path for item in inputs]
     numbers = {path: index for index, path in enumerate(paths)}
@@ -457,5 +457,6 @@ def ray_top(spec: ModelRef, inputs: Sequence[Input], out_dir: str | os.PathLike[
         conv.path: merged.get(conv.path) or TopK.empty(int(conv.output_shape[-1] or 0), options.k, options.by)
         for conv in extractor.layers
     }
-    scan = TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor), extractor.precision)
+    notes = extractor.run_notes(ROUNDED_RANKS)
+    scan = TopScan(list(extractor.layers), tops, paths, failures, notes, extractor.precision)
     return top_result(model, scan, out_dir, options)

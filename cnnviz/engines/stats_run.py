@@ -94,11 +94,12 @@ def stats_result(
     out_dir: str | os.PathLike[str],
     options: StatsOptions,
     label: str,
-    notes: Sequence[str] = (),
-    precision: str = "float32",
+    notes: Sequence[str],
+    precision: str,
 ) -> StatsResult:
     """Write the charts and tables of finished statistics and say what was done, for either engine: ``notes`` and
-    ``precision`` are the run's (:func:`cnnviz.methods.stats.stats_notes`, the extractor's precision)."""
+    ``precision`` are the run's extractor's (:meth:`cnnviz.methods.extract.Extractor.run_notes` with
+    :data:`cnnviz.methods.stats.ROUNDED_VERDICTS`, :attr:`~cnnviz.methods.extract.Extractor.precision`)."""
     written = write_stats(
         layers, out_dir, label, options.rare, charts=options.charts, csv_path=options.csv, json_path=options.json
     )

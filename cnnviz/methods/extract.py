@@ -221,10 +221,14 @@ class Extractor:
             result[conv.path] = np.moveaxis(array, 1, -1) if conv.channels_first else array
         return result
 
-    @property
-    def run_notes(self) -> list[str]:
-        """What a run on this extractor tells the user: inputs fed zeros, then layers left out of its precision."""
-        return (self.feeds.notes if self.feeds is not None else []) + self.notes
+    def run_notes(self, rounding: str | None = None) -> list[str]:
+        """What a run on this extractor tells the user: inputs fed zeros, layers left out of its precision, and,
+        where it computes in bfloat16, ``rounding``: what bfloat16's rounding can decide in that run (a dead
+        filter's verdict, a ranking's near-ties)."""
+        notes = (self.feeds.notes if self.feeds is not None else []) + self.notes
+        if rounding is not None and self.precision != "float32":
+            notes.append(rounding)
+        return notes
 
     def check_runs(self, failure: BaseException) -> None:
         """After a failed forward pass, find out whose fault it was: run the model once on zeros at its own input

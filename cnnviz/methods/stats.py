@@ -249,10 +249,4 @@ def filter_stats(
         fit=fit,
         progress=progress,
     )
-    return StatsRun(list(totals.values()), failures, stats_notes(extractor), extractor.precision)
-
-
-def stats_notes(extractor: Extractor) -> list[str]:
-    """What a statistics run on a :func:`build_stats_extractor` extractor tells the user, on either engine: its
-    :attr:`~cnnviz.methods.extract.Extractor.run_notes`, and in bfloat16 :data:`ROUNDED_VERDICTS`."""
-    return extractor.run_notes + ([ROUNDED_VERDICTS] if extractor.precision != "float32" else [])
+    return StatsRun(list(totals.values()), failures, extractor.run_notes(ROUNDED_VERDICTS), extractor.precision)

@@ -122,7 +122,7 @@ def check_ranking(by: str, k: int) -> None:
 @dataclass
 class TopScan:
     """The best images per filter of each scanned layer over a set of inputs, the inputs that failed, what to
-    tell the user (:func:`top_notes`), and what the model computed in."""
+    tell the user (in bfloat16, :data:`ROUNDED_RANKS` too), and what the model computed in."""
 
     layers: list[ConvLayer]
     tops: dict[str, TopK]
@@ -139,12 +139,6 @@ ROUNDED_RANKS = (
     "in bfloat16 images whose scores are within rounding of each other (about three digits) can trade places, "
     "at the edge of a filter's top images too; --precision float32 ranks them exactly"
 )
-
-
-def top_notes(extractor: Extractor) -> list[str]:
-    """What a scan on a :func:`build_top_extractor` extractor tells the user, on either engine: its
-    :attr:`~cnnviz.methods.extract.Extractor.run_notes`, and in bfloat16 :data:`ROUNDED_RANKS`."""
-    return extractor.run_notes + ([ROUNDED_RANKS] if extractor.precision != "float32" else [])
 
 
 def scan_top(
@@ -191,7 +185,8 @@ def scan_top(
         fit=fit,
         progress=progress,
     )
-    return TopScan(list(extractor.layers), tops, paths, failures, top_notes(extractor), extractor.precision)
+    notes = extractor.run_notes(ROUNDED_RANKS)
+    return TopScan(list(extractor.layers), tops, paths, failures, notes, extractor.precision)
 
 
 def empty_tops(extractor: Extractor, k: int, by: str) -> dict[str, TopK]:
