@@ -136,6 +136,13 @@ def test_a_model_trained_in_mixed_float16_computes_in_float32(keras) -> None:  #
     brief = build_extractor(stored, ["second"], precision="bfloat16")  # twins after the first conv, as ever
     np.testing.assert_allclose(brief(pixels)["second"], exact, atol=0.03 * float(np.abs(exact).max()))
 
+    # a layer's linear twin (Grad-CAM's head, maximize's layer) computes in float32 for either mixed policy
+    from cnnviz.models.graph import layer_twin
+
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        layer = build(policy).get_layer("second")
+        assert layer_twin(layer, (None, 7, 7, 8), activation="linear").compute_dtype == "float32", policy
+
 
 def test_a_bare_operation_between_layers_computes_in_bfloat16_without_a_note(keras) -> None:  # type: ignore[no-untyped-def]
     """``x + y`` on symbolic tensors is an operation of keras.ops, not a layer: no twin, and nothing to say."""

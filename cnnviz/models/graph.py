@@ -427,8 +427,10 @@ def _nudged(maps: Any, nudge: Any) -> Any:
     return _nudge_class()(name="cnnviz_nudged")(maps, nudge)
 
 
+#: The 16-bit compute dtypes of Keras's policies.
+HALVES = ("float16", "bfloat16")
 #: The compute dtypes of layers that a replay runs in its precision; others (integer lookups) run as they are.
-FLOATS = ("float16", "bfloat16", "float32", "float64")
+FLOATS = (*HALVES, "float32", "float64")
 #: The policy of the layers' twins in bfloat16: float32 weights, bfloat16 arithmetic.
 BFLOAT16_POLICY = "mixed_bfloat16"
 
@@ -520,11 +522,12 @@ def _pointwise_strides(layer: Any) -> tuple[int, ...] | None:
 def layer_twin(layer: Any, input_shape: Any, **changes: Any) -> Any:
     """A copy of ``layer`` with some configuration ``changes`` (``activation="linear"``) that holds the original's
     own weight variables, built for ``input_shape``: it computes with the same weights, and later changes to them
-    show in it. Without a ``dtype`` change, the twin of a layer that computes in float16 on float32 weights
-    (``mixed_float16``) computes in float32 (cnnviz computes in float32 or bfloat16; see :func:`_in_precision`)."""
+    show in it. Without a ``dtype`` change, the twin of a layer that computes in 16 bits on float32 weights
+    (``mixed_float16``, ``mixed_bfloat16``) computes in float32, as :func:`_in_precision` runs such layers in a
+    float32 replay (the linear twins of Grad-CAM's head and of maximize's layer)."""
     keras = keras_module()
-    dtypes = (getattr(layer, "compute_dtype", None), getattr(layer, "variable_dtype", None))
-    if "dtype" not in changes and dtypes == ("float16", "float32"):  # mixed_float16
+    mixed = getattr(layer, "compute_dtype", None) in HALVES and getattr(layer, "variable_dtype", None) == "float32"
+    if "dtype" not in changes and mixed:
         changes["dtype"] = "float32"
     twin = type(layer).from_config({**layer.get_config(), **changes})
     twin.build(input_shape)
