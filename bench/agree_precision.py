@@ -45,30 +45,23 @@ RUNS = {
 
 def compute(precision: str, folder: Path, out: Path) -> None:
     """Every figure's raw results in one precision, saved to ``out`` (.npz)."""
-    from cnnviz import load_model
-    from cnnviz.inputs.preprocess import resolve_preprocessing
-    from cnnviz.methods.extract import build_extractor, fold_batches
+    from cnnviz import feature_maps, load_model
     from cnnviz.methods.gradcam import gradcam
-    from cnnviz.methods.maximize import MaximizeOptions, Maximizer
+    from cnnviz.methods.maximize import MaximizeOptions, maximize
     from cnnviz.methods.stats import filter_stats
     from cnnviz.methods.top import scan_top
 
     model = load_model("vgg16", "none")
     found: dict[str, np.ndarray] = {}
-    extractor = build_extractor(model, precision=precision)
-
-    def keep(batch: object, maps: dict[str, np.ndarray]) -> None:
-        for path, array in maps.items():
-            found[f"range {path}"] = np.stack([array.min(axis=(1, 2, 3)), array.max(axis=(1, 2, 3))])
-
-    fold_batches(extractor, PHOTOS, resolve_preprocessing(model, "auto"), keep, batch_size=len(PHOTOS), size=SIZE)
+    for path, array in feature_maps(model, PHOTOS, size=SIZE, precision=precision).items():
+        found[f"range {path}"] = np.stack([array.min(axis=(1, 2, 3)), array.max(axis=(1, 2, 3))])
     for layer in filter_stats(model, PHOTOS, size=SIZE, precision=precision).layers:
         found[f"dead {layer.layer}"], found[f"max {layer.layer}"] = layer.dead, layer.maxima
     scan = scan_top(model, [folder], list(TOP_LAYERS), size=SIZE, precision=precision)
     for layer in TOP_LAYERS:
         found[f"top {layer}"] = scan.tops[layer].image
-    maximizer = Maximizer(model, "block5_conv1", MaximizeOptions(steps=64, size=128), precision=precision)
-    found["reached"] = maximizer(list(range(MAXIMIZED))).activations
+    options = MaximizeOptions(steps=64, size=128)
+    found["reached"] = maximize(model, "block5_conv1", range(MAXIMIZED), options, precision=precision).activations
     explained = gradcam(model, PHOTOS, layer="block5_conv3", size=SIZE, precision=precision)
     found["heatmaps"], found["classes"] = explained.heatmaps, explained.classes
     np.savez(out, **found)
