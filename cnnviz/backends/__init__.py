@@ -15,9 +15,9 @@ is taken and how a step is compiled (TensorFlow: ``tf.GradientTape`` and ``tf.fu
   auto`` asks whether it computes bfloat16 natively).
 
 The backend is Keras's own (``KERAS_BACKEND``, ``~/.keras/keras.json``, or ``cnnviz --backend``). A PyTorch module
-would be the same three functions over ``torch.autograd`` (about 40 lines); it is not here because PyPI's torch
-wheel brings CUDA's libraries (gigabytes), more than CI's fresh virtualenv can install in its time, and code no
-test runs is not claimed to work.
+would be the same four functions over ``torch.autograd`` and ``torch.cuda`` (about 50 lines); it is not here
+because PyPI's torch wheel brings CUDA's libraries (gigabytes), more than CI's fresh virtualenv can install in its
+time, and code no test runs is not claimed to work.
 """
 
 from __future__ import annotations
