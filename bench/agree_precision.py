@@ -32,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runs import PHOTOS  # noqa: E402
 from bench_top import photos as crops  # noqa: E402
 
+from cnnviz.inputs.reader import ReadingSettings
+from cnnviz.methods.top import TopQuery
+
 SIZE = (224, 224)
 TOP_LAYERS = ("block3_conv3", "block5_conv1")
 MAXIMIZED = 32
@@ -53,11 +56,11 @@ def compute(precision: str, folder: Path, out: Path) -> None:
 
     model = load_model("vgg16", "none")
     found: dict[str, np.ndarray] = {}
-    for path, array in feature_maps(model, PHOTOS, size=SIZE, precision=precision).items():
+    for path, array in feature_maps(model, PHOTOS, None, ReadingSettings(size=SIZE, precision=precision)).items():
         found[f"range {path}"] = np.stack([array.min(axis=(1, 2, 3)), array.max(axis=(1, 2, 3))])
-    for layer in filter_stats(model, PHOTOS, size=SIZE, precision=precision).layers:
+    for layer in filter_stats(model, PHOTOS, reading=ReadingSettings(size=SIZE, precision=precision)).layers:
         found[f"dead {layer.layer}"], found[f"max {layer.layer}"] = layer.dead, layer.maxima
-    scan = scan_top(model, [folder], list(TOP_LAYERS), size=SIZE, precision=precision)
+    scan = scan_top(model, [folder], TopQuery(list(TOP_LAYERS)), ReadingSettings(size=SIZE, precision=precision))
     for layer in TOP_LAYERS:
         found[f"top {layer}"] = scan.tops[layer].image
     options = MaximizeOptions(steps=64, size=128)

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     cnnviz.save_png(picture, out / "shapes_filters_edges.png")
 
     # The photo at half size keeps the file small; the bundled model takes any size.
-    maps = cnnviz.feature_maps(shapes, [CAT], ["edges"], size=(148, 224))["edges"][0]
+    maps = cnnviz.feature_maps(shapes, [CAT], ["edges"], cnnviz.ReadingSettings(size=(148, 224)))["edges"][0]
     header = map_header("shapes", edges, maps, CAT.name, norm="map", max_maps=None)
     cnnviz.save_png(cnnviz.feature_map_grid(maps, header=header), out / "shapes_featuremaps_edges.png")
 

@@ -161,3 +161,15 @@ def train_square_finder(keras):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def square_finder(keras):  # type: ignore[no-untyped-def]
     return train_square_finder(keras)
+
+
+@pytest.fixture(scope="module")
+def cluster():  # type: ignore[no-untyped-def]
+    """A local Ray of 2 CPUs for one test module (skipped without the ray extra; CI installs it)."""
+    ray = pytest.importorskip("ray", reason="the ray extra (pip install 'cnnviz[ray]')")
+    pytest.importorskip("ray.data")
+    from cnnviz.engines.ray_engine import connect
+
+    started = connect(cpus=2)
+    yield started
+    ray.shutdown()

@@ -36,8 +36,9 @@ from cnnviz import load_model
 from cnnviz.methods.extract import build_extractor
 from cnnviz.methods.gradcam import gradcam
 from cnnviz.methods.maximize import MaximizeOptions, Maximizer
+from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.stats import filter_stats
-from cnnviz.methods.top import scan_top
+from cnnviz.methods.top import TopQuery, scan_top
 from cnnviz.backends import name
 
 model_path, folder, out = sys.argv[1:4]
@@ -47,10 +48,10 @@ files = sorted(str(p) for p in __import__("pathlib").Path(folder).glob("*.png"))
 found = {"backend": np.array(name())}
 maps = build_extractor(model)(pictures)
 found.update({"maps_" + layer: array for layer, array in maps.items()})
-stats = filter_stats(model, files, preprocess="none").layers
+stats = filter_stats(model, files, reading=ReadingSettings(preprocess="none")).layers
 for layer in stats:
     found["dead_" + layer.layer], found["max_" + layer.layer] = layer.dead, layer.maxima
-top = scan_top(model, files, ["conv1", "conv2"], k=3, preprocess="none").tops
+top = scan_top(model, files, TopQuery(["conv1", "conv2"], k=3), ReadingSettings(preprocess="none")).tops
 for layer, ranking in top.items():
     found["top_" + layer] = np.stack([ranking.image, ranking.row, ranking.col])
     found["topvalue_" + layer] = ranking.value

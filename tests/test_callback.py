@@ -290,6 +290,12 @@ def test_bad_settings_fail_before_training(kwargs, message) -> None:  # type: ig
         ({"map_options": MapOptions(layers=["conv2d"])}, r"map_options.layers=\['conv2d'\]: the callback's own"),
         ({"map_options": MapOptions(workers=2)}, "map_options.workers=2: the callback draws in the training's"),
         ({"filter_options": FilterOptions(layer="conv2d")}, "filter_options.layer='conv2d': the callback's own"),
+        (
+            {"map_options": MapOptions(weights="random")},
+            "map_options.weights='random': the callback writes no manifest",
+        ),
+        ({"filter_options": FilterOptions(source="m.keras")}, "filter_options.source='m.keras': the callback writes"),
+        ({"map_options": MapOptions(engine="ray")}, "map_options.engine='ray': the callback draws in the training's"),
     ],
 )
 def test_options_the_callback_would_ignore_are_refused_by_name(kwargs, message) -> None:  # type: ignore[no-untyped-def]

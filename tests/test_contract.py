@@ -16,7 +16,6 @@ from cnnviz.engines.featuremaps_run import MapOptions
 from cnnviz.engines.filters_run import FilterOptions
 from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
 from cnnviz.engines.maximize_run import MaximizeRunOptions
-from cnnviz.engines.naming import ModelRef
 from cnnviz.engines.report_run import ReportOptions, write_report
 from cnnviz.engines.stats_run import StatsOptions
 from cnnviz.errors import OptionError
@@ -48,11 +47,9 @@ def test_options_check_themselves_when_made(make, message) -> None:  # type: ign
 
 
 def test_overlays_on_ray_are_refused_by_the_library_as_by_the_cli(tmp_path: Path) -> None:
-    from cnnviz.engines.ray_engine import ray_feature_maps
-
     message = "overlays (--overlay) run with the local engine: Ray's workers do not keep the pixels"
-    with pytest.raises(OptionError) as refused:  # before anything else: no Ray, no model, no job needed
-        ray_feature_maps(ModelRef("shapes"), [], tmp_path, MapOptions(overlay=True), job=None)  # type: ignore[arg-type]
+    with pytest.raises(OptionError) as refused:  # when the options are made: no Ray, no model, no job needed
+        MapOptions(overlay=True, engine="ray")
     picture = ROOT / "sample_images" / "cat.jpg"
     cli = CliRunner().invoke(main, ["featuremaps", str(picture), "-m", "shapes", "--overlay", "--engine", "ray"])
 
@@ -111,3 +108,49 @@ def test_the_report_ranks_top_images_from_k_images_on(square_finder, tmp_path: P
     assert page.count("<h3>Top images</h3>") == (2 if count == 9 else 0)
     assert tops == (["top_conv1.png", "top_conv2.png"] if count == 9 else [])
     assert result.pictures == 2 * (1 + 1 + count) + len(tops)  # per layer: filters, chart, maps; and the tops
+
+
+def test_size_on_filters_with_a_model_file_is_refused_not_ignored(line_model, tmp_path: Path) -> None:
+    line_model.save(tmp_path / "line.keras")
+    args = ["filters", "--model", str(tmp_path / "line.keras"), "-o", str(tmp_path / "out")]
+
+    refused = CliRunner().invoke(main, [*args, "--size", "64"])
+    drawn = CliRunner().invoke(main, args)
+
+    assert refused.exit_code == 2 and "Error: --size sets the size images are read at" in refused.output
+    assert "filters reads no images, and a model file's kernels do not depend on it" in refused.output
+    assert drawn.exit_code == 0 and (tmp_path / "out" / "line" / "filters_detector.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "given"),
+    [(["--unsafe"], "unsafe (--unsafe)"), (["--import", "json"], "imports (--import)")],
+)
+def test_code_loading_options_with_a_keras_applications_name_are_refused(extra: list[str], given: str) -> None:
+    from cnnviz.engines.naming import ModelRef
+
+    ran = CliRunner().invoke(main, ["layers", "--model", "vgg16", *extra])
+
+    assert ran.exit_code == 2
+    assert f"Error: {given}: for model files that need code of their own to load; 'vgg16' is a" in ran.output
+    with pytest.raises(OptionError, match="unsafe \\(--unsafe\\) and imports \\(--import\\): for model files"):
+        ModelRef("vgg16", unsafe=True, imports=("json",))
+    assert ModelRef("shapes", unsafe=True).unsafe  # a file (the bundled model) may take them
+
+
+def test_the_report_ranks_the_layers_its_top_options_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The report's top section scans the layers its TopOptions name (the conv layers with 2-D maps), not a
+    placeholder pattern beside a list of its own."""
+    from cnnviz.engines import report_run
+    from cnnviz.models.load import load_model
+
+    asked: list[list[str]] = []
+    monkeypatch.setattr(
+        report_run, "_add_top", lambda model, inputs, root, options, *rest: asked.append(options.layers)
+    )
+    for number in range(9):  # the top block needs 9 images
+        Image.fromarray((square_picture(number) * 0.9).astype(np.uint8)).save(tmp_path / f"{number}.png")
+
+    write_report(load_model("shapes"), [tmp_path], tmp_path / "report", ReportOptions(gradcam=False))
+
+    assert asked == [["edges", "parts", "shapes"]]

@@ -11,6 +11,7 @@ from PIL import Image
 
 from cnnviz import ImageLoadError, load_image
 from cnnviz.inputs.images import fit_pixels, target_size
+from cnnviz.inputs.reader import ReadingSettings
 from tests.conftest import write_image
 
 
@@ -231,7 +232,9 @@ def test_a_multi_page_tiff_gives_a_multispectral_model_one_channel_per_page(kera
     model.get_layer("pick").set_weights([kernel])
 
     pixels = load_image(tmp_path / "bands.tif", 5, (None, None), size=(6, 10))
-    maps = feature_maps(model, [tmp_path / "bands.tif"], ["pick"], preprocess="none", size=(6, 10))["pick"]
+    maps = feature_maps(model, [tmp_path / "bands.tif"], ["pick"], ReadingSettings(preprocess="none", size=(6, 10)))[
+        "pick"
+    ]
 
     assert pixels.shape == (6, 10, 5) and pixels[0, 0].tolist() == [40.0, 80.0, 120.0, 160.0, 200.0]
     np.testing.assert_allclose(maps[0, ..., 0], bands[3].astype(np.float32))

@@ -19,6 +19,7 @@ from cnnviz import (
     load_model,
 )
 from cnnviz.cli import main
+from cnnviz.inputs.reader import ReadingSettings
 from tests.conftest import write_image
 
 
@@ -140,7 +141,7 @@ def test_mixed_model_skips_3d_layers_with_a_note(keras, tmp_path: Path) -> None:
 def test_size_must_fit_a_fixed_size_model(line_model, tmp_path: Path) -> None:
     image = write_image(tmp_path / "x.png", np.zeros((8, 8), dtype=np.uint8))
     with pytest.raises(OptionError) as caught:
-        feature_maps(line_model, [image], size=(16, 16))
+        feature_maps(line_model, [image], None, ReadingSettings(size=(16, 16)))
     assert str(caught.value) == (
         "model 'line_detector' takes 8x8x1 input; --size 16x16 fits only models of free input size"
     )
@@ -159,4 +160,9 @@ def test_free_size_model_with_mixed_picture_sizes_needs_a_size(tmp_path: Path) -
         feature_maps(model, [square, taller], ["edges"])
     with pytest.raises(OptionError, match="^no images given$"):
         feature_maps(model, [], ["edges"])
-    assert feature_maps(model, [small, large], ["edges"], size=(32, 32))["edges"].shape == (2, 28, 28, 8)
+    assert feature_maps(model, [small, large], ["edges"], ReadingSettings(size=(32, 32)))["edges"].shape == (
+        2,
+        28,
+        28,
+        8,
+    )

@@ -22,8 +22,8 @@ from cnnviz import (
     feature_maps,
     load_model,
 )
-from cnnviz.inputs.preprocess import preprocessing
-from cnnviz.methods.extract import iter_batches
+from cnnviz.inputs.reader import ReadingSettings
+from cnnviz.methods.stats import filter_stats
 from tests.conftest import LINE_IMAGE, VERTICAL_LINE, nested_sequential, tiny_base
 
 VGG16_CONVS = [
@@ -211,7 +211,7 @@ def test_channels_first_layers_come_out_channels_last(keras) -> None:
     extractor = build_extractor(model)
     maps = extractor(LINE_IMAGE.reshape(1, 8, 8, 1))  # images are given channels last
 
-    assert extractor.channels == 1 and extractor.spatial_size == (8, 8)
+    assert extractor.taken.channels == 1 and extractor.taken.spatial_size == (8, 8)
     assert conv_layers(model)[0].output_shape == (6, 6, 2)
     assert maps["cf"].shape == (1, 6, 6, 2)
     np.testing.assert_array_equal(maps["cf"][0, :, 2, 0], np.full(6, 3.0))
@@ -280,37 +280,20 @@ def test_a_model_that_cannot_run_on_any_input_is_blamed_not_the_images(keras, tm
     inputs = keras.Input((8, 8, 1))
     model = keras.Model(inputs, keras.layers.Conv2D(1, 3, name="conv")(Broken()(inputs)), name="broken")
     np.save(tmp_path / "a.npy", np.ones((8, 8, 1), dtype=np.float32))
-    reported: list[str] = []
-
     with pytest.raises(ModelRunError) as caught:
-        list(
-            iter_batches(
-                build_extractor(model),
-                [tmp_path / "a.npy"],
-                preprocessing("none"),
-                on_error=lambda path, exc: reported.append(str(path)),
-            )
-        )
+        filter_stats(model, [tmp_path / "a.npy"], reading=ReadingSettings(preprocess="none"))
 
     assert str(caught.value).startswith("model 'broken' cannot run here on any input, so no image was drawn: ")
-    assert "broken whatever the input" in str(caught.value) and reported == []
+    assert "broken whatever the input" in str(caught.value)
 
 
 def test_a_model_that_runs_at_its_own_size_blames_the_image(keras, tmp_path: Path) -> None:
     model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 5, name="wide")], name="free")
     np.save(tmp_path / "small.npy", np.zeros((3, 3, 1), dtype=np.float32))
-    reported: list[tuple[str, BaseException]] = []
+    run = filter_stats(model, [tmp_path / "small.npy"], reading=ReadingSettings(preprocess="none"))
+    reported = run.failures
 
-    batches = list(
-        iter_batches(
-            build_extractor(model),
-            [tmp_path / "small.npy"],
-            preprocessing("none"),
-            on_error=lambda path, exc: reported.append((str(path), exc)),
-        )
-    )
-
-    assert batches == [] and [path for path, _ in reported] == [str(tmp_path / "small.npy")]
+    assert run.layers[0].images == 0 and [path for path, _ in reported] == [str(tmp_path / "small.npy")]
     assert str(reported[0][1]).startswith(f"{tmp_path / 'small.npy'}: the model could not run on it at 3x3x1: ")
     assert reported[0][1].__cause__ is not None  # the TensorFlow error, for --verbose
 

@@ -14,8 +14,10 @@ from click.testing import CliRunner
 
 from cnnviz import OptionError, feature_maps, filter_stats, gradcam, load_model
 from cnnviz.cli import main
+from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.extract import build_extractor
 from cnnviz.methods.stats import ROUNDED_VERDICTS
+from cnnviz.methods.top import TopQuery
 from cnnviz.models.precision import resolve_precision
 from tests.conftest import square_picture
 
@@ -26,8 +28,8 @@ SAMPLES = sorted(str(path) for path in (ROOT / "sample_images").glob("*.jpg"))
 def test_bfloat16_maps_agree_with_float32_and_come_back_in_float32() -> None:
     shapes = load_model("shapes")
 
-    exact = feature_maps(shapes, SAMPLES[:2], ["parts"], size=(96, 96))["parts"]
-    brief = feature_maps(shapes, SAMPLES[:2], ["parts"], size=(96, 96), precision="bfloat16")["parts"]
+    exact = feature_maps(shapes, SAMPLES[:2], ["parts"], ReadingSettings(size=(96, 96)))["parts"]
+    brief = feature_maps(shapes, SAMPLES[:2], ["parts"], ReadingSettings(size=(96, 96), precision="bfloat16"))["parts"]
 
     assert brief.dtype == np.float32 and build_extractor(shapes, precision="bfloat16").precision == "bfloat16"
     assert not np.array_equal(brief, exact)  # computed otherwise,
@@ -37,8 +39,8 @@ def test_bfloat16_maps_agree_with_float32_and_come_back_in_float32() -> None:
 def test_the_same_dead_filters_in_bfloat16() -> None:
     shapes = load_model("shapes")
 
-    exact = filter_stats(shapes, SAMPLES, size=(96, 96)).layers
-    rounded = filter_stats(shapes, SAMPLES, size=(96, 96), precision="bfloat16")
+    exact = filter_stats(shapes, SAMPLES, reading=ReadingSettings(size=(96, 96))).layers
+    rounded = filter_stats(shapes, SAMPLES, reading=ReadingSettings(size=(96, 96), precision="bfloat16"))
     brief = rounded.layers
 
     assert [layer.dead.tolist() for layer in brief] == [layer.dead.tolist() for layer in exact]
@@ -55,7 +57,7 @@ def test_in_bfloat16_the_layers_up_to_the_first_conv_compute_in_float32(keras) -
     pixels = np.random.default_rng(3).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
 
     exact = feature_maps(model, pixels)
-    brief = feature_maps(model, pixels, precision="bfloat16")
+    brief = feature_maps(model, pixels, None, ReadingSettings(precision="bfloat16"))
 
     np.testing.assert_array_equal(brief["first"], exact["first"])  # the pixels and the first conv: float32
     assert not np.array_equal(brief["second"], exact["second"])  # the rest in bfloat16
@@ -259,8 +261,8 @@ def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(ker
 
     array = tmp_path / "x.npy"
     np.save(array, np.random.default_rng(0).normal(size=(6, 6, 1)).astype(np.float32))
-    stats = filter_stats(model, [array], precision="bfloat16")
-    scan = scan_top(model, [array], ["conv"], precision="bfloat16")
+    stats = filter_stats(model, [array], reading=ReadingSettings(precision="bfloat16"))
+    scan = scan_top(model, [array], TopQuery(["conv"]), ReadingSettings(precision="bfloat16"))
     assert (stats.precision, stats.notes) == (scan.precision, scan.notes) == ("float32", extractor.notes)
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from cnnviz import MapOptions, OptionError, feature_maps, render_feature_maps
 from cnnviz.inputs.preprocess import auto_preprocessing, preprocessing, resolve_preprocessing
+from cnnviz.inputs.reader import ReadingSettings
 
 
 def test_vgg_mode_matches_keras_preprocess_input_and_does_not_mutate(keras) -> None:
@@ -150,7 +151,7 @@ def test_fit_crop_pad_and_stretch_give_the_fixed_size_as_promised(keras, tmp_pat
     model, picture = _identity_model(keras), _stripe_picture(tmp_path / "stripe.png")
 
     def seen(fit: str) -> np.ndarray:
-        return feature_maps(model, [picture], ["pass"], fit=fit)["pass"][0, :, :, 0]
+        return feature_maps(model, [picture], ["pass"], ReadingSettings(fit=fit))["pass"][0, :, :, 0]
 
     stripe_row = np.array([-1.0, -1.0] + [1.0] * 14)
     # crop: scaled to 16x32, the middle 16 columns kept: the stripe (columns 0-3 by then) is cut off
@@ -162,7 +163,7 @@ def test_fit_crop_pad_and_stretch_give_the_fixed_size_as_promised(keras, tmp_pat
     padded[4:12] = stripe_row
     np.testing.assert_allclose(seen("pad"), padded, atol=1e-6)
     with pytest.raises(OptionError, match="unknown fit 'squash'; choose one of: crop, pad, stretch"):
-        feature_maps(model, [picture], ["pass"], fit="squash")
+        feature_maps(model, [picture], ["pass"], ReadingSettings(fit="squash"))
     with pytest.raises(OptionError, match="unknown fit 'squash'"):  # refused before the model is traced
         render_feature_maps(None, [picture], tmp_path / "out", MapOptions(fit="squash"))
 

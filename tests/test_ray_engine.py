@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +14,15 @@ from click.testing import CliRunner
 
 from cnnviz.cli import main
 from cnnviz.engines.naming import ModelRef
-from cnnviz.engines.ray_engine import Cluster, Job, connect, find_inputs, ray_stats
-from cnnviz.engines.stats_run import StatsOptions
+from cnnviz.engines.ray_engine import Cluster, find_inputs
+from cnnviz.engines.stats_run import StatsOptions, run_stats
+from cnnviz.engines.top_run import render_top
 from cnnviz.errors import LayerNotFound, ModelLoadError, OptionError
+from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.stats import filter_stats
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def cluster():  # type: ignore[no-untyped-def]
-    ray = pytest.importorskip("ray", reason="the ray extra (pip install 'cnnviz[ray]')")
-    pytest.importorskip("ray.data")
-    started = connect(cpus=2)
-    yield started
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +40,9 @@ def photos(tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_stats_equal_the_local_engines_with_a_bad_image_reported(cluster, photos) -> None:  # type: ignore[no-untyped-def]
     inputs = find_inputs([str(photos)])
     assert len(inputs) == 5
-    local = filter_stats(ModelRef("shapes").load(), inputs, size=(96, 96), batch_size=2)
-    options = StatsOptions(size=(96, 96), charts=False)
-    distributed = ray_stats(ModelRef("shapes"), inputs, photos, options, Job(cluster, cluster.actors(), 2))
+    local = filter_stats(ModelRef("shapes").load(), inputs, reading=ReadingSettings(size=(96, 96), batch_size=2))
+    options = StatsOptions(size=(96, 96), charts=False, batch_size=2, engine="ray")
+    distributed = run_stats(ModelRef("shapes"), inputs, photos, options)
     assert [path for path, _ in distributed.failures] == [path for path, _ in local.failures]
     assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"]
     assert [(type(error), str(error)) for _, error in distributed.failures] == [
@@ -69,7 +63,7 @@ def test_stats_over_a_uri_lists_files_through_pyarrow(cluster, photos) -> None: 
     assert sorted(item.key for item in inputs) == ["a/broken", "a/cat", "a/rocket", "b/astronaut", "b/coffee"]
     assert all(item.path.startswith("file:///") for item in inputs)
     options = StatsOptions(layers=["edges"], size=(64, 64), charts=False)
-    run = ray_stats(ModelRef("shapes"), inputs, photos, options, Job(cluster, 1, 8))
+    run = run_stats(ModelRef("shapes"), inputs, photos, replace(options, engine="ray", ray_workers=1))
     assert run.layers[0].images == 4 and [Path(path).name for path, _ in run.failures] == ["broken.jpg"]
     with pytest.raises(OptionError, match="not both"):
         find_inputs([uri, str(photos)])
@@ -132,9 +126,9 @@ def test_featuremaps_on_ray_write_the_local_engines_bytes_and_skip_across_engine
 def test_a_worker_that_cannot_set_up_fails_the_job_with_the_local_engines_error(cluster, photos) -> None:  # type: ignore[no-untyped-def]
     inputs = find_inputs([str(photos / "b")])
     with pytest.raises(LayerNotFound, match="no layer 'nope'; conv layers are: shapes, edges, parts"):
-        ray_stats(ModelRef("shapes"), inputs, photos, StatsOptions(layers=["nope"], charts=False), Job(cluster, 1, 8))
+        run_stats(ModelRef("shapes"), inputs, photos, StatsOptions(layers=["nope"], charts=False, engine="ray"))
     with pytest.raises(ModelLoadError, match="no-such-model"):
-        ray_stats(ModelRef("no-such-model.keras"), inputs, photos, StatsOptions(charts=False), Job(cluster, 1, 8))
+        run_stats(ModelRef("no-such-model.keras"), inputs, photos, StatsOptions(charts=False, engine="ray"))
 
 
 def test_workers_are_capped_so_reading_is_never_starved() -> None:
@@ -157,13 +151,12 @@ def test_the_local_engine_points_uris_to_ray(photos) -> None:  # type: ignore[no
 
 
 def test_top_on_ray_gives_the_local_engines_records(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from cnnviz.engines.ray_engine import ray_top
-    from cnnviz.engines.top_run import TopOptions, render_top
+    from cnnviz.engines.top_run import TopOptions
 
     inputs = find_inputs([str(photos)])
     options = TopOptions(layer="edges", filters="0:4", k=3, size=(64, 64), batch_size=2)
     local = render_top(ModelRef("shapes").load(), inputs, tmp_path / "local", options)
-    distributed = ray_top(ModelRef("shapes"), inputs, tmp_path / "ray", options, Job(cluster, cluster.actors(), 2))
+    distributed = render_top(ModelRef("shapes"), inputs, tmp_path / "ray", replace(options, engine="ray"))
 
     assert len(local.records) == 4 * 3
     for ours, theirs in zip(distributed.records, local.records, strict=True):
@@ -176,9 +169,7 @@ def test_top_on_ray_gives_the_local_engines_records(cluster, photos, tmp_path: P
 
 def test_stats_and_top_on_ray_say_what_the_local_runs_say(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The notes and the precision come from the actors' extractors, as the local runs' do from theirs."""
-    from cnnviz.engines.ray_engine import ray_top
-    from cnnviz.engines.stats_run import run_stats
-    from cnnviz.engines.top_run import TopOptions, render_top
+    from cnnviz.engines.top_run import TopOptions
     from cnnviz.methods.stats import ROUNDED_VERDICTS
     from cnnviz.methods.top import ROUNDED_RANKS
 
@@ -186,11 +177,11 @@ def test_stats_and_top_on_ray_say_what_the_local_runs_say(cluster, photos, tmp_p
     model = ModelRef("shapes").load()
     options = StatsOptions(layers=["edges"], size=(64, 64), charts=False, precision="bfloat16")
     local = run_stats(model, inputs, tmp_path / "local", options)
-    distributed = ray_stats(ModelRef("shapes"), inputs, tmp_path / "ray", options, Job(cluster, 1, 8))
+    distributed = run_stats(ModelRef("shapes"), inputs, tmp_path / "ray", replace(options, engine="ray", ray_workers=1))
     assert distributed.notes == local.notes == [ROUNDED_VERDICTS]
     assert distributed.precision == local.precision == "bfloat16"
 
     ranked = TopOptions(layer="edges", filters="0:2", k=2, size=(64, 64), precision="bfloat16")
     local_top = render_top(model, inputs, tmp_path / "local", ranked)
-    distributed_top = ray_top(ModelRef("shapes"), inputs, tmp_path / "ray", ranked, Job(cluster, 1, 8))
+    distributed_top = render_top(ModelRef("shapes"), inputs, tmp_path / "ray", replace(ranked, engine="ray"))
     assert ROUNDED_RANKS in distributed_top.notes and distributed_top.notes == local_top.notes

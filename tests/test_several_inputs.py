@@ -15,6 +15,7 @@ from PIL import Image
 from cnnviz import OptionError, UnsupportedLayer, conv_layers, feature_maps, gradcam
 from cnnviz.cli import main
 from cnnviz.engines.filters_run import FilterOptions, render_filters
+from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.extract import build_extractor
 from tests.conftest import square_picture
 
@@ -55,8 +56,8 @@ def test_other_inputs_get_zeros_one_vector_for_all_or_a_row_per_image(keras) -> 
     rows = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 1.0]], dtype=np.float32)
 
     zeros = feature_maps(model, PICTURES, ["after"])["after"]
-    one = feature_maps(model, PICTURES, ["after"], feed={"meta": np.array([1.0, 1.0])})["after"]
-    each = feature_maps(model, PICTURES, ["after"], feed={"meta": rows})["after"]
+    one = feature_maps(model, PICTURES, ["after"], ReadingSettings(feed={"meta": np.array([1.0, 1.0])}))["after"]
+    each = feature_maps(model, PICTURES, ["after"], ReadingSettings(feed={"meta": rows}))["after"]
 
     np.testing.assert_allclose(zeros, PICTURES)
     np.testing.assert_allclose(one, PICTURES + 1.0)  # 2 * 1 - 1
@@ -80,7 +81,7 @@ def test_layers_and_filters_work_whatever_the_inputs(keras, tmp_path: Path) -> N
 def test_a_nested_image_base_inside_a_model_of_several_inputs(keras) -> None:  # type: ignore[no-untyped-def]
     model = image_and_vector(keras, nested=True)
 
-    maps = feature_maps(model, PICTURES, ["base/inner", "after"], feed={"meta": np.array([0.0, 2.0])})
+    maps = feature_maps(model, PICTURES, ["base/inner", "after"], ReadingSettings(feed={"meta": np.array([0.0, 2.0])}))
 
     np.testing.assert_allclose(maps["base/inner"], PICTURES)
     np.testing.assert_allclose(maps["after"], PICTURES - 2.0)
@@ -98,7 +99,7 @@ def test_a_nested_image_base_inside_a_model_of_several_inputs(keras) -> None:  #
 )
 def test_choices_that_cannot_work_are_refused_naming_what_would(keras, kwargs, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(OptionError, match=message):
-        feature_maps(image_and_vector(keras), PICTURES, ["after"], **kwargs)
+        feature_maps(image_and_vector(keras), PICTURES, ["after"], ReadingSettings(**kwargs))
 
 
 def test_cli_feeds_a_file_to_the_other_input(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -166,7 +167,9 @@ def test_models_of_several_inputs_and_outputs_written_by_keras_2_work(keras, tmp
     legacy.get_layer("weigh").set_weights([META_WEIGHTS])
     legacy.save(tmp_path / "with_meta.h5")
 
-    maps = feature_maps(load_model(tmp_path / "with_meta.h5"), PICTURES, ["after"], feed={"meta": np.ones(2)})
+    maps = feature_maps(
+        load_model(tmp_path / "with_meta.h5"), PICTURES, ["after"], ReadingSettings(feed={"meta": np.ones(2)})
+    )
     np.testing.assert_allclose(maps["after"], PICTURES + 1.0)
 
     tf_keras.utils.set_random_seed(2)
@@ -235,7 +238,7 @@ def test_the_callback_and_the_report_take_the_input_choice(keras, tmp_path: Path
     options = ReportOptions(preprocess="none", feed={"meta": np.array([3.0, 1.0])}, gradcam=False)
     write_report(model, [tmp_path / "p.png"], tmp_path / "report", options)
 
-    drawn = feature_maps(model, PICTURES[:2], ["after"], feed={"meta": rows})["after"]
+    drawn = feature_maps(model, PICTURES[:2], ["after"], ReadingSettings(feed={"meta": rows}))["after"]
     np.testing.assert_allclose(drawn, PICTURES[:2] + np.array([2.0, -1.0]).reshape(2, 1, 1, 1))
     from cnnviz.engines.featuremaps_run import map_picture
 

@@ -12,7 +12,9 @@ from PIL import Image
 
 from cnnviz import load_model
 from cnnviz.cli import main
+from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.stats import LayerStats, activity_rule, filter_stats
+from cnnviz.methods.top import TopQuery
 from cnnviz.models.graph import ConvLayer
 
 #: Five 4x4 inputs: image k has the value k/4 everywhere, and image 4 one pixel of 2.0 as well.
@@ -69,12 +71,12 @@ def test_dead_and_rare_filters_of_a_handcrafted_model(keras, arrays: list[Path])
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 5])
 def test_batches_of_any_size_merge_to_the_same_numbers(keras, arrays: list[Path], batch_size: int) -> None:
     model = _probe_model(keras)
-    whole = filter_stats(model, arrays, batch_size=5).layers[0]
+    whole = filter_stats(model, arrays, reading=ReadingSettings(batch_size=5)).layers[0]
 
-    parts = filter_stats(model, arrays, batch_size=batch_size).layers[0]
+    parts = filter_stats(model, arrays, reading=ReadingSettings(batch_size=batch_size)).layers[0]
     halves = (
-        filter_stats(model, arrays[:2], batch_size=batch_size).layers[0]
-        + filter_stats(model, arrays[2:], batch_size=batch_size).layers[0]
+        filter_stats(model, arrays[:2], reading=ReadingSettings(batch_size=batch_size)).layers[0]
+        + filter_stats(model, arrays[2:], reading=ReadingSettings(batch_size=batch_size)).layers[0]
     )
 
     for merged in (parts, halves):
@@ -186,7 +188,7 @@ def test_a_model_with_layers_named_like_keras_ops_is_reduced(keras, tmp_path: Pa
     arrays = [tmp_path / "ones.npy"]
 
     stats = filter_stats(loaded, arrays, ["max", "mean"]).layers
-    top = scan_top(loaded, arrays, ["max"], k=1).tops["max"]
+    top = scan_top(loaded, arrays, TopQuery(["max"], k=1)).tops["max"]
 
     assert [(layer.layer, layer.images) for layer in stats] == [("max", 1), ("mean", 1)]
     assert top.image[:, 0].tolist() == [0, 0]

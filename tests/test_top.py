@@ -12,7 +12,8 @@ from PIL import Image
 
 from cnnviz.cli import main
 from cnnviz.engines.top_run import TopOptions, render_top
-from cnnviz.methods.top import TopK, scan_top, support_boxes
+from cnnviz.inputs.reader import ReadingSettings
+from cnnviz.methods.top import TopK, TopQuery, scan_top, support_boxes
 from cnnviz.models.graph import trace
 from cnnviz.models.receptive import receptive_field
 
@@ -84,9 +85,9 @@ def test_ranking_by_mean_keeps_whole_images(keras, dots, tmp_path: Path, batch_s
 
 def test_split_runs_merge_to_the_same_answer(keras, dots) -> None:  # type: ignore[no-untyped-def]
     model = colour_detector(keras)
-    whole = scan_top(model, dots, ["det"], k=3, preprocess="none").tops["det"]
-    first = scan_top(model, dots[:2], ["det"], k=3, preprocess="none").tops["det"]
-    second = scan_top(model, dots[2:], ["det"], k=3, preprocess="none").tops["det"]
+    whole = scan_top(model, dots, TopQuery(["det"], k=3), ReadingSettings(preprocess="none")).tops["det"]
+    first = scan_top(model, dots[:2], TopQuery(["det"], k=3), ReadingSettings(preprocess="none")).tops["det"]
+    second = scan_top(model, dots[2:], TopQuery(["det"], k=3), ReadingSettings(preprocess="none")).tops["det"]
     second.image[second.image >= 0] += 2  # numbered in the whole run's input order
 
     merged = first.merge(second)

@@ -334,37 +334,30 @@ class Engine:
         """The input files (:func:`cnnviz.engines.contract.find_inputs`)."""
         return find_inputs(images, exclude, self.engine)
 
+    def settings(self) -> dict[str, Any]:
+        """The library's engine settings (:class:`cnnviz.engines.dispatch.EngineSettings`), as keywords."""
+        return {"engine": self.engine, "address": self.address, "ray_workers": self.workers}
+
     def run(
-        self,
-        local: Callable[..., Any],
-        on_ray: str,
-        choice: ModelChoice,
-        inputs: Sequence[Any],
-        out: Path,
-        options: Any,
-        reading: Reading,
+        self, run: Callable[..., Any], choice: ModelChoice, inputs: Sequence[Any], out: Path, options: Any, quiet: bool
     ) -> Any:
-        """Run ``local(model, inputs, out, options, progress)`` here, or the Ray engine's function named ``on_ray``
-        with the same options, under a progress bar over the inputs."""
-        with progress_bar(reading.quiet) as progress:
-            if self.engine != "ray":
-                return local(choice.load(), inputs, out, options, progress)
-            from cnnviz.engines import ray_engine
+        """``run(model, inputs, out, options, progress)`` under a progress bar over the inputs, on the engine the
+        options name: the model is loaded here for the local engine (:meth:`ModelChoice.load`), and named for
+        Ray's workers, which load it themselves (a line on standard error says which cluster, unless ``quiet``)."""
+        with progress_bar(quiet) as progress:
+            if options.engine != "ray":
+                return run(choice.load(), inputs, out, options, progress)
+            if not quiet:
+                click.echo(self.describe(), err=True)
+            return run(choice.ref.resolved(), inputs, out, options, progress)
 
-            job = self.job(options.batch_size, lambda done: progress(done, len(inputs)), reading.quiet)
-            return getattr(ray_engine, on_ray)(choice.ref.resolved(), inputs, out, options, job)
+    def describe(self) -> str:
+        """Connect to Ray and say which cluster, and how many workers fit on it."""
+        from cnnviz.engines.dispatch import EngineSettings, ray_cluster
 
-    def job(self, batch_size: int, progress: Callable[[int], object], quiet: bool = False) -> Any:
-        """Connect to Ray and size the job for the cluster (a line on standard error says which and how, unless
-        ``quiet``)."""
-        from cnnviz.engines.ray_engine import Job, connect
-
-        cluster = connect(self.address)
-        actors = cluster.actors(self.workers)
+        cluster, actors = ray_cluster(EngineSettings(**self.settings()))
         note = "" if self.workers in (None, actors) else f" (of {self.workers} asked: more would starve the reading)"
-        if not quiet:
-            click.echo(f"ray: {cluster.address} cluster, {cluster.cpus:g} CPUs, {actors} workers{note}", err=True)
-        return Job(cluster, actors, batch_size, progress)
+        return f"ray: {cluster.address} cluster, {cluster.cpus:g} CPUs, {actors} workers{note}"
 
 
 def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:

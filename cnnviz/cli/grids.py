@@ -32,6 +32,7 @@ from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS, MAP_ORDERS
 from cnnviz.engines.contract import RunResult
 from cnnviz.engines.featuremaps_run import DEFAULT_OVERLAY_MAPS, MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
+from cnnviz.errors import OptionError
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
 from cnnviz.output.files import check_writable
@@ -122,6 +123,11 @@ def filters(
     """
 
     with reported_errors(choice.verbose):
+        if choice.model_size() is not None:
+            raise OptionError(
+                "--size sets the size images are read at (and builds keras.applications models at it); filters reads "
+                "no images, and a model file's kernels do not depend on it: leave it out"
+            )
         naming = vars(choice.ref.naming())
         options = FilterOptions(
             **naming, **view.settings(), layer=layer, filters=filter_spec, channels=channels, rgb=rgb
@@ -206,7 +212,8 @@ def featuremaps(
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
         options = MapOptions(
             **vars(choice.ref.naming()),
-            **reading.settings(choice.size),
+            **reading.settings(choice.model_size()),
+            **engine.settings(),
             **view.settings(),
             layers=list(layer_names) or None,
             max_maps=max_maps,
@@ -215,10 +222,9 @@ def featuremaps(
             overlay=overlay,
             order=order,
         )
-        options.check_engine(engine.engine)
         inputs = engine.find(images, exclude=view.output)
         check_writable(out)
-        report = engine.run(render_feature_maps, "ray_feature_maps", choice, inputs, out, options, reading)
+        report = engine.run(render_feature_maps, choice, inputs, out, options, reading.quiet)
     if not reading.quiet:
         _summarise_maps(report, out)
     exit_on_failures(report.failures, report.inputs, choice.verbose)

@@ -86,7 +86,8 @@ def stats(
     with reported_errors(choice.verbose):
         options = StatsOptions(
             **vars(choice.ref.naming()),
-            **reading.settings(choice.size),
+            **reading.settings(choice.model_size()),
+            **engine.settings(),
             layers=list(layer_names) or None,
             threshold=threshold,
             rare=rare_percent / 100,
@@ -97,7 +98,7 @@ def stats(
         inputs = engine.find(images, exclude=output)
         if not no_charts:
             check_writable(out)
-        run = engine.run(run_stats, "ray_stats", choice, inputs, out, options, reading)
+        run = engine.run(run_stats, choice, inputs, out, options, reading.quiet)
     if not reading.quiet:
         click.echo(stats_table(run.layers, options.rare))
         say_computation(run)

@@ -94,7 +94,8 @@ def top(
     with reported_errors(choice.verbose):
         options = TopOptions(
             **vars(choice.ref.naming()),
-            **reading.settings(choice.size),
+            **reading.settings(choice.model_size()),
+            **engine.settings(),
             layer=layer,
             filters=filter_spec,
             k=k,
@@ -106,7 +107,7 @@ def top(
         )
         inputs = engine.find(images, exclude=output)
         check_writable(out)
-        result = engine.run(render_top, "ray_top", choice, inputs, out, options, reading)
+        result = engine.run(render_top, choice, inputs, out, options, reading.quiet)
     if not reading.quiet:
         if result.preprocessing is not None:
             click.echo(f"preprocessing: {result.preprocessing.name} ({result.preprocessing.description})")

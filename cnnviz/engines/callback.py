@@ -33,8 +33,8 @@ from cnnviz.engines.filters_run import FilterOptions, filter_picture
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.images import read_image
-from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.methods.extract import Extractor, build_extractor, load_input, neutral_padding
+from cnnviz.inputs.reader import Reader
+from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer
 from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
@@ -76,8 +76,9 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
             so a change of colour between frames is a change of weights.
         map_options: how feature-map grids are drawn and images read, as ``cnnviz featuremaps`` takes them. The
             callback's own ``layers`` chooses the layers, and it draws plain grids into its step folders: options
-            that do otherwise (``layers``, ``overlay``, ``save_raw``, ``skip_existing``, ``workers``) are refused,
-            as is ``filter_options.layer``.
+            that do otherwise (``layers``, ``overlay``, ``save_raw``, ``skip_existing``, ``workers``, an engine
+            other than ``local``) are refused, as are ``filter_options.layer`` and, in either, ``weights`` and
+            ``source``, which only a manifest records.
         filters: draw the filter grids (the kernels of each layer).
         animate: write the GIFs when training ends.
         duration_ms: how long each GIF frame shows.
@@ -211,16 +212,14 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
                 extractor.feeds.check_rows(len(self._sources))
             for note in extractor.run_notes():
                 self._say(note)
-            step = resolve_preprocessing(self.model, self.map_options.preprocess)
-            fit, size = self.map_options.fit, self.map_options.size
-            pad = neutral_padding(extractor, step, fit)
+            reader = Reader(self.model, self.map_options)
             arrays = []
             for name, source in self._sources:
                 if isinstance(source, np.ndarray):
                     arrays.append((name, source.astype(np.float32)))
                     continue
-                array, ready = load_input(extractor, source, size, fit, pad)
-                arrays.append((name, array if ready else step(array[None])[0]))
+                array, ready = reader.read(source)
+                arrays.append((name, array if ready else reader.preprocessing(array[None])[0]))
             inputs = _batches(arrays, self.map_options.batch_size)
             self._extractor, self._inputs = extractor, inputs
         return self._extractor
@@ -250,6 +249,11 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         return self._log
 
 
+#: How runs record the model in their manifests: the callback writes none (its headers use ``model_label``).
+_NAMING = (
+    ("weights", None, "the callback writes no manifest to record them in"),
+    ("source", None, "the callback writes no manifest to record it in"),
+)
 #: Options the callback cannot honour, by the options object's name: (field, what it would take, why not).
 _REFUSED = {
     "map_options": (
@@ -258,8 +262,12 @@ _REFUSED = {
         ("save_raw", False, "the callback writes grids, not arrays"),
         ("skip_existing", False, "each step draws into a folder of its own"),
         ("workers", None, "the callback draws in the training's own thread"),
+        ("engine", "local", "the callback draws in the training's own process"),
+        ("address", None, "the callback draws in the training's own process"),
+        ("ray_workers", None, "the callback draws in the training's own process"),
+        *_NAMING,
     ),
-    "filter_options": (("layer", None, "the callback's own layers= chooses the layers"),),
+    "filter_options": (("layer", None, "the callback's own layers= chooses the layers"), *_NAMING),
 }
 
 

@@ -1,4 +1,10 @@
-"""The feature-map run, from a model and files to PNG grids on disk: what ``cnnviz featuremaps`` calls."""
+"""The feature-map run, from a model and files to PNG grids on disk: what ``cnnviz featuremaps`` calls.
+
+The drawing is a method like any other (:class:`WriteMaps`: each batch's grids written, their manifest records as
+the partial), so the engine the options choose runs it (:func:`cnnviz.engines.dispatch.scan_inputs`): here, or on
+Ray's workers, which write into the output folder (a filesystem every node shares) while the driver writes the
+manifest.
+"""
 
 from __future__ import annotations
 
@@ -17,29 +23,34 @@ import numpy as np
 from cnnviz.draw.headers import map_header
 from cnnviz.draw.overlay import overlay_grid
 from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS, Header, Picture, channel_ranges, feature_map_grid
-from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult, ViewSettings, check_engine
-from cnnviz.errors import CnnvizError, OptionError
+from cnnviz.engines.contract import EngineReading, Naming, Progress, RunResult, ViewSettings, counted
+from cnnviz.engines.dispatch import scan_inputs
+from cnnviz.errors import OptionError
+from cnnviz.inputs.feeds import fed_description
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.preprocess import Preprocessing, resolve_preprocessing
-from cnnviz.methods.extract import Extractor, build_extractor, fed_description, iter_batches
+from cnnviz.inputs.preprocess import Preprocessing
+from cnnviz.inputs.reader import Batch, Reader
+from cnnviz.methods.extract import Extractor, build_extractor
+from cnnviz.methods.shape import Method, ScanStopped
 from cnnviz.models.graph import ConvLayer, sized_input_shape
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.output.manifest import read_manifest, update_manifest
 
 
 @dataclass(frozen=True)
-class MapOptions(Naming, ReadingSettings, ViewSettings):
+class MapOptions(Naming, EngineReading, ViewSettings):
     """How ``featuremaps`` selects, reads, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`).
 
-    Besides the shared parts (:class:`cnnviz.engines.contract.Naming`, ``ReadingSettings``, ``ViewSettings``;
-    ``norm`` is ``map``, ``layer`` or ``standardize``):
+    Besides the shared parts (:class:`cnnviz.engines.contract.Naming`, :class:`cnnviz.engines.dispatch.EngineReading`,
+    ``ViewSettings``; ``norm`` is ``map``, ``layer`` or ``standardize``):
 
     Attributes:
         layers: conv layer names, paths or patterns; all conv layers when None.
         max_maps: draw at most this many maps per layer.
         save_raw: also write each layer's activations as ``.npy``.
         skip_existing: leave out images whose grids the manifest lists and that are on disk.
-        overlay: blend each map onto the image (``<layer>_overlay.png``); the local engine only.
+        overlay: blend each map onto the image (``<layer>_overlay.png``); the local engine only (Ray's workers do
+            not keep the pixels).
         order: ``channel``, or ``activation``: the maps with the highest mean first (with ``max_maps``, the most
             active ones), each still numbered by its channel.
         workers: threads drawing and writing grids; one per CPU when None.
@@ -58,21 +69,16 @@ class MapOptions(Naming, ReadingSettings, ViewSettings):
     workers: int | None = None
 
     def __post_init__(self) -> None:
-        self.check_reading()
+        self.check_engine_reading()
         self.check_view(MAP_NORMS, "feature map normalisation")
+        if self.engine != "local" and self.overlay:
+            raise OptionError("overlays (--overlay) run with the local engine: Ray's workers do not keep the pixels")
         if self.order not in MAP_ORDERS:
             raise OptionError(f"unknown map order '{self.order}'; choose one of: {', '.join(MAP_ORDERS)}")
         if self.max_maps is not None and self.max_maps < 1:
             raise OptionError(f"max_maps must be at least 1, got {self.max_maps}")
         if self.workers is not None and self.workers < 1:
             raise OptionError(f"workers must be at least 1, got {self.workers}")
-
-    def check_engine(self, engine: str) -> None:
-        """Raise :class:`OptionError` for what ``engine`` cannot do with these options: Ray's workers do not keep
-        the images' pixels, so overlays run on the local engine only."""
-        check_engine(engine)
-        if engine != "local" and self.overlay:
-            raise OptionError("overlays (--overlay) run with the local engine: Ray's workers do not keep the pixels")
 
 
 #: Overlay grids draw each map at the image's size, so big layers are cut to this many maps unless ``max_maps``
@@ -114,75 +120,119 @@ def render_feature_maps(
     options = options if options is not None else MapOptions()
     out = Path(out_dir)
     inputs = gather_inputs(images, exclude=out)
-    plan = plan_maps(model, options)
-    label = options.label_of(model)
-    extractor, step, drawn = plan.extractor, plan.preprocessing, plan.options
-    report = RunResult(preprocessing=step, fit=plan.fit, inputs=len(inputs), notes=list(plan.notes))
-    report.precision = extractor.precision
+    report = RunResult(inputs=len(inputs))
     if options.skip_existing:
-        done = finished_inputs(out, inputs, extractor.layers, options.save_raw)
+        layers = plan_maps(_loaded(model), options).extractor.layers
+        done = finished_inputs(out, inputs, layers, options.save_raw)
         inputs = [item for item in inputs if item.path not in done]
         report.skipped = len(done)
-    keys = {item.path: item.key for item in inputs}
-    written: dict[str, dict[str, Any]] = {}
-
-    def advance(count: int) -> None:
-        if progress is not None:
-            progress(count, len(keys))
-
-    remaining = {path: len(extractor.layers) for path in keys}
-
-    def failed(path: Any, exc: CnnvizError) -> None:
-        report.failures.append((os.fspath(path), exc))
-        advance(1)
-
-    def collect(path: str, conv: ConvLayer, job: Future[tuple[dict[str, Any], list[Path]]]) -> None:
-        record, files = job.result()
-        image = written.setdefault(path, image_record(keys[path], plan))
-        image["layers"][conv.path] = record
-        report.written.extend(files)
-        remaining[path] -= 1
-        if not remaining[path]:
-            advance(1)
-
-    pool = ThreadPoolExecutor(max_workers=options.workers or os.cpu_count() or 1, initializer=_yield_to_the_model)
-    jobs: deque[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = deque()
-    read: dict[str, np.ndarray] = {}  # with overlays: each image as the batch reader decoded it, to draw over
+    writing = MapWriting(options, str(out), {item.path: item.key for item in inputs})
+    records: dict[str, dict[str, Any]] = {}
     try:
-        batches = iter_batches(
-            extractor,
-            list(keys),
-            step,
-            batch_size=options.batch_size,
-            size=options.size,
-            fit=options.fit,
-            on_error=failed,
-            pixels=read if drawn.overlay else None,
-        )
-        for batch_paths, maps in batches:
-            for index, path in enumerate(os.fspath(p) for p in batch_paths):
-                pixels = read.pop(path, None)
-                if pixels is not None and pixels.shape[-1] not in (1, 3):
-                    pixels = None
-                for conv in extractor.layers:
-                    args = (out / keys[path], conv, maps[conv.path][index], path, label, drawn, pixels, plan.fit)
-                    jobs.append((path, conv, pool.submit(write_maps, *args)))
-            # The previous batch's drawings finish while the model runs on the next one; no more wait.
-            while len(jobs) > len(batch_paths) * len(extractor.layers):
-                collect(*jobs[0])
-                jobs.popleft()  # only once recorded: a Ctrl-C inside collect leaves the job to the finally
-        while jobs:
-            collect(*jobs[0])
-            jobs.popleft()
+        if inputs:
+            scanned = scan_inputs(WriteMaps, writing, model, inputs, options, counted(progress, len(inputs)))
+            records = scanned.partial or {}
+            report.failures, report.notes, report.precision = scanned.failures, scanned.notes, scanned.precision
+            report.preprocessing, report.fit = scanned.preprocessing, scanned.fit
+    except ScanStopped as stopped:  # Ctrl-C: the manifest still lists every grid on disk
+        records, report.failures = stopped.scanned.partial or {}, stopped.scanned.failures
+        raise
     finally:
-        # On Ctrl-C too: grids already being written finish (each atomically), queued ones are dropped, and the
-        # manifest lists every grid on disk.
-        pool.shutdown(wait=True, cancel_futures=True)
-        for path, conv, job in jobs:
-            if job.done() and not job.cancelled() and job.exception() is None:
-                collect(path, conv, job)
-        update_manifest(out / "manifest.json", options.about(model.name), images=written, failures=report.failures)
+        about = options.about(getattr(model, "name", "model"))
+        update_manifest(out / "manifest.json", about, images=records, failures=report.failures)
+    for record in records.values():
+        for layer in record["layers"].values():
+            report.written.extend(Path(layer[kind]) for kind in ("png", "npy") if kind in layer)
     return report
+
+
+def _loaded(model: Any) -> Any:
+    """A Keras model, or the one a :class:`cnnviz.engines.naming.ModelRef` loads."""
+    from cnnviz.engines.naming import ModelRef
+
+    return model.load() if isinstance(model, ModelRef) else model
+
+
+@dataclass(frozen=True)
+class MapWriting:
+    """What :class:`WriteMaps` is set up with: the run's options, the output folder, and each input's folder key."""
+
+    options: MapOptions
+    out: str
+    folders: dict[str, str]
+
+
+class WriteMaps(Method[dict[str, dict[str, Any]]]):
+    """Feature-map grids as a method: each batch's grids drawn and written by a pool of threads while the model
+    runs on the next batch (numpy, zlib and Pillow release the GIL); the partial is the manifest records of the
+    images whose grids are all written, by path. At most one batch of drawings is in flight, so memory is bounded
+    by the batch size, not by the number of images."""
+
+    def __init__(self, model: Any, reader: Reader, options: MapWriting) -> None:
+        super().__init__(model, reader, options)
+        self.plan = plan_maps(model, options.options, reader)
+        self.label = options.options.label_of(model)
+        self.notes, self.precision = list(self.plan.notes), self.plan.extractor.precision
+        self.pool: ThreadPoolExecutor | None = None  # made for each scan (a Ray worker's block), closed after
+        self.jobs: deque[tuple[str, ConvLayer, Future[tuple[dict[str, Any], list[Path]]]]] = deque()
+        self.drawing: dict[str, dict[str, Any]] = {}  # images whose grids are being written
+
+    def scan(self, batch: Batch) -> dict[str, dict[str, Any]]:  # noqa: D102
+        plan, out, folders = self.plan, Path(self.options.out), self.options.folders
+        maps = plan.extractor.forward(batch)
+        overlay = plan.options.overlay
+        if self.pool is None:
+            workers = plan.options.workers or os.cpu_count() or 1
+            self.pool = ThreadPoolExecutor(max_workers=workers, initializer=_yield_to_the_model)
+        for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):
+            self.drawing[path] = image_record(folders[path], plan)
+            for conv in plan.extractor.layers:
+                args = (out / folders[path], conv, maps[conv.path][index], path, self.label, plan.options)
+                drawn = (pixels if overlay else None, plan.fit)
+                self.jobs.append((path, conv, self.pool.submit(write_maps, *args, *drawn)))
+        # The previous batch's drawings finish while the model runs on the next one; no more wait.
+        return self._collect(len(batch.paths) * len(plan.extractor.layers))
+
+    def _collect(self, leave: int) -> dict[str, dict[str, Any]]:
+        """The records of images whose grids are all written, waiting for all but the last ``leave`` jobs. Until
+        they are handed back, every record stays in ``drawing``: a Ctrl-C while waiting leaves them to close()."""
+        done = []
+        while len(self.jobs) > leave:
+            path, conv, job = self.jobs[0]
+            self._record(path, conv, job.result()[0])
+            self.jobs.popleft()
+            if len(self.drawing[path]["layers"]) == len(self.plan.extractor.layers):
+                done.append(path)
+        return {path: self.drawing.pop(path) for path in done}
+
+    def _record(self, path: str, conv: ConvLayer, record: dict[str, Any]) -> None:
+        self.drawing[path]["layers"][conv.path] = record
+
+    def close(self, stopped: bool) -> dict[str, dict[str, Any]] | None:
+        """Wait for the drawings in flight; when stopped, grids already being written finish (each atomically),
+        queued ones are dropped, and the records list every grid on disk, of whole images and of part ones."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=stopped)
+            self.pool = None
+        if not stopped:
+            return self._collect(0)
+        for path, conv, job in self.jobs:
+            if job.done() and not job.cancelled() and job.exception() is None:
+                self._record(path, conv, job.result()[0])
+        self.jobs.clear()
+        drawn = {path: image for path, image in self.drawing.items() if image["layers"]}
+        self.drawing.clear()
+        return drawn
+
+    @staticmethod
+    def merge(first: dict[str, dict[str, Any]], second: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:  # noqa: D102
+        merged = dict(first)
+        for path, record in second.items():
+            if path in merged:  # an image whose layers came in two parts (an interrupted run)
+                merged[path] = {**merged[path], "layers": {**merged[path]["layers"], **record["layers"]}}
+            else:
+                merged[path] = record
+        return merged
 
 
 @dataclass(frozen=True)
@@ -204,22 +254,21 @@ class MapPlan:
     notes: tuple[str, ...] = ()
 
 
-def plan_maps(model: Any, options: MapOptions) -> MapPlan:
-    """Build the extractor and preprocessing of a feature-map run.
+def plan_maps(model: Any, options: MapOptions, reader: Reader | None = None) -> MapPlan:
+    """Build the extractor of a feature-map run, and its reader where none is given.
 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: a bad choice.
     """
     extractor = build_extractor(model, options.layers, **options.choice)
     sized_input_shape(model, options.size, options.input)  # refuses a size that a fixed-size model cannot take
-    step = resolve_preprocessing(model, options.preprocess)
-    fitted = extractor.takes_images and (options.size is not None or None not in extractor.spatial_size)
+    reader = reader if reader is not None else Reader(model, options)
     notes = [
         f"skipped {conv.path}: a {conv.kind} has {len(conv.output_shape) - 1}-D maps" for conv in extractor.skipped
     ]
     notes += extractor.run_notes()
     if options.overlay:
-        if not extractor.takes_images:
+        if not reader.taken.takes_images:
             raise OptionError("--overlay draws maps over images; this model takes arrays (.npy), not images")
         widest = max(int(conv.output_shape[-1] or 0) for conv in extractor.layers)
         if options.max_maps is None and widest > DEFAULT_OVERLAY_MAPS:
@@ -228,7 +277,7 @@ def plan_maps(model: Any, options: MapOptions) -> MapPlan:
                 f"overlays: drawing maps 0-{DEFAULT_OVERLAY_MAPS - 1} of layers with more (up to {widest}); "
                 "choose with --max-maps"
             )
-    return MapPlan(extractor, step, options, options.fit if fitted else "none", tuple(notes))
+    return MapPlan(extractor, reader.preprocessing, options, reader.fit, tuple(notes))
 
 
 def image_record(folder: str, plan: MapPlan) -> dict[str, Any]:

@@ -13,12 +13,12 @@ import numpy as np
 from cnnviz.draw.headers import format_values
 from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture
 from cnnviz.draw.render import Header, palette
-from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
+from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult, counted
 from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.methods.extract import input_reader, load_groups, neutral_padding
+from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.gradcam import METHODS, Explanation, GradCam, checked_region
+from cnnviz.methods.shape import Method, scan_all
 from cnnviz.models.labels import class_name, class_names, resolve_class
 from cnnviz.output.files import safe_name, save_npy, save_png
 
@@ -113,55 +113,90 @@ def render_gradcam(
         LayerNotFound, UnsupportedLayer, UnsupportedModel: the layer or the model does not fit Grad-CAM.
     """
     options = options if options is not None else GradcamOptions()
-    explainer = GradCam(
-        model, options.layer, options.method, **options.choice, output=options.output, region=options.region
-    )
-    reader = input_reader(model, options.input)
-    classes = explainer.classes
-    names = class_names(classes, options.labels_file, model.name)
-    target = None if options.target is None else resolve_class(options.target, classes, names)
-    step = resolve_preprocessing(model, options.preprocess)
     inputs = gather_inputs(images, exclude=Path(out_dir))
-    keys = {item.path: item.key for item in inputs}
-    order = {path: number for number, path in enumerate(keys)}
+    writing = GradcamWriting(options, str(out_dir), {item.path: item.key for item in inputs})
+    reader = Reader(model, options)
+    method = ExplainImages(model, reader, writing)
     report = GradcamResult(
-        layer=explainer.layer, score=explainer.score, preprocessing=step, fit=options.fit, inputs=len(inputs)
+        layer=method.explainer.layer,
+        score=method.explainer.score,
+        preprocessing=reader.preprocessing,
+        fit=options.fit,
+        inputs=len(inputs),
     )
+    explainer = method.explainer
     report.head, report.output, report.precision = explainer.head, explainer.output, explainer.precision
-    report.notes.extend(explainer.notes)
-    if explainer.feeds is not None:
-        explainer.feeds.check_rows(len(keys))
-        report.notes.extend(explainer.feeds.notes)
-    label = options.label_of(model)
+    report.notes.extend(method.notes)
+    scanned = scan_all(method, [item.path for item in inputs], counted(progress, len(inputs)))
+    report.failures = scanned.failures
+    if scanned.partial is not None:
+        explained, report.probabilities = scanned.partial
+        report.images = [explained[number] for number in sorted(explained)]
+        report.written = [path for image in report.images for path in (image.picture, image.raw) if path is not None]
+    return report
 
-    def advance(count: int) -> None:
-        if progress is not None:
-            progress(count, len(keys))
 
-    def failed(path: Any, exc: CnnvizError) -> None:
-        report.failures.append((os.fspath(path), exc))
-        advance(1)
+@dataclass(frozen=True)
+class GradcamWriting:
+    """What :class:`ExplainImages` is set up with: the run's options, the output folder, each input's folder key."""
 
-    pad = neutral_padding(reader, step, options.fit)
-    groups = load_groups(reader, list(keys), step, options.batch_size, options.size, options.fit, pad, failed, {})
-    for pending, batch, ready in groups:
+    options: GradcamOptions
+    out: str
+    folders: dict[str, str]
+
+
+#: :class:`ExplainImages`' partial: each image's result by its place in the run, and whether every batch's outputs
+#: read as probabilities.
+Explained = tuple[dict[int, "ImageResult"], bool]
+
+
+class ExplainImages(Method[Explained]):
+    """Grad-CAM over images as a method: each batch explained, each image's picture written (the image beside
+    the heatmap blended onto it); the partial is each image's :class:`ImageResult` by its place in the run."""
+
+    include_top = True
+
+    def __init__(self, model: Any, reader: Reader, options: GradcamWriting) -> None:
+        super().__init__(model, reader, options)
+        chosen = options.options
+        self.explainer = GradCam(
+            model, chosen.layer, chosen.method, **chosen.choice, output=chosen.output, region=chosen.region
+        )
+        classes = self.explainer.classes
+        self.names = class_names(classes, chosen.labels_file, model.name)
+        self.target = None if chosen.target is None else resolve_class(chosen.target, classes, self.names)
+        self.label = chosen.label_of(model)
+        self.precision = self.explainer.precision
+        self.notes = list(self.explainer.notes)
+        if self.explainer.feeds is not None:
+            self.explainer.feeds.check_rows(len(options.folders))
+            self.notes.extend(self.explainer.feeds.notes)
+
+    def scan(self, batch: Batch) -> Explained:  # noqa: D102
         try:
-            explained = explainer(batch, target, [order[os.fspath(path)] for path, _ in pending])
+            explained = self.explainer(batch.data, self.target, batch.numbers)
         except CnnvizError:
             raise
         except Exception as exc:  # TensorFlow raises its own error types from inside the graph
-            for path, _ in pending:
-                failed(path, ForwardPassError(f"{path}: the model could not run on it: {brief(exc)}"))
-            continue
-        report.probabilities = explained.head == "classes" and _are_probabilities(explained.outputs)
-        for index, (path, array) in enumerate(pending):
-            pixels = None if ready or array.shape[-1] not in (1, 3) else array
-            folder = Path(out_dir) / keys[os.fspath(path)]
-            result = _write_one(folder, os.fspath(path), pixels, explained, index, names, label, options)
-            report.images.append(result)
-            report.written.extend(path for path in (result.picture, result.raw) if path is not None)
-            advance(1)
-    return report
+            raise ForwardPassError(f"the model could not run on these inputs: {brief(exc)}") from exc
+        probabilities = explained.head == "classes" and _are_probabilities(explained.outputs)
+        results = {}
+        for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):
+            folder = Path(self.options.out) / self.options.folders[path]
+            results[batch.numbers[index]] = _write_one(
+                folder, path, pixels, explained, index, self.names, self.label, self.options.options
+            )
+        return results, probabilities
+
+    def batch_failures(self, batch: Batch, error: ForwardPassError) -> list[tuple[str, CnnvizError]]:  # noqa: D102
+        cause = error.__cause__ if error.__cause__ is not None else error
+        return [
+            (path, ForwardPassError(f"{path}: the model could not run on it: {brief(cause)}")) for path in batch.paths
+        ]
+
+    @staticmethod
+    def merge(first: Explained, second: Explained) -> Explained:  # noqa: D102
+        return {**first[0], **second[0]}, first[1] and second[1]
 
 
 def _are_probabilities(outputs: np.ndarray) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz._keras import chosen_backend
+from cnnviz.errors import OptionError
 from cnnviz.models.load import load_model, names_a_file
 from cnnviz.models.zoo import APPLICATIONS
 from cnnviz.output.files import safe_name
@@ -66,6 +67,15 @@ class ModelRef:
     size: tuple[int, int] | None = None
     unsafe: bool = False
     imports: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.unsafe or self.imports) and self.is_application:
+            chosen = (("unsafe (--unsafe)", self.unsafe), ("imports (--import)", self.imports))
+            given = " and ".join(name for name, value in chosen if value)
+            raise OptionError(
+                f"{given}: for model files that need code of their own to load; '{self.model}' is a "
+                "keras.applications model, which Keras builds itself: leave them out"
+            )
 
     def load(self, need_weights: bool = True, include_top: bool = False) -> Any:
         """The Keras model (:func:`cnnviz.models.load.load_model`).

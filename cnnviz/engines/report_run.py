@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz._keras import chosen_backend
-from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
+from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult, counted
 from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
 from cnnviz.engines.filters_run import FilterOptions, render_filters
 from cnnviz.engines.stats_run import StatsOptions, run_stats
 from cnnviz.engines.top_run import TopOptions, top_result
 from cnnviz.errors import CnnvizError
+from cnnviz.inputs.feeds import fed_description
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.methods.extract import fed_description
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
-from cnnviz.methods.top import DEFAULT_K, scan_top
+from cnnviz.methods.top import DEFAULT_K, TopQuery, scan_top
 from cnnviz.models.graph import input_shape, shape_text
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.files import save_bytes
@@ -118,8 +118,9 @@ def write_report(
             if record:
                 section.maps.append(figure_of(Path(record["png"]), root, f"{names[item.path]}: {section.name}"))
     _add_stats(model, inputs, root, StatsOptions(**vars(naming), **reading), sections, notes, advance)
-    if ranked:
-        _add_top(model, inputs, root, TopOptions(**vars(naming), **reading, layer="*"), sections, notes, advance)
+    planes = [section.name for section in sections if section.output.count("x") == 2]  # top needs 2-D maps
+    if ranked and planes:
+        _add_top(model, inputs, root, TopOptions(**vars(naming), **reading, layer=planes), sections, notes, advance)
     explained: list[Figure] = []
     if options.gradcam:
         try:
@@ -179,21 +180,9 @@ def _add_top(
     notes: list[str],
     progress: Progress,
 ) -> None:
-    """The top images of each conv layer with 2-D maps: one scan over the images for all of them."""
-    layers = [section.name for section in sections if section.output.count("x") == 2]
+    """The top images of each of ``options.layer`` (conv layers with 2-D maps): one scan over the images for all."""
     try:
-        scan = scan_top(
-            model,
-            inputs,
-            layers,
-            k=options.k,
-            preprocess=options.preprocess,
-            batch_size=options.batch_size,
-            size=options.size,
-            fit=options.fit,
-            progress=lambda done: progress(done, len(inputs)),
-            **options.choice,
-        )
+        scan = scan_top(model, inputs, TopQuery(options.layers, options.k), options, counted(progress, len(inputs)))
         run = top_result(model, scan, root / "top", replace(options, max_filters=REPORT_TOP_FILTERS))
     except CnnvizError as exc:
         notes.append(f"top images left out: {exc}")

@@ -1,6 +1,5 @@
 """The statistics run, from a model and image files to per-filter statistics, charts and tables: what
-``cnnviz stats`` calls. The Ray engine's :func:`cnnviz.engines.ray_engine.ray_stats` takes the same options and
-finishes through :func:`stats_result`."""
+``cnnviz stats`` calls, on the engine its options choose (:func:`cnnviz.engines.dispatch.scan_inputs`)."""
 
 from __future__ import annotations
 
@@ -9,17 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
-from cnnviz.errors import CnnvizError, OptionError
+from cnnviz.engines.contract import EngineReading, Naming, Progress, RunResult
+from cnnviz.engines.dispatch import scan_inputs
+from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.methods.stats import DEFAULT_RARE, LayerStats, filter_stats
+from cnnviz.methods.stats import DEFAULT_RARE, FilterStats, LayerStats, StatsQuery
 from cnnviz.output.stats_report import write_stats
 
 
 @dataclass(frozen=True)
-class StatsOptions(Naming, ReadingSettings):
+class StatsOptions(Naming, EngineReading):
     """What ``stats`` measures and writes, besides the shared parts (:class:`cnnviz.engines.contract.Naming`,
-    ``ReadingSettings``).
+    :class:`cnnviz.engines.dispatch.EngineReading`: how images are read, and where the run runs).
 
     Attributes:
         layers: conv layer names, paths or patterns; all conv layers when None.
@@ -41,7 +41,7 @@ class StatsOptions(Naming, ReadingSettings):
     json: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
-        self.check_reading()
+        self.check_engine_reading()
         if not 0.0 <= self.rare <= 1.0:
             raise OptionError(f"rare is a share of positions from 0 to 1, got {self.rare}")
 
@@ -61,9 +61,10 @@ def run_stats(
     options: StatsOptions | None = None,
     progress: Progress | None = None,
 ) -> StatsResult:
-    """Per-filter activation statistics over image files (:func:`cnnviz.methods.stats.filter_stats`), with a chart
+    """Per-filter activation statistics over image files (:class:`cnnviz.methods.stats.FilterStats`), with a chart
     per layer written to ``out_dir/stats_<layer>.png`` and the CSV and JSON tables where ``options`` asks.
-    ``progress`` is called with (images just done, images in the run).
+    ``model`` is a Keras model, or a :class:`cnnviz.engines.naming.ModelRef` (which the Ray engine needs: its
+    workers load it). ``progress`` is called with (images just done, images in the run).
 
     Raises:
         OptionError: no images, or a name that finds none.
@@ -71,39 +72,28 @@ def run_stats(
     """
     options = options if options is not None else StatsOptions()
     inputs = gather_inputs(images)
-    run = filter_stats(
+    if not inputs:
+        raise OptionError("no images given")
+    query = StatsQuery(options.layers, options.threshold)
+    scanned = scan_inputs(
+        FilterStats,
+        query,
         model,
         inputs,
-        options.layers,
-        threshold=options.threshold,
-        preprocess=options.preprocess,
-        batch_size=options.batch_size,
-        size=options.size,
-        fit=options.fit,
-        progress=None if progress is None else (lambda done: progress(done, len(inputs))),
-        **options.choice,
+        options,
+        None if progress is None else (lambda done: progress(done, len(inputs))),
     )
-    label = options.label_of(model)
-    return stats_result(run.layers, run.failures, len(inputs), out_dir, options, label, run.notes, run.precision)
-
-
-def stats_result(
-    layers: list[LayerStats],
-    failures: list[tuple[str, CnnvizError]],
-    inputs: int,
-    out_dir: str | os.PathLike[str],
-    options: StatsOptions,
-    label: str,
-    notes: Sequence[str],
-    precision: str,
-) -> StatsResult:
-    """Write the charts and tables of finished statistics and say what was done, for either engine: ``notes`` and
-    ``precision`` are the run's extractor's (:meth:`cnnviz.methods.extract.Extractor.run_notes` with
-    :data:`cnnviz.methods.stats.ROUNDED_VERDICTS`, :attr:`~cnnviz.methods.extract.Extractor.precision`)."""
+    layers = list(scanned.partial.values()) if scanned.partial is not None else []
     written = write_stats(
-        layers, out_dir, label, options.rare, charts=options.charts, csv_path=options.csv, json_path=options.json
+        layers,
+        out_dir,
+        options.label_of(model),
+        options.rare,
+        charts=options.charts,
+        csv_path=options.csv,
+        json_path=options.json,
     )
-    result = StatsResult(written=written, failures=failures, fit=options.fit, inputs=inputs, layers=layers)
-    result.notes.extend(notes)
-    result.precision = precision
+    result = StatsResult(written=written, failures=scanned.failures, fit=options.fit, inputs=len(inputs), layers=layers)
+    result.notes.extend(scanned.notes)
+    result.precision = scanned.precision
     return result

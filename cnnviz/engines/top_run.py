@@ -4,8 +4,8 @@ One pass over the images finds each filter's ``k`` best (:func:`cnnviz.methods.t
 winning images are decoded again, to cut the receptive field of each maximum out of the image as the model saw it
 (after ``fit``), in its own colours. Receptive fields come from the graph (:mod:`cnnviz.models.receptive`), or,
 where a layer's effect on positions is not known, from the support of the gradient of that one position, and the
-run says which. The Ray engine's :func:`cnnviz.engines.ray_engine.ray_top` scans on Ray and finishes here, through
-:func:`top_result`, so both give the same records.
+run says which. The scan runs on the engine the options choose (:func:`cnnviz.engines.dispatch.scan_inputs`); the
+patches are cut here, on the model loaded in this process, so both engines give the same records.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import numpy as np
 from cnnviz.draw.headers import index_span
 from cnnviz.draw.render import Header
 from cnnviz.draw.top import TopRow, fit_to_tile, top_picture
-from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
+from cnnviz.engines.contract import EngineReading, Naming, Progress, RunResult, counted
+from cnnviz.engines.dispatch import scan_inputs
+from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.methods.extract import input_reader, load_input, neutral_padding
-from cnnviz.methods.top import DEFAULT_K, TopK, TopScan, check_ranking, scan_top, support_boxes
+from cnnviz.inputs.reader import Reader
+from cnnviz.methods.top import DEFAULT_K, TopImages, TopK, TopQuery, TopScan, check_ranking, support_boxes
 from cnnviz.models.graph import ConvLayer, sized_input_shape, trace
 from cnnviz.models.receptive import UnknownField, receptive_field
 from cnnviz.output.files import safe_name, save_bytes, save_png
@@ -43,12 +44,12 @@ FIELDS = ("layer", "filter", "rank", "image", "value", "position", "box")
 
 
 @dataclass(frozen=True)
-class TopOptions(Naming, ReadingSettings):
+class TopOptions(Naming, EngineReading):
     """What ``top`` ranks and draws, besides the shared parts (:class:`cnnviz.engines.naming.Naming`,
-    ``ReadingSettings``).
+    :class:`cnnviz.engines.dispatch.EngineReading`: how images are read, and where the scan runs).
 
     Attributes:
-        layer: the conv layer (2-D maps), or a pattern for several.
+        layer: the conv layer (2-D maps), a pattern for several, or a sequence of names, paths and patterns.
         filters: a selection such as ``0:16``; every filter when None (in pages of :data:`PAGE`).
         k: the images kept per filter.
         by: ``max`` (the map's highest value, with its position and receptive field) or ``mean`` (the map's mean:
@@ -63,7 +64,7 @@ class TopOptions(Naming, ReadingSettings):
         OptionError: when made with a value that cannot work.
     """
 
-    layer: str = ""
+    layer: str | Sequence[str] = ""
     filters: str | None = None
     k: int = DEFAULT_K
     by: str = "max"
@@ -73,8 +74,13 @@ class TopOptions(Naming, ReadingSettings):
     labels: bool = True
     max_filters: int | None = None
 
+    @property
+    def layers(self) -> list[str]:
+        """The layers ``layer`` names, as a list."""
+        return [self.layer] if isinstance(self.layer, str) else list(self.layer)
+
     def __post_init__(self) -> None:
-        self.check_reading()
+        self.check_engine_reading()
         if self.max_filters is not None and self.max_filters < 1:
             raise OptionError(f"max_filters must be at least 1, got {self.max_filters}")
         if not self.layer:
@@ -109,26 +115,16 @@ def render_top(
         OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer: before any image is read.
     """
     inputs = gather_inputs(images, exclude=Path(out_dir))
-
-    def advance(done: int) -> None:
-        if progress is not None:
-            progress(done, len(inputs))
-
-    scan = scan_top(
-        model,
-        inputs,
-        [options.layer],
-        k=options.k,
-        by=options.by,
-        preprocess=options.preprocess,
-        batch_size=options.batch_size,
-        size=options.size,
-        fit=options.fit,
-        progress=advance,
-        filters=options.filters,
-        **options.choice,
+    query = TopQuery(options.layers, options.k, options.by, options.filters)
+    scanned = scan_inputs(TopImages, query, model, inputs, options, counted(progress, len(inputs)))
+    loaded = model.load() if isinstance(model, ModelRef) else model  # the patches are cut here, on either engine
+    method = (
+        scanned.method if isinstance(scanned.method, TopImages) else TopImages(loaded, Reader(loaded, options), query)
     )
-    return top_result(model, scan, out_dir, options)
+    paths = [item.path for item in inputs]
+    tops = method.finish(scanned.partial)
+    scan = TopScan(list(method.extractor.layers), tops, paths, scanned.failures, method.notes, method.precision)
+    return top_result(loaded, scan, out_dir, options)
 
 
 def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], options: TopOptions) -> TopResult:
@@ -242,9 +238,8 @@ class _Patches:
 
     def __init__(self, model: Any, options: TopOptions, inputs: list[str]) -> None:
         self.model, self.options, self.inputs = model, options, inputs
-        self.reader = input_reader(model, options.input)
-        self.step = resolve_preprocessing(model, options.preprocess)
-        self.pad = neutral_padding(self.reader, self.step, options.fit)
+        self.reader = Reader(model, options)
+        self.step = self.reader.preprocessing
         self.notes: list[str] = []
         self._traces: dict[tuple[int, ...], Any] = {}
         self._fields: dict[tuple[str, tuple[int, ...]], Any] = {}
@@ -280,7 +275,7 @@ class _Patches:
     def _decoded(self, number: int) -> tuple[np.ndarray, bool]:
         """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
         try:
-            return load_input(self.reader, self.inputs[number], self.options.size, self.options.fit, self.pad)
+            return self.reader.read(self.inputs[number])
         except ImageLoadError as exc:  # read once already: changed on disk since
             raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
 
@@ -318,7 +313,7 @@ class _Patches:
         if field_ is not None:
             return field_.box(position, shape[:2])
         batch = array[None] if ready else self.step(array[None])
-        first = self.reader.channels_first_input
+        first = self.reader.taken.channels_first
         return support_boxes(self._trace(shape), conv.path, batch, [position], channels_first=first)[0]
 
     def method(self, conv: ConvLayer) -> str:

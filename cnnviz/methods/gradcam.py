@@ -23,7 +23,9 @@ from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, UnsupportedModel
-from cnnviz.methods.extract import float32_output, resolve_feeds
+from cnnviz.inputs.feeds import resolve_feeds
+from cnnviz.inputs.reader import Reader, ReadingSettings
+from cnnviz.methods.extract import float32_output
 from cnnviz.methods.resample import resize_maps
 from cnnviz.models.graph import Trace, depends_on, image_input, input_shape, leaf_name, shape_text, trace
 from cnnviz.models.precision import resolve_precision
@@ -461,15 +463,11 @@ def load_batch(
         ImageLoadError: an image cannot be read.
         OptionError: no images, or they come out at different sizes.
     """
-    from cnnviz.inputs.preprocess import resolve_preprocessing
-    from cnnviz.methods.extract import input_reader, load_input, neutral_padding
-
     if not images:
         raise OptionError("no images given")
-    reader = input_reader(model, input)
-    step = resolve_preprocessing(model, preprocess)
-    pad = neutral_padding(reader, step, fit)
-    loaded = [load_input(reader, path, size, fit, pad) for path in images]
+    reader = Reader(model, ReadingSettings(preprocess, size, fit, input=input))
+    step = reader.preprocessing
+    loaded = [reader.read(path) for path in images]
     if len({array.shape for array, _ in loaded}) > 1:
         raise OptionError("the images came out at different sizes (the model's input size is free); pass size=")
     pixels = np.stack([array for array, _ in loaded])

@@ -13,7 +13,7 @@ BatchNorm and an activation of its own) is active above ``threshold``, 0 by defa
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +22,9 @@ import numpy as np
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.methods.extract import Extractor, build_extractor, fold_batches
+from cnnviz.inputs.reader import Batch, Reader, ReadingSettings
+from cnnviz.methods.extract import Extractor, build_extractor
+from cnnviz.methods.shape import Method, scan_all
 from cnnviz.models.graph import ConvLayer
 
 #: Activations whose outputs are never negative: "active" is then "above 0".
@@ -158,7 +159,8 @@ def build_stats_extractor(
     model: Any, layers: Sequence[str] | None = None, threshold: float = 0.0, **choice: Any
 ) -> Extractor:
     """An extractor that returns, per selected conv layer, ``(N, 4, filters)``: each filter's sum, max, number
-    of active positions and number of positions on each image, reduced inside the model."""
+    of active positions and number of positions on each image, reduced inside the model; ``choice`` is the input
+    choice and precision (:attr:`cnnviz.inputs.reader.ReadingSettings.choice`)."""
     ops = keras_module().ops
 
     def reduce(conv: ConvLayer, output: Any) -> Any:
@@ -175,18 +177,45 @@ def build_stats_extractor(
     return build_extractor(model, layers, reduce=reduce, **choice)
 
 
-def empty_totals(extractor: Extractor, threshold: float = 0.0) -> dict[str, LayerStats]:
-    """Statistics over no images yet for each layer of a :func:`build_stats_extractor` extractor."""
-    return {
-        conv.path: LayerStats.empty(conv.path, activity_rule(conv, threshold)[0], int(conv.output_shape[-1] or 0))
-        for conv in extractor.layers
-    }
+@dataclass(frozen=True)
+class StatsQuery:
+    """What :class:`FilterStats` measures.
+
+    Attributes:
+        layers: conv layer names, paths or patterns; all conv layers when None.
+        threshold: what counts as active in layers without a ReLU of their own (see the module's notes).
+    """
+
+    layers: Sequence[str] | None = None
+    threshold: float = 0.0
 
 
-def add_batch(totals: dict[str, LayerStats], reduced: dict[str, np.ndarray]) -> None:
-    """Merge one batch of the stats extractor's output into ``totals``, in place."""
-    for layer, rows in reduced.items():
-        totals[layer] = totals[layer] + LayerStats.from_batch(layer, totals[layer].rule, rows)
+class FilterStats(Method[dict[str, LayerStats]]):
+    """Per-filter statistics as a method: each batch's :class:`LayerStats` per layer, merged with ``+``."""
+
+    def __init__(self, model: Any, reader: Reader, options: StatsQuery) -> None:
+        super().__init__(model, reader, options)
+        self.extractor = build_stats_extractor(model, options.layers, options.threshold, **reader.settings.choice)
+        self.notes = self.extractor.run_notes(ROUNDED_VERDICTS)
+        self.precision = self.extractor.precision
+        self.rules = {conv.path: activity_rule(conv, options.threshold)[0] for conv in self.extractor.layers}
+
+    def scan(self, batch: Batch) -> dict[str, LayerStats]:  # noqa: D102
+        reduced = self.extractor.forward(batch)
+        return {layer: LayerStats.from_batch(layer, self.rules[layer], rows) for layer, rows in reduced.items()}
+
+    @staticmethod
+    def merge(first: dict[str, LayerStats], second: dict[str, LayerStats]) -> dict[str, LayerStats]:  # noqa: D102
+        return {layer: first[layer] + second[layer] for layer in first}
+
+    def finish(self, partial: dict[str, LayerStats] | None) -> list[LayerStats]:
+        """The statistics per layer, in the extractor's order (of no images where none could be read)."""
+        partial = partial or {}
+        return [
+            partial.get(conv.path)
+            or LayerStats.empty(conv.path, self.rules[conv.path], int(conv.output_shape[-1] or 0))
+            for conv in self.extractor.layers
+        ]
 
 
 @dataclass
@@ -206,16 +235,10 @@ def filter_stats(
     layers: Sequence[str] | None = None,
     *,
     threshold: float = 0.0,
-    preprocess: str = "auto",
-    batch_size: int = 8,
-    size: tuple[int, int] | None = None,
-    fit: str = "crop",
+    reading: ReadingSettings | None = None,
     progress: Callable[[int], object] | None = None,
-    input: str | None = None,
-    feed: Mapping[str, Any] | None = None,
-    precision: str = "float32",
 ) -> StatsRun:
-    """Per-filter activation statistics of conv layers (all by default) over image files.
+    """Per-filter activation statistics of conv layers (all by default) over image files, on this machine.
 
     Args:
         model: a Keras model (nested models are fine).
@@ -223,11 +246,9 @@ def filter_stats(
             :func:`cnnviz.inputs.gather.gather_inputs` reads them.
         layers: conv layer names, paths or patterns.
         threshold: what counts as active in layers without a ReLU of their own (see the module's notes).
-        preprocess, batch_size, size, fit: as for :func:`cnnviz.methods.extract.feature_maps`.
+        reading: how images are read and what the model computes in (:class:`cnnviz.inputs.reader.ReadingSettings`);
+            sums and counts are float32 whatever the precision.
         progress: called with the number of images done after each batch (a progress bar's ``update``).
-        input, feed: for a model of several inputs, which takes the images and what the others get
-            (:func:`cnnviz.methods.extract.build_extractor`).
-        precision: ``float32``, ``bfloat16`` or ``auto``: what the model computes in; sums and counts are float32.
 
     Raises:
         OptionError: no images, or a name that finds none.
@@ -236,17 +257,6 @@ def filter_stats(
     if not images:
         raise OptionError("no images given")
     paths = [item.path for item in gather_inputs(images)]
-    extractor = build_stats_extractor(model, layers, threshold, input=input, feed=feed, precision=precision)
-    totals = empty_totals(extractor, threshold)
-    step = resolve_preprocessing(model, preprocess)
-    failures = fold_batches(
-        extractor,
-        paths,
-        step,
-        lambda _, reduced: add_batch(totals, reduced),
-        batch_size=batch_size,
-        size=size,
-        fit=fit,
-        progress=progress,
-    )
-    return StatsRun(list(totals.values()), failures, extractor.run_notes(ROUNDED_VERDICTS), extractor.precision)
+    method = FilterStats(model, Reader(model, reading), StatsQuery(layers, threshold))
+    scanned = scan_all(method, paths, progress)
+    return StatsRun(method.finish(scanned.partial), scanned.failures, scanned.notes, scanned.precision)

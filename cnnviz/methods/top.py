@@ -20,8 +20,9 @@ from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError, UnsupportedLayer
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.methods.extract import Extractor, build_extractor, fold_batches
+from cnnviz.inputs.reader import Batch, Reader, ReadingSettings
+from cnnviz.methods.extract import Extractor, build_extractor
+from cnnviz.methods.shape import Method, scan_all
 from cnnviz.models.graph import ConvLayer
 from cnnviz.selection import parse_selection
 
@@ -141,63 +142,91 @@ ROUNDED_RANKS = (
 )
 
 
+@dataclass(frozen=True)
+class TopQuery:
+    """What :class:`TopImages` ranks.
+
+    Attributes:
+        layers: conv layers with 2-D maps: names, paths or patterns.
+        k: the images kept per filter.
+        by: ``max`` (the map's highest value, with its position) or ``mean``.
+        filters: a selection such as ``0:16``, checked against each layer before any image is read; the
+            ranking keeps every filter either way.
+
+    Raises:
+        OptionError: an unknown ranking or a ``k`` below 1.
+    """
+
+    layers: Sequence[str]
+    k: int = DEFAULT_K
+    by: str = "max"
+    filters: str | None = None
+
+    def __post_init__(self) -> None:
+        check_ranking(self.by, self.k)
+
+
+class TopImages(Method[dict[str, TopK]]):
+    """The ``k`` best images per filter as a method: each batch's :class:`TopK` per layer, merged by value, then
+    input order."""
+
+    def __init__(self, model: Any, reader: Reader, options: TopQuery) -> None:
+        super().__init__(model, reader, options)
+        self.extractor = build_top_extractor(model, options.layers, **reader.settings.choice)
+        if options.filters is not None:  # out of range: refused before the pass over the images
+            for conv in self.extractor.layers:
+                parse_selection(options.filters, int(conv.output_shape[-1] or 0), "filter")
+        self.notes = self.extractor.run_notes(ROUNDED_RANKS)
+        self.precision = self.extractor.precision
+
+    def _empty(self) -> dict[str, TopK]:
+        options = self.options
+        return {
+            conv.path: TopK.empty(int(conv.output_shape[-1] or 0), options.k, options.by)
+            for conv in self.extractor.layers
+        }
+
+    def scan(self, batch: Batch) -> dict[str, TopK]:  # noqa: D102
+        tops = self._empty()
+        for path, rows in self.extractor.forward(batch).items():
+            tops[path].add(rows, batch.numbers)
+        return tops
+
+    @staticmethod
+    def merge(first: dict[str, TopK], second: dict[str, TopK]) -> dict[str, TopK]:  # noqa: D102
+        return {layer: first[layer].merge(second[layer]) for layer in first}
+
+    def finish(self, partial: dict[str, TopK] | None) -> dict[str, TopK]:
+        """The best images per filter of each layer (none where no image could be read)."""
+        return partial if partial is not None else self._empty()
+
+
 def scan_top(
     model: Any,
     images: Sequence[str | os.PathLike[str] | Input],
-    layers: Sequence[str],
-    *,
-    k: int = DEFAULT_K,
-    by: str = "max",
-    preprocess: str = "auto",
-    batch_size: int = 8,
-    size: tuple[int, int] | None = None,
-    fit: str = "crop",
+    query: TopQuery,
+    reading: ReadingSettings | None = None,
     progress: Callable[[int], object] | None = None,
-    filters: str | None = None,
-    **choice: Any,
 ) -> TopScan:
-    """The ``k`` images whose map of each filter of each of ``layers`` (names, paths or patterns) has the highest
-    maximum (``by="max"``, with its position) or mean (``by="mean"``), in one pass over ``images``.
-
-    ``filters`` (a selection such as ``0:16``) is checked against each layer before any image is read; ``choice``
-    is the input choice and precision (``input=``, ``feed=``, ``precision=``, as
-    :func:`cnnviz.methods.extract.build_extractor` takes them).
+    """The ``query.k`` images whose map of each filter of each of ``query.layers`` has the highest maximum
+    (``by="max"``, with its position) or mean (``by="mean"``), in one pass over ``images`` on this machine;
+    ``reading`` says how images are read and what the model computes in.
 
     Raises:
-        OptionError: no images, a bad ranking or ``k``.
+        OptionError: no images, a bad ranking or ``k``, a filter selection out of range.
         LayerNotFound, NotAConvLayer, UnsupportedLayer: before any image is read.
     """
-    check_ranking(by, k)
     paths = [item.path for item in gather_inputs(images)]
-    extractor = build_top_extractor(model, layers, **choice)
-    if filters is not None:  # out of range: refused before the pass over the images
-        for conv in extractor.layers:
-            parse_selection(filters, int(conv.output_shape[-1] or 0), "filter")
-    tops = empty_tops(extractor, k, by)
-    number = {path: index for index, path in enumerate(paths)}
-    failures = fold_batches(
-        extractor,
+    method = TopImages(model, Reader(model, reading), query)
+    scanned = scan_all(method, paths, progress)
+    return TopScan(
+        list(method.extractor.layers),
+        method.finish(scanned.partial),
         paths,
-        resolve_preprocessing(model, preprocess),
-        lambda batch, reduced: add_batch(tops, reduced, [number[os.fspath(path)] for path in batch]),
-        batch_size=batch_size,
-        size=size,
-        fit=fit,
-        progress=progress,
+        scanned.failures,
+        scanned.notes,
+        scanned.precision,
     )
-    notes = extractor.run_notes(ROUNDED_RANKS)
-    return TopScan(list(extractor.layers), tops, paths, failures, notes, extractor.precision)
-
-
-def empty_tops(extractor: Extractor, k: int, by: str) -> dict[str, TopK]:
-    """No images yet, for each layer of a :func:`build_top_extractor` extractor."""
-    return {conv.path: TopK.empty(int(conv.output_shape[-1] or 0), k, by) for conv in extractor.layers}
-
-
-def add_batch(tops: dict[str, TopK], reduced: dict[str, np.ndarray], images: Sequence[int]) -> None:
-    """Merge one batch of the top extractor's output, for the images numbered ``images``, into ``tops``."""
-    for path, rows in reduced.items():
-        tops[path].add(rows, images)
 
 
 def support_boxes(
