@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runs import PHOTOS  # noqa: E402
 from bench_top import photos as crops  # noqa: E402
 
-from cnnviz.inputs.reader import ReadingSettings
+from cnnviz.inputs.reader import FeedSettings, ReadingSettings
 from cnnviz.methods.top import TopQuery
 
 SIZE = (224, 224)
@@ -64,8 +64,10 @@ def compute(precision: str, folder: Path, out: Path) -> None:
     for layer in TOP_LAYERS:
         found[f"top {layer}"] = scan.tops[layer].image
     options = MaximizeOptions(steps=64, size=128)
-    found["reached"] = maximize(model, "block5_conv1", range(MAXIMIZED), options, precision=precision).activations
-    explained = gradcam(model, PHOTOS, layer="block5_conv3", size=SIZE, precision=precision)
+    found["reached"] = maximize(
+        model, "block5_conv1", range(MAXIMIZED), options, feeding=FeedSettings(precision=precision)
+    ).activations
+    explained = gradcam(model, PHOTOS, layer="block5_conv3", reading=ReadingSettings(size=SIZE, precision=precision))
     found["heatmaps"], found["classes"] = explained.heatmaps, explained.classes
     np.savez(out, **found)
 

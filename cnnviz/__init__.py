@@ -15,11 +15,16 @@ from cnnviz._version import __version__
 #: Where each public name lives. They are imported on first use (PEP 562), so that ``import cnnviz.cli`` (and
 #: ``cnnviz --help``) loads only what the command line needs: not numpy's, matplotlib's or Keras's import time.
 _PUBLIC = {
+    "Batch": "cnnviz.inputs.reader",
     "CnnvizError": "cnnviz.errors",
     "ConvLayer": "cnnviz.models.graph",
+    "EngineReading": "cnnviz.engines.dispatch",
+    "EngineSettings": "cnnviz.engines.dispatch",
     "Explanation": "cnnviz.methods.gradcam",
     "Extractor": "cnnviz.methods.extract",
+    "FeedSettings": "cnnviz.inputs.reader",
     "FilterOptions": "cnnviz.engines.filters_run",
+    "FilterStats": "cnnviz.methods.stats",
     "GradCam": "cnnviz.methods.gradcam",
     "GradcamOptions": "cnnviz.engines.gradcam_run",
     "GradcamResult": "cnnviz.engines.gradcam_run",
@@ -33,6 +38,7 @@ _PUBLIC = {
     "MaximizeRunOptions": "cnnviz.engines.maximize_run",
     "Maximized": "cnnviz.methods.maximize",
     "Maximizer": "cnnviz.methods.maximize",
+    "Method": "cnnviz.methods.shape",
     "ModelLoadError": "cnnviz.errors",
     "ModelRef": "cnnviz.engines.naming",
     "ModelRunError": "cnnviz.errors",
@@ -41,14 +47,20 @@ _PUBLIC = {
     "OptionError": "cnnviz.errors",
     "OutputError": "cnnviz.errors",
     "Picture": "cnnviz.draw.render",
-    "ReadingSettings": "cnnviz.engines.contract",
+    "Reader": "cnnviz.inputs.reader",
+    "ReadingSettings": "cnnviz.inputs.reader",
     "ReportOptions": "cnnviz.engines.report_run",
     "ReportResult": "cnnviz.engines.report_run",
     "RunResult": "cnnviz.engines.contract",
+    "Scanned": "cnnviz.methods.shape",
     "StatsOptions": "cnnviz.engines.stats_run",
+    "StatsQuery": "cnnviz.methods.stats",
     "StatsResult": "cnnviz.engines.stats_run",
+    "Target": "cnnviz.methods.gradcam",
+    "TopImages": "cnnviz.methods.top",
     "TopK": "cnnviz.methods.top",
     "TopOptions": "cnnviz.engines.top_run",
+    "TopQuery": "cnnviz.methods.top",
     "TopResult": "cnnviz.engines.top_run",
     "UnsupportedLayer": "cnnviz.errors",
     "UnsupportedModel": "cnnviz.errors",
@@ -77,6 +89,8 @@ _PUBLIC = {
     "render_top": "cnnviz.engines.top_run",
     "run_stats": "cnnviz.engines.stats_run",
     "save_png": "cnnviz.output.files",
+    "scan_all": "cnnviz.methods.shape",
+    "scan_inputs": "cnnviz.engines.dispatch",
     "scan_top": "cnnviz.methods.top",
     "write_report": "cnnviz.engines.report_run",
 }
@@ -85,7 +99,8 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.draw.overlay import overlay_grid
     from cnnviz.draw.render import Header, Picture, feature_map_grid, filter_grid
     from cnnviz.engines.callback import VisualizeCallback
-    from cnnviz.engines.contract import Naming, ReadingSettings, RunResult, ViewSettings
+    from cnnviz.engines.contract import Naming, RunResult, ViewSettings
+    from cnnviz.engines.dispatch import EngineReading, EngineSettings, scan_inputs
     from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
     from cnnviz.engines.filters_run import FilterOptions, render_filters
     from cnnviz.engines.gradcam_run import GradcamOptions, GradcamResult, render_gradcam
@@ -108,12 +123,14 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
         WeightsDownloadError,
     )
     from cnnviz.inputs.images import load_image
+    from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
     from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
     from cnnviz.methods.filters import layer_kernels
-    from cnnviz.methods.gradcam import Explanation, GradCam, gradcam
+    from cnnviz.methods.gradcam import Explanation, GradCam, Target, gradcam
     from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer, maximize
-    from cnnviz.methods.stats import LayerStats, filter_stats
-    from cnnviz.methods.top import TopK, scan_top
+    from cnnviz.methods.shape import Method, Scanned, scan_all
+    from cnnviz.methods.stats import FilterStats, LayerStats, StatsQuery, filter_stats
+    from cnnviz.methods.top import TopImages, TopK, TopQuery, scan_top
     from cnnviz.models.graph import ConvLayer, conv_layers
     from cnnviz.models.load import load_model
     from cnnviz.models.receptive import receptive_field
@@ -135,11 +152,16 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Batch",
     "CnnvizError",
     "ConvLayer",
+    "EngineReading",
+    "EngineSettings",
     "Explanation",
     "Extractor",
+    "FeedSettings",
     "FilterOptions",
+    "FilterStats",
     "GradCam",
     "GradcamOptions",
     "GradcamResult",
@@ -153,6 +175,7 @@ __all__ = [
     "MaximizeRunOptions",
     "Maximized",
     "Maximizer",
+    "Method",
     "ModelLoadError",
     "ModelRef",
     "ModelRunError",
@@ -161,21 +184,26 @@ __all__ = [
     "OptionError",
     "OutputError",
     "Picture",
+    "Reader",
     "ReadingSettings",
     "ReportOptions",
     "ReportResult",
     "RunResult",
+    "Scanned",
     "StatsOptions",
+    "StatsQuery",
     "StatsResult",
+    "Target",
+    "TopImages",
     "TopK",
     "TopOptions",
+    "TopQuery",
     "TopResult",
     "UnsupportedLayer",
     "UnsupportedModel",
     "ViewSettings",
     "VisualizeCallback",
     "WeightsDownloadError",
-    "__version__",
     "animate",
     "animate_folder",
     "build_extractor",
@@ -198,6 +226,9 @@ __all__ = [
     "render_top",
     "run_stats",
     "save_png",
+    "scan_all",
+    "scan_inputs",
     "scan_top",
     "write_report",
+    "__version__",
 ]

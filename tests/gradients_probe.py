@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+from cnnviz.inputs.reader import FeedSettings
+
 #: What the probe explains and maximises: conv1's gradient flows back through the strided 1x1 shortcut.
 GRADCAM_LAYER = "conv1"
 MAXIMIZE_LAYER = "conv_last"
@@ -34,7 +36,9 @@ def probe(model_path: str, as_is: bool = False) -> dict[str, np.ndarray]:
         graph._pointwise_strides = lambda layer: None  # type: ignore[assignment]
     model = load_model(model_path)
     batch = pixels()
-    found = Maximizer(model, MAXIMIZE_LAYER, MaximizeOptions(steps=6, size=32, batch_size=4), preprocess="none")
+    found = Maximizer(
+        model, MAXIMIZE_LAYER, MaximizeOptions(steps=6, size=32, batch_size=4), feeding=FeedSettings(preprocess="none")
+    )
     maximized = found([0, 1, 2, 3])
     return {
         "gradcam": GradCam(model, GRADCAM_LAYER, "gradcam")(batch, 1).heatmaps,

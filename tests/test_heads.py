@@ -12,6 +12,7 @@ from PIL import Image
 
 from cnnviz import OptionError, gradcam
 from cnnviz.cli import main
+from cnnviz.methods.gradcam import Target
 from tests.conftest import SQUARE_AT, printed, square_picture
 
 
@@ -65,7 +66,7 @@ def _peak_on_square(heatmap: np.ndarray) -> None:
 def test_a_regression_head_is_explained_by_its_value_and_peaks_on_the_square(brightness_meter) -> None:  # type: ignore[no-untyped-def]
     picture = square_picture()[None]
 
-    explained = gradcam(brightness_meter, picture, layer="conv2", output="brightness")
+    explained = gradcam(brightness_meter, picture, layer="conv2", target=Target(output="brightness"))
 
     assert (explained.head, explained.output) == ("regression", "brightness")
     assert explained.score == "the output of layer 'brightness' (no softmax at the end)"
@@ -81,10 +82,10 @@ def test_the_first_of_several_outputs_is_explained_unless_another_is_named(brigh
 
     assert (first.head, first.output, first.classes) == ("classes", "has_square", 2)
     assert first.notes == ["explaining output 'has_square'; the model's others: brightness (choose with --head)"]
-    named = GradCam(brightness_meter, "conv2", output="has_square")
+    named = GradCam(brightness_meter, "conv2", target=Target(output="has_square"))
     assert (named.head, named.output, named.notes) == ("classes", "has_square", [])
     with pytest.raises(OptionError, match="model 'two_heads' has no output 'price'; its outputs are: has_square, bri"):
-        GradCam(brightness_meter, "conv2", output="price")
+        GradCam(brightness_meter, "conv2", target=Target(output="price"))
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_a_segmentation_region_sums_the_class_logits_over_the_box(keras, square_
     kernel, bias = square_marker.get_layer("mask").get_weights()
     logits = np.asarray(logits_model(picture)) @ kernel[0, 0] + bias  # (1, 32, 32, 2), before the softmax
 
-    explained = gradcam(square_marker, picture, 1, layer="conv1", region=(2, 18, 14, 30))
+    explained = gradcam(square_marker, picture, 1, layer="conv1", target=Target(region=(2, 18, 14, 30)))
 
     assert int(explained.pixels[0]) == 12 * 12
     assert explained.targets[0] == pytest.approx(float(logits[0, 2:14, 18:30, 1].sum()), rel=1e-4)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from cnnviz.cli import main
 from cnnviz.errors import LayerNotFound, OptionError, UnsupportedModel
+from cnnviz.inputs.reader import FeedSettings
 from cnnviz.methods.maximize import MaximizeOptions, Maximizer, maximize
 from tests.conftest import printed
 
@@ -159,7 +160,7 @@ def test_the_chosen_filters_alone_give_what_the_whole_layer_gives(keras, setting
         name="two",
     )
     model.get_layer("target").set_weights([w + 0.1 for w in model.get_layer("target").get_weights()])
-    direct = Maximizer(model, "target", MaximizeOptions(size=20), preprocess="scale255")
+    direct = Maximizer(model, "target", MaximizeOptions(size=20), feeding=FeedSettings(preprocess="scale255"))
     assert direct._direct  # the filters alone, computed by cnnviz
     images = np.random.default_rng(0).uniform(size=(3, 20, 20, 3)).astype(np.float32)
     targets = [5, 0, 2]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cnnviz import OptionError, feature_maps, filter_stats, gradcam, load_model
 from cnnviz.cli import main
-from cnnviz.inputs.reader import ReadingSettings
+from cnnviz.inputs.reader import FeedSettings, ReadingSettings
 from cnnviz.methods.extract import build_extractor
 from cnnviz.methods.stats import ROUNDED_VERDICTS
 from cnnviz.methods.top import TopQuery
@@ -68,7 +68,7 @@ def test_grad_cam_in_bfloat16_correlates_with_float32(square_finder) -> None:  #
     picture = square_picture()[None]
 
     exact = gradcam(square_finder, picture, 1).heatmaps[0]
-    brief = gradcam(square_finder, picture, 1, precision="bfloat16").heatmaps[0]
+    brief = gradcam(square_finder, picture, 1, reading=ReadingSettings(precision="bfloat16")).heatmaps[0]
 
     assert np.corrcoef(exact.ravel(), brief.ravel())[0, 1] > 0.99
 
@@ -299,6 +299,6 @@ def test_top_s_maximize_pictures_and_the_maximize_function_take_the_precision(mo
     shapes = load_model("shapes")
     options = TopOptions(layer="edges", filters="0:1", k=1, size=(48, 48), maximize=True, precision="bfloat16")
     render_top(shapes, SAMPLES[:2], tmp_path, options)
-    maximize(shapes, "edges", [0], MaximizeOptions(steps=2, size=32), precision="bfloat16")
+    maximize(shapes, "edges", [0], MaximizeOptions(steps=2, size=32), feeding=FeedSettings(precision="bfloat16"))
 
     assert built == ["bfloat16", "bfloat16"]

@@ -15,8 +15,9 @@ from PIL import Image
 from cnnviz import OptionError, UnsupportedLayer, conv_layers, feature_maps, gradcam
 from cnnviz.cli import main
 from cnnviz.engines.filters_run import FilterOptions, render_filters
-from cnnviz.inputs.reader import ReadingSettings
+from cnnviz.inputs.reader import FeedSettings, ReadingSettings
 from cnnviz.methods.extract import build_extractor
+from cnnviz.methods.gradcam import Target
 from tests.conftest import square_picture
 
 #: What the metadata adds to every position: weights (2, -1) on the vector's two values.
@@ -142,7 +143,7 @@ def test_grad_cam_of_a_classifier_with_a_metadata_input(keras, square_finder) ->
     layer.set_weights([np.zeros((3, 2), np.float32), np.zeros(2, np.float32)])  # the metadata changes nothing
     picture = square_picture()[None]
 
-    with_meta = gradcam(model, picture, 1, layer="finder/conv2", feed={"meta": np.ones(3)})
+    with_meta = gradcam(model, picture, 1, layer="finder/conv2", reading=ReadingSettings(feed={"meta": np.ones(3)}))
     alone = gradcam(square_finder, picture, 1, layer="conv2")
 
     np.testing.assert_allclose(with_meta.heatmaps, alone.heatmaps, rtol=1e-4, atol=1e-6)
@@ -183,7 +184,7 @@ def test_models_of_several_inputs_and_outputs_written_by_keras_2_work(keras, tmp
     pixels = np.random.default_rng(3).uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
     expected = [np.asarray(out) for out in two(pixels)]  # what Keras 2 computes for each head
     for number, (head, kind) in enumerate((("kind", "classes"), ("size", "regression"))):
-        explained = gradcam(loaded, pixels, layer="conv", output=head)
+        explained = gradcam(loaded, pixels, layer="conv", target=Target(output=head))
         assert (explained.head, explained.output) == (kind, head)
         np.testing.assert_allclose(explained.outputs, expected[number], rtol=1e-5, atol=1e-6)
         assert explained.heatmaps.shape == (1, 16, 16)
@@ -195,8 +196,10 @@ def test_maximize_holds_the_other_inputs_at_their_fed_values(keras) -> None:  # 
     model = image_and_vector(keras)
     options = MaximizeOptions(steps=4, size=8, parametrization="pixel", jitter=0, scale=0.0, rotate=0.0)
 
-    zeros = maximize(model, "after", [0], options, preprocess="none")
-    fed = maximize(model, "after", [0], options, preprocess="none", feed={"meta": np.array([1.0, 1.0])})
+    zeros = maximize(model, "after", [0], options, feeding=FeedSettings(preprocess="none"))
+    fed = maximize(
+        model, "after", [0], options, feeding=FeedSettings(preprocess="none", feed={"meta": np.array([1.0, 1.0])})
+    )
 
     np.testing.assert_allclose(fed.images, zeros.images)  # the image's gradient does not depend on the shift
     assert fed.activations[0] == pytest.approx(zeros.activations[0] + 1.0, rel=1e-5)  # 2 * 1 - 1 added everywhere

@@ -17,7 +17,7 @@ from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult
 from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
-from cnnviz.methods.gradcam import METHODS, Explanation, GradCam, checked_region
+from cnnviz.methods.gradcam import METHODS, Explanation, GradCam, Target, checked_region
 from cnnviz.methods.shape import Method, scan_all
 from cnnviz.models.labels import class_name, class_names, resolve_class
 from cnnviz.output.files import safe_name, save_npy, save_png
@@ -159,9 +159,8 @@ class ExplainImages(Method[Explained]):
     def __init__(self, model: Any, reader: Reader, options: GradcamWriting) -> None:
         super().__init__(model, reader, options)
         chosen = options.options
-        self.explainer = GradCam(
-            model, chosen.layer, chosen.method, **chosen.choice, output=chosen.output, region=chosen.region
-        )
+        target = Target(chosen.output, chosen.region)
+        self.explainer = GradCam(model, chosen.layer, chosen.method, target, reader.settings)
         classes = self.explainer.classes
         self.names = class_names(classes, chosen.labels_file, model.name)
         self.target = None if chosen.target is None else resolve_class(chosen.target, classes, self.names)

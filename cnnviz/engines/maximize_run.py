@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ from cnnviz.draw.render import Header, Picture, compose, palette
 from cnnviz.draw.tiling import grid_shape_for, tile, upscale
 from cnnviz.engines.contract import Naming, Progress, RunResult
 from cnnviz.errors import OptionError
-from cnnviz.inputs.preprocess import MODES
+from cnnviz.inputs.reader import FeedSettings
 from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
-from cnnviz.models.precision import check_precision
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.selection import check_selection, parse_selection
 
@@ -30,21 +28,18 @@ _WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
 
 
 @dataclass(frozen=True)
-class MaximizeRunOptions(Naming, MaximizeOptions):
+class MaximizeRunOptions(Naming, MaximizeOptions, FeedSettings):
     """What ``maximize`` draws: the optimiser's settings (:class:`cnnviz.methods.maximize.MaximizeOptions`), how
-    the model is named (:class:`cnnviz.engines.contract.Naming`), and:
+    the model is named (:class:`cnnviz.engines.contract.Naming`), how its inputs are fed
+    (:class:`cnnviz.inputs.reader.FeedSettings`: preprocessing, applied inside the optimisation step; the input
+    that takes the images, the values the others are held at; the precision, while the images' updates are
+    float32), and:
 
     Attributes:
         layer: the conv layer whose filters to draw.
         filters: a selection such as ``0:16`` or ``1,5,9``; the first :data:`DEFAULT_FILTERS` when None.
-        preprocess: how 0..255 pixels are prepared for the model (``auto`` or a name from
-            :data:`cnnviz.inputs.preprocess.MODES`), inside the optimisation step.
         save_raw: also write the images as ``.npy``, ``(F, size, size, channels)`` in 0..1.
         labels: draw the header.
-        input, feed: for a model of several inputs, the one that takes the images and the values the others are
-            held at (zeros by default).
-        precision: what the model computes in (``float32``, ``bfloat16``, ``auto``); the images' updates are
-            float32.
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -52,12 +47,8 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
 
     layer: str = ""
     filters: str | None = None
-    preprocess: str = "auto"
     save_raw: bool = False
     labels: bool = True
-    input: str | None = None
-    feed: Mapping[str, Any] | None = None
-    precision: str = "float32"
 
     def __post_init__(self) -> None:
         self.check()
@@ -65,9 +56,7 @@ class MaximizeRunOptions(Naming, MaximizeOptions):
             raise OptionError("maximize needs a layer (--layer): see 'cnnviz layers'")
         if self.filters is not None:
             check_selection(self.filters, "filter")
-        check_precision(self.precision)
-        if self.preprocess not in MODES:
-            raise OptionError(f"unknown preprocessing '{self.preprocess}'; choose one of: {', '.join(MODES)}")
+        self.check_feeding()
 
 
 @dataclass
@@ -135,9 +124,7 @@ def render_maximize(
         OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel: before any work.
     """
     report = MaximizeResult()
-    maximizer = Maximizer(
-        model, options.layer, options, options.preprocess, options.input, options.feed, options.precision
-    )
+    maximizer = Maximizer(model, options.layer, options, options.feeding)
     for note in maximizer.notes:
         report.note(note)
     report.precision = maximizer.precision

@@ -331,10 +331,7 @@ class _Patches:
         if conv.path not in self._maximized:
             from cnnviz.methods.maximize import Maximizer
 
-            options = self.options
-            self._maximized[conv.path] = Maximizer(
-                self.model, conv.path, preprocess=options.preprocess, **options.choice
-            )
+            self._maximized[conv.path] = Maximizer(self.model, conv.path, feeding=self.options.feeding)
         found = self._maximized[conv.path]([filter_index])
         return np.rint(np.clip(found.images[0], 0.0, 1.0) * 255).astype(np.uint8)
 

@@ -30,14 +30,12 @@ OnError = Callable[[ImagePath, CnnvizError], None]
 
 
 @dataclass(frozen=True)
-class ReadingSettings:
-    """How the runs that feed images to the model read them; the one place their defaults are set.
+class FeedSettings:
+    """How inputs are fed to the model, whoever makes them (files read, or images a method optimises); the one
+    place these defaults are set.
 
     Attributes:
         preprocess: ``auto`` (follow the model) or a name from :data:`cnnviz.inputs.preprocess.MODES`.
-        size: a (rows, cols) input size for models of free input size.
-        fit: ``crop``, ``pad`` or ``stretch``, for a fixed input size of another shape.
-        batch_size: images per forward pass.
         input: for a model of several inputs, the one that takes the images; the only image-shaped one when None.
         feed: for a model of several inputs, what the others get, by name: an array (or ``.npy`` file) of the
             input's shape for every image, or with a leading axis of one row per image; zeros where not given.
@@ -46,38 +44,65 @@ class ReadingSettings:
     """
 
     preprocess: str = "auto"
-    size: tuple[int, int] | None = None
-    fit: str = "crop"
-    batch_size: int = 8
     input: str | None = None
     feed: Mapping[str, Any] | None = None
     precision: str = "float32"
 
-    def check_reading(self) -> None:
-        """Raise :class:`OptionError` for reading settings that cannot work."""
+    def check_feeding(self) -> None:
+        """Raise :class:`OptionError` for settings that cannot work."""
         if self.preprocess not in MODES:
             raise OptionError(f"unknown preprocessing '{self.preprocess}'; choose one of: {', '.join(MODES)}")
+        check_precision(self.precision)
+        if self.feed is not None and not all(isinstance(name, str) and name for name in self.feed):
+            raise OptionError(f"feed maps input names to arrays or .npy files, got {list(self.feed)}")
+
+    @property
+    def feeding(self) -> FeedSettings:
+        """These settings alone, without the fields of the options object they are part of."""
+        return FeedSettings(self.preprocess, self.input, self.feed, self.precision)
+
+    @property
+    def choice(self) -> dict[str, Any]:
+        """The input choice and precision, as :func:`cnnviz.methods.extract.build_extractor` takes them."""
+        return {"input": self.input, "feed": self.feed, "precision": self.precision}
+
+
+@dataclass(frozen=True)
+class ReadingSettings(FeedSettings):
+    """How the runs that feed image files to the model read them: :class:`FeedSettings`, and
+
+    Attributes:
+        size: a (rows, cols) input size for models of free input size.
+        fit: ``crop``, ``pad`` or ``stretch``, for a fixed input size of another shape.
+        batch_size: images per forward pass.
+    """
+
+    size: tuple[int, int] | None = None
+    fit: str = "crop"
+    batch_size: int = 8
+
+    def check_reading(self) -> None:
+        """Raise :class:`OptionError` for reading settings that cannot work."""
+        self.check_feeding()
         check_fit(self.fit)
         if self.batch_size < 1:
             raise OptionError(f"the batch size must be at least 1, got {self.batch_size}")
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise OptionError(f"a size is (rows, cols) of at least 1 pixel, got {self.size}")
-        check_precision(self.precision)
-        if self.feed is not None and not all(isinstance(name, str) and name for name in self.feed):
-            raise OptionError(f"feed maps input names to arrays or .npy files, got {list(self.feed)}")
 
     @property
     def reading(self) -> ReadingSettings:
         """These settings alone, without the fields of the options object they are part of (picklable, and what
         a :class:`Reader` is built from)."""
         return ReadingSettings(
-            self.preprocess, self.size, self.fit, self.batch_size, self.input, self.feed, self.precision
+            preprocess=self.preprocess,
+            input=self.input,
+            feed=self.feed,
+            precision=self.precision,
+            size=self.size,
+            fit=self.fit,
+            batch_size=self.batch_size,
         )
-
-    @property
-    def choice(self) -> dict[str, Any]:
-        """The input choice and precision, as :func:`cnnviz.methods.extract.build_extractor` takes them."""
-        return {"input": self.input, "feed": self.feed, "precision": self.precision}
 
 
 @dataclass(frozen=True)

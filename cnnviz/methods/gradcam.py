@@ -13,7 +13,7 @@ its gradient for a confident class is close to zero everywhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, UnsupportedModel
 from cnnviz.inputs.feeds import resolve_feeds
-from cnnviz.inputs.reader import Reader, ReadingSettings
+from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings
 from cnnviz.methods.extract import float32_output
 from cnnviz.methods.resample import resize_maps
 from cnnviz.models.graph import Trace, depends_on, image_input, input_shape, leaf_name, shape_text, trace
@@ -69,6 +69,20 @@ class Explanation:
     targets: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Target:
+    """What Grad-CAM explains, beside the class.
+
+    Attributes:
+        output: for a model of several outputs, the one to explain (the first by default).
+        region: for a segmentation output, ``(top, left, bottom, right)`` pixels of the model input to sum the
+            class's logits over (end exclusive), instead of the pixels predicted as the class.
+    """
+
+    output: str | None = None
+    region: Sequence[int] | None = None
+
+
 class GradCam:
     """A Grad-CAM model over one layer: built once per input size from the model's replay, then run on batches.
 
@@ -77,6 +91,9 @@ class GradCam:
         layer: a layer's name or path whose output is ``(rows, cols, channels)`` maps; by default the last conv
             layer whose maps are larger than 1x1.
         method: ``gradcam`` or ``gradcam++``.
+        target: which output is explained, and for a segmentation output where (:class:`Target`).
+        feeding: which input takes the images, what the others get and the precision the model computes in
+            (:class:`cnnviz.inputs.reader.FeedSettings`; preprocessing is the caller's, on the batches it gives).
 
     Raises:
         OptionError: an unknown method.
@@ -89,27 +106,27 @@ class GradCam:
         model: Any,
         layer: str | None = None,
         method: str = "gradcam",
-        input: str | None = None,
-        feed: Mapping[str, Any] | None = None,
-        output: str | None = None,
-        region: Sequence[int] | None = None,
-        precision: str = "float32",
+        target: Target | None = None,
+        feeding: FeedSettings | None = None,
     ) -> None:
         if method not in METHODS:
             raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+        target = target if target is not None else Target()
+        feeding = feeding if feeding is not None else FeedSettings()
+        input, output = feeding.input, target.output
         self.source = model
         self.method = method
         self._wanted = layer
         self._input = input
         self._output = output
-        self.precision = resolve_precision(precision)
-        self.region = checked_region(region)
+        self.precision = resolve_precision(feeding.precision)
+        self.region = checked_region(target.region)
         #: What to tell the user (the model's other outputs).
         self.notes: list[str] = []
         self._built: dict[tuple[int | None, ...] | None, tuple[Any, str, str, bool]] = {}
         several = len(getattr(model, "inputs", None) or []) > 1
         #: What the model's other inputs get, for a model of several (:func:`cnnviz.methods.extract.resolve_feeds`).
-        self.feeds = resolve_feeds(model, image_input(model, input), feed) if several else None
+        self.feeds = resolve_feeds(model, image_input(model, input), feeding.feed) if several else None
         self._free_size = None in input_shape(model, input) if getattr(model, "inputs", None) else False
         self._channels_first_input = False
         self.layer, self.score = self._build(None)[1:3]
@@ -405,14 +422,8 @@ def gradcam(
     *,
     layer: str | None = None,
     method: str = "gradcam",
-    preprocess: str = "auto",
-    size: tuple[int, int] | None = None,
-    fit: str = "crop",
-    input: str | None = None,
-    feed: Mapping[str, Any] | None = None,
-    output: str | None = None,
-    region: Sequence[int] | None = None,
-    precision: str = "float32",
+    target: Target | None = None,
+    reading: ReadingSettings | None = None,
 ) -> Explanation:
     """Grad-CAM heatmaps for images, as arrays.
 
@@ -423,15 +434,9 @@ def gradcam(
         classes: the class to explain, per image or one for all; each image's top class by default.
         layer: the layer to explain at; by default the last conv layer with maps larger than 1x1.
         method: ``gradcam`` or ``gradcam++``.
-        preprocess: for files, ``auto`` or a name from :data:`cnnviz.inputs.preprocess.MODES`.
-        size: for files, a (rows, cols) input size for a model of free input size.
-        fit: for files, ``crop``, ``pad`` or ``stretch`` to a fixed input size.
-        input, feed: for a model of several inputs, the one that takes the images and what the others get
-            (:func:`cnnviz.methods.extract.build_extractor`).
-        output: for a model of several outputs, the one to explain (the first by default).
-        region: for a segmentation output, ``(top, left, bottom, right)`` pixels of the model input to sum the
-            class's logits over (end exclusive), instead of the pixels predicted as the class.
-        precision: ``float32``, ``bfloat16`` or ``auto``: what the model computes in; the heatmaps are float32.
+        target: the output to explain, and for segmentation the region (:class:`Target`).
+        reading: how files are read (:class:`cnnviz.inputs.reader.ReadingSettings`), which input takes the
+            images and what the others get, and what the model computes in (the heatmaps are float32).
 
     Returns:
         An :class:`Explanation`; ``heatmaps`` are at the model's input size.
@@ -440,22 +445,17 @@ def gradcam(
         ImageLoadError: an image cannot be read.
         OptionError: the images come out at different sizes (a model of free input size: give ``size``).
     """
-    explainer = GradCam(model, layer, method, input, feed, output, region, precision)
+    reading = reading if reading is not None else ReadingSettings()
+    explainer = GradCam(model, layer, method, target, reading)
     if not isinstance(images, np.ndarray):
-        images = load_batch(model, images, preprocess=preprocess, size=size, fit=fit, input=input)[0]
+        images = load_batch(model, images, reading)[0]
     if explainer.feeds is not None:
         explainer.feeds.check_rows(len(images))
     return explainer(images, classes, range(len(images)))
 
 
 def load_batch(
-    model: Any,
-    images: Sequence[str | os.PathLike[str]],
-    *,
-    preprocess: str = "auto",
-    size: tuple[int, int] | None = None,
-    fit: str = "crop",
-    input: str | None = None,
+    model: Any, images: Sequence[str | os.PathLike[str]], reading: ReadingSettings | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read images for ``model`` as ``featuremaps`` does: (the preprocessed batch, the fitted 0..255 pixels).
 
@@ -465,7 +465,7 @@ def load_batch(
     """
     if not images:
         raise OptionError("no images given")
-    reader = Reader(model, ReadingSettings(preprocess, size, fit, input=input))
+    reader = Reader(model, reading)
     step = reader.preprocessing
     loaded = [reader.read(path) for path in images]
     if len({array.shape for array, _ in loaded}) > 1:

@@ -18,7 +18,7 @@ filter's image does not depend on which others are drawn.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,9 @@ from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
+from cnnviz.inputs.feeds import resolve_feeds
 from cnnviz.inputs.preprocess import resolve_preprocessing
-from cnnviz.methods.extract import resolve_feeds
+from cnnviz.inputs.reader import FeedSettings
 from cnnviz.models.graph import ConvLayer, Trace, depends_on, input_shape, layer_twin, trace
 from cnnviz.models.precision import resolve_precision
 
@@ -126,8 +127,9 @@ class Maximizer:
         model: a Keras image model (nested models are fine: ``vgg16/block5_conv1``).
         layer: a conv layer's name or path.
         options: how to optimise.
-        preprocess: how 0..255 pixels are prepared for the model: ``auto`` or a name from
-            :data:`cnnviz.inputs.preprocess.MODES`; applied inside the step, so its gradient is followed.
+        feeding: how 0..255 pixels are prepared for the model (applied inside the step, so its gradient is
+            followed), which input takes the images, the values the others are held at, and the precision
+            (:class:`cnnviz.inputs.reader.FeedSettings`).
 
     Raises:
         OptionError: bad options.
@@ -141,12 +143,11 @@ class Maximizer:
         model: Any,
         layer: str,
         options: MaximizeOptions | None = None,
-        preprocess: str = "auto",
-        input: str | None = None,
-        feed: Mapping[str, Any] | None = None,
-        precision: str = "float32",
+        feeding: FeedSettings | None = None,
     ) -> None:
         options = options if options is not None else MaximizeOptions()
+        feeding = feeding if feeding is not None else FeedSettings()
+        input, feed, precision = feeding.input, feeding.feed, feeding.precision
         options.check()
         keras = keras_module()
         shape = input_shape(model, input)
@@ -194,7 +195,7 @@ class Maximizer:
             self.model = keras.Model(traced.sources, before, name="cnnviz_maximizer")
         else:
             self.model = keras.Model(traced.input, before, name="cnnviz_maximizer")
-        gain, offset = resolve_preprocessing(model, preprocess).affine(self.channels)
+        gain, offset = resolve_preprocessing(model, feeding.preprocess).affine(self.channels)
         self._gain, self._offset = gain.astype(np.float32), offset.astype(np.float32)
         self._decorrelate = options.decorrelate and self.channels == 3
         self._spectrum_scale = _spectrum_scale(options.size, options.size)
@@ -441,11 +442,7 @@ def maximize(
     layer: str,
     filters: Sequence[int] | None = None,
     options: MaximizeOptions = MaximizeOptions(),  # noqa: B008 - frozen, so sharing the default is safe
-    *,
-    preprocess: str = "auto",
-    input: str | None = None,
-    feed: Mapping[str, Any] | None = None,
-    precision: str = "float32",
+    feeding: FeedSettings | None = None,
 ) -> Maximized:
     """Find, for each filter of ``layer``, the image that excites it most (see :class:`Maximizer`).
 
@@ -454,15 +451,13 @@ def maximize(
         layer: a conv layer's name or path.
         filters: filter indices; the first 16 by default.
         options: how to optimise.
-        preprocess: how pixels are prepared for the model.
-        input, feed: for a model of several inputs, the one that takes the images and the values the others are
-            held at (zeros by default; :func:`cnnviz.methods.extract.resolve_feeds`).
-        precision: ``float32``, ``bfloat16`` or ``auto``: what the model computes in (the updates accumulate in
-            float32).
+        feeding: how pixels are prepared for the model, which input takes the images and the values the others
+            are held at (zeros by default), and what the model computes in (the updates accumulate in float32):
+            :class:`cnnviz.inputs.reader.FeedSettings`.
 
     Returns:
         A :class:`Maximized` with one image per filter, in 0..1.
     """
-    maximizer = Maximizer(model, layer, options, preprocess, input, feed, precision)
+    maximizer = Maximizer(model, layer, options, feeding)
     chosen = list(filters) if filters is not None else list(range(min(16, maximizer.filters)))
     return maximizer(chosen)
