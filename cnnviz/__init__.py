@@ -23,49 +23,49 @@ _PUBLIC = {
     "Explanation": "cnnviz.methods.gradcam",
     "Extractor": "cnnviz.methods.extract",
     "FeedSettings": "cnnviz.inputs.reader",
-    "FilterOptions": "cnnviz.engines.filters_run",
+    "FilterOptions": "cnnviz.runs.filters",
     "FilterStats": "cnnviz.methods.stats",
     "GradCam": "cnnviz.methods.gradcam",
-    "GradcamOptions": "cnnviz.engines.gradcam_run",
-    "GradcamResult": "cnnviz.engines.gradcam_run",
+    "GradcamOptions": "cnnviz.runs.gradcam",
+    "GradcamResult": "cnnviz.runs.gradcam",
     "Header": "cnnviz.draw.render",
     "ImageLoadError": "cnnviz.errors",
     "LayerNotFound": "cnnviz.errors",
     "LayerStats": "cnnviz.methods.stats",
-    "MapOptions": "cnnviz.engines.featuremaps_run",
+    "MapOptions": "cnnviz.runs.featuremaps",
     "MaximizeOptions": "cnnviz.methods.maximize",
-    "MaximizeResult": "cnnviz.engines.maximize_run",
-    "MaximizeRunOptions": "cnnviz.engines.maximize_run",
+    "MaximizeResult": "cnnviz.runs.maximize",
+    "MaximizeRunOptions": "cnnviz.runs.maximize",
     "Maximized": "cnnviz.methods.maximize",
     "Maximizer": "cnnviz.methods.maximize",
     "Method": "cnnviz.methods.shape",
     "ModelLoadError": "cnnviz.errors",
     "ModelRef": "cnnviz.engines.naming",
     "ModelRunError": "cnnviz.errors",
-    "Naming": "cnnviz.engines.contract",
+    "Naming": "cnnviz.runs.contract",
     "NotAConvLayer": "cnnviz.errors",
     "OptionError": "cnnviz.errors",
     "OutputError": "cnnviz.errors",
     "Picture": "cnnviz.draw.render",
     "Reader": "cnnviz.inputs.reader",
     "ReadingSettings": "cnnviz.inputs.reader",
-    "ReportOptions": "cnnviz.engines.report_run",
-    "ReportResult": "cnnviz.engines.report_run",
-    "RunResult": "cnnviz.engines.contract",
+    "ReportOptions": "cnnviz.runs.report",
+    "ReportResult": "cnnviz.runs.report",
+    "RunResult": "cnnviz.runs.contract",
     "Scanned": "cnnviz.methods.shape",
-    "StatsOptions": "cnnviz.engines.stats_run",
+    "StatsOptions": "cnnviz.runs.stats",
     "StatsQuery": "cnnviz.methods.stats",
-    "StatsResult": "cnnviz.engines.stats_run",
+    "StatsResult": "cnnviz.runs.stats",
     "Target": "cnnviz.methods.gradcam",
     "TopImages": "cnnviz.methods.top",
     "TopK": "cnnviz.methods.top",
-    "TopOptions": "cnnviz.engines.top_run",
+    "TopOptions": "cnnviz.runs.top",
     "TopQuery": "cnnviz.methods.top",
-    "TopResult": "cnnviz.engines.top_run",
+    "TopResult": "cnnviz.runs.top",
     "UnsupportedLayer": "cnnviz.errors",
     "UnsupportedModel": "cnnviz.errors",
-    "ViewSettings": "cnnviz.engines.contract",
-    "VisualizeCallback": "cnnviz.engines.callback",
+    "ViewSettings": "cnnviz.runs.contract",
+    "VisualizeCallback": "cnnviz.runs.callback",
     "WeightsDownloadError": "cnnviz.errors",
     "animate": "cnnviz.output.animate",
     "animate_folder": "cnnviz.output.animate",
@@ -82,33 +82,24 @@ _PUBLIC = {
     "maximize": "cnnviz.methods.maximize",
     "overlay_grid": "cnnviz.draw.overlay",
     "receptive_field": "cnnviz.models.receptive",
-    "render_feature_maps": "cnnviz.engines.featuremaps_run",
-    "render_filters": "cnnviz.engines.filters_run",
-    "render_gradcam": "cnnviz.engines.gradcam_run",
-    "render_maximize": "cnnviz.engines.maximize_run",
-    "render_top": "cnnviz.engines.top_run",
-    "run_stats": "cnnviz.engines.stats_run",
+    "render_feature_maps": "cnnviz.runs.featuremaps",
+    "render_filters": "cnnviz.runs.filters",
+    "render_gradcam": "cnnviz.runs.gradcam",
+    "render_maximize": "cnnviz.runs.maximize",
+    "render_top": "cnnviz.runs.top",
+    "run_stats": "cnnviz.runs.stats",
     "save_png": "cnnviz.output.files",
     "scan_all": "cnnviz.methods.shape",
     "scan_inputs": "cnnviz.engines.dispatch",
     "scan_top": "cnnviz.methods.top",
-    "write_report": "cnnviz.engines.report_run",
+    "write_report": "cnnviz.runs.report",
 }
 
 if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.draw.overlay import overlay_grid
     from cnnviz.draw.render import Header, Picture, feature_map_grid, filter_grid
-    from cnnviz.engines.callback import VisualizeCallback
-    from cnnviz.engines.contract import Naming, RunResult, ViewSettings
     from cnnviz.engines.dispatch import EngineReading, EngineSettings, scan_inputs
-    from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
-    from cnnviz.engines.filters_run import FilterOptions, render_filters
-    from cnnviz.engines.gradcam_run import GradcamOptions, GradcamResult, render_gradcam
-    from cnnviz.engines.maximize_run import MaximizeResult, MaximizeRunOptions, render_maximize
     from cnnviz.engines.naming import ModelRef
-    from cnnviz.engines.report_run import ReportOptions, ReportResult, write_report
-    from cnnviz.engines.stats_run import StatsOptions, StatsResult, run_stats
-    from cnnviz.engines.top_run import TopOptions, TopResult, render_top
     from cnnviz.errors import (
         CnnvizError,
         ImageLoadError,
@@ -136,6 +127,15 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.models.receptive import receptive_field
     from cnnviz.output.animate import animate, animate_folder
     from cnnviz.output.files import save_png
+    from cnnviz.runs.callback import VisualizeCallback
+    from cnnviz.runs.contract import Naming, RunResult, ViewSettings
+    from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
+    from cnnviz.runs.filters import FilterOptions, render_filters
+    from cnnviz.runs.gradcam import GradcamOptions, GradcamResult, render_gradcam
+    from cnnviz.runs.maximize import MaximizeResult, MaximizeRunOptions, render_maximize
+    from cnnviz.runs.report import ReportOptions, ReportResult, write_report
+    from cnnviz.runs.stats import StatsOptions, StatsResult, run_stats
+    from cnnviz.runs.top import TopOptions, TopResult, render_top
 
 
 def __getattr__(name: str) -> Any:

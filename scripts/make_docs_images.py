@@ -77,10 +77,10 @@ def explaining(shapes: object, out: Path) -> None:
     import subprocess
     import tempfile
 
-    from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
-    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
-    from cnnviz.engines.maximize_run import MaximizeRunOptions, render_maximize
-    from cnnviz.engines.report_run import ReportOptions, write_report
+    from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
+    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+    from cnnviz.runs.maximize import MaximizeRunOptions, render_maximize
+    from cnnviz.runs.report import ReportOptions, write_report
 
     coffee = CAT.parent / "coffee.jpg"
     with tempfile.TemporaryDirectory() as scratch:
@@ -112,7 +112,7 @@ def top_rows(shapes: object, out: Path) -> None:
     """The sample photos' patches that excite four of the bundled model's last-layer filters most."""
     import tempfile
 
-    from cnnviz.engines.top_run import TopOptions, render_top
+    from cnnviz.runs.top import TopOptions, render_top
 
     with tempfile.TemporaryDirectory() as scratch:
         options = TopOptions(layer="shapes", filters="1,6,10,12", k=5, model_label="shapes")
@@ -128,7 +128,7 @@ def segmentation_heads(out: Path) -> None:
     import numpy as np
 
     import cnnviz
-    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
 
     keras = cnnviz._keras.keras_module()
     keras.utils.set_random_seed(1)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
 from cnnviz.inputs.pipeline import prefetch
+from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
 from tests.conftest import LINE_IMAGE, line_detector_2d, write_image
 
 
@@ -133,7 +133,7 @@ def test_prefetch_raises_the_readers_error_where_it_happened_and_stops_when_clos
 def test_drawing_threads_run_below_the_model_and_the_caller_keeps_its_priority() -> None:
     import os
 
-    from cnnviz.engines.featuremaps_run import DRAWING_NICENESS, _yield_to_the_model
+    from cnnviz.runs.featuremaps import DRAWING_NICENESS, _yield_to_the_model
 
     seen: list[int] = []
 

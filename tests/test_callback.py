@@ -11,11 +11,11 @@ from PIL import Image, ImageSequence
 
 import cnnviz
 from cnnviz.draw.headers import filter_header
-from cnnviz.engines.contract import RunResult
-from cnnviz.engines.featuremaps_run import MapOptions, map_picture
-from cnnviz.engines.filters_run import FilterOptions, filter_picture
 from cnnviz.errors import ImageLoadError, OptionError
 from cnnviz.models.graph import ConvLayer, trace
+from cnnviz.runs.contract import RunResult
+from cnnviz.runs.featuremaps import MapOptions, map_picture
+from cnnviz.runs.filters import FilterOptions, filter_picture
 
 
 def _data(count: int = 96, side: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

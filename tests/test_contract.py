@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnviz.cli import main
-from cnnviz.engines.featuremaps_run import MapOptions
-from cnnviz.engines.filters_run import FilterOptions
-from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
-from cnnviz.engines.maximize_run import MaximizeRunOptions
-from cnnviz.engines.report_run import ReportOptions, write_report
-from cnnviz.engines.stats_run import StatsOptions
 from cnnviz.errors import OptionError
+from cnnviz.runs.featuremaps import MapOptions
+from cnnviz.runs.filters import FilterOptions
+from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+from cnnviz.runs.maximize import MaximizeRunOptions
+from cnnviz.runs.report import ReportOptions, write_report
+from cnnviz.runs.stats import StatsOptions
 from tests.conftest import square_picture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,8 +141,8 @@ def test_code_loading_options_with_a_keras_applications_name_are_refused(extra: 
 def test_the_report_ranks_the_layers_its_top_options_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The report's top section scans the layers its TopOptions name (the conv layers with 2-D maps), not a
     placeholder pattern beside a list of its own."""
-    from cnnviz.engines import report_run
     from cnnviz.models.load import load_model
+    from cnnviz.runs import report as report_run
 
     asked: list[list[str]] = []
     monkeypatch.setattr(

@@ -233,7 +233,7 @@ def test_a_model_saved_by_keras_2_to_h5_is_explained_the_same(square_finder, tmp
 
 def test_a_model_ready_npy_input_gets_the_heatmap_alone(square_finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from cnnviz.draw.overlay import MIN_PANEL
-    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
 
     np.save(tmp_path / "ready.npy", square_picture())  # model-ready: not pixels to draw under the heat
     options = GradcamOptions(labels=False, save_raw=True)

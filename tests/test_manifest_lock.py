@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COLLIDING = """
 import sys, time
 from pathlib import Path
-import cnnviz.engines.featuremaps_run as run
+import cnnviz.runs.featuremaps as run
 import cnnviz.output.manifest as manifest
 
 barrier, runs = Path(sys.argv[1]), int(sys.argv[2])

@@ -79,7 +79,7 @@ def test_featuremaps_overlay_writes_overlay_grids_that_light_up_the_square(squar
 
 def test_overlays_draw_over_the_images_the_batch_reader_decoded_once(square_finder, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import cnnviz.inputs.reader as extract
-    from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
+    from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
 
     for seed in (1, 2, 3):
         Image.fromarray(square_picture(seed).astype(np.uint8)).save(tmp_path / f"p{seed}.png")

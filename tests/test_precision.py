@@ -268,8 +268,8 @@ def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(ker
 
 def test_a_bfloat16_report_carries_its_runs_notes(tmp_path: Path) -> None:
     """The page's notes are its runs': stats' and top's words on what rounding can decide."""
-    from cnnviz.engines.report_run import ReportOptions, write_report
     from cnnviz.methods.top import ROUNDED_RANKS
+    from cnnviz.runs.report import ReportOptions, write_report
 
     photos = tmp_path / "photos"  # nine: a report ranks top images from as many as it shows per filter
     photos.mkdir()
@@ -284,8 +284,8 @@ def test_a_bfloat16_report_carries_its_runs_notes(tmp_path: Path) -> None:
 
 def test_top_s_maximize_pictures_and_the_maximize_function_take_the_precision(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import cnnviz.methods.maximize as maximize_module
-    from cnnviz.engines.top_run import TopOptions, render_top
     from cnnviz.methods.maximize import MaximizeOptions, maximize
+    from cnnviz.runs.top import TopOptions, render_top
 
     built: list[str] = []
     real = maximize_module.Maximizer

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from cnnviz.cli import main
 from cnnviz.engines.naming import ModelRef
 from cnnviz.engines.ray_engine import Cluster, find_inputs
-from cnnviz.engines.stats_run import StatsOptions, run_stats
-from cnnviz.engines.top_run import render_top
 from cnnviz.errors import LayerNotFound, ModelLoadError, OptionError
 from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.stats import filter_stats
+from cnnviz.runs.stats import StatsOptions, run_stats
+from cnnviz.runs.top import render_top
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.ray
@@ -151,7 +151,7 @@ def test_the_local_engine_points_uris_to_ray(photos) -> None:  # type: ignore[no
 
 
 def test_top_on_ray_gives_the_local_engines_records(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from cnnviz.engines.top_run import TopOptions
+    from cnnviz.runs.top import TopOptions
 
     inputs = find_inputs([str(photos)])
     options = TopOptions(layer="edges", filters="0:4", k=3, size=(64, 64), batch_size=2)
@@ -169,9 +169,9 @@ def test_top_on_ray_gives_the_local_engines_records(cluster, photos, tmp_path: P
 
 def test_stats_and_top_on_ray_say_what_the_local_runs_say(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The notes and the precision come from the actors' extractors, as the local runs' do from theirs."""
-    from cnnviz.engines.top_run import TopOptions
     from cnnviz.methods.stats import ROUNDED_VERDICTS
     from cnnviz.methods.top import ROUNDED_RANKS
+    from cnnviz.runs.top import TopOptions
 
     inputs = find_inputs([str(photos)])
     model = ModelRef("shapes").load()

@@ -14,10 +14,10 @@ from PIL import Image
 
 from cnnviz import OptionError, UnsupportedLayer, conv_layers, feature_maps, gradcam
 from cnnviz.cli import main
-from cnnviz.engines.filters_run import FilterOptions, render_filters
 from cnnviz.inputs.reader import FeedSettings, ReadingSettings
 from cnnviz.methods.extract import build_extractor
 from cnnviz.methods.gradcam import Target
+from cnnviz.runs.filters import FilterOptions, render_filters
 from tests.conftest import square_picture
 
 #: What the metadata adds to every position: weights (2, -1) on the vector's two values.
@@ -243,7 +243,7 @@ def test_the_callback_and_the_report_take_the_input_choice(keras, tmp_path: Path
 
     drawn = feature_maps(model, PICTURES[:2], ["after"], ReadingSettings(feed={"meta": rows}))["after"]
     np.testing.assert_allclose(drawn, PICTURES[:2] + np.array([2.0, -1.0]).reshape(2, 1, 1, 1))
-    from cnnviz.engines.featuremaps_run import map_picture
+    from cnnviz.runs.featuremaps import map_picture
 
     conv = build_extractor(model, ["after"]).layers[0]
     expected = map_picture("with_meta | epoch 1", conv, drawn[1], "sample_1", MapOptions(feed={"meta": rows}))
@@ -255,8 +255,8 @@ def test_the_callback_and_the_report_take_the_input_choice(keras, tmp_path: Path
 
 
 def test_top_says_what_the_other_inputs_get_and_in_bfloat16_what_rounding_can_swap(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from cnnviz.engines.top_run import TopOptions, render_top
     from cnnviz.methods.top import ROUNDED_RANKS
+    from cnnviz.runs.top import TopOptions, render_top
 
     pictures = []
     for level in (10, 200):

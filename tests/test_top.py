@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnviz.cli import main
-from cnnviz.engines.top_run import TopOptions, render_top
 from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.top import TopK, TopQuery, scan_top, support_boxes
 from cnnviz.models.graph import trace
 from cnnviz.models.receptive import receptive_field
+from cnnviz.runs.top import TopOptions, render_top
 
 #: (name, channel, value, (row, col)) of the dot in each 16x16 test picture; channel 0 red, 1 green.
 DOTS = [

@@ -19,13 +19,13 @@ import click
 # option errors stay instant.
 from cnnviz._keras import chosen_backend
 from cnnviz.draw.render import palette
-from cnnviz.engines.contract import Progress, find_inputs
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, OptionError, brief
 from cnnviz.inputs.images import FITS
 from cnnviz.inputs.preprocess import MODES
 from cnnviz.models.precision import PRECISIONS
 from cnnviz.output.manifest import model_folder
+from cnnviz.runs.contract import Progress, find_inputs
 from cnnviz.selection import check_selection
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -221,7 +221,7 @@ class Reading:
     quiet: bool
 
     def settings(self, size: tuple[int, int] | None) -> dict[str, Any]:
-        """The library's reading settings (:class:`cnnviz.engines.contract.ReadingSettings`) at ``size``, as
+        """The library's reading settings (:class:`cnnviz.runs.contract.ReadingSettings`) at ``size``, as
         keywords."""
         return {
             "preprocess": self.preprocess,
@@ -331,7 +331,7 @@ class Engine:
     workers: int | None
 
     def find(self, images: Sequence[str], exclude: str) -> list[Any]:
-        """The input files (:func:`cnnviz.engines.contract.find_inputs`)."""
+        """The input files (:func:`cnnviz.runs.contract.find_inputs`)."""
         return find_inputs(images, exclude, self.engine)
 
     def settings(self) -> dict[str, Any]:
@@ -397,7 +397,7 @@ class View:
     output: str
 
     def settings(self) -> dict[str, Any]:
-        """The library's view settings (:class:`cnnviz.engines.contract.ViewSettings`), as keywords."""
+        """The library's view settings (:class:`cnnviz.runs.contract.ViewSettings`), as keywords."""
         return {
             "norm": self.norm,
             "cmap": self.cmap,

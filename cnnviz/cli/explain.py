@@ -28,13 +28,13 @@ from cnnviz.cli.common import (
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz.draw.overlay import DEFAULT_ALPHA
-from cnnviz.engines.maximize_run import DEFAULT_FILTERS
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.preprocess import MODES
 from cnnviz.methods.gradcam import METHODS
 from cnnviz.methods.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
 from cnnviz.output.files import check_writable
+from cnnviz.runs.maximize import DEFAULT_FILTERS
 
 
 def _region(text: str | None) -> tuple[int, int, int, int] | None:
@@ -129,7 +129,7 @@ def maximize(
       cnnviz maximize --model my_model.keras --layer vgg16/block5_conv1 --filters 1,5,9 --seed 3
       cnnviz maximize --model shapes --layer edges --param pixel --no-transforms   # the naive way, to compare
     """
-    from cnnviz.engines.maximize_run import MaximizeRunOptions, render_maximize
+    from cnnviz.runs.maximize import MaximizeRunOptions, render_maximize
 
     side = _square_side(choice.size)
     moves: dict[str, Any] = {"jitter": 0, "scale": 0.0, "rotate": 0.0} if no_transforms else {}
@@ -246,7 +246,7 @@ def gradcam(
       cnnviz gradcam photos/ --model my_classifier.keras --labels classes.txt --save-raw -o out/
       cnnviz gradcam sample_images/ --model shapes --class circles
     """
-    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
 
     out = choice.folder(output)
     with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:

@@ -29,13 +29,13 @@ from cnnviz.cli.common import (
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS, MAP_ORDERS
-from cnnviz.engines.contract import RunResult
-from cnnviz.engines.featuremaps_run import DEFAULT_OVERLAY_MAPS, MapOptions, render_feature_maps
-from cnnviz.engines.filters_run import FilterOptions, render_filters
 from cnnviz.errors import OptionError
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
 from cnnviz.output.files import check_writable
+from cnnviz.runs.contract import RunResult
+from cnnviz.runs.featuremaps import DEFAULT_OVERLAY_MAPS, MapOptions, render_feature_maps
+from cnnviz.runs.filters import FilterOptions, render_filters
 
 
 @click.command(context_settings=CONTEXT)

@@ -52,7 +52,7 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
       cnnviz report sample_images/cat.jpg -o report/
       cnnviz report photos/ --model my_model.keras --no-gradcam
     """
-    from cnnviz.engines.report_run import ReportOptions, write_report
+    from cnnviz.runs.report import ReportOptions, write_report
 
     with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:
         options = ReportOptions(

@@ -79,8 +79,8 @@ def stats(
       cnnviz stats 'data/**/*.png' --model my_model.keras --threshold 0.1 --json stats.json -q
       cnnviz stats s3://bucket/val/ --model /shared/my_model.keras --engine ray    # on a Ray cluster
     """
-    from cnnviz.engines.stats_run import StatsOptions, run_stats
     from cnnviz.output.stats_report import stats_table
+    from cnnviz.runs.stats import StatsOptions, run_stats
 
     out = choice.folder(output)
     with reported_errors(choice.verbose):

@@ -88,7 +88,7 @@ def top(
       cnnviz top photos/ --layer block5_conv3 --by mean -k 4
       cnnviz top photos/ --model shapes --layer shapes --filters 0:8 --maximize
     """
-    from cnnviz.engines.top_run import TopOptions, render_top
+    from cnnviz.runs.top import TopOptions, render_top
 
     out = choice.folder(output)
     with reported_errors(choice.verbose):

@@ -1,2 +1,2 @@
-"""Engines: whole runs from a model and files to pictures, as the CLI calls them. Here (``runs``, ``gradcam_run``,
-``maximize_run``, ``report``), on a Ray cluster (``ray_engine``), or during training (``callback``)."""
+"""Where a method runs: here or on Ray (``dispatch``, ``ray_engine``), and the model every worker can load
+(``naming``). Nothing here knows what a method computes."""

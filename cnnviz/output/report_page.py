@@ -1,5 +1,5 @@
 """The report's page: one HTML document with its style and script inline, every picture linked by a relative
-path, and every name that came from the model or a file escaped. :mod:`cnnviz.engines.report_run` fills it."""
+path, and every name that came from the model or a file escaped. :mod:`cnnviz.runs.report` fills it."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ import numpy as np
 from cnnviz.draw.headers import index_span
 from cnnviz.draw.render import Header
 from cnnviz.draw.top import TopRow, fit_to_tile, top_picture
-from cnnviz.engines.contract import EngineReading, Naming, Progress, RunResult, counted
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
@@ -35,6 +34,7 @@ from cnnviz.models.graph import ConvLayer, sized_input_shape, trace
 from cnnviz.models.receptive import UnknownField, receptive_field
 from cnnviz.output.files import safe_name, save_bytes, save_png
 from cnnviz.output.manifest import update_manifest
+from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, counted
 from cnnviz.selection import check_selection, parse_selection
 
 #: Filters per picture: a layer with more is drawn in pages, top_<layer>_064-127.png.
@@ -92,7 +92,7 @@ class TopOptions(Naming, EngineReading):
 
 @dataclass
 class TopResult(RunResult):
-    """What a ``top`` run did: :class:`cnnviz.engines.contract.RunResult`, the layers ranked, and one record per
+    """What a ``top`` run did: :class:`cnnviz.runs.contract.RunResult`, the layers ranked, and one record per
     filter and rank (``{"layer", "filter", "rank", "image", "value", "position", "box"}``, as ``--json`` writes
     them)."""
 

@@ -13,7 +13,6 @@ import numpy as np
 from cnnviz.draw.headers import format_values
 from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture
 from cnnviz.draw.render import Header, palette
-from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult, counted
 from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
@@ -21,12 +20,13 @@ from cnnviz.methods.gradcam import METHODS, Explanation, GradCam, Target, checke
 from cnnviz.methods.shape import Method, scan_all
 from cnnviz.models.labels import class_name, class_names, resolve_class
 from cnnviz.output.files import safe_name, save_npy, save_png
+from cnnviz.runs.contract import Naming, Progress, ReadingSettings, RunResult, counted
 
 
 @dataclass(frozen=True)
 class GradcamOptions(Naming, ReadingSettings):
     """What ``gradcam`` explains and how it draws it, besides the shared parts
-    (:class:`cnnviz.engines.contract.Naming`, ``ReadingSettings``).
+    (:class:`cnnviz.runs.contract.Naming`, ``ReadingSettings``).
 
     Attributes:
         target: the class to explain in every image, an index or a name (``"281"``, ``"tabby"``); each image's top
@@ -86,7 +86,7 @@ class ImageResult:
 
 @dataclass
 class GradcamResult(RunResult):
-    """What a Grad-CAM run did: :class:`cnnviz.engines.contract.RunResult`, and the layer explained, what was
+    """What a Grad-CAM run did: :class:`cnnviz.runs.contract.RunResult`, and the layer explained, what was
     differentiated (``score``), whether the outputs read as probabilities, and each image's result."""
 
     layer: str = ""

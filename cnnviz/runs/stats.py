@@ -8,17 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnviz.engines.contract import EngineReading, Naming, Progress, RunResult
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.methods.stats import DEFAULT_RARE, FilterStats, LayerStats, StatsQuery
 from cnnviz.output.stats_report import write_stats
+from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult
 
 
 @dataclass(frozen=True)
 class StatsOptions(Naming, EngineReading):
-    """What ``stats`` measures and writes, besides the shared parts (:class:`cnnviz.engines.contract.Naming`,
+    """What ``stats`` measures and writes, besides the shared parts (:class:`cnnviz.runs.contract.Naming`,
     :class:`cnnviz.engines.dispatch.EngineReading`: how images are read, and where the run runs).
 
     Attributes:
@@ -48,7 +48,7 @@ class StatsOptions(Naming, EngineReading):
 
 @dataclass
 class StatsResult(RunResult):
-    """What a statistics run did: :class:`cnnviz.engines.contract.RunResult`, and the statistics per layer over
+    """What a statistics run did: :class:`cnnviz.runs.contract.RunResult`, and the statistics per layer over
     the images that could be read."""
 
     layers: list[LayerStats] = field(default_factory=list)

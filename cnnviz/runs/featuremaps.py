@@ -23,7 +23,6 @@ import numpy as np
 from cnnviz.draw.headers import map_header
 from cnnviz.draw.overlay import overlay_grid
 from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS, Header, Picture, channel_ranges, feature_map_grid
-from cnnviz.engines.contract import EngineReading, Naming, Progress, RunResult, ViewSettings, counted
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.errors import OptionError
 from cnnviz.inputs.feeds import fed_description
@@ -35,13 +34,14 @@ from cnnviz.methods.shape import Method, ScanStopped
 from cnnviz.models.graph import ConvLayer, sized_input_shape
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.output.manifest import read_manifest, update_manifest
+from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, ViewSettings, counted
 
 
 @dataclass(frozen=True)
 class MapOptions(Naming, EngineReading, ViewSettings):
     """How ``featuremaps`` selects, reads, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`).
 
-    Besides the shared parts (:class:`cnnviz.engines.contract.Naming`, :class:`cnnviz.engines.dispatch.EngineReading`,
+    Besides the shared parts (:class:`cnnviz.runs.contract.Naming`, :class:`cnnviz.engines.dispatch.EngineReading`,
     ``ViewSettings``; ``norm`` is ``map``, ``layer`` or ``standardize``):
 
     Attributes:

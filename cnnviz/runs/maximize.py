@@ -13,11 +13,11 @@ from cnnviz.draw.headers import format_values, index_span
 from cnnviz.draw.marks import number_corners, numbers_fit
 from cnnviz.draw.render import Header, Picture, compose, palette
 from cnnviz.draw.tiling import grid_shape_for, tile, upscale
-from cnnviz.engines.contract import Naming, Progress, RunResult
 from cnnviz.errors import OptionError
 from cnnviz.inputs.reader import FeedSettings
 from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
 from cnnviz.output.files import safe_name, save_npy, save_png
+from cnnviz.runs.contract import Naming, Progress, RunResult
 from cnnviz.selection import check_selection, parse_selection
 
 #: Filters drawn when none are chosen.
@@ -30,7 +30,7 @@ _WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
 @dataclass(frozen=True)
 class MaximizeRunOptions(Naming, MaximizeOptions, FeedSettings):
     """What ``maximize`` draws: the optimiser's settings (:class:`cnnviz.methods.maximize.MaximizeOptions`), how
-    the model is named (:class:`cnnviz.engines.contract.Naming`), how its inputs are fed
+    the model is named (:class:`cnnviz.runs.contract.Naming`), how its inputs are fed
     (:class:`cnnviz.inputs.reader.FeedSettings`: preprocessing, applied inside the optimisation step; the input
     that takes the images, the values the others are held at; the precision, while the images' updates are
     float32), and:
@@ -61,7 +61,7 @@ class MaximizeRunOptions(Naming, MaximizeOptions, FeedSettings):
 
 @dataclass
 class MaximizeResult(RunResult):
-    """What a maximisation run did: :class:`cnnviz.engines.contract.RunResult`, and the images found."""
+    """What a maximisation run did: :class:`cnnviz.runs.contract.RunResult`, and the images found."""
 
     maximized: Maximized | None = None
 

@@ -16,11 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz._keras import chosen_backend
-from cnnviz.engines.contract import Naming, Progress, ReadingSettings, RunResult, counted
-from cnnviz.engines.featuremaps_run import MapOptions, render_feature_maps
-from cnnviz.engines.filters_run import FilterOptions, render_filters
-from cnnviz.engines.stats_run import StatsOptions, run_stats
-from cnnviz.engines.top_run import TopOptions, top_result
 from cnnviz.errors import CnnvizError
 from cnnviz.inputs.feeds import fed_description
 from cnnviz.inputs.gather import Input, gather_inputs
@@ -31,6 +26,11 @@ from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.files import save_bytes
 from cnnviz.output.manifest import read_manifest
 from cnnviz.output.report_page import Figure, LayerSection, ReportPage, figure_of, report_html
+from cnnviz.runs.contract import Naming, Progress, ReadingSettings, RunResult, counted
+from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
+from cnnviz.runs.filters import FilterOptions, render_filters
+from cnnviz.runs.stats import StatsOptions, run_stats
+from cnnviz.runs.top import TopOptions, top_result
 
 #: Feature maps drawn per layer and image in a report: a page of 512-map grids would be slow to scroll.
 REPORT_MAX_MAPS = 64
@@ -38,7 +38,7 @@ REPORT_MAX_MAPS = 64
 
 @dataclass(frozen=True)
 class ReportOptions(Naming, ReadingSettings):
-    """What ``report`` puts on the page, besides the shared parts (:class:`cnnviz.engines.contract.Naming`: the
+    """What ``report`` puts on the page, besides the shared parts (:class:`cnnviz.runs.contract.Naming`: the
     model's name on the page and in every picture's header; ``ReadingSettings``: how images are read).
 
     Attributes:
@@ -57,7 +57,7 @@ class ReportOptions(Naming, ReadingSettings):
 
 @dataclass
 class ReportResult(RunResult):
-    """What ``write_report`` did: :class:`cnnviz.engines.contract.RunResult` (its notes are the page's), the page
+    """What ``write_report`` did: :class:`cnnviz.runs.contract.RunResult` (its notes are the page's), the page
     and how many pictures it shows."""
 
     page: Path | None = None
@@ -85,7 +85,7 @@ def write_report(
         OptionError, LayerNotFound, UnsupportedModel, ...: when the model cannot be drawn at all.
     """
     options = options if options is not None else ReportOptions()
-    from cnnviz.engines.gradcam_run import GradcamOptions, render_gradcam
+    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
 
     root = Path(out_dir)
     label = options.label_of(model)

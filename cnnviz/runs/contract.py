@@ -12,7 +12,7 @@ A run is one function per command, ``run(model, [inputs,] out_dir, options, prog
 - ``progress(advance, total)`` is called as work gets done: ``advance`` units (images, filter-steps) just done
   out of ``total``.
 - the result is a :class:`RunResult` (what was written, notes for the user, the inputs that failed), or a subclass
-  that adds the run's own findings (:class:`cnnviz.engines.stats_run.StatsResult`, ...).
+  that adds the run's own findings (:class:`cnnviz.runs.stats.StatsResult`, ...).
 """
 
 from __future__ import annotations

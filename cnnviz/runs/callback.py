@@ -27,9 +27,6 @@ from cnnviz.draw.render import (
     Picture,
     dead_filters,
 )
-from cnnviz.engines.contract import RunResult
-from cnnviz.engines.featuremaps_run import MapOptions, map_picture
-from cnnviz.engines.filters_run import FilterOptions, filter_picture
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.images import read_image
@@ -40,6 +37,9 @@ from cnnviz.models.graph import ConvLayer
 from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
 from cnnviz.output.files import safe_name, save_png
 from cnnviz.output.summaries import SummaryLog
+from cnnviz.runs.contract import RunResult
+from cnnviz.runs.featuremaps import MapOptions, map_picture
+from cnnviz.runs.filters import FilterOptions, filter_picture
 
 keras = keras_module()
 

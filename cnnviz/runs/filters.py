@@ -11,12 +11,12 @@ import numpy as np
 
 from cnnviz.draw.headers import filter_header
 from cnnviz.draw.render import FILTER_NORMS, Picture, check_value_range, filter_grid
-from cnnviz.engines.contract import Naming, Progress, RunResult, ViewSettings
 from cnnviz.errors import LayerNotFound
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer, trace
 from cnnviz.output.files import safe_name, save_png
 from cnnviz.output.manifest import update_manifest
+from cnnviz.runs.contract import Naming, Progress, RunResult, ViewSettings
 from cnnviz.selection import check_selection, parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
@@ -28,7 +28,7 @@ DEFAULT_MAX_CHANNELS = 64
 class FilterOptions(Naming, ViewSettings):
     """How ``filters`` selects, normalises and draws (see :func:`cnnviz.draw.render.filter_grid`).
 
-    Besides the shared parts (:class:`cnnviz.engines.contract.Naming`, ``ViewSettings``; ``norm`` is ``global``,
+    Besides the shared parts (:class:`cnnviz.runs.contract.Naming`, ``ViewSettings``; ``norm`` is ``global``,
     ``filter`` or ``symmetric``):
 
     Attributes:
