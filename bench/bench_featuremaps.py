@@ -32,7 +32,8 @@ def main() -> None:
 
     import cnnviz
     from cnnviz.inputs.preprocess import resolve_preprocessing
-    from cnnviz.methods.extract import build_extractor, iter_batches
+    from cnnviz.inputs.reader import Reader
+    from cnnviz.methods.extract import build_extractor
 
     model = cnnviz.load_model("vgg16", weights="none")
     step = resolve_preprocessing(model)
@@ -69,7 +70,8 @@ def main() -> None:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "from cnnviz._keras import keras_module; keras_module()"], check=True)
     startup = time.perf_counter() - start
-    load = median_time(lambda: list(iter_batches(extractor, [IMAGE], step)), args.repeats)
+    reader = Reader(model)
+    load = median_time(lambda: [extractor.forward(batch) for batch in reader.batches([IMAGE])], args.repeats)
 
     print(f"bare VGG16 forward pass (1 image, 224x224):   {bare * 1000:8.1f} ms   1.00x")
     print(f"extractor, all 13 conv outputs:               {extract * 1000:8.1f} ms   {extract / bare:.2f}x")

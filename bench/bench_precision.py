@@ -33,10 +33,13 @@ def forward() -> tuple[float, float, float]:
     """One forward pass of a batch of 8 to all conv layers in each precision, in turns (:func:`paired_times`):
     the median times and the median ratio."""
     from cnnviz import load_model
+    from cnnviz.inputs.reader import FeedSettings
     from cnnviz.methods.extract import build_extractor
 
     model = load_model("vgg16", "none")
-    exact, brief = (build_extractor(model, precision=precision) for precision in ("float32", "bfloat16"))
+    exact, brief = (
+        build_extractor(model, feeding=FeedSettings(precision=precision)) for precision in ("float32", "bfloat16")
+    )
     batch = np.random.default_rng(0).uniform(-120, 120, (8, 224, 224, 3)).astype(np.float32)
     return paired_times(lambda: exact(batch), lambda: brief(batch))
 

@@ -154,3 +154,31 @@ def test_the_report_ranks_the_layers_its_top_options_name(monkeypatch: pytest.Mo
     write_report(load_model("shapes"), [tmp_path], tmp_path / "report", ReportOptions(gradcam=False))
 
     assert asked == [["edges", "parts", "shapes"]]
+
+
+def test_reading_settings_have_their_defaults_in_one_place() -> None:
+    """A reading setting's default value is written once, where FeedSettings and ReadingSettings take it from; any
+    parameter or field elsewhere that repeats it as a literal (``fit: str = "crop"``) could drift from it."""
+    import ast
+    from dataclasses import fields
+
+    from cnnviz.inputs.reader import ReadingSettings
+
+    defaults = {field.name: field.default for field in fields(ReadingSettings) if field.default is not None}
+    assert defaults == {"preprocess": "auto", "precision": "float32", "fit": "crop", "batch_size": 8}
+    repeated = []
+    for path in sorted((ROOT / "cnnviz").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            named: list[tuple[str, ast.expr | None]] = []
+            if isinstance(node, ast.FunctionDef):
+                given = node.args.posonlyargs + node.args.args
+                named += zip(
+                    [a.arg for a in given[len(given) - len(node.args.defaults) :]], node.args.defaults, strict=True
+                )
+                named += zip([a.arg for a in node.args.kwonlyargs], node.args.kw_defaults, strict=True)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                named.append((node.target.id, node.value))
+            for name, value in named:
+                if isinstance(value, ast.Constant) and name in defaults and value.value == defaults[name]:
+                    repeated.append(f"{path.relative_to(ROOT)}:{value.lineno} {name}")
+    assert repeated == []

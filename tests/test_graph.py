@@ -155,13 +155,14 @@ def test_a_twinned_layer_follows_later_changes_to_its_weights(keras, precision: 
     """A strided 1x1 conv runs as a twin (see graph._run_twin), and in bfloat16 every layer after the first conv
     does: an extractor built once (as the training callback builds it) must see the weights as they are at each
     call, on every backend (JAX compiles the call, with the variables it is told about as arguments)."""
+    from cnnviz.inputs.reader import FeedSettings
     from cnnviz.methods.extract import build_extractor
 
     inputs = keras.Input((8, 8, 2))
     x = keras.layers.Conv2D(3, 1, strides=2, name="shortcut")(inputs)
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="after")(x))
     arrays = np.random.default_rng(0).normal(size=(2, 8, 8, 2)).astype(np.float32)
-    extractor = build_extractor(model, ["after"], precision=precision)
+    extractor = build_extractor(model, ["after"], feeding=FeedSettings(precision=precision))
     before = extractor(arrays)["after"]
 
     shortcut = model.get_layer("shortcut")

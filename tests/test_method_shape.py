@@ -27,7 +27,7 @@ class AboveThreshold(Method[Counts]):
 
     def __init__(self, model: Any, reader: Reader, options: float) -> None:
         super().__init__(model, reader, options)
-        self.extractor = build_extractor(model, **reader.settings.choice)
+        self.extractor = build_extractor(model, feeding=reader.settings)
 
     def scan(self, batch: Batch) -> Counts:
         counts = {}

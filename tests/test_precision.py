@@ -31,7 +31,10 @@ def test_bfloat16_maps_agree_with_float32_and_come_back_in_float32() -> None:
     exact = feature_maps(shapes, SAMPLES[:2], ["parts"], ReadingSettings(size=(96, 96)))["parts"]
     brief = feature_maps(shapes, SAMPLES[:2], ["parts"], ReadingSettings(size=(96, 96), precision="bfloat16"))["parts"]
 
-    assert brief.dtype == np.float32 and build_extractor(shapes, precision="bfloat16").precision == "bfloat16"
+    assert (
+        brief.dtype == np.float32
+        and build_extractor(shapes, feeding=FeedSettings(precision="bfloat16")).precision == "bfloat16"
+    )
     assert not np.array_equal(brief, exact)  # computed otherwise,
     np.testing.assert_allclose(brief, exact, atol=0.03 * float(exact.max()))  # to bfloat16's three digits
 
@@ -88,7 +91,7 @@ def test_a_layer_a_twin_cannot_copy_runs_in_float32_with_a_note(keras) -> None: 
     model = keras.Model(inputs, Wrapped(name="wrapped")(keras.layers.Conv2D(2, 3, name="conv")(inputs)))
     arrays = np.random.default_rng(0).normal(size=(1, 6, 6, 1)).astype(np.float32)
 
-    extractor = build_extractor(model, ["conv"], precision="bfloat16")
+    extractor = build_extractor(model, ["conv"], feeding=FeedSettings(precision="bfloat16"))
 
     assert extractor.notes == ["layer 'wrapped' (Wrapped) runs in float32: cnnviz cannot make a bfloat16 twin of it"]
     exact = feature_maps(model, arrays, ["conv"])["conv"]
@@ -123,7 +126,7 @@ def test_a_model_trained_in_mixed_float16_computes_in_float32(keras) -> None:  #
     assert maps.dtype == np.float32 and extractor.notes == []
     np.testing.assert_allclose(maps, exact, rtol=1e-5, atol=1e-5)
     assert not np.allclose(in_float16, exact, rtol=1e-5, atol=1e-5)  # as it was, it computed otherwise
-    brief = build_extractor(halves, ["second"], precision="bfloat16")(pixels)["second"]
+    brief = build_extractor(halves, ["second"], feeding=FeedSettings(precision="bfloat16"))(pixels)["second"]
     np.testing.assert_allclose(brief, exact, atol=0.03 * float(np.abs(exact).max()))
 
     # weights stored in float16 themselves: no policy computes float32 on them; they run as they are, and say so
@@ -135,7 +138,9 @@ def test_a_model_trained_in_mixed_float16_computes_in_float32(keras) -> None:  #
         "float32 twins of them"
     ]
     np.testing.assert_allclose(extractor(pixels)["second"], in_float16, rtol=0.01, atol=0.01)
-    brief = build_extractor(stored, ["second"], precision="bfloat16")  # twins after the first conv, as ever
+    brief = build_extractor(
+        stored, ["second"], feeding=FeedSettings(precision="bfloat16")
+    )  # twins after the first conv, as ever
     np.testing.assert_allclose(brief(pixels)["second"], exact, atol=0.03 * float(np.abs(exact).max()))
 
     # a layer's linear twin (Grad-CAM's head, maximize's layer) computes in float32 for either mixed policy
@@ -155,7 +160,7 @@ def test_a_bare_operation_between_layers_computes_in_bfloat16_without_a_note(ker
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="last")(first + branch))
     arrays = np.random.default_rng(2).normal(size=(2, 8, 8, 2)).astype(np.float32)
 
-    extractor = build_extractor(model, ["last"], precision="bfloat16")
+    extractor = build_extractor(model, ["last"], feeding=FeedSettings(precision="bfloat16"))
 
     assert extractor.notes == []
     exact = feature_maps(model, arrays, ["last"])["last"]
@@ -174,7 +179,7 @@ def test_dense_and_batch_norm_layers_run_as_bfloat16_twins_on_their_own_weights(
     )
     arrays = np.random.default_rng(1).normal(size=(2, 8, 8, 2)).astype(np.float32)
 
-    extractor = build_extractor(model, ["last"], precision="bfloat16")
+    extractor = build_extractor(model, ["last"], feeding=FeedSettings(precision="bfloat16"))
 
     assert extractor.precision == "bfloat16" and extractor.notes == []  # no layer left in float32
     exact = feature_maps(model, arrays, ["last"])["last"]
@@ -250,7 +255,7 @@ def test_a_model_that_cannot_compute_in_bfloat16_runs_in_float32_with_a_note(ker
     inputs = keras.Input((6, 6, 1))
     model = keras.Model(inputs, PlusOne(name="plus")(keras.layers.Conv2D(2, 3, name="conv")(inputs)), name="strict")
 
-    extractor = build_extractor(model, ["conv"], precision="bfloat16")
+    extractor = build_extractor(model, ["conv"], feeding=FeedSettings(precision="bfloat16"))
 
     assert extractor.precision == "float32"
     assert len(extractor.notes) == 1 and extractor.notes[0].startswith(

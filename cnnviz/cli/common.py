@@ -21,9 +21,10 @@ from cnnviz._keras import chosen_backend
 from cnnviz.draw.render import palette
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, OptionError, brief
-from cnnviz.inputs.images import FITS
-from cnnviz.inputs.preprocess import MODES
-from cnnviz.models.precision import PRECISIONS
+from cnnviz.inputs.images import DEFAULT_FIT, FITS
+from cnnviz.inputs.preprocess import DEFAULT_PREPROCESSING, MODES
+from cnnviz.inputs.reader import DEFAULT_BATCH_SIZE
+from cnnviz.models.precision import DEFAULT_PRECISION, PRECISIONS
 from cnnviz.output.manifest import model_folder
 from cnnviz.runs.contract import Progress, find_inputs
 from cnnviz.selection import check_selection
@@ -239,7 +240,7 @@ def precision_option() -> Callable[..., Any]:
     return choice_option(
         "--precision",
         PRECISIONS,
-        "float32",
+        DEFAULT_PRECISION,
         "What the model computes in. bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX and on "
         "NVIDIA GPUs from Ampere on (pictures agree to a colour level or two); auto picks it where the GPU or, "
         "without one, the CPU has it. Exact numbers need float32.",
@@ -298,14 +299,14 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
         choice_option(
             "--preprocess",
             MODES,
-            "auto",
+            DEFAULT_PREPROCESSING,
             "How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
             "layer, else x/255).",
         ),
         choice_option(
             "--fit",
             FITS,
-            "crop",
+            DEFAULT_FIT,
             "How a photo gets a fixed model input size (VGG16: 224x224) of another shape. crop scales the short "
             "side to fit and cuts the ends of the long side: nothing is distorted and no border is added, as ImageNet "
             "models are evaluated. pad keeps the whole photo and fills the rest with the pixel the model sees as zero. "
@@ -313,7 +314,11 @@ def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "photo's shape.",
         ),
         click.option(
-            "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Images per forward pass."
+            "--batch-size",
+            type=click.IntRange(1),
+            default=DEFAULT_BATCH_SIZE,
+            show_default=True,
+            help="Images per forward pass.",
         ),
         *input_options(),
         precision_option(),

@@ -30,7 +30,7 @@ from cnnviz.cli.common import (
 from cnnviz.draw.overlay import DEFAULT_ALPHA
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
-from cnnviz.inputs.preprocess import MODES
+from cnnviz.inputs.preprocess import DEFAULT_PREPROCESSING, MODES
 from cnnviz.methods.gradcam import METHODS
 from cnnviz.methods.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
 from cnnviz.output.files import check_writable
@@ -85,7 +85,9 @@ def _square_side(size: tuple[int, int] | None) -> int:
     "--save-raw", is_flag=True, help="Also write the images as .npy, (filters, size, size, channels) in 0..1."
 )
 @click.option("--no-labels", is_flag=True, help="A bare grid, without the header strip.")
-@choice_option("--preprocess", MODES, "auto", "How pixels are prepared for the model, as for featuremaps.")
+@choice_option(
+    "--preprocess", MODES, DEFAULT_PREPROCESSING, "How pixels are prepared for the model, as for featuremaps."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @input_options()[0]
 @input_options()[1]

@@ -39,7 +39,8 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
     """Write one static HTML page about a model and images: OUTPUT/index.html.
 
     The page holds the conv-layer table, Grad-CAM for each image, and for every conv layer its filters, its
-    dead-filter statistics over the images and its feature maps for each image (up to 64 maps a layer). It needs
+    dead-filter statistics over the images, its feature maps for each image (up to 64 maps a layer) and, with 9
+    images or more, each filter's top images and patches (the first 16 filters of a layer). It needs
     no server and nothing from the network: open it in a browser, or zip the folder and send it. Pictures load as
     you scroll, and an index on the left leads to each layer.
 

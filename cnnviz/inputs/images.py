@@ -127,6 +127,8 @@ def _to_array(image: Image.Image, channels: int) -> np.ndarray:
 
 #: How an image is given a fixed input size of another shape (``--fit``).
 FITS = ("crop", "pad", "stretch")
+#: How an image gets a fixed input size of another shape unless asked otherwise: as ImageNet models are evaluated.
+DEFAULT_FIT = FITS[0]
 
 
 def check_fit(fit: str) -> None:
@@ -140,7 +142,7 @@ def fit_pixels(
     channels: int,
     rows: int,
     cols: int,
-    fit: str = "crop",
+    fit: str = DEFAULT_FIT,
     pad: Sequence[float] | float = 0.0,
 ) -> np.ndarray:
     """Resize an image to ``rows`` x ``cols`` and convert it to a float32 ``(rows, cols, channels)`` array.
@@ -224,7 +226,7 @@ def load_image(
     model_size: tuple[int | None, int | None] = (None, None),
     size: tuple[int, int] | None = None,
     *,
-    fit: str = "crop",
+    fit: str = DEFAULT_FIT,
     pad: Sequence[float] | float = 0.0,
     data: bytes | None = None,
 ) -> np.ndarray:

@@ -22,6 +22,8 @@ IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 IMAGENET_MEAN_RGB_UNIT = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 
 MODES = ("auto", "vgg", "tf", "torch", "scale255", "none")
+#: How pixels are prepared unless asked otherwise: as the model itself says (:func:`auto_preprocessing`).
+DEFAULT_PREPROCESSING = MODES[0]
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,6 @@ def auto_preprocessing(model: Any) -> Preprocessing:
     return Preprocessing("scale255", "x/255, the default for a model without its own rescaling", _scale255)
 
 
-def resolve_preprocessing(model: Any, mode: str = "auto") -> Preprocessing:
+def resolve_preprocessing(model: Any, mode: str = DEFAULT_PREPROCESSING) -> Preprocessing:
     """``auto_preprocessing(model)`` for ``auto``, else the named preprocessing."""
     return auto_preprocessing(model) if mode == "auto" else preprocessing(mode)

@@ -18,15 +18,17 @@ import numpy as np
 
 from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
 from cnnviz.inputs.feeds import Feeds, resolve_feeds
-from cnnviz.inputs.images import check_fit, load_image
+from cnnviz.inputs.images import DEFAULT_FIT, check_fit, load_image
 from cnnviz.inputs.pipeline import prefetch
-from cnnviz.inputs.preprocess import MODES, Preprocessing, resolve_preprocessing
+from cnnviz.inputs.preprocess import DEFAULT_PREPROCESSING, MODES, Preprocessing, resolve_preprocessing
 from cnnviz.models.graph import image_input, input_shape, shape_text, trace
-from cnnviz.models.precision import check_precision
+from cnnviz.models.precision import DEFAULT_PRECISION, check_precision
 
 ImagePath = str | os.PathLike[str]
 #: ``on_error(path, error)``: an input that could not be read, or that the model could not run on.
 OnError = Callable[[ImagePath, CnnvizError], None]
+#: Images per forward pass unless asked otherwise.
+DEFAULT_BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,10 @@ class FeedSettings:
             AVX512-BF16 or AMX; pictures agree to a colour level or two) or ``auto`` (bfloat16 where native).
     """
 
-    preprocess: str = "auto"
+    preprocess: str = DEFAULT_PREPROCESSING
     input: str | None = None
     feed: Mapping[str, Any] | None = None
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
 
     def check_feeding(self) -> None:
         """Raise :class:`OptionError` for settings that cannot work."""
@@ -61,11 +63,6 @@ class FeedSettings:
         """These settings alone, without the fields of the options object they are part of."""
         return FeedSettings(self.preprocess, self.input, self.feed, self.precision)
 
-    @property
-    def choice(self) -> dict[str, Any]:
-        """The input choice and precision, as :func:`cnnviz.methods.extract.build_extractor` takes them."""
-        return {"input": self.input, "feed": self.feed, "precision": self.precision}
-
 
 @dataclass(frozen=True)
 class ReadingSettings(FeedSettings):
@@ -78,8 +75,8 @@ class ReadingSettings(FeedSettings):
     """
 
     size: tuple[int, int] | None = None
-    fit: str = "crop"
-    batch_size: int = 8
+    fit: str = DEFAULT_FIT
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     def check_reading(self) -> None:
         """Raise :class:`OptionError` for reading settings that cannot work."""
@@ -151,7 +148,7 @@ def load_input(
     taken: ModelInput,
     path: ImagePath,
     size: tuple[int, int] | None = None,
-    fit: str = "crop",
+    fit: str = DEFAULT_FIT,
     pad: Sequence[float] | float = 0.0,
     data: bytes | None = None,
 ) -> tuple[np.ndarray, bool]:

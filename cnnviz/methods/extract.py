@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,9 +14,9 @@ from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import ForwardPassError, ModelRunError, OptionError, UnsupportedLayer, brief
 from cnnviz.inputs.feeds import Feeds, resolve_feeds
-from cnnviz.inputs.reader import Batch, ModelInput, Reader, ReadingSettings
+from cnnviz.inputs.reader import Batch, FeedSettings, ModelInput, Reader, ReadingSettings
 from cnnviz.models.graph import ConvLayer, image_input, input_shape, sized_input_shape, trace
-from cnnviz.models.precision import resolve_precision
+from cnnviz.models.precision import DEFAULT_PRECISION, resolve_precision
 
 ImagePath = str | os.PathLike[str]
 
@@ -43,7 +43,7 @@ class Extractor:
     source_name: str = "model"
     feeds: Feeds | None = None
     notes: list[str] = field(default_factory=list)
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
     _runs: bool | None = field(default=None, init=False, repr=False)
 
     def __call__(self, batch: np.ndarray, images: Sequence[int] | None = None) -> dict[str, np.ndarray]:
@@ -122,9 +122,7 @@ def build_extractor(
     layers: Sequence[str] | None = None,
     *,
     reduce: Callable[[ConvLayer, Any], Any] | None = None,
-    input: str | None = None,
-    feed: Mapping[str, str | os.PathLike[str] | np.ndarray] | None = None,
-    precision: str = "float32",
+    feeding: FeedSettings | None = None,
 ) -> Extractor:
     """Build one extractor over the given conv layers (all of them by default), nested models included.
 
@@ -134,10 +132,9 @@ def build_extractor(
         reduce: turns a layer's symbolic output into what the extractor returns for it, computed inside the
             model (per-filter statistics instead of whole maps); any conv layer can then be chosen, and the
             extractor hands back the reduced tensors as they are.
-        input: for a model of several inputs, the one that takes the images (:func:`cnnviz.models.graph.image_input`).
-        feed: what the other inputs get, by name: arrays or ``.npy`` files (:func:`resolve_feeds`); zeros otherwise.
-        precision: ``float32``, ``bfloat16`` or ``auto`` (:mod:`cnnviz.models.precision`): what the model computes
-            in; what the extractor returns is float32 either way.
+        feeding: for a model of several inputs, the one that takes the images and what the others get (arrays or
+            ``.npy`` files by name; zeros otherwise), and what the model computes in (``float32``, ``bfloat16``
+            or ``auto``; what the extractor returns is float32 either way): :class:`cnnviz.inputs.reader.FeedSettings`.
 
     Raises:
         LayerNotFound, NotAConvLayer: a name does not name a conv layer.
@@ -146,9 +143,11 @@ def build_extractor(
         UnsupportedModel: the model's graph cannot be walked.
     """
     keras = keras_module()
-    traced = trace(model, input=input, precision=resolve_precision(precision))
+    feeding = feeding if feeding is not None else FeedSettings()
+    input = feeding.input
+    traced = trace(model, input=input, precision=resolve_precision(feeding.precision))
     index = image_input(model, input) if len(traced.sources) > 1 else 0
-    feeds = resolve_feeds(model, index, feed)
+    feeds = resolve_feeds(model, index, feeding.feed)
     drawable = _drawable if reduce is None else (lambda conv: True)
     skipped: list[ConvLayer] = []
     on_branch = [conv for conv in traced.convs if traced.on_image_branch(conv.path)]
@@ -252,7 +251,7 @@ def feature_maps(
         OptionError: no images, or they came out at different sizes (a model of free input size: give ``size``).
     """
     reading = reading if reading is not None else ReadingSettings()
-    extractor = build_extractor(model, layers, **reading.choice)
+    extractor = build_extractor(model, layers, feeding=reading)
     if isinstance(images, np.ndarray):
         if extractor.feeds is not None:
             extractor.feeds.check_rows(len(images))

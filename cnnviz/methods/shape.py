@@ -27,6 +27,7 @@ from cnnviz.errors import CnnvizError, ForwardPassError, brief
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import Batch, ImagePath, Reader
 from cnnviz.models.graph import shape_text
+from cnnviz.models.precision import DEFAULT_PRECISION
 
 P = TypeVar("P")
 
@@ -47,7 +48,7 @@ class Method(ABC, Generic[P]):
         self.reader = reader
         self.options = options
         self.notes: list[str] = []
-        self.precision = "float32"
+        self.precision = DEFAULT_PRECISION
 
     @abstractmethod
     def scan(self, batch: Batch) -> P:
@@ -105,7 +106,7 @@ class Scanned(Generic[P]):
     partial: P | None
     failures: list[tuple[str, CnnvizError]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
     method: Method[P] | None = None
     preprocessing: Preprocessing | None = None
     fit: str = "none"

@@ -22,10 +22,11 @@ import numpy as np
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.reader import Batch, Reader, ReadingSettings
+from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
 from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.shape import Method, scan_all
 from cnnviz.models.graph import ConvLayer
+from cnnviz.models.precision import DEFAULT_PRECISION
 
 #: Activations whose outputs are never negative: "active" is then "above 0".
 RELU_ACTIVATIONS = ("relu", "relu6")
@@ -156,11 +157,11 @@ class LayerStats:
 
 
 def build_stats_extractor(
-    model: Any, layers: Sequence[str] | None = None, threshold: float = 0.0, **choice: Any
+    model: Any, layers: Sequence[str] | None = None, threshold: float = 0.0, feeding: FeedSettings | None = None
 ) -> Extractor:
     """An extractor that returns, per selected conv layer, ``(N, 4, filters)``: each filter's sum, max, number
-    of active positions and number of positions on each image, reduced inside the model; ``choice`` is the input
-    choice and precision (:attr:`cnnviz.inputs.reader.ReadingSettings.choice`)."""
+    of active positions and number of positions on each image, reduced inside the model; ``feeding`` is the input
+    choice and precision (:class:`cnnviz.inputs.reader.FeedSettings`)."""
     ops = keras_module().ops
 
     def reduce(conv: ConvLayer, output: Any) -> Any:
@@ -174,7 +175,7 @@ def build_stats_extractor(
         above = ops.cast(ops.greater(values, activity_rule(conv, threshold)[1]), "float32")
         return ops.stack([sums, ops.max(values, axis=axes), ops.sum(above, axis=axes), positions], axis=1)
 
-    return build_extractor(model, layers, reduce=reduce, **choice)
+    return build_extractor(model, layers, reduce=reduce, feeding=feeding)
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class FilterStats(Method[dict[str, LayerStats]]):
 
     def __init__(self, model: Any, reader: Reader, options: StatsQuery) -> None:
         super().__init__(model, reader, options)
-        self.extractor = build_stats_extractor(model, options.layers, options.threshold, **reader.settings.choice)
+        self.extractor = build_stats_extractor(model, options.layers, options.threshold, reader.settings)
         self.notes = self.extractor.run_notes(ROUNDED_VERDICTS)
         self.precision = self.extractor.precision
         self.rules = {conv.path: activity_rule(conv, options.threshold)[0] for conv in self.extractor.layers}
@@ -226,7 +227,7 @@ class StatsRun:
     layers: list[LayerStats]
     failures: list[tuple[str, CnnvizError]]
     notes: list[str] = field(default_factory=list)
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
 
 
 def filter_stats(

@@ -20,10 +20,11 @@ from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError, UnsupportedLayer
 from cnnviz.inputs.gather import Input, gather_inputs
-from cnnviz.inputs.reader import Batch, Reader, ReadingSettings
+from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
 from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.shape import Method, scan_all
 from cnnviz.models.graph import ConvLayer
+from cnnviz.models.precision import DEFAULT_PRECISION
 from cnnviz.selection import parse_selection
 
 RANKINGS = ("max", "mean")
@@ -32,7 +33,7 @@ DEFAULT_K = 9
 _MAX, _MEAN, _ROW, _COL = range(4)
 
 
-def build_top_extractor(model: Any, layers: Sequence[str], **choice: Any) -> Extractor:
+def build_top_extractor(model: Any, layers: Sequence[str], feeding: FeedSettings | None = None) -> Extractor:
     """An extractor that returns, for each of ``layers`` (conv layers with 2-D maps; names, paths or patterns),
     ``(N, 4, filters)``: each filter's maximum, its
     mean, and the row and column of the first position (row-major) holding the maximum, reduced inside the model.
@@ -59,7 +60,7 @@ def build_top_extractor(model: Any, layers: Sequence[str], **choice: Any) -> Ext
         mean = ops.mean(values, axis=(1, 2))
         return ops.stack([peak, mean, ops.cast(row, "float32"), ops.cast(col, "float32")], axis=1)
 
-    return build_extractor(model, layers, reduce=reduce, **choice)
+    return build_extractor(model, layers, reduce=reduce, feeding=feeding)
 
 
 @dataclass
@@ -130,7 +131,7 @@ class TopScan:
     inputs: list[str]
     failures: list[tuple[str, CnnvizError]]
     notes: list[str] = field(default_factory=list)
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
 
 
 #: What a reduced-precision scan says about its ranking: each image's score is rounded to about three digits, so
@@ -172,7 +173,7 @@ class TopImages(Method[dict[str, TopK]]):
 
     def __init__(self, model: Any, reader: Reader, options: TopQuery) -> None:
         super().__init__(model, reader, options)
-        self.extractor = build_top_extractor(model, options.layers, **reader.settings.choice)
+        self.extractor = build_top_extractor(model, options.layers, reader.settings)
         if options.filters is not None:  # out of range: refused before the pass over the images
             for conv in self.extractor.layers:
                 parse_selection(options.filters, int(conv.output_shape[-1] or 0), "filter")

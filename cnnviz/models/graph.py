@@ -21,6 +21,7 @@ from typing import Any
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel, brief
+from cnnviz.models.precision import DEFAULT_PRECISION
 
 SEPARATOR = "/"
 
@@ -57,7 +58,7 @@ class Trace:
     input: Any
     sources: list[Any] = field(default_factory=list)
     source_names: list[str] = field(default_factory=list)
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -277,7 +278,7 @@ def trace(
     shape: Sequence[int | None] | None = None,
     until: str | None = None,
     input: str | None = None,
-    precision: str = "float32",
+    precision: str = DEFAULT_PRECISION,
     nudge: str | None = None,
 ) -> Trace:
     """Replay ``model`` on fresh inputs, its image input at ``shape`` (its own input shape by default).

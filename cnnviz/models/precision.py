@@ -17,6 +17,8 @@ from pathlib import Path
 from cnnviz.errors import OptionError
 
 PRECISIONS = ("float32", "bfloat16", "auto")
+#: What the model computes in unless asked otherwise: exact numbers.
+DEFAULT_PRECISION = PRECISIONS[0]
 #: CPU flags (Linux's /proc/cpuinfo) that mean native bfloat16 dot products.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 

@@ -207,7 +207,7 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         """The extractor and the model-ready inputs, built at the first drawing (a Sequential model without an
         Input has no graph until its first batch)."""
         if self._extractor is None:
-            extractor = build_extractor(self.model, self.layers, **self.map_options.choice)
+            extractor = build_extractor(self.model, self.layers, feeding=self.map_options)
             if extractor.feeds is not None:
                 extractor.feeds.check_rows(len(self._sources))
             for note in extractor.run_notes():

@@ -29,6 +29,7 @@ from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import ReadingSettings
+from cnnviz.models.precision import DEFAULT_PRECISION
 
 __all__ = [
     "ENGINES",
@@ -66,7 +67,7 @@ class RunResult:
     fit: str = "none"
     inputs: int = 0
     skipped: int = 0
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
 
     def note(self, text: str) -> None:
         """Add a note for the user, once."""

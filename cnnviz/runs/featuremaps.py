@@ -260,7 +260,7 @@ def plan_maps(model: Any, options: MapOptions, reader: Reader | None = None) -> 
     Raises:
         LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel, OptionError: a bad choice.
     """
-    extractor = build_extractor(model, options.layers, **options.choice)
+    extractor = build_extractor(model, options.layers, feeding=options)
     sized_input_shape(model, options.size, options.input)  # refuses a size that a fixed-size model cannot take
     reader = reader if reader is not None else Reader(model, options)
     notes = [

@@ -2,9 +2,10 @@
 
 The page needs no server and loads nothing from the network: it is ``index.html`` beside the folders of PNGs it
 shows, all linked by relative paths, so the folder can be zipped, mailed or published as it is. It holds the
-conv-layer table, Grad-CAM for each image, and for every conv layer its filters, its dead-filter statistics and its
-feature maps for each image. Pictures load lazily, a sticky index on the left leads to each layer, and every name
-that came from the model or a file is escaped.
+conv-layer table, Grad-CAM for each image, and for every conv layer its filters, its dead-filter statistics, its
+feature maps for each image and, with 9 images or more, the images and patches that excite each filter most.
+Pictures load lazily, a sticky index on the left leads to each layer, and every name that came from the model or
+a file is escaped.
 """
 
 from __future__ import annotations
@@ -72,12 +73,13 @@ def write_report(
     progress: Progress | None = None,
 ) -> ReportResult:
     """Draw everything for ``model`` and ``images`` into ``out_dir`` and write ``out_dir/index.html``, through the
-    same runs as the commands (featuremaps, filters, stats, gradcam), each naming the model as ``options`` does.
+    same runs as the commands (featuremaps, filters, stats, top, gradcam), each naming the model as ``options`` does.
 
     Args:
         model: a Keras model.
         images: image files, folders and patterns, as ``featuremaps`` takes them.
-        out_dir: the report's folder: ``index.html`` and the folders ``maps``, ``filters``, ``stats``, ``gradcam``.
+        out_dir: the report's folder: ``index.html`` and the folders ``maps``, ``filters``, ``stats``, ``top``,
+            ``gradcam``.
         options: how the model is named, how images are read, and whether to explain them with Grad-CAM.
         progress: called with (images just done, images times the passes over them).
 
