@@ -1,4 +1,8 @@
-"""The exceptions cnnviz raises. Each message says what was expected, what was found and what to do next."""
+"""The exceptions cnnviz raises. Each message says what was expected, what was found and what to do next.
+
+The library speaks Python: an error or a note that names an option names it as the API does, in backquotes
+(`` `max_maps` ``, `` `feed` ``): a field of an options object or a keyword argument. The command line shows each
+as its flag (``--max-maps``, ``--feed``), in one place (:func:`cnnviz.cli.common.as_flags`)."""
 
 from __future__ import annotations
 

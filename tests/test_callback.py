@@ -258,7 +258,7 @@ def test_a_big_layer_is_cut_with_a_note_in_the_callbacks_terms(keras, tmp_path: 
     callback.set_model(model)
     callback.draw("epoch_000", "before training", 0)
     callback.draw("epoch_001", "again", 1)
-    expected = "showing channels 0-63 of 70; choose others with filter_options=FilterOptions(channels=...), e.g. 64:128"
+    expected = "showing channels 0-63 of 70; choose others with `channels`, e.g. 64:128"
     assert callback.notes == [expected]
     assert capsys.readouterr().err == f"cnnviz: {expected}\n"  # said once, not at every drawing
 

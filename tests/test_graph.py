@@ -103,7 +103,7 @@ def test_sized_input_shape_fills_free_axes(keras, shape: tuple, size: tuple | No
 def test_sized_input_shape_refuses_a_size_that_a_fixed_axis_cannot_take(keras, shape: tuple, size: tuple) -> None:
     model = keras.Sequential([keras.Input(shape), keras.layers.Identity()], name="fixed")
 
-    with pytest.raises(OptionError, match=r"^model 'fixed' takes .* input; --size .* fits only models of free input"):
+    with pytest.raises(OptionError, match=r"^model 'fixed' takes .* input; `size` .* fits only models of free input"):
         sized_input_shape(model, size)
 
 
@@ -114,7 +114,7 @@ def test_a_refused_size_is_named_rows_by_cols() -> None:
 
     with pytest.raises(OptionError) as caught:
         sized_input_shape(Fixed(), (16, 9))
-    assert str(caught.value) == "model 'fixed' takes 3x8x? input; --size 16x9 fits only models of free input size"
+    assert str(caught.value) == "model 'fixed' takes 3x8x? input; `size` 16x9 fits only models of free input size"
 
 
 def test_the_listing_puts_first_the_layer_whose_own_name_is_closest(keras) -> None:

@@ -81,7 +81,7 @@ def test_the_first_of_several_outputs_is_explained_unless_another_is_named(brigh
     first = GradCam(brightness_meter, "conv2")
 
     assert (first.head, first.output, first.classes) == ("classes", "has_square", 2)
-    assert first.notes == ["explaining output 'has_square'; the model's others: brightness (choose with --head)"]
+    assert first.notes == ["explaining output 'has_square'; the model's others: brightness (choose with `output`)"]
     named = GradCam(brightness_meter, "conv2", target=Target(output="has_square"))
     assert (named.head, named.output, named.notes) == ("classes", "has_square", [])
     with pytest.raises(OptionError, match="model 'two_heads' has no output 'price'; its outputs are: has_square, bri"):

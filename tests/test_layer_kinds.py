@@ -143,7 +143,7 @@ def test_size_must_fit_a_fixed_size_model(line_model, tmp_path: Path) -> None:
     with pytest.raises(OptionError) as caught:
         feature_maps(line_model, [image], None, ReadingSettings(size=(16, 16)))
     assert str(caught.value) == (
-        "model 'line_detector' takes 8x8x1 input; --size 16x16 fits only models of free input size"
+        "model 'line_detector' takes 8x8x1 input; `size` 16x16 fits only models of free input size"
     )
 
 

@@ -160,7 +160,7 @@ def test_keras_2_tensorflow_calls_outside_math_need_unsafe(tmp_path: Path) -> No
     loaded = _refused_until_unsafe(
         path,
         f"{path} calls tf.random.shuffle, which is not among the TensorFlow math and shaping functions cnnviz "
-        "runs by default. If you trust the file, pass --unsafe.",
+        "runs by default. If you trust the file, pass `unsafe`.",
     )
     assert [c.path for c in conv_layers(loaded)] == ["conv"]
 

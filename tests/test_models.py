@@ -135,7 +135,7 @@ def test_lambda_layer_is_refused_in_safe_mode_and_names_the_flag(keras, tmp_path
     loaded = _refused_until_unsafe(
         path,
         f"{path} contains a Lambda layer or other Python code, which runs when the model is loaded; "
-        "cnnviz refuses it by default. If you trust the file, pass --unsafe.",
+        "cnnviz refuses it by default. If you trust the file, pass `unsafe`.",
     )
     assert loaded.get_layer("double") is not None
 
@@ -190,7 +190,7 @@ def test_failed_imagenet_download_says_what_where_and_what_to_do(monkeypatch: py
         "could not download the ImageNet weights for vgg16 (conv base only, include_top=False) into "
         "/nonexistent-keras-home/models: "
     )
-    assert "--model shapes" in message and "--weights PATH" in message
+    assert "`model` shapes" in message and "`weights` PATH" in message
 
 
 def test_layer_lookup_errors_list_conv_layers_closest_first(nested_model) -> None:
@@ -328,8 +328,8 @@ def test_weights_only_h5_says_to_use_weights(line_model, tmp_path: Path) -> None
     with pytest.raises(ModelLoadError) as caught:
         load_model(path)
     assert str(caught.value) == (
-        f"{path} holds weights only, no architecture: build the model with --model NAME or a model file, "
-        f"and give this file with --weights {path}"
+        f"{path} holds weights only, no architecture: build the model with `model` NAME or a model file, "
+        f"and give this file with `weights` {path}"
     )
 
 
@@ -348,7 +348,7 @@ def test_weights_of_another_architecture_are_said_not_to_fit(line_model, tmp_pat
     advice = "they were saved from a model whose layer names or shapes differ"
     assert str(into_file_model.value) == (
         f"the weights in {weights} do not fit shapes: {advice} (layer edges has 1 weight arrays in shapes, 2 in "
-        "the file). Give --weights a file saved from this same architecture."
+        "the file). Give `weights` a file saved from this same architecture."
     )
     assert str(into_application.value).startswith(
         f"the weights in {weights} do not fit vgg16: {advice} (block1_conv1/kernel is (3, 3, 3, 64) in vgg16, "
@@ -395,7 +395,7 @@ def test_a_model_with_two_image_inputs_lists_its_layers_and_asks_which_input_tak
         build_extractor(model)
     assert str(caught.value) == (
         "model 'two_eyes' has several inputs that take images: left_eye (8x8x3), right_eye (8x8x3); "
-        "choose one with --input"
+        "choose one with `input`"
     )
 
 
@@ -417,7 +417,7 @@ def test_application_weights_from_a_local_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         copy.get_layer("block5_conv3").kernel.numpy(), source.get_layer("block5_conv3").kernel.numpy()
     )
-    with pytest.raises(ModelLoadError, match=r"^--weights .*missing\.h5: no such file \(expected imagenet, none or"):
+    with pytest.raises(ModelLoadError, match=r"^`weights` .*missing\.h5: no such file \(expected imagenet, none or"):
         load_model("vgg16", weights=str(tmp_path / "missing.h5"))
 
 
@@ -456,7 +456,7 @@ def test_custom_layer_classes_come_from_an_imported_module(tmp_path: Path) -> No
         load_model(path)
     assert str(caught.value) == (
         f"could not load {path}: it uses a layer class 'Doubler' that is not part of Keras. "
-        "If it is your own, pass the module or .py file that defines it with --import."
+        "If it is your own, pass the module or .py file that defines it with `imports`."
     )
     loaded = load_model(path, imports=[str(source)])
     assert [c.path for c in conv_layers(loaded)] == [loaded.layers[-1].name]

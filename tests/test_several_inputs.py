@@ -64,7 +64,7 @@ def test_other_inputs_get_zeros_one_vector_for_all_or_a_row_per_image(keras) -> 
     np.testing.assert_allclose(one, PICTURES + 1.0)  # 2 * 1 - 1
     np.testing.assert_allclose(each, PICTURES + np.array([2.0, -1.0, 5.0]).reshape(3, 1, 1, 1))
     assert build_extractor(model, ["after"]).feeds.notes == [  # type: ignore[union-attr]
-        "input 'meta' gets zeros; give it values with --feed meta=FILE.npy"
+        "input 'meta' gets zeros; give it values with `feed` meta=FILE.npy"
     ]
 
 
@@ -92,10 +92,10 @@ def test_a_nested_image_base_inside_a_model_of_several_inputs(keras) -> None:  #
     ("kwargs", "message"),
     [
         ({"input": "photo"}, "model 'with_meta' has no input 'photo'; its inputs are: image, meta"),
-        ({"feed": {"metadata": np.zeros(2)}}, "--feed metadata: 'metadata' is not one of its inputs; the model's"),
-        ({"feed": {"image": np.zeros(2)}}, "--feed image: 'image' takes the images"),
-        ({"feed": {"meta": np.zeros(3)}}, r"--feed meta: an array of shape 3; input 'meta' takes 2 \(the same"),
-        ({"feed": {"meta": np.zeros((2, 2))}}, "--feed meta has 2 rows, one per image, but the run has 3 images"),
+        ({"feed": {"metadata": np.zeros(2)}}, "`feed` metadata: 'metadata' is not one of its inputs; the model's"),
+        ({"feed": {"image": np.zeros(2)}}, "`feed` image: 'image' takes the images"),
+        ({"feed": {"meta": np.zeros(3)}}, r"`feed` meta: an array of shape 3; input 'meta' takes 2 \(the same"),
+        ({"feed": {"meta": np.zeros((2, 2))}}, "`feed` meta has 2 rows, one per image, but the run has 3 images"),
     ],
 )
 def test_choices_that_cannot_work_are_refused_naming_what_would(keras, kwargs, message) -> None:  # type: ignore[no-untyped-def]
@@ -263,7 +263,7 @@ def test_top_says_what_the_other_inputs_get_and_in_bfloat16_what_rounding_can_sw
         pictures.append(tmp_path / f"p{level}.png")
         Image.fromarray(np.full((8, 8), level, dtype=np.uint8), mode="L").save(pictures[-1])
     options = TopOptions(layer="after", k=2, preprocess="none")
-    zeros = "input 'meta' gets zeros; give it values with --feed meta=FILE.npy"
+    zeros = "input 'meta' gets zeros; give it values with `feed` meta=FILE.npy"
 
     exact = render_top(image_and_vector(keras), pictures, tmp_path / "exact", options)
     brief = render_top(image_and_vector(keras), pictures, tmp_path / "brief", replace(options, precision="bfloat16"))

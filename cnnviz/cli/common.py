@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -76,11 +77,11 @@ def reported_errors(verbose: bool, interrupted: str = "") -> Iterator[None]:
     except OptionError as exc:
         if verbose:
             traceback.print_exc()
-        raise click.UsageError(str(exc), click.get_current_context(silent=True)) from exc
+        raise click.UsageError(as_flags(str(exc)), click.get_current_context(silent=True)) from exc
     except CnnvizError as exc:
         if verbose:
             traceback.print_exc()
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(as_flags(str(exc))) from exc
     except Exception as exc:
         if verbose:
             traceback.print_exc()
@@ -440,10 +441,37 @@ def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callabl
     return wrap
 
 
+#: The library's option names whose flag is not their name with dashes (:func:`as_flags`).
+RENAMED_FLAGS = {
+    "output": "--head",
+    "target": "--class",
+    "labels_file": "--labels",
+    "imports": "--import",
+    "ray_workers": "--workers",
+    "layers": "--layer",
+}
+_NAMED_OPTION = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def as_flags(text: str) -> str:
+    """Library text as the command line says it: each option the library names in backquotes (its Python name,
+    :mod:`cnnviz.errors`) becomes its flag.
+
+    >>> as_flags("choose with `max_maps`; `output` names the head; `feed` meta=FILE.npy")
+    'choose with --max-maps; --head names the head; --feed meta=FILE.npy'
+    """
+    return _NAMED_OPTION.sub(lambda found: RENAMED_FLAGS.get(found[1], "--" + found[1].replace("_", "-")), text)
+
+
+def say_notes(notes: Sequence[str]) -> None:
+    """A run's notes, as the command line names options."""
+    for note in notes:
+        click.echo(f"note: {as_flags(note)}")
+
+
 def say(notes: Sequence[str], written: Sequence[Path]) -> None:
     """A run's notes, then each file it wrote."""
-    for note in notes:
-        click.echo(f"note: {note}")
+    say_notes(notes)
     for path in written:
         click.echo(f"wrote {path}")
 
@@ -479,7 +507,7 @@ def exit_on_failures(failures: Sequence[tuple[str, Exception]], total: int, verb
     for _path, error in failures:
         if verbose:
             traceback.print_exception(error)
-        click.echo(f"Error: {error}", err=True)
+        click.echo(f"Error: {as_flags(str(error))}", err=True)
     if failures:
         if total > 1:
             click.echo(f"Error: {len(failures)} of {total} inputs failed{after}", err=True)

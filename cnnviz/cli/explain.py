@@ -22,6 +22,7 @@ from cnnviz.cli.common import (
     reported_errors,
     say,
     say_computation,
+    say_notes,
     selection_checker,
 )
 
@@ -270,8 +271,7 @@ def gradcam(
         check_writable(out)
         report = render_gradcam(choice.load(include_top=True), inputs, out, options, progress)
     if not reading.quiet:
-        for note in report.notes:
-            click.echo(f"note: {note}")
+        say_notes(report.notes)
         click.echo(f"layer: {report.layer}; gradient of {report.score}")
         if report.preprocessing is not None:
             click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")

@@ -22,6 +22,7 @@ from cnnviz.cli.common import (
     reported_errors,
     say,
     say_computation,
+    say_notes,
     selection_checker,
     view_options,
 )
@@ -233,8 +234,7 @@ def featuremaps(
 def _summarise_maps(report: RunResult, out: Path) -> None:
     """What a featuremaps run did, in a few lines."""
     manifest = out / "manifest.json"
-    for note in report.notes:
-        click.echo(f"note: {note}")
+    say_notes(report.notes)
     if report.preprocessing is not None:
         click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
     say_computation(report)

@@ -14,6 +14,7 @@ from cnnviz.cli.common import (
     reading_options,
     reported_errors,
     say_computation,
+    say_notes,
 )
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
@@ -64,7 +65,6 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
         result = write_report(choice.load(include_top=not no_gradcam), inputs, output, options, progress)
     if not reading.quiet:
         say_computation(result)
-        for note in result.notes:
-            click.echo(f"note: {note}")
+        say_notes(result.notes)
         click.echo(f"wrote {result.page} with {result.pictures} pictures")
     exit_on_failures(result.failures, result.inputs, choice.verbose, after="; the page leaves them out")

@@ -427,7 +427,7 @@ def filter_grid(
     flat = dead_filters(kernels[numbers])
     if rgb:
         if unit.shape[1] != 3:
-            raise OptionError(f"--rgb needs kernels with 3 input channels; this layer's have {unit.shape[1]}")
+            raise OptionError(f"`rgb` needs kernels with 3 input channels; this layer's have {unit.shape[1]}")
         patches = np.rint(np.moveaxis(unit, 1, -1)[:, None] * 255.0).astype(np.uint8)  # (F, 1, kh, kw, 3)
         grid = _filter_rows(patches, numbers, flat, scale, padding, index, _WHITE, _RESERVED_COLOURS[INK])
         return compose(grid, palette(cmap), header)

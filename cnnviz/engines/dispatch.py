@@ -47,7 +47,7 @@ class EngineSettings:
         if self.ray_workers is not None and self.ray_workers < 1:
             raise OptionError(f"ray_workers must be at least 1, got {self.ray_workers}")
         if self.engine != "ray" and (self.address is not None or self.ray_workers is not None):
-            raise OptionError("address and ray_workers are the Ray engine's: add engine='ray' (--engine ray)")
+            raise OptionError("`address` and `ray_workers` are for the Ray engine: choose it with `engine` ray")
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ class ModelRef:
 
     def __post_init__(self) -> None:
         if (self.unsafe or self.imports) and self.is_application:
-            chosen = (("unsafe (--unsafe)", self.unsafe), ("imports (--import)", self.imports))
+            chosen = (("`unsafe`", self.unsafe), ("`imports`", self.imports))
             given = " and ".join(name for name, value in chosen if value)
             raise OptionError(
                 f"{given}: for model files that need code of their own to load; '{self.model}' is a "

@@ -39,7 +39,7 @@ from cnnviz.methods.shape import Method, Scanned, ScanStopped
 
 P = TypeVar("P")
 
-INSTALL_HINT = "--engine ray needs Ray Data: pip install 'cnnviz[ray]'"
+INSTALL_HINT = "`engine` ray needs Ray Data: pip install 'cnnviz[ray]'"
 #: CPUs a reading task asks for; an actor asks for one.
 READ_CPUS = 0.25
 

@@ -53,7 +53,7 @@ class Feeds:
             rows = len(self.arrays[place])
             if rows != count:
                 raise OptionError(
-                    f"--feed {self.names[place]} has {rows} rows, one per image, but the run has {count} "
+                    f"`feed` {self.names[place]} has {rows} rows, one per image, but the run has {count} "
                     f"image{'' if count == 1 else 's'}"
                 )
 
@@ -73,13 +73,13 @@ def resolve_feeds(
     feed = dict(feed or {})
     if len(inputs) == 1:
         if feed:
-            raise OptionError(f"model '{model.name}' has one input; --feed is for models of several")
+            raise OptionError(f"model '{model.name}' has one input; `feed` is for models of several")
         return None
     others = [name for number, name in enumerate(names) if number != image_index]
     for name in feed:
         if name not in others:
             what = "takes the images" if name == names[image_index] else "is not one of its inputs"
-            raise OptionError(f"--feed {name}: '{name}' {what}; the model's other inputs are: {', '.join(others)}")
+            raise OptionError(f"`feed` {name}: '{name}' {what}; the model's other inputs are: {', '.join(others)}")
     result = Feeds(names, image_index, {}, set())
     for number, (name, shape) in enumerate(inputs):
         if number == image_index:
@@ -88,10 +88,10 @@ def resolve_feeds(
         if value is None:
             if None in shape:
                 raise OptionError(
-                    f"input '{name}' has a free shape ({shape_text(shape)}): give it --feed {name}=FILE.npy"
+                    f"input '{name}' has a free shape ({shape_text(shape)}): give it `feed` {name}=FILE.npy"
                 )
             result.arrays[number] = np.zeros([int(n or 0) for n in shape], dtype=np.float32)
-            result.notes.append(f"input '{name}' gets zeros; give it values with --feed {name}=FILE.npy")
+            result.notes.append(f"input '{name}' gets zeros; give it values with `feed` {name}=FILE.npy")
             continue
         array = _feed_array(name, value)
         if _fits(shape, array.shape):
@@ -101,7 +101,7 @@ def resolve_feeds(
             result.per_image.add(number)
         else:
             raise OptionError(
-                f"--feed {name}: an array of shape {shape_text(array.shape)}; input '{name}' takes "
+                f"`feed` {name}: an array of shape {shape_text(array.shape)}; input '{name}' takes "
                 f"{shape_text(shape)} (the same for every image) or N x {shape_text(shape)} (one row per image)"
             )
     return result
@@ -124,7 +124,7 @@ def _feed_array(name: str, value: str | os.PathLike[str] | np.ndarray) -> np.nda
     try:
         return np.load(value, allow_pickle=False).astype(np.float32)
     except (OSError, ValueError) as exc:
-        raise OptionError(f"--feed {name}={os.fspath(value)}: not a readable .npy array ({exc})") from exc
+        raise OptionError(f"`feed` {name}={os.fspath(value)}: not a readable .npy array ({exc})") from exc
 
 
 def _fits(shape: Sequence[int | None], given: Sequence[int]) -> bool:

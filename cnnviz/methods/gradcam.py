@@ -165,7 +165,7 @@ class GradCam:
             self.head = "classes"
         scores = float32_output(scores, "cnnviz_scores")  # the gradient's sums in float32
         if not depends_on(scores, traced.nudge):
-            raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another --layer")
+            raise UnsupportedLayer(f"the class scores do not depend on layer '{path}'; choose another `layer`")
         channels_first = getattr(traced.layers[path], "data_format", "channels_last") == "channels_first"
         given = traced.sources if self.feeds is not None else [traced.input]
         explainer = keras.Model([*given, traced.nudge], [traced.outputs[path], scores, output])
@@ -191,7 +191,9 @@ class GradCam:
             chosen = 0
             if len(outputs) > 1 and not self.notes:
                 others = ", ".join(names[1:])
-                self.notes.append(f"explaining output '{names[0]}'; the model's others: {others} (choose with --head)")
+                self.notes.append(
+                    f"explaining output '{names[0]}'; the model's others: {others} (choose with `output`)"
+                )
         self.output = names[chosen]
         return outputs[chosen]
 
@@ -206,7 +208,7 @@ class GradCam:
             ]
             if not maps:
                 raise UnsupportedLayer(
-                    f"model '{self.source.name}' has no conv layer with maps larger than 1x1; name one with --layer"
+                    f"model '{self.source.name}' has no conv layer with maps larger than 1x1; name one with `layer`"
                 )
             return maps[-1].path
         try:

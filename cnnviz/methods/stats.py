@@ -39,7 +39,7 @@ DEFAULT_RARE = 0.01
 #: photos: 3 of 4,224 filters, each with a largest activation under 0.1% of its layer's, bench/agree_precision.py).
 ROUNDED_VERDICTS = (
     "in bfloat16 a filter whose largest activation is within rounding of 0 (under about 0.1% of its layer's "
-    "largest) can be found dead here and barely alive in float32, or the other way; --precision float32 decides "
+    "largest) can be found dead here and barely alive in float32, or the other way; `precision` float32 decides "
     "those exactly"
 )
 

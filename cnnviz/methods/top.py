@@ -139,7 +139,7 @@ class TopScan:
 #: photos: 3 of 768 filters kept 7 of float32's 9 images, the others 8 or 9, bench/agree_precision.py).
 ROUNDED_RANKS = (
     "in bfloat16 images whose scores are within rounding of each other (about three digits) can trade places, "
-    "at the edge of a filter's top images too; --precision float32 ranks them exactly"
+    "at the edge of a filter's top images too; `precision` float32 ranks them exactly"
 )
 
 

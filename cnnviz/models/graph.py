@@ -216,7 +216,7 @@ def image_input(model: Any, name: str | None = None) -> int:
         if fitting:
             listed = ", ".join(f"{names[i]} ({shape_text(inputs[i][1])})" for i in fitting)
             raise OptionError(
-                f"model '{model.name}' has several inputs that take images: {listed}; choose one with --input"
+                f"model '{model.name}' has several inputs that take images: {listed}; choose one with `input`"
             )
     raise UnsupportedModel(f"none of model '{model.name}''s inputs ({', '.join(names)}) takes images or sequences")
 
@@ -267,7 +267,7 @@ def sized_input_shape(model: Any, size: Sequence[int] | None, input: str | None 
             spatial[axis] = wanted
         elif spatial[axis] != wanted:
             raise OptionError(
-                f"model '{model.name}' takes {shape_text(shape)} input; --size {size[0]}x{size[1]} fits only "
+                f"model '{model.name}' takes {shape_text(shape)} input; `size` {size[0]}x{size[1]} fits only "
                 "models of free input size"
             )
     return (shape[0], *spatial) if channels_first else (*spatial, shape[-1])

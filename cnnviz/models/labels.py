@@ -99,7 +99,7 @@ def resolve_class(spec: str | int, classes: int, names: Sequence[str] | None) ->
         return index
     if names is None:
         raise OptionError(
-            f"class '{text}' is a name, but this model's {classes} classes have none; give an index or --labels FILE"
+            f"class '{text}' is a name, but this model's {classes} classes have none; give an index or `labels_file`"
         )
     keys = [_key(name) for name in names]
     if _key(text) in keys:

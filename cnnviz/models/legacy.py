@@ -234,7 +234,7 @@ def _tf_function(name: str, unsafe: bool) -> Any:
     if not (unsafe or name.startswith(_SAFE_TF_PREFIXES) or name in _SAFE_TF_FUNCTIONS):
         raise ValueError(
             f"the model calls TensorFlow's tf.{name}, which is not one of the math and shaping functions cnnviz "
-            "runs in safe mode (unsafe: pass --unsafe if you trust the file)"
+            "runs in safe mode (unsafe: pass `unsafe` if you trust the file)"
         )
     import tensorflow as tf
 

@@ -76,8 +76,8 @@ def load_model(
         raise ModelLoadError(_unknown_model_message(text))
     if weights is not None and weights.lower() in ("none", "imagenet"):
         raise ModelLoadError(
-            f"--weights {weights} applies to keras.applications names only; {text} is a model file with weights "
-            "of its own (give a weights file with --weights PATH to replace them)"
+            f"`weights` {weights} applies to keras.applications names only; {text} is a model file with weights "
+            "of its own (give a weights file with `weights` PATH to replace them)"
         )
     for module in imports:
         import_module(module)
@@ -135,7 +135,7 @@ def import_module(name: str) -> ModuleType:
         raise ModelLoadError(f"could not import {name}: {brief(exc)}") from exc
 
 
-#: Random weights (``--weights none``) are drawn from this seed, so that every load gives the same model: two runs
+#: Random weights (``weights="none"``) are drawn from this seed, so that every load gives the same model: two runs
 #: agree, and so do the Ray engine's workers with each other and with the driver.
 RANDOM_WEIGHTS_SEED = 0
 
@@ -161,7 +161,7 @@ def _load_application(
         keras_weights = "imagenet"
     else:
         if not Path(choice).is_file():
-            raise ModelLoadError(f"--weights {choice}: no such file (expected imagenet, none or a weights file)")
+            raise ModelLoadError(f"`weights` {choice}: no such file (expected imagenet, none or a weights file)")
         keras_weights = choice
     rows, cols = size if size is not None else (app.size, app.size)
     kwargs: dict[str, Any] = {"weights": keras_weights, "include_top": include_top}
@@ -189,8 +189,8 @@ def _download_message(app: Application, include_top: bool, exc: BaseException) -
     part = "with the classifier head" if include_top else "conv base only, include_top=False"
     return (
         f"could not download the ImageNet weights for {app.name} ({part}) into {_keras_cache_dir()}: {exc}. "
-        "Without internet access: try the bundled model (--model shapes), copy the weights file into that "
-        "folder, or give it with --weights PATH (--weights none gives random weights)."
+        "Without internet access: try the bundled model (`model` shapes), copy the weights file into that "
+        "folder, or give it with `weights` PATH (`weights` none gives random weights)."
     )
 
 
@@ -222,22 +222,22 @@ _LOAD_FAILURES = [
     (
         r"the model calls TensorFlow's (?P<name>tf\.[\w.]+)",
         "{path} calls {name}, which is not among the TensorFlow math and shaping functions cnnviz runs by default. "
-        "If you trust the file, pass --unsafe.",
+        "If you trust the file, pass `unsafe`.",
     ),
     (
         r"(?i)safe_mode|unsafe",
         "{path} contains a Lambda layer or other Python code, which runs when the model is loaded; cnnviz refuses "
-        "it by default. If you trust the file, pass --unsafe.",
+        "it by default. If you trust the file, pass `unsafe`.",
     ),
     (
         r"No model config found",
-        "{path} holds weights only, no architecture: build the model with --model NAME or a model file, and give "
-        "this file with --weights {path}",
+        "{path} holds weights only, no architecture: build the model with `model` NAME or a model file, and give "
+        "this file with `weights` {path}",
     ),
     (
         r"Could not locate class '(?P<name>\w+)'",
         "could not load {path}: it uses a layer class '{name}' that is not part of Keras. If it is your own, pass "
-        "the module or .py file that defines it with --import.",
+        "the module or .py file that defines it with `imports`.",
     ),
 ]
 
@@ -280,7 +280,7 @@ def _load_saved_model(path: Path, unsafe: bool) -> Any:
 
 def _load_weights(model: Any, path: Path) -> None:
     if not path.is_file():
-        raise ModelLoadError(f"--weights {path}: no such file")
+        raise ModelLoadError(f"`weights` {path}: no such file")
     try:
         model.load_weights(path)
     except Exception as exc:
@@ -313,5 +313,5 @@ def _weights_misfit(path: str | os.PathLike[str], model_name: str, exc: BaseExce
         return None
     return (
         f"the weights in {path} do not fit {model_name}: they were saved from a model whose layer names or shapes "
-        f"differ ({detail}). Give --weights a file saved from this same architecture."
+        f"differ ({detail}). Give `weights` a file saved from this same architecture."
     )

@@ -43,8 +43,6 @@ from cnnviz.runs.filters import FilterOptions, filter_picture
 
 keras = keras_module()
 
-#: How the callback's notes name the option that selects filters or channels (runs.CLI_SELECTION for the CLI).
-PYTHON_SELECTION = "filter_options=FilterOptions({what}=...)"
 #: The run folder inside ``tensorboard``, beside the ``train`` and ``validation`` runs of Keras' own callback.
 TENSORBOARD_RUN = "cnnviz"
 
@@ -188,7 +186,7 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
                 log.scalar(f"dead_filters/{conv.path}", int(dead_filters(kernels).sum()), step)
             if self.draw_filters:
                 options = self._filter_options(conv, kernels)
-                picture = filter_picture(filter_label, conv, kernels, options, report, PYTHON_SELECTION)
+                picture = filter_picture(filter_label, conv, kernels, options, report)
                 keep(picture, f"filters_{safe_name(conv.path)}.png", f"filters/{conv.path}")
         first = 0
         for names, batch in self._inputs:

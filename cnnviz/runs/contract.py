@@ -117,5 +117,5 @@ def find_inputs(
     if engine == "ray":
         return ray_inputs([item.path if isinstance(item, Input) else os.fspath(item) for item in images], exclude)
     if any(is_uri(os.fspath(item)) for item in images if not isinstance(item, Input)):
-        raise OptionError("URIs such as s3://bucket/images/ are read by the Ray engine: add --engine ray")
+        raise OptionError("URIs such as s3://bucket/images/ are read by the Ray engine: add `engine` ray")
     return gather_inputs(images, exclude=exclude)

@@ -72,7 +72,7 @@ class MapOptions(Naming, EngineReading, ViewSettings):
         self.check_engine_reading()
         self.check_view(MAP_NORMS, "feature map normalisation")
         if self.engine != "local" and self.overlay:
-            raise OptionError("overlays (--overlay) run with the local engine: Ray's workers do not keep the pixels")
+            raise OptionError("overlays (`overlay`) run with the local engine: Ray's workers do not keep the pixels")
         if self.order not in MAP_ORDERS:
             raise OptionError(f"unknown map order '{self.order}'; choose one of: {', '.join(MAP_ORDERS)}")
         if self.max_maps is not None and self.max_maps < 1:
@@ -269,13 +269,13 @@ def plan_maps(model: Any, options: MapOptions, reader: Reader | None = None) -> 
     notes += extractor.run_notes()
     if options.overlay:
         if not reader.taken.takes_images:
-            raise OptionError("--overlay draws maps over images; this model takes arrays (.npy), not images")
+            raise OptionError("`overlay` draws maps over images; this model takes arrays (.npy), not images")
         widest = max(int(conv.output_shape[-1] or 0) for conv in extractor.layers)
         if options.max_maps is None and widest > DEFAULT_OVERLAY_MAPS:
             options = replace(options, max_maps=DEFAULT_OVERLAY_MAPS)
             notes.append(
                 f"overlays: drawing maps 0-{DEFAULT_OVERLAY_MAPS - 1} of layers with more (up to {widest}); "
-                "choose with --max-maps"
+                "choose with `max_maps`"
             )
     return MapPlan(extractor, reader.preprocessing, options, reader.fit, tuple(notes))
 

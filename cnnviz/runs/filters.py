@@ -59,17 +59,11 @@ class FilterOptions(Naming, ViewSettings):
                 check_selection(text, what)
 
 
-#: How a note names the option that selects filters or channels (``{what}`` is ``filters`` or ``channels``): the
-#: CLI's flag; the training callback names its ``FilterOptions`` field instead.
-CLI_SELECTION = "--{what}"
-
-
-def _choose(text: str | None, total: int, cap: int, what: str, report: RunResult, selection: str) -> list[int]:
+def _choose(text: str | None, total: int, cap: int, what: str, report: RunResult) -> list[int]:
     if text is not None:
         return parse_selection(text, total, what)
     if total > cap:
-        option = selection.format(what=f"{what}s")
-        report.note(f"showing {what}s 0-{cap - 1} of {total}; choose others with {option}, e.g. {cap}:{2 * cap}")
+        report.note(f"showing {what}s 0-{cap - 1} of {total}; choose others with `{what}s`, e.g. {cap}:{2 * cap}")
         return list(range(cap))
     return list(range(total))
 
@@ -97,7 +91,7 @@ def render_filters(
         if not traced.convs:
             raise LayerNotFound(f"model '{model.name}' has no conv layers")
         convs = traced.convs[:1]
-        report.notes.append(f"no --layer given: drawing the first conv layer, {convs[0].path}")
+        report.notes.append(f"no `layer` given: drawing the first conv layer, {convs[0].path}")
     else:
         convs = traced.find([options.layer])
     stacks = [(conv, layer_kernels(conv)) for conv in convs]  # every layer readable before any file is written
@@ -121,17 +115,15 @@ def filter_picture(
     kernels: np.ndarray,
     options: FilterOptions,
     report: RunResult,
-    selection: str = CLI_SELECTION,
 ) -> Picture:
     """A layer's filter grid, with its header unless ``options.labels`` is off; ``label`` names the model in the
     header. Huge layers are cut to :data:`DEFAULT_MAX_FILTERS` filters and :data:`DEFAULT_MAX_CHANNELS` channels
-    unless ``options`` selects them, with a note in ``report`` saying so and naming the option to change as
-    ``selection`` does (:data:`CLI_SELECTION`)."""
-    rows = _choose(options.filters, kernels.shape[0], DEFAULT_MAX_FILTERS, "filter", report, selection)
+    unless ``options`` selects them, with a note in ``report`` saying so and naming the option to change."""
+    rows = _choose(options.filters, kernels.shape[0], DEFAULT_MAX_FILTERS, "filter", report)
     cols = (
         list(range(kernels.shape[1]))
         if options.rgb
-        else _choose(options.channels, kernels.shape[1], DEFAULT_MAX_CHANNELS, "channel", report, selection)
+        else _choose(options.channels, kernels.shape[1], DEFAULT_MAX_CHANNELS, "channel", report)
     )
     fixed = options.value_range
     header = (

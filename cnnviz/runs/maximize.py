@@ -53,7 +53,7 @@ class MaximizeRunOptions(Naming, MaximizeOptions, FeedSettings):
     def __post_init__(self) -> None:
         self.check()
         if not self.layer:
-            raise OptionError("maximize needs a layer (--layer): see 'cnnviz layers'")
+            raise OptionError("maximize needs a layer (`layer`): see 'cnnviz layers'")
         if self.filters is not None:
             check_selection(self.filters, "filter")
         self.check_feeding()
@@ -132,7 +132,7 @@ def render_maximize(
     if options.filters is None:
         chosen = list(range(min(DEFAULT_FILTERS, total)))
         if total > len(chosen):
-            report.note(f"drawing filters 0-{len(chosen) - 1} of {total}; choose others with --filters, e.g. 16:32")
+            report.note(f"drawing filters 0-{len(chosen) - 1} of {total}; choose others with `filters`, e.g. 16:32")
     else:
         chosen = parse_selection(options.filters, total, "filter")
     total_steps = len(chosen) * options.steps

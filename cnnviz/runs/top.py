@@ -84,7 +84,7 @@ class TopOptions(Naming, EngineReading):
         if self.max_filters is not None and self.max_filters < 1:
             raise OptionError(f"max_filters must be at least 1, got {self.max_filters}")
         if not self.layer:
-            raise OptionError("top needs a layer (--layer): see 'cnnviz layers'")
+            raise OptionError("top needs a layer (`layer`): see 'cnnviz layers'")
         check_ranking(self.by, self.k)
         if self.filters is not None:
             check_selection(self.filters, "filter")
