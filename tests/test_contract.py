@@ -19,6 +19,7 @@ from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
 from cnnviz.runs.maximize import MaximizeRunOptions
 from cnnviz.runs.report import ReportOptions, write_report
 from cnnviz.runs.stats import StatsOptions
+from cnnviz.runs.top import TopOptions
 from tests.conftest import square_picture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +40,22 @@ ROOT = Path(__file__).resolve().parent.parent
         (lambda: ReportOptions(size=(0, 4)), r"a size is \(rows, cols\) of at least 1 pixel"),
         (lambda: MaximizeRunOptions(filters="0:4"), r"maximize needs a layer \(`layer`\)"),
         (lambda: MaximizeRunOptions(layer="x", steps=0), "maximize needs at least 1 step"),
+        (lambda: StatsOptions(engine="spark"), "unknown engine 'spark'; choose one of: local, ray"),
+        (lambda: StatsOptions(ray_workers=2), "^`ray_workers` is for the Ray engine: choose it with `engine` ray$"),
+        (lambda: TopOptions(layer="x", ray_workers=0, engine="ray"), "ray_workers must be at least 1, got 0"),
+        (lambda: MapOptions(address="auto", ray_workers=1), "^`address` and `ray_workers` are for the Ray engine"),
     ],
 )
 def test_options_check_themselves_when_made(make, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(OptionError, match=message):
         make()
+
+
+def test_the_command_line_names_the_ray_settings_as_its_flags() -> None:
+    ran = CliRunner().invoke(main, ["stats", "sample_images/cat.jpg", "-m", "shapes", "--workers", "2"])
+
+    assert ran.exit_code == 2
+    assert ran.output.endswith("Error: --workers is for the Ray engine: choose it with --engine ray\n")
 
 
 def test_overlays_on_ray_are_refused_by_the_library_as_by_the_cli(tmp_path: Path) -> None:

@@ -46,8 +46,12 @@ class EngineSettings:
         check_engine(self.engine)
         if self.ray_workers is not None and self.ray_workers < 1:
             raise OptionError(f"ray_workers must be at least 1, got {self.ray_workers}")
-        if self.engine != "ray" and (self.address is not None or self.ray_workers is not None):
-            raise OptionError("`address` and `ray_workers` are for the Ray engine: choose it with `engine` ray")
+        given = [name for name in ("address", "ray_workers") if getattr(self, name) is not None]
+        if self.engine != "ray" and given:
+            named = " and ".join(f"`{name}`" for name in given)
+            raise OptionError(
+                f"{named} {'are' if len(given) > 1 else 'is'} for the Ray engine: choose it with `engine` ray"
+            )
 
 
 @dataclass(frozen=True)
