@@ -148,3 +148,41 @@ def test_drawing_threads_run_below_the_model_and_the_caller_keeps_its_priority()
     worker.join()
     assert seen == [DRAWING_NICENESS]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+
+
+def test_a_write_that_fails_part_way_leaves_a_manifest_of_every_grid_on_disk(
+    keras, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run stops at the error, as it should; what it drew before is listed, as after a Ctrl-C."""
+    import cnnviz.runs.featuremaps as featuremaps
+    from cnnviz.errors import OutputError
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a", "b", "c", "d"):
+        write_image(images / f"{name}.png", (LINE_IMAGE * 255).astype(np.uint8))
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="one"), keras.layers.Conv2D(2, 3, name="two")]
+    )
+    write = featuremaps.write_maps
+
+    def full_disk(folder, conv, *args):  # type: ignore[no-untyped-def]
+        if folder.name == "c" and conv.path == "two":
+            raise OutputError(f"{folder}: no space left on the device")
+        return write(folder, conv, *args)
+
+    monkeypatch.setattr(featuremaps, "write_maps", full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="no space left"):
+        render_feature_maps(model, [images], out, MapOptions(preprocess="scale255", batch_size=1, workers=1))
+
+    on_disk = sorted(str(path) for path in out.rglob("*.png"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = sorted(layer["png"] for image in manifest["images"].values() for layer in image["layers"].values())
+    assert [Path(path).relative_to(out).as_posix() for path in listed][:4] == [
+        "a/one.png",
+        "a/two.png",
+        "b/one.png",
+        "b/two.png",
+    ]
+    assert listed == on_disk

@@ -35,7 +35,7 @@ from cnnviz.errors import CnnvizError, ModelRunError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.images import input_suffixes
 from cnnviz.inputs.preprocess import Preprocessing
-from cnnviz.methods.shape import Method, Scanned, ScanStopped
+from cnnviz.methods.shape import Method, Scanned, stop_scan
 
 P = TypeVar("P")
 
@@ -290,8 +290,9 @@ def scan_on_ray(
                 if partial is not None:
                     result.partial = partial if result.partial is None else method.merge(result.partial, partial)
             result.failures.extend(_failures(batch))
-    except KeyboardInterrupt as exc:
+    except BaseException as exc:  # Ctrl-C, or a worker's error: what merged so far goes with it
         result.failures.sort(key=order)
-        raise ScanStopped(result) from exc
+        stop_scan(exc, result)
+        raise
     result.failures.sort(key=order)
     return result

@@ -112,21 +112,19 @@ class Scanned(Generic[P]):
     fit: str = "none"
 
 
-class ScanStopped(KeyboardInterrupt):
-    """A scan stopped by Ctrl-C, with what it had done: :attr:`scanned` (the partial merged so far, the failures
-    met). It is a ``KeyboardInterrupt``: whoever does not save the partial sees the interruption as before."""
-
-    def __init__(self, scanned: Scanned[Any]) -> None:
-        super().__init__()
-        self.scanned = scanned
+#: The attribute of an exception that stopped a scan where :func:`stopped_scan` finds what was done.
+_DONE = "cnnviz_scanned"
 
 
-def merged(method: type[Method[P]], partials: Sequence[P]) -> P | None:
-    """``partials`` merged in order with ``method.merge``; None for none."""
-    result: P | None = None
-    for partial in partials:
-        result = partial if result is None else method.merge(result, partial)
-    return result
+def stop_scan(error: BaseException, done: Scanned[Any]) -> None:
+    """Attach to ``error``, which is ending a scan (Ctrl-C, a file that could not be written), what the scan had
+    done: the error goes on as it is, and whoever must record that work (a manifest) finds it."""
+    setattr(error, _DONE, done)
+
+
+def stopped_scan(error: BaseException) -> Scanned[Any] | None:
+    """What a scan had done when ``error`` ended it (:func:`stop_scan`); None for an error from elsewhere."""
+    return getattr(error, _DONE, None)
 
 
 def scan_all(
@@ -150,6 +148,10 @@ def scan_all(
 
     Returns:
         The merged partial, the failures in input order, and the method's notes and precision.
+
+    Raises:
+        Whatever ends the scan (Ctrl-C, an error of the method's), carrying what was done, work in flight that
+        had finished included (:func:`stopped_scan`).
     """
     failures: list[tuple[str, CnnvizError]] = []
 
@@ -178,15 +180,18 @@ def scan_all(
             if progress is not None:
                 progress(len(batch.paths))
         add(method.close(stopped=False))
-    except KeyboardInterrupt as exc:
-        add(method.close(stopped=True))
-        raise ScanStopped(_scanned(method, total, failures)) from exc
-    except BaseException:
-        method.close(stopped=True)  # threads and files it holds
+    except BaseException as exc:
+        add(method.close(stopped=True))  # and its threads are let go
+        stop_scan(exc, _scanned(method, total, _in_order(failures, paths, numbers)))
         raise
+    return _scanned(method, total, _in_order(failures, paths, numbers))
+
+
+def _in_order(
+    failures: list[tuple[str, CnnvizError]], paths: Sequence[ImagePath], numbers: Mapping[str, int] | None
+) -> list[tuple[str, CnnvizError]]:
     places = numbers if numbers is not None else {os.fspath(path): place for place, path in enumerate(paths)}
-    failures.sort(key=lambda failure: places.get(failure[0], len(places)))
-    return _scanned(method, total, failures)
+    return sorted(failures, key=lambda failure: places.get(failure[0], len(places)))
 
 
 def _scanned(method: Method[P], total: P | None, failures: list[tuple[str, CnnvizError]]) -> Scanned[P]:

@@ -30,7 +30,7 @@ from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.extract import Extractor, build_extractor
-from cnnviz.methods.shape import Method, ScanStopped
+from cnnviz.methods.shape import Method, stopped_scan
 from cnnviz.models.graph import ConvLayer, sized_input_shape
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.output.manifest import read_manifest, update_manifest
@@ -134,8 +134,10 @@ def render_feature_maps(
             records = scanned.partial or {}
             report.failures, report.notes, report.precision = scanned.failures, scanned.notes, scanned.precision
             report.preprocessing, report.fit = scanned.preprocessing, scanned.fit
-    except ScanStopped as stopped:  # Ctrl-C: the manifest still lists every grid on disk
-        records, report.failures = stopped.scanned.partial or {}, stopped.scanned.failures
+    except BaseException as exc:  # Ctrl-C, a full disk: the manifest still lists every grid on disk
+        stopped = stopped_scan(exc)
+        if stopped is not None:
+            records, report.failures = stopped.partial or {}, stopped.failures
         raise
     finally:
         about = options.about(getattr(model, "name", "model"))
