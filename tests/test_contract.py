@@ -155,17 +155,27 @@ def test_the_report_ranks_the_layers_its_top_options_name(monkeypatch: pytest.Mo
     placeholder pattern beside a list of its own."""
     from cnnviz.models.load import load_model
     from cnnviz.runs import report as report_run
+    from cnnviz.runs.top import render_top
 
     asked: list[list[str]] = []
+    given: list[TopOptions] = []
     monkeypatch.setattr(
-        report_run, "_add_top", lambda model, inputs, root, options, *rest: asked.append(options.layers)
+        report_run,
+        "_add_top",
+        lambda model, inputs, root, options, *rest: asked.append(options.layers) or given.append(options),
     )
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
     for number in range(9):  # the top block needs 9 images
-        Image.fromarray((square_picture(number) * 0.9).astype(np.uint8)).save(tmp_path / f"{number}.png")
+        Image.fromarray((square_picture(number) * 0.9).astype(np.uint8)).save(pictures / f"{number}.png")
+    model = load_model("shapes")
 
-    write_report(load_model("shapes"), [tmp_path], tmp_path / "report", ReportOptions(gradcam=False))
+    write_report(model, [pictures], tmp_path / "report", ReportOptions(gradcam=False))
+    ranked = render_top(model, [pictures], tmp_path / "top", given[0])  # the options, as a top run honours them
 
     assert asked == [["edges", "parts", "shapes"]]
+    assert ranked.layers == ["edges", "parts", "shapes"]
+    assert sorted(path.name for path in ranked.written) == ["top_edges.png", "top_parts.png", "top_shapes.png"]
 
 
 def test_reading_settings_have_their_defaults_in_one_place() -> None:
