@@ -20,6 +20,7 @@ import click
 # option errors stay instant.
 from cnnviz._keras import chosen_backend
 from cnnviz.draw.render import palette
+from cnnviz.engines.dispatch import DEFAULT_ENGINE, ENGINES
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, OptionError, brief
 from cnnviz.inputs.images import DEFAULT_FIT, FITS
@@ -371,8 +372,8 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         choice_option(
             "--engine",
-            ("local", "ray"),
-            "local",
+            ENGINES,
+            DEFAULT_ENGINE,
             "Where to run: here, or on Ray Data (a cluster at --address / RAY_ADDRESS, else a local Ray with this "
             "machine's cores). Ray needs pip install 'cnnviz[ray]'.",
         ),

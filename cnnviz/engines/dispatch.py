@@ -19,6 +19,8 @@ from cnnviz.methods.shape import Method, Scanned, scan_all
 
 P = TypeVar("P")
 ENGINES = ("local", "ray")
+#: Where a run goes unless asked otherwise: this process.
+DEFAULT_ENGINE = ENGINES[0]
 
 
 def check_engine(engine: str) -> None:
@@ -37,7 +39,7 @@ class EngineSettings:
         ray_workers: Ray's model workers (one CPU each); one per CPU the reading leaves free when None.
     """
 
-    engine: str = "local"
+    engine: str = DEFAULT_ENGINE
     address: str | None = None
     ray_workers: int | None = None
 

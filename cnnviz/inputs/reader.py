@@ -240,16 +240,12 @@ class Reader:
         self.feeds: Feeds | None = resolve_feeds(model, index, self.settings.feed)
 
     @property
-    def fitted(self) -> bool:
-        """Whether images are fitted to one size (a fixed input size, or ``settings.size``), rather than keeping
-        their own shape."""
-        return self.taken.takes_images and (self.settings.size is not None or None not in self.taken.spatial_size)
-
-    @property
     def fit(self) -> str:
-        """How images get the model's input size, as runs report it: the settings' fit, ``none`` where images
-        keep their own shape."""
-        return self.settings.fit if self.fitted else "none"
+        """How images get the model's input size, as runs report it: the settings' fit, ``none`` where images keep
+        their own shape (a model of free input size, no ``settings.size``) or the model takes arrays."""
+        taken = self.taken  # an array input (1-D maps) has no spatial size to ask about
+        fitted = taken.takes_images and (self.settings.size is not None or None not in taken.spatial_size)
+        return self.settings.fit if fitted else "none"
 
     def read(self, path: ImagePath, data: bytes | None = None) -> tuple[np.ndarray, bool]:
         """One input as read (:func:`load_input`): (the array, whether it is model-ready)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnviz.draw.render import check_norm, palette
-from cnnviz.engines.dispatch import ENGINES, EngineReading, EngineSettings, check_engine
+from cnnviz.engines.dispatch import DEFAULT_ENGINE, ENGINES, EngineReading, EngineSettings, check_engine
 from cnnviz.engines.naming import Naming
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
@@ -102,7 +102,9 @@ class ViewSettings:
 
 
 def find_inputs(
-    images: Sequence[str | os.PathLike[str] | Input], exclude: str | os.PathLike[str] | None, engine: str = "local"
+    images: Sequence[str | os.PathLike[str] | Input],
+    exclude: str | os.PathLike[str] | None,
+    engine: str = DEFAULT_ENGINE,
 ) -> list[Input]:
     """The input files of a run: files, folders and glob patterns (:func:`cnnviz.inputs.gather.gather_inputs`),
     and with the Ray engine also URIs (``s3://bucket/images/``), which only Ray's readers reach.
