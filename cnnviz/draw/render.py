@@ -320,18 +320,64 @@ def feature_map_grid(
     if maps.ndim != 3:
         raise OptionError(f"feature maps must be (rows, cols, channels) or (steps, channels), got {maps.shape}")
     lo, hi = ranges if ranges is not None else channel_ranges(maps)
-    numbers = drawn_channels(maps, max_maps, order)
+    layout = map_grid_layout(maps, max_maps=max_maps, scale=scale, padding=padding, order=order)
+    numbers = layout.channels
     if numbers != list(range(maps.shape[-1])):
         maps, lo, hi = select_channels(maps, lo, hi, numbers)
     levels = np.moveaxis(map_levels(maps, lo, hi, norm), -1, 0)  # (K, H, W), a view
-    count, rows, cols = levels.shape
-    grid_rows, grid_cols = grid_shape_for(count, rows, cols)
-    factor = scale or grid_scale(rows, cols, grid_cols, MIN_MAP_TILE, MAX_MAP_TILE, (grid_cols - 1) * padding)
-    tiles = cross_out(upscale(levels, factor), flat_ranges(lo, hi), SEPARATOR)
-    if index and count and numbers_fit(tiles.shape[1], tiles.shape[2], numbers):
+    tiles = cross_out(upscale(levels, layout.factor), flat_ranges(lo, hi), SEPARATOR)
+    if index and numbers and numbers_fit(tiles.shape[1], tiles.shape[2], numbers):
         tiles = number_corners(tiles, numbers, INK, BACKGROUND)
-    grid = tile(tiles, grid_shape=(grid_rows, grid_cols), padding=padding, fill=SEPARATOR, blank=BACKGROUND)
+    grid = tile(tiles, grid_shape=layout.grid, padding=padding, fill=SEPARATOR, blank=BACKGROUND)
     return compose(grid, palette(cmap), header)
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where :func:`feature_map_grid` puts each map, so that a viewer can tell which tile is which.
+
+    Attributes:
+        channels: the channels drawn, in the order of the tiles (row by row).
+        grid: (rows, cols) of tiles.
+        tile: (rows, cols) of one tile in pixels, after enlargement.
+        factor: the enlargement.
+        padding: the separator between tiles, in pixels.
+    """
+
+    channels: list[int]
+    grid: tuple[int, int]
+    tile: tuple[int, int]
+    factor: int
+    padding: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(rows, cols) of the grid in pixels, without the header above it."""
+        return (
+            self.grid[0] * self.tile[0] + (self.grid[0] - 1) * self.padding,
+            self.grid[1] * self.tile[1] + (self.grid[1] - 1) * self.padding,
+        )
+
+
+def map_grid_layout(
+    maps: np.ndarray,
+    *,
+    max_maps: int | None = None,
+    scale: int | None = None,
+    padding: int = 1,
+    order: str = "channel",
+) -> GridLayout:
+    """The layout :func:`feature_map_grid` draws ``maps`` (channels last, 3-D) in, given the same settings.
+
+    >>> layout = map_grid_layout(np.zeros((4, 6, 5)), scale=2)
+    >>> layout.channels, layout.grid, layout.tile, layout.size
+    ([0, 1, 2, 3, 4], (3, 2), (8, 12), (26, 25))
+    """
+    numbers = drawn_channels(maps, max_maps, order)
+    rows, cols = int(maps.shape[0]), int(maps.shape[1])
+    grid_rows, grid_cols = grid_shape_for(len(numbers), rows, cols)
+    factor = scale or grid_scale(rows, cols, grid_cols, MIN_MAP_TILE, MAX_MAP_TILE, (grid_cols - 1) * padding)
+    return GridLayout(numbers, (grid_rows, grid_cols), (rows * factor, cols * factor), factor, padding)
 
 
 def select_channels(

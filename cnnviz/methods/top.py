@@ -132,6 +132,8 @@ class TopScan:
     failures: list[tuple[str, CnnvizError]]
     notes: list[str] = field(default_factory=list)
     precision: str = DEFAULT_PRECISION
+    #: the bytes of inputs that are not files (the explorer's uploads), by path
+    data: dict[str, bytes] = field(default_factory=dict)
 
 
 #: What a reduced-precision scan says about its ranking: each image's score is rounded to about three digits, so

@@ -12,7 +12,7 @@ import numpy as np
 
 from cnnviz.draw.headers import format_values
 from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture
-from cnnviz.draw.render import Header, palette
+from cnnviz.draw.render import Header, Picture, palette
 from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
@@ -203,8 +203,21 @@ def _are_probabilities(outputs: np.ndarray) -> bool:
     return bool(outputs.size and outputs.min() >= 0 and outputs.max() <= 1 and np.allclose(outputs.sum(-1), 1, 1e-3))
 
 
-def _write_one(
-    folder: Path,
+@dataclass(frozen=True)
+class DrawnExplanation:
+    """One image's explanation drawn, before anything is written: the picture, the file stem it goes to
+    (``<method>_<class>``), the class explained, the model's top classes and the heatmap's peak."""
+
+    picture: Picture
+    stem: str
+    target: int
+    target_name: str
+    top: list[tuple[str, float]]
+    heatmap: np.ndarray
+    peak: float
+
+
+def draw_explanation(
     path: str,
     pixels: np.ndarray | None,
     explained: Explanation,
@@ -212,7 +225,9 @@ def _write_one(
     names: Sequence[str] | None,
     label: str,
     options: GradcamOptions,
-) -> ImageResult:
+) -> DrawnExplanation:
+    """Image ``index`` of ``explained`` as ``gradcam`` draws it: the image beside the heatmap blended onto it, with
+    the header naming the class, its score and the top classes (unless ``options.labels`` is off)."""
     outputs = explained.outputs[index]
     chosen = int(explained.classes[index])
     if explained.head == "segmentation":  # each class's share of the predicted pixels
@@ -226,9 +241,23 @@ def _write_one(
     stem = f"{explained.method.replace('++', 'pp')}_{safe_name(name)}"
     header = _header(label, explained, Path(path).name, chosen, name, outputs, top, peak) if options.labels else None
     picture = heatmap_picture(pixels, heatmap, cmap=options.cmap, alpha=options.alpha, header=header)
-    written = save_png(picture, folder / f"{stem}.png")
-    raw = save_npy(heatmap, folder / f"{stem}.npy") if options.save_raw else None
-    return ImageResult(path, chosen, name, top, written, raw, peak)
+    return DrawnExplanation(picture, stem, chosen, name, top, heatmap, peak)
+
+
+def _write_one(
+    folder: Path,
+    path: str,
+    pixels: np.ndarray | None,
+    explained: Explanation,
+    index: int,
+    names: Sequence[str] | None,
+    label: str,
+    options: GradcamOptions,
+) -> ImageResult:
+    drawn = draw_explanation(path, pixels, explained, index, names, label, options)
+    written = save_png(drawn.picture, folder / f"{drawn.stem}.png")
+    raw = save_npy(drawn.heatmap, folder / f"{drawn.stem}.npy") if options.save_raw else None
+    return ImageResult(path, drawn.target, drawn.target_name, drawn.top, written, raw, drawn.peak)
 
 
 def _header(

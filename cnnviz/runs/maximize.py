@@ -123,6 +123,19 @@ def render_maximize(
     Raises:
         OptionError, LayerNotFound, NotAConvLayer, UnsupportedLayer, UnsupportedModel: before any work.
     """
+    report, picture = draw_maximize(model, options, progress)
+    assert report.maximized is not None
+    target = Path(out_dir) / f"maximize_{safe_name(report.maximized.layer)}.png"
+    report.written.append(save_png(picture, target))
+    if options.save_raw:
+        report.written.append(save_npy(report.maximized.images, target.with_suffix(".npy")))
+    return report
+
+
+def draw_maximize(
+    model: Any, options: MaximizeRunOptions, progress: Progress | None = None
+) -> tuple[MaximizeResult, Picture]:
+    """The images of :func:`render_maximize` and their grid, drawn but not written."""
     report = MaximizeResult()
     maximizer = Maximizer(model, options.layer, options, options.feeding)
     for note in maximizer.notes:
@@ -138,9 +151,4 @@ def render_maximize(
     total_steps = len(chosen) * options.steps
     result = maximizer(chosen, None if progress is None else (lambda done: progress(done, total_steps)))
     report.maximized = result
-    picture = maximize_picture(result, options.label_of(model), options, options.labels)
-    target = Path(out_dir) / f"maximize_{safe_name(result.layer)}.png"
-    report.written.append(save_png(picture, target))
-    if options.save_raw:
-        report.written.append(save_npy(result.images, target.with_suffix(".npy")))
-    return report
+    return report, maximize_picture(result, options.label_of(model), options, options.labels)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.draw.headers import index_span
-from cnnviz.draw.render import Header
+from cnnviz.draw.render import Header, Picture
 from cnnviz.draw.top import TopRow, fit_to_tile, top_picture
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.engines.naming import ModelRef
@@ -127,14 +127,22 @@ def render_top(
     return top_result(loaded, scan, out_dir, options)
 
 
-def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], options: TopOptions) -> TopResult:
-    """Cut the winners' patches, draw the pictures and write the records of a finished scan, for either engine."""
-    out = Path(out_dir)
+@dataclass
+class TopDrawing:
+    """A finished scan's records and pictures, drawn but not written: ``pictures`` holds each layer's pictures by
+    file stem (``top_<layer>``, or pages ``top_<layer>_064-127``), in order."""
+
+    result: TopResult
+    pictures: dict[str, dict[str, Picture]] = field(default_factory=dict)
+
+
+def draw_top(model: Any, scan: TopScan, options: TopOptions) -> TopDrawing:
+    """Cut the winners' patches and draw the pictures of a finished scan (for either engine, or the explorer)."""
     result = TopResult(failures=list(scan.failures), fit=options.fit, inputs=len(scan.inputs))
     result.precision = scan.precision
-    patches = _Patches(model, options, scan.inputs)
+    drawing = TopDrawing(result)
+    patches = _Patches(model, options, scan.inputs, scan.data)
     result.preprocessing = patches.step
-    sections: dict[str, Any] = {}
     chosen = {conv.path: _chosen_filters(scan.tops[conv.path], options, result, conv.path) for conv in scan.layers}
     cut = patches.cut_winners(scan, chosen)
     for conv in scan.layers:
@@ -155,20 +163,24 @@ def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], optio
             rows.append(TopRow(filter_index, drawn, values, patches.maximized(conv, filter_index)))
         result.records.extend(records)
         result.layers.append(conv.path)
-        label = options.label_of(model)
-        written = _pictures(
-            rows,
-            conv,
-            options,
-            out,
-            f"{label} | top {min(options.k, len(scan.inputs))} of {len(scan.inputs)} images",
-            patches.method(conv),
-        )
-        result.written.extend(written)
-        sections[conv.path] = {"png": [str(path) for path in written], "k": options.k, "by": options.by}
+        title = f"{options.label_of(model)} | top {min(options.k, len(scan.inputs))} of {len(scan.inputs)} images"
+        drawing.pictures[conv.path] = _pictures(rows, conv, options, title, patches.method(conv))
     result.notes.extend(scan.notes + patches.notes)
+    return drawing
+
+
+def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], options: TopOptions) -> TopResult:
+    """Draw a finished scan (:func:`draw_top`) and write its pictures, the records where asked, and the manifest."""
+    out = Path(out_dir)
+    drawing = draw_top(model, scan, options)
+    result = drawing.result
+    sections: dict[str, Any] = {}
+    for layer, pictures in drawing.pictures.items():
+        written = [save_png(picture, out / f"{stem}.png") for stem, picture in pictures.items()]
+        result.written.extend(written)
+        sections[layer] = {"png": [str(path) for path in written], "k": options.k, "by": options.by}
     if options.json is not None:
-        text = json.dumps(_public(result.records), indent=2) + "\n"
+        text = json.dumps(public_records(result.records), indent=2) + "\n"
         result.written.append(save_bytes(text.encode(), options.json))
     if options.csv is not None:
         result.written.append(save_bytes(_csv(result.records).encode(), options.csv))
@@ -210,7 +222,7 @@ def _record(
     }
 
 
-def _public(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def public_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records as ``--json`` writes them: without the layer where one layer was ranked."""
     layers = {record["layer"] for record in records}
     return [{k: v for k, v in record.items() if k != "layer" or len(layers) > 1} for record in records]
@@ -236,8 +248,8 @@ def _cell(value: Any) -> Any:
 class _Patches:
     """The winning images decoded again, as the model saw them, and the receptive fields cut out of them."""
 
-    def __init__(self, model: Any, options: TopOptions, inputs: list[str]) -> None:
-        self.model, self.options, self.inputs = model, options, inputs
+    def __init__(self, model: Any, options: TopOptions, inputs: list[str], data: dict[str, bytes]) -> None:
+        self.model, self.options, self.inputs, self.data = model, options, inputs, data
         self.reader = Reader(model, options)
         self.step = self.reader.preprocessing
         self.notes: list[str] = []
@@ -275,7 +287,8 @@ class _Patches:
     def _decoded(self, number: int) -> tuple[np.ndarray, bool]:
         """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
         try:
-            return self.reader.read(self.inputs[number])
+            path = self.inputs[number]
+            return self.reader.read(path, self.data.get(path))
         except ImageLoadError as exc:  # read once already: changed on disk since
             raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
 
@@ -336,11 +349,9 @@ class _Patches:
         return np.rint(np.clip(found.images[0], 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def _pictures(
-    rows: list[TopRow], conv: ConvLayer, options: TopOptions, out: Path, title: str, method: str
-) -> list[Path]:
-    """The layer's pictures: one, or pages of :data:`PAGE` filters."""
-    written = []
+def _pictures(rows: list[TopRow], conv: ConvLayer, options: TopOptions, title: str, method: str) -> dict[str, Picture]:
+    """The layer's pictures by file stem: one, or pages of :data:`PAGE` filters."""
+    pictures = {}
     pages = [rows[start : start + PAGE] for start in range(0, len(rows), PAGE)] or [[]]
     for page in pages:
         name = f"top_{safe_name(conv.path)}"
@@ -357,5 +368,5 @@ def _pictures(
             )
         # as many columns as the best-filled row: fewer images than k leave no column empty in every row
         columns = min(options.k, max([1, *(len(row.patches) for row in page)]))
-        written.append(save_png(top_picture(page, columns, header), out / f"{name}.png"))
-    return written
+        pictures[name] = top_picture(page, columns, header)
+    return pictures
