@@ -20,6 +20,7 @@ _PUBLIC = {
     "ConvLayer": "cnnviz.models.graph",
     "EngineReading": "cnnviz.engines.dispatch",
     "EngineSettings": "cnnviz.engines.dispatch",
+    "ExploreOptions": "cnnviz.explorer.options",
     "Explanation": "cnnviz.methods.gradcam",
     "Extractor": "cnnviz.methods.extract",
     "FeedSettings": "cnnviz.inputs.reader",
@@ -71,6 +72,7 @@ _PUBLIC = {
     "animate_folder": "cnnviz.output.animate",
     "build_extractor": "cnnviz.methods.extract",
     "conv_layers": "cnnviz.models.graph",
+    "explore": "cnnviz.explorer.serve",
     "feature_map_grid": "cnnviz.draw.render",
     "feature_maps": "cnnviz.methods.extract",
     "filter_grid": "cnnviz.draw.render",
@@ -113,6 +115,8 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
         UnsupportedModel,
         WeightsDownloadError,
     )
+    from cnnviz.explorer.options import ExploreOptions
+    from cnnviz.explorer.serve import explore
     from cnnviz.inputs.images import load_image
     from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
     from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
@@ -157,6 +161,7 @@ __all__ = [
     "ConvLayer",
     "EngineReading",
     "EngineSettings",
+    "ExploreOptions",
     "Explanation",
     "Extractor",
     "FeedSettings",
@@ -208,6 +213,7 @@ __all__ = [
     "animate_folder",
     "build_extractor",
     "conv_layers",
+    "explore",
     "feature_map_grid",
     "feature_maps",
     "filter_grid",

@@ -100,6 +100,7 @@ def overlay_grid(
     index: bool = True,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
     order: str = "channel",
+    tile_size: int = OVERLAY_TILE,
 ) -> Picture:
     """One image's feature maps of one layer, each upsampled and blended onto the image, as a grid.
 
@@ -115,9 +116,10 @@ def overlay_grid(
         index: number each tile with its channel.
         ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known.
         order: ``channel``, or ``activation`` (the most active maps first, :func:`cnnviz.draw.render.drawn_channels`).
+        tile_size: each tile's long side in pixels.
 
     Returns:
-        An RGB :class:`Picture`; tiles are :data:`OVERLAY_TILE` pixels on their long side, flat maps crossed out.
+        An RGB :class:`Picture`; tiles are ``tile_size`` pixels on their long side, flat maps crossed out.
     """
     from cnnviz.draw.render import channel_ranges, drawn_channels, select_channels
 
@@ -128,7 +130,7 @@ def overlay_grid(
     numbers = drawn_channels(maps, max_maps, order)
     maps, lo, hi = select_channels(maps, lo, hi, numbers)
     image = np.asarray(pixels)
-    rows, cols = _panel_size(image.shape[0], image.shape[1], OVERLAY_TILE)
+    rows, cols = _panel_size(image.shape[0], image.shape[1], tile_size)
     heat = resize_maps(map_levels(maps, lo, hi, norm).astype(np.float32) / (LEVELS - 1), rows, cols)
     underlay = _resized_image(image, rows, cols)
     tiles = np.stack([blend(underlay, heat[..., k], cmap, alpha) for k in range(maps.shape[-1])])

@@ -19,6 +19,20 @@ _FONT = 12
 _WHITE, _INK, _EMPTY = (255, 255, 255), (0, 0, 0), (236, 238, 241)
 
 
+def drawable_input(array: np.ndarray, ready: bool) -> np.ndarray:
+    """An input as a picture: pixels (``ready`` False) in their own colours as uint8, or a model-ready array (or an
+    image of other than 1 or 3 channels) as its channels' mean scaled to 0..255 grey, ``(rows, cols)``.
+
+    >>> drawable_input(np.array([[[0.0, 2.0], [4.0, 6.0]]]), True).tolist()
+    [[0, 255]]
+    """
+    if not ready and array.shape[-1] in (1, 3):
+        return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    grey = array.mean(axis=-1)
+    low, high = float(grey.min()), float(grey.max())
+    return np.rint((grey - low) / (high - low or 1.0) * 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class TopRow:
     """One filter's row: its number, its patches (uint8 ``(rows, cols, 3)``) with their values, best first, and

@@ -23,7 +23,7 @@ import numpy as np
 
 from cnnviz.draw.headers import index_span
 from cnnviz.draw.render import Header, Picture
-from cnnviz.draw.top import TopRow, fit_to_tile, top_picture
+from cnnviz.draw.top import TopRow, drawable_input, fit_to_tile, top_picture
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
@@ -275,7 +275,7 @@ class _Patches:
         cut = {}
         for image, entries in sorted(wanted.items()):
             array, ready = self._decoded(image)
-            pixels = self._drawable(array, ready)
+            pixels = drawable_input(array, ready)
             for conv, filter_index, rank in entries:
                 top = scan.tops[conv.path]
                 position = (int(top.row[filter_index, rank]), int(top.col[filter_index, rank]))
@@ -291,14 +291,6 @@ class _Patches:
             return self.reader.read(path, self.data.get(path))
         except ImageLoadError as exc:  # read once already: changed on disk since
             raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
-
-    def _drawable(self, array: np.ndarray, ready: bool) -> np.ndarray:
-        """The input as a picture: pixels in their own colours, or a model-ready array scaled to 0..255 grey."""
-        if not ready and array.shape[-1] in (1, 3):
-            return np.clip(np.rint(array), 0, 255).astype(np.uint8)
-        grey = array.mean(axis=-1)
-        low, high = float(grey.min()), float(grey.max())
-        return np.rint((grey - low) / (high - low or 1.0) * 255).astype(np.uint8)
 
     def _trace(self, shape: tuple[int, ...]) -> Any:
         if shape not in self._traces:

@@ -1,0 +1,140 @@
+"""``cnnviz explore``: a local web app over one model and its images."""
+
+from __future__ import annotations
+
+import click
+
+from cnnviz.cli.common import (
+    CONTEXT,
+    EXIT_INTERRUPTED,
+    ModelChoice,
+    Reading,
+    choice_option,
+    model_options,
+    reading_options,
+    reported_errors,
+)
+
+# None of these import TensorFlow: the library imports it inside the functions that need it.
+from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS
+from cnnviz.explorer.options import DEFAULT_PORT, DEFAULT_UPLOAD_MB, LOOPBACK
+from cnnviz.methods.top import DEFAULT_K
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1)
+@model_options
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="The port to serve on; 0 picks a free one.",
+)
+@click.option(
+    "--host",
+    default=LOOPBACK,
+    show_default=True,
+    help="The address to listen on. Anything but this machine's loopback lets other machines ask (the token is "
+    "still required).",
+)
+@click.option("--no-browser", is_flag=True, help="Print the address, do not open a browser.")
+@choice_option("--norm", MAP_NORMS, "map", "How feature maps are normalised, as featuremaps --norm.")
+@click.option("--cmap", default="viridis", show_default=True, help="The feature maps' colormap.")
+@choice_option("--order", MAP_ORDERS, "channel", "The maps' order in a grid, as featuremaps --order.")
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(1),
+    default=DEFAULT_K,
+    show_default=True,
+    help="Images kept per filter on its card (top).",
+)
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Class names for Grad-CAM, one per line.",
+)
+@click.option("--head", default=None, help="For a model of several outputs: the one Grad-CAM explains.")
+@click.option(
+    "--cache-mb",
+    type=click.IntRange(16),
+    default=None,
+    help="Memory for computed views, in MiB (default: a 16th of this machine's memory, at most 2048).",
+)
+@click.option(
+    "--upload-mb",
+    type=click.IntRange(1),
+    default=DEFAULT_UPLOAD_MB,
+    show_default=True,
+    help="The largest image a page may upload, in MiB.",
+)
+@reading_options
+def explore(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    port: int,
+    host: str,
+    no_browser: bool,
+    norm: str,
+    cmap: str,
+    order: str,
+    k: int,
+    labels_file: str | None,
+    head: str | None,
+    cache_mb: int | None,
+    upload_mb: int,
+    reading: Reading,
+) -> None:
+    """Explore a model live in the browser: its conv layers, every layer's maps for your images, and for any
+    filter its kernels, what it responds to, the image patches that excite it most and whether it is dead;
+    Grad-CAM for any class.
+
+    IMAGES are image files, folders and quoted glob patterns; more can be uploaded from the page. The model is
+    loaded once; the server listens on this machine only (--host changes that) and every request needs the
+    token in the printed address. Ctrl-C stops it.
+
+    \b
+    Examples:
+      cnnviz explore sample_images/ --model shapes
+      cnnviz explore sample_images/cat.jpg                    # VGG16, ImageNet weights
+      cnnviz explore photos/ --model my_model.keras --port 0 --no-browser
+    """
+    from cnnviz.explorer.options import ExploreOptions
+    from cnnviz.explorer.serve import prepare, serve
+
+    with reported_errors(choice.verbose):
+        options = ExploreOptions(
+            **vars(choice.ref.naming()),
+            **reading.settings(choice.model_size()),
+            norm=norm,
+            cmap=cmap,
+            order=order,
+            k=k,
+            labels_file=labels_file,
+            output=head,
+            host=host,
+            port=port,
+            cache_mb=cache_mb,
+            upload_mb=upload_mb,
+        )
+        if not reading.quiet:
+            click.echo(f"loading {choice.ref.label} ...", err=True)
+        handle = prepare(choice.load(include_top=True), list(images), options)
+    if host not in (LOOPBACK, "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: other machines that reach it can ask (with the token)", err=True)
+    click.echo(f"cnnviz explore: {len(handle.explorer.shelf)} images, {len(handle.explorer.layers)} conv layers")
+    click.echo(f"open {handle.url}")
+    click.echo("Ctrl-C stops it.")
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(handle.url)
+    try:
+        serve(handle)
+    except KeyboardInterrupt:
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    click.echo("stopped.")

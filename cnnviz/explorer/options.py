@@ -1,0 +1,116 @@
+"""What ``cnnviz explore`` serves and how: one options object that checks itself, and the options of each command
+whose pictures the explorer serves, made from it (so a view and the command's file match byte for byte)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS
+from cnnviz.engines.naming import Naming
+from cnnviz.errors import OptionError
+from cnnviz.inputs.reader import FeedSettings, ReadingSettings
+from cnnviz.methods.top import DEFAULT_K, check_ranking
+from cnnviz.runs.contract import ViewSettings
+
+#: The address the server listens on unless told otherwise: this machine only.
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 8765
+#: Uploads larger than this many MiB are refused.
+DEFAULT_UPLOAD_MB = 20
+MIN_TOKEN = 16
+
+
+@dataclass(frozen=True)
+class ExploreOptions(Naming, ReadingSettings, ViewSettings):
+    """How the explorer reads images, draws feature maps (``ViewSettings``; ``norm`` is ``map``, ``layer`` or
+    ``standardize``), ranks top images and serves, besides the shared parts (:class:`cnnviz.engines.naming.Naming`,
+    :class:`cnnviz.inputs.reader.ReadingSettings`).
+
+    Attributes:
+        order: the maps' order in a grid, ``channel`` or ``activation``.
+        max_maps: draw at most this many maps per layer.
+        k: the images kept per filter in its top images.
+        by: how top images are ranked, ``max`` or ``mean``.
+        labels_file: class names for Grad-CAM, one per line.
+        output: for a model of several outputs, the one Grad-CAM explains.
+        host: the address to listen on; other than loopback, every machine that reaches it can ask.
+        port: the port; 0 picks a free one.
+        token: what every request must carry; a random one when None.
+        cache_mb: the cap on the views kept in memory, in MiB; sized for the machine when None.
+        upload_mb: the largest upload, in MiB.
+
+    Raises:
+        OptionError: when made with a value that cannot work.
+    """
+
+    norm: str = "map"
+    order: str = "channel"
+    max_maps: int | None = None
+    k: int = DEFAULT_K
+    by: str = "max"
+    labels_file: str | None = None
+    output: str | None = None
+    host: str = LOOPBACK
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    cache_mb: int | None = None
+    upload_mb: int = DEFAULT_UPLOAD_MB
+
+    def __post_init__(self) -> None:
+        self.check_reading()
+        self.check_view(MAP_NORMS, "feature map normalisation")
+        if self.order not in MAP_ORDERS:
+            raise OptionError(f"unknown map order '{self.order}'; choose one of: {', '.join(MAP_ORDERS)}")
+        if self.max_maps is not None and self.max_maps < 1:
+            raise OptionError(f"max_maps must be at least 1, got {self.max_maps}")
+        check_ranking(self.by, self.k)
+        if not 0 <= self.port <= 65535:
+            raise OptionError(f"a port is 0 to 65535, got {self.port}")
+        if self.token is not None and len(self.token) < MIN_TOKEN:
+            raise OptionError(f"a token of at least {MIN_TOKEN} characters, please (got {len(self.token)})")
+        if self.cache_mb is not None and self.cache_mb < 16:
+            raise OptionError(f"cache_mb must be at least 16, got {self.cache_mb}")
+        if self.upload_mb < 1:
+            raise OptionError(f"upload_mb must be at least 1, got {self.upload_mb}")
+
+    def _parts(self, *kinds: type) -> dict[str, Any]:
+        """This object's values of the fields of ``kinds`` (shared parts such as ``Naming``), as keywords."""
+        return {f.name: getattr(self, f.name) for kind in kinds for f in dataclasses.fields(kind)}
+
+    def map_options(self) -> Any:
+        """The ``featuremaps`` options that draw the grids the explorer serves."""
+        from cnnviz.runs.featuremaps import MapOptions
+
+        return MapOptions(
+            **self._parts(Naming, ReadingSettings, ViewSettings),
+            max_maps=self.max_maps,
+            order=self.order,
+        )
+
+    def gradcam_options(self, target: int | None = None) -> Any:
+        """The ``gradcam`` options for one class (each image's top class when None)."""
+        from cnnviz.runs.gradcam import GradcamOptions
+
+        reading = self._parts(Naming, ReadingSettings)
+        return GradcamOptions(**reading, target=target, labels_file=self.labels_file, output=self.output)
+
+    def top_options(self, layer: str, filter_index: int | None = None) -> Any:
+        """The ``top`` options for one layer (and one filter's picture)."""
+        from cnnviz.runs.top import TopOptions
+
+        chosen = None if filter_index is None else str(filter_index)
+        return TopOptions(**self._parts(Naming, ReadingSettings), layer=layer, filters=chosen, k=self.k, by=self.by)
+
+    def maximize_options(self, layer: str, filter_index: int) -> Any:
+        """The ``maximize`` options for one filter."""
+        from cnnviz.runs.maximize import MaximizeRunOptions
+
+        return MaximizeRunOptions(**self._parts(Naming, FeedSettings), layer=layer, filters=str(filter_index))
+
+    def filter_options(self, layer: str, filter_index: int) -> Any:
+        """The ``filters`` options for one filter's kernels."""
+        from cnnviz.runs.filters import FilterOptions
+
+        return FilterOptions(**self._parts(Naming), layer=layer, filters=str(filter_index))

@@ -1,0 +1,411 @@
+"""What the explorer computes: each view of a model as the command that draws it would draw it.
+
+:class:`Explorer` holds the model (fixed at start), its reader and one extractor over every conv layer, the images
+(:class:`cnnviz.explorer.shelf.Shelf`), a bounded cache of views and the one thread that runs the model. Every view
+is a future: a feature-map grid waits for its image's forward pass (one per image gives every layer's maps, kept
+in the cache), then is drawn on a drawing thread by the function ``featuremaps`` draws with, so its PNG has the
+bytes of the command's file. Long views (a layer's top images over all images, a filter's ``maximize``) run as
+tasks of the model thread, with progress, and let map requests through between their steps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from cnnviz.draw.png import encode_png
+from cnnviz.draw.render import channel_ranges, map_grid_layout
+from cnnviz.draw.top import drawable_input
+from cnnviz.errors import CnnvizError, OptionError
+from cnnviz.explorer.cache import ViewCache, default_cache_mb
+from cnnviz.explorer.options import ExploreOptions
+from cnnviz.explorer.shelf import Shelf, Shelved
+from cnnviz.explorer.worker import ModelWorker
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.reader import Batch, Reader
+from cnnviz.methods.shape import scan_all
+from cnnviz.models.graph import ConvLayer
+from cnnviz.models.layer_table import layer_rows
+
+#: Threads drawing and encoding pictures, beside the model's own.
+DRAWING_THREADS = 2
+#: A filter card's map over the image is drawn at the image's size, up to this many pixels on its long side.
+MAX_OVERLAY = 512
+
+
+class NotFound(CnnvizError):
+    """A view of an image, layer or filter that the explorer does not have."""
+
+
+def then(future: Future[Any], step: Callable[[Any], Any], pool: ThreadPoolExecutor) -> Future[Any]:
+    """A future of ``step(result)``, run on ``pool`` once ``future`` is done; an error of either is passed on."""
+    out: Future[Any] = Future()
+
+    def settle(source: Future[Any]) -> None:
+        error = source.exception()
+        if error is not None:
+            out.set_exception(error)
+        else:
+            out.set_result(source.result())
+
+    def started(done: Future[Any]) -> None:
+        error = done.exception()
+        if error is not None:
+            out.set_exception(error)
+            return
+        pool.submit(step, done.result()).add_done_callback(settle)
+
+    future.add_done_callback(started)
+    return out
+
+
+class Explorer:
+    """A model, its images and every view of them, for the explorer's server (and for tests, without one).
+
+    Args:
+        model: a Keras model; it is never replaced.
+        images: image files, folders and patterns, as the commands take them (may be empty: images can be
+            uploaded).
+        options: how to read, draw and serve.
+
+    Raises:
+        OptionError, UnsupportedModel: the options do not fit the model.
+    """
+
+    def __init__(self, model: Any, images: list[str | Input], options: ExploreOptions) -> None:
+        from cnnviz.runs.featuremaps import plan_maps
+
+        self.model, self.options = model, options
+        self.map_options = options.map_options()
+        self.reader = Reader(model, self.map_options)
+        if self.reader.feeds is not None and self.reader.feeds.per_image:
+            raise OptionError(
+                "explore feeds the other inputs the same array for every image (uploads have no row of their own): "
+                "give `feed` arrays of one row"
+            )
+        self.plan = plan_maps(model, self.map_options, self.reader)
+        self.layers: dict[str, ConvLayer] = {conv.path: conv for conv in self.plan.extractor.layers}
+        self.layer_records = layer_rows(model, options.size)
+        self.label = options.label_of(model)
+        inputs = gather_inputs(images) if images else []
+        self.shelf = Shelf(self.reader, inputs, options.upload_mb << 20)
+        self.cache = ViewCache((options.cache_mb or default_cache_mb()) << 20)
+        self.worker = ModelWorker()
+        self.drawing = ThreadPoolExecutor(DRAWING_THREADS, thread_name_prefix="cnnviz-draw")
+        self._lock = threading.Lock()
+        self._explainer: Any = None
+
+    # -- what there is -----------------------------------------------------------------------------------------
+
+    def model_record(self) -> dict[str, Any]:
+        """The model as ``/api/model`` gives it: its label, the layer records of ``cnnviz layers --json`` (with
+        whether the explorer draws each one's maps), and how images are read."""
+        return {
+            "model": self.label,
+            "layers": [{**row, "maps": row["name"] in self.layers} for row in self.layer_records],
+            "preprocessing": self.reader.preprocessing.name,
+            "fit": self.plan.fit,
+            "precision": self.plan.extractor.precision,
+            "notes": list(self.plan.notes),
+            "k": self.options.k,
+        }
+
+    def image(self, image_id: str) -> Shelved:
+        """The image of an id.
+
+        Raises:
+            NotFound: no image has that id.
+        """
+        found = self.shelf.get(image_id)
+        if found is None:
+            raise NotFound(f"no image '{image_id}'")
+        return found
+
+    def layer(self, name: str) -> ConvLayer:
+        """The conv layer of a name (its path, ``outer/inner`` in nested models).
+
+        Raises:
+            NotFound: no conv layer of the explorer has that name.
+        """
+        if name not in self.layers:
+            raise NotFound(f"no conv layer '{name}' with maps to draw")
+        return self.layers[name]
+
+    def filter_of(self, layer: str, filter_index: int) -> ConvLayer:
+        """The layer, with ``filter_index`` checked against its filters.
+
+        Raises:
+            NotFound: no such layer or filter.
+        """
+        conv = self.layer(layer)
+        filters = int(conv.output_shape[-1] or 0)
+        if not 0 <= filter_index < filters:
+            raise NotFound(f"{layer} has filters 0-{filters - 1}, not {filter_index}")
+        return conv
+
+    # -- views -------------------------------------------------------------------------------------------------
+
+    def _view(self, key: Hashable, compute: Callable[[], Future[Any]]) -> Future[Any]:
+        return self.cache.get(key, compute)
+
+    def _draw(self, key: Hashable, source: Callable[[], Future[Any]], step: Callable[[Any], Any]) -> Future[Any]:
+        return self._view(key, lambda: then(source(), step, self.drawing))
+
+    def activations(self, image: Shelved) -> Future[dict[str, np.ndarray]]:
+        """Every drawn layer's maps for one image, from one forward pass."""
+
+        def forward() -> dict[str, np.ndarray]:
+            batch = self._batch(image)
+            maps = self.plan.extractor.forward(batch)
+            return {path: values[0] for path, values in maps.items()}
+
+        return self._view(("maps", image.id), lambda: self.worker.submit(forward))
+
+    def _batch(self, image: Shelved) -> Batch:
+        data = {image.path: image.data} if image.data is not None else None
+        numbers = {image.path: int(image.id)}
+        return next(iter(self.reader.batches([image.path], numbers, data=data, read_ahead=False)))
+
+    def map_png(self, image: Shelved, layer: str) -> Future[bytes]:
+        """The feature-map grid of ``layer`` for ``image``, as ``featuremaps`` writes it."""
+        from cnnviz.runs.featuremaps import map_picture
+
+        conv = self.layer(layer)
+        options = self.plan.options
+
+        def draw(maps: dict[str, np.ndarray]) -> bytes:
+            activation = maps[conv.path]
+            picture = map_picture(self.label, conv, activation, image.name, options, None, self.plan.fit)
+            return picture.png_bytes()
+
+        return self._draw(("map", image.id, layer), lambda: self.activations(image), draw)
+
+    def map_layout(self, image: Shelved, layer: str) -> Future[dict[str, Any]]:
+        """Where each map is in the grid of :meth:`map_png` (for a page to know which tile was clicked), and each
+        map's value range."""
+        conv = self.layer(layer)
+        options = self.plan.options
+
+        def layout(maps: dict[str, np.ndarray]) -> dict[str, Any]:
+            activation = maps[conv.path]
+            if activation.ndim == 2:
+                activation = activation[None]
+            low, high = channel_ranges(activation)
+            grid = map_grid_layout(activation, max_maps=options.max_maps, scale=options.scale, order=options.order)
+            return {
+                "channels": grid.channels,
+                "grid": list(grid.grid),
+                "tile": list(grid.tile),
+                "padding": grid.padding,
+                "size": list(grid.size),
+                "shape": list(maps[conv.path].shape),
+                "min": [float(v) for v in low],
+                "max": [float(v) for v in high],
+            }
+
+        return self._draw(("layout", image.id, layer), lambda: self.activations(image), layout)
+
+    def overlay_png(self, image: Shelved, layer: str, filter_index: int) -> Future[bytes]:
+        """One map blended onto its image at the image's size (up to :data:`MAX_OVERLAY` pixels on its long side),
+        as ``featuremaps --overlay`` blends each map, without the header."""
+        from cnnviz.draw.overlay import overlay_grid
+
+        conv = self.filter_of(layer, filter_index)
+        options = self.plan.options
+
+        def draw(maps: dict[str, np.ndarray]) -> bytes:
+            one = maps[conv.path][..., filter_index : filter_index + 1]
+            pixels, ready = self.shelf.read(image)
+            if ready or one.ndim != 3 or pixels.shape[-1] not in (1, 3):
+                raise OptionError(f"{image.name}: an overlay needs an image and 2-D maps")
+            side = min(MAX_OVERLAY, max(pixels.shape[:2]))
+            picture = overlay_grid(one, pixels, norm=options.norm, cmap=options.cmap, index=False, tile_size=side)
+            return picture.png_bytes()
+
+        return self._draw(("overlay", image.id, layer, filter_index), lambda: self.activations(image), draw)
+
+    def image_png(self, image: Shelved) -> Future[bytes]:
+        """The image as the model sees it (after ``fit``), as a PNG; a model-ready array as grey."""
+
+        def draw(_: object) -> bytes:
+            array, ready = self.shelf.read(image)
+            return encode_png(_rgb(drawable_input(array, ready)))
+
+        done: Future[Any] = Future()
+        done.set_result(None)
+        return self._draw(("image", image.id), lambda: done, draw)
+
+    def kernel_png(self, layer: str, filter_index: int) -> Future[bytes]:
+        """A filter's kernels, as ``filters --filters N`` draws them."""
+        from cnnviz.methods.filters import layer_kernels
+        from cnnviz.runs.contract import RunResult
+        from cnnviz.runs.filters import filter_picture
+
+        conv = self.filter_of(layer, filter_index)
+        options = self.options.filter_options(layer, filter_index)
+
+        def draw(_: object) -> bytes:
+            kernels = self.worker.submit(lambda: layer_kernels(conv)).result()
+            return filter_picture(self.label, conv, kernels, options, RunResult()).png_bytes()
+
+        done: Future[Any] = Future()
+        done.set_result(None)
+        return self._draw(("kernel", layer, filter_index), lambda: done, draw)
+
+    def gradcam(self, image: Shelved, target: str | None) -> Future[tuple[bytes, dict[str, Any]]]:
+        """Grad-CAM of ``image`` for the class ``target`` (an index or a name; the top class when None), as
+        ``gradcam --class`` writes it, with a record of the class explained and the model's top classes."""
+        from cnnviz.models.labels import resolve_class
+        from cnnviz.runs.gradcam import draw_explanation
+
+        def explain() -> tuple[bytes, dict[str, Any]]:
+            method = self._gradcam_method()
+            explainer = method.explainer
+            chosen = None if target is None else resolve_class(target, explainer.classes, method.names)
+            batch = self._batch(image)
+            explained = explainer(batch.data, chosen, batch.numbers)
+            options = method.options.options
+            drawn = draw_explanation(image.path, batch.pixels[0], explained, 0, method.names, self.label, options)
+            record = {
+                "class": drawn.target,
+                "name": drawn.target_name,
+                "head": explained.head,
+                "layer": explained.layer,
+                "top": [{"name": name, "score": score} for name, score in drawn.top],
+                "peak": drawn.peak,
+            }
+            return drawn.picture.png_bytes(), record
+
+        return self._view(("gradcam", image.id, target), lambda: self.worker.submit(explain))
+
+    def _gradcam_method(self) -> Any:
+        """The ``gradcam`` command's method over this model, made on first use (on the model thread)."""
+        from cnnviz.runs.gradcam import ExplainImages, GradcamWriting
+
+        if self._explainer is None:
+            options = self.options.gradcam_options()
+            self._explainer = ExplainImages(self.model, Reader(self.model, options), GradcamWriting(options, "", {}))
+        return self._explainer
+
+    def maximize_png(self, layer: str, filter_index: int) -> Future[bytes]:
+        """What the filter responds to, as ``maximize --filters N`` draws it: a task (seconds of gradient work)."""
+        from cnnviz.runs.maximize import draw_maximize
+
+        self.filter_of(layer, filter_index)
+        options = self.options.maximize_options(layer, filter_index)
+        key = f"maximize {layer} {filter_index}"
+
+        def run(progress: Callable[[int, int], None]) -> bytes:
+            def advance(done: int, total: int, seen: list[int] = [0]) -> None:  # noqa: B006 - a running count
+                seen[0] += done
+                progress(seen[0], total)
+
+            _, picture = draw_maximize(self.model, options, advance)
+            return picture.png_bytes()
+
+        return self._view(("maximize", layer, filter_index), lambda: self.worker.start_task(key, key, run))
+
+    def _scanned(self, method_type: type, query: Any, what: str, layer: str) -> Future[Any]:
+        """A method scanned over every image the explorer has now, as a task: the scan and the images it saw."""
+        images = list(self.shelf)
+        paths = [image.path for image in images]
+        data = {image.path: image.data for image in images if image.data is not None}
+        numbers = {path: number for number, path in enumerate(paths)}
+        key = f"{what} {layer} {len(images)}"
+
+        def run(progress: Callable[[int, int], None]) -> Any:
+            method = method_type(self.model, self.reader, query)
+            done = [0]
+
+            def advance(count: int) -> None:
+                done[0] += count
+                progress(done[0], len(paths))
+
+            scanned = scan_all(method, paths, advance, numbers, data or None)
+            return method, scanned, paths, data
+
+        return self._view((what, layer, len(images)), lambda: self.worker.start_task(key, key, run))
+
+    def top_scan(self, layer: str) -> Future[Any]:
+        """The ``top`` scan of ``layer`` over every image the explorer has now (:class:`cnnviz.methods.top.TopScan`)."""
+        from cnnviz.methods.top import TopImages, TopQuery, TopScan
+
+        self.layer(layer)
+        query = TopQuery([layer], self.options.k, self.options.by, None)
+
+        def finished(found: Any) -> TopScan:
+            method, scanned, paths, data = found
+            tops = method.finish(scanned.partial)
+            layers = list(method.extractor.layers)
+            return TopScan(layers, tops, paths, scanned.failures, method.notes, method.precision, data)
+
+        return then(self._scanned(TopImages, query, "top", layer), finished, self.drawing)
+
+    def top_records(self, layer: str) -> Future[list[dict[str, Any]]]:
+        """The records of ``top --json`` for ``layer``, each with the id of its image."""
+        from cnnviz.runs.top import draw_top, public_records
+
+        ids = {image.path: image.id for image in self.shelf}
+        options = self.options.top_options(layer)
+
+        def records(scan: Any) -> list[dict[str, Any]]:
+            drawing = draw_top(self.model, scan, options)
+            return [{**record, "image_id": ids[record["image"]]} for record in public_records(drawing.result.records)]
+
+        return then(self.top_scan(layer), records, self.drawing)
+
+    def top_png(self, layer: str, filter_index: int) -> Future[bytes]:
+        """One filter's top images, as ``top --filters N`` draws them over the same images."""
+        from cnnviz.runs.top import draw_top
+
+        self.filter_of(layer, filter_index)
+        options = self.options.top_options(layer, filter_index)
+
+        def draw(scan: Any) -> bytes:
+            pictures = draw_top(self.model, scan, options).pictures[layer]
+            return next(iter(pictures.values())).png_bytes()
+
+        return then(self.top_scan(layer), draw, self.drawing)
+
+    def stats(self, layer: str) -> Future[list[dict[str, Any]]]:
+        """The records of ``stats --json`` for ``layer`` over every image: whether each filter is dead or rare."""
+        from cnnviz.methods.stats import FilterStats, StatsQuery
+
+        self.layer(layer)
+
+        def rows(found: Any) -> list[dict[str, Any]]:
+            method, scanned, _, _ = found
+            return [row for layer_stats in method.finish(scanned.partial) for row in layer_stats.rows()]
+
+        return then(self._scanned(FilterStats, StatsQuery([layer]), "stats", layer), rows, self.drawing)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """The long views started so far and how far each has got."""
+        return [task.record() for task in self.worker.tasks.values()]
+
+    def warm_up(self) -> None:
+        """Run the model once on the first image (or on zeros), so the first request does not pay for tracing."""
+        images = list(self.shelf)
+        if images:
+            self.activations(images[0]).result()
+            return
+        shape = self.reader.taken.channels_last_shape
+        if None not in shape[1:]:
+            zeros = np.zeros((1, *(int(side or 0) for side in shape[1:])), np.float32)
+            batch = Batch(["warm-up"], [0], [zeros[0]], True, zeros)
+            self.worker.submit(lambda: self.plan.extractor.forward(batch)).result()
+
+    def close(self) -> None:
+        """Stop the model thread and the drawing threads."""
+        self.worker.stop()
+        self.drawing.shutdown(wait=False, cancel_futures=True)
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """Grey ``(rows, cols)`` or ``(rows, cols, 1)`` pixels as RGB; RGB as it is."""
+    grey = pixels if pixels.ndim == 2 else pixels[..., 0] if pixels.shape[-1] == 1 else None
+    return pixels if grey is None else np.repeat(grey[..., None], 3, axis=-1)
