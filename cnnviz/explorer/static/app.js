@@ -151,8 +151,10 @@ function setStatus(text) {
 function loadPicture(img, url) {
   delete img.dataset.loaded;
   delete img.dataset.error;
+  img.classList.add("loading");
   return new Promise((resolve, reject) => {
     img.onload = () => {
+      img.classList.remove("loading");
       img.dataset.loaded = url;
       resolve();
     };
@@ -163,6 +165,7 @@ function loadPicture(img, url) {
       } catch (given) {
         failure = given;
       }
+      img.classList.remove("loading");
       img.dataset.error = failure.message;
       reject(failure);
     };
@@ -175,6 +178,8 @@ async function show() {
   markChosen();
   $("maps-view").hidden = state.view !== "maps";
   $("gradcam-view").hidden = state.view !== "gradcam";
+  if (state.view !== "maps" || state.filter === null) $("card").hidden = true;
+  $("mark").hidden = true;
   if (state.image === null) {
     setStatus(images.length ? "Choose an image." : "Upload an image to begin.");
     return;
@@ -238,10 +243,32 @@ async function watchTask(prefix, bar, until) {
   }
 }
 
+// A frame over the chosen map's tile.
+function markTile(filter) {
+  const place = layout.channels.indexOf(filter);
+  const img = $("grid");
+  const mark = $("mark");
+  if (place < 0 || !img.naturalWidth) {
+    mark.hidden = true;
+    return;
+  }
+  const scale = img.clientWidth / img.naturalWidth;
+  const [tileRows, tileCols] = layout.tile;
+  const row = Math.floor(place / layout.grid[1]);
+  const col = place % layout.grid[1];
+  const top = img.naturalHeight - layout.size[0] + row * (tileRows + layout.padding);
+  mark.style.left = `${img.offsetLeft + col * (tileCols + layout.padding) * scale}px`;
+  mark.style.top = `${img.offsetTop + top * scale}px`;
+  mark.style.width = `${tileCols * scale}px`;
+  mark.style.height = `${tileRows * scale}px`;
+  mark.hidden = false;
+}
+
 async function openCard(filter) {
   const { image, layer } = state;
   state.filter = filter;
   writeState();
+  markTile(filter);
   const card = $("card");
   card.hidden = false;
   $("card-title").textContent = `${layer} · filter ${filter}`;
@@ -258,11 +285,12 @@ async function openCard(filter) {
   shown($("card-kernel"), `/api/kernels/${layerPath}/${filter}.png`);
   const maximize = shown($("card-maximize"), `/api/maximize/${layerPath}/${filter}.png`);
   watchTask(`maximize ${layer} ${filter}`, $("card-maximize-progress"), maximize);
-  const top = shown($("card-top"), `/api/top/${layerPath}/${filter}.png`);
+  // top images and stats are over every image: a new upload makes them new views
+  const top = shown($("card-top"), `/api/top/${layerPath}/${filter}.png?images=${images.length}`);
   watchTask(`top ${layer} `, $("card-top-progress"), top);
   $("card-stats").textContent = "dead or rare? scanning the images…";
   try {
-    const rows = await api(`/api/stats/${layerPath}.json`);
+    const rows = await api(`/api/stats/${layerPath}.json?images=${images.length}`);
     const row = rows.find((r) => r.filter === filter);
     if (state.filter !== filter) return;
     const verdict = row.dead ? "dead: never active on these images" : row.rare ? "rare: seldom active" : "alive";
@@ -324,8 +352,12 @@ async function start() {
     const filter = layout ? tileAt(event) : null;
     if (filter !== null) openCard(filter);
   });
+  window.addEventListener("resize", () => {
+    if (state.filter !== null && layout) markTile(state.filter);
+  });
   $("card-close").addEventListener("click", () => {
     $("card").hidden = true;
+    $("mark").hidden = true;
     state.filter = null;
     writeState();
   });
