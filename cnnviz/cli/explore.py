@@ -126,7 +126,11 @@ def explore(
         handle = prepare(choice.load(include_top=True), list(images), options)
     if host not in (LOOPBACK, "localhost", "::1"):
         click.echo(f"warning: listening on {host}: other machines that reach it can ask (with the token)", err=True)
-    click.echo(f"cnnviz explore: {len(handle.explorer.shelf)} images, {len(handle.explorer.layers)} conv layers")
+    images_count, layers_count = len(handle.explorer.shelf), len(handle.explorer.layers)
+    click.echo(
+        f"cnnviz explore: {images_count} image{'' if images_count == 1 else 's'}, "
+        f"{layers_count} conv layer{'' if layers_count == 1 else 's'}"
+    )
     click.echo(f"open {handle.url}")
     click.echo("Ctrl-C stops it.")
     if not no_browser:
