@@ -93,7 +93,10 @@ class Explorer:
         self.label = options.label_of(model)
         inputs = gather_inputs(images) if images else []
         self.shelf = Shelf(self.reader, inputs, options.upload_mb << 20)
-        self.cache = ViewCache((options.cache_mb or default_cache_mb()) << 20)
+        # Half the cap for the maps of recent images (VGG16's conv layers hold 54 MB per image), half for the
+        # drawn views: a stream of new images then cannot push out the grids just drawn.
+        cap = (options.cache_mb or default_cache_mb()) << 20
+        self.maps_cache, self.cache = ViewCache(cap // 2), ViewCache(cap - cap // 2)
         self.worker = ModelWorker()
         self.drawing = ThreadPoolExecutor(DRAWING_THREADS, thread_name_prefix="cnnviz-draw")
         self._lock = threading.Lock()
@@ -163,7 +166,7 @@ class Explorer:
             maps = self.plan.extractor.forward(batch)
             return {path: values[0] for path, values in maps.items()}
 
-        return self._view(("maps", image.id), lambda: self.worker.submit(forward))
+        return self.maps_cache.get(image.id, lambda: self.worker.submit(forward))
 
     def _batch(self, image: Shelved) -> Batch:
         data = {image.path: image.data} if image.data is not None else None
