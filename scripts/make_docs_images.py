@@ -108,6 +108,41 @@ def explaining(shapes: object, out: Path) -> None:
         _save_small(shot, out / "report_screenshot.png", colours=64)
 
 
+def explorer_screenshot(shapes: object, out: Path) -> None:
+    """``cnnviz explore`` on the bundled model and the sample photos, a filter card open: driven in Debian's
+    chromium by Playwright (the test extra), as the explorer's tests drive it."""
+    import shutil
+    import tempfile
+
+    import cnnviz
+
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if chromium is None:
+        print("chromium or playwright is missing: the explorer's screenshot is not made again")
+        return
+    photos = [CAT.parent / name for name in ("cat.jpg", "coffee.jpg", "camera.png", "rocket.jpg")]
+    server = cnnviz.explore(shapes, photos, port=0, k=3, model_label="shapes")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking"]
+    try:
+        with sync_playwright() as driver, tempfile.TemporaryDirectory() as scratch:
+            browser = driver.chromium.launch(executable_path=chromium, args=flags)
+            page = browser.new_page(viewport={"width": 1180, "height": 740})
+            page.goto(server.url.replace("/?", "/?layer=parts&image=1&filter=6&"))
+            for picture in ("overlay", "kernel", "maximize", "top"):
+                page.wait_for_selector(f"#card-{picture}[data-loaded]", state="attached", timeout=120_000)
+            page.wait_for_selector("#card-stats[data-verdict]", state="attached")
+            shot = Path(scratch) / "explore.png"
+            page.screenshot(path=str(shot))
+            browser.close()
+            _save_small(shot, out / "explore_screenshot.png", colours=48)
+    finally:
+        server.stop()
+
+
 def top_rows(shapes: object, out: Path) -> None:
     """The sample photos' patches that excite four of the bundled model's last-layer filters most."""
     import tempfile
@@ -206,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     training_gif(out / "shapes_edges_training.gif")
     explaining(shapes, out)
     top_rows(shapes, out)
+    explorer_screenshot(shapes, out)
     segmentation_heads(out)
 
     pictures = sorted([*out.glob("*.png"), *out.glob("*.gif")])

@@ -268,9 +268,9 @@ async function openCard(filter) {
   const { image, layer } = state;
   state.filter = filter;
   writeState();
-  markTile(filter);
   const card = $("card");
   card.hidden = false;
+  markTile(filter);
   $("card-title").textContent = `${layer} · filter ${filter}`;
   const low = layout.min[filter];
   const high = layout.max[filter];
@@ -352,9 +352,10 @@ async function start() {
     const filter = layout ? tileAt(event) : null;
     if (filter !== null) openCard(filter);
   });
-  window.addEventListener("resize", () => {
-    if (state.filter !== null && layout) markTile(state.filter);
-  });
+  // the grid is resized by the window, and by the card opening beside it: the frame follows
+  new ResizeObserver(() => {
+    if (state.filter !== null && layout && !$("card").hidden) markTile(state.filter);
+  }).observe($("grid"));
   $("card-close").addEventListener("click", () => {
     $("card").hidden = true;
     $("mark").hidden = true;
