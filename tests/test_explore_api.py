@@ -137,6 +137,19 @@ def test_grad_cam_has_the_bytes_of_the_gradcam_file(client: TestClient, shapes: 
     assert get(client, "/api/gradcam/0.json", params={"class": "squares"}).json()["name"] == "squares"
 
 
+def test_without_gradcam_its_routes_say_so(shapes: tuple[Any, dict[str, Any]]) -> None:
+    model, naming = shapes
+    explorer = Explorer(model, [str(CAT)], ExploreOptions(**naming, gradcam=False))
+    try:
+        client = TestClient(build_app(explorer, TOKEN, PORT), base_url=BASE)
+        assert get(client, "/api/model").json()["gradcam"] is False
+        response = get(client, "/api/gradcam/0.png")
+        assert response.status_code == 400 and "--no-gradcam" in response.json()["error"]
+        assert get(client, "/api/maps/0/edges.png").status_code == 200
+    finally:
+        explorer.close()
+
+
 def test_an_unknown_class_is_a_clear_400(client: TestClient) -> None:
     response = get(client, "/api/gradcam/0.png", params={"class": "zebra"})
     assert response.status_code == 400 and "zebra" in response.json()["error"]
@@ -213,7 +226,7 @@ def test_nested_layer_names_are_url_encoded_and_served(keras: Any, tmp_path: Pat
         explorer.close()
 
 
-def test_a_feed_of_one_row_per_image_is_refused(keras: Any) -> None:
+def test_a_model_of_two_inputs_takes_one_feed_for_every_image(keras: Any) -> None:
     image = keras.Input((8, 8, 3), name="image")
     extra = keras.Input((2,), name="extra")
     maps = keras.layers.Conv2D(2, 3, name="conv")(image)
@@ -221,8 +234,14 @@ def test_a_feed_of_one_row_per_image_is_refused(keras: Any) -> None:
     model = keras.Model([image, extra], keras.layers.Concatenate()([pooled, extra]))
     with pytest.raises(OptionError, match="the same array for every image"):
         Explorer(model, [], ExploreOptions(feed={"extra": np.zeros((3, 2), np.float32)}))
-    explorer = Explorer(model, [], ExploreOptions(feed={"extra": np.ones((2,), np.float32)}))
-    explorer.close()
+    explorer = Explorer(model, [str(CAT)], ExploreOptions(feed={"extra": np.ones((2,), np.float32)}))
+    try:
+        client = TestClient(build_app(explorer, TOKEN, PORT), base_url=BASE)
+        layout = get(client, "/api/maps/0/conv.json").json()
+        assert layout["shape"] == [6, 6, 2] and get(client, "/api/maps/0/conv.png").status_code == 200
+        assert get(client, "/api/model").json()["layers"][0]["name"] == "conv"
+    finally:
+        explorer.close()
 
 
 # -- the guard -----------------------------------------------------------------------------------------------------

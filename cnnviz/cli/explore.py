@@ -60,6 +60,12 @@ from cnnviz.methods.top import DEFAULT_K
 )
 @click.option("--head", default=None, help="For a model of several outputs: the one Grad-CAM explains.")
 @click.option(
+    "--no-gradcam",
+    is_flag=True,
+    help="No Grad-CAM tab: keras.applications models load without their classifier head (VGG16's is 528 MB more "
+    "to download).",
+)
+@click.option(
     "--cache-mb",
     type=click.IntRange(16),
     default=None,
@@ -85,6 +91,7 @@ def explore(
     k: int,
     labels_file: str | None,
     head: str | None,
+    no_gradcam: bool,
     cache_mb: int | None,
     upload_mb: int,
     reading: Reading,
@@ -120,10 +127,11 @@ def explore(
             port=port,
             cache_mb=cache_mb,
             upload_mb=upload_mb,
+            gradcam=not no_gradcam,
         )
         if not reading.quiet:
             click.echo(f"loading {choice.ref.label} ...", err=True)
-        handle = prepare(choice.load(include_top=True), list(images), options)
+        handle = prepare(choice.load(include_top=not no_gradcam), list(images), options)
     if host not in (LOOPBACK, "localhost", "::1"):
         click.echo(f"warning: listening on {host}: other machines that reach it can ask (with the token)", err=True)
     images_count, layers_count = len(handle.explorer.shelf), len(handle.explorer.layers)

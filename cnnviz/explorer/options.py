@@ -40,6 +40,7 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
         token: what every request must carry; a random one when None.
         cache_mb: the cap on the views kept in memory, in MiB; sized for the machine when None.
         upload_mb: the largest upload, in MiB.
+        gradcam: serve Grad-CAM (off for a model loaded without its classifier head).
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -57,6 +58,7 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
     token: str | None = None
     cache_mb: int | None = None
     upload_mb: int = DEFAULT_UPLOAD_MB
+    gradcam: bool = True
 
     def __post_init__(self) -> None:
         self.check_reading()

@@ -115,6 +115,7 @@ class Explorer:
             "precision": self.plan.extractor.precision,
             "notes": list(self.plan.notes),
             "k": self.options.k,
+            "gradcam": self.options.gradcam,
         }
 
     def image(self, image_id: str) -> Shelved:
@@ -289,6 +290,8 @@ class Explorer:
         """The ``gradcam`` command's method over this model, made on first use (on the model thread)."""
         from cnnviz.runs.gradcam import ExplainImages, GradcamWriting
 
+        if not self.options.gradcam:
+            raise OptionError("Grad-CAM is off: the explorer was started without it (--no-gradcam)")
         if self._explainer is None:
             options = self.options.gradcam_options()
             self._explainer = ExplainImages(self.model, Reader(self.model, options), GradcamWriting(options, "", {}))

@@ -345,6 +345,8 @@ async function start() {
   $("model-name").textContent = `· ${model.model}`;
   $("model-info").textContent = `preprocessing ${model.preprocessing} · fit ${model.fit} · ${model.precision}`;
   renderLayers();
+  $("tab-gradcam").hidden = !model.gradcam;
+  if (!model.gradcam) state.view = "maps";
   await loadImages();
   if (state.image === null && images.length) state.image = images[0].id;
   if (!state.layer) state.layer = (model.layers.find((l) => l.maps) || {}).name || null;
