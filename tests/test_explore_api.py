@@ -349,6 +349,15 @@ def test_bad_uploads_get_a_clear_4xx_and_the_server_goes_on(client: TestClient) 
     assert len(get(client, "/api/images").json()) == before
 
 
+def test_uploads_are_counted(explorer: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnviz.explorer import shelf
+
+    kept = sum(image.data is not None for image in explorer.shelf)
+    monkeypatch.setattr(shelf, "MAX_UPLOADS", kept)
+    with pytest.raises(shelf.UploadTooLarge, match=f"at most {kept} uploads"):
+        explorer.shelf.add("one-more.jpg", CAT.read_bytes())
+
+
 def test_an_uploaded_image_gets_an_id_and_its_maps(client: TestClient) -> None:
     response = client.post("/api/images", params={"name": "../../cat.jpg"}, content=CAT.read_bytes(), headers=AUTH)
     assert response.status_code == 201, response.text

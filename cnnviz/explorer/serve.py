@@ -117,9 +117,11 @@ def explore(
     """Serve the explorer over ``model`` and ``images`` in a background thread and return at once: for notebooks
     (the handle shows as a link) and tests. Open :attr:`Server.url`; :meth:`Server.stop` ends it.
 
-    >>> server = cnnviz.explore(model, ["cat.jpg"], port=0)   # doctest: +SKIP
-    >>> server.url                                            # doctest: +SKIP
-    'http://127.0.0.1:40117/?token=...'
+    In a notebook::
+
+        server = cnnviz.explore(model, ["cat.jpg"], port=0)
+        server          # a link to http://127.0.0.1:40117/?token=...
+        server.stop()
 
     Args:
         model: a Keras model.

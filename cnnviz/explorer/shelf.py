@@ -20,6 +20,8 @@ from cnnviz.errors import CnnvizError, ImageLoadError
 from cnnviz.inputs.gather import Input
 from cnnviz.inputs.reader import Reader
 
+#: Uploads kept at most: they stay in memory, so a page cannot fill it however many it sends.
+MAX_UPLOADS = 256
 #: Uploaded names are kept to these characters and this length (they are shown, and named in headers).
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 MAX_NAME = 80
@@ -82,9 +84,13 @@ class Shelf:
         """Take an upload: check its size and decode it, then give it an id.
 
         Raises:
-            UploadTooLarge: over the limit.
+            UploadTooLarge: over the size limit, or :data:`MAX_UPLOADS` kept already.
             ImageLoadError: empty, damaged, not an image, a decompression bomb, or not what the model takes.
         """
+        with self._lock:
+            uploads = sum(image.data is not None for image in self._images)
+        if uploads >= MAX_UPLOADS:
+            raise UploadTooLarge(f"the explorer keeps at most {MAX_UPLOADS} uploads; restart it for more")
         if len(data) > self.upload_limit:
             raise UploadTooLarge(f"the upload is {len(data):,} bytes; the limit is {self.upload_limit:,}")
         shown = _UNSAFE.sub("_", Path(name.replace("\\", "/")).name)[-MAX_NAME:].strip() or "upload"

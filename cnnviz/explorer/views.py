@@ -391,7 +391,7 @@ class Explorer:
 
     def tasks(self) -> list[dict[str, Any]]:
         """The long views started so far and how far each has got."""
-        return [task.record() for task in self.worker.tasks.values()]
+        return [task.record() for task in list(self.worker.tasks.values())]
 
     def warm_up(self) -> None:
         """Run the model once on the first image (or on zeros), so the first request does not pay for tracing."""
