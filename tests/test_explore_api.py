@@ -195,6 +195,8 @@ def test_stats_say_which_filters_are_dead(client: TestClient, shapes: Any) -> No
     expected = [row for layer in found.layers for row in layer.rows()]
     assert rows == json.loads(json.dumps(expected))
     assert len(rows) == 32 and {"dead", "rare", "active_fraction"} <= rows[0].keys()
+    unknown = get(client, "/api/dead/shapes.json")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "no scan 'dead'; the explorer serves: top, stats"
 
 
 def test_an_overlay_is_one_map_over_its_image(client: TestClient) -> None:

@@ -232,14 +232,12 @@ def build_app(explorer: Explorer, token: str, port: int, bound: str = "127.0.0.1
     async def maximize(request: Request) -> Response:
         return _png(await _wait(explorer.maximize_png(request.path_params["layer"], _filter(request))))
 
-    async def top(request: Request) -> Response:
-        return JSONResponse(await _wait(explorer.top_records(request.path_params["layer"])))
+    async def scan(request: Request) -> Response:
+        records = explorer.scan_records(request.path_params["scan"], request.path_params["layer"])
+        return JSONResponse(await _wait(records))
 
     async def top_png(request: Request) -> Response:
         return _png(await _wait(explorer.top_png(request.path_params["layer"], _filter(request))))
-
-    async def stats(request: Request) -> Response:
-        return JSONResponse(await _wait(explorer.stats(request.path_params["layer"])))
 
     async def gradcam(request: Request) -> Response:
         image = explorer.image(request.path_params["image"])
@@ -268,10 +266,10 @@ def build_app(explorer: Explorer, token: str, port: int, bound: str = "127.0.0.1
         Route(f"/api/kernels/{layer}/{number}.png", _answered(kernel)),
         Route(f"/api/maximize/{layer}/{number}.png", _answered(maximize)),
         Route(f"/api/top/{layer}/{number}.png", _answered(top_png)),
-        Route(f"/api/top/{layer}.json", _answered(top)),
-        Route(f"/api/stats/{layer}.json", _answered(stats)),
         Route("/api/gradcam/{image}.png", _answered(gradcam)),
         Route("/api/gradcam/{image}.json", _answered(gradcam_record)),
         Route("/api/tasks", _answered(tasks)),
+        # last: the layer scans (top, stats: cnnviz.explorer.scans.SCANS) by name
+        Route(f"/api/{{scan}}/{layer}.json", _answered(scan)),
     ]
     return Guard(Starlette(routes=routes), token, port, bound)

@@ -4,8 +4,8 @@
 (:class:`cnnviz.explorer.shelf.Shelf`), a bounded cache of views and the one thread that runs the model. Every view
 is a future: a feature-map grid waits for its image's forward pass (one per image gives every layer's maps, kept
 in the cache), then is drawn on a drawing thread by the function ``featuremaps`` draws with, so its PNG has the
-bytes of the command's file. Long views (a layer's top images over all images, a filter's ``maximize``) run as
-tasks of the model thread, with progress, and let map requests through between their steps.
+bytes of the command's file. Long views (a layer scan over all images, :mod:`cnnviz.explorer.scans`; a filter's
+``maximize``) run as tasks of the model thread, with progress, and let map requests through between their steps.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from cnnviz.draw.top import drawable_input
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.explorer.cache import ViewCache, default_cache_mb
 from cnnviz.explorer.options import ExploreOptions
+from cnnviz.explorer.scans import SCANS, Finished, top_scan
 from cnnviz.explorer.shelf import Shelf, Shelved
 from cnnviz.explorer.worker import ModelWorker
 from cnnviz.inputs.gather import Input, gather_inputs
@@ -315,54 +316,45 @@ class Explorer:
 
         return self._view(("maximize", layer, filter_index), lambda: self.worker.start_task(key, key, run))
 
-    def _scanned(self, method_type: type, query: Any, what: str, layer: str) -> Future[Any]:
-        """A method scanned over every image the explorer has now, as a task: the scan and the images it saw."""
+    def scanned(self, name: str, layer: str) -> Future[Finished]:
+        """The layer scan ``name`` (:data:`cnnviz.explorer.scans.SCANS`) of ``layer`` over every image the explorer
+        has now, as a task of the model thread that lets map requests through between batches.
+
+        Raises:
+            NotFound: no such scan or layer.
+        """
+        if name not in SCANS:
+            raise NotFound(f"no scan '{name}'; the explorer serves: {', '.join(SCANS)}")
+        self.layer(layer)
+        chosen = SCANS[name]
         images = list(self.shelf)
         paths = [image.path for image in images]
         data = {image.path: image.data for image in images if image.data is not None}
         numbers = {path: number for number, path in enumerate(paths)}
-        key = f"{what} {layer} {len(images)}"
+        key = f"{name} {layer} {len(images)}"
 
-        def run(progress: Callable[[int, int], None]) -> Any:
-            method = method_type(self.model, self.reader, query)
+        def run(progress: Callable[[int, int], None]) -> Finished:
+            method = chosen.method(self.model, self.reader, chosen.query(self.options, layer))
             done = [0]
 
             def advance(count: int) -> None:
                 done[0] += count
                 progress(done[0], len(paths))
 
-            scanned = scan_all(method, paths, advance, numbers, data or None)
-            return method, scanned, paths, data
+            return Finished(method, scan_all(method, paths, advance, numbers, data or None), paths, data)
 
-        return self._view((what, layer, len(images)), lambda: self.worker.start_task(key, key, run))
+        return self._view((name, layer, len(images)), lambda: self.worker.start_task(key, key, run))
 
-    def top_scan(self, layer: str) -> Future[Any]:
-        """The ``top`` scan of ``layer`` over every image the explorer has now (:class:`cnnviz.methods.top.TopScan`)."""
-        from cnnviz.methods.top import TopImages, TopQuery, TopScan
-
-        self.layer(layer)
-        query = TopQuery([layer], self.options.k, self.options.by, None)
-
-        def finished(found: Any) -> TopScan:
-            method, scanned, paths, data = found
-            tops = method.finish(scanned.partial)
-            layers = list(method.extractor.layers)
-            return TopScan(layers, tops, paths, scanned.failures, method.notes, method.precision, data)
-
-        return then(self._scanned(TopImages, query, "top", layer), finished, self.drawing)
-
-    def top_records(self, layer: str) -> Future[list[dict[str, Any]]]:
-        """The records of ``top --json`` for ``layer``, each with the id of its image."""
-        from cnnviz.runs.top import draw_top, public_records
-
+    def scan_records(self, name: str, layer: str) -> Future[list[dict[str, Any]]]:
+        """The records of the layer scan ``name`` (those of its command's ``--json``); a record that names an
+        image also gets its id, ``image_id``."""
         ids = {image.path: image.id for image in self.shelf}
-        options = self.options.top_options(layer)
 
-        def records(scan: Any) -> list[dict[str, Any]]:
-            drawing = draw_top(self.model, scan, options)
-            return [{**record, "image_id": ids[record["image"]]} for record in public_records(drawing.result.records)]
+        def records(finished: Finished) -> list[dict[str, Any]]:
+            found = SCANS[name].records(self.model, finished, self.options, layer)
+            return [{**record, "image_id": ids[record["image"]]} if "image" in record else record for record in found]
 
-        return then(self.top_scan(layer), records, self.drawing)
+        return then(self.scanned(name, layer), records, self.drawing)
 
     def top_png(self, layer: str, filter_index: int) -> Future[bytes]:
         """One filter's top images, as ``top --filters N`` draws them over the same images."""
@@ -371,23 +363,11 @@ class Explorer:
         self.filter_of(layer, filter_index)
         options = self.options.top_options(layer, filter_index)
 
-        def draw(scan: Any) -> bytes:
-            pictures = draw_top(self.model, scan, options).pictures[layer]
+        def draw(finished: Finished) -> bytes:
+            pictures = draw_top(self.model, top_scan(finished), options).pictures[layer]
             return next(iter(pictures.values())).png_bytes()
 
-        return then(self.top_scan(layer), draw, self.drawing)
-
-    def stats(self, layer: str) -> Future[list[dict[str, Any]]]:
-        """The records of ``stats --json`` for ``layer`` over every image: whether each filter is dead or rare."""
-        from cnnviz.methods.stats import FilterStats, StatsQuery
-
-        self.layer(layer)
-
-        def rows(found: Any) -> list[dict[str, Any]]:
-            method, scanned, _, _ = found
-            return [row for layer_stats in method.finish(scanned.partial) for row in layer_stats.rows()]
-
-        return then(self._scanned(FilterStats, StatsQuery([layer]), "stats", layer), rows, self.drawing)
+        return then(self.scanned("top", layer), draw, self.drawing)
 
     def tasks(self) -> list[dict[str, Any]]:
         """The long views started so far and how far each has got."""
