@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from cnnviz.output.files import safe_name
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -170,6 +172,8 @@ def walk_through(page: ExplorerPage, layer: str, channel: int, classes: bool = T
         page.page.wait_for_selector("#gradcam[data-loaded]", state="attached", timeout=WAIT_MS)
         assert len(page.page.query_selector_all("#classes option")) == 5
         assert page.state()["view"] == "gradcam"
+        chosen = page.text("#classes option:checked").split(" (")[0]  # as the command names its file
+        assert page.page.get_attribute("#save", "download") == f"gradcam_{safe_name(chosen)}.png"
         page.shot("5-gradcam")
     assert page.errors == []
 

@@ -309,7 +309,6 @@ async function showGradcam() {
   const chosen = state.cls ? `?class=${enc(state.cls)}` : "";
   const url = `/api/gradcam/${image}.png${chosen}`;
   $("save").href = url;
-  $("save").download = "gradcam.png";
   $("gradcam-error").hidden = true;
   setStatus("Explaining…");
   try {
@@ -323,6 +322,7 @@ async function showGradcam() {
       option.selected = entry.name === record.name;
       select.append(option);
     }
+    $("save").download = `gradcam_${safeName(record.name)}.png`; // as the command names its file
     await loadPicture($("gradcam"), url);
     setStatus(`Grad-CAM at ${record.layer}: ${record.name}`);
   } catch (failure) {
