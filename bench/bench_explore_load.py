@@ -1,12 +1,12 @@
 """A bounded load on ``cnnviz explore`` over loopback: 32 concurrent clients, 20 requests each (640), mixing new
 views (600 distinct feature-map grids: 48 photos x VGG16's 13 conv layers, random weights) with views already
 asked for. No error is allowed and every answer must be a whole PNG. The server's peak RSS (VmHWM) is read after
-the first 100 distinct views and after all 600: with the cache capped (``--cache-mb``, default 256 here) the second
-must stay within 1.2x of the first. Printed: both peaks, and the p50/p95 latency of cached and of new map requests.
-The photos are different crops of the sample images (bench/bench_top.py).
+the first 100 distinct views and after all 600: with the cache capped (the explorer's default cap, or
+``--cache-mb``) the second must stay within 1.2x of the first. Printed: both peaks, and the p50/p95 latency of
+cached and of new map requests. The photos are different crops of the sample images (bench/bench_top.py).
 
     python bench/bench_explore_load.py
-    python bench/bench_explore_load.py --cache-mb 512
+    python bench/bench_explore_load.py --cache-mb 1536
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from urllib.parse import quote, urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_explore import MODEL, server  # noqa: E402
 from bench_top import photos  # noqa: E402
+
+from cnnviz.explorer.cache import default_cache_mb  # noqa: E402
 
 CLIENTS, REQUESTS = 32, 20
 LAYERS = [f"block{b}_conv{c}" for b, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, convs + 1)]
@@ -101,13 +103,14 @@ def percentiles(times: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache-mb", type=int, default=256)
+    parser.add_argument("--cache-mb", type=int, default=None, help="the cap (default: the explorer's own)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         folder = photos(Path(work) / "photos", PHOTOS)
         views = [f"/api/maps/{image}/{quote(layer, safe='')}.png" for image in range(PHOTOS) for layer in LAYERS]
         views = views[: CLIENTS * REQUESTS - 40]  # 600 new views, and 40 cached ones among the 640 requests
-        with server(str(folder), *MODEL, "--cache-mb", str(args.cache_mb), "-q") as (base, token, pid):
+        cap = [] if args.cache_mb is None else ["--cache-mb", str(args.cache_mb)]
+        with server(str(folder), *MODEL, *cap, "-q") as (base, token, pid):
             started = peak_rss_mb(pid)
             times, errors = stage(base, token, plan(views[:FIRST], 8))
             after_first = peak_rss_mb(pid)
@@ -121,7 +124,7 @@ def main() -> None:
     print(
         f"peak RSS: {started:.0f} MiB ready, {after_first:.0f} MiB after {FIRST} distinct views, "
         f"{after_all:.0f} MiB after {len(views)}: {after_all / after_first:.2f}x (target <= 1.2x; cache cap "
-        f"{args.cache_mb} MiB)"
+        f"{args.cache_mb or default_cache_mb()} MiB)"
     )
     print(f"new map requests:    {percentiles([t for cached, t in times if not cached])}")
     print(f"cached map requests: {percentiles([t for cached, t in times if cached])}")

@@ -69,7 +69,7 @@ from cnnviz.methods.top import DEFAULT_K
     "--cache-mb",
     type=click.IntRange(16),
     default=None,
-    help="Memory for computed views, in MiB (default: a 16th of this machine's memory, at most 2048).",
+    help="Memory for computed views, in MiB (default: a 48th of this machine's memory, at most 2048).",
 )
 @click.option(
     "--upload-mb",
