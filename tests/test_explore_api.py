@@ -228,6 +228,28 @@ def test_nested_layer_names_are_url_encoded_and_served(keras: Any, tmp_path: Pat
         explorer.close()
 
 
+def test_a_model_of_arrays_serves_what_fits_it_and_says_why_not_the_rest(keras: Any, tmp_path: Path) -> None:
+    model = keras.Sequential(
+        [keras.Input((32, 2)), keras.layers.Conv1D(4, 3, name="c1"), keras.layers.GlobalAveragePooling1D()], name="seq"
+    )
+    np.save(tmp_path / "a.npy", np.linspace(0, 1, 64, dtype=np.float32).reshape(32, 2))
+    explorer = Explorer(model, [str(tmp_path / "a.npy")], ExploreOptions())
+    try:
+        client = TestClient(build_app(explorer, TOKEN, PORT), base_url=BASE)
+        strip = Image.open(io.BytesIO(get(client, "/api/images/0.png").content))
+        assert (strip.width, strip.height) == (32, 1)  # the array's channel mean, one grey row
+        assert get(client, "/api/maps/0/c1.json").json()["shape"] == [30, 4]
+        assert get(client, "/api/maps/0/c1.png").status_code == 200
+        top = get(client, "/api/top/c1.json")
+        assert (
+            top.status_code == 422 and top.json()["error"] == "layer 'c1' is a Conv1D with 1-D maps; top needs 2-D maps"
+        )
+        assert get(client, "/api/overlay/0/c1/0.png").status_code == 400
+        assert len(get(client, "/api/stats/c1.json").json()) == 4
+    finally:
+        explorer.close()
+
+
 def test_a_model_of_two_inputs_takes_one_feed_for_every_image(keras: Any) -> None:
     image = keras.Input((8, 8, 3), name="image")
     extra = keras.Input((2,), name="extra")

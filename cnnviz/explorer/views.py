@@ -392,6 +392,9 @@ class Explorer:
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
-    """Grey ``(rows, cols)`` or ``(rows, cols, 1)`` pixels as RGB; RGB as it is."""
+    """Grey ``(rows, cols)`` or ``(rows, cols, 1)`` pixels as RGB (a 1-D array's ``(steps,)`` as one row); RGB as
+    it is."""
+    if pixels.ndim == 1:
+        pixels = pixels[None]
     grey = pixels if pixels.ndim == 2 else pixels[..., 0] if pixels.shape[-1] == 1 else None
     return pixels if grey is None else np.repeat(grey[..., None], 3, axis=-1)

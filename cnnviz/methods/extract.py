@@ -12,7 +12,7 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
-from cnnviz.errors import ForwardPassError, ModelRunError, OptionError, UnsupportedLayer, brief
+from cnnviz.errors import CnnvizError, ForwardPassError, ModelRunError, OptionError, UnsupportedLayer, brief
 from cnnviz.inputs.feeds import Feeds, resolve_feeds
 from cnnviz.inputs.reader import Batch, FeedSettings, ModelInput, Reader, ReadingSettings
 from cnnviz.models.graph import ConvLayer, image_input, input_shape, sized_input_shape, trace
@@ -177,10 +177,13 @@ def build_extractor(
     else:
         # Inside a layer of its own, so that the reduction's operations take no names of the graph's: Keras names
         # an operation for its function (sum, max), and a model may already have a layer of that name.
-        outputs = [
-            _Reduction(functools.partial(reduce, conv), name=f"cnnviz_reduce_{number}")(traced.outputs[conv.path])
-            for number, conv in enumerate(selected)
-        ]
+        try:
+            outputs = [
+                _Reduction(functools.partial(reduce, conv), name=f"cnnviz_reduce_{number}")(traced.outputs[conv.path])
+                for number, conv in enumerate(selected)
+            ]
+        except CnnvizError as exc:  # Keras raises a layer's error again with its own report wrapped round it
+            raise _innermost(exc) from None
         selected = [replace(conv, channels_first=False) for conv in selected]  # reduced: no layout to undo
     extractor = keras.Model(traced.sources if feeds else traced.input, outputs, name="cnnviz_extractor")
     first = traced.convs[0] if traced.convs else None
@@ -194,6 +197,13 @@ def build_extractor(
         notes=list(traced.notes),
         precision=traced.precision,
     )
+
+
+def _innermost(error: CnnvizError) -> CnnvizError:
+    """The error as it was first raised, before Keras re-raised it (as the same type, its message wrapped)."""
+    while isinstance(error.__context__, type(error)):
+        error = error.__context__
+    return error
 
 
 @functools.cache
