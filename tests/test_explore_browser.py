@@ -198,6 +198,31 @@ def test_a_bad_upload_says_why_on_the_page(browser: Any, shapes_server: Any, tmp
 
 
 @needs_browser
+def test_an_image_dropped_on_the_page_is_uploaded(browser: Any, shapes_server: Any, tmp_path: Path) -> None:
+    import base64
+
+    page = ExplorerPage(browser, shapes_server.url, shots(tmp_path, "drop"))
+    page.open()
+    page.wait_for_grid("0", "edges")
+    photo = base64.b64encode((SAMPLES / "astronaut.jpg").read_bytes()).decode()
+    dropped = page.page.evaluate_handle(
+        """photo => {
+            const bytes = Uint8Array.from(atob(photo), (c) => c.charCodeAt(0));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], "dropped.jpg", { type: "image/jpeg" }));
+            return data;
+        }""",
+        photo,
+    )
+    page.page.dispatch_event("body", "dragover", {"dataTransfer": dropped})
+    page.page.dispatch_event("body", "drop", {"dataTransfer": dropped})
+    page.page.wait_for_selector("button.thumb[data-image='3'].chosen", timeout=WAIT_MS)
+    page.wait_for_grid("3", "edges")
+    assert page.text("button.thumb[data-image='3']") == "dropped.jpg"
+    assert page.errors == []
+
+
+@needs_browser
 def test_a_page_without_the_token_gets_nothing(browser: Any, shapes_server: Any) -> None:
     context = browser.new_context()
     page = context.new_page()
