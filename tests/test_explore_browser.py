@@ -137,6 +137,8 @@ def walk_through(page: ExplorerPage, layer: str, channel: int, classes: bool = T
     page.choose_layer(layer)
     page.wait_for_grid("0", layer)
     layout = page.layout("0", layer)
+    about = page.text(f"button.layer[data-layer='{layer}'] .about")
+    assert "?" not in about  # a model of free input size: the shape for this image
     assert page.natural_size("#grid")[0] == layout["size"][1]
     assert page.text("#view-status").startswith(f"{layer}: {len(layout['channels'])} maps")
     page.shot("2-layer")
@@ -148,6 +150,10 @@ def walk_through(page: ExplorerPage, layer: str, channel: int, classes: bool = T
     page.wait_for_card()
     assert page.natural_size("#card-maximize")[0] > 0 and page.natural_size("#card-top")[0] > 0
     assert "active at" in page.text("#card-stats")
+    enlarged = page.page.locator("#card-map")  # the chosen tile of the grid, cut out and enlarged
+    assert f"/api/maps/0/{layer}.png" in (enlarged.get_attribute("style") or "")
+    box = enlarged.bounding_box()
+    assert box is not None and abs(box["height"] / box["width"] - layout["tile"][0] / layout["tile"][1]) < 0.02
     low, high = layout["min"][channel], layout["max"][channel]
     assert f"{low:.4g}"[:3] in page.text("#card-range") or f"{high:.4g}"[:3] in page.text("#card-range")
     page.shot("3-filter-card")

@@ -200,6 +200,7 @@ async function show() {
     layout = found;
     const [rows, cols] = layout.shape;
     setStatus(`${layer}: ${layout.channels.length} maps of ${rows}×${cols ?? ""}`.replace(/×$/, ""));
+    showShape(layer, layout.shape);
     $("grid").dataset.ready = `${image} ${layer}`;
     if (state.filter !== null) openCard(state.filter);
   } catch (failure) {
@@ -243,6 +244,36 @@ async function watchTask(prefix, bar, until) {
   }
 }
 
+// A model of free input size has no output shape of its own: the chosen layer's line gives this image's.
+function showShape(layer, shape) {
+  const entry = model.layers.find((l) => l.name === layer);
+  const about = document.querySelector(`button.layer[data-layer="${CSS.escape(layer)}"] .about`);
+  if (entry && about && entry.output.includes("?")) {
+    about.textContent = `${entry.kind} ${entry.kernel} → ${shape.join("x")} (this image)`;
+  }
+}
+
+// The chosen map alone, enlarged: its tile of the grid, cut out by the background's position and size.
+function showMap(filter) {
+  const box = $("card-map");
+  const place = layout.channels.indexOf(filter);
+  const img = $("grid");
+  if (place < 0) {
+    box.hidden = true;
+    return;
+  }
+  const [tileRows, tileCols] = layout.tile;
+  const row = Math.floor(place / layout.grid[1]);
+  const col = place % layout.grid[1];
+  const top = img.naturalHeight - layout.size[0] + row * (tileRows + layout.padding);
+  const scale = box.clientWidth / tileCols;
+  box.hidden = false;
+  box.style.height = `${tileRows * scale}px`;
+  box.style.backgroundImage = `url("${img.src}")`;
+  box.style.backgroundSize = `${img.naturalWidth * scale}px ${img.naturalHeight * scale}px`;
+  box.style.backgroundPosition = `-${col * (tileCols + layout.padding) * scale}px -${top * scale}px`;
+}
+
 // A frame over the chosen map's tile.
 function markTile(filter) {
   const place = layout.channels.indexOf(filter);
@@ -271,6 +302,7 @@ async function openCard(filter) {
   const card = $("card");
   card.hidden = false;
   markTile(filter);
+  showMap(filter);
   $("card-title").textContent = `${layer} · filter ${filter}`;
   const low = layout.min[filter];
   const high = layout.max[filter];
