@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +26,24 @@ def pytest_report_header() -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Debian's chromium, for the browser tests of the report and the explorer.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: A developer without it skips the browser tests; CI (which .ci/run gives it) must run them.
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium package is not installed"
+)
+#: Offline and quiet: no first-run, sync, component or background network of Chromium's own (with --headless for
+#: the command line; Playwright adds its own).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 #: The tutorials' 3x3 vertical line detector (shared seeds, 000).
 VERTICAL_LINE = np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]], dtype=np.float32)

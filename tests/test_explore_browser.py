@@ -7,7 +7,6 @@ Screenshots of each step go to ``$CNNVIZ_SCREENSHOTS`` when it is set (to look a
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,24 +15,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from cnnviz.output.files import safe_name
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-#: Headless, offline and quiet: no first-run, sync, component or background network of Chromium's own.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: CI must run these; a developer without Debian's chromium (or Playwright) skips them.
-needs_browser = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium package is not installed"
-)
 #: Long enough for a maximize of VGG16 on two cores.
 WAIT_MS = 240_000
 
@@ -43,7 +28,7 @@ def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     assert CHROMIUM is not None, "CI needs Debian's chromium"
     with sync_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
 
@@ -184,13 +169,13 @@ def walk_through(page: ExplorerPage, layer: str, channel: int, classes: bool = T
     assert page.errors == []
 
 
-@needs_browser
+@needs_chromium
 def test_the_page_on_the_bundled_model(browser: Any, shapes_server: Any, tmp_path: Path) -> None:
     page = ExplorerPage(browser, shapes_server.url, shots(tmp_path, "shapes"))
     walk_through(page, "parts", 5)
 
 
-@needs_browser
+@needs_chromium
 def test_a_bad_upload_says_why_on_the_page(browser: Any, shapes_server: Any, tmp_path: Path) -> None:
     page = ExplorerPage(browser, shapes_server.url, shots(tmp_path, "bad-upload"))
     page.open()
@@ -203,7 +188,7 @@ def test_a_bad_upload_says_why_on_the_page(browser: Any, shapes_server: Any, tmp
     assert len(page.page.query_selector_all("button.thumb")) == 3
 
 
-@needs_browser
+@needs_chromium
 def test_an_image_dropped_on_the_page_is_uploaded(browser: Any, shapes_server: Any, tmp_path: Path) -> None:
     import base64
 
@@ -228,7 +213,7 @@ def test_an_image_dropped_on_the_page_is_uploaded(browser: Any, shapes_server: A
     assert page.errors == []
 
 
-@needs_browser
+@needs_chromium
 def test_a_page_without_the_token_gets_nothing(browser: Any, shapes_server: Any) -> None:
     context = browser.new_context()
     page = context.new_page()
@@ -238,7 +223,7 @@ def test_a_page_without_the_token_gets_nothing(browser: Any, shapes_server: Any)
 
 
 @pytest.mark.slow
-@needs_browser
+@needs_chromium
 def test_the_page_on_vgg16(browser: Any, tmp_path: Path) -> None:
     import cnnviz
     from cnnviz.engines.naming import ModelRef

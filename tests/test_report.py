@@ -4,7 +4,6 @@ it renders, its console shows no errors, every picture loads, and a screenshot i
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import subprocess
@@ -18,25 +17,11 @@ from PIL import Image
 
 from cnnviz._keras import chosen_backend
 from cnnviz.cli import main
-from tests.conftest import square_picture
+from tests.conftest import CHROMIUM, needs_chromium, square_picture
+from tests.conftest import CHROMIUM_FLAGS as BROWSER_FLAGS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-#: A developer without Debian's chromium skips the browser tests; CI (which .ci/run gives it) must run them.
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium package is not installed"
-)
-#: Headless, offline and quiet: no first-run, sync, component or background network of Chromium's own.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
+#: The command line's flags: headless, with no scrollbars in the screenshots.
+CHROMIUM_FLAGS = ["--headless", *BROWSER_FLAGS, "--hide-scrollbars"]
 
 
 @pytest.fixture(scope="module")

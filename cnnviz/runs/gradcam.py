@@ -182,9 +182,8 @@ class ExplainImages(Method[Explained]):
         results = {}
         for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):
             folder = Path(self.options.out) / self.options.folders[path]
-            results[batch.numbers[index]] = _write_one(
-                folder, path, pixels, explained, index, self.names, self.label, self.options.options
-            )
+            drawn = draw_explanation(path, pixels, explained, index, self.names, self.label, self.options.options)
+            results[batch.numbers[index]] = _write_one(folder, path, drawn, self.options.options.save_raw)
         return results, probabilities
 
     def batch_failures(self, batch: Batch, error: ForwardPassError) -> list[tuple[str, CnnvizError]]:  # noqa: D102
@@ -244,19 +243,9 @@ def draw_explanation(
     return DrawnExplanation(picture, stem, chosen, name, top, heatmap, peak)
 
 
-def _write_one(
-    folder: Path,
-    path: str,
-    pixels: np.ndarray | None,
-    explained: Explanation,
-    index: int,
-    names: Sequence[str] | None,
-    label: str,
-    options: GradcamOptions,
-) -> ImageResult:
-    drawn = draw_explanation(path, pixels, explained, index, names, label, options)
+def _write_one(folder: Path, path: str, drawn: DrawnExplanation, save_raw: bool) -> ImageResult:
     written = save_png(drawn.picture, folder / f"{drawn.stem}.png")
-    raw = save_npy(drawn.heatmap, folder / f"{drawn.stem}.npy") if options.save_raw else None
+    raw = save_npy(drawn.heatmap, folder / f"{drawn.stem}.npy") if save_raw else None
     return ImageResult(path, drawn.target, drawn.target_name, drawn.top, written, raw, drawn.peak)
 
 
