@@ -12,7 +12,9 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,26 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+@contextmanager
+def interrupt_after() -> Iterator[None]:
+    """Hold a Ctrl-C that comes during the block and raise it when the block is done. TensorFlow's import code
+    catches the KeyboardInterrupt of a Ctrl-C pressed at some moments of its import and goes on, so a command
+    interrupted in its first seconds ran on as if nothing were pressed. Only the main thread may set a signal
+    handler, and a handler of the caller's own is left alone: then the block runs as it is."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 def keras_module() -> ModuleType:
     """Import and return ``keras`` without TensorFlow's start-up log lines.
 
@@ -48,9 +70,10 @@ def keras_module() -> ModuleType:
         # Deprecation chatter from TensorFlow's own dependencies at import time.
         warnings.simplefilter("ignore")
         if os.environ.get("CNNVIZ_TF_LOGS") == "1":
-            import keras
+            with interrupt_after():
+                import keras
         else:
-            with native_stderr_silenced():
+            with native_stderr_silenced(), interrupt_after():
                 import keras
     if os.environ.get("CNNVIZ_TF_LOGS") != "1":
         _quiet_lazy_tensorflow()
