@@ -240,9 +240,7 @@ class Explorer:
             array, ready = self.shelf.read(image)
             return encode_png(_rgb(drawable_input(array, ready)))
 
-        done: Future[Any] = Future()
-        done.set_result(None)
-        return self._draw(("image", image.id), lambda: done, draw)
+        return self._draw(("image", image.id), _now, draw)
 
     def kernel_png(self, layer: str, filter_index: int) -> Future[bytes]:
         """A filter's kernels, as ``filters --filters N`` draws them."""
@@ -257,9 +255,7 @@ class Explorer:
             kernels = self.worker.submit(lambda: layer_kernels(conv)).result()
             return filter_picture(self.label, conv, kernels, options, RunResult()).png_bytes()
 
-        done: Future[Any] = Future()
-        done.set_result(None)
-        return self._draw(("kernel", layer, filter_index), lambda: done, draw)
+        return self._draw(("kernel", layer, filter_index), _now, draw)
 
     def gradcam(self, image: Shelved, target: str | None) -> Future[tuple[bytes, dict[str, Any]]]:
         """Grad-CAM of ``image`` for the class ``target`` (an index or a name; the top class when None), as
@@ -389,6 +385,13 @@ class Explorer:
         """Stop the model thread and the drawing threads."""
         self.worker.stop()
         self.drawing.shutdown(wait=False, cancel_futures=True)
+
+
+def _now() -> Future[None]:
+    """A future already done: the source of a view drawn from nothing the model computes."""
+    done: Future[None] = Future()
+    done.set_result(None)
+    return done
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
