@@ -1,0 +1,25 @@
+"""Saliency (Simonyan et al. 2014): the gradient of the class score with respect to the input pixels; a pixel's
+attribution is the largest absolute gradient over its channels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.target import TargetModel
+
+
+def saliency(grads: np.ndarray) -> np.ndarray:
+    """``max_c |grad|`` of ``(N, rows, cols, channels)`` gradients: ``(N, rows, cols)``."""
+    return np.abs(np.asarray(grads, dtype=np.float32)).max(axis=-1)
+
+
+class Gradient(Attribution):
+    """The input gradient's magnitude (see the module)."""
+
+    name = "gradient"
+    title = "Gradient"
+
+    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+        grads = model.input_gradient(batch.inputs, batch.scored.cotangent, batch.images)[0]
+        return Attributed(saliency(grads))

@@ -1,0 +1,40 @@
+"""Integrated Gradients (Sundararajan et al. 2017): the input gradient averaged along the straight path from a
+baseline to the image (the trapezoid rule over ``steps`` equal steps), times the image minus the baseline. The
+attributions add up to the score's change from the baseline to the image (completeness); a pixel's attribution is
+the sum over its channels, and can be negative (evidence against the class)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.target import TargetModel
+
+STEPS = 64
+
+
+def integrated_gradients(model: TargetModel, batch: Batch, steps: int) -> np.ndarray:
+    """``(N, rows, cols, channels)`` attributions of every channel."""
+    inputs, baseline = batch.inputs, batch.baseline
+    count = len(inputs)
+    alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
+    path = baseline[:, None] + alphas[None, :, None, None, None] * (inputs - baseline)[:, None]
+    cotangent = np.repeat(batch.scored.cotangent, steps + 1, axis=0)
+    images = None if batch.images is None else np.repeat(np.asarray(batch.images), steps + 1).tolist()
+    grads = model.input_gradient(path.reshape(-1, *inputs.shape[1:]), cotangent, images)[0]
+    grads = grads.reshape(count, steps + 1, *inputs.shape[1:]).astype(np.float64)
+    trapezoid = (grads[:, :-1] + grads[:, 1:]).sum(axis=1) / (2.0 * steps)
+    return (trapezoid * (inputs - baseline)).astype(np.float32)
+
+
+class IntegratedGradients(Attribution):
+    """Integrated Gradients (see the module)."""
+
+    name = "integrated-gradients"
+    title = "Integrated Gradients"
+    reads = ("steps", "baseline")
+    signed = True
+
+    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+        steps = int(self.settings.value("steps", STEPS))
+        return Attributed(integrated_gradients(model, batch, steps).sum(axis=-1))

@@ -1,0 +1,56 @@
+"""Occlusion (Zeiler & Fergus 2014): a square patch slid over the image, set to the baseline; a pixel's attribution
+is the mean drop in the class's probability over the patches that cover it (negative where hiding it raises the
+class). All patched copies of an image go through the model in large batches, made on the device."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnviz.methods.attribution.base import Attributed, Attribution, Batch, explained_probability
+from cnnviz.methods.target import TargetModel
+
+
+def starts(size: int, patch: int, stride: int) -> list[int]:
+    """Where patches start along an axis of ``size``: every ``stride``, the last one flush with the end.
+
+    >>> starts(10, 4, 3), starts(4, 8, 2)
+    ([0, 3, 6], [0])
+    """
+    last = max(size - patch, 0)
+    places = list(range(0, last + 1, stride))
+    return places if places[-1] == last else [*places, last]
+
+
+def patch_masks(rows: int, cols: int, patch: int, stride: int) -> np.ndarray:
+    """``(M, rows, cols)`` masks: 1 kept, 0 under each patch."""
+    boxes = [(top, left) for top in starts(rows, patch, stride) for left in starts(cols, patch, stride)]
+    masks = np.ones((len(boxes), rows, cols), dtype=np.float32)
+    for index, (top, left) in enumerate(boxes):
+        masks[index, top : top + patch, left : left + patch] = 0.0
+    return masks
+
+
+class Occlusion(Attribution):
+    """Occlusion (see the module)."""
+
+    name = "occlusion"
+    title = "Occlusion"
+    reads = ("patch", "stride", "baseline")
+    signed = True
+
+    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+        count, rows, cols = batch.inputs.shape[:3]
+        patch = int(self.settings.value("patch", max(1, round(min(rows, cols) / 8))))
+        stride = int(self.settings.value("stride", max(1, patch // 2)))
+        masks = patch_masks(rows, cols, patch, stride)
+        hidden = 1.0 - masks
+        covered = hidden.sum(axis=0)
+        heatmaps = np.zeros((count, rows, cols), dtype=np.float32)
+        for row in range(count):
+            scores = model.perturbed(
+                batch.inputs[row], batch.baseline[row], masks, batch.scored, row, batch.number(row)
+            )
+            drops = explained_probability(model, batch, row) - scores.astype(np.float64)
+            total = np.tensordot(drops, hidden, axes=1)
+            heatmaps[row] = np.where(covered > 0, total / np.maximum(covered, 1.0), 0.0)
+        return Attributed(heatmaps)

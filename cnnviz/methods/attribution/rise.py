@@ -1,0 +1,62 @@
+"""RISE (Petsiuk et al. 2018): the image seen through many random masks (a coarse grid of cells, each kept with
+probability one half, upsampled smoothly and shifted by a random fraction of a cell), the rest set to the
+baseline; a pixel's attribution is the mean of the class's probability over the masks, each weighted by how much
+of the pixel it kept. The masks depend only on the seed and the input's size: every image, batch and engine gets
+the same ones."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.resample import _linear_weights
+from cnnviz.methods.target import TargetModel
+
+MASKS = 2000
+#: The masks' grid: cells per side, and the chance each is kept.
+CELLS, KEEP = 7, 0.5
+#: Masks made and run at a time: bounds memory at any --masks.
+CHUNK = 256
+
+
+def rise_masks(count: int, rows: int, cols: int, seed: int, start: int = 0) -> np.ndarray:
+    """Masks ``start`` to ``start + count`` of the seed's sequence, ``(count, rows, cols)`` in 0..1."""
+    rng = np.random.default_rng(seed)
+    grids = rng.random((start + count, CELLS, CELLS)) < KEEP
+    shifts = rng.random((start + count, 2))
+    cell_rows, cell_cols = math.ceil(rows / CELLS), math.ceil(cols / CELLS)
+    up_rows, up_cols = (CELLS + 1) * cell_rows, (CELLS + 1) * cell_cols
+    row_weights = _linear_weights(CELLS, up_rows).astype(np.float32)
+    col_weights = _linear_weights(CELLS, up_cols).astype(np.float32)
+    masks = np.empty((count, rows, cols), dtype=np.float32)
+    for index in range(count):
+        grid = grids[start + index].astype(np.float32)
+        top = int(shifts[start + index, 0] * cell_rows)
+        left = int(shifts[start + index, 1] * cell_cols)
+        big = row_weights @ grid @ col_weights.T
+        masks[index] = big[top : top + rows, left : left + cols]
+    return masks
+
+
+class Rise(Attribution):
+    """RISE (see the module)."""
+
+    name = "rise"
+    title = "RISE"
+    reads = ("masks", "seed", "baseline")
+
+    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+        total = int(self.settings.value("masks", MASKS))
+        seed = int(self.settings.value("seed", 0))
+        count, rows, cols = batch.inputs.shape[:3]
+        sums = np.zeros((count, rows, cols), dtype=np.float64)
+        for start in range(0, total, CHUNK):
+            masks = rise_masks(min(CHUNK, total - start), rows, cols, seed, start)
+            for row in range(count):
+                scores = model.perturbed(
+                    batch.inputs[row], batch.baseline[row], masks, batch.scored, row, batch.number(row)
+                )
+                sums[row] += np.tensordot(scores.astype(np.float64), masks, axes=1)
+        return Attributed((sums / (total * KEEP)).astype(np.float32))
