@@ -11,6 +11,7 @@ import click
 
 from cnnviz._keras import BACKENDS, check_backend_installed, chosen_backend
 from cnnviz._version import __version__
+from cnnviz.cli.attributions import explain
 from cnnviz.cli.common import CONTEXT, WHOLE_PROCESS
 from cnnviz.cli.explain import gradcam, maximize
 from cnnviz.cli.explore import explore
@@ -58,6 +59,7 @@ def main() -> None:
       cnnviz maximize --model shapes --layer shapes             # what each filter responds to
       cnnviz top sample_images/ --model shapes --layer edges    # the image patches that excite each filter
       cnnviz gradcam sample_images/cat.jpg                      # where VGG16 looks, and its top-5 classes
+      cnnviz explain sample_images/ --model shapes --method all # every attribution method, side by side
       cnnviz report sample_images/ --model shapes -o report/    # everything on one page
       cnnviz explore sample_images/ --model shapes              # browse it live in the browser
       cnnviz --backend jax gradcam sample_images/cat.jpg --model shapes   # on JAX
@@ -66,7 +68,7 @@ def main() -> None:
     """
 
 
-for _command in (layers, filters, featuremaps, stats, top, maximize, gradcam, report, explore, animate):
+for _command in (layers, filters, featuremaps, stats, top, maximize, gradcam, explain, report, explore, animate):
     main.add_command(_command)
 
 

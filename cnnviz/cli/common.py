@@ -346,14 +346,22 @@ class Engine:
         return {"engine": self.engine, "address": self.address, "ray_workers": self.workers}
 
     def run(
-        self, run: Callable[..., Any], choice: ModelChoice, inputs: Sequence[Any], out: Path, options: Any, quiet: bool
+        self,
+        run: Callable[..., Any],
+        choice: ModelChoice,
+        inputs: Sequence[Any],
+        out: Path,
+        options: Any,
+        quiet: bool,
+        include_top: bool = False,
     ) -> Any:
         """``run(model, inputs, out, options, progress)`` under a progress bar over the inputs, on the engine the
-        options name: the model is loaded here for the local engine (:meth:`ModelChoice.load`), and named for
-        Ray's workers, which load it themselves (a line on standard error says which cluster, unless ``quiet``)."""
+        options name: the model is loaded here for the local engine (:meth:`ModelChoice.load`, with its classifier
+        head where ``include_top``), and named for Ray's workers, which load it themselves (a line on standard
+        error says which cluster, unless ``quiet``)."""
         with progress_bar(quiet) as progress:
             if options.engine != "ray":
-                return run(choice.load(), inputs, out, options, progress)
+                return run(choice.load(include_top=include_top), inputs, out, options, progress)
             if not quiet:
                 click.echo(self.describe(), err=True)
             return run(choice.ref.resolved(), inputs, out, options, progress)

@@ -9,6 +9,7 @@ taken out, so that the colormap's colours stand apart from the photo's own.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,7 @@ from cnnviz.draw.render import (
     palette,
     separator_colour,
 )
+from cnnviz.draw.text import line_height, text_mask
 from cnnviz.draw.tiling import grid_shape_for, tile
 from cnnviz.methods.resample import resize_maps
 
@@ -36,6 +38,8 @@ MUTE = 0.7
 OVERLAY_TILE = 192
 #: A Grad-CAM picture shows the image at least this many pixels on its long side.
 MIN_PANEL = 320
+#: Panels per row of a picture of several heatmaps; more wrap onto the next row.
+MAX_COLUMNS = 4
 _BLACK, _WHITE = (0, 0, 0), (255, 255, 255)
 
 
@@ -151,12 +155,28 @@ def heatmap_picture(
     alpha: float = DEFAULT_ALPHA,
     header: Header | None = None,
 ) -> Picture:
-    """A Grad-CAM picture: the image on the left and the heatmap blended onto it on the right.
+    """A Grad-CAM picture: the image on the left and the heatmap (``(rows, cols)`` >= 0 at the image's size) blended
+    onto it on the right, without captions: :func:`heatmaps_picture` of one heatmap."""
+    return heatmaps_picture(pixels, [heatmap], cmap=cmap, alpha=alpha, header=header)
+
+
+def heatmaps_picture(
+    pixels: np.ndarray | None,
+    heatmaps: Sequence[np.ndarray],
+    *,
+    titles: Sequence[str] | None = None,
+    cmap: str = "jet",
+    alpha: float = DEFAULT_ALPHA,
+    header: Header | None = None,
+) -> Picture:
+    """The image, then each heatmap blended onto it, side by side: one column per attribution method.
 
     Args:
         pixels: the image as the model saw it, ``(rows, cols[, channels])`` 0..255; None for inputs that are not
-            images (the heatmap is then drawn alone, in the colormap).
-        heatmap: ``(rows, cols)`` >= 0 at the image's size; drawn relative to its maximum.
+            images (each heatmap is then drawn alone, in the colormap, and there is no image column).
+        heatmaps: ``(rows, cols)`` each, at the image's size; each drawn relative to its own maximum, its negative
+            part as 0.
+        titles: a caption under each column (the image's first), or None for none.
         cmap: the heat's colormap.
         alpha: the opacity of the hottest places.
         header: a text strip above.
@@ -164,19 +184,35 @@ def heatmap_picture(
     Returns:
         An RGB :class:`Picture`, each panel at least :data:`MIN_PANEL` pixels on its long side.
     """
-    heat = np.asarray(heatmap, dtype=np.float32)
-    peak = float(heat.max(initial=0.0))
-    unit = heat / peak if peak > 0 else np.zeros_like(heat)
-    rows, cols = heat.shape
+    units = []
+    for heatmap in heatmaps:
+        heat = np.asarray(heatmap, dtype=np.float32)
+        peak = float(heat.max(initial=0.0))
+        units.append(np.maximum(heat, 0.0) / peak if peak > 0 else np.zeros_like(heat))
+    rows, cols = units[0].shape
     factor = max(1, math.ceil(MIN_PANEL / max(rows, cols)))
     if pixels is None:
-        panels = [palette(cmap)[np.rint(unit * (LEVELS - 1)).astype(np.intp)]]
+        panels = [palette(cmap)[np.rint(unit * (LEVELS - 1)).astype(np.intp)] for unit in units]
     else:
-        image = blend(pixels, np.zeros_like(unit), cmap, 0.0, mute=0.0)
-        panels = [image, blend(pixels, unit, cmap, alpha)]
+        image = blend(pixels, np.zeros_like(units[0]), cmap, 0.0, mute=0.0)
+        panels = [image, *(blend(pixels, unit, cmap, alpha) for unit in units)]
     enlarged = [np.repeat(np.repeat(panel, factor, axis=0), factor, axis=1) for panel in panels]
-    grid = tile(np.stack(enlarged), (1, len(enlarged)), padding=8, fill=_WHITE)
+    if titles is not None:
+        enlarged = [_captioned(panel, title) for panel, title in zip(enlarged, titles, strict=True)]
+    columns = min(len(enlarged), MAX_COLUMNS)
+    shape = (math.ceil(len(enlarged) / columns), columns)
+    grid = tile(np.stack(enlarged), shape, padding=8, fill=_WHITE, blank=_WHITE)
     wide = max(0, MIN_GRID_WIDTH - grid.shape[1])
     if wide:
         grid = np.concatenate([grid, np.full((grid.shape[0], wide, 3), 255, dtype=np.uint8)], axis=1)
     return compose(grid, palette(cmap), header)
+
+
+def _captioned(panel: np.ndarray, title: str) -> np.ndarray:
+    """``panel`` with ``title`` in black on a white strip below it, centred (cut to the panel's width)."""
+    size = max(12, min(20, panel.shape[1] // 16))
+    ink = text_mask(title, size)[:, : panel.shape[1]]
+    strip = np.full((line_height(size) + 6, panel.shape[1], 3), 255, dtype=np.uint8)
+    left = (panel.shape[1] - ink.shape[1]) // 2
+    strip[3 : 3 + ink.shape[0], left : left + ink.shape[1]][ink] = 0
+    return np.concatenate([panel, strip], axis=0)

@@ -187,14 +187,18 @@ class ExplainImages(Method[Explained]):
         return results, probabilities
 
     def batch_failures(self, batch: Batch, error: ForwardPassError) -> list[tuple[str, CnnvizError]]:  # noqa: D102
-        cause = error.__cause__ if error.__cause__ is not None else error
-        return [
-            (path, ForwardPassError(f"{path}: the model could not run on it: {brief(cause)}")) for path in batch.paths
-        ]
+        return each_failed(batch, error)
 
     @staticmethod
     def merge(first: Explained, second: Explained) -> Explained:  # noqa: D102
         return {**first[0], **second[0]}, first[1] and second[1]
+
+
+def each_failed(batch: Batch, error: ForwardPassError) -> list[tuple[str, CnnvizError]]:
+    """Each input of a batch the model could not run on, with the backend's error (an explaining method's
+    :meth:`cnnviz.methods.shape.Method.batch_failures`)."""
+    cause = error.__cause__ if error.__cause__ is not None else error
+    return [(path, ForwardPassError(f"{path}: the model could not run on it: {brief(cause)}")) for path in batch.paths]
 
 
 def _are_probabilities(outputs: np.ndarray) -> bool:
@@ -227,13 +231,8 @@ def draw_explanation(
 ) -> DrawnExplanation:
     """Image ``index`` of ``explained`` as ``gradcam`` draws it: the image beside the heatmap blended onto it, with
     the header naming the class, its score and the top classes (unless ``options.labels`` is off)."""
-    outputs = explained.outputs[index]
+    outputs, top = top_classes(explained.outputs[index], explained.head, names, options.top)
     chosen = int(explained.classes[index])
-    if explained.head == "segmentation":  # each class's share of the predicted pixels
-        counts = np.bincount(np.argmax(outputs, axis=-1).ravel(), minlength=outputs.shape[-1])
-        outputs = counts / max(int(counts.sum()), 1)
-    order = np.argsort(-outputs, kind="stable")[: options.top]
-    top = [(class_name(int(k), names), float(outputs[k])) for k in order]
     heatmap = explained.heatmaps[index]
     peak = float(heatmap.max(initial=0.0))
     name = explained.output if explained.head == "regression" else class_name(chosen, names)
@@ -241,6 +240,18 @@ def draw_explanation(
     header = _header(label, explained, Path(path).name, chosen, name, outputs, top, peak) if options.labels else None
     picture = heatmap_picture(pixels, heatmap, cmap=options.cmap, alpha=options.alpha, header=header)
     return DrawnExplanation(picture, stem, chosen, name, top, heatmap, peak)
+
+
+def top_classes(
+    outputs: np.ndarray, head: str, names: Sequence[str] | None, count: int
+) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """One image's outputs as the header reads them (for segmentation, each class's share of the predicted
+    pixels), and its ``count`` top classes with their values."""
+    if head == "segmentation":
+        counts = np.bincount(np.argmax(outputs, axis=-1).ravel(), minlength=outputs.shape[-1])
+        outputs = counts / max(int(counts.sum()), 1)
+    order = np.argsort(-outputs, kind="stable")[:count]
+    return outputs, [(class_name(int(k), names), float(outputs[k])) for k in order]
 
 
 def _write_one(folder: Path, path: str, drawn: DrawnExplanation, save_raw: bool) -> ImageResult:
@@ -260,16 +271,23 @@ def _header(
     peak: float,
 ) -> Header:
     method = "Grad-CAM++" if explained.method == "gradcam++" else "Grad-CAM"
-    ranked = ", ".join(f"{top_name} {top_value:.3f}" for top_name, top_value in top)
-    if explained.head == "regression":
-        explaining = f"regression output '{explained.output}' = {float(outputs[0]):.4g}"
-    elif explained.head == "segmentation":
-        explaining = f"segmentation output '{explained.output}': {name} (class {chosen}); share of pixels: {ranked}"
-    else:
-        value = "p" if _are_probabilities(outputs[None]) else "score"
-        explaining = f"explaining {name} (class {chosen}, {value} {float(outputs[chosen]):.3f}); top: {ranked}"
+    explaining = explaining_line(explained.head, explained.output, name, chosen, outputs, top)
     lines = [f"{label} | {method} at {explained.layer} | {image}", explaining, f"gradient of {explained.score}"]
     if peak <= 0:
         lines.append("no place in the image raises this class's score at this layer: the heatmap is empty")
     low, high = format_values(0.0, peak)
     return Header(lines, low, high)
+
+
+def explaining_line(
+    head: str, output: str, name: str, chosen: int, outputs: np.ndarray, top: list[tuple[str, float]]
+) -> str:
+    """The header's line saying what is explained: the class and its value, and the top classes (a regression's
+    value; a segmentation's share of pixels)."""
+    ranked = ", ".join(f"{top_name} {top_value:.3f}" for top_name, top_value in top)
+    if head == "regression":
+        return f"regression output '{output}' = {float(outputs[0]):.4g}"
+    if head == "segmentation":
+        return f"segmentation output '{output}': {name} (class {chosen}); share of pixels: {ranked}"
+    value = "p" if _are_probabilities(outputs[None]) else "score"
+    return f"explaining {name} (class {chosen}, {value} {float(outputs[chosen]):.3f}); top: {ranked}"

@@ -1,8 +1,9 @@
 """RISE (Petsiuk et al. 2018): the image seen through many random masks (a coarse grid of cells, each kept with
 probability one half, upsampled smoothly and shifted by a random fraction of a cell), the rest set to the
-baseline; a pixel's attribution is the mean of the class's probability over the masks, each weighted by how much
-of the pixel it kept. The masks depend only on the seed and the input's size: every image, batch and engine gets
-the same ones."""
+baseline. A pixel's attribution is the mean of the class's probability over the masks, each weighted by how much
+of the pixel it kept (Petsiuk et al.'s saliency), minus the mean probability over all masks: a pixel that does
+not matter gets 0, one whose presence lowers the class a negative value. The masks depend only on the seed and the
+input's size: every image, batch and engine gets the same ones."""
 
 from __future__ import annotations
 
@@ -46,12 +47,14 @@ class Rise(Attribution):
     name = "rise"
     title = "RISE"
     reads = ("masks", "seed", "baseline")
+    signed = True
 
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
         total = int(self.settings.value("masks", MASKS))
         seed = int(self.settings.value("seed", 0))
         count, rows, cols = batch.inputs.shape[:3]
         sums = np.zeros((count, rows, cols), dtype=np.float64)
+        means = np.zeros(count, dtype=np.float64)
         for start in range(0, total, CHUNK):
             masks = rise_masks(min(CHUNK, total - start), rows, cols, seed, start)
             for row in range(count):
@@ -59,4 +62,6 @@ class Rise(Attribution):
                     batch.inputs[row], batch.baseline[row], masks, batch.scored, row, batch.number(row)
                 )
                 sums[row] += np.tensordot(scores.astype(np.float64), masks, axes=1)
-        return Attributed((sums / (total * KEEP)).astype(np.float32))
+                means[row] += scores.astype(np.float64).sum()
+        saliency = sums / (total * KEEP) - (means / total)[:, None, None]
+        return Attributed(saliency.astype(np.float32))

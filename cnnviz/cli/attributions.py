@@ -1,0 +1,207 @@
+"""``cnnviz explain``: where a model looks, by every attribution method people compare, side by side."""
+
+from __future__ import annotations
+
+import click
+
+from cnnviz.cli.common import (
+    CONTEXT,
+    Engine,
+    ModelChoice,
+    Reading,
+    checked_cmap,
+    engine_options,
+    exit_on_failures,
+    model_options,
+    output_option,
+    reading_options,
+    reported_errors,
+    say_computation,
+    say_notes,
+)
+
+# None of these import TensorFlow: --help and option errors stay instant.
+from cnnviz.cli.explain import _region
+from cnnviz.draw.overlay import DEFAULT_ALPHA
+from cnnviz.methods.attribution.base import BASELINES
+from cnnviz.output.files import check_writable
+
+#: The methods, as --help lists them (cnnviz.methods.attribution.METHODS, without importing its modules' numpy work).
+METHOD_NAMES = (
+    "gradcam",
+    "gradcam++",
+    "scorecam",
+    "layercam",
+    "eigencam",
+    "gradient",
+    "smoothgrad",
+    "integrated-gradients",
+    "occlusion",
+    "rise",
+)
+
+
+def _methods(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--method`` repeated, or comma lists, or ``all``: the names in order, each once."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if "all" in names:
+        names = list(METHOD_NAMES)
+    unknown = [name for name in names if name not in METHOD_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown method '{unknown[0]}'; choose from: {', '.join(METHOD_NAMES)}, all")
+    return tuple(dict.fromkeys(names)) or ("gradcam",)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    callback=_methods,
+    metavar="NAME[,NAME...]",
+    help=f"Methods, repeated or comma-separated, one column each: {', '.join(METHOD_NAMES)}, or all. Default: gradcam.",
+)
+@click.option("--class", "target", default=None, metavar="N|NAME", help="The class to explain. Default: the top one.")
+@click.option("--layer", "-l", default=None, help="The layer of the CAM methods. Default: the last conv layer.")
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Class names, one per line in class order. Default: ImageNet's for 1,000-class models.",
+)
+@click.option("--head", default=None, metavar="NAME", help="For a model of several outputs: the one to explain.")
+@click.option(
+    "--region",
+    default=None,
+    metavar="TOP,LEFT,BOTTOM,RIGHT",
+    help="For a segmentation output: explain the class's logits summed over this box of input pixels.",
+)
+@click.option("--samples", type=click.IntRange(1), default=None, help="smoothgrad: noisy copies per image [50].")
+@click.option(
+    "--noise", type=click.FloatRange(0), default=None, help="smoothgrad: noise, a fraction of the range [0.15]."
+)
+@click.option("--seed", type=int, default=None, help="smoothgrad, rise: the same seed gives the same bytes [0].")
+@click.option(
+    "--steps", type=click.IntRange(1), default=None, help="integrated-gradients: steps from the baseline [64]."
+)
+@click.option(
+    "--baseline",
+    default=None,
+    metavar="|".join(BASELINES) + "|NUMBER",
+    help="integrated-gradients, occlusion, rise: what a removed pixel becomes [black: what preprocessing makes of "
+    "black].",
+)
+@click.option("--patch", type=click.IntRange(1), default=None, help="occlusion: patch side in pixels [input/8].")
+@click.option("--stride", type=click.IntRange(1), default=None, help="occlusion: step between patches [patch/2].")
+@click.option("--masks", type=click.IntRange(1), default=None, help="rise: random masks per image [2000].")
+@click.option("--save-raw", is_flag=True, help="Also write each attribution as .npy, rows x cols at the input size.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write per image and method records."
+)
+@click.option("--cmap", default="jet", show_default=True, callback=checked_cmap, help="The heat's colormap.")
+@click.option(
+    "--alpha", type=click.FloatRange(0, 1), default=DEFAULT_ALPHA, show_default=True, help="Opacity of the heat."
+)
+@click.option("--no-labels", is_flag=True, help="Bare pictures, without the header and the column titles.")
+@output_option("Folder to write into: OUTPUT/<model>/<image>/attributions_<class>.png.")
+@reading_options
+@engine_options
+def explain(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    methods: tuple[str, ...],
+    target: str | None,
+    layer: str | None,
+    labels_file: str | None,
+    head: str | None,
+    region: str | None,
+    samples: int | None,
+    noise: float | None,
+    seed: int | None,
+    steps: int | None,
+    baseline: str | None,
+    patch: int | None,
+    stride: int | None,
+    masks: int | None,
+    save_raw: bool,
+    json_path: str | None,
+    cmap: str,
+    alpha: float,
+    no_labels: bool,
+    output: str,
+    reading: Reading,
+    engine: Engine,
+) -> None:
+    """Show where a model looks, by several attribution methods side by side: one picture per image.
+
+    Class activation maps at a conv layer: gradcam, gradcam++, scorecam (one forward pass per channel; no
+    gradient), layercam (works at early layers), eigencam (the maps' first principal component: no class).
+    Pixel attributions: gradient, smoothgrad, integrated-gradients, occlusion, rise. Each column is drawn to its own
+    peak; the header names the class explained and its score. Methods fail in different ways: compare a few.
+
+    Cost per image, in forward passes: CAMs 1; scorecam one per live channel (512 at VGG16's block5); smoothgrad
+    --samples; integrated-gradients --steps + 1; occlusion one per patch; rise --masks. All of them go through the
+    model in batches.
+
+    \b
+    Examples:
+      cnnviz explain sample_images/cat.jpg --method gradcam,scorecam,integrated-gradients
+      cnnviz explain sample_images/ --model shapes --method all --masks 500
+      cnnviz explain photos/ --model my.keras --method occlusion --patch 16 --stride 8 --save-raw --json out.json
+      cnnviz explain photos/ --method smoothgrad --samples 25 --noise 0.1 --engine ray
+    """
+    from cnnviz.methods.attribution import AttributionSettings
+    from cnnviz.runs.attribute import AttributeOptions, render_attributions
+
+    out = choice.folder(output)
+    with reported_errors(choice.verbose):
+        settings = AttributionSettings(
+            samples=samples,
+            noise=noise,
+            seed=seed,
+            steps=steps,
+            baseline=baseline,
+            patch=patch,
+            stride=stride,
+            masks=masks,
+        )
+        options = AttributeOptions(
+            **vars(choice.ref.naming()),
+            **reading.settings(choice.model_size()),
+            **engine.settings(),
+            methods=methods,
+            settings=settings,
+            target=target,
+            layer=layer,
+            labels_file=labels_file,
+            cmap=cmap,
+            alpha=alpha,
+            save_raw=save_raw,
+            labels=not no_labels,
+            output=head,
+            region=_region(region),
+            json=json_path,
+        )
+        inputs = engine.find(images, exclude=output)
+        check_writable(out)
+        report = engine.run(render_attributions, choice, inputs, out, options, reading.quiet, include_top=True)
+    if not reading.quiet:
+        say_notes(report.notes)
+        where = f"CAMs at layer {report.layer}; " if report.layer else ""
+        click.echo(f"{where}attributions of {report.score}")
+        if report.preprocessing is not None:
+            click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
+        say_computation(report)
+        value = "p" if report.probabilities else "value" if report.head == "regression" else "score"
+        for result in report.images:
+            click.echo(f"{result.path}: {result.target_name} (class {result.target}, {value} {result.value:.3f})")
+            click.echo(f"  {', '.join(report.methods)} -> {result.picture}")
+            if result.raw:
+                first = next(iter(result.raw.values()))
+                click.echo(f"  raw -> {len(result.raw)} .npy files beside it ({first.name}, ...)")
+        if json_path is not None:
+            click.echo(f"records -> {json_path}")
+    exit_on_failures(report.failures, report.inputs, choice.verbose)
