@@ -61,6 +61,10 @@ maximizer = Maximizer(model, "conv2", MaximizeOptions(steps=8, size=32, seed=3))
 first = maximizer([0, 5])
 found["maximize_1"], found["reached"] = first.images, first.activations
 found["maximize_2"] = Maximizer(model, "conv2", MaximizeOptions(steps=8, size=32, seed=3))([0, 5]).images
+from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
+settings = AttributionSettings(samples=8, masks=256, steps=16)
+attributed = attribute(model, pictures, list(METHODS), 1, layer="conv2", settings=settings)
+found.update({"attribution_" + method: heat for method, heat in attributed.heatmaps.items()})
 np.savez(out, **found)
 """
 
@@ -115,6 +119,17 @@ def test_every_method_agrees_on_tensorflow_and_jax(both_backends) -> None:  # ty
     apart = np.abs(jax["maximize_1"] - tf["maximize_1"])
     assert apart.mean() < 0.03 and apart.max() < 0.1
     np.testing.assert_allclose(jax["reached"], tf["reached"], rtol=0.05)
+
+
+@needs_jax
+def test_every_attribution_method_agrees_on_tensorflow_and_jax(both_backends) -> None:  # type: ignore[no-untyped-def]
+    tf, jax = both_backends
+    methods = [key for key in tf if key.startswith("attribution_")]
+    assert len(methods) == 10
+    for key in methods:
+        scale = np.abs(tf[key]).max()
+        assert scale > 0, key
+        np.testing.assert_allclose(jax[key], tf[key], rtol=1e-3, atol=1e-4 * scale, err_msg=key)
 
 
 @needs_jax

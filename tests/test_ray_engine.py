@@ -185,3 +185,25 @@ def test_stats_and_top_on_ray_say_what_the_local_runs_say(cluster, photos, tmp_p
     local_top = render_top(model, inputs, tmp_path / "local", ranked)
     distributed_top = render_top(ModelRef("shapes"), inputs, tmp_path / "ray", replace(ranked, engine="ray"))
     assert ROUNDED_RANKS in distributed_top.notes and distributed_top.notes == local_top.notes
+
+
+def test_every_attribution_method_on_ray_writes_the_local_engines_bytes(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.methods.attribution import METHODS, AttributionSettings
+    from cnnviz.runs.attribute import AttributeOptions, render_attributions
+
+    inputs = find_inputs([str(photos)])
+    settings = AttributionSettings(samples=4, masks=64, steps=8)
+    options = AttributeOptions(methods=tuple(METHODS), settings=settings, size=(64, 64), batch_size=2, save_raw=True)
+    local = render_attributions(ModelRef("shapes").load(include_top=True), inputs, tmp_path / "local", options)
+    distributed = render_attributions(ModelRef("shapes"), inputs, tmp_path / "ray", replace(options, engine="ray"))
+
+    assert len(local.images) == 4 and (distributed.layer, distributed.score) == (local.layer, local.score)
+    assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"]
+    written = sorted(path.relative_to(tmp_path / "local") for path in local.written)
+    assert len(written) == 4 * (1 + len(METHODS))
+    for relative in written:
+        ours, theirs = tmp_path / "ray" / relative, tmp_path / "local" / relative
+        if relative.suffix == ".png":
+            assert ours.read_bytes() == theirs.read_bytes(), relative
+        else:
+            np.testing.assert_allclose(np.load(ours), np.load(theirs), rtol=1e-5, atol=1e-7, err_msg=str(relative))
