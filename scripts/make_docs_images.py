@@ -59,12 +59,15 @@ def training_gif(target: Path, epochs: int = 12, every: int = 2, pictures: int =
         shutil.copyfile(Path(scratch) / "filters_edges.gif", target)
 
 
-def _save_small(picture: object, target: Path, colours: int = 128) -> None:
-    """Write an RGB picture (a cnnviz Picture or a PNG file's path) as a palette PNG of ``colours`` colours: photos
-    and optimised images would otherwise take several hundred KB each of the README's 1 MB."""
+def _save_small(picture: object, target: Path, colours: int = 128, shrink: int = 1) -> None:
+    """Write an RGB picture (a cnnviz Picture or a PNG file's path) as a palette PNG of ``colours`` colours, its
+    sides divided by ``shrink``: photos and optimised images would otherwise take several hundred KB each of the
+    README's 1 MB."""
     from PIL import Image
 
     image = Image.open(picture).convert("RGB") if isinstance(picture, Path) else picture.to_pil().convert("RGB")  # type: ignore[attr-defined]
+    if shrink > 1:
+        image = image.resize((image.width // shrink, image.height // shrink), Image.Resampling.LANCZOS)
     small = image.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     target.parent.mkdir(parents=True, exist_ok=True)
     small.save(target, optimize=True)
@@ -77,6 +80,7 @@ def explaining(shapes: object, out: Path) -> None:
     import subprocess
     import tempfile
 
+    from cnnviz.runs.attribute import AttributeOptions, render_attributions
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
     from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
     from cnnviz.runs.maximize import MaximizeRunOptions, render_maximize
@@ -90,6 +94,10 @@ def explaining(shapes: object, out: Path) -> None:
         _save_small(drawn.written[0], out / "shapes_maximize_shapes.png")
         explained = render_gradcam(shapes, [coffee], work, GradcamOptions(size=(160, 240), model_label="shapes"))
         _save_small(explained.images[0].picture, out / "shapes_gradcam_coffee.png")
+        methods = ("scorecam", "integrated-gradients", "rise")
+        options = AttributeOptions(size=(160, 240), methods=methods, model_label="shapes")
+        attributed = render_attributions(shapes, [coffee], work / "explain", options)
+        _save_small(attributed.images[0].picture, out / "shapes_explain_coffee.png", colours=24, shrink=3)
         overlays = MapOptions(
             layers=["shapes"], overlay=True, max_maps=6, size=(160, 240), cmap="jet", model_label="shapes"
         )
