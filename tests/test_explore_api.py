@@ -137,6 +137,30 @@ def test_grad_cam_has_the_bytes_of_the_gradcam_file(client: TestClient, shapes: 
     assert get(client, "/api/gradcam/0.json", params={"class": "squares"}).json()["name"] == "squares"
 
 
+def test_every_attribution_method_has_the_bytes_of_the_explain_file(
+    client: TestClient, shapes: Any, tmp_path: Path
+) -> None:
+    from cnnviz.methods.attribution import METHODS
+    from cnnviz.runs.attribute import AttributeOptions, render_attributions
+
+    model, naming = shapes
+    assert [m["name"] for m in get(client, "/api/model").json()["methods"]] == list(METHODS)
+    for method in ("scorecam", "integrated-gradients", "occlusion"):
+        options = AttributeOptions(**naming, methods=(method,), target="squares")
+        result = render_attributions(model, [str(CAT)], tmp_path / method, options)
+        response = get(client, "/api/explain/0.png", params={"method": method, "class": "squares"})
+        assert response.status_code == 200, response.text
+        assert response.content == result.images[0].picture.read_bytes(), method
+        record = get(client, "/api/explain/0.json", params={"method": method, "class": "squares"}).json()
+        assert (record["method"], record["name"], record["file"]) == (method, "squares", "attributions_squares.png")
+        assert record["layer"] == ("shapes" if METHODS[method].needs_layer else "")
+    tasks = {t["key"]: t for t in get(client, "/api/tasks").json()}
+    occlusion = tasks["explain occlusion 0 squares"]
+    assert occlusion["state"] == "done" and occlusion["done"] == occlusion["total"] > 1  # one per patch
+    missing = get(client, "/api/explain/0.png", params={"method": "saliency"})
+    assert missing.status_code == 404 and "no attribution method 'saliency'" in missing.json()["error"]
+
+
 def test_without_gradcam_its_routes_say_so(shapes: tuple[Any, dict[str, Any]]) -> None:
     model, naming = shapes
     explorer = Explorer(model, [str(CAT)], ExploreOptions(**naming, gradcam=False))

@@ -167,6 +167,13 @@ def walk_through(page: ExplorerPage, layer: str, channel: int, classes: bool = T
         chosen = page.text("#classes option:checked").split(" (")[0]  # as the command names its file
         assert page.page.get_attribute("#save", "download") == f"gradcam_{safe_name(chosen)}.png"
         page.shot("5-gradcam")
+        assert len(page.page.query_selector_all("#method option")) == 10
+        page.page.select_option("#method", "occlusion")  # many model calls: a task with a progress bar
+        page.page.wait_for_selector("#gradcam[data-method='occlusion']", state="attached", timeout=WAIT_MS)
+        assert page.state()["method"] == "occlusion"
+        assert page.page.get_attribute("#save", "download") == f"attributions_{safe_name(chosen)}.png"
+        assert page.text("#view-status").startswith(f"Occlusion: {chosen}")
+        page.shot("6-occlusion")
     assert page.errors == []
 
 

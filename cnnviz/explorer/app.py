@@ -249,6 +249,19 @@ def build_app(explorer: Explorer, token: str, port: int, bound: str = "127.0.0.1
         _, record = await _wait(explorer.gradcam(image, request.query_params.get("class")))
         return JSONResponse(record)
 
+    def _explained(request: Request) -> Future[tuple[bytes, dict[str, Any]]]:
+        image = explorer.image(request.path_params["image"])
+        query = request.query_params
+        return explorer.explanation(image, query.get("method", "gradcam"), query.get("class"))
+
+    async def explanation(request: Request) -> Response:
+        picture, _ = await _wait(_explained(request))
+        return _png(picture)
+
+    async def explanation_record(request: Request) -> Response:
+        _, record = await _wait(_explained(request))
+        return JSONResponse(record)
+
     async def tasks(request: Request) -> Response:
         return Response(json.dumps(explorer.tasks()), media_type="application/json")
 
@@ -268,6 +281,8 @@ def build_app(explorer: Explorer, token: str, port: int, bound: str = "127.0.0.1
         Route(f"/api/top/{layer}/{number}.png", _answered(top_png)),
         Route("/api/gradcam/{image}.png", _answered(gradcam)),
         Route("/api/gradcam/{image}.json", _answered(gradcam_record)),
+        Route("/api/explain/{image}.png", _answered(explanation)),
+        Route("/api/explain/{image}.json", _answered(explanation_record)),
         Route("/api/tasks", _answered(tasks)),
         # last: the layer scans (top, stats: cnnviz.explorer.scans.SCANS) by name
         Route(f"/api/{{scan}}/{layer}.json", _answered(scan)),

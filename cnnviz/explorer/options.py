@@ -98,6 +98,16 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
         reading = self._parts(Naming, ReadingSettings)
         return GradcamOptions(**reading, target=target, labels_file=self.labels_file, output=self.output)
 
+    def attribute_options(self, method: str, target: int | None = None) -> Any:
+        """The ``explain`` options for one method and class (each image's top class when None), with each method's
+        default settings."""
+        from cnnviz.runs.attribute import AttributeOptions
+
+        reading = self._parts(Naming, ReadingSettings)
+        return AttributeOptions(
+            **reading, methods=(method,), target=target, labels_file=self.labels_file, output=self.output
+        )
+
     def top_options(self, layer: str, filter_index: int | None = None) -> Any:
         """The ``top`` options for one layer (and one filter's picture)."""
         from cnnviz.runs.top import TopOptions

@@ -102,6 +102,7 @@ class Explorer:
         self.drawing = ThreadPoolExecutor(DRAWING_THREADS, thread_name_prefix="cnnviz-draw")
         self._lock = threading.Lock()
         self._explainer: Any = None
+        self._attributors: dict[str, Any] = {}
 
     # -- what there is -----------------------------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ class Explorer:
             "notes": list(self.plan.notes),
             "k": self.options.k,
             "gradcam": self.options.gradcam,
+            "methods": [{"name": name, "title": method.title} for name, method in _attribution_methods().items()],
         }
 
     def image(self, image_id: str) -> Shelved:
@@ -294,6 +296,71 @@ class Explorer:
             self._explainer = ExplainImages(self.model, Reader(self.model, options), GradcamWriting(options, "", {}))
         return self._explainer
 
+    def explanation(self, image: Shelved, method: str, target: str | None) -> Future[tuple[bytes, dict[str, Any]]]:
+        """The attribution ``method`` of ``image`` for the class ``target`` (the top class when None), as ``explain
+        --method METHOD --class`` writes it, with a record of the class explained and the model's top classes: a
+        task of the model thread, with progress, that lets map requests through between its chunks of inputs.
+
+        Raises:
+            NotFound: no such method.
+        """
+        from cnnviz.models.labels import resolve_class
+        from cnnviz.runs.attribute import draw_attributions
+
+        if method not in _attribution_methods():
+            raise NotFound(
+                f"no attribution method '{method}'; the explorer serves: {', '.join(_attribution_methods())}"
+            )
+        key = f"explain {method} {image.id} {target or ''}".rstrip()
+
+        def run(progress: Callable[[int, int], None]) -> tuple[bytes, dict[str, Any]]:
+            made = self._attribution_method(method)
+            attributor = made.attributor
+            chosen = None if target is None else resolve_class(target, attributor.model.classes, made.names)
+            batch = self._batch(image)
+            rows, cols = batch.data.shape[1:3]
+            channels = attributor.model.layer_channels(batch.data)
+            total = max(1, attributor.methods[0].inputs_per_image(rows, cols, channels))
+            done = [0]
+
+            def chunk(count: int) -> None:
+                done[0] += count
+                progress(min(done[0], total), total)
+
+            attributor.model.on_chunk = chunk
+            try:
+                attributed = attributor(batch.data, chosen, batch.numbers)
+            finally:
+                attributor.model.on_chunk = None
+            options = made.options.options
+            drawn = draw_attributions(image.path, batch.pixels[0], attributed, 0, made.names, self.label, options)
+            record = {
+                "method": method,
+                "class": drawn.target,
+                "name": drawn.target_name,
+                "head": attributed.head,
+                "layer": attributed.layer,
+                "top": [{"name": name, "score": score} for name, score in drawn.top],
+                "peak": float(drawn.heatmaps[method].max(initial=0.0)),
+                "file": f"{drawn.stem}.png",
+            }
+            return drawn.picture.png_bytes(), record
+
+        return self._view(("explain", image.id, method, target), lambda: self.worker.start_task(key, key, run))
+
+    def _attribution_method(self, method: str) -> Any:
+        """The ``explain`` command's method over this model for one attribution method, made on first use (on the
+        model thread)."""
+        from cnnviz.runs.attribute import AttributeImages, AttributeWriting
+
+        if not self.options.gradcam:
+            raise OptionError("attributions are off: the explorer was started without them (--no-gradcam)")
+        if method not in self._attributors:
+            options = self.options.attribute_options(method)
+            reader = Reader(self.model, options)
+            self._attributors[method] = AttributeImages(self.model, reader, AttributeWriting(options, "", {}))
+        return self._attributors[method]
+
     def maximize_png(self, layer: str, filter_index: int) -> Future[bytes]:
         """What the filter responds to, as ``maximize --filters N`` draws it: a task (seconds of gradient work)."""
         from cnnviz.runs.maximize import draw_maximize
@@ -385,6 +452,12 @@ class Explorer:
         """Stop the model thread and the drawing threads."""
         self.worker.stop()
         self.drawing.shutdown(wait=False, cancel_futures=True)
+
+
+def _attribution_methods() -> dict[str, Any]:
+    from cnnviz.methods.attribution import METHODS
+
+    return METHODS
 
 
 def _now() -> Future[None]:

@@ -123,6 +123,9 @@ class TargetModel:
         self.notes: list[str] = []
         self._built: dict[tuple[tuple[int | None, ...] | None, bool], tuple[Any, str, str, bool]] = {}
         self._compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        #: Called with the number of inputs after each chunk of perturbed or gradient inputs has run (a progress
+        #: bar, or the explorer letting other requests through); None for nothing.
+        self.on_chunk: Callable[[int], object] | None = None
         several = len(getattr(model, "inputs", None) or []) > 1
         #: What the model's other inputs get, for a model of several (:func:`cnnviz.inputs.feeds.resolve_feeds`).
         self.feeds = resolve_feeds(model, image_input(model, self._input), feeding.feed) if several else None
@@ -248,6 +251,14 @@ class TargetModel:
         feed = self._feed(np.asarray(batch, dtype=np.float32))
         return self.feeds.inputs(feed, images) if self.feeds is not None else [feed]
 
+    def layer_channels(self, batch: np.ndarray) -> int:
+        """The channels of the explained layer's maps for a channels-last batch like ``batch`` (0 without a layer)."""
+        if not self.with_maps:
+            return 0
+        model, _, _, channels_first = self._model(np.asarray(batch, dtype=np.float32), True)
+        shape = model.outputs[0].shape
+        return int(shape[1] if channels_first else shape[-1])
+
     def _placed(self, others: Sequence[Any], images: Any) -> list[Any]:
         """The model's inputs with ``images`` in the image input's place among ``others``."""
         place = self.feeds.image_index if self.feeds is not None else 0
@@ -339,6 +350,7 @@ class TargetModel:
                 grad = backward([weights])
             grads.append(np.moveaxis(grad, 1, -1) if self._channels_first_input else grad)
             values.append((scores * weights).reshape(len(chunk), -1).sum(axis=1))
+            self._chunk_done(len(chunk))
         if not grads:
             return np.zeros_like(inputs), np.zeros((0,), dtype=np.float32)
         return np.concatenate(grads), np.concatenate(values)
@@ -404,7 +416,12 @@ class TargetModel:
                 others = self._given(np.zeros((len(chunk), *image.shape), np.float32), numbers)
                 scores, outputs = step(image[None], base[None], chunk, *weights, others)
                 values.append(self.probability(np.asarray(scores), np.asarray(outputs), scored, row))
+                self._chunk_done(len(chunk))
         return np.concatenate(values) if values else np.zeros((0,), dtype=np.float32)
+
+    def _chunk_done(self, count: int) -> None:
+        if self.on_chunk is not None:
+            self.on_chunk(count)
 
     def _perturbing(self, model: Any, resize: bool, normalise: bool) -> Callable[..., Any]:
         """The compiled step: masks (resized, normalised) mix an image with its baseline, the model runs on them."""

@@ -2,7 +2,7 @@
 // the address (?layer=&image=&filter=&view=&class=), so a view can be linked and reloaded.
 
 const $ = (id) => document.getElementById(id);
-const state = { layer: null, image: null, filter: null, view: "maps", cls: null };
+const state = { layer: null, image: null, filter: null, view: "maps", cls: null, method: "gradcam" };
 let model = null;
 let images = [];
 let layout = null;
@@ -26,6 +26,7 @@ function readState() {
     if (query.get(key)) state[key] = query.get(key);
   }
   state.cls = query.get("class");
+  state.method = query.get("method") || "gradcam";
   state.filter = query.has("filter") ? Number(query.get("filter")) : null;
 }
 
@@ -36,6 +37,7 @@ function writeState() {
   if (state.filter !== null) query.set("filter", String(state.filter));
   if (state.view !== "maps") query.set("view", state.view);
   if (state.cls) query.set("class", state.cls);
+  if (state.method !== "gradcam") query.set("method", state.method);
   history.replaceState(null, "", `/?${query}`);
 }
 
@@ -336,15 +338,25 @@ async function openCard(filter) {
 
 // -- Grad-CAM --------------------------------------------------------------------------------------------------
 
+// Grad-CAM has its own route (the gradcam command's picture); every other method is the explain command's, run
+// as a task with a progress bar (Score-CAM, RISE and the others make many model calls).
 async function showGradcam() {
   const image = state.image;
-  const chosen = state.cls ? `?class=${enc(state.cls)}` : "";
-  const url = `/api/gradcam/${image}.png${chosen}`;
+  const method = state.method;
+  const params = new URLSearchParams();
+  if (method !== "gradcam") params.set("method", method);
+  if (state.cls) params.set("class", state.cls);
+  const query = params.size ? `?${params}` : "";
+  const route = method === "gradcam" ? "gradcam" : "explain";
+  const url = `/api/${route}/${image}.png${query}`;
   $("save").href = url;
   $("gradcam-error").hidden = true;
-  setStatus("Explaining…");
+  const title = (model.methods.find((m) => m.name === method) || { title: method }).title;
+  setStatus(`Explaining by ${title}…`);
+  const asked = api(`/api/${route}/${image}.json${query}`);
+  if (route === "explain") watchTask(`explain ${method} ${image}`, $("explain-progress"), asked);
   try {
-    const record = await api(`/api/gradcam/${image}.json${chosen}`);
+    const record = await asked;
     const select = $("classes");
     select.replaceChildren();
     for (const entry of record.top) {
@@ -354,13 +366,28 @@ async function showGradcam() {
       option.selected = entry.name === record.name;
       select.append(option);
     }
-    $("save").download = `gradcam_${safeName(record.name)}.png`; // as the command names its file
+    // as the commands name their files
+    $("save").download = route === "gradcam" ? `gradcam_${safeName(record.name)}.png` : record.file;
     await loadPicture($("gradcam"), url);
-    setStatus(`Grad-CAM at ${record.layer}: ${record.name}`);
+    $("gradcam").dataset.method = method;
+    const where = record.layer ? ` at ${record.layer}` : "";
+    setStatus(`${title}${where}: ${record.name}`);
   } catch (failure) {
     setStatus("");
     $("gradcam-error").textContent = failure.message;
     $("gradcam-error").hidden = false;
+  }
+}
+
+function renderMethods() {
+  const select = $("method");
+  select.replaceChildren();
+  for (const entry of model.methods) {
+    const option = document.createElement("option");
+    option.value = entry.name;
+    option.textContent = entry.title;
+    option.selected = entry.name === state.method;
+    select.append(option);
   }
 }
 
@@ -377,6 +404,7 @@ async function start() {
   $("model-name").textContent = `· ${model.model}`;
   $("model-info").textContent = `preprocessing ${model.preprocessing} · fit ${model.fit} · ${model.precision}`;
   renderLayers();
+  renderMethods();
   $("tab-gradcam").hidden = !model.gradcam;
   if (!model.gradcam) state.view = "maps";
   await loadImages();
@@ -410,6 +438,10 @@ async function start() {
   });
   $("classes").addEventListener("change", () => {
     state.cls = $("classes").value;
+    show();
+  });
+  $("method").addEventListener("change", () => {
+    state.method = $("method").value;
     show();
   });
   $("upload").addEventListener("change", (event) => upload([...event.target.files]));

@@ -137,6 +137,12 @@ class Attribution(ABC):
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:
         """The method's attributions for ``batch``."""
 
+    def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:
+        """How many perturbed or gradient inputs the method runs through the model per image (an image of
+        ``rows`` x ``cols``, a layer of ``channels``), beyond the shared forward pass: the total of a progress bar
+        fed by :attr:`cnnviz.methods.target.TargetModel.on_chunk`."""
+        return 0
+
 
 def upsampled(layer_maps: np.ndarray, rows: int, cols: int) -> Attributed:
     """Class activation maps ``(N, h, w)`` with their upsampled copies at the input's size, as pictures show them."""

@@ -20,6 +20,9 @@ class Gradient(Attribution):
     name = "gradient"
     title = "Gradient"
 
+    def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
+        return 1
+
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
         grads = model.input_gradient(batch.inputs, batch.scored.cotangent, batch.images)[0]
         return Attributed(saliency(grads))

@@ -35,6 +35,9 @@ class IntegratedGradients(Attribution):
     reads = ("steps", "baseline")
     signed = True
 
+    def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
+        return int(self.settings.value("steps", STEPS)) + 1
+
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
         steps = int(self.settings.value("steps", STEPS))
         return Attributed(integrated_gradients(model, batch, steps).sum(axis=-1))

@@ -38,11 +38,17 @@ class Occlusion(Attribution):
     reads = ("patch", "stride", "baseline")
     signed = True
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
-        count, rows, cols = batch.inputs.shape[:3]
+    def _patches(self, rows: int, cols: int) -> np.ndarray:
         patch = int(self.settings.value("patch", max(1, round(min(rows, cols) / 8))))
         stride = int(self.settings.value("stride", max(1, patch // 2)))
-        masks = patch_masks(rows, cols, patch, stride)
+        return patch_masks(rows, cols, patch, stride)
+
+    def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
+        return len(self._patches(rows, cols))
+
+    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+        count, rows, cols = batch.inputs.shape[:3]
+        masks = self._patches(rows, cols)
         hidden = 1.0 - masks
         covered = hidden.sum(axis=0)
         heatmaps = np.zeros((count, rows, cols), dtype=np.float32)

@@ -49,6 +49,9 @@ class Rise(Attribution):
     reads = ("masks", "seed", "baseline")
     signed = True
 
+    def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
+        return int(self.settings.value("masks", MASKS))
+
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
         total = int(self.settings.value("masks", MASKS))
         seed = int(self.settings.value("seed", 0))

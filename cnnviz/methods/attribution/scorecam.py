@@ -50,6 +50,9 @@ class ScoreCam(Attribution):
     title = "Score-CAM"
     needs_layer = True
 
+    def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
+        return channels  # at most: flat channels are skipped
+
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
         assert batch.layer is not None
         rows, cols = batch.inputs.shape[1:3]

@@ -21,6 +21,9 @@ class SmoothGrad(Attribution):
     title = "SmoothGrad"
     reads = ("samples", "noise", "seed")
 
+    def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
+        return int(self.settings.value("samples", SAMPLES))
+
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
         samples = int(self.settings.value("samples", SAMPLES))
         noise = float(self.settings.value("noise", NOISE))
