@@ -52,7 +52,9 @@ def test_the_page_holds_every_section_with_relative_escaped_links(report: Path) 
     assert text.count('loading="lazy"') == 10
     assert '<a href="#layer-0">conv1</a>' in text and '<a href="#layer-1">conv2</a>' in text
     assert "8 filters over 2 images: " in text and "16 filters over 2 images: " in text
-    assert "Where the model looks: Grad-CAM" in text
+    assert "Where the model looks: Grad-CAM, Layer-CAM, Eigen-CAM, Gradient" in text
+    explained = [src for src in sources if src.startswith("gradcam/")]
+    assert len(explained) == 2 and all(src.endswith("/attributions_class_1.png") for src in explained)
     assert f"Keras&#x27;s {chosen_backend()} backend, in float32" in text  # what the model computed on
     assert re.search(r"square\.png: class 1 \(top: class 1 (0\.9\d\d|1\.000)", text)
     assert "http://" not in text and "https://" not in text  # nothing from the network
@@ -105,7 +107,8 @@ def test_chromium_renders_the_page_with_every_picture_and_no_console_errors(repo
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape == (900, 1280, 3)
     # the index on the left is grey-backed, the main column white: the layout rendered, not a blank page
-    assert tuple(pixels[450, 40]) == (247, 248, 250) and tuple(pixels[890, 900]) == (255, 255, 255)
+    assert tuple(pixels[450, 40]) == (247, 248, 250)
+    assert (pixels[:, 1270] == 255).all(axis=-1).mean() > 0.5  # the main column's margin, beside the pictures
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text and pictures
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from cnnviz.cli.common import (
@@ -41,27 +44,27 @@ METHOD_NAMES = (
 )
 
 
-def _methods(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """``--method`` repeated, or comma lists, or ``all``: the names in order, each once."""
+def method_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--method`` repeated, or comma lists, or ``all``: the names in order, each once (none when not given)."""
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     if "all" in names:
         names = list(METHOD_NAMES)
     unknown = [name for name in names if name not in METHOD_NAMES]
     if unknown:
         raise click.BadParameter(f"unknown method '{unknown[0]}'; choose from: {', '.join(METHOD_NAMES)}, all")
-    return tuple(dict.fromkeys(names)) or ("gradcam",)
+    return tuple(dict.fromkeys(names))
+
+
+def method_option(help: str) -> Callable[..., Any]:
+    """``--method``, repeated or comma lists or ``all``, handed to the command as ``methods`` (:func:`method_list`)."""
+    return click.option("--method", "methods", multiple=True, callback=method_list, metavar="NAME[,NAME...]", help=help)
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
-@click.option(
-    "--method",
-    "methods",
-    multiple=True,
-    callback=_methods,
-    metavar="NAME[,NAME...]",
-    help=f"Methods, repeated or comma-separated, one column each: {', '.join(METHOD_NAMES)}, or all. Default: gradcam.",
+@method_option(
+    f"Methods, repeated or comma-separated, one column each: {', '.join(METHOD_NAMES)}, or all. Default: gradcam."
 )
 @click.option("--class", "target", default=None, metavar="N|NAME", help="The class to explain. Default: the top one.")
 @click.option("--layer", "-l", default=None, help="The layer of the CAM methods. Default: the last conv layer.")
@@ -172,7 +175,7 @@ def explain(
             **vars(choice.ref.naming()),
             **reading.settings(choice.model_size()),
             **engine.settings(),
-            methods=methods,
+            methods=methods or ("gradcam",),
             settings=settings,
             target=target,
             layer=layer,

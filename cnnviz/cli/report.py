@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+# None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
+# option errors stay instant.
+from cnnviz.cli.attributions import method_option
 from cnnviz.cli.common import (
     CONTEXT,
     ModelChoice,
@@ -16,17 +19,21 @@ from cnnviz.cli.common import (
     say_computation,
     say_notes,
 )
-
-# None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
-# option errors stay instant.
 from cnnviz.inputs.gather import gather_inputs
+from cnnviz.methods.attribution.base import REPORT_METHODS
 from cnnviz.output.files import check_writable
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
-@click.option("--no-gradcam", is_flag=True, help="Leave Grad-CAM out (for models that do not end in class scores).")
+@method_option(
+    "Attribution methods shown side by side for each image (as 'cnnviz explain' takes them). "
+    f"Default: {','.join(REPORT_METHODS)}."
+)
+@click.option(
+    "--no-gradcam", is_flag=True, help="Leave the attributions out (for models that do not end in class scores)."
+)
 @click.option(
     "--output",
     "-o",
@@ -36,10 +43,18 @@ from cnnviz.output.files import check_writable
     help="The report's folder: index.html and its pictures.",
 )
 @reading_options
-def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, output: str, reading: Reading) -> None:
+def report(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    methods: tuple[str, ...],
+    no_gradcam: bool,
+    output: str,
+    reading: Reading,
+) -> None:
     """Write one static HTML page about a model and images: OUTPUT/index.html.
 
-    The page holds the conv-layer table, Grad-CAM for each image, and for every conv layer its filters, its
+    The page holds the conv-layer table, for each image where the model looks (Grad-CAM, Layer-CAM, Eigen-CAM
+    and the input gradient side by side, or the --method list), and for every conv layer its filters, its
     dead-filter statistics over the images, its feature maps for each image (up to 64 maps a layer) and, with 9
     images or more, each filter's top images and patches (the first 16 filters of a layer). It needs
     no server and nothing from the network: open it in a browser, or zip the folder and send it. Pictures load as
@@ -52,13 +67,17 @@ def report(images: tuple[str, ...], choice: ModelChoice, no_gradcam: bool, outpu
     Examples:
       cnnviz report sample_images/ --model shapes -o report/
       cnnviz report sample_images/cat.jpg -o report/
+      cnnviz report sample_images/ --model shapes --method gradcam,scorecam,rise -o report/
       cnnviz report photos/ --model my_model.keras --no-gradcam
     """
     from cnnviz.runs.report import ReportOptions, write_report
 
     with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:
         options = ReportOptions(
-            **vars(choice.ref.naming()), **reading.settings(choice.model_size()), gradcam=not no_gradcam
+            **vars(choice.ref.naming()),
+            **reading.settings(choice.model_size()),
+            gradcam=not no_gradcam,
+            methods=methods or REPORT_METHODS,
         )
         check_writable(output)
         inputs = gather_inputs(images, exclude=output)

@@ -38,8 +38,8 @@ MUTE = 0.7
 OVERLAY_TILE = 192
 #: A Grad-CAM picture shows the image at least this many pixels on its long side.
 MIN_PANEL = 320
-#: Panels per row of a picture of several heatmaps; more wrap onto the next row.
-MAX_COLUMNS = 4
+#: Panels per row of a picture of several heatmaps at most; more wrap onto further rows.
+MAX_COLUMNS = 5
 _BLACK, _WHITE = (0, 0, 0), (255, 255, 255)
 
 
@@ -199,8 +199,8 @@ def heatmaps_picture(
     enlarged = [np.repeat(np.repeat(panel, factor, axis=0), factor, axis=1) for panel in panels]
     if titles is not None:
         enlarged = [_captioned(panel, title) for panel, title in zip(enlarged, titles, strict=True)]
-    columns = min(len(enlarged), MAX_COLUMNS)
-    shape = (math.ceil(len(enlarged) / columns), columns)
+    rows = math.ceil(len(enlarged) / MAX_COLUMNS)
+    shape = (rows, math.ceil(len(enlarged) / rows))  # rows as even as they can be: 11 panels are 4, 4 and 3
     grid = tile(np.stack(enlarged), shape, padding=8, fill=_WHITE, blank=_WHITE)
     wide = max(0, MIN_GRID_WIDTH - grid.shape[1])
     if wide:

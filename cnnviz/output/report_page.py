@@ -49,6 +49,8 @@ class ReportPage:
     layers: list[LayerSection]
     gradcam: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The attribution methods of the ``gradcam`` figures, as their pictures title them.
+    methods: list[str] = field(default_factory=lambda: ["Grad-CAM"])
 
 
 def figure_of(path: Path, root: Path, caption: str) -> Figure:
@@ -133,7 +135,7 @@ def report_html(page: ReportPage) -> str:
     """
     index = ['<li><a href="#model">Model</a></li>', '<li><a href="#layers">Conv layers</a></li>']
     if page.gradcam:
-        index.append('<li><a href="#gradcam">Grad-CAM</a></li>')
+        index.append('<li><a href="#gradcam">Where it looks</a></li>')
     index += [f'<li><a href="#layer-{n}">{_text(s.name)}</a></li>' for n, s in enumerate(page.layers)]
     facts = "".join(f"<dt>{_text(key)}</dt><dd>{_text(value)}</dd>" for key, value in page.facts)
     notes = "".join(f"<li>{_text(note)}</li>" for note in page.notes)
@@ -155,7 +157,8 @@ def report_html(page: ReportPage) -> str:
     ]
     if page.gradcam:
         figures = "".join(_img(figure) for figure in page.gradcam)
-        parts.append(f'<section id="gradcam"><h2>Where the model looks: Grad-CAM</h2>{figures}</section>')
+        methods = _text(", ".join(page.methods))
+        parts.append(f'<section id="gradcam"><h2>Where the model looks: {methods}</h2>{figures}</section>')
     for number, section in enumerate(page.layers):
         about = f"{section.kind}, kernel {section.kernel}, output {section.output}, {section.params:,} params"
         body = [f'<section id="layer-{number}"><h2>{_text(section.name)} <small>{_text(about)}</small></h2>']

@@ -20,6 +20,7 @@ from cnnviz._keras import chosen_backend
 from cnnviz.errors import CnnvizError
 from cnnviz.inputs.feeds import fed_description
 from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.methods.attribution.base import REPORT_METHODS
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
 from cnnviz.methods.top import DEFAULT_K, TopQuery, scan_top
 from cnnviz.models.graph import input_shape, shape_text
@@ -45,15 +46,21 @@ class ReportOptions(Naming, ReadingSettings):
     Attributes:
         gradcam: explain each image's top class (needs a model that ends in class scores; else a note on the page
             says why it is missing).
+        methods: the attribution methods shown side by side for each image (:mod:`cnnviz.methods.attribution`);
+            by default the four that take one forward and one backward pass each.
 
     Raises:
         OptionError: when made with a value that cannot work.
     """
 
     gradcam: bool = True
+    methods: Sequence[str] = REPORT_METHODS
 
     def __post_init__(self) -> None:
         self.check_reading()
+        from cnnviz.methods.attribution import AttributionSettings, check_methods
+
+        object.__setattr__(self, "methods", check_methods(list(self.methods), AttributionSettings()))
 
 
 @dataclass
@@ -87,7 +94,7 @@ def write_report(
         OptionError, LayerNotFound, UnsupportedModel, ...: when the model cannot be drawn at all.
     """
     options = options if options is not None else ReportOptions()
-    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+    from cnnviz.runs.attribute import AttributeOptions, render_attributions
 
     root = Path(out_dir)
     label = options.label_of(model)
@@ -126,13 +133,14 @@ def write_report(
     explained: list[Figure] = []
     if options.gradcam:
         try:
-            run = render_gradcam(model, inputs, root / "gradcam", GradcamOptions(**vars(naming), **reading), advance)
+            chosen = AttributeOptions(**vars(naming), **reading, methods=options.methods)
+            run = render_attributions(model, inputs, root / "gradcam", chosen, advance)
             for result in run.images:
                 best = ", ".join(f"{name} {value:.3f}" for name, value in result.top[:3])
                 caption = f"{names[result.path]}: {result.target_name} (top: {best})"
                 explained.append(figure_of(result.picture, root, caption))
         except CnnvizError as exc:
-            notes.append(f"Grad-CAM left out: {exc}")
+            notes.append(f"attributions left out: {exc}")
     facts = [
         ("model", label),
         ("weights", options.weights or "the model's own"),
@@ -152,7 +160,10 @@ def write_report(
                 ", ".join(f"{name}: {fed_description(value)}" for name, value in given.items()) or "zeros",
             ),
         )
-    page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes)
+    from cnnviz.methods.attribution import METHODS
+
+    titles = [METHODS[method].title for method in options.methods]
+    page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes, titles)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     shown = (len(s.maps) + (s.filters is not None) + (s.chart is not None) + (s.top is not None) for s in sections)
     pictures = sum(shown) + len(explained)

@@ -25,6 +25,8 @@ from cnnviz.methods.target import LayerPass, Scored, TargetModel
 #: What a masked-out pixel becomes, for the methods that take a baseline: ``black`` (what preprocessing makes of a
 #: black image), ``zero`` (0 in the model's input space), ``mean`` (each image's mean colour), or a number.
 BASELINES = ("black", "zero", "mean")
+#: The methods a report shows by default: one forward and one backward pass each.
+REPORT_METHODS = ("gradcam", "layercam", "eigencam", "gradient")
 
 
 @dataclass(frozen=True)
