@@ -153,3 +153,35 @@ def test_a_one_unit_sigmoid_is_a_binary_classifier_not_a_regression(keras) -> No
 
     assert (GradCam(sigmoid).head, GradCam(sigmoid).score) == ("classes", "the pre-sigmoid scores of layer 'p'")
     assert GradCam(linear).head == "regression"
+
+
+@pytest.mark.parametrize("head", ["regression", "segmentation"])
+def test_every_attribution_method_explains_regression_and_segmentation_heads(  # type: ignore[no-untyped-def]
+    brightness_meter, square_marker, head: str
+) -> None:
+    from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
+
+    picture = square_picture()[None]
+    # A patch as large as the square: the meter max-pools, so hiding part of the square changes nothing
+    settings = AttributionSettings(samples=8, masks=400, steps=16, patch=8, stride=4)
+    if head == "regression":
+        got = attribute(
+            brightness_meter,
+            picture,
+            list(METHODS),
+            layer="conv2",
+            target=Target(output="brightness"),
+            settings=settings,
+        )
+        assert got.head == "regression" and got.targets[0] == pytest.approx(float(got.outputs[0, 0]))
+    else:
+        got = attribute(square_marker, picture, list(METHODS), 1, layer="conv1", settings=settings)
+        assert got.head == "segmentation" and 48 <= int(got.pixels[0]) <= 80
+    inside = np.zeros((32, 32), dtype=bool)
+    inside[SQUARE_AT] = True
+    ratios = {}
+    for method, heatmaps in got.heatmaps.items():
+        heat = np.maximum(heatmaps[0], 0.0)
+        ratios[method] = float(heat[inside].mean() / max(float(heat[~inside].mean()), 1e-12))
+    print(head, "the square's mean heat over the rest's:", {m: round(r, 1) for m, r in ratios.items()})
+    assert all(ratio > 2.0 for ratio in ratios.values()), ratios

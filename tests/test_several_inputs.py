@@ -270,3 +270,33 @@ def test_top_says_what_the_other_inputs_get_and_in_bfloat16_what_rounding_can_sw
 
     assert exact.notes == [zeros] and brief.notes == [zeros, ROUNDED_RANKS]
     assert [record["image"] for record in exact.records] == [str(pictures[1]), str(pictures[0])]  # 200 before 10
+
+
+def test_every_attribution_method_with_a_metadata_input_and_in_bfloat16(keras, square_finder) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
+
+    image = keras.Input((32, 32, 3), name="image")
+    meta = keras.Input((3,), name="meta")
+    trunk = keras.Model(square_finder.inputs, square_finder.get_layer("gap").output, name="finder")
+    scores, layer = keras.layers.Dense(2, name="logits"), keras.layers.Dense(2, name="meta_logits")
+    summed = keras.layers.Add()([scores(trunk(image)), layer(meta)])
+    model = keras.Model([image, meta], keras.layers.Softmax()(summed))
+    scores.set_weights(square_finder.get_layer("predictions").get_weights())
+    layer.set_weights([np.zeros((3, 2), np.float32), np.zeros(2, np.float32)])  # the metadata changes nothing
+    pictures = np.stack([square_picture(), square_picture(7)])
+    settings = AttributionSettings(samples=4, masks=64, steps=8)
+    fed = ReadingSettings(feed={"meta": np.ones((2, 3))})  # a row per image
+
+    with_meta = attribute(model, pictures, list(METHODS), 1, layer="finder/conv2", settings=settings, reading=fed)
+    alone = attribute(square_finder, pictures, list(METHODS), 1, layer="conv2", settings=settings)
+    for method in METHODS:
+        np.testing.assert_allclose(
+            with_meta.heatmaps[method], alone.heatmaps[method], rtol=1e-4, atol=1e-6, err_msg=method
+        )
+    halved = attribute(
+        square_finder, pictures, list(METHODS), 1, settings=settings, reading=ReadingSettings(precision="bfloat16")
+    )
+    for method in METHODS:
+        heat = halved.heatmaps[method][0]
+        row, col = np.unravel_index(np.argmax(heat), heat.shape)
+        assert 4 <= row < 12 and 20 <= col < 28, f"{method} in bfloat16: the peak is off the square"

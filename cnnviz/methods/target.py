@@ -334,13 +334,14 @@ class TargetModel:
             images: each row's image number in the run, for inputs fed one row per image.
         """
         inputs = np.asarray(inputs, dtype=np.float32)
+        ops = keras_module().ops
         grads, values = [], []
         for start in range(0, len(inputs), PERTURBED_BATCH):
             part = slice(start, start + PERTURBED_BATCH)
             chunk, weights = inputs[part], cotangent[part]
             numbers = None if images is None else list(images)[part]
             model, _, score, _ = self._model(chunk, False)
-            others = self._given(chunk, numbers)
+            others = [ops.convert_to_tensor(one) for one in self._given(chunk, numbers)]  # Keras takes no mix
 
             def run(x: Any, others: list[Any] = others, model: Any = model) -> Any:
                 return model(self._placed(others, x), training=False)[0]
