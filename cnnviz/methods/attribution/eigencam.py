@@ -15,8 +15,8 @@ def eigen_cam(maps: np.ndarray) -> np.ndarray:
     vector, signed to agree with the maps' sum, ReLU: ``(N, h, w)``.
 
     >>> maps = np.zeros((1, 2, 2, 2)); maps[0, 0, 0] = [2.0, 2.0]
-    >>> eigen_cam(maps).round(3).tolist()
-    [[[2.121, 0.0], [0.0, 0.0]]]
+    >>> [[round(float(value), 3) for value in row] for row in eigen_cam(maps)[0]]
+    [[2.121, 0.0], [0.0, 0.0]]
     """
     maps = np.asarray(maps, dtype=np.float64)
     out = np.zeros(maps.shape[:3], dtype=np.float32)
