@@ -15,13 +15,18 @@ from cnnviz._version import __version__
 #: Where each public name lives. They are imported on first use (PEP 562), so that ``import cnnviz.cli`` (and
 #: ``cnnviz --help``) loads only what the command line needs: not numpy's, matplotlib's or Keras's import time.
 _PUBLIC = {
+    "AttributeOptions": "cnnviz.runs.attribute",
+    "AttributionResult": "cnnviz.runs.attribute",
+    "AttributionSettings": "cnnviz.methods.attribution",
+    "Attributions": "cnnviz.methods.attribution",
+    "Attributor": "cnnviz.methods.attribution",
     "Batch": "cnnviz.inputs.reader",
     "CnnvizError": "cnnviz.errors",
     "ConvLayer": "cnnviz.models.graph",
     "EngineReading": "cnnviz.engines.dispatch",
     "EngineSettings": "cnnviz.engines.dispatch",
-    "ExploreOptions": "cnnviz.explorer.options",
     "Explanation": "cnnviz.methods.gradcam",
+    "ExploreOptions": "cnnviz.explorer.options",
     "Extractor": "cnnviz.methods.extract",
     "FeedSettings": "cnnviz.inputs.reader",
     "FilterOptions": "cnnviz.runs.filters",
@@ -58,6 +63,7 @@ _PUBLIC = {
     "StatsQuery": "cnnviz.methods.stats",
     "StatsResult": "cnnviz.runs.stats",
     "Target": "cnnviz.methods.gradcam",
+    "TargetModel": "cnnviz.methods.target",
     "TopImages": "cnnviz.methods.top",
     "TopK": "cnnviz.methods.top",
     "TopOptions": "cnnviz.runs.top",
@@ -70,6 +76,7 @@ _PUBLIC = {
     "WeightsDownloadError": "cnnviz.errors",
     "animate": "cnnviz.output.animate",
     "animate_folder": "cnnviz.output.animate",
+    "attribute": "cnnviz.methods.attribution",
     "build_extractor": "cnnviz.methods.extract",
     "conv_layers": "cnnviz.models.graph",
     "explore": "cnnviz.explorer.serve",
@@ -84,6 +91,7 @@ _PUBLIC = {
     "maximize": "cnnviz.methods.maximize",
     "overlay_grid": "cnnviz.draw.overlay",
     "receptive_field": "cnnviz.models.receptive",
+    "render_attributions": "cnnviz.runs.attribute",
     "render_feature_maps": "cnnviz.runs.featuremaps",
     "render_filters": "cnnviz.runs.filters",
     "render_gradcam": "cnnviz.runs.gradcam",
@@ -119,18 +127,21 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.explorer.serve import explore
     from cnnviz.inputs.images import load_image
     from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
+    from cnnviz.methods.attribution import Attributions, AttributionSettings, Attributor, attribute
     from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
     from cnnviz.methods.filters import layer_kernels
     from cnnviz.methods.gradcam import Explanation, GradCam, Target, gradcam
     from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer, maximize
     from cnnviz.methods.shape import Method, Scanned, scan_all
     from cnnviz.methods.stats import FilterStats, LayerStats, StatsQuery, filter_stats
+    from cnnviz.methods.target import TargetModel
     from cnnviz.methods.top import TopImages, TopK, TopQuery, scan_top
     from cnnviz.models.graph import ConvLayer, conv_layers
     from cnnviz.models.load import load_model
     from cnnviz.models.receptive import receptive_field
     from cnnviz.output.animate import animate, animate_folder
     from cnnviz.output.files import save_png
+    from cnnviz.runs.attribute import AttributeOptions, AttributionResult, render_attributions
     from cnnviz.runs.callback import VisualizeCallback
     from cnnviz.runs.contract import Naming, RunResult, ViewSettings
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
@@ -156,13 +167,18 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AttributeOptions",
+    "AttributionResult",
+    "AttributionSettings",
+    "Attributions",
+    "Attributor",
     "Batch",
     "CnnvizError",
     "ConvLayer",
     "EngineReading",
     "EngineSettings",
-    "ExploreOptions",
     "Explanation",
+    "ExploreOptions",
     "Extractor",
     "FeedSettings",
     "FilterOptions",
@@ -199,6 +215,7 @@ __all__ = [
     "StatsQuery",
     "StatsResult",
     "Target",
+    "TargetModel",
     "TopImages",
     "TopK",
     "TopOptions",
@@ -211,6 +228,7 @@ __all__ = [
     "WeightsDownloadError",
     "animate",
     "animate_folder",
+    "attribute",
     "build_extractor",
     "conv_layers",
     "explore",
@@ -225,6 +243,7 @@ __all__ = [
     "maximize",
     "overlay_grid",
     "receptive_field",
+    "render_attributions",
     "render_feature_maps",
     "render_filters",
     "render_gradcam",

@@ -4,6 +4,7 @@ same naming in every picture, and a manifest that concurrent runs all end up in.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,10 @@ from PIL import Image
 
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
+from cnnviz.runs.attribute import AttributeOptions, render_attributions
 from cnnviz.runs.featuremaps import MapOptions
 from cnnviz.runs.filters import FilterOptions
-from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+from cnnviz.runs.gradcam import GradcamOptions
 from cnnviz.runs.maximize import MaximizeRunOptions
 from cnnviz.runs.report import ReportOptions, write_report
 from cnnviz.runs.stats import StatsOptions
@@ -37,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
         (lambda: StatsOptions(rare=2.0), "rare is a share of positions from 0 to 1, got 2.0"),
         (lambda: GradcamOptions(method="cam"), "unknown method 'cam'"),
         (lambda: GradcamOptions(alpha=1.5), "alpha is an opacity from 0 to 1"),
+        (lambda: AttributeOptions(methods=("cam",)), "unknown method 'cam'"),
+        (lambda: AttributeOptions(top=0), "top must be at least 1"),
+        (lambda: AttributeOptions(engine="spark"), "unknown engine 'spark'"),
         (lambda: ReportOptions(size=(0, 4)), r"a size is \(rows, cols\) of at least 1 pixel"),
         (lambda: MaximizeRunOptions(filters="0:4"), r"maximize needs a layer \(`layer`\)"),
         (lambda: MaximizeRunOptions(layer="x", steps=0), "maximize needs at least 1 step"),
@@ -91,14 +96,14 @@ def test_the_report_names_the_model_in_its_grad_cam_pictures_as_everywhere(squar
     Image.fromarray(square_picture().astype(np.uint8)).save(pictures / "square.png")
     options = ReportOptions(model_label="finder (weights epoch 9)", batch_size=1)
 
-    write_report(square_finder, [pictures], tmp_path / "report", options)
-    alone = render_gradcam(
-        square_finder, [pictures], tmp_path / "alone", GradcamOptions(model_label=options.model_label)
+    write_report(square_finder, [pictures], tmp_path / "report", replace(options, methods=("gradcam",)))
+    alone = render_attributions(
+        square_finder, [pictures], tmp_path / "alone", AttributeOptions(model_label=options.model_label)
     )
-    unnamed = render_gradcam(square_finder, [pictures], tmp_path / "unnamed", GradcamOptions())
+    unnamed = render_attributions(square_finder, [pictures], tmp_path / "unnamed", AttributeOptions())
 
     picture = alone.images[0].picture.relative_to(tmp_path / "alone")
-    assert picture.as_posix() == "square/gradcam_class_1.png"
+    assert picture.as_posix() == "square/attributions_class_1.png"
     in_report = (tmp_path / "report" / "gradcam" / picture).read_bytes()
     assert in_report == alone.images[0].picture.read_bytes()  # the same header, byte for byte
     assert in_report != unnamed.images[0].picture.read_bytes()  # which names the model by its label
