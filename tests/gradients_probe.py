@@ -1,5 +1,5 @@
-"""Run in a child process by tests/test_onednn.py: Grad-CAM, Grad-CAM++ and maximize through a model, on the
-kernels the child's environment selects (TF_ENABLE_ONEDNN_OPTS), saved to an .npz file.
+"""Run in a child process by tests/test_onednn.py: Grad-CAM, Grad-CAM++, input gradients and maximize through a
+model, on the kernels the child's environment selects (TF_ENABLE_ONEDNN_OPTS), saved to an .npz file.
 
     python tests/gradients_probe.py MODEL.keras OUT.npz [--as-is]
 
@@ -40,7 +40,13 @@ def probe(model_path: str, as_is: bool = False) -> dict[str, np.ndarray]:
         model, MAXIMIZE_LAYER, MaximizeOptions(steps=6, size=32, batch_size=4), feeding=FeedSettings(preprocess="none")
     )
     maximized = found([0, 1, 2, 3])
+    from cnnviz.methods.attribution import AttributionSettings, attribute
+
+    pixel_methods = ["gradient", "integrated-gradients"]  # the input gradient, back through the shortcut
+    pixelwise = attribute(model, batch, pixel_methods, 1, settings=AttributionSettings(steps=4)).heatmaps
     return {
+        "gradient": pixelwise["gradient"],
+        "integrated": pixelwise["integrated-gradients"],
         "gradcam": GradCam(model, GRADCAM_LAYER, "gradcam")(batch, 1).heatmaps,
         "gradcampp": GradCam(model, GRADCAM_LAYER, "gradcam++")(batch, 1).heatmaps,
         "maximize": maximized.images,

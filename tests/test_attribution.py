@@ -70,7 +70,7 @@ def _maps(image: np.ndarray) -> np.ndarray:
 def test_grad_cams_by_hand(one_conv) -> None:  # type: ignore[no-untyped-def]
     image = _picture()
     maps = _maps(image)
-    got = attribute(one_conv, image, ["gradcam", "layercam"], classes=0)
+    got = attribute(one_conv, image, ["gradcam", "gradcam++", "layercam"], classes=0)
     # The pre-softmax score of class 0 is mean(ch0) * 1 + mean(ch1) * -0.5: its gradient with respect to each
     # value of the conv layer's output (after its ReLU) is the head's weight / 36.
     grads = np.zeros_like(maps)
@@ -79,6 +79,11 @@ def test_grad_cams_by_hand(one_conv) -> None:  # type: ignore[no-untyped-def]
     layercam = np.maximum((np.maximum(grads, 0) * maps)[0].sum(-1), 0)
     np.testing.assert_allclose(got.layer_maps["gradcam"][0], gradcam, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(got.layer_maps["layercam"][0], layercam, rtol=1e-5, atol=1e-7)
+    # Grad-CAM++: alpha = g^2 / (2 g^2 + sum(A) g^3) per position, weights = sum of alpha * relu(g)
+    g = grads[0, 0, 0]
+    alpha = g**2 / (2 * g**2 + maps[0].sum(axis=(0, 1)) * g**3)
+    plus = np.maximum(maps[0] @ (36 * alpha * np.maximum(g, 0)), 0)
+    np.testing.assert_allclose(got.layer_maps["gradcam++"][0], plus, rtol=1e-5, atol=1e-7)
     assert got.layer == "conv" and got.classes.tolist() == [0]
     # Class 1 weighs channel 1 up: Layer-CAM then follows channel 1's map.
     other = attribute(one_conv, image, ["layercam"], classes=1).layer_maps["layercam"][0]
