@@ -173,7 +173,14 @@ class TargetModel:
             self.head = "regression"
         else:
             self.head = "classes"
-        self._squashed = _squashed(traced, output)
+        # How probabilities come from the scores: the model's own squashing applied to its pre-squashing scores in
+        # float32 (a bfloat16 softmax output rounds 0.999 to 1, and occlusion's drops to nothing), or the output
+        # where cnnviz could not look past it.
+        producer = _producer(traced, output)
+        squashing = _activation_name(traced.layers[producer]) if producer is not None else None
+        self._squashing: str | None = None
+        if squashing in _SQUASHING:
+            self._squashing = squashing if scores is not output else "output"
         scores = float32_output(scores, "cnnviz_scores")  # the gradient's sums in float32
         output = float32_output(output, "cnnviz_output")
         given = traced.sources if self.feeds is not None else [traced.input]
@@ -357,7 +364,9 @@ class TargetModel:
         return np.concatenate(grads), np.concatenate(values)
 
     def probability(self, scores: np.ndarray, outputs: np.ndarray, scored: Scored, row: int) -> np.ndarray:
-        """Image ``row``'s class probability (or regression value) in a pass over perturbed copies of it.
+        """Image ``row``'s class probability (or regression value) in a pass over perturbed copies of it: the
+        model's softmax (or sigmoid) of its pre-squashing scores, computed here in float32, or the softmax of the
+        scores where the model ends without one.
 
         Args:
             scores: the copies' pre-softmax scores.
@@ -368,7 +377,12 @@ class TargetModel:
         chosen = int(scored.classes[row])
         if self.head == "regression":
             return np.asarray(scores[:, 0], dtype=np.float32)
-        probabilities = outputs if self._squashed else _softmax(scores)
+        if self._squashing == "output":
+            probabilities = outputs
+        elif self._squashing == "sigmoid":
+            probabilities = (1.0 / (1.0 + np.exp(-np.asarray(scores, np.float64)))).astype(np.float32)
+        else:  # a softmax, or none: the softmax of the scores
+            probabilities = _softmax(scores)
         if self.head == "segmentation":
             mask = scored.cotangent[row, ..., chosen]
             share = max(float(mask.sum()), 1.0)
