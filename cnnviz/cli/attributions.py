@@ -26,22 +26,12 @@ from cnnviz.cli.common import (
 # None of these import TensorFlow: --help and option errors stay instant.
 from cnnviz.cli.explain import _region
 from cnnviz.draw.overlay import DEFAULT_ALPHA
+from cnnviz.methods.attribution import METHODS
 from cnnviz.methods.attribution.base import BASELINES
 from cnnviz.output.files import check_writable
 
-#: The methods, as --help lists them (cnnviz.methods.attribution.METHODS, without importing its modules' numpy work).
-METHOD_NAMES = (
-    "gradcam",
-    "gradcam++",
-    "scorecam",
-    "layercam",
-    "eigencam",
-    "gradient",
-    "smoothgrad",
-    "integrated-gradients",
-    "occlusion",
-    "rise",
-)
+#: The methods, as --help lists them (importing the registry loads numpy and cnnviz's own modules, not Keras).
+METHOD_NAMES = tuple(METHODS)
 
 
 def method_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def _linear_weights(size: int, target: int) -> np.ndarray:
+def linear_weights(size: int, target: int) -> np.ndarray:
     """A ``(target, size)`` matrix of linear-interpolation weights, pixel centres aligned as in
     ``tf.image.resize(..., "bilinear")`` (half-pixel centres, edges clamped).
 
-    >>> _linear_weights(2, 4).tolist()
+    >>> linear_weights(2, 4).tolist()
     [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]]
     """
     centres = (np.arange(target, dtype=np.float64) + 0.5) * size / target - 0.5
@@ -34,8 +34,8 @@ def resize_maps(maps: np.ndarray, rows: int, cols: int) -> np.ndarray:
     [[0.0, 0.25, 0.75, 1.0]]
     """
     maps = np.asarray(maps, dtype=np.float32)
-    row_weights = _linear_weights(maps.shape[0], rows).astype(np.float32)
-    col_weights = _linear_weights(maps.shape[1], cols).astype(np.float32)
+    row_weights = linear_weights(maps.shape[0], rows).astype(np.float32)
+    col_weights = linear_weights(maps.shape[1], cols).astype(np.float32)
     flat = maps.reshape(maps.shape[0], maps.shape[1], -1)
     out = np.einsum("rh,hwk,cw->rck", row_weights, flat, col_weights, optimize=True)
     return out.reshape(rows, cols, *maps.shape[2:])

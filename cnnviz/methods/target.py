@@ -29,7 +29,7 @@ from cnnviz.errors import NotAConvLayer, OptionError, UnsupportedLayer, Unsuppor
 from cnnviz.inputs.feeds import resolve_feeds
 from cnnviz.inputs.reader import FeedSettings
 from cnnviz.methods.extract import float32_output
-from cnnviz.methods.resample import _linear_weights
+from cnnviz.methods.resample import linear_weights
 from cnnviz.models.graph import Trace, depends_on, image_input, input_shape, leaf_name, shape_text, trace
 from cnnviz.models.precision import resolve_precision
 
@@ -422,7 +422,7 @@ class TargetModel:
         resize = masks.shape[1:] != (rows, cols)
         step = self._perturbing(model, resize, normalise)
         sizes = ((masks.shape[1], rows), (masks.shape[2], cols)) if resize else ((1, 1), (1, 1))
-        weights = [_linear_weights(size, target).astype(np.float32) for size, target in sizes]
+        weights = [linear_weights(size, target).astype(np.float32) for size, target in sizes]
         values = []
         with doing(f"model '{self.source.name}' on {len(masks)} perturbed copies of an image"):
             for start in range(0, len(masks), PERTURBED_BATCH):

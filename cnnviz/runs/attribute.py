@@ -31,7 +31,7 @@ from cnnviz.methods.target import Target, checked_region
 from cnnviz.models.labels import class_name, class_names, resolve_class
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.runs.contract import Naming, Progress, RunResult, counted
-from cnnviz.runs.gradcam import _are_probabilities, each_failed, explaining_line, top_classes
+from cnnviz.runs.gradcam import are_probabilities, each_failed, explaining_line, top_classes
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ class AttributeImages(Method[Attributed]):
             raise
         except Exception as exc:  # TensorFlow raises its own error types from inside the graph
             raise ForwardPassError(f"the model could not run on these inputs: {brief(exc)}") from exc
-        probabilities = attributed.head == "classes" and _are_probabilities(attributed.outputs)
+        probabilities = attributed.head == "classes" and are_probabilities(attributed.outputs)
         results = {}
         chosen = self.options.options
         for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):

@@ -178,7 +178,7 @@ class ExplainImages(Method[Explained]):
             raise
         except Exception as exc:  # TensorFlow raises its own error types from inside the graph
             raise ForwardPassError(f"the model could not run on these inputs: {brief(exc)}") from exc
-        probabilities = explained.head == "classes" and _are_probabilities(explained.outputs)
+        probabilities = explained.head == "classes" and are_probabilities(explained.outputs)
         results = {}
         for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):
             folder = Path(self.options.out) / self.options.folders[path]
@@ -201,7 +201,7 @@ def each_failed(batch: Batch, error: ForwardPassError) -> list[tuple[str, Cnnviz
     return [(path, ForwardPassError(f"{path}: the model could not run on it: {brief(cause)}")) for path in batch.paths]
 
 
-def _are_probabilities(outputs: np.ndarray) -> bool:
+def are_probabilities(outputs: np.ndarray) -> bool:
     """Whether the model's outputs read as probabilities: in 0..1, each row summing to 1 (a softmax)."""
     return bool(outputs.size and outputs.min() >= 0 and outputs.max() <= 1 and np.allclose(outputs.sum(-1), 1, 1e-3))
 
@@ -289,5 +289,5 @@ def explaining_line(
         return f"regression output '{output}' = {float(outputs[0]):.4g}"
     if head == "segmentation":
         return f"segmentation output '{output}': {name} (class {chosen}); share of pixels: {ranked}"
-    value = "p" if _are_probabilities(outputs[None]) else "score"
+    value = "p" if are_probabilities(outputs[None]) else "score"
     return f"explaining {name} (class {chosen}, {value} {float(outputs[chosen]):.3f}); top: {ranked}"

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
-from cnnviz.methods.resample import _linear_weights
+from cnnviz.methods.resample import linear_weights
 from cnnviz.methods.target import TargetModel
 
 MASKS = 2000
@@ -29,8 +29,8 @@ def rise_masks(count: int, rows: int, cols: int, seed: int, start: int = 0) -> n
     shifts = rng.random((start + count, 2))
     cell_rows, cell_cols = math.ceil(rows / CELLS), math.ceil(cols / CELLS)
     up_rows, up_cols = (CELLS + 1) * cell_rows, (CELLS + 1) * cell_cols
-    row_weights = _linear_weights(CELLS, up_rows).astype(np.float32)
-    col_weights = _linear_weights(CELLS, up_cols).astype(np.float32)
+    row_weights = linear_weights(CELLS, up_rows).astype(np.float32)
+    col_weights = linear_weights(CELLS, up_cols).astype(np.float32)
     masks = np.empty((count, rows, cols), dtype=np.float32)
     for index in range(count):
         grid = grids[start + index].astype(np.float32)
