@@ -50,32 +50,64 @@ def method_option(help: str) -> Callable[..., Any]:
     return click.option("--method", "methods", multiple=True, callback=method_list, metavar="NAME[,NAME...]", help=help)
 
 
+def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What is explained: ``--class``, ``--layer``, ``--labels``, ``--head`` and ``--region`` (the command takes
+    ``target``, ``layer``, ``labels_file``, ``head`` and ``region``)."""
+    options = [
+        click.option(
+            "--class", "target", default=None, metavar="N|NAME", help="The class to explain. Default: the top one."
+        ),
+        click.option("--layer", "-l", default=None, help="The layer of the CAM methods. Default: the last conv layer."),
+        click.option(
+            "--labels",
+            "labels_file",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="Class names, one per line in class order. Default: ImageNet's for 1,000-class models.",
+        ),
+        click.option(
+            "--head", default=None, metavar="NAME", help="For a model of several outputs: the one to explain."
+        ),
+        click.option(
+            "--region",
+            default=None,
+            metavar="TOP,LEFT,BOTTOM,RIGHT",
+            help="For a segmentation output: explain the class's logits summed over this box of input pixels.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def method_settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The methods' settings that no metric shares a name with: ``--noise``, ``--patch``, ``--stride``,
+    ``--masks``."""
+    options = [
+        click.option(
+            "--noise", type=click.FloatRange(0), default=None, help="smoothgrad: noise, a fraction of the range [0.15]."
+        ),
+        click.option(
+            "--patch", type=click.IntRange(1), default=None, help="occlusion: patch side in pixels [input/8]."
+        ),
+        click.option(
+            "--stride", type=click.IntRange(1), default=None, help="occlusion: step between patches [patch/2]."
+        ),
+        click.option("--masks", type=click.IntRange(1), default=None, help="rise: random masks per image [2000]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
 @method_option(
     f"Methods, repeated or comma-separated, one column each: {', '.join(METHOD_NAMES)}, or all. Default: gradcam."
 )
-@click.option("--class", "target", default=None, metavar="N|NAME", help="The class to explain. Default: the top one.")
-@click.option("--layer", "-l", default=None, help="The layer of the CAM methods. Default: the last conv layer.")
-@click.option(
-    "--labels",
-    "labels_file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Class names, one per line in class order. Default: ImageNet's for 1,000-class models.",
-)
-@click.option("--head", default=None, metavar="NAME", help="For a model of several outputs: the one to explain.")
-@click.option(
-    "--region",
-    default=None,
-    metavar="TOP,LEFT,BOTTOM,RIGHT",
-    help="For a segmentation output: explain the class's logits summed over this box of input pixels.",
-)
+@target_options
 @click.option("--samples", type=click.IntRange(1), default=None, help="smoothgrad: noisy copies per image [50].")
-@click.option(
-    "--noise", type=click.FloatRange(0), default=None, help="smoothgrad: noise, a fraction of the range [0.15]."
-)
 @click.option("--seed", type=int, default=None, help="smoothgrad, rise: the same seed gives the same bytes [0].")
 @click.option(
     "--steps", type=click.IntRange(1), default=None, help="integrated-gradients: steps from the baseline [64]."
@@ -87,9 +119,7 @@ def method_option(help: str) -> Callable[..., Any]:
     help="integrated-gradients, occlusion, rise: what a removed pixel becomes [black: what preprocessing makes of "
     "black].",
 )
-@click.option("--patch", type=click.IntRange(1), default=None, help="occlusion: patch side in pixels [input/8].")
-@click.option("--stride", type=click.IntRange(1), default=None, help="occlusion: step between patches [patch/2].")
-@click.option("--masks", type=click.IntRange(1), default=None, help="rise: random masks per image [2000].")
+@method_settings_options
 @click.option("--save-raw", is_flag=True, help="Also write each attribution as .npy, rows x cols at the input size.")
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write per image and method records."

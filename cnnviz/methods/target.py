@@ -16,8 +16,9 @@ one), as their authors define them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ from cnnviz.models.precision import resolve_precision
 _SQUASHING = ("softmax", "sigmoid")
 #: Perturbed inputs per model call: large enough to keep the cores busy, small enough for VGG16's maps at 224 px.
 PERTURBED_BATCH = 32
+#: What a perturbed copy's value is read as (:meth:`TargetModel.values`).
+VALUE_KINDS = ("probability", "logit")
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,17 @@ class TargetModel:
         shape = model.outputs[0].shape
         return int(shape[1] if channels_first else shape[-1])
 
+    def weighted_layers(self) -> list[tuple[str, Any]]:
+        """The model's layers with trainable weights, by path in the order the model calls them (nested models'
+        layers in their place)."""
+        keras = keras_module()
+        traced = trace(self.source, None, input=self._input)
+        return [
+            (path, layer)
+            for path, layer in traced.layers.items()
+            if layer.trainable_weights and not isinstance(layer, keras.Model)
+        ]
+
     def _placed(self, others: Sequence[Any], images: Any) -> list[Any]:
         """The model's inputs with ``images`` in the image input's place among ``others``."""
         place = self.feeds.image_index if self.feeds is not None else 0
@@ -374,20 +388,44 @@ class TargetModel:
             scored: the unperturbed batch's :class:`Scored`.
             row: the image's row in it.
         """
-        chosen = int(scored.classes[row])
+        return self.values(scores, outputs, scored, np.full(len(scores), row), "probability")
+
+    def values(
+        self, scores: np.ndarray, outputs: np.ndarray, scored: Scored, rows: np.ndarray, kind: str = "probability"
+    ) -> np.ndarray:
+        """The explained class's value in a pass over perturbed copies of a batch's images: ``(M,)`` float32.
+
+        Args:
+            scores: the copies' pre-softmax scores, ``(M, ...)``.
+            outputs: the copies' outputs.
+            scored: the unperturbed batch's :class:`Scored`.
+            rows: ``(M,)`` each copy's image, a row of that batch.
+            kind: ``probability``, the model's softmax (or sigmoid) of its pre-squashing scores computed here in
+                float32, or the softmax of the scores where the model ends without one; or ``logit``, the
+                pre-softmax score. A regression's value is its output either way; a segmentation's is the mean
+                over the pixels its score sums over.
+        """
+        if kind not in VALUE_KINDS:
+            raise OptionError(f"unknown score '{kind}'; choose one of: {', '.join(VALUE_KINDS)}")
+        rows = np.asarray(rows, dtype=np.int64)
+        chosen = np.asarray(scored.classes, dtype=np.int64)[rows]
         if self.head == "regression":
             return np.asarray(scores[:, 0], dtype=np.float32)
-        if self._squashing == "output":
-            probabilities = outputs
+        if kind == "logit":
+            read = np.asarray(scores, dtype=np.float32)
+        elif self._squashing == "output":
+            read = np.asarray(outputs, dtype=np.float32)
         elif self._squashing == "sigmoid":
-            probabilities = (1.0 / (1.0 + np.exp(-np.asarray(scores, np.float64)))).astype(np.float32)
+            read = (1.0 / (1.0 + np.exp(-np.asarray(scores, np.float64)))).astype(np.float32)
         else:  # a softmax, or none: the softmax of the scores
-            probabilities = _softmax(scores)
+            read = _softmax(scores)
+        every = np.arange(len(read))
         if self.head == "segmentation":
-            mask = scored.cotangent[row, ..., chosen]
-            share = max(float(mask.sum()), 1.0)
-            return (probabilities[..., chosen] * mask).reshape(len(scores), -1).sum(axis=1) / share
-        return np.asarray(probabilities[:, chosen], dtype=np.float32)
+            masks = scored.cotangent[rows, ..., chosen]
+            share = np.maximum(masks.reshape(len(rows), -1).sum(axis=1), 1.0)
+            picked = np.moveaxis(read, -1, 0)[chosen, every]
+            return ((picked * masks).reshape(len(rows), -1).sum(axis=1) / share).astype(np.float32)
+        return np.asarray(read[every, chosen], dtype=np.float32)
 
     def perturbed(
         self,
@@ -431,6 +469,49 @@ class TargetModel:
                 others = self._given(np.zeros((len(chunk), *image.shape), np.float32), numbers)
                 scores, outputs = step(image[None], base[None], chunk, *weights, others)
                 values.append(self.probability(np.asarray(scores), np.asarray(outputs), scored, row))
+                self._chunk_done(len(chunk))
+        return np.concatenate(values) if values else np.zeros((0,), dtype=np.float32)
+
+    def perturbed_rows(
+        self,
+        inputs: np.ndarray,
+        baselines: np.ndarray,
+        masked: Iterable[tuple[int, np.ndarray]],
+        scored: Scored,
+        images: Sequence[int] | None,
+        kind: str = "probability",
+    ) -> np.ndarray:
+        """The explained class's value (:meth:`values`) for perturbed copies of a batch's images: for each
+        ``(row, mask)`` of ``masked``, ``inputs[row] * mask + baselines[row] * (1 - mask)``. The masks, at the
+        input's size, are taken as they come (a generator keeps memory bounded) and run through the model
+        :data:`PERTURBED_BATCH` at a time, copies of different images in one call.
+
+        Args:
+            inputs: ``(N, rows, cols, channels)`` model-ready, channels last.
+            baselines: what a masked-out pixel becomes, the same shape.
+            masked: ``(row, (rows, cols) mask)`` pairs, 1 kept and 0 replaced by the baseline.
+            scored: the unperturbed batch's :class:`Scored`.
+            images: each row's image number in the run, for inputs fed one row per image.
+            kind: ``probability`` or ``logit`` (:data:`VALUE_KINDS`).
+
+        Returns:
+            ``(M,)`` float32, one value per pair in order.
+        """
+        inputs = np.asarray(inputs, dtype=np.float32)
+        baselines = np.broadcast_to(np.asarray(baselines, dtype=np.float32), inputs.shape)
+        model = self._model(inputs[:1], False)[0]
+        step = self._perturbing(model, False, False)
+        unused = [linear_weights(1, 1).astype(np.float32)] * 2
+        values = []
+        pairs = iter(masked)
+        with doing(f"model '{self.source.name}' on perturbed copies of {len(inputs)} images"):
+            while chunk := list(islice(pairs, PERTURBED_BATCH)):
+                rows = np.array([row for row, _ in chunk], dtype=np.int64)
+                masks = np.stack([mask for _, mask in chunk]).astype(np.float32, copy=False)
+                numbers = None if images is None else [int(images[row]) for row in rows]
+                others = self._given(np.zeros((len(chunk), *inputs.shape[1:]), np.float32), numbers)
+                scores, outputs = step(inputs[rows], baselines[rows], masks, *unused, others)
+                values.append(self.values(np.asarray(scores), np.asarray(outputs), scored, rows, kind))
                 self._chunk_done(len(chunk))
         return np.concatenate(values) if values else np.zeros((0,), dtype=np.float32)
 

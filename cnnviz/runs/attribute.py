@@ -22,16 +22,16 @@ from cnnviz.draw.headers import format_values
 from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmaps_picture
 from cnnviz.draw.render import Header, Picture, palette
 from cnnviz.engines.dispatch import EngineReading, scan_inputs
-from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
+from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.attribution import METHODS, Attributions, AttributionSettings, Attributor, check_methods
-from cnnviz.methods.shape import Method, stopped_scan
+from cnnviz.methods.shape import stopped_scan
 from cnnviz.methods.target import Target, checked_region
-from cnnviz.models.labels import class_name, class_names, resolve_class
+from cnnviz.models.labels import class_name
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.runs.contract import Naming, Progress, RunResult, counted
-from cnnviz.runs.gradcam import are_probabilities, each_failed, explaining_line, top_classes
+from cnnviz.runs.gradcam import ExplainingMethod, are_probabilities, explaining_line, top_classes
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,9 @@ class AttributeWriting:
 Attributed = tuple[dict[int, AttributedImage], bool]
 
 
-class AttributeImages(Method[Attributed]):
+class AttributeImages(ExplainingMethod[Attributed]):
     """Attributions over images as a method: each batch explained by every method of the run, each image's
     picture (and raw files) written; the partial is each image's :class:`AttributedImage` by its place."""
-
-    include_top = True
 
     def __init__(self, model: Any, reader: Reader, options: AttributeWriting) -> None:
         super().__init__(model, reader, options)
@@ -164,23 +162,10 @@ class AttributeImages(Method[Attributed]):
             chosen.settings,
             reader.preprocessing,
         )
-        target = self.attributor.model
-        self.names = class_names(target.classes, chosen.labels_file, model.name)
-        self.target = None if chosen.target is None else resolve_class(chosen.target, target.classes, self.names)
-        self.label = chosen.label_of(model)
-        self.precision = target.precision
-        self.notes = list(target.notes)
-        if target.feeds is not None:
-            target.feeds.check_rows(len(options.folders))
-            self.notes.extend(target.feeds.notes)
+        self.explaining(model, self.attributor.model, chosen, len(options.folders))
 
     def scan(self, batch: Batch) -> Attributed:  # noqa: D102
-        try:
-            attributed = self.attributor(batch.data, self.target, batch.numbers)
-        except CnnvizError:
-            raise
-        except Exception as exc:  # TensorFlow raises its own error types from inside the graph
-            raise ForwardPassError(f"the model could not run on these inputs: {brief(exc)}") from exc
+        attributed = self.guarded(lambda: self.attributor(batch.data, self.target, batch.numbers))
         probabilities = attributed.head == "classes" and are_probabilities(attributed.outputs)
         results = {}
         chosen = self.options.options
@@ -189,9 +174,6 @@ class AttributeImages(Method[Attributed]):
             folder = Path(self.options.out) / self.options.folders[path]
             results[batch.numbers[index]] = write_attributions(folder, path, drawn, chosen.save_raw)
         return results, probabilities
-
-    def batch_failures(self, batch: Batch, error: ForwardPassError) -> list[tuple[str, CnnvizError]]:  # noqa: D102
-        return each_failed(batch, error)
 
     @staticmethod
     def merge(first: Attributed, second: Attributed) -> Attributed:  # noqa: D102

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,10 +17,12 @@ from cnnviz.errors import CnnvizError, ForwardPassError, OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.gradcam import METHODS, Explanation, GradCam, Target, checked_region
-from cnnviz.methods.shape import Method, scan_all
+from cnnviz.methods.shape import Method, P, scan_all
 from cnnviz.models.labels import class_name, class_names, resolve_class
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.runs.contract import Naming, Progress, ReadingSettings, RunResult, counted
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -150,34 +152,53 @@ class GradcamWriting:
 Explained = tuple[dict[int, "ImageResult"], bool]
 
 
-class ExplainImages(Method[Explained]):
-    """Grad-CAM over images as a method: each batch explained, each image's picture written (the image beside
-    the heatmap blended onto it); the partial is each image's :class:`ImageResult` by its place in the run."""
+class ExplainingMethod(Method[P]):
+    """What the methods that explain classes share (Grad-CAM, the attribution methods, their scores): the model
+    with its classifier head, the class names and the class asked for, the notes of the model explained, and
+    each input of a batch the model could not run on reported as failed."""
 
     include_top = True
+
+    def explaining(self, model: Any, explained: Any, options: Any, rows: int) -> None:
+        """Set up the class names, the class asked for (``options.target``, ``options.labels_file``), the label,
+        precision and notes from ``explained`` (a :class:`cnnviz.methods.target.TargetModel`); check that inputs
+        fed one row per image have ``rows`` rows."""
+        self.names = class_names(explained.classes, options.labels_file, model.name)
+        self.target = None if options.target is None else resolve_class(options.target, explained.classes, self.names)
+        self.label = options.label_of(model)
+        self.precision = explained.precision
+        self.notes = list(explained.notes)
+        if explained.feeds is not None:
+            explained.feeds.check_rows(rows)
+            self.notes.extend(explained.feeds.notes)
+
+    @staticmethod
+    def guarded(call: Callable[[], R]) -> R:
+        """``call()``, a backend's own error from inside the graph raised as :class:`ForwardPassError`."""
+        try:
+            return call()
+        except CnnvizError:
+            raise
+        except Exception as exc:  # TensorFlow raises its own error types from inside the graph
+            raise ForwardPassError(f"the model could not run on these inputs: {brief(exc)}") from exc
+
+    def batch_failures(self, batch: Batch, error: ForwardPassError) -> list[tuple[str, CnnvizError]]:  # noqa: D102
+        return each_failed(batch, error)
+
+
+class ExplainImages(ExplainingMethod[Explained]):
+    """Grad-CAM over images as a method: each batch explained, each image's picture written (the image beside
+    the heatmap blended onto it); the partial is each image's :class:`ImageResult` by its place in the run."""
 
     def __init__(self, model: Any, reader: Reader, options: GradcamWriting) -> None:
         super().__init__(model, reader, options)
         chosen = options.options
         target = Target(chosen.output, chosen.region)
         self.explainer = GradCam(model, chosen.layer, chosen.method, target, reader.settings)
-        classes = self.explainer.classes
-        self.names = class_names(classes, chosen.labels_file, model.name)
-        self.target = None if chosen.target is None else resolve_class(chosen.target, classes, self.names)
-        self.label = chosen.label_of(model)
-        self.precision = self.explainer.precision
-        self.notes = list(self.explainer.notes)
-        if self.explainer.feeds is not None:
-            self.explainer.feeds.check_rows(len(options.folders))
-            self.notes.extend(self.explainer.feeds.notes)
+        self.explaining(model, self.explainer, chosen, len(options.folders))
 
     def scan(self, batch: Batch) -> Explained:  # noqa: D102
-        try:
-            explained = self.explainer(batch.data, self.target, batch.numbers)
-        except CnnvizError:
-            raise
-        except Exception as exc:  # TensorFlow raises its own error types from inside the graph
-            raise ForwardPassError(f"the model could not run on these inputs: {brief(exc)}") from exc
+        explained = self.guarded(lambda: self.explainer(batch.data, self.target, batch.numbers))
         probabilities = explained.head == "classes" and are_probabilities(explained.outputs)
         results = {}
         for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):
@@ -185,9 +206,6 @@ class ExplainImages(Method[Explained]):
             drawn = draw_explanation(path, pixels, explained, index, self.names, self.label, self.options.options)
             results[batch.numbers[index]] = _write_one(folder, path, drawn, self.options.options.save_raw)
         return results, probabilities
-
-    def batch_failures(self, batch: Batch, error: ForwardPassError) -> list[tuple[str, CnnvizError]]:  # noqa: D102
-        return each_failed(batch, error)
 
     @staticmethod
     def merge(first: Explained, second: Explained) -> Explained:  # noqa: D102

@@ -19,7 +19,7 @@ import numpy as np
 from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings
-from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionSettings, Batch
+from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionSettings, Batch, baseline_of
 from cnnviz.methods.attribution.eigencam import EigenCam
 from cnnviz.methods.attribution.gradcam import GradCamMethod, GradCamPlusPlus
 from cnnviz.methods.attribution.gradient import Gradient
@@ -29,7 +29,7 @@ from cnnviz.methods.attribution.occlusion import Occlusion
 from cnnviz.methods.attribution.rise import Rise
 from cnnviz.methods.attribution.scorecam import ScoreCam
 from cnnviz.methods.attribution.smoothgrad import SmoothGrad
-from cnnviz.methods.target import Target, TargetModel
+from cnnviz.methods.target import Scored, Target, TargetModel
 
 _ALL: tuple[type[Attribution], ...] = (
     GradCamMethod,
@@ -80,6 +80,7 @@ class Attributions:
         head: ``classes``, ``regression`` or ``segmentation`` (:class:`cnnviz.methods.gradcam.Explanation`).
         output: the name of the explained output.
         pixels: for segmentation, ``(N,)`` how many output pixels the score sums over.
+        scored: the forward pass the methods shared (:class:`cnnviz.methods.target.Scored`).
     """
 
     heatmaps: dict[str, np.ndarray]
@@ -92,6 +93,7 @@ class Attributions:
     head: str
     output: str
     pixels: np.ndarray | None = None
+    scored: Scored | None = None
 
 
 class Attributor:
@@ -131,17 +133,7 @@ class Attributor:
 
     def baseline(self, inputs: np.ndarray) -> np.ndarray:
         """What a taken-out pixel becomes for ``inputs`` (:data:`cnnviz.methods.attribution.base.BASELINES`)."""
-        choice = self.settings.value("baseline", "black")
-        if choice == "black":
-            if self.preprocessing is None:
-                return np.zeros_like(inputs)
-            black = np.asarray(self.preprocessing(np.zeros(inputs.shape[1:], np.float32)), np.float32)
-            return np.broadcast_to(black, inputs.shape).copy()
-        if choice == "zero":
-            return np.zeros_like(inputs)
-        if choice == "mean":
-            return np.broadcast_to(inputs.mean(axis=(1, 2), keepdims=True), inputs.shape).copy()
-        return np.full_like(inputs, float(choice))
+        return baseline_of(inputs, self.settings.value("baseline", "black"), self.preprocessing)
 
     def __call__(
         self, inputs: np.ndarray, classes: Sequence[int] | int | None = None, images: Sequence[int] | None = None
@@ -164,6 +156,7 @@ class Attributor:
             model.head,
             model.output,
             scored.pixels,
+            scored,
         )
 
 
