@@ -13,6 +13,7 @@ from cnnviz._keras import BACKENDS, check_backend_installed, chosen_backend
 from cnnviz._version import __version__
 from cnnviz.cli.attributions import explain
 from cnnviz.cli.common import CONTEXT, WHOLE_PROCESS
+from cnnviz.cli.evaluate import evaluate
 from cnnviz.cli.explain import gradcam, maximize
 from cnnviz.cli.explore import explore
 from cnnviz.cli.grids import animate, featuremaps, filters, layers
@@ -60,6 +61,7 @@ def main() -> None:
       cnnviz top sample_images/ --model shapes --layer edges    # the image patches that excite each filter
       cnnviz gradcam sample_images/cat.jpg                      # where VGG16 looks, and its top-5 classes
       cnnviz explain sample_images/ --model shapes --method all # every attribution method, side by side
+      cnnviz evaluate sample_images/ --model shapes --method all  # which of them to trust: scores
       cnnviz report sample_images/ --model shapes -o report/    # everything on one page
       cnnviz explore sample_images/ --model shapes              # browse it live in the browser
       cnnviz --backend jax gradcam sample_images/cat.jpg --model shapes   # on JAX
@@ -68,7 +70,20 @@ def main() -> None:
     """
 
 
-for _command in (layers, filters, featuremaps, stats, top, maximize, gradcam, explain, report, explore, animate):
+for _command in (
+    layers,
+    filters,
+    featuremaps,
+    stats,
+    top,
+    maximize,
+    gradcam,
+    explain,
+    evaluate,
+    report,
+    explore,
+    animate,
+):
     main.add_command(_command)
 
 

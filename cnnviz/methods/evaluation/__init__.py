@@ -1,0 +1,172 @@
+"""Which explanation to trust: faithfulness and sanity scores for attribution maps.
+
+Deletion and insertion (Petsiuk et al. 2018), µ-fidelity (Bhatt et al. 2020) and the model-parameter randomisation
+test (Adebayo et al. 2018), each one class in :mod:`cnnviz.methods.evaluation.metrics`. :class:`Evaluator` scores a
+batch: it explains the images by cnnviz's methods (and takes attributions made elsewhere beside them), then has
+every metric measure every image's attribution by every method, the perturbed copies of all of them going through
+the model together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cnnviz.errors import OptionError
+from cnnviz.inputs.preprocess import Preprocessing
+from cnnviz.inputs.reader import FeedSettings
+from cnnviz.methods.attribution import Attributor
+from cnnviz.methods.attribution.base import AttributionSettings, baseline_of
+from cnnviz.methods.evaluation.features import as_map
+from cnnviz.methods.evaluation.metrics import (
+    BETTER,
+    METRICS,
+    RANDOMIZATION_LIMIT,
+    EvaluationSettings,
+    Measured,
+    Metric,
+    Scoring,
+    Subject,
+    check_metrics,
+)
+from cnnviz.methods.target import Target, TargetModel
+
+#: The metrics a run measures where none are named: the two cheapest, read together.
+DEFAULT_METRICS = ("deletion", "insertion")
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A batch's scores: ``classes`` ``(N,)`` the class explained per image, ``outputs`` the model's outputs, and
+    for each (row, method) the metrics' :class:`Measured` values."""
+
+    classes: np.ndarray
+    outputs: np.ndarray
+    measured: dict[tuple[int, str], list[Measured]]
+
+
+class Evaluator:
+    """Score attribution methods on batches of one model.
+
+    Args:
+        model: a Keras model ending in class scores, a regression value or a segmentation.
+        methods: cnnviz's methods to score (:data:`cnnviz.methods.attribution.METHODS`); may be empty where
+            attributions are given.
+        metrics: metric names (:data:`METRICS`).
+        layer: the layer of the CAM methods.
+        target: which output, and for segmentation which region.
+        feeding: the inputs and the precision.
+        attribution: the methods' own settings.
+        settings: the metrics' settings.
+        preprocessing: how 0..255 pixels become model inputs (the ``black`` baseline).
+        given: the names of attributions each call is handed (made elsewhere: files).
+
+    Raises:
+        OptionError: no method and nothing given, an unknown metric, or the randomisation test on given
+            attributions (it explains the images again, which files cannot).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        methods: Sequence[str] = (),
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        layer: str | None = None,
+        target: Target | None = None,
+        feeding: FeedSettings | None = None,
+        attribution: AttributionSettings | None = None,
+        settings: EvaluationSettings | None = None,
+        preprocessing: Preprocessing | None = None,
+        given: Sequence[str] = (),
+    ) -> None:
+        self.metrics: list[Metric] = [METRICS[name]() for name in check_metrics(metrics)]
+        self.settings = settings if settings is not None else EvaluationSettings()
+        self.preprocessing = preprocessing
+        self.given = tuple(given)
+        if not methods and not given:
+            raise OptionError("choose a method to score, or give attributions made elsewhere")
+        if given and any(metric.needs_method for metric in self.metrics):
+            raise OptionError(
+                "the randomization test explains the images again as the weights are reset, which attributions "
+                "read from files cannot be; score files with deletion, insertion or mufidelity"
+            )
+        self.attributor = (
+            Attributor(model, methods, layer, target, feeding, attribution, preprocessing) if methods else None
+        )
+        if self.attributor is not None:
+            self.model = self.attributor.model
+            clash = [name for name in given if name in self.attributor.names]
+            if clash:
+                raise OptionError(f"given attributions are named '{clash[0]}', as a method chosen; rename them")
+        else:
+            if layer is not None:
+                raise OptionError("`layer` is for the CAM methods; no method is chosen")
+            self.model = TargetModel(model, None, target, feeding, maps=False)
+        self.methods = (*(self.attributor.names if self.attributor is not None else ()), *self.given)
+
+    def __call__(
+        self,
+        inputs: np.ndarray,
+        classes: Sequence[int] | int | None = None,
+        images: Sequence[int] | None = None,
+        given: Mapping[str, np.ndarray] | None = None,
+    ) -> Evaluated:
+        """Every metric's values for every image and method of a model-ready, channels-last batch.
+
+        Args:
+            inputs: ``(N, rows, cols, channels)``.
+            classes: the class to explain, per image or one for all; each image's top class by default.
+            images: each row's number in the run (µ-fidelity's subsets and fed inputs follow it); 0.. by default.
+            given: attributions made elsewhere, by name: ``(N, rows, cols)`` or ``(N, rows, cols, channels)``.
+        """
+        inputs = np.asarray(inputs, dtype=np.float32)
+        count, rows, cols = inputs.shape[:3]
+        numbers = list(images) if images is not None else list(range(count))
+        given = dict(given or {})
+        missing = [name for name in self.given if name not in given]
+        if missing:
+            raise OptionError(f"no attributions given for '{missing[0]}'")
+        attributor = self.attributor
+        if attributor is not None:
+            attributions = attributor(inputs, classes, numbers)
+            assert attributions.scored is not None
+            scored = attributions.scored
+            maps: dict[str, Any] = dict(attributions.heatmaps)
+
+            def explain() -> dict[str, np.ndarray]:
+                return attributor(inputs, scored.classes.tolist(), numbers).heatmaps
+
+        else:
+            scored = self.model.forward(inputs, classes, numbers)
+            maps = {}
+            explain = None  # type: ignore[assignment]
+        maps.update({name: given[name] for name in self.given})
+        subjects = [
+            Subject(row, method, as_map(maps[method][row], rows, cols))
+            for method in self.methods
+            for row in range(count)
+        ]
+        baselines = baseline_of(inputs, self.settings.baseline, self.preprocessing)
+        scoring = Scoring(self.model, inputs, baselines, scored, numbers, self.settings, explain)
+        measured: dict[tuple[int, str], list[Measured]] = {}
+        for metric in self.metrics:
+            chosen = [one for one in subjects if not metric.needs_method or one.method not in self.given]
+            for subject, values in zip(chosen, metric.measure(scoring, chosen), strict=True):
+                measured.setdefault((subject.row, subject.method), []).extend(values)
+        return Evaluated(scored.classes, scored.outputs, measured)
+
+
+__all__ = [
+    "BETTER",
+    "DEFAULT_METRICS",
+    "METRICS",
+    "RANDOMIZATION_LIMIT",
+    "Evaluated",
+    "EvaluationSettings",
+    "Evaluator",
+    "Measured",
+    "check_metrics",
+]

@@ -1,0 +1,329 @@
+"""The explanation metrics, one class each: deletion and insertion (Petsiuk et al. 2018), µ-fidelity (Bhatt et
+al. 2020) and the model-parameter randomisation test (Adebayo et al. 2018).
+
+A metric is given a :class:`Scoring` (the batch, the model, its forward pass, the baselines, the settings, and a
+way to explain the batch again) and :class:`Subject` s (an image's attribution by one method), and returns
+:class:`Measured` values for each. The perturbation metrics only say which masks they want and what their values
+mean: :class:`PerturbationMetric` sends the masks of every subject of a batch through the model together, in
+large batches (:meth:`cnnviz.methods.target.TargetModel.perturbed_rows`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from cnnviz.errors import OptionError
+from cnnviz.methods.evaluation.features import (
+    curve_masks,
+    feature_cells,
+    random_subsets,
+    removal_rank,
+    step_counts,
+)
+from cnnviz.methods.evaluation.randomize import cascade
+from cnnviz.methods.evaluation.statistics import auc, spearman, ssim
+from cnnviz.methods.target import VALUE_KINDS, Scored, TargetModel
+
+#: µ-fidelity's grid where ``grid`` is not set (xplique's default).
+MUFIDELITY_GRID = 9
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How the metrics perturb and read the model.
+
+    Attributes:
+        steps: deletion and insertion: the curve's steps from no feature to all (S + 1 points).
+        grid: features are the cells of a ``grid`` x ``grid`` grid instead of pixels (µ-fidelity's default: 9).
+        baseline: what a removed feature becomes: ``black`` (what preprocessing makes of a black image), ``zero``,
+            ``mean`` (each image's mean colour), ``blur`` (the image blurred), or a number in the model's input
+            space.
+        score: ``probability`` (after the model's softmax, or the softmax of its scores) or ``logit``.
+        samples: µ-fidelity: random subsets per image.
+        subset: µ-fidelity: the fraction of the grid's cells each subset takes out.
+        seed: µ-fidelity's subsets and the randomisation's weights: the same seed, the same numbers.
+    """
+
+    steps: int = 20
+    grid: int | None = None
+    baseline: str | float = "black"
+    score: str = "probability"
+    samples: int = 200
+    subset: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from cnnviz.methods.attribution.base import AttributionSettings
+
+        for name in ("steps", "samples"):
+            if getattr(self, name) < 1:
+                raise OptionError(f"`{name}` must be at least 1, got {getattr(self, name)}")
+        if self.grid is not None and self.grid < 1:
+            raise OptionError(f"`grid` must be at least 1, got {self.grid}")
+        if not 0.0 < self.subset < 1.0:
+            raise OptionError(f"`subset` is a fraction of the cells, between 0 and 1; got {self.subset}")
+        if self.score not in VALUE_KINDS:
+            raise OptionError(f"unknown score '{self.score}'; choose one of: {', '.join(VALUE_KINDS)}")
+        AttributionSettings(baseline=self.baseline)  # the baselines' own check
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One image's attribution by one method: its row in the batch, the method's name, a ``(rows, cols)`` map."""
+
+    row: int
+    method: str
+    attribution: np.ndarray
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A metric's value for one subject, with the curve it summarises (deletion and insertion: the score at each
+    step; randomisation: the similarity after each layer is reset, named in ``points``)."""
+
+    metric: str
+    value: float
+    curve: tuple[float, ...] = ()
+    points: tuple[str, ...] = ()
+
+
+@dataclass
+class Scoring:
+    """What a metric is given for one batch.
+
+    Attributes:
+        model: the model as attributions see it (:class:`cnnviz.methods.target.TargetModel`).
+        inputs: ``(N, rows, cols, channels)`` model-ready, channels last.
+        baselines: what a removed feature becomes, the same shape.
+        scored: the unperturbed forward pass (the classes explained).
+        images: each row's image number in the run (random subsets and feeds follow the image, not the batch).
+        settings: the metrics' settings.
+        explain: the batch's attributions again, by every method of the run, for the same classes (the
+            randomisation test calls it as it resets the weights); None where the attributions came from files.
+    """
+
+    model: TargetModel
+    inputs: np.ndarray
+    baselines: np.ndarray
+    scored: Scored
+    images: Sequence[int]
+    settings: EvaluationSettings
+    explain: Callable[[], dict[str, np.ndarray]] | None = None
+
+
+class Metric(ABC):
+    """An explanation metric (see the module).
+
+    Attributes:
+        name: how it is chosen (``--metric``) and recorded.
+        title: how tables and pictures name it.
+        better: ``higher`` or ``lower``: which way a more faithful explanation moves it.
+        makes: the names of the values it records (a metric can record more than one).
+        needs_method: whether it explains images again (files of attributions cannot be scored by it).
+        reads: which :class:`EvaluationSettings` it reads.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    better: ClassVar[str] = "higher"
+    makes: ClassVar[tuple[str, ...]] = ()
+    needs_method: ClassVar[bool] = False
+    reads: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def measure(self, scoring: Scoring, subjects: Sequence[Subject]) -> list[list[Measured]]:
+        """The metric's values for each subject, in order."""
+
+    def inputs_per_subject(self, scoring: Scoring) -> int:
+        """How many perturbed inputs the metric runs through the model per subject (a progress bar's share)."""
+        return 0
+
+
+class PerturbationMetric(Metric):
+    """A metric read from the model's values on masked copies of each image."""
+
+    @abstractmethod
+    def masks(self, scoring: Scoring, subject: Subject) -> Iterator[np.ndarray]:
+        """The subject's masks, ``(rows, cols)`` each: 1 kept, 0 set to the baseline."""
+
+    @abstractmethod
+    def summary(self, scoring: Scoring, subject: Subject, values: np.ndarray) -> list[Measured]:
+        """The metric's values from the model's values on the subject's masked copies."""
+
+    def measure(self, scoring: Scoring, subjects: Sequence[Subject]) -> list[list[Measured]]:  # noqa: D102
+        counts: list[int] = []
+
+        def pairs() -> Iterator[tuple[int, np.ndarray]]:
+            for subject in subjects:
+                counts.append(0)
+                for mask in self.masks(scoring, subject):
+                    counts[-1] += 1
+                    yield subject.row, mask
+
+        values = scoring.model.perturbed_rows(
+            scoring.inputs, scoring.baselines, pairs(), scoring.scored, scoring.images, scoring.settings.score
+        )
+        ends = np.cumsum(counts)
+        return [
+            self.summary(scoring, subject, values[end - count : end])
+            for subject, count, end in zip(subjects, counts, ends, strict=True)
+        ]
+
+
+class CurveMetric(PerturbationMetric):
+    """Deletion or insertion: features taken out (or put in) in the order of attribution, highest first, in
+    ``steps`` equal steps; the value is the area under the curve of the class's score."""
+
+    deleting: ClassVar[bool]
+    reads = ("steps", "grid", "baseline", "score")
+
+    def masks(self, scoring: Scoring, subject: Subject) -> Iterator[np.ndarray]:  # noqa: D102
+        rows, cols = subject.attribution.shape
+        cells, count = feature_cells(rows, cols, scoring.settings.grid)
+        rank = removal_rank(subject.attribution, cells, count)
+        return curve_masks(rank, step_counts(count, scoring.settings.steps), self.deleting)
+
+    def summary(self, scoring: Scoring, subject: Subject, values: np.ndarray) -> list[Measured]:  # noqa: D102
+        curve = tuple(float(value) for value in values)
+        return [Measured(self.name, auc(values), curve)]
+
+    def inputs_per_subject(self, scoring: Scoring) -> int:  # noqa: D102
+        return scoring.settings.steps + 1
+
+
+class Deletion(CurveMetric):
+    """Deletion: the most important features first become the baseline; a faithful attribution makes the score
+    fall fast (a low area)."""
+
+    name = "deletion"
+    title = "Deletion"
+    better = "lower"
+    makes = ("deletion",)
+    deleting = True
+
+
+class Insertion(CurveMetric):
+    """Insertion: from the baseline, the most important features are put back first; a faithful attribution
+    makes the score rise fast (a high area)."""
+
+    name = "insertion"
+    title = "Insertion"
+    makes = ("insertion",)
+    deleting = False
+
+
+class MuFidelity(PerturbationMetric):
+    """µ-fidelity: random subsets of grid cells become the baseline; the Spearman correlation between the drops
+    in the score and the attributions the subsets took out (1: the attribution predicts every drop's rank)."""
+
+    name = "mufidelity"
+    title = "µ-fidelity"
+    makes = ("mufidelity",)
+    reads = ("grid", "baseline", "score", "samples", "subset", "seed")
+
+    def _subsets(self, scoring: Scoring, subject: Subject) -> tuple[np.ndarray, np.ndarray]:
+        rows, cols = subject.attribution.shape
+        cells, count = feature_cells(rows, cols, scoring.settings.grid or MUFIDELITY_GRID)
+        settings = scoring.settings
+        number = int(scoring.images[subject.row])
+        return cells, random_subsets(count, settings.samples, settings.subset, settings.seed, number)
+
+    def masks(self, scoring: Scoring, subject: Subject) -> Iterator[np.ndarray]:  # noqa: D102
+        cells, subsets = self._subsets(scoring, subject)
+        for subset in subsets:
+            yield (~np.isin(cells, subset)).astype(np.float32)
+
+    def summary(self, scoring: Scoring, subject: Subject, values: np.ndarray) -> list[Measured]:  # noqa: D102
+        cells, subsets = self._subsets(scoring, subject)
+        full = float(
+            scoring.model.values(
+                scoring.scored.scores[subject.row : subject.row + 1],
+                scoring.scored.outputs[subject.row : subject.row + 1],
+                scoring.scored,
+                np.array([subject.row]),
+                scoring.settings.score,
+            )[0]
+        )
+        drops = full - values.astype(np.float64)
+        taken = np.array([subject.attribution[np.isin(cells, subset)].sum() for subset in subsets])
+        return [Measured(self.name, spearman(drops, taken))]
+
+    def inputs_per_subject(self, scoring: Scoring) -> int:  # noqa: D102
+        return scoring.settings.samples
+
+
+class Randomization(Metric):
+    """The model-parameter randomisation test (Adebayo et al. 2018): the layers' weights are reset from the top
+    down, one more layer at each step, and the images explained again for the same classes. The values are the
+    Spearman correlation of the absolute attributions with the original ones, and the SSIM of the two maps (each
+    scaled to its peak), after every layer is reset; the curves give them after each step. An explanation that
+    stays close to the original (rank correlation above 0.5) does not depend on what the model learned."""
+
+    name = "randomization"
+    title = "Randomization"
+    better = "lower"
+    makes = ("randomization", "randomization-ssim")
+    needs_method = True
+    reads = ("seed",)
+
+    def measure(self, scoring: Scoring, subjects: Sequence[Subject]) -> list[list[Measured]]:  # noqa: D102
+        if scoring.explain is None:
+            raise OptionError("the randomization test explains the images again; it needs a method, not files")
+        explain = scoring.explain
+        ranked: list[list[float]] = [[] for _ in subjects]
+        similar: list[list[float]] = [[] for _ in subjects]
+        layers: list[str] = []
+        steps = cascade(scoring.model, scoring.settings.seed)
+        try:
+            for layer in steps:
+                layers.append(layer)
+                again = explain()
+                for index, subject in enumerate(subjects):
+                    new = np.asarray(again[subject.method][subject.row], dtype=np.float64)
+                    ranked[index].append(spearman(np.abs(subject.attribution), np.abs(new)))
+                    similar[index].append(ssim(_peak_scaled(subject.attribution), _peak_scaled(new)))
+        finally:
+            steps.close()  # the model's own weights back
+        points = tuple(layers)
+        return [
+            [
+                Measured(self.name, ranks[-1] if ranks else 1.0, tuple(ranks), points),
+                Measured("randomization-ssim", sims[-1] if sims else 1.0, tuple(sims), points),
+            ]
+            for ranks, sims in zip(ranked, similar, strict=True)
+        ]
+
+
+def _peak_scaled(attribution: np.ndarray) -> np.ndarray:
+    magnitude = np.abs(np.asarray(attribution, dtype=np.float64))
+    peak = float(magnitude.max(initial=0.0))
+    return magnitude / peak if peak > 0 else magnitude
+
+
+#: A randomised attribution whose rank correlation with the original stays above this fails the check.
+RANDOMIZATION_LIMIT = 0.5
+
+_ALL: tuple[type[Metric], ...] = (Deletion, Insertion, MuFidelity, Randomization)
+#: Every metric by name.
+METRICS: dict[str, type[Metric]] = {metric.name: metric for metric in _ALL}
+#: Which way is better, for each value a metric records.
+BETTER: dict[str, str] = {made: metric.better for metric in _ALL for made in metric.makes}
+
+
+def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+    """The metrics named, each once in order; raise :class:`OptionError` for an unknown one or none."""
+    chosen = tuple(dict.fromkeys(metrics))
+    if not chosen:
+        raise OptionError(f"choose at least one metric: {', '.join(METRICS)}")
+    unknown = [name for name in chosen if name not in METRICS]
+    if unknown:
+        raise OptionError(f"unknown metric '{unknown[0]}'; choose from: {', '.join(METRICS)}")
+    return chosen
+
+
+__all__ = ["BETTER", "METRICS", "EvaluationSettings", "Measured", "Metric", "Scoring", "Subject", "check_metrics"]

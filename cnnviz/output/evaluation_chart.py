@@ -1,0 +1,70 @@
+"""The picture of an evaluation run: the mean deletion and insertion curves of each method on one plot each, and
+the randomisation test's curves (matplotlib draws charts; grids stay numpy)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+#: What each panel plots, its title and its axis; the panels a run measured appear, in this order.
+PANELS = {
+    "deletion": ("Deletion: most important first (lower area is better)", "fraction of features deleted"),
+    "insertion": ("Insertion: most important first (higher area is better)", "fraction of features inserted"),
+    "randomization": (
+        "Randomization: rank correlation with the original (low is better)",
+        "layers reset, from the top",
+    ),
+}
+
+
+def curves_chart(result: Any, title: str = "") -> bytes | None:
+    """A PNG of ``result``'s mean curves per method (:class:`cnnviz.runs.evaluate.EvaluationResult`), each
+    method in the legend with its mean value; None where the run measured no curve."""
+    from matplotlib.figure import Figure
+
+    panels = [(metric, result.mean_curves(metric)) for metric in PANELS]
+    panels = [(metric, curves) for metric, curves in panels if curves]
+    if not panels:
+        return None
+    means = {(row.metric, row.method): row.mean for row in result.summary()}
+    colours = {method: f"C{index % 10}" for index, method in enumerate(result.methods)}
+    figure = Figure(figsize=(5.2 * len(panels), 4.2), dpi=100, layout="constrained")
+    for place, (metric, curves) in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, len(panels), place)
+        heading, xlabel = PANELS[metric]
+        for method, (curve, points) in curves.items():
+            x = np.arange(len(curve)) if points else np.linspace(0.0, 1.0, len(curve))
+            value = means.get((metric, method), float("nan"))
+            label = f"{method} ({'final' if points else 'area'} {value:.3f})"
+            axes.plot(
+                x,
+                curve,
+                color=colours[method],
+                linewidth=1.6,
+                marker="o" if points else None,
+                markersize=3,
+                label=label,
+            )
+        if metric == "randomization":
+            points = next(iter(curves.values()))[1]
+            axes.set_xticks(
+                np.arange(len(points)), [p.split("/")[-1] for p in points], rotation=60, fontsize=7, ha="right"
+            )
+            axes.axhline(0.5, color="#c0392b", linewidth=0.8, linestyle="--", label="fails above 0.5")
+            axes.set_ylim(-0.25, 1.05)
+            axes.set_ylabel("Spearman rank correlation of |attribution|")
+        else:
+            axes.set_xlim(0, 1)
+            axes.set_ylabel(f"class {result.score}")
+        axes.set_xlabel(xlabel)
+        axes.set_title(heading, fontsize=9)
+        axes.legend(fontsize=8, frameon=False)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.grid(alpha=0.25)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

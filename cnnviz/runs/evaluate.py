@@ -1,0 +1,357 @@
+"""An evaluation run, from a model, images and attribution methods to scores: what ``cnnviz evaluate`` calls.
+
+Each image is explained by every method of the run (and by attributions made elsewhere, read from ``.npy`` files
+named like the images), then every metric measures every attribution
+(:class:`cnnviz.methods.evaluation.Evaluator`). The scan runs on the engine the options choose
+(:func:`cnnviz.engines.dispatch.scan_inputs`), here or in Ray workers; what comes back is numbers, and this
+process writes the table's records (``json``, ``csv``) and the picture of the curves.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.engines.dispatch import EngineReading, scan_inputs
+from cnnviz.errors import OptionError
+from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.reader import Batch, Reader
+from cnnviz.methods.attribution import AttributionSettings, check_methods
+from cnnviz.methods.evaluation import (
+    BETTER,
+    DEFAULT_METRICS,
+    METRICS,
+    RANDOMIZATION_LIMIT,
+    EvaluationSettings,
+    Evaluator,
+    Measured,
+    check_metrics,
+)
+from cnnviz.methods.target import Target, checked_region
+from cnnviz.models.labels import class_name
+from cnnviz.output.evaluation_chart import curves_chart
+from cnnviz.output.files import save_bytes
+from cnnviz.runs.contract import Naming, Progress, RunResult, counted
+from cnnviz.runs.gradcam import ExplainingMethod
+
+#: The picture of the curves, in the run's folder.
+CURVES_FILE = "evaluation_curves.png"
+
+
+@dataclass(frozen=True)
+class EvaluateOptions(Naming, EngineReading):
+    """What ``evaluate`` scores and how, besides the shared parts (:class:`cnnviz.engines.naming.Naming`,
+    :class:`cnnviz.engines.dispatch.EngineReading`).
+
+    Attributes:
+        methods: cnnviz's methods to score (:data:`cnnviz.methods.attribution.METHODS`); may be empty with
+            ``explanation``.
+        metrics: the metrics (:data:`cnnviz.methods.evaluation.METRICS`).
+        explanation: a folder of attributions made elsewhere, one ``.npy`` per image named like it (``cat.npy`` for
+            ``cat.jpg``, or the image's output key ``a/cat.npy``), rows x cols (x channels) at the model's input
+            size; scored as a method named after the folder.
+        settings: the methods' own settings (:class:`cnnviz.methods.attribution.AttributionSettings`).
+        evaluation: the metrics' settings (:class:`cnnviz.methods.evaluation.EvaluationSettings`).
+        target: the class to explain in every image; each image's top class when None.
+        layer: the layer of the CAM methods.
+        labels_file: class names, one per line.
+        output: for a model of several outputs, the one to explain.
+        region: for a segmentation output, ``(top, left, bottom, right)`` in pixels of the model input.
+        json: write one record per image, method and metric (with the curves) to this file.
+        csv: the same records as CSV.
+        picture: draw the mean curves per method (``evaluation_curves.png`` in the output folder).
+
+    Raises:
+        OptionError: when made with a value that cannot work.
+    """
+
+    methods: Sequence[str] = ("gradcam",)
+    metrics: Sequence[str] = DEFAULT_METRICS
+    explanation: str | os.PathLike[str] | None = None
+    settings: AttributionSettings = field(default_factory=AttributionSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    target: str | int | None = None
+    layer: str | None = None
+    labels_file: str | None = None
+    output: str | None = None
+    region: tuple[int, int, int, int] | None = None
+    json: str | os.PathLike[str] | None = None
+    csv: str | os.PathLike[str] | None = None
+    picture: bool = True
+
+    def __post_init__(self) -> None:
+        self.check_engine_reading()
+        object.__setattr__(self, "metrics", check_metrics(list(self.metrics)))
+        if self.explanation is None or self.methods:
+            object.__setattr__(self, "methods", check_methods(list(self.methods), self.settings))
+        else:
+            if self.settings.given():
+                raise OptionError(f"`{self.settings.given()[0]}` is a method's setting; no method is chosen")
+        if self.explanation is not None:
+            folder = Path(self.explanation)
+            if not folder.is_dir():
+                raise OptionError(f"`explanation` must be a folder of .npy files; '{folder}' is not a folder")
+            needs = [name for name in self.metrics if METRICS[name].needs_method]
+            if needs:
+                raise OptionError(
+                    f"the {needs[0]} test explains the images again as the weights are reset, which attributions "
+                    "read from files cannot be; score files with deletion, insertion or mufidelity"
+                )
+            if self.explained_name in self.methods:
+                raise OptionError(f"the explanation folder is named '{self.explained_name}', as a method chosen")
+        if self.layer is not None and not self.methods:
+            raise OptionError("`layer` is for the CAM methods; no method is chosen")
+        checked_region(self.region)
+
+    @property
+    def explained_name(self) -> str:
+        """The name the attributions of ``explanation`` are scored under: the folder's name."""
+        return Path(self.explanation).resolve().name if self.explanation is not None else ""
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """One image's scores: its path, the class explained, and each method's :class:`Measured` values."""
+
+    path: str
+    target: int
+    target_name: str
+    measured: dict[str, list[Measured]]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One method's values of one metric over the images: mean, standard deviation, count, and which way is
+    better."""
+
+    metric: str
+    method: str
+    mean: float
+    std: float
+    count: int
+    better: str
+
+
+@dataclass
+class EvaluationResult(RunResult):
+    """What an evaluation run did: :class:`cnnviz.runs.contract.RunResult`, the methods and metrics, the layer
+    of the CAMs and the score read, and each image's scores."""
+
+    methods: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    score: str = "probability"
+    images: list[ImageScores] = field(default_factory=list)
+    picture: Path | None = None
+
+    def records(self, curves: bool = True) -> list[dict[str, Any]]:
+        """One record per image, method and value recorded, with the curve (``curve``, and for the randomization
+        test the layer reset at each point, ``points``) where there is one."""
+        records = []
+        for image in self.images:
+            for method in self.methods:
+                for measured in image.measured.get(method, []):
+                    record: dict[str, Any] = {
+                        "image": image.path,
+                        "method": method,
+                        "metric": measured.metric,
+                        "value": measured.value,
+                        "class": image.target,
+                        "class_name": image.target_name,
+                    }
+                    if curves and measured.curve:
+                        record["curve"] = list(measured.curve)
+                    if curves and measured.points:
+                        record["points"] = list(measured.points)
+                    records.append(record)
+        return records
+
+    def summary(self) -> list[Summary]:
+        """Each metric's values per method over the images, metrics in the order they were measured and methods
+        best first."""
+        made = [name for metric in self.metrics for name in METRICS[metric].makes]
+        rows = []
+        for metric in made:
+            per_method = []
+            for method in self.methods:
+                values = np.array(
+                    [m.value for image in self.images for m in image.measured.get(method, []) if m.metric == metric]
+                )
+                if not len(values):
+                    continue
+                std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+                per_method.append(Summary(metric, method, float(values.mean()), std, len(values), BETTER[metric]))
+            per_method.sort(key=lambda row: row.mean if row.better == "lower" else -row.mean)
+            rows.extend(per_method)
+        return rows
+
+    def flagged(self) -> list[str]:
+        """The methods that fail the randomization check: their attributions' mean rank correlation with the
+        original after every layer is reset stays above :data:`RANDOMIZATION_LIMIT`."""
+        return [
+            row.method for row in self.summary() if row.metric == "randomization" and row.mean > RANDOMIZATION_LIMIT
+        ]
+
+    def mean_curves(self, metric: str) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+        """Each method's mean curve of ``metric`` over the images, with the curve's point names (randomization)."""
+        curves = {}
+        for method in self.methods:
+            found = [m for image in self.images for m in image.measured.get(method, []) if m.metric == metric]
+            if found and found[0].curve:
+                curves[method] = (np.mean([m.curve for m in found], axis=0), found[0].points)
+        return curves
+
+
+@dataclass(frozen=True)
+class EvaluateWriting:
+    """What :class:`EvaluateImages` is set up with: the run's options, and each input's output key."""
+
+    options: EvaluateOptions
+    keys: dict[str, str]
+
+
+#: :class:`EvaluateImages`' partial: each image's scores by its place in the run.
+Scores = dict[int, ImageScores]
+
+
+class EvaluateImages(ExplainingMethod[Scores]):
+    """Scores over images as a method: each batch explained and measured; the partial is each image's
+    :class:`ImageScores` by its place."""
+
+    def __init__(self, model: Any, reader: Reader, options: EvaluateWriting) -> None:
+        super().__init__(model, reader, options)
+        chosen = options.options
+        self.given = chosen.explained_name
+        self.evaluator = Evaluator(
+            model,
+            chosen.methods,
+            chosen.metrics,
+            chosen.layer,
+            Target(chosen.output, chosen.region),
+            reader.settings,
+            chosen.settings,
+            chosen.evaluation,
+            reader.preprocessing,
+            given=(self.given,) if self.given else (),
+        )
+        self.explaining(model, self.evaluator.model, chosen, len(options.keys))
+
+    def scan(self, batch: Batch) -> Scores:  # noqa: D102
+        chosen = self.options.options
+        given = {}
+        if self.given:
+            given[self.given] = np.stack(
+                [np.load(explanation_file(chosen.explanation, path, self.options.keys[path])) for path in batch.paths]
+            )
+        evaluated = self.guarded(lambda: self.evaluator(batch.data, self.target, batch.numbers, given))
+        results = {}
+        for row, path in enumerate(batch.paths):
+            target = int(evaluated.classes[row])
+            measured = {method: evaluated.measured.get((row, method), []) for method in self.evaluator.methods}
+            results[batch.numbers[row]] = ImageScores(path, target, class_name(target, self.names), measured)
+        return results
+
+    @staticmethod
+    def merge(first: Scores, second: Scores) -> Scores:  # noqa: D102
+        return {**first, **second}
+
+
+def explanation_file(folder: str | os.PathLike[str], path: str, key: str) -> Path:
+    """The ``.npy`` file of ``folder`` that holds the attribution of the image at ``path`` (output key ``key``):
+    ``<folder>/<key>.npy``, else ``<folder>/<image's stem>.npy``.
+
+    Raises:
+        OptionError: neither exists.
+    """
+    for candidate in (Path(folder) / f"{key}.npy", Path(folder) / f"{Path(path).stem}.npy"):
+        if candidate.is_file():
+            return candidate
+    raise OptionError(
+        f"no attribution for {path} in {folder}: looked for {Path(folder) / (key + '.npy')}"
+        f"{'' if '/' not in key else ' and ' + str(Path(folder) / (Path(path).stem + '.npy'))}"
+    )
+
+
+def evaluate_images(
+    model: Any,
+    images: Sequence[str | os.PathLike[str] | Input],
+    out_dir: str | os.PathLike[str],
+    options: EvaluateOptions | None = None,
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Score each method of ``options`` on each image with each metric; write the picture of the curves
+    (``out_dir/evaluation_curves.png``) and the records (``options.json``, ``options.csv``). ``progress`` is
+    called with (images just done, images in the run).
+
+    Args:
+        model: a Keras model, or for the Ray engine a :class:`cnnviz.engines.naming.ModelRef` its workers load.
+        images: image files, folders and patterns.
+        out_dir: the output folder.
+        options: what to score and how.
+        progress: a progress hook.
+
+    Raises:
+        OptionError: a bad method, metric, setting, class, or a missing attribution file, before any image is read.
+        LayerNotFound, UnsupportedLayer, UnsupportedModel: the layer or the model does not fit.
+    """
+    options = options if options is not None else EvaluateOptions()
+    inputs = gather_inputs(images, exclude=Path(out_dir))
+    keys = {item.path: item.key for item in inputs}
+    if options.explanation is not None:
+        for item in inputs:
+            explanation_file(options.explanation, item.path, item.key)
+    methods = [*options.methods, *([options.explained_name] if options.explanation is not None else [])]
+    result = EvaluationResult(
+        methods=methods,
+        metrics=list(options.metrics),
+        score=options.evaluation.score,
+        fit=options.fit,
+        inputs=len(inputs),
+    )
+    scanned = scan_inputs(
+        EvaluateImages, EvaluateWriting(options, keys), model, inputs, options, counted(progress, len(inputs))
+    )
+    result.failures, result.notes, result.precision = scanned.failures, scanned.notes, scanned.precision
+    result.preprocessing = scanned.preprocessing
+    if scanned.partial is not None:
+        result.images = [scanned.partial[number] for number in sorted(scanned.partial)]
+    if options.picture and result.images:
+        chart = curves_chart(result, f"{options.label_of(model)}: {len(result.images)} images")
+        if chart is not None:
+            result.picture = save_bytes(chart, Path(out_dir) / CURVES_FILE)
+            result.written.append(result.picture)
+    if options.json is not None:
+        result.written.append(_written(options.json, json.dumps(result.records(), indent=2) + "\n"))
+    if options.csv is not None:
+        result.written.append(_write_csv(options.csv, result.records()))
+    return result
+
+
+def _written(path: str | os.PathLike[str], text: str) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def _write_csv(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["image", "method", "metric", "value", "class", "class_name", "curve", "points"]
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        for record in records:
+            row = dict(record)
+            row["value"] = repr(float(record["value"])) if math.isfinite(record["value"]) else "nan"
+            row["curve"] = " ".join(repr(float(v)) for v in record.get("curve", []))
+            row["points"] = " ".join(record.get("points", []))
+            writer.writerow(row)
+    return target
