@@ -15,6 +15,11 @@ from cnnviz._version import __version__
 #: Where each public name lives. They are imported on first use (PEP 562), so that ``import cnnviz.cli`` (and
 #: ``cnnviz --help``) loads only what the command line needs: not numpy's, matplotlib's or Keras's import time.
 _PUBLIC = {
+    "EvaluateOptions": "cnnviz.runs.evaluate",
+    "EvaluationResult": "cnnviz.runs.evaluate",
+    "evaluate_images": "cnnviz.runs.evaluate",
+    "EvaluationSettings": "cnnviz.methods.evaluation",
+    "Evaluator": "cnnviz.methods.evaluation",
     "AttributeOptions": "cnnviz.runs.attribute",
     "AttributionResult": "cnnviz.runs.attribute",
     "AttributionSettings": "cnnviz.methods.attribution",
@@ -128,6 +133,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.inputs.images import load_image
     from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
     from cnnviz.methods.attribution import Attributions, AttributionSettings, Attributor, attribute
+    from cnnviz.methods.evaluation import EvaluationSettings, Evaluator
     from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
     from cnnviz.methods.filters import layer_kernels
     from cnnviz.methods.gradcam import Explanation, GradCam, Target, gradcam
@@ -144,6 +150,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.runs.attribute import AttributeOptions, AttributionResult, render_attributions
     from cnnviz.runs.callback import VisualizeCallback
     from cnnviz.runs.contract import Naming, RunResult, ViewSettings
+    from cnnviz.runs.evaluate import EvaluateOptions, EvaluationResult, evaluate_images
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
     from cnnviz.runs.filters import FilterOptions, render_filters
     from cnnviz.runs.gradcam import GradcamOptions, GradcamResult, render_gradcam
@@ -167,6 +174,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "EvaluateOptions",
+    "EvaluationResult",
+    "evaluate_images",
+    "EvaluationSettings",
+    "Evaluator",
     "AttributeOptions",
     "AttributionResult",
     "AttributionSettings",

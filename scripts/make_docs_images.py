@@ -1,6 +1,7 @@
 """Make the pictures the README shows, in docs/, with cnnviz itself: offline, from the bundled model and VGG16.
 
     python scripts/make_docs_images.py            # writes docs/*.png and the training GIF (together under 1 MB)
+    python scripts/make_docs_images.py --only evaluation   # one step
 
 VGG16 is drawn with ImageNet weights when Keras has them cached (~/.keras/models), else with random weights, and
 the header says which. Running the script again on the same machine gives the same bytes.
@@ -203,16 +204,12 @@ def segmentation_heads(out: Path) -> None:
         _save_small(explained.images[0].picture, out / "segmentation_gradcam_square.png", colours=64)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", "-o", type=Path, default=ROOT / "docs")
-    args = parser.parse_args(argv)
-
+def featuremap_pictures(shapes: object, out: Path) -> None:
+    """The shapes model's first-layer filters and maps for the cat, and VGG16's block1_conv2 maps and its last
+    layer's dead-filter chart."""
     import cnnviz
     from cnnviz.draw.headers import filter_header, map_header
 
-    out: Path = args.output
-    shapes = cnnviz.load_model("shapes")
     edges = cnnviz.conv_layers(shapes)[0]
     kernels = cnnviz.layer_kernels(edges)
     everything = list(range(kernels.shape[0]))
@@ -223,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     # The photo at half size keeps the file small; the bundled model takes any size.
     maps = cnnviz.feature_maps(shapes, [CAT], ["edges"], cnnviz.ReadingSettings(size=(148, 224)))["edges"][0]
     header = map_header("shapes", edges, maps, CAT.name, norm="map", max_maps=None)
-    cnnviz.save_png(cnnviz.feature_map_grid(maps, header=header), out / "shapes_featuremaps_edges.png")
+    _save_small(cnnviz.feature_map_grid(maps, header=header), out / "shapes_featuremaps_edges.png", colours=64)
 
     weights = _vgg16_weights()
     cnnviz._keras.keras_module().utils.set_random_seed(0)  # random weights, when used, the same every time
@@ -233,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     maps = cnnviz.feature_maps(vgg16, [CAT], [block1.path])[block1.path][0]
     header = map_header(label, block1, maps, CAT.name, norm="map", max_maps=9, fit="crop")
     picture = cnnviz.feature_map_grid(maps, max_maps=9, header=header)
-    cnnviz.save_png(picture, out / f"vgg16_featuremaps_{block1.path}.png")
+    _save_small(picture, out / f"vgg16_featuremaps_{block1.path}.png", colours=64)
 
     # Dead and rarely active filters of VGG16's last conv layer over the sample photos.
     from cnnviz.methods.stats import filter_stats
@@ -246,11 +243,49 @@ def main(argv: list[str] | None = None) -> int:
     save_bytes(activity_chart(stats, label), out / f"vgg16_stats_{last.path}.png")
     print(stats_table([stats]))
 
-    training_gif(out / "shapes_edges_training.gif")
-    explaining(shapes, out)
-    top_rows(shapes, out)
-    explorer_screenshot(shapes, out)
-    segmentation_heads(out)
+
+def evaluation_curves(shapes: object, out: Path) -> None:
+    """``cnnviz evaluate`` of four methods on the bundled model over the sample photos: deletion, insertion and
+    the randomisation test's curves."""
+    import tempfile
+
+    from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
+
+    methods = ("gradcam", "layercam", "gradient", "integrated-gradients")
+    metrics = ("deletion", "insertion", "randomization")
+    options = EvaluateOptions(methods=methods, metrics=metrics, size=(160, 240), model_label="shapes")
+    with tempfile.TemporaryDirectory() as temp:
+        result = evaluate_images(shapes, [CAT.parent], Path(temp), options)
+        assert result.picture is not None
+        _save_small(result.picture, out / "shapes_evaluation_curves.png", colours=32)
+    for row in result.summary():
+        print(f"{row.metric:20s} {row.method:22s} {row.mean:6.3f} {row.std:6.3f} {row.count}")
+
+
+#: The steps of the script, by name (``--only``), in the order they run.
+STEPS = {
+    "featuremaps": featuremap_pictures,
+    "training": lambda shapes, out: training_gif(out / "shapes_edges_training.gif"),
+    "explaining": explaining,
+    "top": top_rows,
+    "explore": explorer_screenshot,
+    "segmentation": lambda shapes, out: segmentation_heads(out),
+    "evaluation": evaluation_curves,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", "-o", type=Path, default=ROOT / "docs")
+    parser.add_argument("--only", nargs="+", choices=list(STEPS), default=list(STEPS), help="the steps to run")
+    args = parser.parse_args(argv)
+
+    import cnnviz
+
+    out: Path = args.output
+    shapes = cnnviz.load_model("shapes")
+    for name in args.only:
+        STEPS[name](shapes, out)
 
     pictures = sorted([*out.glob("*.png"), *out.glob("*.gif")])
     total = sum(path.stat().st_size for path in pictures)

@@ -65,6 +65,12 @@ from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
 settings = AttributionSettings(samples=8, masks=256, steps=16)
 attributed = attribute(model, pictures, list(METHODS), 1, layer="conv2", settings=settings)
 found.update({"attribution_" + method: heat for method, heat in attributed.heatmaps.items()})
+from cnnviz.methods.evaluation import METRICS, EvaluationSettings, Evaluator
+evaluation = EvaluationSettings(steps=8, samples=16, grid=4, baseline="blur")
+scored = Evaluator(model, ("gradcam", "gradient"), tuple(METRICS), "conv2", settings=evaluation)(pictures, 1)
+for (row, method), values in scored.measured.items():
+    for value in values:
+        found[f"evaluation_{method}_{value.metric}_{row}"] = np.array([value.value, *value.curve])
 np.savez(out, **found)
 """
 
@@ -130,6 +136,15 @@ def test_every_attribution_method_agrees_on_tensorflow_and_jax(both_backends) ->
         scale = np.abs(tf[key]).max()
         assert scale > 0, key
         np.testing.assert_allclose(jax[key], tf[key], rtol=1e-3, atol=1e-4 * scale, err_msg=key)
+
+
+@needs_jax
+def test_every_metric_agrees_on_tensorflow_and_jax(both_backends) -> None:  # type: ignore[no-untyped-def]
+    tf, jax = both_backends
+    scores = [key for key in tf if key.startswith("evaluation_")]
+    assert len(scores) == 6 * 2 * 5  # pictures x methods x values recorded
+    for key in scores:
+        np.testing.assert_allclose(jax[key], tf[key], rtol=1e-3, atol=2e-3, err_msg=key)
 
 
 @needs_jax

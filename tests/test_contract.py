@@ -14,7 +14,9 @@ from PIL import Image
 
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
+from cnnviz.methods.evaluation import EvaluationSettings
 from cnnviz.runs.attribute import AttributeOptions, render_attributions
+from cnnviz.runs.evaluate import EvaluateOptions
 from cnnviz.runs.featuremaps import MapOptions
 from cnnviz.runs.filters import FilterOptions
 from cnnviz.runs.gradcam import GradcamOptions
@@ -42,6 +44,16 @@ ROOT = Path(__file__).resolve().parent.parent
         (lambda: AttributeOptions(methods=("cam",)), "unknown method 'cam'"),
         (lambda: AttributeOptions(top=0), "top must be at least 1"),
         (lambda: AttributeOptions(engine="spark"), "unknown engine 'spark'"),
+        (lambda: EvaluateOptions(metrics=("accuracy",)), "unknown metric 'accuracy'"),
+        (lambda: EvaluateOptions(methods=("eigencam",), layer="x", engine="spark"), "unknown engine 'spark'"),
+        (lambda: EvaluateOptions(methods=()), "choose at least one method"),
+        (
+            lambda: EvaluateOptions(evaluation=EvaluationSettings(samples=50)),
+            "`samples` is a setting of mufidelity, which is not among the metrics chosen",
+        ),
+        (lambda: EvaluationSettings(score="odds"), "unknown score 'odds'; choose one of: probability, logit"),
+        (lambda: EvaluationSettings(baseline="grey"), "unknown baseline 'grey'"),
+        (lambda: ReportOptions(quality=("deletion",), gradcam=False), "scores the attributions, which are left out"),
         (lambda: ReportOptions(size=(0, 4)), r"a size is \(rows, cols\) of at least 1 pixel"),
         (lambda: MaximizeRunOptions(filters="0:4"), r"maximize needs a layer \(`layer`\)"),
         (lambda: MaximizeRunOptions(layer="x", steps=0), "maximize needs at least 1 step"),

@@ -379,3 +379,35 @@ def test_what_a_run_cannot_honour_is_refused(squares, tmp_path) -> None:  # type
         evaluate_images(None, [squares[0]], tmp_path, EvaluateOptions(explanation=empty, methods=()))
     done = CliRunner().invoke(main, ["evaluate", str(squares[0]), "--metric", "bogus"])
     assert done.exit_code == 2 and "unknown metric 'bogus'" in done.output
+
+
+def test_an_attribution_file_that_does_not_fit_is_named_in_the_error(square_finder, squares, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    images, oracle, _ = squares
+    bad = tmp_path / "bad"
+    shutil.copytree(oracle, bad)
+    np.save(bad / "p3.npy", np.zeros((16, 16), np.float32))  # the image's size is 32x32
+    (bad / "p4.npy").write_bytes(b"not an array")
+    options = EvaluateOptions(methods=(), explanation=bad, preprocess="none", batch_size=1)
+    with pytest.raises(
+        OptionError, match=r"p3\.npy: an attribution of shape \[16, 16\] does not fit an input of 32x32"
+    ):
+        evaluate_images(square_finder, [images / "p3.png"], tmp_path / "out", options)
+    with pytest.raises(OptionError, match=r"p4\.npy is not a NumPy \.npy array of numbers"):
+        evaluate_images(square_finder, [images / "p4.png"], tmp_path / "out", options)
+
+
+def test_randomization_reaches_a_frozen_nested_base_and_skips_preprocessing_constants(keras) -> None:  # type: ignore[no-untyped-def]
+    base = keras.Sequential(
+        [keras.Input((10, 10, 2)), keras.layers.Conv2D(3, 3, name="conv"), keras.layers.BatchNormalization(name="bn")],
+        name="base",
+    )
+    base.trainable = False  # transfer learning: the base is frozen
+    inputs = keras.Input((10, 10, 2))
+    scaled = keras.layers.Normalization(mean=0.5, variance=0.25, name="norm")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(base(scaled))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="head")(pooled))
+    images = np.random.default_rng(6).uniform(size=(1, 10, 10, 2)).astype(np.float32)
+    before = [np.array(w) for w in model.weights]
+    scored = Evaluator(model, ("gradient",), ("randomization",))(images, 0)
+    assert scored.measured[(0, "gradient")][0].points == ("head", "base/bn", "base/conv")
+    assert all((np.array(w) == b).all() for w, b in zip(model.weights, before, strict=True))

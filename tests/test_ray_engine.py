@@ -207,3 +207,27 @@ def test_every_attribution_method_on_ray_writes_the_local_engines_bytes(cluster,
             assert ours.read_bytes() == theirs.read_bytes(), relative
         else:
             np.testing.assert_allclose(np.load(ours), np.load(theirs), rtol=1e-5, atol=1e-7, err_msg=str(relative))
+
+
+def test_every_metric_on_ray_gives_the_local_engines_scores(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.methods.evaluation import METRICS, EvaluationSettings
+    from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
+
+    inputs = find_inputs([str(photos)])
+    evaluation = EvaluationSettings(steps=6, samples=12, grid=4)
+    options = EvaluateOptions(
+        methods=("gradcam", "gradient"), metrics=tuple(METRICS), evaluation=evaluation, size=(64, 64), batch_size=3
+    )
+    local = evaluate_images(ModelRef("shapes").load(include_top=True), inputs, tmp_path / "local", options)
+    distributed = evaluate_images(ModelRef("shapes"), inputs, tmp_path / "ray", replace(options, engine="ray"))
+
+    assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"]
+    ours, theirs = distributed.records(), local.records()
+    assert len(theirs) == 4 * 2 * 5  # images x methods x (deletion, insertion, mufidelity, randomization and SSIM)
+    assert [(r["image"], r["method"], r["metric"]) for r in ours] == [
+        (r["image"], r["method"], r["metric"]) for r in theirs
+    ]
+    for mine, local_one in zip(ours, theirs, strict=True):
+        assert mine["value"] == pytest.approx(local_one["value"], abs=1e-5), mine
+        np.testing.assert_allclose(mine.get("curve", []), local_one.get("curve", []), atol=1e-5)
+    assert (tmp_path / "ray" / "evaluation_curves.png").read_bytes() == local.picture.read_bytes()

@@ -34,9 +34,10 @@ def report(square_finder, tmp_path_factory) -> Path:  # type: ignore[no-untyped-
     pictures.mkdir()
     Image.fromarray(square_picture().astype(np.uint8)).save(pictures / "square.png")
     Image.fromarray(square_picture(seed=5)[::-1].astype(np.uint8)).save(pictures / "a <b> & 'c'.png")
-    result = CliRunner().invoke(main, ["report", str(pictures), "--model", str(model), "-o", str(root / "out")])
+    command = ["report", str(pictures), "--model", str(model), "-o", str(root / "out"), "--quality", "deletion"]
+    result = CliRunner().invoke(main, [*command, "--quality", "insertion"])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == f"wrote {root / 'out' / 'index.html'} with 10 pictures"
+    assert result.output.splitlines()[-1] == f"wrote {root / 'out' / 'index.html'} with 11 pictures"
     return root / "out" / "index.html"
 
 
@@ -44,12 +45,13 @@ def test_the_page_holds_every_section_with_relative_escaped_links(report: Path) 
     text = report.read_text()
 
     sources = re.findall(r'<img src="([^"]+)"', text)
-    # per layer (conv1, conv2): filters, a statistics chart, the maps of 2 pictures; and 2 Grad-CAM pictures
-    assert len(sources) == 10
+    # per layer (conv1, conv2): filters, a statistics chart, the maps of 2 pictures; 2 Grad-CAM pictures; the
+    # explanation quality's curves
+    assert len(sources) == 11
     assert all(not src.startswith(("/", "http", "file:")) for src in sources)
     assert all((report.parent / unquote(html.unescape(src))).is_file() for src in sources)
     assert "a &lt;b&gt; &amp; &#x27;c&#x27;.png" in text and "a <b>" not in text  # the awkward name, escaped
-    assert text.count('loading="lazy"') == 10
+    assert text.count('loading="lazy"') == 11
     assert '<a href="#layer-0">conv1</a>' in text and '<a href="#layer-1">conv2</a>' in text
     assert "8 filters over 2 images: " in text and "16 filters over 2 images: " in text
     assert "Where the model looks: Grad-CAM, Layer-CAM, Eigen-CAM, Gradient" in text
@@ -58,6 +60,18 @@ def test_the_page_holds_every_section_with_relative_escaped_links(report: Path) 
     assert f"Keras&#x27;s {chosen_backend()} backend, in float32" in text  # what the model computed on
     assert re.search(r"square\.png: class 1 \(top: class 1 (0\.9\d\d|1\.000)", text)
     assert "http://" not in text and "https://" not in text  # nothing from the network
+    # the explanation quality block: every method scored on both metrics, best first, and the curves
+    quality = text[text.index('<section id="quality">') :]
+    quality = quality[: quality.index("</section>")]
+    scored = re.findall(r"<tr><td>(deletion|insertion)</td><td>([a-z]+)</td><td class=\"num\">([0-9.]+)</td>", quality)
+    assert [(metric, method) for metric, method, _ in scored if metric == "deletion"] == [
+        ("deletion", method)
+        for method, _ in sorted(
+            ((method, float(value)) for metric, method, value in scored if metric == "deletion"), key=lambda x: x[1]
+        )
+    ]
+    assert {method for _, method, _ in scored} == {"gradcam", "layercam", "eigencam", "gradient"} and len(scored) == 8
+    assert 'src="quality/evaluation_curves.png"' in quality and '<a href="#quality">' in text
 
 
 @needs_chromium
@@ -87,7 +101,7 @@ def test_chromium_renders_the_page_with_every_picture_and_no_console_errors(repo
     assert console == []
     body = re.search(r"<body([^>]*)>", dom.stdout)
     assert body is not None
-    assert 'data-loaded="10"' in body.group(1) and 'data-missing="0"' in body.group(1)
+    assert 'data-loaded="11"' in body.group(1) and 'data-missing="0"' in body.group(1)
 
     shot = tmp_path / "report.png"
     taken = subprocess.run(
@@ -124,5 +138,5 @@ def test_a_missing_picture_is_counted_and_outlined(report: Path, tmp_path: Path)
         text=True,
         timeout=120,
     )
-    assert re.search(r'<body[^>]*data-missing="10"', dom.stdout)
-    assert dom.stdout.count('class="missing"') == 10
+    assert re.search(r'<body[^>]*data-missing="11"', dom.stdout)
+    assert dom.stdout.count('class="missing"') == 11

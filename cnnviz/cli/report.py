@@ -19,6 +19,7 @@ from cnnviz.cli.common import (
     say_computation,
     say_notes,
 )
+from cnnviz.cli.evaluate import metric_list
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.methods.attribution.base import REPORT_METHODS
 from cnnviz.output.files import check_writable
@@ -30,6 +31,15 @@ from cnnviz.output.files import check_writable
 @method_option(
     "Attribution methods shown side by side for each image (as 'cnnviz explain' takes them). "
     f"Default: {','.join(REPORT_METHODS)}."
+)
+@click.option(
+    "--quality",
+    "metrics",
+    multiple=True,
+    callback=metric_list,
+    metavar="METRIC[,METRIC...]",
+    help="Add an explanation quality block: these metrics (as 'cnnviz evaluate' takes them: deletion, insertion, "
+    "mufidelity, randomization, or all) score the methods on the images.",
 )
 @click.option(
     "--no-gradcam", is_flag=True, help="Leave the attributions out (for models that do not end in class scores)."
@@ -47,6 +57,7 @@ def report(
     images: tuple[str, ...],
     choice: ModelChoice,
     methods: tuple[str, ...],
+    metrics: tuple[str, ...],
     no_gradcam: bool,
     output: str,
     reading: Reading,
@@ -56,7 +67,8 @@ def report(
     The page holds the conv-layer table, for each image where the model looks (Grad-CAM, Layer-CAM, Eigen-CAM
     and the input gradient side by side, or the --method list), and for every conv layer its filters, its
     dead-filter statistics over the images, its feature maps for each image (up to 64 maps a layer) and, with 9
-    images or more, each filter's top images and patches (the first 16 filters of a layer). It needs
+    images or more, each filter's top images and patches (the first 16 filters of a layer); with --quality, a
+    table of scores that say which of the methods to trust, and their curves. It needs
     no server and nothing from the network: open it in a browser, or zip the folder and send it. Pictures load as
     you scroll, and an index on the left leads to each layer.
 
@@ -68,6 +80,7 @@ def report(
       cnnviz report sample_images/ --model shapes -o report/
       cnnviz report sample_images/cat.jpg -o report/
       cnnviz report sample_images/ --model shapes --method gradcam,scorecam,rise -o report/
+      cnnviz report sample_images/ --model shapes --quality deletion,insertion -o report/
       cnnviz report photos/ --model my_model.keras --no-gradcam
     """
     from cnnviz.runs.report import ReportOptions, write_report
@@ -78,6 +91,7 @@ def report(
             **reading.settings(choice.model_size()),
             gradcam=not no_gradcam,
             methods=methods or REPORT_METHODS,
+            quality=metrics,
         )
         check_writable(output)
         inputs = gather_inputs(images, exclude=output)

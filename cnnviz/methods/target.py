@@ -269,15 +269,16 @@ class TargetModel:
         shape = model.outputs[0].shape
         return int(shape[1] if channels_first else shape[-1])
 
-    def weighted_layers(self) -> list[tuple[str, Any]]:
-        """The model's layers with trainable weights, by path in the order the model calls them (nested models'
-        layers in their place)."""
+    def learned_layers(self) -> list[tuple[str, Any]]:
+        """The model's layers with learned weights (weights their layer makes with an initializer: kernels,
+        biases, a batch norm's scale, offset and statistics; frozen ones too), by path in the order the model calls
+        them, nested models' layers in their place. A preprocessing layer's adapted constants are not learned."""
         keras = keras_module()
         traced = trace(self.source, None, input=self._input)
         return [
             (path, layer)
             for path, layer in traced.layers.items()
-            if layer.trainable_weights and not isinstance(layer, keras.Model)
+            if not isinstance(layer, keras.Model) and learned_weights(layer)
         ]
 
     def _placed(self, others: Sequence[Any], images: Any) -> list[Any]:
@@ -545,6 +546,17 @@ class TargetModel:
         compiled = backends.compiled(step, model.variables)
         self._compiled[key] = compiled
         return compiled
+
+
+def learned_weights(layer: Any) -> list[tuple[Any, Any]]:
+    """``layer``'s weights that it makes with an initializer (``kernel`` by ``kernel_initializer``, ...), each with
+    that initializer."""
+    found = []
+    for weight in layer.weights:
+        initializer = getattr(layer, f"{str(weight.name).split('/')[-1]}_initializer", None)
+        if initializer is not None:
+            found.append((weight, initializer))
+    return found
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:

@@ -41,6 +41,16 @@ class LayerSection:
 
 
 @dataclass
+class Quality:
+    """The page's "explanation quality" block: one row per metric and method (metric, method, mean, standard
+    deviation, images, which way is better), the picture of the curves, and what to say under them."""
+
+    rows: list[tuple[str, str, float, float, int, str]]
+    figure: Figure | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ReportPage:
     """Everything the page holds, ready to be written as HTML by :func:`report_html`."""
 
@@ -51,6 +61,8 @@ class ReportPage:
     notes: list[str] = field(default_factory=list)
     #: The attribution methods of the ``gradcam`` figures, as their pictures title them.
     methods: list[str] = field(default_factory=lambda: ["Grad-CAM"])
+    #: Scores of those methods (``report --quality``), or None.
+    quality: Quality | None = None
 
 
 def figure_of(path: Path, root: Path, caption: str) -> Figure:
@@ -124,6 +136,25 @@ def _img(figure: Figure) -> str:
     )
 
 
+def _quality(quality: Quality) -> str:
+    """The "explanation quality" section: the scores' table, best first per metric, and the curves."""
+    rows = "".join(
+        f'<tr><td>{_text(metric)}</td><td>{_text(method)}</td><td class="num">{mean:.3f}</td>'
+        f'<td class="num">{std:.3f}</td><td class="num">{count}</td><td>{_text(better)}</td></tr>'
+        for metric, method, mean, std, count, better in quality.rows
+    )
+    table = (
+        '<table><thead><tr><th>metric</th><th>method</th><th class="num">mean</th><th class="num">std</th>'
+        f'<th class="num">images</th><th>better</th></tr></thead><tbody>{rows}</tbody></table>'
+    )
+    notes = "".join(f"<li>{_text(note)}</li>" for note in quality.notes)
+    figure = _img(quality.figure) if quality.figure is not None else ""
+    return (
+        f'<section id="quality"><h2>Explanation quality</h2>{table}'
+        f"{f'<ul class=notes>{notes}</ul>' if notes else ''}{figure}</section>"
+    )
+
+
 def report_html(page: ReportPage) -> str:
     """The page as one HTML document: inline style and script, every picture by a relative link.
 
@@ -136,6 +167,8 @@ def report_html(page: ReportPage) -> str:
     index = ['<li><a href="#model">Model</a></li>', '<li><a href="#layers">Conv layers</a></li>']
     if page.gradcam:
         index.append('<li><a href="#gradcam">Where it looks</a></li>')
+    if page.quality is not None:
+        index.append('<li><a href="#quality">Explanation quality</a></li>')
     index += [f'<li><a href="#layer-{n}">{_text(s.name)}</a></li>' for n, s in enumerate(page.layers)]
     facts = "".join(f"<dt>{_text(key)}</dt><dd>{_text(value)}</dd>" for key, value in page.facts)
     notes = "".join(f"<li>{_text(note)}</li>" for note in page.notes)
@@ -159,6 +192,8 @@ def report_html(page: ReportPage) -> str:
         figures = "".join(_img(figure) for figure in page.gradcam)
         methods = _text(", ".join(page.methods))
         parts.append(f'<section id="gradcam"><h2>Where the model looks: {methods}</h2>{figures}</section>')
+    if page.quality is not None:
+        parts.append(_quality(page.quality))
     for number, section in enumerate(page.layers):
         about = f"{section.kind}, kernel {section.kernel}, output {section.output}, {section.params:,} params"
         body = [f'<section id="layer-{number}"><h2>{_text(section.name)} <small>{_text(about)}</small></h2>']

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.engines.dispatch import EngineReading, scan_inputs
-from cnnviz.errors import OptionError
+from cnnviz.errors import OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.attribution import AttributionSettings, check_methods
@@ -35,6 +35,7 @@ from cnnviz.methods.evaluation import (
     Measured,
     check_metrics,
 )
+from cnnviz.methods.evaluation.features import as_map
 from cnnviz.methods.target import Target, checked_region
 from cnnviz.models.labels import class_name
 from cnnviz.output.evaluation_chart import curves_chart
@@ -89,7 +90,8 @@ class EvaluateOptions(Naming, EngineReading):
 
     def __post_init__(self) -> None:
         self.check_engine_reading()
-        object.__setattr__(self, "metrics", check_metrics(list(self.metrics)))
+        seeded = ("seed",) if any(name in ("smoothgrad", "rise") for name in self.methods) else ()
+        object.__setattr__(self, "metrics", check_metrics(list(self.metrics), self.evaluation, seeded))
         if self.explanation is None or self.methods:
             object.__setattr__(self, "methods", check_methods(list(self.methods), self.settings))
         else:
@@ -247,9 +249,9 @@ class EvaluateImages(ExplainingMethod[Scores]):
         chosen = self.options.options
         given = {}
         if self.given:
-            given[self.given] = np.stack(
-                [np.load(explanation_file(chosen.explanation, path, self.options.keys[path])) for path in batch.paths]
-            )
+            rows, cols = batch.data.shape[1:3]
+            files = [explanation_file(chosen.explanation, path, self.options.keys[path]) for path in batch.paths]
+            given[self.given] = np.stack([read_attribution(file, rows, cols) for file in files])
         evaluated = self.guarded(lambda: self.evaluator(batch.data, self.target, batch.numbers, given))
         results = {}
         for row, path in enumerate(batch.paths):
@@ -277,6 +279,21 @@ def explanation_file(folder: str | os.PathLike[str], path: str, key: str) -> Pat
         f"no attribution for {path} in {folder}: looked for {Path(folder) / (key + '.npy')}"
         f"{'' if '/' not in key else ' and ' + str(Path(folder) / (Path(path).stem + '.npy'))}"
     )
+
+
+def read_attribution(file: Path, rows: int, cols: int) -> np.ndarray:
+    """An attribution file as a ``(rows, cols)`` map (:func:`cnnviz.methods.evaluation.features.as_map`).
+
+    Raises:
+        OptionError: the file is not a NumPy array of numbers, or does not fit the input's size.
+    """
+    try:
+        values = np.load(file, allow_pickle=False)
+        return as_map(values, rows, cols)
+    except OptionError as exc:
+        raise OptionError(f"{file}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"{file} is not a NumPy .npy array of numbers ({brief(exc)})") from None
 
 
 def evaluate_images(

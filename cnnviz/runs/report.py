@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnviz._keras import chosen_backend
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.feeds import fed_description
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.methods.attribution.base import REPORT_METHODS
@@ -27,7 +27,7 @@ from cnnviz.models.graph import input_shape, shape_text
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.files import save_bytes
 from cnnviz.output.manifest import read_manifest
-from cnnviz.output.report_page import Figure, LayerSection, ReportPage, figure_of, report_html
+from cnnviz.output.report_page import Figure, LayerSection, Quality, ReportPage, figure_of, report_html
 from cnnviz.runs.contract import Naming, Progress, ReadingSettings, RunResult, counted
 from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
 from cnnviz.runs.filters import FilterOptions, render_filters
@@ -48,6 +48,8 @@ class ReportOptions(Naming, ReadingSettings):
             says why it is missing).
         methods: the attribution methods shown side by side for each image (:mod:`cnnviz.methods.attribution`);
             by default the four that take one forward and one backward pass each.
+        quality: metrics (:data:`cnnviz.methods.evaluation.METRICS`) that score those methods on the images in
+            an "explanation quality" block (``cnnviz evaluate``'s run); none for no block.
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -55,12 +57,18 @@ class ReportOptions(Naming, ReadingSettings):
 
     gradcam: bool = True
     methods: Sequence[str] = REPORT_METHODS
+    quality: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.check_reading()
         from cnnviz.methods.attribution import AttributionSettings, check_methods
+        from cnnviz.methods.evaluation import check_metrics
 
         object.__setattr__(self, "methods", check_methods(list(self.methods), AttributionSettings()))
+        if self.quality:
+            object.__setattr__(self, "quality", check_metrics(list(self.quality)))
+            if not self.gradcam:
+                raise OptionError("the explanation quality block scores the attributions, which are left out")
 
 
 @dataclass
@@ -103,7 +111,7 @@ def write_report(
     inputs = gather_inputs(images, exclude=root)
     names = {item.path: Path(item.path).name for item in inputs}
     ranked = len(inputs) >= DEFAULT_K  # a top-images block needs at least k images to rank
-    passes = 2 + options.gradcam + ranked
+    passes = 2 + options.gradcam + ranked + bool(options.quality)
 
     def advance(done: int, total: int) -> None:
         if progress is not None:
@@ -141,6 +149,7 @@ def write_report(
                 explained.append(figure_of(result.picture, root, caption))
         except CnnvizError as exc:
             notes.append(f"attributions left out: {exc}")
+    quality = _quality(model, inputs, root, options, naming, reading, notes, advance) if options.quality else None
     facts = [
         ("model", label),
         ("weights", options.weights or "the model's own"),
@@ -163,10 +172,10 @@ def write_report(
     from cnnviz.methods.attribution import METHODS
 
     titles = [METHODS[method].title for method in options.methods]
-    page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes, titles)
+    page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes, titles, quality)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     shown = (len(s.maps) + (s.filters is not None) + (s.chart is not None) + (s.top is not None) for s in sections)
-    pictures = sum(shown) + len(explained)
+    pictures = sum(shown) + len(explained) + (quality is not None and quality.figure is not None)
     return ReportResult(
         written=[target],
         failures=maps.failures,
@@ -178,6 +187,33 @@ def write_report(
         page=target,
         pictures=pictures,
     )
+
+
+def _quality(
+    model: Any,
+    inputs: Sequence[Input],
+    root: Path,
+    options: ReportOptions,
+    naming: Naming,
+    reading: dict[str, Any],
+    notes: list[str],
+    advance: Progress,
+) -> Quality | None:
+    """The "explanation quality" block: ``cnnviz evaluate``'s run of the report's methods and metrics."""
+    from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
+
+    chosen = EvaluateOptions(**vars(naming), **reading, methods=options.methods, metrics=options.quality)
+    try:
+        run = evaluate_images(model, inputs, root / "quality", chosen, advance)
+    except CnnvizError as exc:
+        notes.append(f"explanation quality left out: {exc}")
+        return None
+    rows = [(r.metric, r.method, r.mean, r.std, r.count, r.better) for r in run.summary()]
+    figure = None
+    if run.picture is not None:
+        figure = figure_of(run.picture, root, f"mean curves over {len(run.images)} images")
+    said = [f"FAILS the randomization check: {', '.join(run.flagged())}"] if run.flagged() else []
+    return Quality(rows, figure, said)
 
 
 #: Filters ranked per layer in a report's top-images blocks: a 512-row picture would be slow to scroll.

@@ -28,9 +28,11 @@ from cnnviz.methods.evaluation.metrics import (
     EvaluationSettings,
     Measured,
     Metric,
+    PerturbationMetric,
     Scoring,
     Subject,
     check_metrics,
+    measure_together,
 )
 from cnnviz.methods.target import Target, TargetModel
 
@@ -152,9 +154,12 @@ class Evaluator:
         baselines = baseline_of(inputs, self.settings.baseline, self.preprocessing)
         scoring = Scoring(self.model, inputs, baselines, scored, numbers, self.settings, explain)
         measured: dict[tuple[int, str], list[Measured]] = {}
+        perturbing = [metric for metric in self.metrics if isinstance(metric, PerturbationMetric)]
+        together = iter(measure_together(perturbing, scoring, subjects) if perturbing else [])
         for metric in self.metrics:
             chosen = [one for one in subjects if not metric.needs_method or one.method not in self.given]
-            for subject, values in zip(chosen, metric.measure(scoring, chosen), strict=True):
+            found = next(together) if isinstance(metric, PerturbationMetric) else metric.measure(scoring, chosen)
+            for subject, values in zip(chosen, found, strict=True):
                 measured.setdefault((subject.row, subject.method), []).extend(values)
         return Evaluated(scored.classes, scored.outputs, measured)
 

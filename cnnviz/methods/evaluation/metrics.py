@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -70,6 +70,10 @@ class EvaluationSettings:
         if self.score not in VALUE_KINDS:
             raise OptionError(f"unknown score '{self.score}'; choose one of: {', '.join(VALUE_KINDS)}")
         AttributionSettings(baseline=self.baseline)  # the baselines' own check
+
+    def changed(self) -> list[str]:
+        """The settings that differ from their defaults."""
+        return [item.name for item in fields(self) if getattr(self, item.name) != item.default]
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,6 @@ class Metric(ABC):
     def measure(self, scoring: Scoring, subjects: Sequence[Subject]) -> list[list[Measured]]:
         """The metric's values for each subject, in order."""
 
-    def inputs_per_subject(self, scoring: Scoring) -> int:
-        """How many perturbed inputs the metric runs through the model per subject (a progress bar's share)."""
-        return 0
-
 
 class PerturbationMetric(Metric):
     """A metric read from the model's values on masked copies of each image."""
@@ -156,23 +156,37 @@ class PerturbationMetric(Metric):
         """The metric's values from the model's values on the subject's masked copies."""
 
     def measure(self, scoring: Scoring, subjects: Sequence[Subject]) -> list[list[Measured]]:  # noqa: D102
-        counts: list[int] = []
+        return measure_together([self], scoring, subjects)[0]
 
-        def pairs() -> Iterator[tuple[int, np.ndarray]]:
+
+def measure_together(
+    metrics: Sequence[PerturbationMetric], scoring: Scoring, subjects: Sequence[Subject]
+) -> list[list[list[Measured]]]:
+    """Several perturbation metrics' values for each subject (per metric, per subject), their masked copies all
+    sent through the model in one stream: only the stream's last model call is smaller than a full batch."""
+    counts: list[int] = []
+
+    def pairs() -> Iterator[tuple[int, np.ndarray]]:
+        for metric in metrics:
             for subject in subjects:
                 counts.append(0)
-                for mask in self.masks(scoring, subject):
+                for mask in metric.masks(scoring, subject):
                     counts[-1] += 1
                     yield subject.row, mask
 
-        values = scoring.model.perturbed_rows(
-            scoring.inputs, scoring.baselines, pairs(), scoring.scored, scoring.images, scoring.settings.score
-        )
-        ends = np.cumsum(counts)
-        return [
-            self.summary(scoring, subject, values[end - count : end])
-            for subject, count, end in zip(subjects, counts, ends, strict=True)
-        ]
+    values = scoring.model.perturbed_rows(
+        scoring.inputs, scoring.baselines, pairs(), scoring.scored, scoring.images, scoring.settings.score
+    )
+    ends = iter(np.cumsum(counts))
+    sizes = iter(counts)
+    measured = []
+    for metric in metrics:
+        per_subject = []
+        for subject in subjects:
+            end, count = int(next(ends)), next(sizes)
+            per_subject.append(metric.summary(scoring, subject, values[end - count : end]))
+        measured.append(per_subject)
+    return measured
 
 
 class CurveMetric(PerturbationMetric):
@@ -191,9 +205,6 @@ class CurveMetric(PerturbationMetric):
     def summary(self, scoring: Scoring, subject: Subject, values: np.ndarray) -> list[Measured]:  # noqa: D102
         curve = tuple(float(value) for value in values)
         return [Measured(self.name, auc(values), curve)]
-
-    def inputs_per_subject(self, scoring: Scoring) -> int:  # noqa: D102
-        return scoring.settings.steps + 1
 
 
 class Deletion(CurveMetric):
@@ -252,9 +263,6 @@ class MuFidelity(PerturbationMetric):
         drops = full - values.astype(np.float64)
         taken = np.array([subject.attribution[np.isin(cells, subset)].sum() for subset in subsets])
         return [Measured(self.name, spearman(drops, taken))]
-
-    def inputs_per_subject(self, scoring: Scoring) -> int:  # noqa: D102
-        return scoring.settings.samples
 
 
 class Randomization(Metric):
@@ -315,15 +323,32 @@ METRICS: dict[str, type[Metric]] = {metric.name: metric for metric in _ALL}
 BETTER: dict[str, str] = {made: metric.better for metric in _ALL for made in metric.makes}
 
 
-def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
-    """The metrics named, each once in order; raise :class:`OptionError` for an unknown one or none."""
+def check_metrics(
+    metrics: Sequence[str], settings: EvaluationSettings | None = None, also: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """The metrics named, each once in order; raise :class:`OptionError` for an unknown one, none, or a setting
+    changed from its default that none of them reads (``also``: settings read elsewhere, by the methods)."""
     chosen = tuple(dict.fromkeys(metrics))
     if not chosen:
         raise OptionError(f"choose at least one metric: {', '.join(METRICS)}")
     unknown = [name for name in chosen if name not in METRICS]
     if unknown:
         raise OptionError(f"unknown metric '{unknown[0]}'; choose from: {', '.join(METRICS)}")
+    for name in settings.changed() if settings is not None else []:
+        readers = [metric.name for metric in METRICS.values() if name in metric.reads]
+        if name not in also and not any(reader in chosen for reader in readers):
+            raise OptionError(f"`{name}` is a setting of {' or '.join(readers)}, which is not among the metrics chosen")
     return chosen
 
 
-__all__ = ["BETTER", "METRICS", "EvaluationSettings", "Measured", "Metric", "Scoring", "Subject", "check_metrics"]
+__all__ = [
+    "BETTER",
+    "METRICS",
+    "EvaluationSettings",
+    "Measured",
+    "Metric",
+    "Scoring",
+    "Subject",
+    "check_metrics",
+    "measure_together",
+]

@@ -1,7 +1,8 @@
 """Cascading weight randomisation (Adebayo et al. 2018): a model's layers reset from the top down, then restored.
 
-Each layer's trainable weights are replaced by fresh ones drawn with NumPy from a seed, so the numbers are the same
-on every backend: weights whose initializer is a constant (biases, a batch norm's scale and offset) get that
+Each layer's learned weights (:func:`cnnviz.methods.target.learned_weights`: frozen ones too, as in a transfer
+learning model's base) are replaced by fresh ones drawn with NumPy from a seed, so the numbers are the same on every
+backend: weights whose initializer is a constant (biases, a batch norm's scale, offset and statistics) get that
 constant; the others are drawn from Glorot's uniform distribution for their shape (Keras's default kernel
 initializer). The weights are changed in place, in the model's own variables, which every replay of the model
 shares; :func:`cascade` puts them back when it ends, however it ends.
@@ -15,15 +16,13 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
-from cnnviz.methods.target import TargetModel
+from cnnviz.methods.target import TargetModel, learned_weights
 
 
-def fresh_value(layer: Any, variable: Any, rng: np.random.Generator) -> np.ndarray:
-    """A new value for one of ``layer``'s weights (see the module)."""
+def fresh_value(initializer: Any, variable: Any, rng: np.random.Generator) -> np.ndarray:
+    """A new value for a weight made by ``initializer`` (see the module)."""
     shape = tuple(int(size) for size in variable.shape)
     keras = keras_module()
-    leaf = str(variable.name).split("/")[-1]
-    initializer = getattr(layer, f"{leaf}_initializer", None)
     constant = (keras.initializers.Zeros, keras.initializers.Ones, keras.initializers.Constant)
     if isinstance(initializer, constant):
         return np.asarray(initializer(shape, dtype="float32"), dtype=np.float32)
@@ -39,14 +38,14 @@ def fresh_value(layer: Any, variable: Any, rng: np.random.Generator) -> np.ndarr
 def cascade(model: TargetModel, seed: int) -> Generator[str, None, None]:
     """Reset ``model``'s layers from the top down, one more at each step, yielding each layer's path after it is
     reset; every weight is restored when the iteration ends or is abandoned (close the generator, or let it go)."""
-    layers = model.weighted_layers()[::-1]
+    layers = model.learned_layers()[::-1]
     saved: list[tuple[Any, np.ndarray]] = []
     try:
         for step, (path, layer) in enumerate(layers):
             rng = np.random.default_rng([seed, step])
-            for variable in layer.trainable_weights:
-                saved.append((variable, np.array(variable.numpy() if hasattr(variable, "numpy") else variable)))
-                variable.assign(fresh_value(layer, variable, rng).astype(saved[-1][1].dtype))
+            for variable, initializer in learned_weights(layer):
+                saved.append((variable, np.array(variable)))
+                variable.assign(fresh_value(initializer, variable, rng).astype(saved[-1][1].dtype))
             yield path
     finally:
         for variable, value in reversed(saved):
