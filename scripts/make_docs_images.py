@@ -60,16 +60,28 @@ def training_gif(target: Path, epochs: int = 12, every: int = 2, pictures: int =
         shutil.copyfile(Path(scratch) / "filters_edges.gif", target)
 
 
-def _save_small(picture: object, target: Path, colours: int = 128, shrink: int = 1) -> None:
+def _save_small(picture: object, target: Path, colours: int = 128, shrink: int = 1, cmap: str | None = None) -> None:
     """Write an RGB picture (a cnnviz Picture or a PNG file's path) as a palette PNG of ``colours`` colours, its
     sides divided by ``shrink``: photos and optimised images would otherwise take several hundred KB each of the
-    README's 1 MB."""
+    README's 1 MB. With ``cmap`` (a grid of maps in that colormap), the palette is ``colours`` levels of the
+    colormap and 8 greys, so that its ends (the colour bar's max) survive, where a median cut drops rare colours."""
+    import numpy as np
     from PIL import Image
 
     image = Image.open(picture).convert("RGB") if isinstance(picture, Path) else picture.to_pil().convert("RGB")  # type: ignore[attr-defined]
     if shrink > 1:
         image = image.resize((image.width // shrink, image.height // shrink), Image.Resampling.LANCZOS)
-    small = image.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    if cmap is None:
+        small = image.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    else:
+        import matplotlib
+
+        levels = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, colours))[:, :3]
+        greys = np.repeat(np.linspace(0.0, 1.0, 8)[:, None], 3, axis=1)
+        entries = (np.concatenate([levels, greys]) * 255).round().astype(np.uint8).ravel().tolist()
+        palette = Image.new("P", (1, 1))
+        palette.putpalette(entries + [0] * (768 - len(entries)))
+        small = image.quantize(palette=palette, dither=Image.Dither.NONE)
     target.parent.mkdir(parents=True, exist_ok=True)
     small.save(target, optimize=True)
 
@@ -220,7 +232,9 @@ def featuremap_pictures(shapes: object, out: Path) -> None:
     # The photo at half size keeps the file small; the bundled model takes any size.
     maps = cnnviz.feature_maps(shapes, [CAT], ["edges"], cnnviz.ReadingSettings(size=(148, 224)))["edges"][0]
     header = map_header("shapes", edges, maps, CAT.name, norm="map", max_maps=None)
-    _save_small(cnnviz.feature_map_grid(maps, header=header), out / "shapes_featuremaps_edges.png", colours=64)
+    _save_small(
+        cnnviz.feature_map_grid(maps, header=header), out / "shapes_featuremaps_edges.png", colours=40, cmap="viridis"
+    )
 
     weights = _vgg16_weights()
     cnnviz._keras.keras_module().utils.set_random_seed(0)  # random weights, when used, the same every time
@@ -230,7 +244,7 @@ def featuremap_pictures(shapes: object, out: Path) -> None:
     maps = cnnviz.feature_maps(vgg16, [CAT], [block1.path])[block1.path][0]
     header = map_header(label, block1, maps, CAT.name, norm="map", max_maps=9, fit="crop")
     picture = cnnviz.feature_map_grid(maps, max_maps=9, header=header)
-    _save_small(picture, out / f"vgg16_featuremaps_{block1.path}.png", colours=64)
+    _save_small(picture, out / f"vgg16_featuremaps_{block1.path}.png", colours=40, cmap="viridis")
 
     # Dead and rarely active filters of VGG16's last conv layer over the sample photos.
     from cnnviz.methods.stats import filter_stats
@@ -240,20 +254,26 @@ def featuremap_pictures(shapes: object, out: Path) -> None:
     photos = sorted(p for p in CAT.parent.iterdir() if p.suffix in (".jpg", ".png"))
     last = cnnviz.conv_layers(vgg16)[-1]
     stats = filter_stats(vgg16, photos, [last.path]).layers[0]
-    save_bytes(activity_chart(stats, label), out / f"vgg16_stats_{last.path}.png")
+    chart = save_bytes(activity_chart(stats, label), out / f"vgg16_stats_{last.path}.png")
+    _save_small(chart, chart, colours=32)
     print(stats_table([stats]))
 
 
 def evaluation_curves(shapes: object, out: Path) -> None:
-    """``cnnviz evaluate`` of four methods on the bundled model over the sample photos: deletion, insertion and
-    the randomisation test's curves."""
+    """``cnnviz evaluate`` of four methods on the bundled model over the sample photos: deletion, insertion (of
+    16 x 16 grid cells: single black pixels scattered over a photo look like circles to this model) and the
+    randomisation test's curves."""
     import tempfile
 
+    from cnnviz.methods.evaluation import EvaluationSettings
     from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
 
     methods = ("gradcam", "layercam", "gradient", "integrated-gradients")
     metrics = ("deletion", "insertion", "randomization")
-    options = EvaluateOptions(methods=methods, metrics=metrics, size=(160, 240), model_label="shapes")
+    evaluation = EvaluationSettings(grid=16)
+    options = EvaluateOptions(
+        methods=methods, metrics=metrics, evaluation=evaluation, size=(160, 240), model_label="shapes"
+    )
     with tempfile.TemporaryDirectory() as temp:
         result = evaluate_images(shapes, [CAT.parent], Path(temp), options)
         assert result.picture is not None
