@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -34,15 +34,26 @@ from cnnviz.output.files import check_writable
 METHOD_NAMES = tuple(METHODS)
 
 
-def method_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """``--method`` repeated, or comma lists, or ``all``: the names in order, each once (none when not given)."""
-    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
-    if "all" in names:
-        names = list(METHOD_NAMES)
-    unknown = [name for name in names if name not in METHOD_NAMES]
-    if unknown:
-        raise click.BadParameter(f"unknown method '{unknown[0]}'; choose from: {', '.join(METHOD_NAMES)}, all")
-    return tuple(dict.fromkeys(names))
+def name_list(
+    what: str, known: Sequence[str]
+) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], tuple[str, ...]]:
+    """A click callback for an option repeated, or given comma lists, or ``all``, of ``what`` names from ``known``:
+    the names in order, each once (none when not given)."""
+
+    def check(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+        names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+        if "all" in names:
+            names = list(known)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise click.BadParameter(f"unknown {what} '{unknown[0]}'; choose from: {', '.join(known)}, all")
+        return tuple(dict.fromkeys(names))
+
+    return check
+
+
+#: ``--method`` repeated, or comma lists, or ``all``.
+method_list = name_list("method", METHOD_NAMES)
 
 
 def method_option(help: str) -> Callable[..., Any]:

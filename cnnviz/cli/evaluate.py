@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cnnviz.cli.attributions import METHOD_NAMES, method_option, method_settings_options, target_options
+from cnnviz.cli.attributions import METHOD_NAMES, method_option, method_settings_options, name_list, target_options
 from cnnviz.cli.common import (
     CONTEXT,
     Engine,
@@ -40,15 +40,8 @@ MEANINGS = {
 }
 
 
-def metric_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """``--metric`` repeated, or comma lists, or ``all``."""
-    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
-    if "all" in names:
-        names = list(METRICS)
-    unknown = [name for name in names if name not in METRICS]
-    if unknown:
-        raise click.BadParameter(f"unknown metric '{unknown[0]}'; choose from: {', '.join(METRICS)}, all")
-    return tuple(dict.fromkeys(names))
+#: ``--metric`` repeated, or comma lists, or ``all``.
+metric_list = name_list("metric", tuple(METRICS))
 
 
 @click.command(context_settings=CONTEXT)

@@ -29,7 +29,7 @@ from cnnviz.methods.attribution import METHODS, Attributions, AttributionSetting
 from cnnviz.methods.shape import stopped_scan
 from cnnviz.methods.target import Target, checked_region
 from cnnviz.models.labels import class_name
-from cnnviz.output.files import safe_name, save_npy, save_png
+from cnnviz.output.files import safe_name, save_bytes, save_npy, save_png
 from cnnviz.runs.contract import Naming, Progress, RunResult, counted
 from cnnviz.runs.gradcam import ExplainingMethod, are_probabilities, explaining_line, top_classes
 
@@ -304,7 +304,4 @@ def _described(model: Any, options: AttributeOptions) -> Any:
 
 
 def _write_json(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
-    return target
+    return save_bytes((json.dumps(records, indent=2) + "\n").encode("utf-8"), path)

@@ -10,6 +10,7 @@ process writes the table's records (``json``, ``csv``) and the picture of the cu
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -345,30 +346,21 @@ def evaluate_images(
             result.picture = save_bytes(chart, Path(out_dir) / CURVES_FILE)
             result.written.append(result.picture)
     if options.json is not None:
-        result.written.append(_written(options.json, json.dumps(result.records(), indent=2) + "\n"))
+        result.written.append(save_bytes((json.dumps(result.records(), indent=2) + "\n").encode(), options.json))
     if options.csv is not None:
         result.written.append(_write_csv(options.csv, result.records()))
     return result
 
 
-def _written(path: str | os.PathLike[str], text: str) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return target
-
-
 def _write_csv(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     columns = ["image", "method", "metric", "value", "class", "class_name", "curve", "points"]
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        for record in records:
-            row = dict(record)
-            row["value"] = repr(float(record["value"])) if math.isfinite(record["value"]) else "nan"
-            row["curve"] = " ".join(repr(float(v)) for v in record.get("curve", []))
-            row["points"] = " ".join(record.get("points", []))
-            writer.writerow(row)
-    return target
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = dict(record)
+        row["value"] = repr(float(record["value"])) if math.isfinite(record["value"]) else "nan"
+        row["curve"] = " ".join(repr(float(v)) for v in record.get("curve", []))
+        row["points"] = " ".join(record.get("points", []))
+        writer.writerow(row)
+    return save_bytes(text.getvalue().encode("utf-8"), path)
