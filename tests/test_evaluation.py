@@ -18,7 +18,7 @@ from PIL import Image
 
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
-from cnnviz.methods.attribution import METHODS, attribute
+from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
 from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
 from cnnviz.methods.evaluation import EvaluationSettings, Evaluator
 from cnnviz.methods.evaluation.statistics import auc, spearman, ssim
@@ -285,10 +285,25 @@ def test_the_oracle_scores_best_noise_worst_and_grad_cam_between(square_finder, 
 def test_randomization_flags_a_method_that_ignores_the_model_and_passes_grad_cam(  # type: ignore[no-untyped-def]
     square_finder, squares, tmp_path, monkeypatch
 ) -> None:
+    from cnnviz.methods.evaluation import metrics as module
+
     monkeypatch.setitem(METHODS, "input", InputMethod)
     before = [np.array(w) for w in square_finder.get_weights()]
+    untouched, reset = [], []
+    cascade = module.cascade
+
+    def watched(model, seed):  # type: ignore[no-untyped-def]
+        for path in cascade(model, seed):  # the given model, read while the test has a layer reset
+            untouched.append(
+                all((np.array(w) == b).all() for w, b in zip(square_finder.get_weights(), before, strict=True))
+            )
+            reset.append(model.source is not square_finder)
+            yield path
+
+    monkeypatch.setattr(module, "cascade", watched)
     options = EvaluateOptions(methods=("gradcam", "input"), metrics=("randomization",), target=1, preprocess="none")
     result = evaluate_images(square_finder, [squares[0]], tmp_path, options)
+    assert len(untouched) == 3 and all(untouched) and all(reset)  # a server using the model never sees a reset
     assert all((np.array(w) == b).all() for w, b in zip(square_finder.get_weights(), before, strict=True))
     means = _means(result)
     assert result.flagged() == ["input"]
@@ -370,7 +385,7 @@ def test_what_a_run_cannot_honour_is_refused(squares, tmp_path) -> None:  # type
     with pytest.raises(OptionError, match="unknown metric 'nope'"):
         EvaluateOptions(metrics=("nope",))
     with pytest.raises(OptionError, match="`patch` is a setting of occlusion"):
-        EvaluateOptions(settings=replace(EvaluateOptions().settings, patch=4))
+        EvaluateOptions(settings=AttributionSettings(patch=4))
     with pytest.raises(OptionError, match="subset"):
         EvaluationSettings(subset=1.5)
     empty = tmp_path / "empty"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from typing import Any
 
 import click
@@ -25,20 +25,18 @@ from cnnviz.cli.common import (
 
 # None of these import TensorFlow: --help and option errors stay instant.
 from cnnviz.cli.explain import _region
+from cnnviz.cli.settings import SettingsCommand, SettingsGroup
 from cnnviz.draw.overlay import DEFAULT_ALPHA
-from cnnviz.methods.attribution import METHODS
-from cnnviz.methods.attribution.base import BASELINES
+from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.output.files import check_writable
-
-#: The methods, as --help lists them (importing the registry loads numpy and cnnviz's own modules, not Keras).
-METHOD_NAMES = tuple(METHODS)
 
 
 def name_list(
-    what: str, known: Sequence[str]
+    what: str, known: Collection[str]
 ) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], tuple[str, ...]]:
-    """A click callback for an option repeated, or given comma lists, or ``all``, of ``what`` names from ``known``:
-    the names in order, each once (none when not given)."""
+    """A click callback for an option repeated, or given comma lists, or ``all``, of ``what`` names from ``known``
+    (read when the command runs: entries added after import count): the names in order, each once (none when not
+    given)."""
 
     def check(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
         names = [name.strip() for value in values for name in value.split(",") if name.strip()]
@@ -53,7 +51,7 @@ def name_list(
 
 
 #: ``--method`` repeated, or comma lists, or ``all``.
-method_list = name_list("method", METHOD_NAMES)
+method_list = name_list("method", METHODS)
 
 
 def method_option(help: str) -> Callable[..., Any]:
@@ -91,46 +89,17 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def method_settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The methods' settings that no metric shares a name with: ``--noise``, ``--patch``, ``--stride``,
-    ``--masks``."""
-    options = [
-        click.option(
-            "--noise", type=click.FloatRange(0), default=None, help="smoothgrad: noise, a fraction of the range [0.15]."
-        ),
-        click.option(
-            "--patch", type=click.IntRange(1), default=None, help="occlusion: patch side in pixels [input/8]."
-        ),
-        click.option(
-            "--stride", type=click.IntRange(1), default=None, help="occlusion: step between patches [patch/2]."
-        ),
-        click.option("--masks", type=click.IntRange(1), default=None, help="rise: random masks per image [2000]."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+#: The methods' settings, as ``explain`` and the commands that explain take them.
+METHOD_SETTINGS = SettingsGroup(AttributionSettings, "methods", ("gradcam",), "settings")
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=SettingsCommand, groups=[METHOD_SETTINGS], context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
 @method_option(
-    f"Methods, repeated or comma-separated, one column each: {', '.join(METHOD_NAMES)}, or all. Default: gradcam."
+    f"Methods, repeated or comma-separated, one column each: {', '.join(METHODS)}, or all. Default: gradcam."
 )
 @target_options
-@click.option("--samples", type=click.IntRange(1), default=None, help="smoothgrad: noisy copies per image [50].")
-@click.option("--seed", type=int, default=None, help="smoothgrad, rise: the same seed gives the same bytes [0].")
-@click.option(
-    "--steps", type=click.IntRange(1), default=None, help="integrated-gradients: steps from the baseline [64]."
-)
-@click.option(
-    "--baseline",
-    default=None,
-    metavar="|".join(BASELINES) + "|NUMBER",
-    help="integrated-gradients, occlusion, rise: what a removed pixel becomes [black: what preprocessing makes of "
-    "black].",
-)
-@method_settings_options
 @click.option("--save-raw", is_flag=True, help="Also write each attribution as .npy, rows x cols at the input size.")
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write per image and method records."
@@ -152,14 +121,7 @@ def explain(
     labels_file: str | None,
     head: str | None,
     region: str | None,
-    samples: int | None,
-    noise: float | None,
-    seed: int | None,
-    steps: int | None,
-    baseline: str | None,
-    patch: int | None,
-    stride: int | None,
-    masks: int | None,
+    settings: AttributionSettings,
     save_raw: bool,
     json_path: str | None,
     cmap: str,
@@ -187,21 +149,10 @@ def explain(
       cnnviz explain photos/ --model my.keras --method occlusion --patch 16 --stride 8 --save-raw --json out.json
       cnnviz explain photos/ --method smoothgrad --samples 25 --noise 0.1 --engine ray
     """
-    from cnnviz.methods.attribution import AttributionSettings
     from cnnviz.runs.attribute import AttributeOptions, render_attributions
 
     out = choice.folder(output)
     with reported_errors(choice.verbose):
-        settings = AttributionSettings(
-            samples=samples,
-            noise=noise,
-            seed=seed,
-            steps=steps,
-            baseline=baseline,
-            patch=patch,
-            stride=stride,
-            masks=masks,
-        )
         options = AttributeOptions(
             **vars(choice.ref.naming()),
             **reading.settings(choice.model_size()),

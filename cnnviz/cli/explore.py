@@ -14,14 +14,17 @@ from cnnviz.cli.common import (
     reading_options,
     reported_errors,
 )
+from cnnviz.cli.settings import SettingsCommand, SettingsGroup
 
 # None of these import TensorFlow: the library imports it inside the functions that need it.
 from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS
 from cnnviz.explorer.options import DEFAULT_PORT, DEFAULT_UPLOAD_MB, LOOPBACK
+from cnnviz.methods.attribution import AttributionSettings
 from cnnviz.methods.top import DEFAULT_K
 
 
-@click.command(context_settings=CONTEXT)
+#: The methods' settings, for every method of the 'Where it looks' menu.
+@click.command(cls=SettingsCommand, groups=[SettingsGroup(AttributionSettings)], context_settings=CONTEXT)
 @click.argument("images", nargs=-1)
 @model_options
 @click.option(
@@ -95,6 +98,7 @@ def explore(
     cache_mb: int | None,
     upload_mb: int,
     reading: Reading,
+    settings: AttributionSettings,
 ) -> None:
     """Explore a model live in the browser: its conv layers, every layer's maps for your images, and for any
     filter its kernels, what it responds to, the image patches that excite it most and whether it is dead;
@@ -109,6 +113,7 @@ def explore(
       cnnviz explore sample_images/ --model shapes
       cnnviz explore sample_images/cat.jpg                    # VGG16, ImageNet weights
       cnnviz explore photos/ --model my_model.keras --port 0 --no-browser
+      cnnviz explore sample_images/ --model shapes --masks 500 --samples 20   # settings of the menu's methods
     """
     from cnnviz.explorer.options import ExploreOptions
     from cnnviz.explorer.serve import prepare, serve
@@ -128,6 +133,7 @@ def explore(
             cache_mb=cache_mb,
             upload_mb=upload_mb,
             gradcam=not no_gradcam,
+            settings=settings,
         )
         if not reading.quiet:
             click.echo(f"loading {choice.ref.label} ...", err=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
-from cnnviz.cli.attributions import method_option
+from cnnviz.cli.attributions import METHOD_SETTINGS, method_option
 from cnnviz.cli.common import (
     CONTEXT,
     ModelChoice,
@@ -19,13 +21,19 @@ from cnnviz.cli.common import (
     say_computation,
     say_notes,
 )
-from cnnviz.cli.evaluate import metric_list
+from cnnviz.cli.evaluate import METRIC_SETTINGS, metric_list
+from cnnviz.cli.settings import SettingsCommand
 from cnnviz.inputs.gather import gather_inputs
+from cnnviz.methods.attribution import AttributionSettings
 from cnnviz.methods.attribution.base import REPORT_METHODS
+from cnnviz.methods.evaluation.metrics import EvaluationSettings
 from cnnviz.output.files import check_writable
 
+#: The methods' settings, then the metrics' (of --quality; ``--metric-NAME`` where a method's has the name).
+GROUPS = [replace(METHOD_SETTINGS, default=REPORT_METHODS), replace(METRIC_SETTINGS, default=())]
 
-@click.command(context_settings=CONTEXT)
+
+@click.command(cls=SettingsCommand, groups=GROUPS, context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True)
 @model_options
 @method_option(
@@ -58,6 +66,8 @@ def report(
     choice: ModelChoice,
     methods: tuple[str, ...],
     metrics: tuple[str, ...],
+    settings: AttributionSettings,
+    evaluation: EvaluationSettings,
     no_gradcam: bool,
     output: str,
     reading: Reading,
@@ -92,6 +102,8 @@ def report(
             gradcam=not no_gradcam,
             methods=methods or REPORT_METHODS,
             quality=metrics,
+            settings=settings,
+            evaluation=evaluation,
         )
         check_writable(output)
         inputs = gather_inputs(images, exclude=output)

@@ -11,6 +11,7 @@ from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS
 from cnnviz.engines.naming import Naming
 from cnnviz.errors import OptionError
 from cnnviz.inputs.reader import FeedSettings, ReadingSettings
+from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.methods.top import DEFAULT_K, check_ranking
 from cnnviz.runs.contract import ViewSettings
 
@@ -41,6 +42,7 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
         cache_mb: the cap on the views kept in memory, in MiB; sized for the machine when None.
         upload_mb: the largest upload, in MiB.
         gradcam: serve Grad-CAM (off for a model loaded without its classifier head).
+        settings: the attribution methods' settings, each used by the methods of the menu that read it.
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -59,6 +61,7 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
     cache_mb: int | None = None
     upload_mb: int = DEFAULT_UPLOAD_MB
     gradcam: bool = True
+    settings: AttributionSettings = dataclasses.field(default_factory=AttributionSettings)
 
     def __post_init__(self) -> None:
         self.check_reading()
@@ -99,13 +102,19 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
         return GradcamOptions(**reading, target=target, labels_file=self.labels_file, output=self.output)
 
     def attribute_options(self, method: str, target: int | None = None) -> Any:
-        """The ``explain`` options for one method and class (each image's top class when None), with each method's
-        default settings."""
+        """The ``explain`` options for one method and class (each image's top class when None), with the settings
+        it reads."""
         from cnnviz.runs.attribute import AttributeOptions
 
         reading = self._parts(Naming, ReadingSettings)
+        settings = self.settings.only(setting.name for setting in METHODS[method].settings)
         return AttributeOptions(
-            **reading, methods=(method,), target=target, labels_file=self.labels_file, output=self.output
+            **reading,
+            methods=(method,),
+            settings=settings,
+            target=target,
+            labels_file=self.labels_file,
+            output=self.output,
         )
 
     def top_options(self, layer: str, filter_index: int | None = None) -> Any:

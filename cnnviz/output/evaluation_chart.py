@@ -8,23 +8,16 @@ from typing import Any
 
 import numpy as np
 
-#: What each panel plots, its title and its axis; the panels a run measured appear, in this order.
-PANELS = {
-    "deletion": ("Deletion: most important first (lower area is better)", "fraction of features deleted"),
-    "insertion": ("Insertion: most important first (higher area is better)", "fraction of features inserted"),
-    "randomization": (
-        "Randomization: rank correlation with the original (low is better)",
-        "layers reset, from the top",
-    ),
-}
-
 
 def curves_chart(result: Any, title: str = "") -> bytes | None:
     """A PNG of ``result``'s mean curves per method (:class:`cnnviz.runs.evaluate.EvaluationResult`), each
     method in the legend with its mean value; None where the run measured no curve."""
     from matplotlib.figure import Figure
 
-    panels = [(metric, result.mean_curves(metric)) for metric in PANELS]
+    from cnnviz.methods.evaluation.metrics import METRICS
+
+    drawn = [metric for metric in METRICS.values() if metric.panel[0]]
+    panels = [(metric, result.mean_curves(metric.name)) for metric in drawn]
     panels = [(metric, curves) for metric, curves in panels if curves]
     if not panels:
         return None
@@ -33,10 +26,10 @@ def curves_chart(result: Any, title: str = "") -> bytes | None:
     figure = Figure(figsize=(5.2 * len(panels), 4.2), dpi=100, layout="constrained")
     for place, (metric, curves) in enumerate(panels, start=1):
         axes = figure.add_subplot(1, len(panels), place)
-        heading, xlabel = PANELS[metric]
+        heading, xlabel = metric.panel
         for method, (curve, points) in curves.items():
             x = np.arange(len(curve)) if points else np.linspace(0.0, 1.0, len(curve))
-            value = means.get((metric, method), float("nan"))
+            value = means.get((metric.name, method), float("nan"))
             label = f"{method} ({'final' if points else 'area'} {value:.3f})"
             axes.plot(
                 x,
@@ -47,14 +40,17 @@ def curves_chart(result: Any, title: str = "") -> bytes | None:
                 markersize=3,
                 label=label,
             )
-        if metric == "randomization":
-            points = next(iter(curves.values()))[1]
+        points = next(iter(curves.values()))[1]
+        if points:
             axes.set_xticks(
                 np.arange(len(points)), [p.split("/")[-1] for p in points], rotation=60, fontsize=7, ha="right"
             )
-            axes.axhline(0.5, color="#c0392b", linewidth=0.8, linestyle="--", label="fails above 0.5")
+            if metric.limit is not None:
+                where = "above" if metric.better == "lower" else "below"
+                line = f"fails {where} {metric.limit:g}"
+                axes.axhline(metric.limit, color="#c0392b", linewidth=0.8, linestyle="--", label=line)
             axes.set_ylim(-0.25, 1.05)
-            axes.set_ylabel("Spearman rank correlation of |attribution|")
+            axes.set_ylabel(f"Spearman {metric.limit_of} of |attribution|")
         else:
             axes.set_xlim(0, 1)
             axes.set_ylabel(f"class {result.score}")

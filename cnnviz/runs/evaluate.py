@@ -25,16 +25,15 @@ from cnnviz.engines.dispatch import EngineReading, scan_inputs
 from cnnviz.errors import OptionError, brief
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
-from cnnviz.methods.attribution import AttributionSettings, check_methods
+from cnnviz.methods.attribution import METHODS, AttributionSettings, check_methods
 from cnnviz.methods.evaluation import (
-    BETTER,
     DEFAULT_METRICS,
     METRICS,
-    RANDOMIZATION_LIMIT,
     EvaluationSettings,
     Evaluator,
     Measured,
     check_metrics,
+    maker,
 )
 from cnnviz.methods.evaluation.features import as_map
 from cnnviz.methods.target import Target, checked_region
@@ -91,8 +90,7 @@ class EvaluateOptions(Naming, EngineReading):
 
     def __post_init__(self) -> None:
         self.check_engine_reading()
-        seeded = ("seed",) if any(name in ("smoothgrad", "rise") for name in self.methods) else ()
-        object.__setattr__(self, "metrics", check_metrics(list(self.metrics), self.evaluation, seeded))
+        object.__setattr__(self, "metrics", check_metrics(list(self.metrics), self.evaluation))
         if self.explanation is None or self.methods:
             object.__setattr__(self, "methods", check_methods(list(self.methods), self.settings))
         else:
@@ -146,17 +144,20 @@ class Summary:
 @dataclass
 class EvaluationResult(RunResult):
     """What an evaluation run did: :class:`cnnviz.runs.contract.RunResult`, the methods and metrics, the layer
-    of the CAMs and the score read, and each image's scores."""
+    of the CAMs and the score read, each image's scores, and the settings each method and metric read (by name:
+    given or default)."""
 
     methods: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     score: str = "probability"
     images: list[ImageScores] = field(default_factory=list)
     picture: Path | None = None
+    read: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def records(self, curves: bool = True) -> list[dict[str, Any]]:
-        """One record per image, method and value recorded, with the curve (``curve``, and for the randomization
-        test the layer reset at each point, ``points``) where there is one."""
+        """One record per image, method and value recorded, with the settings the method and the metric read
+        (``method_settings``, ``metric_settings``) and the curve (``curve``, and for the randomization test the
+        layer reset at each point, ``points``) where there is one."""
         records = []
         for image in self.images:
             for method in self.methods:
@@ -168,6 +169,8 @@ class EvaluationResult(RunResult):
                         "value": measured.value,
                         "class": image.target,
                         "class_name": image.target_name,
+                        "method_settings": self.read.get(method, {}),
+                        "metric_settings": self.read.get(maker(measured.metric).name, {}),
                     }
                     if curves and measured.curve:
                         record["curve"] = list(measured.curve)
@@ -190,17 +193,20 @@ class EvaluationResult(RunResult):
                 if not len(values):
                     continue
                 std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-                per_method.append(Summary(metric, method, float(values.mean()), std, len(values), BETTER[metric]))
+                per_method.append(Summary(metric, method, float(values.mean()), std, len(values), maker(metric).better))
             per_method.sort(key=lambda row: row.mean if row.better == "lower" else -row.mean)
             rows.extend(per_method)
         return rows
 
     def flagged(self) -> list[str]:
-        """The methods that fail the randomization check: their attributions' mean rank correlation with the
-        original after every layer is reset stays above :data:`RANDOMIZATION_LIMIT`."""
-        return [
-            row.method for row in self.summary() if row.metric == "randomization" and row.mean > RANDOMIZATION_LIMIT
-        ]
+        """The methods that fail a metric with a limit (the randomization check: their attributions' mean rank
+        correlation with the original after every layer is reset stays above its limit)."""
+        failed = []
+        for row in self.summary():
+            limit = METRICS[row.metric].limit if row.metric in METRICS else None
+            if limit is not None and (row.mean > limit if row.better == "lower" else row.mean < limit):
+                failed.append(row.method)
+        return list(dict.fromkeys(failed))
 
     def mean_curves(self, metric: str) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
         """Each method's mean curve of ``metric`` over the images, with the curve's point names (randomization)."""
@@ -332,6 +338,10 @@ def evaluate_images(
         score=options.evaluation.score,
         fit=options.fit,
         inputs=len(inputs),
+        read={
+            **{name: _read(METHODS[name], options.settings) for name in options.methods},
+            **{name: _read(METRICS[name], options.evaluation) for name in options.metrics},
+        },
     )
     scanned = scan_inputs(
         EvaluateImages, EvaluateWriting(options, keys), model, inputs, options, counted(progress, len(inputs))
@@ -352,8 +362,14 @@ def evaluate_images(
     return result
 
 
+def _read(entry: Any, settings: Any) -> dict[str, Any]:
+    """The values of the settings ``entry`` (a method or metric class) reads."""
+    return {setting.name: settings.value(setting.name) for setting in entry.settings}
+
+
 def _write_csv(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
-    columns = ["image", "method", "metric", "value", "class", "class_name", "curve", "points"]
+    columns = ["image", "method", "metric", "value", "class", "class_name", "method_settings", "metric_settings"]
+    columns += ["curve", "points"]
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, lineterminator="\n")
     writer.writeheader()
@@ -362,5 +378,7 @@ def _write_csv(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> P
         row["value"] = repr(float(record["value"])) if math.isfinite(record["value"]) else "nan"
         row["curve"] = " ".join(repr(float(v)) for v in record.get("curve", []))
         row["points"] = " ".join(record.get("points", []))
+        for part in ("method_settings", "metric_settings"):
+            row[part] = " ".join(f"{name}={value}" for name, value in record[part].items())
         writer.writerow(row)
     return save_bytes(text.getvalue().encode("utf-8"), path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ from cnnviz._keras import chosen_backend
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.feeds import fed_description
 from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.methods.attribution import AttributionSettings, check_methods
 from cnnviz.methods.attribution.base import REPORT_METHODS
+from cnnviz.methods.evaluation import EvaluationSettings, check_metrics
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
 from cnnviz.methods.top import DEFAULT_K, TopQuery, scan_top
 from cnnviz.models.graph import input_shape, shape_text
@@ -50,6 +52,8 @@ class ReportOptions(Naming, ReadingSettings):
             by default the four that take one forward and one backward pass each.
         quality: metrics (:data:`cnnviz.methods.evaluation.METRICS`) that score those methods on the images in
             an "explanation quality" block (``cnnviz evaluate``'s run); none for no block.
+        settings: the methods' settings (:class:`cnnviz.methods.attribution.AttributionSettings`).
+        evaluation: the metrics' settings (:class:`cnnviz.methods.evaluation.EvaluationSettings`).
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -58,15 +62,14 @@ class ReportOptions(Naming, ReadingSettings):
     gradcam: bool = True
     methods: Sequence[str] = REPORT_METHODS
     quality: Sequence[str] = ()
+    settings: AttributionSettings = field(default_factory=AttributionSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
     def __post_init__(self) -> None:
         self.check_reading()
-        from cnnviz.methods.attribution import AttributionSettings, check_methods
-        from cnnviz.methods.evaluation import check_metrics
-
-        object.__setattr__(self, "methods", check_methods(list(self.methods), AttributionSettings()))
-        if self.quality:
-            object.__setattr__(self, "quality", check_metrics(list(self.quality)))
+        object.__setattr__(self, "methods", check_methods(list(self.methods), self.settings))
+        if self.quality or self.evaluation.given():
+            object.__setattr__(self, "quality", check_metrics(list(self.quality), self.evaluation))
             if not self.gradcam:
                 raise OptionError("the explanation quality block scores the attributions, which are left out")
 
@@ -141,7 +144,7 @@ def write_report(
     explained: list[Figure] = []
     if options.gradcam:
         try:
-            chosen = AttributeOptions(**vars(naming), **reading, methods=options.methods)
+            chosen = AttributeOptions(**vars(naming), **reading, methods=options.methods, settings=options.settings)
             run = render_attributions(model, inputs, root / "gradcam", chosen, advance)
             for result in run.images:
                 best = ", ".join(f"{name} {value:.3f}" for name, value in result.top[:3])
@@ -202,7 +205,14 @@ def _quality(
     """The "explanation quality" block: ``cnnviz evaluate``'s run of the report's methods and metrics."""
     from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
 
-    chosen = EvaluateOptions(**vars(naming), **reading, methods=options.methods, metrics=options.quality)
+    chosen = EvaluateOptions(
+        **vars(naming),
+        **reading,
+        methods=options.methods,
+        metrics=options.quality,
+        settings=options.settings,
+        evaluation=options.evaluation,
+    )
     try:
         run = evaluate_images(model, inputs, root / "quality", chosen, advance)
     except CnnvizError as exc:

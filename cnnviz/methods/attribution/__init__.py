@@ -19,7 +19,7 @@ import numpy as np
 from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings
-from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionSettings, Batch, baseline_of
+from cnnviz.methods.attribution.base import METHODS, Attributed, Attribution, AttributionSettings, Batch, baseline_of
 from cnnviz.methods.attribution.eigencam import EigenCam
 from cnnviz.methods.attribution.gradcam import GradCamMethod, GradCamPlusPlus
 from cnnviz.methods.attribution.gradient import Gradient
@@ -31,7 +31,7 @@ from cnnviz.methods.attribution.scorecam import ScoreCam
 from cnnviz.methods.attribution.smoothgrad import SmoothGrad
 from cnnviz.methods.target import Scored, Target, TargetModel
 
-_ALL: tuple[type[Attribution], ...] = (
+for _method in (
     GradCamMethod,
     GradCamPlusPlus,
     ScoreCam,
@@ -42,26 +42,14 @@ _ALL: tuple[type[Attribution], ...] = (
     IntegratedGradients,
     Occlusion,
     Rise,
-)
-#: Every method by name, in the order pictures show them.
-METHODS: dict[str, type[Attribution]] = {method.name: method for method in _ALL}
+):
+    METHODS.add(_method)
 
 
 def check_methods(methods: Sequence[str], settings: AttributionSettings) -> tuple[str, ...]:
     """The methods named, each once in the order given; raise :class:`OptionError` for an unknown one, none, or a
     setting that none of them reads."""
-    chosen = tuple(dict.fromkeys(methods))
-    if not chosen:
-        raise OptionError(f"choose at least one method: {', '.join(METHODS)}")
-    unknown = [name for name in chosen if name not in METHODS]
-    if unknown:
-        raise OptionError(f"unknown method '{unknown[0]}'; choose from: {', '.join(METHODS)}")
-    for name in settings.given():
-        readers = [method for method in METHODS.values() if name in method.reads]
-        if not any(method.name in chosen for method in readers):
-            wanted = " or ".join(method.name for method in readers)
-            raise OptionError(f"`{name}` is a setting of {wanted}, which is not among the methods chosen")
-    return chosen
+    return METHODS.check(methods, settings.given())
 
 
 @dataclass(frozen=True)
@@ -133,7 +121,7 @@ class Attributor:
 
     def baseline(self, inputs: np.ndarray) -> np.ndarray:
         """What a taken-out pixel becomes for ``inputs`` (:data:`cnnviz.methods.attribution.base.BASELINES`)."""
-        return baseline_of(inputs, self.settings.value("baseline", "black"), self.preprocessing)
+        return baseline_of(inputs, self.settings.baseline, self.preprocessing)
 
     def __call__(
         self, inputs: np.ndarray, classes: Sequence[int] | int | None = None, images: Sequence[int] | None = None
@@ -199,4 +187,4 @@ def attribute(
     return attributor(images, classes, range(len(images)))
 
 
-__all__ = ["METHODS", "AttributionSettings", "Attributions", "Attributor", "attribute", "check_methods"]
+__all__ = ["METHODS", "Attribution", "AttributionSettings", "Attributions", "Attributor", "attribute", "check_methods"]

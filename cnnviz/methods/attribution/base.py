@@ -1,7 +1,8 @@
 """The shape every attribution method shares: its settings, what it is given for a batch, what it returns.
 
 A method is a small class (one module each in this package) with a name, a title for pictures, whether it needs a
-conv layer's maps, which of the shared :class:`AttributionSettings` it reads, and one function,
+conv layer's maps, the settings it reads (declared where they are read: :mod:`cnnviz.methods.settings`), and one
+function,
 :meth:`Attribution.explain`, from a :class:`Batch` (the model-ready images, the classes explained, the baseline,
 the layer's maps shared by every method of the run) to ``(N, rows, cols)`` attributions at the model's input size.
 Everything a method asks of the model goes through :class:`cnnviz.methods.target.TargetModel`, so every method
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.methods.resample import resize_maps
+from cnnviz.methods.settings import Family, Setting, Settings
 from cnnviz.methods.target import LayerPass, Scored, TargetModel
 
 #: What a masked-out pixel becomes, for the methods that take a baseline: ``black`` (what preprocessing makes of a
@@ -31,55 +32,32 @@ BASELINES = ("black", "zero", "mean", "blur")
 REPORT_METHODS = ("gradcam", "layercam", "eigencam", "gradient")
 
 
-@dataclass(frozen=True)
-class AttributionSettings:
-    """The settings of the methods that have any; None is each method's default. A setting is refused where none
-    of the methods chosen reads it.
+#: Every attribution method by name, in the order pictures show them (each module's class is added by
+#: :mod:`cnnviz.methods.attribution`; a method of your own is added with ``METHODS.add``).
+METHODS = Family("method", "methods")
 
-    Attributes:
-        samples: SmoothGrad's noisy copies per image (default 50).
-        noise: SmoothGrad's noise, as a fraction of each image's value range (default 0.15).
-        seed: SmoothGrad's noise and RISE's masks: the same seed gives the same bytes (default 0).
-        steps: Integrated Gradients' steps from the baseline to the image (default 64).
-        baseline: what occlusion, RISE and Integrated Gradients put where a pixel is taken out: one of
-            :data:`BASELINES` or a number in the model's input space (default ``black``).
-        patch: occlusion's square patch side in pixels (default an eighth of the input's short side).
-        stride: occlusion's step between patches in pixels (default half the patch).
-        masks: RISE's random masks per image (default 2000).
+#: The baseline, one declaration for every method that takes one out (and for the metrics: the same choices).
+BASELINE = Setting(
+    "baseline",
+    float,
+    "black",
+    "what a removed pixel becomes (black: what preprocessing makes of a black image; mean: the image's mean colour; "
+    "blur: the image blurred; a number: that value in the model's input space)",
+    names=BASELINES,
+)
+#: The seed of a method's random draws (and of a metric's): the same seed gives the same bytes.
+SEED = Setting("seed", int, 0, "the same seed gives the same numbers")
+
+
+class AttributionSettings(Settings):
+    """The attribution methods' settings, each declared by the methods that read it (``METHODS.declared()``);
+    one that none of the methods chosen reads is refused.
+
+    >>> AttributionSettings(steps=16).steps, AttributionSettings().masks
+    (16, 2000)
     """
 
-    samples: int | None = None
-    noise: float | None = None
-    seed: int | None = None
-    steps: int | None = None
-    baseline: str | float | None = None
-    patch: int | None = None
-    stride: int | None = None
-    masks: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("samples", "steps", "patch", "stride", "masks"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise OptionError(f"`{name}` must be at least 1, got {value}")
-        if self.noise is not None and self.noise < 0:
-            raise OptionError(f"`noise` is a fraction of the value range, 0 or more; got {self.noise}")
-        if isinstance(self.baseline, str) and self.baseline not in BASELINES:
-            try:
-                float(self.baseline)
-            except ValueError:
-                raise OptionError(
-                    f"unknown baseline '{self.baseline}'; choose one of: {', '.join(BASELINES)}, or a number"
-                ) from None
-
-    def given(self) -> list[str]:
-        """The settings set (not None)."""
-        return [item.name for item in fields(self) if getattr(self, item.name) is not None]
-
-    def value(self, name: str, default: Any) -> Any:
-        """A setting, or ``default`` where it is not set."""
-        value = getattr(self, name)
-        return default if value is None else value
+    family = METHODS
 
 
 def baseline_of(inputs: np.ndarray, choice: str | float, preprocessing: Preprocessing | None) -> np.ndarray:
@@ -167,7 +145,8 @@ class Attribution(ABC):
         title: how pictures name it.
         needs_layer: whether it explains at a conv layer (a class activation map) and needs the layer's maps.
         needs_gradient: whether it needs the score's gradient with respect to the layer's maps.
-        reads: which :class:`AttributionSettings` it reads.
+        settings: the :class:`cnnviz.methods.settings.Setting` s it reads, declared here or shared
+            (:data:`BASELINE`, :data:`SEED`).
         signed: whether its values can be negative (evidence against the class); pictures show the positive part.
     """
 
@@ -175,11 +154,11 @@ class Attribution(ABC):
     title: ClassVar[str]
     needs_layer: ClassVar[bool] = False
     needs_gradient: ClassVar[bool] = False
-    reads: ClassVar[tuple[str, ...]] = ()
+    settings: ClassVar[tuple[Setting, ...]] = ()
     signed: ClassVar[bool] = False
 
-    def __init__(self, settings: AttributionSettings) -> None:
-        self.settings = settings
+    def __init__(self, values: AttributionSettings) -> None:
+        self.values = values
 
     @abstractmethod
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:

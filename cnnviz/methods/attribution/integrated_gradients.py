@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import BASELINE, Attributed, Attribution, Batch
+from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
 
-STEPS = 64
+STEPS = Setting("steps", int, 64, "steps from the baseline to the image", minimum=1)
 
 
 def integrated_gradients(model: TargetModel, batch: Batch, steps: int) -> np.ndarray:
@@ -32,12 +33,11 @@ class IntegratedGradients(Attribution):
 
     name = "integrated-gradients"
     title = "Integrated Gradients"
-    reads = ("steps", "baseline")
+    settings = (STEPS, BASELINE)
     signed = True
 
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
-        return int(self.settings.value("steps", STEPS)) + 1
+        return int(self.values.steps) + 1
 
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
-        steps = int(self.settings.value("steps", STEPS))
-        return Attributed(integrated_gradients(model, batch, steps).sum(axis=-1))
+        return Attributed(integrated_gradients(model, batch, self.values.steps).sum(axis=-1))

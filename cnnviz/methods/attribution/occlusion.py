@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch, explained_probability
+from cnnviz.methods.attribution.base import BASELINE, Attributed, Attribution, Batch, explained_probability
+from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
+
+PATCH = Setting("patch", int, None, "the square patch's side in pixels", minimum=1, shown="input/8")
+STRIDE = Setting("stride", int, None, "the step between patches in pixels", minimum=1, shown="patch/2")
 
 
 def starts(size: int, patch: int, stride: int) -> list[int]:
@@ -35,12 +39,12 @@ class Occlusion(Attribution):
 
     name = "occlusion"
     title = "Occlusion"
-    reads = ("patch", "stride", "baseline")
+    settings = (PATCH, STRIDE, BASELINE)
     signed = True
 
     def _patches(self, rows: int, cols: int) -> np.ndarray:
-        patch = int(self.settings.value("patch", max(1, round(min(rows, cols) / 8))))
-        stride = int(self.settings.value("stride", max(1, patch // 2)))
+        patch = self.values.patch or max(1, round(min(rows, cols) / 8))
+        stride = self.values.stride or max(1, patch // 2)
         return patch_masks(rows, cols, patch, stride)
 
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102

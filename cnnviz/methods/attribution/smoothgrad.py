@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import SEED, Attributed, Attribution, Batch
 from cnnviz.methods.attribution.gradient import saliency
+from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
 
-SAMPLES, NOISE = 50, 0.15
+SAMPLES = Setting("samples", int, 50, "noisy copies per image", minimum=1)
+NOISE = Setting("noise", float, 0.15, "the noise, a fraction of each image's value range", minimum=0)
 
 
 class SmoothGrad(Attribution):
@@ -19,15 +21,13 @@ class SmoothGrad(Attribution):
 
     name = "smoothgrad"
     title = "SmoothGrad"
-    reads = ("samples", "noise", "seed")
+    settings = (SAMPLES, NOISE, SEED)
 
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
-        return int(self.settings.value("samples", SAMPLES))
+        return int(self.values.samples)
 
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
-        samples = int(self.settings.value("samples", SAMPLES))
-        noise = float(self.settings.value("noise", NOISE))
-        seed = int(self.settings.value("seed", 0))
+        samples, noise, seed = self.values.samples, self.values.noise, self.values.seed
         inputs = batch.inputs
         count = len(inputs)
         draws = np.random.default_rng(seed).standard_normal((samples, *inputs.shape[1:]), dtype=np.float32)

@@ -22,7 +22,6 @@ from cnnviz.methods.attribution import Attributor
 from cnnviz.methods.attribution.base import AttributionSettings, baseline_of
 from cnnviz.methods.evaluation.features import as_map
 from cnnviz.methods.evaluation.metrics import (
-    BETTER,
     METRICS,
     RANDOMIZATION_LIMIT,
     EvaluationSettings,
@@ -32,8 +31,10 @@ from cnnviz.methods.evaluation.metrics import (
     Scoring,
     Subject,
     check_metrics,
+    maker,
     measure_together,
 )
+from cnnviz.methods.evaluation.randomize import model_copy
 from cnnviz.methods.target import Target, TargetModel
 
 #: The metrics a run measures where none are named: the two cheapest, read together.
@@ -98,6 +99,12 @@ class Evaluator:
         self.attributor = (
             Attributor(model, methods, layer, target, feeding, attribution, preprocessing) if methods else None
         )
+        #: The methods again over a copy of the model, for the metrics that reset its weights.
+        self.copy = (
+            Attributor(model_copy(model), methods, layer, target, feeding, attribution, preprocessing)
+            if methods and any(metric.needs_method for metric in self.metrics)
+            else None
+        )
         if self.attributor is not None:
             self.model = self.attributor.model
             clash = [name for name in given if name in self.attributor.names]
@@ -138,8 +145,10 @@ class Evaluator:
             scored = attributions.scored
             maps: dict[str, Any] = dict(attributions.heatmaps)
 
+            again = self.copy if self.copy is not None else attributor
+
             def explain() -> dict[str, np.ndarray]:
-                return attributor(inputs, scored.classes.tolist(), numbers).heatmaps
+                return again(inputs, scored.classes.tolist(), numbers).heatmaps
 
         else:
             scored = self.model.forward(inputs, classes, numbers)
@@ -152,7 +161,8 @@ class Evaluator:
             for row in range(count)
         ]
         baselines = baseline_of(inputs, self.settings.baseline, self.preprocessing)
-        scoring = Scoring(self.model, inputs, baselines, scored, numbers, self.settings, explain)
+        copy = self.copy.model if self.copy is not None else None
+        scoring = Scoring(self.model, inputs, baselines, scored, numbers, self.settings, explain, copy)
         measured: dict[tuple[int, str], list[Measured]] = {}
         perturbing = [metric for metric in self.metrics if isinstance(metric, PerturbationMetric)]
         together = iter(measure_together(perturbing, scoring, subjects) if perturbing else [])
@@ -165,7 +175,6 @@ class Evaluator:
 
 
 __all__ = [
-    "BETTER",
     "DEFAULT_METRICS",
     "METRICS",
     "RANDOMIZATION_LIMIT",
@@ -174,4 +183,5 @@ __all__ = [
     "Evaluator",
     "Measured",
     "check_metrics",
+    "maker",
 ]

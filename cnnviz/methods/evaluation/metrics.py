@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from cnnviz.errors import OptionError
+from cnnviz.methods.attribution.base import BASELINE, SEED
 from cnnviz.methods.evaluation.features import (
     curve_masks,
     feature_cells,
@@ -27,53 +28,53 @@ from cnnviz.methods.evaluation.features import (
 )
 from cnnviz.methods.evaluation.randomize import cascade
 from cnnviz.methods.evaluation.statistics import auc, spearman, ssim
+from cnnviz.methods.settings import Family, Setting, Settings
 from cnnviz.methods.target import VALUE_KINDS, Scored, TargetModel
 
 #: µ-fidelity's grid where ``grid`` is not set (xplique's default).
 MUFIDELITY_GRID = 9
 
+#: Every metric by name (a metric of your own is added with ``METRICS.add``).
+METRICS = Family("metric", "metrics")
 
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """How the metrics perturb and read the model.
+CURVE_STEPS = Setting("steps", int, 20, "the curve's steps from no feature to all", minimum=1)
+GRID = Setting(
+    "grid",
+    int,
+    None,
+    "perturb the cells of an N x N grid instead of pixels",
+    minimum=1,
+    shown=f"pixels; mufidelity: {MUFIDELITY_GRID}",
+)
+SCORE = Setting(
+    "score",
+    str,
+    "probability",
+    "what is read: the class's probability (after the softmax) or its pre-softmax logit",
+    names=VALUE_KINDS,
+)
+SUBSETS = Setting("samples", int, 200, "random subsets per image", minimum=1)
+SUBSET = Setting(
+    "subset",
+    float,
+    0.2,
+    "the fraction of the grid's cells each subset removes",
+    minimum=0,
+    maximum=1,
+    above=True,
+    below=True,
+)
 
-    Attributes:
-        steps: deletion and insertion: the curve's steps from no feature to all (S + 1 points).
-        grid: features are the cells of a ``grid`` x ``grid`` grid instead of pixels (µ-fidelity's default: 9).
-        baseline: what a removed feature becomes: ``black`` (what preprocessing makes of a black image), ``zero``,
-            ``mean`` (each image's mean colour), ``blur`` (the image blurred), or a number in the model's input
-            space.
-        score: ``probability`` (after the model's softmax, or the softmax of its scores) or ``logit``.
-        samples: µ-fidelity: random subsets per image.
-        subset: µ-fidelity: the fraction of the grid's cells each subset takes out.
-        seed: µ-fidelity's subsets and the randomisation's weights: the same seed, the same numbers.
+
+class EvaluationSettings(Settings):
+    """The metrics' settings, each declared by the metrics that read it (``METRICS.declared()``); one that none
+    of the metrics chosen reads is refused.
+
+    >>> EvaluationSettings(grid=4).grid, EvaluationSettings().steps, EvaluationSettings().baseline
+    (4, 20, 'black')
     """
 
-    steps: int = 20
-    grid: int | None = None
-    baseline: str | float = "black"
-    score: str = "probability"
-    samples: int = 200
-    subset: float = 0.2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        from cnnviz.methods.attribution.base import AttributionSettings
-
-        for name in ("steps", "samples"):
-            if getattr(self, name) < 1:
-                raise OptionError(f"`{name}` must be at least 1, got {getattr(self, name)}")
-        if self.grid is not None and self.grid < 1:
-            raise OptionError(f"`grid` must be at least 1, got {self.grid}")
-        if not 0.0 < self.subset < 1.0:
-            raise OptionError(f"`subset` is a fraction of the cells, between 0 and 1; got {self.subset}")
-        if self.score not in VALUE_KINDS:
-            raise OptionError(f"unknown score '{self.score}'; choose one of: {', '.join(VALUE_KINDS)}")
-        AttributionSettings(baseline=self.baseline)  # the baselines' own check
-
-    def changed(self) -> list[str]:
-        """The settings that differ from their defaults."""
-        return [item.name for item in fields(self) if getattr(self, item.name) != item.default]
+    family = METRICS
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,11 @@ class Scoring:
         scored: the unperturbed forward pass (the classes explained).
         images: each row's image number in the run (random subsets and feeds follow the image, not the batch).
         settings: the metrics' settings.
-        explain: the batch's attributions again, by every method of the run, for the same classes (the
-            randomisation test calls it as it resets the weights); None where the attributions came from files.
+        explain: the batch's attributions again, by every method of the run, for the same classes, computed on
+            ``copy`` (the randomisation test calls it as it resets the copy's weights); None where the attributions
+            came from files.
+        copy: the model whose weights a metric may reset: a copy of ``model``'s, so that nothing else using the
+            model sees them change (``model`` itself where there is none).
     """
 
     model: TargetModel
@@ -118,6 +122,7 @@ class Scoring:
     images: Sequence[int]
     settings: EvaluationSettings
     explain: Callable[[], dict[str, np.ndarray]] | None = None
+    copy: TargetModel | None = None
 
 
 class Metric(ABC):
@@ -127,17 +132,23 @@ class Metric(ABC):
         name: how it is chosen (``--metric``) and recorded.
         title: how tables and pictures name it.
         better: ``higher`` or ``lower``: which way a more faithful explanation moves it.
-        makes: the names of the values it records (a metric can record more than one).
+        makes: the values it records (a metric can record more than one), each with what it means, as tables say.
         needs_method: whether it explains images again (files of attributions cannot be scored by it).
-        reads: which :class:`EvaluationSettings` it reads.
+        settings: the :class:`cnnviz.methods.settings.Setting` s it reads.
+        panel: for a metric whose values have curves, the chart's title and x axis (empty: no panel).
+        limit: a value past which (in the worse direction) a method fails the metric outright (None: no verdict).
+        limit_of: what the limit is a limit of, in words.
     """
 
     name: ClassVar[str]
     title: ClassVar[str]
     better: ClassVar[str] = "higher"
-    makes: ClassVar[tuple[str, ...]] = ()
+    makes: ClassVar[dict[str, str]] = {}
     needs_method: ClassVar[bool] = False
-    reads: ClassVar[tuple[str, ...]] = ()
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    panel: ClassVar[tuple[str, str]] = ("", "")
+    limit: ClassVar[float | None] = None
+    limit_of: ClassVar[str] = ""
 
     @abstractmethod
     def measure(self, scoring: Scoring, subjects: Sequence[Subject]) -> list[list[Measured]]:
@@ -194,7 +205,7 @@ class CurveMetric(PerturbationMetric):
     ``steps`` equal steps; the value is the area under the curve of the class's score."""
 
     deleting: ClassVar[bool]
-    reads = ("steps", "grid", "baseline", "score")
+    settings = (CURVE_STEPS, GRID, BASELINE, SCORE)
 
     def masks(self, scoring: Scoring, subject: Subject) -> Iterator[np.ndarray]:  # noqa: D102
         rows, cols = subject.attribution.shape
@@ -207,6 +218,7 @@ class CurveMetric(PerturbationMetric):
         return [Measured(self.name, auc(values), curve)]
 
 
+@METRICS.add
 class Deletion(CurveMetric):
     """Deletion: the most important features first become the baseline; a faithful attribution makes the score
     fall fast (a low area)."""
@@ -214,28 +226,32 @@ class Deletion(CurveMetric):
     name = "deletion"
     title = "Deletion"
     better = "lower"
-    makes = ("deletion",)
+    makes = {"deletion": "area under the deletion curve"}
+    panel = ("Deletion: most important first (lower area is better)", "fraction of features deleted")
     deleting = True
 
 
+@METRICS.add
 class Insertion(CurveMetric):
     """Insertion: from the baseline, the most important features are put back first; a faithful attribution
     makes the score rise fast (a high area)."""
 
     name = "insertion"
     title = "Insertion"
-    makes = ("insertion",)
+    makes = {"insertion": "area under the insertion curve"}
+    panel = ("Insertion: most important first (higher area is better)", "fraction of features inserted")
     deleting = False
 
 
+@METRICS.add
 class MuFidelity(PerturbationMetric):
     """µ-fidelity: random subsets of grid cells become the baseline; the Spearman correlation between the drops
     in the score and the attributions the subsets took out (1: the attribution predicts every drop's rank)."""
 
     name = "mufidelity"
     title = "µ-fidelity"
-    makes = ("mufidelity",)
-    reads = ("grid", "baseline", "score", "samples", "subset", "seed")
+    makes = {"mufidelity": "Spearman correlation of drops and attributions"}
+    settings = (GRID, BASELINE, SCORE, SUBSETS, SUBSET, SEED)
 
     def _subsets(self, scoring: Scoring, subject: Subject) -> tuple[np.ndarray, np.ndarray]:
         rows, cols = subject.attribution.shape
@@ -265,6 +281,7 @@ class MuFidelity(PerturbationMetric):
         return [Measured(self.name, spearman(drops, taken))]
 
 
+@METRICS.add
 class Randomization(Metric):
     """The model-parameter randomisation test (Adebayo et al. 2018): the layers' weights are reset from the top
     down, one more layer at each step, and the images explained again for the same classes. The values are the
@@ -275,9 +292,16 @@ class Randomization(Metric):
     name = "randomization"
     title = "Randomization"
     better = "lower"
-    makes = ("randomization", "randomization-ssim")
+    makes = {
+        "randomization": "rank correlation with the original after every layer is reset",
+        "randomization-ssim": "SSIM with the original after every layer is reset",
+    }
     needs_method = True
-    reads = ("seed",)
+    settings = (SEED,)
+    panel = ("Randomization: rank correlation with the original (low is better)", "layers reset, from the top")
+    #: A randomised attribution whose rank correlation with the original stays above this fails the check.
+    limit = 0.5
+    limit_of = "rank correlation"
 
     def measure(self, scoring: Scoring, subjects: Sequence[Subject]) -> list[list[Measured]]:  # noqa: D102
         if scoring.explain is None:
@@ -286,7 +310,7 @@ class Randomization(Metric):
         ranked: list[list[float]] = [[] for _ in subjects]
         similar: list[list[float]] = [[] for _ in subjects]
         layers: list[str] = []
-        steps = cascade(scoring.model, scoring.settings.seed)
+        steps = cascade(scoring.copy if scoring.copy is not None else scoring.model, scoring.settings.seed)
         try:
             for layer in steps:
                 layers.append(layer)
@@ -314,35 +338,21 @@ def _peak_scaled(attribution: np.ndarray) -> np.ndarray:
 
 
 #: A randomised attribution whose rank correlation with the original stays above this fails the check.
-RANDOMIZATION_LIMIT = 0.5
-
-_ALL: tuple[type[Metric], ...] = (Deletion, Insertion, MuFidelity, Randomization)
-#: Every metric by name.
-METRICS: dict[str, type[Metric]] = {metric.name: metric for metric in _ALL}
-#: Which way is better, for each value a metric records.
-BETTER: dict[str, str] = {made: metric.better for metric in _ALL for made in metric.makes}
+RANDOMIZATION_LIMIT = Randomization.limit
 
 
-def check_metrics(
-    metrics: Sequence[str], settings: EvaluationSettings | None = None, also: Sequence[str] = ()
-) -> tuple[str, ...]:
+def maker(value: str) -> type[Metric]:
+    """The metric that records the value named ``value`` (a metric's name, or another of its ``makes``)."""
+    return next(metric for metric in METRICS.values() if value in metric.makes)
+
+
+def check_metrics(metrics: Sequence[str], settings: EvaluationSettings | None = None) -> tuple[str, ...]:
     """The metrics named, each once in order; raise :class:`OptionError` for an unknown one, none, or a setting
-    changed from its default that none of them reads (``also``: settings read elsewhere, by the methods)."""
-    chosen = tuple(dict.fromkeys(metrics))
-    if not chosen:
-        raise OptionError(f"choose at least one metric: {', '.join(METRICS)}")
-    unknown = [name for name in chosen if name not in METRICS]
-    if unknown:
-        raise OptionError(f"unknown metric '{unknown[0]}'; choose from: {', '.join(METRICS)}")
-    for name in settings.changed() if settings is not None else []:
-        readers = [metric.name for metric in METRICS.values() if name in metric.reads]
-        if name not in also and not any(reader in chosen for reader in readers):
-            raise OptionError(f"`{name}` is a setting of {' or '.join(readers)}, which is not among the metrics chosen")
-    return chosen
+    given that none of them reads."""
+    return METRICS.check(metrics, settings.given() if settings is not None else ())
 
 
 __all__ = [
-    "BETTER",
     "METRICS",
     "EvaluationSettings",
     "Measured",
@@ -350,5 +360,6 @@ __all__ = [
     "Scoring",
     "Subject",
     "check_metrics",
+    "maker",
     "measure_together",
 ]

@@ -4,8 +4,10 @@ Each layer's learned weights (:func:`cnnviz.methods.target.learned_weights`: fro
 learning model's base) are replaced by fresh ones drawn with NumPy from a seed, so the numbers are the same on every
 backend: weights whose initializer is a constant (biases, a batch norm's scale, offset and statistics) get that
 constant; the others are drawn from Glorot's uniform distribution for their shape (Keras's default kernel
-initializer). The weights are changed in place, in the model's own variables, which every replay of the model
-shares; :func:`cascade` puts them back when it ends, however it ends.
+initializer). The weights are changed in place, in the variables of the model :func:`cascade` is given, which every
+replay of that model shares; it puts them back when it ends, however it ends. The evaluator gives it a copy of the
+user's model (:func:`model_copy`), so a model that something else is using meanwhile (the explorer serving it, a
+notebook) never sees a reset weight.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.methods.target import TargetModel, learned_weights
+
+
+def model_copy(model: Any) -> Any:
+    """A copy of ``model``, its layers named as the original's, with weights of its own holding the same values;
+    the model itself where Keras cannot copy it (a layer it cannot rebuild from its config)."""
+    keras = keras_module()
+    try:
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+    except Exception:  # noqa: BLE001 - a model Keras cannot rebuild is reset in place and restored, as before
+        return model
+    return copy
 
 
 def fresh_value(initializer: Any, variable: Any, rng: np.random.Generator) -> np.ndarray:
