@@ -187,7 +187,9 @@ def test_stats_and_top_on_ray_say_what_the_local_runs_say(cluster, photos, tmp_p
     assert ROUNDED_RANKS in distributed_top.notes and distributed_top.notes == local_top.notes
 
 
-def test_every_attribution_method_on_ray_writes_the_local_engines_bytes(cluster, photos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_attribution_method_on_ray_writes_the_local_engines_bytes(  # type: ignore[no-untyped-def]
+    cluster, photos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cnnviz.methods.attribution import METHODS, AttributionSettings
     from cnnviz.runs.attribute import AttributeOptions, render_attributions
 
@@ -195,6 +197,11 @@ def test_every_attribution_method_on_ray_writes_the_local_engines_bytes(cluster,
     settings = AttributionSettings(samples=4, masks=64, steps=8)
     options = AttributeOptions(methods=tuple(METHODS), settings=settings, size=(64, 64), batch_size=2, save_raw=True)
     local = render_attributions(ModelRef("shapes").load(include_top=True), inputs, tmp_path / "local", options)
+
+    def not_on_the_driver(self: ModelRef, **choice: object) -> None:
+        raise AssertionError("the driver of a Ray run loads no model; its workers do")
+
+    monkeypatch.setattr(ModelRef, "load", not_on_the_driver)  # the workers' processes keep the real one
     distributed = render_attributions(ModelRef("shapes"), inputs, tmp_path / "ray", replace(options, engine="ray"))
 
     assert len(local.images) == 4 and (distributed.layer, distributed.score) == (local.layer, local.score)

@@ -141,9 +141,20 @@ class AttributeWriting:
     folders: dict[str, str]
 
 
-#: :class:`AttributeImages`' partial: each image's result by its place in the run, and whether every batch's
-#: outputs read as probabilities.
-Attributed = tuple[dict[int, AttributedImage], bool]
+@dataclass(frozen=True)
+class Described:
+    """What was explained, as the process that explained it saw it: the layer of the CAMs, what was differentiated,
+    the head and the output (a Ray run's driver learns them from its workers, and loads no model)."""
+
+    layer: str
+    score: str
+    head: str
+    output: str
+
+
+#: :class:`AttributeImages`' partial: each image's result by its place in the run, whether every batch's
+#: outputs read as probabilities, and what was explained.
+Attributed = tuple[dict[int, AttributedImage], bool, Described]
 
 
 class AttributeImages(ExplainingMethod[Attributed]):
@@ -173,11 +184,12 @@ class AttributeImages(ExplainingMethod[Attributed]):
             drawn = draw_attributions(path, pixels, attributed, index, self.names, self.label, chosen)
             folder = Path(self.options.out) / self.options.folders[path]
             results[batch.numbers[index]] = write_attributions(folder, path, drawn, chosen.save_raw)
-        return results, probabilities
+        model = self.attributor.model
+        return results, probabilities, Described(model.layer, model.score, model.head, model.output)
 
     @staticmethod
     def merge(first: Attributed, second: Attributed) -> Attributed:  # noqa: D102
-        return {**first[0], **second[0]}, first[1] and second[1]
+        return {**first[0], **second[0]}, first[1] and second[1], first[2]
 
 
 @dataclass(frozen=True)
@@ -275,9 +287,6 @@ def render_attributions(
         raise
     report.failures, report.notes, report.precision = scanned.failures, scanned.notes, scanned.precision
     report.preprocessing = scanned.preprocessing
-    made = scanned.method if isinstance(scanned.method, AttributeImages) else None
-    about = made.attributor.model if made is not None else _described(model, options)
-    report.layer, report.score, report.head, report.output = about.layer, about.score, about.head, about.output
     if scanned.partial is not None:
         _collected(report, scanned.partial)
     if options.json is not None:
@@ -286,21 +295,11 @@ def render_attributions(
 
 
 def _collected(report: AttributionResult, partial: Attributed) -> AttributionResult:
-    explained, report.probabilities = partial
+    explained, report.probabilities, about = partial
+    report.layer, report.score, report.head, report.output = about.layer, about.score, about.head, about.output
     report.images = [explained[number] for number in sorted(explained)]
     report.written = [path for image in report.images for path in (image.picture, *image.raw.values())]
     return report
-
-
-def _described(model: Any, options: AttributeOptions) -> Any:
-    """The target model of a run that ran elsewhere (Ray), for its layer, score and head."""
-    from cnnviz.engines.naming import ModelRef
-
-    loaded = model.load(include_top=True) if isinstance(model, ModelRef) else model
-    needs_layer = any(METHODS[name].needs_layer for name in options.methods)
-    from cnnviz.methods.target import TargetModel
-
-    return TargetModel(loaded, options.layer, Target(options.output, options.region), options, maps=needs_layer)
 
 
 def _write_json(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
