@@ -31,7 +31,7 @@ from cnnviz.methods.target import Target, checked_region
 from cnnviz.models.labels import class_name
 from cnnviz.output.files import safe_name, save_bytes, save_npy, save_png
 from cnnviz.runs.contract import Naming, Progress, RunResult, counted
-from cnnviz.runs.gradcam import ExplainingMethod, are_probabilities, explaining_line, top_classes
+from cnnviz.runs.explaining import ExplainingMethod, are_probabilities, explaining_line, top_classes
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from cnnviz.models.labels import class_name
 from cnnviz.output.evaluation_chart import curves_chart
 from cnnviz.output.files import save_bytes
 from cnnviz.runs.contract import Naming, Progress, RunResult, counted
-from cnnviz.runs.gradcam import ExplainingMethod
+from cnnviz.runs.explaining import ExplainingMethod
 
 #: The picture of the curves, in the run's folder.
 CURVES_FILE = "evaluation_curves.png"
