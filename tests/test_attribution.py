@@ -123,13 +123,14 @@ def test_score_cam_skips_flat_channels_exactly(keras) -> None:  # type: ignore[n
     image = _picture()
     calls = []
     attributor = Attributor(dead, ["scorecam"])
-    original = attributor.model.perturbed
+    original = attributor.model.perturbed_rows
 
-    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(len(args[2]))
-        return original(*args, **kwargs)
+    def counting(inputs, baselines, masked, *args, **kwargs):  # type: ignore[no-untyped-def]
+        pairs = list(masked)
+        calls.append(len(pairs))
+        return original(inputs, baselines, iter(pairs), *args, **kwargs)
 
-    attributor.model.perturbed = counting  # type: ignore[method-assign]
+    attributor.model.perturbed_rows = counting  # type: ignore[method-assign]
     with_dead = attributor(image, 1).layer_maps["scorecam"][0]
     assert calls == [2]  # the dead channel never went through the model
     without = attribute(two, image, ["scorecam"], classes=1).layer_maps["scorecam"][0]

@@ -378,19 +378,6 @@ class TargetModel:
             return np.zeros_like(inputs), np.zeros((0,), dtype=np.float32)
         return np.concatenate(grads), np.concatenate(values)
 
-    def probability(self, scores: np.ndarray, outputs: np.ndarray, scored: Scored, row: int) -> np.ndarray:
-        """Image ``row``'s class probability (or regression value) in a pass over perturbed copies of it: the
-        model's softmax (or sigmoid) of its pre-squashing scores, computed here in float32, or the softmax of the
-        scores where the model ends without one.
-
-        Args:
-            scores: the copies' pre-softmax scores.
-            outputs: the copies' outputs.
-            scored: the unperturbed batch's :class:`Scored`.
-            row: the image's row in it.
-        """
-        return self.values(scores, outputs, scored, np.full(len(scores), row), "probability")
-
     def values(
         self, scores: np.ndarray, outputs: np.ndarray, scored: Scored, rows: np.ndarray, kind: str = "probability"
     ) -> np.ndarray:
@@ -428,51 +415,6 @@ class TargetModel:
             return ((picked * masks).reshape(len(rows), -1).sum(axis=1) / share).astype(np.float32)
         return np.asarray(read[every, chosen], dtype=np.float32)
 
-    def perturbed(
-        self,
-        image: np.ndarray,
-        baseline: np.ndarray,
-        masks: np.ndarray,
-        scored: Scored,
-        row: int,
-        number: int | None,
-        normalise: bool = False,
-    ) -> np.ndarray:
-        """Image ``row``'s class probability for each mask, ``image * m + baseline * (1 - m)``, the masked inputs
-        made on the device in chunks of :data:`PERTURBED_BATCH` (:meth:`probability`).
-
-        Args:
-            image: ``(rows, cols, channels)`` model-ready.
-            baseline: what a masked-out pixel becomes, the same shape (or broadcastable).
-            masks: ``(M, h, w)``; resized bilinearly to the input's size on the device where smaller.
-            scored: the unperturbed batch's :class:`Scored`.
-            row: the image's row in that batch.
-            number: the image's number in the run, for inputs fed one row per image.
-            normalise: min-max normalise each mask (after resizing) to 0..1 first, as Score-CAM does.
-
-        Returns:
-            ``(M,)`` float32.
-        """
-        image = np.asarray(image, dtype=np.float32)
-        rows, cols = image.shape[:2]
-        masks = np.asarray(masks, dtype=np.float32)
-        base = np.broadcast_to(np.asarray(baseline, dtype=np.float32), image.shape)
-        model = self._model(image[None], False)[0]
-        resize = masks.shape[1:] != (rows, cols)
-        step = self._perturbing(model, resize, normalise)
-        sizes = ((masks.shape[1], rows), (masks.shape[2], cols)) if resize else ((1, 1), (1, 1))
-        weights = [linear_weights(size, target).astype(np.float32) for size, target in sizes]
-        values = []
-        with doing(f"model '{self.source.name}' on {len(masks)} perturbed copies of an image"):
-            for start in range(0, len(masks), PERTURBED_BATCH):
-                chunk = masks[start : start + PERTURBED_BATCH]
-                numbers = None if number is None else [number] * len(chunk)
-                others = self._given(np.zeros((len(chunk), *image.shape), np.float32), numbers)
-                scores, outputs = step(image[None], base[None], chunk, *weights, others)
-                values.append(self.probability(np.asarray(scores), np.asarray(outputs), scored, row))
-                self._chunk_done(len(chunk))
-        return np.concatenate(values) if values else np.zeros((0,), dtype=np.float32)
-
     def perturbed_rows(
         self,
         inputs: np.ndarray,
@@ -481,19 +423,23 @@ class TargetModel:
         scored: Scored,
         images: Sequence[int] | None,
         kind: str = "probability",
+        normalise: bool = False,
     ) -> np.ndarray:
         """The explained class's value (:meth:`values`) for perturbed copies of a batch's images: for each
-        ``(row, mask)`` of ``masked``, ``inputs[row] * mask + baselines[row] * (1 - mask)``. The masks, at the
-        input's size, are taken as they come (a generator keeps memory bounded) and run through the model
-        :data:`PERTURBED_BATCH` at a time, copies of different images in one call.
+        ``(row, mask)`` of ``masked``, ``inputs[row] * mask + baselines[row] * (1 - mask)``: the one path of every
+        perturbation method and metric. The masks are taken as they come (a generator keeps memory bounded), made
+        into inputs on the device and run through the model :data:`PERTURBED_BATCH` at a time, copies of different
+        images in one call.
 
         Args:
             inputs: ``(N, rows, cols, channels)`` model-ready, channels last.
             baselines: what a masked-out pixel becomes, the same shape.
-            masked: ``(row, (rows, cols) mask)`` pairs, 1 kept and 0 replaced by the baseline.
+            masked: ``(row, mask)`` pairs, 1 kept and 0 replaced by the baseline; every mask of one call has one
+                shape, the input's or a smaller one (a layer's maps), resized bilinearly on the device.
             scored: the unperturbed batch's :class:`Scored`.
             images: each row's image number in the run, for inputs fed one row per image.
             kind: ``probability`` or ``logit`` (:data:`VALUE_KINDS`).
+            normalise: min-max normalise each mask (after resizing) to 0..1 first, as Score-CAM does.
 
         Returns:
             ``(M,)`` float32, one value per pair in order.
@@ -501,17 +447,19 @@ class TargetModel:
         inputs = np.asarray(inputs, dtype=np.float32)
         baselines = np.broadcast_to(np.asarray(baselines, dtype=np.float32), inputs.shape)
         model = self._model(inputs[:1], False)[0]
-        step = self._perturbing(model, False, False)
-        unused = [linear_weights(1, 1).astype(np.float32)] * 2
         values = []
         pairs = iter(masked)
         with doing(f"model '{self.source.name}' on perturbed copies of {len(inputs)} images"):
             while chunk := list(islice(pairs, PERTURBED_BATCH)):
                 rows = np.array([row for row, _ in chunk], dtype=np.int64)
                 masks = np.stack([mask for _, mask in chunk]).astype(np.float32, copy=False)
+                sizes = tuple(zip(masks.shape[1:3], inputs.shape[1:3], strict=True))
+                resize = any(size != target for size, target in sizes)
+                weights = [linear_weights(*pair if resize else (1, 1)).astype(np.float32) for pair in sizes]
                 numbers = None if images is None else [int(images[row]) for row in rows]
                 others = self._given(np.zeros((len(chunk), *inputs.shape[1:]), np.float32), numbers)
-                scores, outputs = step(inputs[rows], baselines[rows], masks, *unused, others)
+                step = self._perturbing(model, resize, normalise)
+                scores, outputs = step(inputs[rows], baselines[rows], masks, *weights, others)
                 values.append(self.values(np.asarray(scores), np.asarray(outputs), scored, rows, kind))
                 self._chunk_done(len(chunk))
         return np.concatenate(values) if values else np.zeros((0,), dtype=np.float32)

@@ -179,8 +179,19 @@ def upsampled(layer_maps: np.ndarray, rows: int, cols: int) -> Attributed:
     return Attributed(np.stack([resize_maps(one, rows, cols) for one in layer_maps]), layer_maps)
 
 
-def explained_probability(model: TargetModel, batch: Batch, row: int) -> float:
-    """Image ``row``'s class probability (or regression value) unperturbed."""
+def explained_probabilities(model: TargetModel, batch: Batch) -> np.ndarray:
+    """``(N,)`` each image's class probability (or regression value) unperturbed, in float64."""
     scored = batch.scored
-    value = model.probability(scored.scores[row : row + 1], scored.outputs[row : row + 1], scored, row)
-    return float(value[0])
+    rows = np.arange(len(batch.inputs))
+    return model.values(scored.scores, scored.outputs, scored, rows, "probability").astype(np.float64)
+
+
+def per_image(model: TargetModel, batch: Batch, masks: np.ndarray, baselines: np.ndarray | None = None) -> np.ndarray:
+    """``(N, M)`` each image's class probability with each of ``masks`` ``(M, h, w)`` applied to it (the
+    baseline where 0), every image's copies streamed through the model together
+    (:meth:`cnnviz.methods.target.TargetModel.perturbed_rows`); ``baselines`` default to the batch's."""
+    count = len(batch.inputs)
+    pairs = ((row, mask) for row in range(count) for mask in masks)
+    base = batch.baseline if baselines is None else baselines
+    values = model.perturbed_rows(batch.inputs, base, pairs, batch.scored, batch.images)
+    return values.reshape(count, len(masks)).astype(np.float64)

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import BASELINE, Attributed, Attribution, Batch, explained_probability
+from cnnviz.methods.attribution.base import (
+    BASELINE,
+    Attributed,
+    Attribution,
+    Batch,
+    explained_probabilities,
+    per_image,
+)
 from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
 
@@ -51,16 +58,10 @@ class Occlusion(Attribution):
         return len(self._patches(rows, cols))
 
     def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
-        count, rows, cols = batch.inputs.shape[:3]
+        rows, cols = batch.inputs.shape[1:3]
         masks = self._patches(rows, cols)
         hidden = 1.0 - masks
         covered = hidden.sum(axis=0)
-        heatmaps = np.zeros((count, rows, cols), dtype=np.float32)
-        for row in range(count):
-            scores = model.perturbed(
-                batch.inputs[row], batch.baseline[row], masks, batch.scored, row, batch.number(row)
-            )
-            drops = explained_probability(model, batch, row) - scores.astype(np.float64)
-            total = np.tensordot(drops, hidden, axes=1)
-            heatmaps[row] = np.where(covered > 0, total / np.maximum(covered, 1.0), 0.0)
-        return Attributed(heatmaps)
+        drops = explained_probabilities(model, batch)[:, None] - per_image(model, batch, masks)
+        total = np.tensordot(drops, hidden, axes=1)
+        return Attributed(np.where(covered > 0, total / np.maximum(covered, 1.0), 0.0).astype(np.float32))

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import BASELINE, SEED, Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import BASELINE, SEED, Attributed, Attribution, Batch, per_image
 from cnnviz.methods.resample import linear_weights
 from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
@@ -62,11 +62,8 @@ class Rise(Attribution):
         means = np.zeros(count, dtype=np.float64)
         for start in range(0, total, CHUNK):
             masks = rise_masks(min(CHUNK, total - start), rows, cols, seed, start)
-            for row in range(count):
-                scores = model.perturbed(
-                    batch.inputs[row], batch.baseline[row], masks, batch.scored, row, batch.number(row)
-                )
-                sums[row] += np.tensordot(scores.astype(np.float64), masks, axes=1)
-                means[row] += scores.astype(np.float64).sum()
+            scores = per_image(model, batch, masks)
+            sums += np.tensordot(scores, masks, axes=1)
+            means += scores.sum(axis=1)
         saliency = sums / (total * KEEP) - (means / total)[:, None, None]
         return Attributed(saliency.astype(np.float32))

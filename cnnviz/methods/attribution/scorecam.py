@@ -3,12 +3,15 @@ the input and min-max normalised, masks the input; the class's probability for t
 channel; the CAM is the ReLU of the weighted sum of the layer's maps. No gradient.
 
 It is the costly CAM: one forward pass per channel. The masked inputs are made on the device and go through the
-model in large batches (:meth:`cnnviz.methods.target.TargetModel.perturbed`). A channel whose map is zero
-everywhere is skipped: it adds nothing to the sum whatever its weight, so this is exact. A channel whose map is
-constant but not zero normalises to an all-zero mask; all such channels share one forward pass.
+model in large batches, the copies of every image of a batch together
+(:meth:`cnnviz.methods.target.TargetModel.perturbed_rows`). A channel whose map is zero everywhere is skipped: it
+adds nothing to the sum whatever its weight, so this is exact. A channel whose map is constant but not zero
+normalises to an all-zero mask; all such channels of an image share one forward pass.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -16,25 +19,31 @@ from cnnviz.methods.attribution.base import Attributed, Attribution, Batch, upsa
 from cnnviz.methods.target import TargetModel
 
 
-def channel_weights(model: TargetModel, batch: Batch, row: int) -> np.ndarray:
-    """Image ``row``'s weight per channel: its class probability with the input masked by the channel's map
-    (0 for channels skipped)."""
+def channel_weights(model: TargetModel, batch: Batch) -> np.ndarray:
+    """``(N, channels)`` each image's weight per channel: its class probability with the input masked by the
+    channel's map (0 for channels skipped), every image's masked copies streamed through the model together."""
     assert batch.layer is not None
-    maps = np.asarray(batch.layer.maps[row], dtype=np.float32)
-    channels = maps.shape[-1]
-    flat = maps.reshape(-1, channels)
-    low, high = flat.min(axis=0), flat.max(axis=0)
-    varying = np.flatnonzero(high > low)
-    constant = np.flatnonzero((high == low) & (high != 0))
-    weights = np.zeros(channels, dtype=np.float32)
-    image = batch.inputs[row]
-    zero = np.zeros_like(image)
-    if len(varying):
-        masks = np.moveaxis(maps[..., varying], -1, 0)
-        weights[varying] = model.perturbed(image, zero, masks, batch.scored, row, batch.number(row), normalise=True)
-    if len(constant):  # an all-zero mask: the input becomes zeros, one pass for all
-        blank = np.zeros((1, *image.shape[:2]), dtype=np.float32)
-        weights[constant] = model.perturbed(image, zero, blank, batch.scored, row, batch.number(row))[0]
+    maps = np.asarray(batch.layer.maps, dtype=np.float32)
+    count, channels = len(maps), maps.shape[-1]
+    flat = maps.reshape(count, -1, channels)
+    low, high = flat.min(axis=1), flat.max(axis=1)
+    varying = [np.flatnonzero(high[row] > low[row]) for row in range(count)]
+    constant = [np.flatnonzero((high[row] == low[row]) & (high[row] != 0)) for row in range(count)]
+    blank = np.zeros(maps.shape[1:3], dtype=np.float32)  # normalises to 0: the input becomes zeros
+
+    def masks() -> Iterator[tuple[int, np.ndarray]]:
+        for row in range(count):
+            yield from ((row, maps[row, ..., channel]) for channel in varying[row])
+            if len(constant[row]):  # one pass for all of an image's constant channels
+                yield row, blank
+
+    zeros = np.zeros_like(batch.inputs)
+    values = iter(model.perturbed_rows(batch.inputs, zeros, masks(), batch.scored, batch.images, normalise=True))
+    weights = np.zeros((count, channels), dtype=np.float32)
+    for row in range(count):
+        weights[row, varying[row]] = [next(values) for _ in varying[row]]
+        if len(constant[row]):
+            weights[row, constant[row]] = next(values)
     return weights
 
 
@@ -57,6 +66,7 @@ class ScoreCam(Attribution):
         assert batch.layer is not None
         rows, cols = batch.inputs.shape[1:3]
         maps = batch.layer.maps
-        cams = [score_cam(maps[row], channel_weights(model, batch, row)) for row in range(len(batch.inputs))]
+        weights = channel_weights(model, batch)
+        cams = [score_cam(maps[row], weights[row]) for row in range(len(batch.inputs))]
         layer_maps = np.stack(cams) if cams else np.zeros((0, *batch.layer.maps.shape[1:3]), np.float32)
         return upsampled(layer_maps, rows, cols)
