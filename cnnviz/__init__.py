@@ -37,8 +37,8 @@ _PUBLIC = {
     "FilterOptions": "cnnviz.runs.filters",
     "FilterStats": "cnnviz.methods.stats",
     "GradCam": "cnnviz.methods.gradcam",
-    "GradcamOptions": "cnnviz.runs.gradcam",
-    "GradcamResult": "cnnviz.runs.gradcam",
+    "GradcamOptions": "cnnviz.runs.attribute",
+    "GradcamResult": "cnnviz.runs.attribute",
     "Header": "cnnviz.draw.render",
     "ImageLoadError": "cnnviz.errors",
     "LayerNotFound": "cnnviz.errors",
@@ -99,7 +99,7 @@ _PUBLIC = {
     "render_attributions": "cnnviz.runs.attribute",
     "render_feature_maps": "cnnviz.runs.featuremaps",
     "render_filters": "cnnviz.runs.filters",
-    "render_gradcam": "cnnviz.runs.gradcam",
+    "render_gradcam": "cnnviz.runs.attribute",
     "render_maximize": "cnnviz.runs.maximize",
     "render_top": "cnnviz.runs.top",
     "run_stats": "cnnviz.runs.stats",
@@ -147,13 +147,19 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.models.receptive import receptive_field
     from cnnviz.output.animate import animate, animate_folder
     from cnnviz.output.files import save_png
-    from cnnviz.runs.attribute import AttributeOptions, AttributionResult, render_attributions
+    from cnnviz.runs.attribute import (
+        AttributeOptions,
+        AttributionResult,
+        GradcamOptions,
+        GradcamResult,
+        render_attributions,
+        render_gradcam,
+    )
     from cnnviz.runs.callback import VisualizeCallback
     from cnnviz.runs.contract import Naming, RunResult, ViewSettings
     from cnnviz.runs.evaluate import EvaluateOptions, EvaluationResult, evaluate_images
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
     from cnnviz.runs.filters import FilterOptions, render_filters
-    from cnnviz.runs.gradcam import GradcamOptions, GradcamResult, render_gradcam
     from cnnviz.runs.maximize import MaximizeResult, MaximizeRunOptions, render_maximize
     from cnnviz.runs.report import ReportOptions, ReportResult, write_report
     from cnnviz.runs.stats import StatsOptions, StatsResult, run_stats

@@ -95,7 +95,7 @@ def explaining(shapes: object, out: Path) -> None:
 
     from cnnviz.runs.attribute import AttributeOptions, render_attributions
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
-    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+    from cnnviz.runs.attribute import GradcamOptions, render_gradcam
     from cnnviz.runs.maximize import MaximizeRunOptions, render_maximize
     from cnnviz.runs.report import ReportOptions, write_report
 
@@ -184,7 +184,7 @@ def segmentation_heads(out: Path) -> None:
     import numpy as np
 
     import cnnviz
-    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+    from cnnviz.runs.attribute import GradcamOptions, render_gradcam
 
     keras = cnnviz._keras.keras_module()
     keras.utils.set_random_seed(1)

@@ -6,8 +6,8 @@ refactoring can be checked to leave the output unchanged, byte for byte:
     diff before.txt after.txt
 
 Each line is a file's path below the output folder (or ``stdout of ...``) and the SHA-256 of its bytes; JSON
-files (manifests, stats) and printed text are hashed with the output folder's own path replaced by ``<out>``, so
-runs in different temporary folders compare. Offline: the bundled ``shapes`` model and VGG16 with random weights.
+files (manifests, stats) and printed text are hashed with the output folder's own path replaced by ``<out>`` and
+the checkout's by ``<root>``, so runs in different temporary folders and checkouts compare. Offline: the bundled ``shapes`` model and VGG16 with random weights.
 """
 
 from __future__ import annotations
@@ -130,7 +130,10 @@ COMMANDS = [
 
 
 def digest(data: bytes, out: Path) -> str:
-    return hashlib.sha256(data.replace(str(out).encode(), b"<out>")).hexdigest()[:16]
+    """The hash of ``data`` with the run's output folder and this checkout's folder named, not spelled: runs in
+    different temporary folders and from different checkouts (before and after a change) compare."""
+    named = data.replace(str(out).encode(), b"<out>").replace(str(ROOT).encode(), b"<root>")
+    return hashlib.sha256(named).hexdigest()[:16]
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from cnnviz.runs.attribute import AttributeOptions, render_attributions
 from cnnviz.runs.evaluate import EvaluateOptions
 from cnnviz.runs.featuremaps import MapOptions
 from cnnviz.runs.filters import FilterOptions
-from cnnviz.runs.gradcam import GradcamOptions
+from cnnviz.runs.attribute import GradcamOptions
 from cnnviz.runs.maximize import MaximizeRunOptions
 from cnnviz.runs.report import ReportOptions, write_report
 from cnnviz.runs.stats import StatsOptions

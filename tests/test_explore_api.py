@@ -123,7 +123,7 @@ def test_a_layout_says_where_each_map_is_in_the_grid(client: TestClient) -> None
 
 
 def test_grad_cam_has_the_bytes_of_the_gradcam_file(client: TestClient, shapes: Any, tmp_path: Path) -> None:
-    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+    from cnnviz.runs.attribute import GradcamOptions, render_gradcam
 
     model, naming = shapes
     record = get(client, "/api/gradcam/0.json").json()

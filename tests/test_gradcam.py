@@ -233,13 +233,13 @@ def test_a_model_saved_by_keras_2_to_h5_is_explained_the_same(square_finder, tmp
 
 def test_a_model_ready_npy_input_gets_the_heatmap_alone(square_finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from cnnviz.draw.overlay import MIN_PANEL
-    from cnnviz.runs.gradcam import GradcamOptions, render_gradcam
+    from cnnviz.runs.attribute import GradcamOptions, render_gradcam
 
     np.save(tmp_path / "ready.npy", square_picture())  # model-ready: not pixels to draw under the heat
     options = GradcamOptions(labels=False, save_raw=True)
     report = render_gradcam(square_finder, [tmp_path / "ready.npy"], tmp_path / "out", options)
 
-    _peak_on_square(np.load(report.images[0].raw))
+    _peak_on_square(np.load(report.images[0].raw["gradcam"]))
     drawn = np.asarray(Image.open(report.images[0].picture).convert("RGB")).astype(int)
     # one panel, the heatmap in jet, 32 px enlarged 10 times, widened with white to 640: no picture beside it
     assert drawn.shape == (MIN_PANEL, 640, 3) and (drawn[:, MIN_PANEL:] == 255).all()

@@ -11,12 +11,12 @@ import click
 
 from cnnviz._keras import BACKENDS, check_backend_installed, chosen_backend
 from cnnviz._version import __version__
-from cnnviz.cli.attributions import explain
+from cnnviz.cli.attributions import explain, gradcam
 from cnnviz.cli.common import CONTEXT, WHOLE_PROCESS
 from cnnviz.cli.evaluate import evaluate
-from cnnviz.cli.explain import gradcam, maximize
 from cnnviz.cli.explore import explore
 from cnnviz.cli.grids import animate, featuremaps, filters, layers
+from cnnviz.cli.maximize import maximize
 from cnnviz.cli.report import report
 from cnnviz.cli.stats import stats
 from cnnviz.cli.top import top

@@ -1,4 +1,5 @@
-"""``cnnviz explain``: where a model looks, by every attribution method people compare, side by side."""
+"""``cnnviz explain`` (where a model looks, by every attribution method people compare, side by side) and ``cnnviz
+gradcam`` (the same run with one Grad-CAM, drawn as the image beside its heatmap)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,24 @@ from cnnviz.cli.common import (
     ModelChoice,
     Reading,
     checked_cmap,
+    choice_option,
     engine_options,
     exit_on_failures,
     model_options,
+    option_group,
     output_option,
+    progress_bar,
     reading_options,
     reported_errors,
-    say_computation,
-    say_notes,
+    say_run,
 )
 
 # None of these import TensorFlow: --help and option errors stay instant.
-from cnnviz.cli.explain import _region
 from cnnviz.cli.settings import SettingsCommand, SettingsGroup
 from cnnviz.draw.overlay import DEFAULT_ALPHA
+from cnnviz.inputs.gather import gather_inputs
 from cnnviz.methods.attribution import METHODS, AttributionSettings
+from cnnviz.methods.attribution.gradcam import GRADCAMS
 from cnnviz.output.files import check_writable
 
 
@@ -59,10 +63,22 @@ def method_option(help: str) -> Callable[..., Any]:
     return click.option("--method", "methods", multiple=True, callback=method_list, metavar="NAME[,NAME...]", help=help)
 
 
-def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """What is explained: ``--class``, ``--layer``, ``--labels``, ``--head`` and ``--region`` (the command takes
-    ``target``, ``layer``, ``labels_file``, ``head`` and ``region``)."""
-    options = [
+def _region(ctx: click.Context, param: click.Parameter, text: str | None) -> tuple[int, int, int, int] | None:
+    """``--region TOP,LEFT,BOTTOM,RIGHT`` as four integers."""
+    if text is None:
+        return None
+    try:
+        top, left, bottom, right = (int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"TOP,LEFT,BOTTOM,RIGHT in pixels, e.g. 8,8,24,24; got '{text}'") from None
+    return top, left, bottom, right
+
+
+#: What is explained (``--class``, ``--layer``, ``--labels``, ``--head``, ``--region``), handed to the command as
+#: ``explained``: keywords of the explaining runs' options.
+target_options = option_group(
+    "explained",
+    [
         click.option(
             "--class", "target", default=None, metavar="N|NAME", help="The class to explain. Default: the top one."
         ),
@@ -80,13 +96,35 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--region",
             default=None,
+            callback=_region,
             metavar="TOP,LEFT,BOTTOM,RIGHT",
             help="For a segmentation output: explain the class's logits summed over this box of input pixels.",
         ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    ],
+    renamed=("output",),
+)
+
+#: How heatmaps are drawn and kept (``--save-raw``, ``--cmap``, ``--alpha``, ``--no-labels``), handed to the
+#: command as ``drawing``.
+heat_options = option_group(
+    "drawing",
+    [
+        click.option(
+            "--save-raw", is_flag=True, help="Also write each attribution as .npy, rows x cols at the input size."
+        ),
+        click.option("--cmap", default="jet", show_default=True, callback=checked_cmap, help="The heat's colormap."),
+        click.option(
+            "--alpha",
+            type=click.FloatRange(0, 1),
+            default=DEFAULT_ALPHA,
+            show_default=True,
+            help="Opacity of the hottest places.",
+        ),
+        click.option(
+            "--no-labels", "labels", flag_value=False, default=True, help="Bare pictures, without the header strip."
+        ),
+    ],
+)
 
 
 #: The methods' settings, as ``explain`` and the commands that explain take them.
@@ -100,15 +138,10 @@ METHOD_SETTINGS = SettingsGroup(AttributionSettings, "methods", ("gradcam",), "s
     f"Methods, repeated or comma-separated, one column each: {', '.join(METHODS)}, or all. Default: gradcam."
 )
 @target_options
-@click.option("--save-raw", is_flag=True, help="Also write each attribution as .npy, rows x cols at the input size.")
+@heat_options
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write per image and method records."
 )
-@click.option("--cmap", default="jet", show_default=True, callback=checked_cmap, help="The heat's colormap.")
-@click.option(
-    "--alpha", type=click.FloatRange(0, 1), default=DEFAULT_ALPHA, show_default=True, help="Opacity of the heat."
-)
-@click.option("--no-labels", is_flag=True, help="Bare pictures, without the header and the column titles.")
 @output_option("Folder to write into: OUTPUT/<model>/<image>/attributions_<class>.png.")
 @reading_options
 @engine_options
@@ -116,17 +149,10 @@ def explain(
     images: tuple[str, ...],
     choice: ModelChoice,
     methods: tuple[str, ...],
-    target: str | None,
-    layer: str | None,
-    labels_file: str | None,
-    head: str | None,
-    region: str | None,
+    explained: dict[str, Any],
+    drawing: dict[str, Any],
     settings: AttributionSettings,
-    save_raw: bool,
     json_path: str | None,
-    cmap: str,
-    alpha: float,
-    no_labels: bool,
     output: str,
     reading: Reading,
     engine: Engine,
@@ -157,29 +183,18 @@ def explain(
             **vars(choice.ref.naming()),
             **reading.settings(choice.model_size()),
             **engine.settings(),
+            **explained,
+            **drawing,
             methods=methods or ("gradcam",),
             settings=settings,
-            target=target,
-            layer=layer,
-            labels_file=labels_file,
-            cmap=cmap,
-            alpha=alpha,
-            save_raw=save_raw,
-            labels=not no_labels,
-            output=head,
-            region=_region(region),
             json=json_path,
         )
         inputs = engine.find(images, exclude=output)
         check_writable(out)
         report = engine.run(render_attributions, choice, inputs, out, options, reading.quiet, include_top=True)
     if not reading.quiet:
-        say_notes(report.notes)
         where = f"CAMs at layer {report.layer}; " if report.layer else ""
-        click.echo(f"{where}attributions of {report.score}")
-        if report.preprocessing is not None:
-            click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
-        say_computation(report)
+        say_run(report, f"{where}attributions of {report.score}")
         value = "p" if report.probabilities else "value" if report.head == "regression" else "score"
         for result in report.images:
             click.echo(f"{result.path}: {result.target_name} (class {result.target}, {value} {result.value:.3f})")
@@ -189,4 +204,66 @@ def explain(
                 click.echo(f"  raw -> {len(result.raw)} .npy files beside it ({first.name}, ...)")
         if json_path is not None:
             click.echo(f"records -> {json_path}")
+    exit_on_failures(report.failures, report.inputs, choice.verbose)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@choice_option("--method", GRADCAMS, "gradcam", "gradcam++ separates several objects of one class better.")
+@target_options
+@heat_options
+@output_option("Folder to write into: OUTPUT/<model>/<image>/gradcam_<class>.png.")
+@reading_options
+def gradcam(
+    images: tuple[str, ...],
+    choice: ModelChoice,
+    method: str,
+    explained: dict[str, Any],
+    drawing: dict[str, Any],
+    output: str,
+    reading: Reading,
+) -> None:
+    """Show where a classifier looked: Grad-CAM heatmaps over images, and the model's top-5 classes.
+
+    Each picture shows the image as the model saw it, and beside it the heatmap of the class blended onto it
+    ('cnnviz explain --method gradcam' computes the same heatmap and shows it beside other methods).
+    The gradient is taken of the class's score before the model's softmax where the graph has one (a
+    softmax saturates), and the run says which. Layers of nested bases (vgg16/block5_conv3) work.
+
+    keras.applications models are loaded with their classifier head (VGG16's ImageNet weights with the head
+    are 528 MB, downloaded once); a model file must end in class scores.
+
+    \b
+    Examples:
+      cnnviz gradcam sample_images/cat.jpg
+      cnnviz gradcam sample_images/cat.jpg --class 'tiger cat' --method gradcam++
+      cnnviz gradcam photos/ --model my_classifier.keras --labels classes.txt --save-raw -o out/
+      cnnviz gradcam sample_images/ --model shapes --class circles
+    """
+    from cnnviz.runs.attribute import GradcamOptions, render_gradcam
+
+    out = choice.folder(output)
+    with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:
+        options = GradcamOptions(
+            **vars(choice.ref.naming()), **reading.settings(choice.model_size()), **explained, **drawing, method=method
+        )
+        inputs = gather_inputs(images, exclude=output)
+        check_writable(out)
+        report = render_gradcam(choice.load(include_top=True), inputs, out, options, progress)
+    if not reading.quiet:
+        say_run(report, f"layer: {report.layer}; gradient of {report.score}")
+        value = "p" if report.probabilities else "score" if report.head == "classes" else "share of pixels"
+        for result in report.images:
+            ranked = ", ".join(f"{name} {number:.3f}" for name, number in result.top)
+            if report.head == "regression":
+                click.echo(f"{result.path}: regression output '{report.output}' = {result.top[0][1]:.4g}")
+            else:
+                click.echo(f"{result.path}: top {value}: {ranked}")
+            what = (
+                result.target_name if report.head == "regression" else f"{result.target_name} (class {result.target})"
+            )
+            click.echo(f"  explained {what} -> {result.picture}")
+            for raw in result.raw.values():
+                click.echo(f"  raw heatmap -> {raw}")
     exit_on_failures(report.failures, report.inputs, choice.verbose)

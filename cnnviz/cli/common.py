@@ -144,6 +144,29 @@ def _with_options(
     return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), packed)
 
 
+def option_group(
+    name: str, decorators: list[Callable[..., Any]], renamed: Sequence[str] = ()
+) -> Callable[[Callable[..., Any]], Any]:
+    """A decorator applying click option ``decorators``, each declared with the library's name for it: the command
+    gets their values as one dict ``name``, keywords for the run's options. The library names in ``renamed`` are
+    ones the command uses otherwise (``output`` is the folder): their options are found by their flags in
+    :data:`RENAMED_FLAGS` (``--head``)."""
+
+    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
+        probe = functools.reduce(lambda cmd, deco: deco(cmd), decorators, lambda: None)
+        library = {RENAMED_FLAGS[python]: python for python in renamed}
+        keys = {param.name: library.get(param.opts[0], param.name) for param in getattr(probe, "__click_params__", [])}
+
+        @functools.wraps(command)
+        def packed(**kwargs: Any) -> Any:
+            kwargs[name] = {python: kwargs.pop(key) for key, python in keys.items()}
+            return command(**kwargs)
+
+        return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), packed)
+
+    return wrap
+
+
 #: The key of click's context object that says the command runs in a process of its own that ends with it.
 WHOLE_PROCESS = "whole process"
 
@@ -500,6 +523,17 @@ def progress_bar(quiet: bool, unit: str = "image") -> Iterator[Progress]:
             bar.update(done)
 
         yield advance
+
+
+def say_run(result: Any, *lines: str) -> None:
+    """What every run over images says first: its notes, ``lines`` (what it computed), its preprocessing, and the
+    backend and precision where they are not the defaults."""
+    say_notes(result.notes)
+    for line in lines:
+        click.echo(line)
+    if result.preprocessing is not None:
+        click.echo(f"preprocessing: {result.preprocessing.name} ({result.preprocessing.description})")
+    say_computation(result)
 
 
 def say_computation(result: Any) -> None:

@@ -19,12 +19,10 @@ from cnnviz.cli.common import (
     output_option,
     reading_options,
     reported_errors,
-    say_computation,
-    say_notes,
+    say_run,
 )
 
 # None of these import TensorFlow: --help and option errors stay instant.
-from cnnviz.cli.explain import _region
 from cnnviz.cli.settings import SettingsCommand, SettingsGroup
 from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.methods.evaluation import DEFAULT_METRICS
@@ -70,11 +68,7 @@ def evaluate(
     methods: tuple[str, ...],
     metrics: tuple[str, ...],
     explanation: str | None,
-    target: str | None,
-    layer: str | None,
-    labels_file: str | None,
-    head: str | None,
-    region: str | None,
+    explained: dict[str, Any],
     evaluation: EvaluationSettings,
     settings: AttributionSettings,
     json_path: str | None,
@@ -121,13 +115,9 @@ def evaluate(
             methods=chosen,
             metrics=metrics or DEFAULT_METRICS,
             explanation=explanation,
+            **explained,
             settings=settings,
             evaluation=evaluation,
-            target=target,
-            layer=layer,
-            labels_file=labels_file,
-            output=head,
-            region=_region(region),
             json=json_path,
             csv=csv_path,
         )
@@ -135,10 +125,7 @@ def evaluate(
         check_writable(out)
         result = engine.run(evaluate_images, choice, inputs, out, options, reading.quiet, include_top=True)
     if not reading.quiet:
-        say_notes(result.notes)
-        if result.preprocessing is not None:
-            click.echo(f"preprocessing: {result.preprocessing.name} ({result.preprocessing.description})")
-        say_computation(result)
+        say_run(result)
         click.echo(f"class {result.score}, baseline {evaluation.baseline}, {_features(options)}")
         for line in summary_lines(result):
             click.echo(line)

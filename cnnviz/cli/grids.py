@@ -21,8 +21,7 @@ from cnnviz.cli.common import (
     reading_options,
     reported_errors,
     say,
-    say_computation,
-    say_notes,
+    say_run,
     selection_checker,
     view_options,
 )
@@ -234,10 +233,7 @@ def featuremaps(
 def _summarise_maps(report: RunResult, out: Path) -> None:
     """What a featuremaps run did, in a few lines."""
     manifest = out / "manifest.json"
-    say_notes(report.notes)
-    if report.preprocessing is not None:
-        click.echo(f"preprocessing: {report.preprocessing.name} ({report.preprocessing.description})")
-    say_computation(report)
+    say_run(report)
     if report.fit != "none":
         click.echo(f"fit: {report.fit} ({FIT_NOTES[report.fit]})")
     folders = sorted({str(path.parent) for path in report.written})

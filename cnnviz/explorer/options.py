@@ -94,16 +94,9 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
             order=self.order,
         )
 
-    def gradcam_options(self, target: int | None = None) -> Any:
-        """The ``gradcam`` options for one class (each image's top class when None)."""
-        from cnnviz.runs.gradcam import GradcamOptions
-
-        reading = self._parts(Naming, ReadingSettings)
-        return GradcamOptions(**reading, target=target, labels_file=self.labels_file, output=self.output)
-
-    def attribute_options(self, method: str, target: int | None = None) -> Any:
+    def attribute_options(self, method: str, target: int | None = None, layout: str = "columns") -> Any:
         """The ``explain`` options for one method and class (each image's top class when None), with the settings
-        it reads."""
+        it reads, in ``layout`` (``single``: as ``gradcam`` draws it)."""
         from cnnviz.runs.attribute import AttributeOptions
 
         reading = self._parts(Naming, ReadingSettings)
@@ -115,6 +108,7 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
             target=target,
             labels_file=self.labels_file,
             output=self.output,
+            layout=layout,
         )
 
     def top_options(self, layer: str, filter_index: int | None = None) -> Any:

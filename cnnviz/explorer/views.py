@@ -101,8 +101,7 @@ class Explorer:
         self.worker = ModelWorker()
         self.drawing = ThreadPoolExecutor(DRAWING_THREADS, thread_name_prefix="cnnviz-draw")
         self._lock = threading.Lock()
-        self._explainer: Any = None
-        self._attributors: dict[str, Any] = {}
+        self._attributors: dict[tuple[str, str], Any] = {}
 
     # -- what there is -----------------------------------------------------------------------------------------
 
@@ -261,60 +260,33 @@ class Explorer:
 
     def gradcam(self, image: Shelved, target: str | None) -> Future[tuple[bytes, dict[str, Any]]]:
         """Grad-CAM of ``image`` for the class ``target`` (an index or a name; the top class when None), as
-        ``gradcam --class`` writes it, with a record of the class explained and the model's top classes."""
-        from cnnviz.models.labels import resolve_class
-        from cnnviz.runs.gradcam import draw_explanation
-
-        def explain() -> tuple[bytes, dict[str, Any]]:
-            method = self._gradcam_method()
-            explainer = method.explainer
-            chosen = None if target is None else resolve_class(target, explainer.classes, method.names)
-            batch = self._batch(image)
-            explained = explainer(batch.data, chosen, batch.numbers)
-            options = method.options.options
-            drawn = draw_explanation(image.path, batch.pixels[0], explained, 0, method.names, self.label, options)
-            record = {
-                "class": drawn.target,
-                "name": drawn.target_name,
-                "head": explained.head,
-                "layer": explained.layer,
-                "top": [{"name": name, "score": score} for name, score in drawn.top],
-                "peak": drawn.peak,
-            }
-            return drawn.picture.png_bytes(), record
-
-        return self._view(("gradcam", image.id, target), lambda: self.worker.submit(explain))
-
-    def _gradcam_method(self) -> Any:
-        """The ``gradcam`` command's method over this model, made on first use (on the model thread)."""
-        from cnnviz.runs.gradcam import ExplainImages, GradcamWriting
-
+        ``gradcam --class`` writes it: the explain view of Grad-CAM in the single layout, with its record."""
         if not self.options.gradcam:
             raise OptionError("Grad-CAM is off: the explorer was started without it (--no-gradcam)")
-        if self._explainer is None:
-            options = self.options.gradcam_options()
-            self._explainer = ExplainImages(self.model, Reader(self.model, options), GradcamWriting(options, "", {}))
-        return self._explainer
+        return self.explanation(image, "gradcam", target, layout="single")
 
-    def explanation(self, image: Shelved, method: str, target: str | None) -> Future[tuple[bytes, dict[str, Any]]]:
+    def explanation(
+        self, image: Shelved, method: str, target: str | None, layout: str = "columns"
+    ) -> Future[tuple[bytes, dict[str, Any]]]:
         """The attribution ``method`` of ``image`` for the class ``target`` (the top class when None), as ``explain
-        --method METHOD --class`` writes it, with a record of the class explained and the model's top classes: a
-        task of the model thread, with progress, that lets map requests through between its chunks of inputs.
+        --method METHOD --class`` writes it (``gradcam`` in the single layout), with a record of the class explained
+        and the model's top classes: a task of the model thread, with progress, that lets map requests through
+        between its chunks of inputs.
 
         Raises:
             NotFound: no such method.
         """
         from cnnviz.models.labels import resolve_class
-        from cnnviz.runs.attribute import draw_attributions
+        from cnnviz.runs.attribute import draw_image
 
         if method not in _attribution_methods():
             raise NotFound(
                 f"no attribution method '{method}'; the explorer serves: {', '.join(_attribution_methods())}"
             )
-        key = f"explain {method} {image.id} {target or ''}".rstrip()
+        key = f"{'explain' if layout == 'columns' else layout} {method} {image.id} {target or ''}".rstrip()
 
         def run(progress: Callable[[int, int], None]) -> tuple[bytes, dict[str, Any]]:
-            made = self._attribution_method(method)
+            made = self._attribution_method(method, layout)
             attributor = made.attributor
             chosen = None if target is None else resolve_class(target, attributor.model.classes, made.names)
             batch = self._batch(image)
@@ -333,7 +305,7 @@ class Explorer:
             finally:
                 attributor.model.on_chunk = None
             options = made.options.options
-            drawn = draw_attributions(image.path, batch.pixels[0], attributed, 0, made.names, self.label, options)
+            drawn = draw_image(image.path, batch.pixels[0], attributed, 0, made.names, self.label, options)
             record = {
                 "method": method,
                 "class": drawn.target,
@@ -346,20 +318,21 @@ class Explorer:
             }
             return drawn.picture.png_bytes(), record
 
-        return self._view(("explain", image.id, method, target), lambda: self.worker.start_task(key, key, run))
+        return self._view(("explain", layout, image.id, method, target), lambda: self.worker.start_task(key, key, run))
 
-    def _attribution_method(self, method: str) -> Any:
+    def _attribution_method(self, method: str, layout: str) -> Any:
         """The ``explain`` command's method over this model for one attribution method, made on first use (on the
         model thread)."""
         from cnnviz.runs.attribute import AttributeImages, AttributeWriting
 
         if not self.options.gradcam:
             raise OptionError("attributions are off: the explorer was started without them (--no-gradcam)")
-        if method not in self._attributors:
-            options = self.options.attribute_options(method)
+        if (method, layout) not in self._attributors:
+            options = self.options.attribute_options(method, layout=layout)
             reader = Reader(self.model, options)
-            self._attributors[method] = AttributeImages(self.model, reader, AttributeWriting(options, "", {}))
-        return self._attributors[method]
+            made = AttributeImages(self.model, reader, AttributeWriting(options, "", {}))
+            self._attributors[method, layout] = made
+        return self._attributors[method, layout]
 
     def maximize_png(self, layer: str, filter_index: int) -> Future[bytes]:
         """What the filter responds to, as ``maximize --filters N`` draws it: a task (seconds of gradient work)."""

@@ -317,3 +317,24 @@ class Reader:
             model_ready=ready,
             data=stacked if ready else self.preprocessing(stacked),
         )
+
+
+def load_batch(
+    model: Any, images: Sequence[str | os.PathLike[str]], reading: ReadingSettings | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read images for ``model`` as ``featuremaps`` does: (the preprocessed batch, the fitted 0..255 pixels).
+
+    Raises:
+        ImageLoadError: an image cannot be read.
+        OptionError: no images, or they come out at different sizes.
+    """
+    if not images:
+        raise OptionError("no images given")
+    reader = Reader(model, reading)
+    step = reader.preprocessing
+    loaded = [reader.read(path) for path in images]
+    if len({array.shape for array, _ in loaded}) > 1:
+        raise OptionError("the images came out at different sizes (the model's input size is free); pass size=")
+    pixels = np.stack([array for array, _ in loaded])
+    ready = all(is_ready for _, is_ready in loaded)
+    return (pixels if ready else step(pixels)), pixels

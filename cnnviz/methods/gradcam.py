@@ -1,13 +1,7 @@
-"""Grad-CAM and Grad-CAM++: where in an image a classifier looked for a class.
-
-Grad-CAM (Selvaraju et al., 2017) weighs each map of a conv layer by how much the class score grows with it (the
-mean of the score's gradient over the map), sums the weighted maps and keeps the positive part. Grad-CAM++
-(Chattopadhay et al., 2018) weighs each position's gradient instead, which separates several objects of one class
-better. Both run on cnnviz's replay of the model (:mod:`cnnviz.models.graph`), so a layer inside a nested base
-(``vgg16/block5_conv3``) is reached like any other.
-
-The score differentiated is the class's *pre-softmax* value where the graph has one: a softmax saturates, and
-its gradient for a confident class is close to zero everywhere.
+"""Grad-CAM as arrays, the classic way: :func:`gradcam` and :class:`GradCam` give an :class:`Explanation` of one
+method (Grad-CAM or Grad-CAM++, :mod:`cnnviz.methods.attribution.gradcam`) through the attribution methods' one
+:class:`cnnviz.methods.attribution.Attributor`, so a layer inside a nested base (``vgg16/block5_conv3``), a
+regression or segmentation head and every backend and precision are handled as for every other method.
 """
 
 from __future__ import annotations
@@ -20,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import OptionError
-from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings
-from cnnviz.methods.resample import resize_maps
-from cnnviz.methods.target import Target, TargetModel, checked_region, class_scores
+from cnnviz.inputs.reader import FeedSettings, ReadingSettings, load_batch
+from cnnviz.methods.attribution import Attributor
+from cnnviz.methods.attribution.gradcam import GRADCAMS, cam
+from cnnviz.methods.target import Target, checked_region, class_scores
 
-__all__ = ["METHODS", "Explanation", "GradCam", "Target", "cam", "checked_region", "class_scores", "gradcam"]
-
-METHODS = ("gradcam", "gradcam++")
+__all__ = ["Explanation", "GradCam", "Target", "cam", "checked_region", "class_scores", "gradcam"]
 
 
 @dataclass(frozen=True)
@@ -63,23 +56,23 @@ class Explanation:
     targets: np.ndarray | None = None
 
 
-class GradCam(TargetModel):
-    """A Grad-CAM model over one layer: the model's replay set up once per input size (:class:`TargetModel`),
-    then run on batches.
+class GradCam(Attributor):
+    """Grad-CAM or Grad-CAM++ alone, at one layer: an :class:`cnnviz.methods.attribution.Attributor` of one method
+    whose call gives an :class:`Explanation`; what its target model knows (``layer``, ``score``, ``head``,
+    ``classes``, ...) reads as its own.
 
     Args:
-        model: a Keras classifier with one input and one output of shape ``(classes,)``; nested models are fine.
+        model: a Keras model ending in class scores, a regression value or a segmentation; nested models are fine.
         layer: a layer's name or path whose output is ``(rows, cols, channels)`` maps; by default the last conv
             layer whose maps are larger than 1x1.
         method: ``gradcam`` or ``gradcam++``.
         target: which output is explained, and for a segmentation output where (:class:`Target`).
-        feeding: which input takes the images, what the others get and the precision the model computes in
-            (:class:`cnnviz.inputs.reader.FeedSettings`; preprocessing is the caller's, on the batches it gives).
+        feeding: which input takes the images, what the others get and the precision the model computes in.
 
     Raises:
         OptionError: an unknown method.
         LayerNotFound, UnsupportedLayer: the layer does not exist or its output is not 2-D maps.
-        UnsupportedModel: the model's output is not a vector of class scores.
+        UnsupportedModel: the model's output is not one a class can be explained on.
     """
 
     def __init__(
@@ -90,72 +83,37 @@ class GradCam(TargetModel):
         target: Target | None = None,
         feeding: FeedSettings | None = None,
     ) -> None:
-        if method not in METHODS:
-            raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+        if method not in GRADCAMS:
+            raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(GRADCAMS)}")
         self.method = method
-        super().__init__(model, layer, target, feeding, maps=True)
+        super().__init__(model, (method,), layer, target, feeding)
 
-    def __call__(
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or "model" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["model"], name)
+
+    def __call__(  # type: ignore[override]
         self, batch: np.ndarray, classes: Sequence[int] | int | None = None, images: Sequence[int] | None = None
     ) -> Explanation:
-        """Explain a preprocessed, channels-last ``(N, rows, cols, channels)`` batch.
-
-        Args:
-            batch: model-ready inputs.
-            classes: the class to explain for each image (or one for all); each image's top class when None.
-            images: the batch's places in the run's input order, for other inputs fed one row per image.
-        """
-        batch = np.asarray(batch, dtype=np.float32)
-        passed = self.layer_pass(batch, classes, images)
-        assert passed.grads is not None
-        layer_maps = cam(passed.maps, passed.grads, self.method)
-        rows, cols = batch.shape[1:3]
-        heatmaps = np.stack([resize_maps(one, rows, cols) for one in layer_maps]) if len(batch) else layer_maps
-        scored = passed.scored
+        """Explain a preprocessed, channels-last ``(N, rows, cols, channels)`` batch for ``classes`` (each image's
+        top class when None); ``images`` are the batch's places in the run, for inputs fed one row per image."""
+        done = super().__call__(batch, classes, images)
+        method = self.method
+        targets = done.targets
         return Explanation(
-            heatmaps,
-            layer_maps,
-            scored.classes,
-            scored.outputs,
-            self.layer,
-            self.score,
-            self.method,
-            self.head,
-            self.output,
-            scored.pixels,
-            scored.targets,
+            done.heatmaps[method],
+            done.layer_maps[method],
+            done.classes,
+            done.outputs,
+            done.layer,
+            done.score,
+            method,
+            done.head,
+            done.output,
+            done.pixels,
+            targets,
         )
-
-
-def cam(maps: np.ndarray, grads: np.ndarray, method: str = "gradcam") -> np.ndarray:
-    """Class activation maps from a layer's maps and the class score's gradient with respect to them.
-
-    Args:
-        maps: ``(N, h, w, channels)`` activations.
-        grads: the same shape: d(score)/d(maps).
-        method: ``gradcam`` (each channel weighted by its mean gradient) or ``gradcam++`` (by its positive
-            gradients, each weighted by the closed-form alpha of Chattopadhay et al.).
-
-    Returns:
-        ``(N, h, w)``, >= 0.
-
-    >>> maps = np.zeros((1, 2, 2, 2)); maps[0, 0, 0, 0] = 1.0; maps[0, 1, 1, 1] = 1.0
-    >>> grads = np.zeros((1, 2, 2, 2)); grads[..., 0] = 1.0; grads[..., 1] = -1.0
-    >>> cam(maps, grads)[0].tolist()  # channel 0 counts for the class, channel 1 against it
-    [[1.0, 0.0], [0.0, 0.0]]
-    """
-    maps = np.asarray(maps, dtype=np.float64)
-    grads = np.asarray(grads, dtype=np.float64)
-    if method == "gradcam":
-        weights = grads.mean(axis=(1, 2))
-    elif method == "gradcam++":
-        squared = grads**2
-        denominator = 2.0 * squared + maps.sum(axis=(1, 2), keepdims=True) * grads**3
-        alpha = squared / np.where(denominator != 0.0, denominator, 1.0)
-        weights = (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2))
-    else:
-        raise OptionError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
-    return np.maximum(np.einsum("nhwk,nk->nhw", maps, weights), 0.0).astype(np.float32)
 
 
 def gradcam(
@@ -192,27 +150,6 @@ def gradcam(
     explainer = GradCam(model, layer, method, target, reading)
     if not isinstance(images, np.ndarray):
         images = load_batch(model, images, reading)[0]
-    if explainer.feeds is not None:
-        explainer.feeds.check_rows(len(images))
+    if explainer.model.feeds is not None:
+        explainer.model.feeds.check_rows(len(images))
     return explainer(images, classes, range(len(images)))
-
-
-def load_batch(
-    model: Any, images: Sequence[str | os.PathLike[str]], reading: ReadingSettings | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read images for ``model`` as ``featuremaps`` does: (the preprocessed batch, the fitted 0..255 pixels).
-
-    Raises:
-        ImageLoadError: an image cannot be read.
-        OptionError: no images, or they come out at different sizes.
-    """
-    if not images:
-        raise OptionError("no images given")
-    reader = Reader(model, reading)
-    step = reader.preprocessing
-    loaded = [reader.read(path) for path in images]
-    if len({array.shape for array, _ in loaded}) > 1:
-        raise OptionError("the images came out at different sizes (the model's input size is free); pass size=")
-    pixels = np.stack([array for array, _ in loaded])
-    ready = all(is_ready for _, is_ready in loaded)
-    return (pixels if ready else step(pixels)), pixels

@@ -1,8 +1,11 @@
-"""An attribution run, from a model and image files to pictures on disk: what ``cnnviz explain`` calls.
+"""An attribution run, from a model and image files to pictures on disk: what ``cnnviz explain`` and ``cnnviz
+gradcam`` call.
 
-Each image gets one picture: the image, then one column per method, each the method's attribution blended onto
-the image, with the class explained and its score in the header (the conventions of ``gradcam``'s picture). With
-``save_raw`` each attribution is also written as ``.npy`` at the model's input size. The scan runs on the engine the
+Each image gets one picture. In the ``columns`` layout (``explain``): the image, then one column per method, each
+the method's attribution blended onto the image, with the class explained and its score in the header. In the
+``single`` layout (``gradcam``: one method): the image beside its heatmap, the header naming the method, the layer
+and the model's top classes. With ``save_raw`` each attribution is also written as ``.npy`` at the model's input
+size. The scan runs on the engine the
 options choose (:func:`cnnviz.engines.dispatch.scan_inputs`): the pictures are drawn and written where the batch
 is explained, here or in a Ray worker, so both engines write the same bytes.
 """
@@ -19,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from cnnviz.draw.headers import format_values
-from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmaps_picture
+from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture, heatmaps_picture
 from cnnviz.draw.render import Header, Picture, palette
 from cnnviz.engines.dispatch import EngineReading, scan_inputs
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import Input, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.attribution import METHODS, Attributions, AttributionSettings, Attributor, check_methods
+from cnnviz.methods.attribution.gradcam import GRADCAMS
 from cnnviz.methods.shape import stopped_scan
 from cnnviz.methods.target import Target, checked_region
 from cnnviz.models.labels import class_name
@@ -54,6 +58,8 @@ class AttributeOptions(Naming, EngineReading):
         output: for a model of several outputs, the name of the one to explain.
         region: for a segmentation output, ``(top, left, bottom, right)`` in pixels of the model input.
         json: write the per-image, per-method records to this file.
+        layout: ``columns`` (``attributions_<class>.png``: the image, then a column per method) or ``single`` (one
+            method: ``<method>_<class>.png``, the image beside its heatmap, as ``gradcam`` draws it).
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -72,10 +78,15 @@ class AttributeOptions(Naming, EngineReading):
     output: str | None = None
     region: tuple[int, int, int, int] | None = None
     json: str | os.PathLike[str] | None = None
+    layout: str = "columns"
 
     def __post_init__(self) -> None:
         self.check_engine_reading()
         object.__setattr__(self, "methods", check_methods(list(self.methods), self.settings))
+        if self.layout not in LAYOUTS:
+            raise OptionError(f"unknown layout '{self.layout}'; choose one of: {', '.join(LAYOUTS)}")
+        if self.layout == "single" and len(self.methods) != 1:
+            raise OptionError(f"the single layout draws one method; {len(self.methods)} are chosen")
         palette(self.cmap)
         if not 0.0 <= self.alpha <= 1.0:
             raise OptionError(f"alpha is an opacity from 0 to 1, got {self.alpha}")
@@ -84,6 +95,21 @@ class AttributeOptions(Naming, EngineReading):
         if self.layer is not None and not any(METHODS[name].needs_layer for name in self.methods):
             raise OptionError("`layer` is for the class activation maps; none of the methods chosen is one")
         checked_region(self.region)
+
+
+@dataclass(frozen=True)
+class GradcamOptions(AttributeOptions):
+    """What ``gradcam`` explains: ``explain`` with one method, Grad-CAM or Grad-CAM++ (``method``), in the
+    ``single`` layout (see :class:`AttributeOptions` for the rest)."""
+
+    method: str = "gradcam"
+
+    def __post_init__(self) -> None:
+        if self.method not in GRADCAMS:
+            raise OptionError(f"unknown method '{self.method}'; choose one of: {', '.join(GRADCAMS)}")
+        object.__setattr__(self, "methods", (self.method,))
+        object.__setattr__(self, "layout", "single")
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -181,7 +207,7 @@ class AttributeImages(ExplainingMethod[Attributed]):
         results = {}
         chosen = self.options.options
         for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):
-            drawn = draw_attributions(path, pixels, attributed, index, self.names, self.label, chosen)
+            drawn = draw_image(path, pixels, attributed, index, self.names, self.label, chosen)
             folder = Path(self.options.out) / self.options.folders[path]
             results[batch.numbers[index]] = write_attributions(folder, path, drawn, chosen.save_raw)
         model = self.attributor.model
@@ -195,10 +221,12 @@ class AttributeImages(ExplainingMethod[Attributed]):
 @dataclass(frozen=True)
 class DrawnAttributions:
     """One image's attributions drawn, before anything is written: the picture, the file stem
-    (``attributions_<class>``), the class explained and its value, the top classes, and each method's heatmap."""
+    (``attributions_<class>``, or ``<method>_<class>`` in the single layout), the class as file names say it, the
+    class explained and its value, the top classes, and each method's heatmap."""
 
     picture: Picture
     stem: str
+    part: str
     target: int
     target_name: str
     value: float
@@ -206,7 +234,20 @@ class DrawnAttributions:
     heatmaps: dict[str, np.ndarray]
 
 
-def draw_attributions(
+@dataclass(frozen=True)
+class Panel:
+    """What a layout draws for one image: the image's path and fitted pixels, the batch's attributions, each
+    method's heatmap for the image, the header's line saying what is explained, its peak and the model's label."""
+
+    path: str
+    pixels: np.ndarray | None
+    attributed: Attributions
+    heatmaps: dict[str, np.ndarray]
+    explaining: str
+    label: str
+
+
+def draw_image(
     path: str,
     pixels: np.ndarray | None,
     attributed: Attributions,
@@ -215,29 +256,70 @@ def draw_attributions(
     label: str,
     options: AttributeOptions,
 ) -> DrawnAttributions:
-    """Image ``index`` of ``attributed`` as ``explain`` draws it: the image, then a column per method."""
+    """Image ``index`` of ``attributed`` as ``options.layout`` draws it (:data:`DRAWINGS`)."""
     outputs, top = top_classes(attributed.outputs[index], attributed.head, names, options.top)
     chosen = int(attributed.classes[index])
     name = attributed.output if attributed.head == "regression" else class_name(chosen, names)
     value = float(outputs[0] if attributed.head == "regression" else outputs[chosen])
+    explaining = explaining_line(attributed.head, attributed.output, name, chosen, outputs, top)
     heatmaps = {method: attributed.heatmaps[method][index] for method in options.methods}
+    picture, prefix = DRAWINGS[options.layout](Panel(path, pixels, attributed, heatmaps, explaining, label), options)
+    part = safe_name(name)
+    return DrawnAttributions(picture, f"{prefix}_{part}", part, chosen, name, value, top, heatmaps)
+
+
+def _columns(panel: Panel, options: AttributeOptions) -> tuple[Picture, str]:
+    """``explain``'s picture: the image, then a column per method, each to its own peak."""
+    attributed, heatmaps = panel.attributed, panel.heatmaps
     header = None
     titles = None
     if options.labels:
-        explaining = explaining_line(attributed.head, attributed.output, name, chosen, outputs, top)
         where = f" | CAMs at {attributed.layer}" if attributed.layer else ""
-        lines = [f"{label} | {Path(path).name}{where}", explaining, f"attributions of {attributed.score}"]
+        lines = [
+            f"{panel.label} | {Path(panel.path).name}{where}",
+            panel.explaining,
+            f"attributions of {attributed.score}",
+        ]
         empty = [METHODS[method].title for method, heat in heatmaps.items() if float(heat.max(initial=0.0)) <= 0]
         if empty:
             lines.append(f"nothing raises the class here for: {', '.join(empty)} (empty columns)")
         low, high = format_values(0.0, 1.0)
         header = Header(lines, low, f"{high} (each column to its own peak)")
         titles = [METHODS[method].title for method in options.methods]
-        titles = titles if pixels is None else ["image", *titles]
+        titles = titles if panel.pixels is None else ["image", *titles]
     picture = heatmaps_picture(
-        pixels, list(heatmaps.values()), titles=titles, cmap=options.cmap, alpha=options.alpha, header=header
+        panel.pixels, list(heatmaps.values()), titles=titles, cmap=options.cmap, alpha=options.alpha, header=header
     )
-    return DrawnAttributions(picture, f"attributions_{safe_name(name)}", chosen, name, value, top, heatmaps)
+    return picture, "attributions"
+
+
+def _single(panel: Panel, options: AttributeOptions) -> tuple[Picture, str]:
+    """``gradcam``'s picture: the image beside the one method's heatmap, the header naming the method, the layer,
+    the class, its score and the top classes."""
+    (method,) = options.methods
+    attributed, heatmap = panel.attributed, panel.heatmaps[method]
+    peak = float(heatmap.max(initial=0.0))
+    header = None
+    if options.labels:
+        where = f" at {attributed.layer}" if attributed.layer else ""
+        what = "gradient" if METHODS[method].needs_gradient else "attributions"
+        lines = [
+            f"{panel.label} | {METHODS[method].title}{where} | {Path(panel.path).name}",
+            panel.explaining,
+            f"{what} of {attributed.score}",
+        ]
+        if peak <= 0:
+            lines.append("no place in the image raises this class's score at this layer: the heatmap is empty")
+        low, high = format_values(0.0, peak)
+        header = Header(lines, low, high)
+    picture = heatmap_picture(panel.pixels, heatmap, cmap=options.cmap, alpha=options.alpha, header=header)
+    return picture, method.replace("++", "pp")
+
+
+#: How each layout draws an image, and the file name's prefix.
+DRAWINGS = {"columns": _columns, "single": _single}
+#: The layouts of an attribution run's pictures.
+LAYOUTS = tuple(DRAWINGS)
 
 
 def write_attributions(folder: Path, path: str, drawn: DrawnAttributions, save_raw: bool) -> AttributedImage:
@@ -245,9 +327,8 @@ def write_attributions(folder: Path, path: str, drawn: DrawnAttributions, save_r
     written = save_png(drawn.picture, folder / f"{drawn.stem}.png")
     raw = {}
     if save_raw:
-        suffix = drawn.stem.removeprefix("attributions")
         for method, heatmap in drawn.heatmaps.items():
-            raw[method] = save_npy(heatmap, folder / f"{method.replace('++', 'pp')}{suffix}.npy")
+            raw[method] = save_npy(heatmap, folder / f"{method.replace('++', 'pp')}_{drawn.part}.npy")
     peaks = {method: float(heatmap.max(initial=0.0)) for method, heatmap in drawn.heatmaps.items()}
     return AttributedImage(path, drawn.target, drawn.target_name, drawn.value, drawn.top, written, raw, peaks)
 
@@ -292,6 +373,22 @@ def render_attributions(
     if options.json is not None:
         report.written.append(_write_json(options.json, report.records()))
     return report
+
+
+def render_gradcam(
+    model: Any,
+    images: Sequence[str | os.PathLike[str] | Input],
+    out_dir: str | os.PathLike[str],
+    options: GradcamOptions | None = None,
+    progress: Progress | None = None,
+) -> AttributionResult:
+    """What ``gradcam`` calls: :func:`render_attributions` of one Grad-CAM, ``out_dir/<image key>/<method>_<class>.png``
+    (the image beside its heatmap) and with ``save_raw`` the ``.npy`` beside it."""
+    return render_attributions(model, images, out_dir, options if options is not None else GradcamOptions(), progress)
+
+
+#: What a Grad-CAM run returns (:func:`render_gradcam`).
+GradcamResult = AttributionResult
 
 
 def _collected(report: AttributionResult, partial: Attributed) -> AttributionResult:

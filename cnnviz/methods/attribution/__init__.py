@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import Preprocessing
-from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings
+from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings, load_batch
 from cnnviz.methods.attribution.base import METHODS, Attributed, Attribution, AttributionSettings, Batch, baseline_of
 from cnnviz.methods.attribution.eigencam import EigenCam
 from cnnviz.methods.attribution.gradcam import GradCamMethod, GradCamPlusPlus
@@ -65,7 +65,7 @@ class Attributions:
         targets: ``(N,)`` the score explained (pre-softmax).
         layer: the layer the CAMs are at ("" where no method needs one).
         score: what was differentiated, in words.
-        head: ``classes``, ``regression`` or ``segmentation`` (:class:`cnnviz.methods.gradcam.Explanation`).
+        head: ``classes``, ``regression`` or ``segmentation`` (:class:`cnnviz.methods.target.TargetModel`).
         output: the name of the explained output.
         pixels: for segmentation, ``(N,)`` how many output pixels the score sums over.
         scored: the forward pass the methods shared (:class:`cnnviz.methods.target.Scored`).
@@ -175,8 +175,6 @@ def attribute(
     Raises:
         OptionError: an unknown method, a setting no method chosen reads, images of different sizes.
     """
-    from cnnviz.methods.gradcam import load_batch
-
     reading = reading if reading is not None else ReadingSettings()
     preprocessing = Reader(model, reading).preprocessing
     attributor = Attributor(model, methods, layer, target, reading, settings, preprocessing)
