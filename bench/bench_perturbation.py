@@ -17,6 +17,8 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from timing import paired_times
@@ -54,17 +56,15 @@ def main() -> None:
             model = ref.load(include_top=True)
             read = {"size": size} if model_name == "shapes" else {}
 
-            def run(batch: int, where: str, settings: dict[str, object] = read) -> object:
-                options = AttributeOptions(
-                    **vars(ref.naming()),
-                    **settings,
-                    methods=METHODS,
-                    settings=AttributionSettings(masks=masks),
-                    batch_size=batch,
-                )
-                return render_attributions(model, images, Path(scratch) / where, options)
-
-            alone, together, ratio = paired_times(lambda: run(1, "alone"), lambda: run(8, "together"), pairs=3)
+            options = AttributeOptions(
+                **vars(ref.naming()), **read, methods=METHODS, settings=AttributionSettings(masks=masks)
+            )
+            run = partial(render_attributions, model, images)
+            alone, together, ratio = paired_times(
+                lambda: run(Path(scratch) / "alone", replace(options, batch_size=1)),  # noqa: B023 - called here
+                lambda: run(Path(scratch) / "together", replace(options, batch_size=8)),  # noqa: B023
+                pairs=3,
+            )
             same = all(
                 (Path(scratch) / "alone" / p.relative_to(Path(scratch) / "together")).read_bytes() == p.read_bytes()
                 for p in (Path(scratch) / "together").rglob("*.png")

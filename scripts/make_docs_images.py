@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cnnviz.draw.view import FilterView, MapView
+
 ROOT = Path(__file__).resolve().parent.parent
 CAT = ROOT / "sample_images" / "cat.jpg"
 
@@ -93,9 +95,8 @@ def explaining(shapes: object, out: Path) -> None:
     import subprocess
     import tempfile
 
-    from cnnviz.runs.attribute import AttributeOptions, render_attributions
+    from cnnviz.runs.attribute import AttributeOptions, GradcamOptions, render_attributions, render_gradcam
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
-    from cnnviz.runs.attribute import GradcamOptions, render_gradcam
     from cnnviz.runs.maximize import MaximizeRunOptions, render_maximize
     from cnnviz.runs.report import ReportOptions, write_report
 
@@ -225,13 +226,13 @@ def featuremap_pictures(shapes: object, out: Path) -> None:
     edges = cnnviz.conv_layers(shapes)[0]
     kernels = cnnviz.layer_kernels(edges)
     everything = list(range(kernels.shape[0]))
-    header = filter_header("shapes", edges, kernels, everything, [0, 1, 2], norm="symmetric", rgb=False)
-    picture = cnnviz.filter_grid(kernels, norm="symmetric", cmap="RdBu_r", header=header)
+    header = filter_header("shapes", edges, kernels, everything, [0, 1, 2], FilterView(norm="symmetric", rgb=False))
+    picture = cnnviz.filter_grid(kernels, FilterView(norm="symmetric", cmap="RdBu_r"), header=header)
     cnnviz.save_png(picture, out / "shapes_filters_edges.png")
 
     # The photo at half size keeps the file small; the bundled model takes any size.
     maps = cnnviz.feature_maps(shapes, [CAT], ["edges"], cnnviz.ReadingSettings(size=(148, 224)))["edges"][0]
-    header = map_header("shapes", edges, maps, CAT.name, norm="map", max_maps=None)
+    header = map_header("shapes", edges, maps, CAT.name, MapView(norm="map", max_maps=None))
     _save_small(
         cnnviz.feature_map_grid(maps, header=header), out / "shapes_featuremaps_edges.png", colours=40, cmap="viridis"
     )
@@ -242,8 +243,8 @@ def featuremap_pictures(shapes: object, out: Path) -> None:
     label = "vgg16" if weights == "imagenet" else "vgg16 (random weights)"
     block1 = cnnviz.conv_layers(vgg16)[1]
     maps = cnnviz.feature_maps(vgg16, [CAT], [block1.path])[block1.path][0]
-    header = map_header(label, block1, maps, CAT.name, norm="map", max_maps=9, fit="crop")
-    picture = cnnviz.feature_map_grid(maps, max_maps=9, header=header)
+    header = map_header(label, block1, maps, CAT.name, MapView(norm="map", max_maps=9), fit="crop")
+    picture = cnnviz.feature_map_grid(maps, MapView(max_maps=9), header=header)
     _save_small(picture, out / f"vgg16_featuremaps_{block1.path}.png", colours=40, cmap="viridis")
 
     # Dead and rarely active filters of VGG16's last conv layer over the sample photos.

@@ -7,7 +7,8 @@ refactoring can be checked to leave the output unchanged, byte for byte:
 
 Each line is a file's path below the output folder (or ``stdout of ...``) and the SHA-256 of its bytes; JSON
 files (manifests, stats) and printed text are hashed with the output folder's own path replaced by ``<out>`` and
-the checkout's by ``<root>``, so runs in different temporary folders and checkouts compare. Offline: the bundled ``shapes`` model and VGG16 with random weights.
+the checkout's by ``<root>``, so runs in different temporary folders and checkouts compare. Offline: the bundled
+``shapes`` model and VGG16 with random weights.
 """
 
 from __future__ import annotations

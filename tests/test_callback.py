@@ -11,6 +11,7 @@ from PIL import Image, ImageSequence
 
 import cnnviz
 from cnnviz.draw.headers import filter_header
+from cnnviz.draw.view import FilterView
 from cnnviz.errors import ImageLoadError, OptionError
 from cnnviz.models.graph import ConvLayer, trace
 from cnnviz.runs.contract import RunResult
@@ -326,15 +327,17 @@ def test_another_model_gets_its_own_extractor_and_scales(keras, tmp_path: Path) 
 
 def test_a_fixed_range_is_drawn_as_given_and_named_in_the_header() -> None:
     kernels = np.array([[[[-1.0, 0.0, 0.5, 3.0]]]], dtype=np.float32)  # (1 filter, 1 channel, 1x4)
-    pixels = cnnviz.filter_grid(kernels, value_range=(-1.0, 1.0), scale=1, index=False).pixels
+    pixels = cnnviz.filter_grid(kernels, FilterView(value_range=(-1.0, 1.0), scale=1, index=False)).pixels
     assert pixels[0].tolist() == [0, 126, 188, 251]  # 3.0 lies past the range: the top level, as 1.0 would
-    symmetric = cnnviz.filter_grid(kernels, norm="symmetric", value_range=(-0.5, 2.0), scale=1, index=False).pixels
+    symmetric = cnnviz.filter_grid(
+        kernels, FilterView(norm="symmetric", value_range=(-0.5, 2.0), scale=1, index=False)
+    ).pixels
     assert symmetric[0].tolist() == [63, 126, 157, 251]  # -2..2: 0 at the middle
     with pytest.raises(OptionError, match="norm global or symmetric"):
-        cnnviz.filter_grid(kernels, norm="filter", value_range=(0.0, 1.0))
+        cnnviz.filter_grid(kernels, FilterView(norm="filter", value_range=(0.0, 1.0)))
     with pytest.raises(OptionError, match="low < high"):
-        cnnviz.filter_grid(kernels, value_range=(1.0, 1.0))
+        cnnviz.filter_grid(kernels, FilterView(value_range=(1.0, 1.0)))
     conv = ConvLayer("c", None, "Conv2D", (1, 4), (4, 1, 1), 5, False)
-    header = filter_header("m", conv, kernels, [0], [0], norm="global", rgb=False, value_range=(-1.0, 1.0))
+    header = filter_header("m", conv, kernels, [0], [0], FilterView(norm="global", rgb=False, value_range=(-1.0, 1.0)))
     assert (header.low, header.high) == ("-1.00", "1.00")
     assert header.lines[1].endswith("range [-1.00, 3.00] | norm global, scale fixed at [-1.00, 1.00]")

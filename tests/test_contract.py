@@ -15,11 +15,10 @@ from PIL import Image
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
 from cnnviz.methods.evaluation import EvaluationSettings
-from cnnviz.runs.attribute import AttributeOptions, render_attributions
+from cnnviz.runs.attribute import AttributeOptions, GradcamOptions, render_attributions
 from cnnviz.runs.evaluate import EvaluateOptions
 from cnnviz.runs.featuremaps import MapOptions
 from cnnviz.runs.filters import FilterOptions
-from cnnviz.runs.attribute import GradcamOptions
 from cnnviz.runs.maximize import MaximizeRunOptions
 from cnnviz.runs.report import ReportOptions, write_report
 from cnnviz.runs.stats import StatsOptions

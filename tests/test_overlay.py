@@ -12,6 +12,7 @@ from PIL import Image
 from cnnviz.cli import main
 from cnnviz.draw.overlay import OVERLAY_TILE, blend, overlay_grid
 from cnnviz.draw.render import palette
+from cnnviz.draw.view import MapView
 from cnnviz.methods.resample import resize_maps
 from tests.conftest import SQUARE_AT, square_picture
 
@@ -31,7 +32,7 @@ def test_overlay_grid_draws_each_map_over_the_image_and_crosses_out_flat_ones() 
     maps[0, 0, 0] = 1.0  # map 0 fires at the top-left corner; map 1 is flat (dead)
     pixels = np.full((4, 4, 3), 100.0)
 
-    picture = overlay_grid(maps, pixels, cmap="viridis", index=False)
+    picture = overlay_grid(maps, pixels, MapView(cmap="viridis", index=False))
 
     grid = picture.to_rgb()
     side = OVERLAY_TILE

@@ -22,6 +22,7 @@ from cnnviz.draw.render import (
     palette,
 )
 from cnnviz.draw.text import text_mask
+from cnnviz.draw.view import FilterView, MapView
 from tests.conftest import VERTICAL_LINE
 
 TOP = LEVELS - 1
@@ -30,7 +31,7 @@ TOP = LEVELS - 1
 def test_vertical_line_detector_kernel_renders_as_a_bright_middle_column() -> None:
     kernels = VERTICAL_LINE[None, None]  # one filter, one channel
 
-    picture = filter_grid(kernels, norm="global", scale=2)
+    picture = filter_grid(kernels, FilterView(norm="global", scale=2))
 
     column = np.array([0, 0, TOP, TOP, 0, 0], dtype=np.uint8)
     np.testing.assert_array_equal(picture.pixels, np.tile(column, (6, 1)))
@@ -41,7 +42,7 @@ def test_filter_grid_rows_are_filters_and_columns_are_channels() -> None:
     # filter f, channel c is the constant value 10*f + c: 2 filters x 3 channels of 1x1 kernels
     kernels = np.array([[[[0.0]], [[1.0]], [[2.0]]], [[[10.0]], [[11.0]], [[12.0]]]])
 
-    picture = filter_grid(kernels, norm="global", scale=1, padding=1)
+    picture = filter_grid(kernels, FilterView(norm="global", scale=1), padding=1)
 
     expected_levels = np.rint(np.array([[0, 1, 2], [10, 11, 12]]) / 12 * TOP)
     assert picture.pixels.shape == (5, 5)  # two rows of three kernels, 3 separators apart (1 between channels)
@@ -53,7 +54,7 @@ def test_filter_grid_rows_are_filters_and_columns_are_channels() -> None:
 def test_filter_selection_keeps_the_whole_layer_scale() -> None:
     kernels = np.array([[[[0.0]]], [[[5.0]]], [[[10.0]]]])  # 3 filters, 1 channel, 1x1
 
-    picture = filter_grid(kernels, filters=[1], norm="global", scale=1)
+    picture = filter_grid(kernels, FilterView(norm="global", scale=1), filters=[1])
 
     assert picture.pixels.tolist() == [[round(TOP / 2)]]
 
@@ -61,8 +62,8 @@ def test_filter_selection_keeps_the_whole_layer_scale() -> None:
 def test_symmetric_puts_zero_weights_at_the_middle_and_filter_norm_scales_each_filter() -> None:
     kernels = np.array([[[[-2.0, 0.0, 1.0]]], [[[0.0, 50.0, 100.0]]]])  # 2 filters of 1x3
 
-    symmetric = filter_grid(kernels, norm="symmetric", scale=1, padding=0).pixels
-    per_filter = filter_grid(kernels, norm="filter", scale=1, padding=0).pixels
+    symmetric = filter_grid(kernels, FilterView(norm="symmetric", scale=1), padding=0).pixels
+    per_filter = filter_grid(kernels, FilterView(norm="filter", scale=1), padding=0).pixels
 
     # 1x3 kernels keep their shape: one row each
     np.testing.assert_array_equal(symmetric[0], np.rint(np.array([0.49, 0.5, 0.505]) * TOP).astype(int))
@@ -76,7 +77,7 @@ def test_rgb_filters_are_colour_patches() -> None:
     kernels[0, 0] = 1.0  # filter 0: pure red
     kernels[1, 2] = 1.0  # filter 1: pure blue
 
-    picture = filter_grid(kernels, rgb=True, norm="global", scale=1, padding=1)
+    picture = filter_grid(kernels, FilterView(rgb=True, norm="global", scale=1), padding=1)
 
     assert picture.palette is None
     assert picture.pixels.shape == (1, 5, 3)  # side by side, a 3-pixel gap between filters
@@ -84,7 +85,7 @@ def test_rgb_filters_are_colour_patches() -> None:
     assert picture.pixels[0, 1:4].tolist() == [[255, 255, 255]] * 3
     assert picture.pixels[0, 4].tolist() == [0, 0, 255]
     with pytest.raises(OptionError, match="3 input channels"):
-        filter_grid(np.zeros((2, 4, 1, 1)), rgb=True)
+        filter_grid(np.zeros((2, 4, 1, 1)), FilterView(rgb=True))
 
 
 def test_feature_map_grid_orders_tiles_by_channel_and_keeps_aspect() -> None:
@@ -92,7 +93,7 @@ def test_feature_map_grid_orders_tiles_by_channel_and_keeps_aspect() -> None:
     for k in range(3):
         maps[:, k, k] = 1.0
 
-    picture = feature_map_grid(maps, norm="map", scale=1, padding=1)
+    picture = feature_map_grid(maps, MapView(norm="map", scale=1), padding=1)
 
     rows, cols = picture.pixels.shape
     assert (rows, cols) == (2 * 2 + 1, 2 * 3 + 1)  # 2x2 grid of 2x3 tiles: non-square maps keep their shape
@@ -112,7 +113,7 @@ def test_a_dead_map_is_flat_and_crossed_out_in_every_norm() -> None:
     cross = np.eye(4, dtype=bool) | np.eye(4, dtype=bool)[::-1]
 
     for norm, flat in [("map", 0), ("layer", 0), ("standardize", round(128 / 255 * TOP))]:
-        pixels = feature_map_grid(maps, norm=norm, scale=1, padding=0).pixels
+        pixels = feature_map_grid(maps, MapView(norm=norm, scale=1), padding=0).pixels
         assert (pixels[:, :4][cross] == SEPARATOR).all() and (pixels[:, :4][~cross] == flat).all(), norm
         assert not (pixels[:, 4:] == SEPARATOR).any(), norm  # the live map is not marked
 
@@ -121,7 +122,7 @@ def test_layer_norm_compares_maps_and_max_maps_caps() -> None:
     maps = np.stack([np.full((2, 2), 1.0), np.full((2, 2), 4.0), np.full((2, 2), 2.0)], axis=-1)
     maps[0, 0, :] = 0.0
 
-    pixels = feature_map_grid(maps, norm="layer", max_maps=2, scale=1, padding=0).pixels
+    pixels = feature_map_grid(maps, MapView(norm="layer", max_maps=2, scale=1), padding=0).pixels
 
     assert pixels.shape == (2, 4)
     assert pixels[1, 1] == round(TOP / 4) and pixels[1, 3] == TOP
@@ -140,9 +141,9 @@ def test_palette_is_the_colormap_plus_reserved_colours() -> None:
 
 def test_header_sits_above_the_grid_with_text_and_colorbar() -> None:
     maps = np.random.default_rng(0).random((8, 8, 4)).astype(np.float32)
-    bare = feature_map_grid(maps, scale=1)
+    bare = feature_map_grid(maps, MapView(scale=1))
 
-    picture = feature_map_grid(maps, scale=1, header=Header(["model | layer"], "low", "high"))
+    picture = feature_map_grid(maps, MapView(scale=1), header=Header(["model | layer"], "low", "high"))
 
     grid_rows, grid_cols = bare.pixels.shape
     strip = picture.pixels[: picture.pixels.shape[0] - grid_rows]
@@ -158,7 +159,9 @@ def test_header_sits_above_the_grid_with_text_and_colorbar() -> None:
 
 def test_header_text_never_runs_into_the_colorbar() -> None:
     long_line = "rows: filters 0-7; cols: channels 0-2 | range [-0.449, 0.3565] | norm symmetric"
-    picture = feature_map_grid(np.zeros((2, 2, 1)), scale=1, header=Header(["short", long_line], "-0.449", "0.449"))
+    picture = feature_map_grid(
+        np.zeros((2, 2, 1)), MapView(scale=1), header=Header(["short", long_line], "-0.449", "0.449")
+    )
 
     strip = picture.pixels[: picture.pixels.shape[0] - 2]
     bar_left = np.flatnonzero((strip < LEVELS).any(axis=0)).min()
@@ -167,7 +170,7 @@ def test_header_text_never_runs_into_the_colorbar() -> None:
 
 
 def test_picture_to_rgb_looks_up_the_palette_for_notebooks() -> None:
-    picture = feature_map_grid(np.array([[[0.0], [1.0]], [[1.0], [0.0]]]), cmap="gray", scale=1)  # one 2x2 map
+    picture = feature_map_grid(np.array([[[0.0], [1.0]], [[1.0], [0.0]]]), MapView(cmap="gray", scale=1))  # one 2x2 map
 
     rgb = picture.to_rgb()
 
@@ -179,8 +182,10 @@ def test_picture_to_rgb_looks_up_the_palette_for_notebooks() -> None:
 
 
 def test_thin_kernels_and_maps_keep_their_shape_when_scaled_up() -> None:
-    one_by_seven = filter_grid(np.arange(7.0).reshape(1, 1, 1, 7), index=False)  # an Inception-style 1x7 kernel
-    signal = feature_map_grid(np.arange(100.0).reshape(100, 1), index=False)  # a 1-D map of 100 steps
+    one_by_seven = filter_grid(
+        np.arange(7.0).reshape(1, 1, 1, 7), FilterView(index=False)
+    )  # an Inception-style 1x7 kernel
+    signal = feature_map_grid(np.arange(100.0).reshape(100, 1), MapView(index=False))  # a 1-D map of 100 steps
 
     assert one_by_seven.pixels.shape == (36, 252)  # scaled 36x (the cap: 256 on the long side), still 1:7
     assert signal.pixels.shape == (5, 500)  # scaled 5x, held back by the long side's cap of 512
@@ -200,9 +205,9 @@ def test_tiles_are_numbered_where_they_fit_and_not_otherwise() -> None:
     maps = np.zeros((48, 48, 12), dtype=np.float32)
     maps[...] = np.arange(48.0)[None, :, None]  # every map a ramp: none flat
 
-    numbered = feature_map_grid(maps, scale=1).pixels
-    plain = feature_map_grid(maps, scale=1, index=False).pixels
-    tiny = feature_map_grid(maps[:8, :8], scale=1).pixels
+    numbered = feature_map_grid(maps, MapView(scale=1)).pixels
+    plain = feature_map_grid(maps, MapView(scale=1, index=False)).pixels
+    tiny = feature_map_grid(maps[:8, :8], MapView(scale=1)).pixels
 
     rows, cols = label_size(range(12))
     assert (numbered[:rows, :cols] == BACKGROUND).sum() > (numbered[:rows, :cols] == INK).sum() > 0
@@ -221,7 +226,7 @@ def test_tiles_are_numbered_where_they_fit_and_not_otherwise() -> None:
 def test_filter_rows_wrap_into_a_block_numbered_in_filter_order() -> None:
     kernels = np.arange(16 * 3 * 9, dtype=np.float32).reshape(16, 3, 3, 3)  # 16 filters of three 3x3 kernels
 
-    picture = filter_grid(kernels, scale=8)
+    picture = filter_grid(kernels, FilterView(scale=8))
 
     rows, cols = picture.pixels.shape
     gutter = label_size(range(16))[1] + 1
@@ -243,7 +248,7 @@ def test_dead_filters_are_crossed_out() -> None:
     kernels = np.ones((2, 1, 3, 3), dtype=np.float32)
     kernels[1] = 1e-9  # decayed to nothing
 
-    pixels = filter_grid(kernels, norm="symmetric", scale=1, index=False).pixels
+    pixels = filter_grid(kernels, FilterView(norm="symmetric", scale=1, index=False)).pixels
 
     assert pixels.shape == (3, 9)
     assert (pixels[:, :3] == TOP).all()
@@ -251,15 +256,17 @@ def test_dead_filters_are_crossed_out() -> None:
 
 
 def test_a_picture_is_one_line_in_a_python_session() -> None:
-    assert repr(feature_map_grid(np.zeros((4, 6, 1)), scale=1)) == "Picture(4 rows x 6 cols, palette)"
-    assert repr(filter_grid(np.ones((1, 3, 1, 1)), rgb=True, scale=1)) == "Picture(1 rows x 1 cols, RGB)"
+    assert repr(feature_map_grid(np.zeros((4, 6, 1)), MapView(scale=1))) == "Picture(4 rows x 6 cols, palette)"
+    assert repr(filter_grid(np.ones((1, 3, 1, 1)), FilterView(rgb=True, scale=1))) == "Picture(1 rows x 1 cols, RGB)"
 
 
 def test_the_header_text_grows_with_the_grid() -> None:
     header = Header(["model | layer | output"], "low", "high")
 
     def text_rows(width: int) -> int:
-        picture = feature_map_grid(np.random.default_rng(0).random((10, width, 1)), scale=1, index=False, header=header)
+        picture = feature_map_grid(
+            np.random.default_rng(0).random((10, width, 1)), MapView(scale=1, index=False), header=header
+        )
         strip = picture.pixels[: picture.pixels.shape[0] - 10]
         inked = np.flatnonzero((strip[:, :200] == INK).any(axis=1))
         return int(inked[-1] - inked[0] + 1)  # the height of the drawn text
@@ -305,7 +312,7 @@ def test_standardize_scales_each_map_by_its_own_mean_and_spread() -> None:
     maps[0, :, 0] = [1.0, 3.0]  # mean 2, sd 1: mean -+ 1 sd -> 128 -+ 64
     maps[0, :, 1] = [10.0, 50.0]  # mean 30, sd 20: the same levels, as the map's own scale
 
-    pixels = feature_map_grid(maps, norm="standardize", scale=1, padding=0).pixels
+    pixels = feature_map_grid(maps, MapView(norm="standardize", scale=1), padding=0).pixels
 
     low, high = round(64 / 255 * TOP), round(192 / 255 * TOP)
     assert pixels.tolist() == [[low, high], [low, high]]  # two maps, one above the other
@@ -319,13 +326,13 @@ def test_activation_order_draws_the_most_active_maps_first_numbered_by_channel()
     maps[..., 0], maps[..., 1], maps[..., 2] = 1.0, 3.0, 2.0  # means 1, 3, 2
     maps[0, 0, :] = 0.0  # one low pixel each, so no map is flat
 
-    by_channel = feature_map_grid(maps, norm="layer", max_maps=2, scale=1, padding=0, index=False).pixels
+    by_channel = feature_map_grid(maps, MapView(norm="layer", max_maps=2, scale=1, index=False), padding=0).pixels
     by_activity = feature_map_grid(
-        maps, norm="layer", max_maps=2, scale=1, padding=0, index=False, order="activation"
+        maps, MapView(norm="layer", max_maps=2, scale=1, index=False, order="activation"), padding=0
     ).pixels
 
     assert by_channel[1].tolist() == [round(TOP / 3), round(TOP / 3), TOP, TOP]  # channels 0, 1; scale 0..3
     assert by_activity[1].tolist() == [TOP, TOP, round(2 * TOP / 3), round(2 * TOP / 3)]  # channels 1, 2
     conv = ConvLayer("c", None, "Conv2D", (3, 3), (2, 2, 3), 0, False)
-    header = map_header("m", conv, maps, "x.png", norm="layer", max_maps=2, order="activation")
+    header = map_header("m", conv, maps, "x.png", MapView(norm="layer", max_maps=2, order="activation"))
     assert header.lines[1] == "x.png | range [0.00, 3.00] | norm layer | 2 of 3 maps, most active first"

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from cnnviz.draw.render import Header, channel_ranges, dead_filters, drawn_channels, flat_ranges
+from cnnviz.draw.view import FilterView, MapView
 from cnnviz.models.graph import ConvLayer, shape_text
 
 #: What the drawn kernels are, for layers whose kernel is not one plain stack of filters.
@@ -51,12 +52,10 @@ def map_header(
     conv: ConvLayer,
     maps: np.ndarray,
     image_name: str,
+    view: MapView,
     *,
-    norm: str,
-    max_maps: int | None,
     fit: str = "none",
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
-    order: str = "channel",
 ) -> Header:
     """The header of a feature-map grid.
 
@@ -65,15 +64,15 @@ def map_header(
         conv: the layer drawn.
         maps: its activations for one image, channels last, before normalisation.
         image_name: the image's file name.
-        norm: ``map``, ``layer`` or ``standardize``; labels the colorbar's ends.
-        max_maps: the cap on maps drawn, if any.
+        view: how the grid is drawn: its ``norm`` labels the colorbar's ends, ``max_maps`` and ``order`` say which
+            maps are drawn (:func:`cnnviz.draw.render.drawn_channels`).
         fit: how the image was given the model's input size (``crop``, ``pad``, ``stretch``), or ``none`` when
             it kept its own.
         ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known already.
-        order: how the tiles are ordered (:func:`cnnviz.draw.render.drawn_channels`).
     """
+    norm, order = view.norm, view.order
     channels = maps.shape[-1]
-    numbers = drawn_channels(maps, max_maps, order)
+    numbers = drawn_channels(maps, view.max_maps, order)
     shown = len(numbers)
     mins, maxes = ranges if ranges is not None else channel_ranges(maps)
     lo, hi = format_values(float(mins.min()), float(maxes.max()))
@@ -99,10 +98,7 @@ def filter_header(
     kernels: np.ndarray,
     filters: list[int],
     channels: list[int],
-    *,
-    norm: str,
-    rgb: bool,
-    value_range: tuple[float, float] | None = None,
+    view: FilterView,
 ) -> Header:
     """The header of a filter grid.
 
@@ -112,11 +108,10 @@ def filter_header(
         kernels: all its kernels, ``(filters, channels, rows, cols)``, before normalisation.
         filters: the filters drawn (rows).
         channels: the input channels drawn (columns).
-        norm: ``global``, ``filter`` or ``symmetric``; labels the colorbar's ends.
-        rgb: whether filters are drawn as colour patches (no colorbar then).
-        value_range: the fixed ``(low, high)`` the colours were scaled by, if any
-            (:func:`cnnviz.draw.render.filter_grid`); the colorbar's ends show it and the text says it is fixed.
+        view: how the grid is drawn: its ``norm`` labels the colorbar's ends; ``rgb`` patches have no colorbar; a
+            fixed ``value_range`` is shown at the colorbar's ends and said in the text.
     """
+    norm, rgb, value_range = view.norm, view.rgb, view.value_range
     count, depth, kh, kw = kernels.shape
     lo, hi = float(kernels.min()), float(kernels.max())
     low_text, high_text = format_values(lo, hi)

@@ -28,6 +28,7 @@ from cnnviz.draw.render import (
 )
 from cnnviz.draw.text import line_height, text_mask
 from cnnviz.draw.tiling import grid_shape_for, tile
+from cnnviz.draw.view import MapView
 from cnnviz.methods.resample import resize_maps
 
 #: How strongly the hottest places are coloured (0: not at all, 1: colour only).
@@ -92,18 +93,18 @@ def _panel_size(rows: int, cols: int, long_side: int) -> tuple[int, int]:
     return max(1, round(rows * scale)), max(1, round(cols * scale))
 
 
+#: The overlay's view where none is given: heat in ``jet``, as Grad-CAM pictures have it.
+OVERLAY_VIEW = MapView(cmap="jet")
+
+
 def overlay_grid(
     maps: np.ndarray,
     pixels: np.ndarray,
+    view: MapView = OVERLAY_VIEW,
     *,
-    norm: str = "map",
-    cmap: str = "jet",
     alpha: float = DEFAULT_ALPHA,
-    max_maps: int | None = None,
     header: Header | None = None,
-    index: bool = True,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
-    order: str = "channel",
     tile_size: int = OVERLAY_TILE,
 ) -> Picture:
     """One image's feature maps of one layer, each upsampled and blended onto the image, as a grid.
@@ -111,15 +112,11 @@ def overlay_grid(
     Args:
         maps: ``(rows, cols, channels)`` activations, channels last.
         pixels: the image as the model saw it (fitted, before preprocessing), ``(rows, cols[, channels])`` 0..255.
-        norm: how each map becomes heat: ``map``, ``layer`` or ``standardize``, as in
-            :func:`cnnviz.draw.render.feature_map_grid`.
-        cmap: the heat's colormap.
+        view: how each map becomes heat (``norm``, as in :func:`cnnviz.draw.render.feature_map_grid`), its colormap,
+            which maps are drawn in which order, and whether tiles are numbered.
         alpha: the opacity of the hottest places.
-        max_maps: draw only the first this many channels.
         header: a text strip above the grid.
-        index: number each tile with its channel.
         ranges: the maps' :func:`cnnviz.draw.render.channel_ranges`, if known.
-        order: ``channel``, or ``activation`` (the most active maps first, :func:`cnnviz.draw.render.drawn_channels`).
         tile_size: each tile's long side in pixels.
 
     Returns:
@@ -131,17 +128,18 @@ def overlay_grid(
     if maps.ndim != 3:
         raise ValueError(f"overlays need 2-D maps, (rows, cols, channels); got {maps.shape}")
     lo, hi = ranges if ranges is not None else channel_ranges(maps)
-    numbers = drawn_channels(maps, max_maps, order)
+    numbers = drawn_channels(maps, view.max_maps, view.order)
     maps, lo, hi = select_channels(maps, lo, hi, numbers)
+    cmap = view.cmap
     image = np.asarray(pixels)
     rows, cols = _panel_size(image.shape[0], image.shape[1], tile_size)
-    heat = resize_maps(map_levels(maps, lo, hi, norm).astype(np.float32) / (LEVELS - 1), rows, cols)
+    heat = resize_maps(map_levels(maps, lo, hi, view.norm).astype(np.float32) / (LEVELS - 1), rows, cols)
     underlay = _resized_image(image, rows, cols)
     tiles = np.stack([blend(underlay, heat[..., k], cmap, alpha) for k in range(maps.shape[-1])])
     entries = palette(cmap)
     separator = separator_colour(entries[:LEVELS])
     tiles = cross_out(tiles, flat_ranges(lo, hi), separator)
-    if index and len(tiles) and numbers_fit(rows, cols, numbers):
+    if view.index and len(tiles) and numbers_fit(rows, cols, numbers):
         tiles = number_corners(tiles, numbers, _BLACK, _WHITE)
     grid = tile(tiles, grid_shape_for(len(tiles), rows, cols), padding=2, fill=separator, blank=_WHITE)
     return compose(grid, entries, header)

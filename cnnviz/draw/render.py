@@ -19,6 +19,7 @@ from cnnviz.draw.normalize import EPSILON, minmax, range_levels, scale_range, st
 from cnnviz.draw.png import encode_png
 from cnnviz.draw.text import line_height, text_mask
 from cnnviz.draw.tiling import grid_shape_for, tile, upscale
+from cnnviz.draw.view import FilterView, MapView
 from cnnviz.errors import OptionError
 
 #: Palette entries used by the colormap; the indices from here on are reserved.
@@ -280,35 +281,31 @@ def drawn_channels(maps: np.ndarray, max_maps: int | None = None, order: str = "
     return [int(index) for index in ranked[:max_maps]]
 
 
+#: The views of :func:`feature_map_grid` and :func:`filter_grid` where none is given.
+MAP_VIEW, FILTER_VIEW = MapView(), FilterView()
+
+
 def feature_map_grid(
     maps: np.ndarray,
+    view: MapView = MAP_VIEW,
     *,
-    norm: str = "map",
-    cmap: str = "viridis",
-    max_maps: int | None = None,
-    scale: int | None = None,
     padding: int = 1,
     header: Header | None = None,
-    index: bool = True,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
-    order: str = "channel",
 ) -> Picture:
     """Render one image's activations of one layer as a near-square grid, one tile per channel.
 
     Args:
         maps: channels last: ``(rows, cols, channels)`` for 2-D layers or ``(steps, channels)`` for 1-D ones.
-        norm: ``map`` (each map min-max), ``layer`` (one scale for the layer) or ``standardize``
-            (``(x - mean) / std * 64 + 128`` per map, as in the tutorials).
-        cmap: a matplotlib colormap name.
-        max_maps: show only the first this many channels.
-        scale: integer nearest-neighbour enlargement; None picks one so small maps stay visible and the grid is
-            at least :data:`MIN_GRID_WIDTH` wide.
+        view: how the grid is drawn (:class:`cnnviz.draw.view.MapView`): ``norm`` ``map`` (each map min-max),
+            ``layer`` (one scale for the layer) or ``standardize`` (``(x - mean) / std * 64 + 128`` per map, as in
+            the tutorials); the colormap; ``max_maps`` and ``order`` (``activation``: the maps with the highest
+            mean first, :func:`drawn_channels`, each still numbered by its channel); ``scale`` (None picks one so
+            small maps stay visible and the grid is at least :data:`MIN_GRID_WIDTH` wide); ``index``, each tile
+            numbered with its channel where tiles are large enough.
         padding: separator width between tiles.
         header: a text strip to put above the grid, or None for a bare grid.
-        index: number each tile with its channel in its top-left corner, where tiles are large enough.
         ranges: the maps' :func:`channel_ranges`, when the caller has them already; computed when None.
-        order: ``channel``, or ``activation``: the maps with the highest mean first (:func:`drawn_channels`),
-            each still numbered by its channel.
 
     Returns:
         A palette :class:`Picture`. Tiles are laid out row by row in ``order``; a flat map (one value all over, a
@@ -320,16 +317,16 @@ def feature_map_grid(
     if maps.ndim != 3:
         raise OptionError(f"feature maps must be (rows, cols, channels) or (steps, channels), got {maps.shape}")
     lo, hi = ranges if ranges is not None else channel_ranges(maps)
-    layout = map_grid_layout(maps, max_maps=max_maps, scale=scale, padding=padding, order=order)
+    layout = map_grid_layout(maps, max_maps=view.max_maps, scale=view.scale, padding=padding, order=view.order)
     numbers = layout.channels
     if numbers != list(range(maps.shape[-1])):
         maps, lo, hi = select_channels(maps, lo, hi, numbers)
-    levels = np.moveaxis(map_levels(maps, lo, hi, norm), -1, 0)  # (K, H, W), a view
+    levels = np.moveaxis(map_levels(maps, lo, hi, view.norm), -1, 0)  # (K, H, W), a view
     tiles = cross_out(upscale(levels, layout.factor), flat_ranges(lo, hi), SEPARATOR)
-    if index and numbers and numbers_fit(tiles.shape[1], tiles.shape[2], numbers):
+    if view.index and numbers and numbers_fit(tiles.shape[1], tiles.shape[2], numbers):
         tiles = number_corners(tiles, numbers, INK, BACKGROUND)
     grid = tile(tiles, grid_shape=layout.grid, padding=padding, fill=SEPARATOR, blank=BACKGROUND)
-    return compose(grid, palette(cmap), header)
+    return compose(grid, palette(view.cmap), header)
 
 
 @dataclass(frozen=True)
@@ -424,17 +421,12 @@ def check_value_range(value_range: tuple[float, float], norm: str) -> tuple[floa
 
 def filter_grid(
     kernels: np.ndarray,
+    view: FilterView = FILTER_VIEW,
     *,
     filters: Sequence[int] | None = None,
     channels: Sequence[int] | None = None,
-    norm: str = "global",
-    cmap: str = "viridis",
-    rgb: bool = False,
-    scale: int | None = None,
     padding: int = 1,
     header: Header | None = None,
-    index: bool = True,
-    value_range: tuple[float, float] | None = None,
 ) -> Picture:
     """Render a layer's kernels: each filter is a row of kernels, one per input channel.
 
@@ -446,20 +438,18 @@ def filter_grid(
 
     Args:
         kernels: ``(filters, channels, rows, cols)``, as :func:`cnnviz.methods.filters.layer_kernels` returns.
+        view: how the grid is drawn (:class:`cnnviz.draw.view.FilterView`): ``norm`` ``global`` (min-max over the
+            layer), ``filter`` (min-max per filter) or ``symmetric`` (0 at the middle of the colormap); the
+            colormap (unused with ``rgb``: each filter's three input channels as one colour patch); ``scale``
+            (None picks one that makes a 3x3 kernel visible and the grid at least :data:`MIN_GRID_WIDTH` wide);
+            ``index``, each filter's number left of its row; ``value_range``, a fixed ``(low, high)`` for
+            ``global`` (low and high at the colormap's ends) and ``symmetric`` (the larger magnitude at the ends)
+            instead of the kernels' own range, so grids of one layer at different times share one scale; values
+            outside it take the end colours.
         filters: indices of the filters to draw; all when None.
         channels: indices of the input channels to draw; all when None.
-        norm: ``global`` (min-max over the layer), ``filter`` (min-max per filter) or ``symmetric`` (0 at the
-            middle of the colormap).
-        cmap: a matplotlib colormap name; unused with ``rgb``.
-        rgb: draw each filter's three input channels as one colour patch.
-        scale: integer nearest-neighbour enlargement; None picks one that makes a 3x3 kernel visible and the grid
-            at least :data:`MIN_GRID_WIDTH` wide.
         padding: separator width between the kernels of a filter.
         header: a text strip to put above the grid, or None.
-        index: write each filter's index left of its row.
-        value_range: a fixed ``(low, high)`` for ``global`` (low and high at the colormap's ends) and
-            ``symmetric`` (the larger magnitude at the ends) instead of the kernels' own range, so grids of the
-            same layer at different times share one scale; values outside it take the end colours.
 
     Raises:
         OptionError: ``rgb`` on a layer without exactly 3 input channels, an unknown ``norm``, or a
@@ -469,36 +459,36 @@ def filter_grid(
     if kernels.ndim != 4:
         raise OptionError(f"kernels must be (filters, channels, rows, cols), got {kernels.shape}")
     numbers = list(filters) if filters is not None else list(range(kernels.shape[0]))
-    unit = _normalize_kernels(kernels, norm, value_range)[numbers]
+    unit = _normalize_kernels(kernels, view.norm, view.value_range)[numbers]
     flat = dead_filters(kernels[numbers])
-    if rgb:
+    if view.rgb:
         if unit.shape[1] != 3:
             raise OptionError(f"`rgb` needs kernels with 3 input channels; this layer's have {unit.shape[1]}")
         patches = np.rint(np.moveaxis(unit, 1, -1)[:, None] * 255.0).astype(np.uint8)  # (F, 1, kh, kw, 3)
-        grid = _filter_rows(patches, numbers, flat, scale, padding, index, _WHITE, _RESERVED_COLOURS[INK])
-        return compose(grid, palette(cmap), header)
+        grid = _filter_rows(patches, numbers, flat, view, padding, (_WHITE, _RESERVED_COLOURS[INK]))
+        return compose(grid, palette(view.cmap), header)
     unit = unit[:, list(channels)] if channels is not None else unit
-    grid = _filter_rows(to_levels(unit, LEVELS), numbers, flat, scale, padding, index, SEPARATOR, INK)
-    return compose(grid, palette(cmap), header)
+    grid = _filter_rows(to_levels(unit, LEVELS), numbers, flat, view, padding, (SEPARATOR, INK))
+    return compose(grid, palette(view.cmap), header)
 
 
 def _filter_rows(
     kernels: np.ndarray,
     numbers: list[int],
     flat: np.ndarray,
-    scale: int | None,
+    view: FilterView,
     padding: int,
-    index: bool,
-    separator: int | tuple[int, ...],
-    ink: int | tuple[int, ...],
+    colours: tuple[int | tuple[int, ...], int | tuple[int, ...]],
 ) -> np.ndarray:
     """Lay ``(F, C, kh, kw[, 3])`` drawn kernels out as one row of C kernels per filter, the rows in a near-square
-    block; ``numbers`` label the rows, ``flat`` filters are crossed out."""
+    block; ``numbers`` label the rows (with ``view.index``), ``flat`` filters are crossed out; ``colours`` are the
+    separator's and the numbers' ink."""
+    scale, separator, ink = view.scale, *colours
     count, depth, rows, cols = kernels.shape[:4]
     background = _WHITE if kernels.ndim == 5 else BACKGROUND
     gap = padding * FILTER_GAP
     factor = scale or auto_scale(rows, cols, MIN_KERNEL_TILE, MAX_KERNEL_TILE)
-    labelled = index and rows * factor >= label_size(numbers)[0]
+    labelled = view.index and rows * factor >= label_size(numbers)[0]
     gutter = label_size(numbers)[1] + 1 if labelled else 0
 
     def row_width(factor: int) -> int:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS
+from cnnviz.draw.view import MapView
 from cnnviz.engines.naming import Naming
 from cnnviz.errors import OptionError
 from cnnviz.inputs.reader import FeedSettings, ReadingSettings
 from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.methods.top import DEFAULT_K, check_ranking
-from cnnviz.runs.contract import ViewSettings
 
 #: The address the server listens on unless told otherwise: this machine only.
 LOOPBACK = "127.0.0.1"
@@ -24,14 +24,12 @@ MIN_TOKEN = 16
 
 
 @dataclass(frozen=True)
-class ExploreOptions(Naming, ReadingSettings, ViewSettings):
-    """How the explorer reads images, draws feature maps (``ViewSettings``; ``norm`` is ``map``, ``layer`` or
-    ``standardize``), ranks top images and serves, besides the shared parts (:class:`cnnviz.engines.naming.Naming`,
+class ExploreOptions(Naming, ReadingSettings, MapView):
+    """How the explorer reads images, draws feature maps (:class:`cnnviz.draw.view.MapView`), ranks top images and
+    serves, besides the shared parts (:class:`cnnviz.engines.naming.Naming`,
     :class:`cnnviz.inputs.reader.ReadingSettings`).
 
     Attributes:
-        order: the maps' order in a grid, ``channel`` or ``activation``.
-        max_maps: draw at most this many maps per layer.
         k: the images kept per filter in its top images.
         by: how top images are ranked, ``max`` or ``mean``.
         labels_file: class names for Grad-CAM, one per line.
@@ -48,9 +46,6 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
         OptionError: when made with a value that cannot work.
     """
 
-    norm: str = "map"
-    order: str = "channel"
-    max_maps: int | None = None
     k: int = DEFAULT_K
     by: str = "max"
     labels_file: str | None = None
@@ -88,11 +83,7 @@ class ExploreOptions(Naming, ReadingSettings, ViewSettings):
         """The ``featuremaps`` options that draw the grids the explorer serves."""
         from cnnviz.runs.featuremaps import MapOptions
 
-        return MapOptions(
-            **self._parts(Naming, ReadingSettings, ViewSettings),
-            max_maps=self.max_maps,
-            order=self.order,
-        )
+        return MapOptions(**self._parts(Naming, ReadingSettings, MapView))
 
     def attribute_options(self, method: str, target: int | None = None, layout: str = "columns") -> Any:
         """The ``explain`` options for one method and class (each image's top class when None), with the settings

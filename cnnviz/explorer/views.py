@@ -20,6 +20,7 @@ import numpy as np
 from cnnviz.draw.png import encode_png
 from cnnviz.draw.render import channel_ranges, map_grid_layout
 from cnnviz.draw.top import drawable_input
+from cnnviz.draw.view import MapView
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.explorer.cache import ViewCache, default_cache_mb
 from cnnviz.explorer.options import ExploreOptions
@@ -229,7 +230,8 @@ class Explorer:
             if ready or one.ndim != 3 or pixels.shape[-1] not in (1, 3):
                 raise OptionError(f"{image.name}: an overlay needs an image and 2-D maps")
             side = min(MAX_OVERLAY, max(pixels.shape[:2]))
-            picture = overlay_grid(one, pixels, norm=options.norm, cmap=options.cmap, index=False, tile_size=side)
+            view = MapView(norm=options.norm, cmap=options.cmap, index=False)
+            picture = overlay_grid(one, pixels, view, tile_size=side)
             return picture.png_bytes()
 
         return self._draw(("overlay", image.id, layer, filter_index), lambda: self.activations(image), draw)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnviz.draw.render import check_norm, palette
+from cnnviz.draw.view import ViewSettings
 from cnnviz.engines.dispatch import DEFAULT_ENGINE, ENGINES, EngineReading, EngineSettings, check_engine
 from cnnviz.engines.naming import Naming
 from cnnviz.errors import CnnvizError, OptionError
@@ -73,32 +73,6 @@ class RunResult:
         """Add a note for the user, once."""
         if text not in self.notes:
             self.notes.append(text)
-
-
-@dataclass(frozen=True)
-class ViewSettings:
-    """How grids are drawn.
-
-    Attributes:
-        norm: the normalisation; each run has its own choices and default.
-        cmap: a matplotlib colormap name.
-        scale: integer nearest-neighbour enlargement; None picks one.
-        labels: draw the header strip and colorbar.
-        index: number the tiles.
-    """
-
-    norm: str = ""
-    cmap: str = "viridis"
-    scale: int | None = None
-    labels: bool = True
-    index: bool = True
-
-    def check_view(self, norms: tuple[str, ...], what: str) -> None:
-        """Raise :class:`OptionError` for a normalisation not in ``norms``, an unknown colormap or a bad scale."""
-        check_norm(self.norm, norms, what)
-        palette(self.cmap)
-        if self.scale is not None and self.scale < 1:
-            raise OptionError(f"the scale must be at least 1, got {self.scale}")
 
 
 def find_inputs(

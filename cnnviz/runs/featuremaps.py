@@ -23,6 +23,7 @@ import numpy as np
 from cnnviz.draw.headers import map_header
 from cnnviz.draw.overlay import overlay_grid
 from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS, Header, Picture, channel_ranges, feature_map_grid
+from cnnviz.draw.view import MapView
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.errors import OptionError
 from cnnviz.inputs.feeds import fed_description
@@ -34,38 +35,34 @@ from cnnviz.methods.shape import Method, stopped_scan
 from cnnviz.models.graph import ConvLayer, sized_input_shape
 from cnnviz.output.files import safe_name, save_npy, save_png
 from cnnviz.output.manifest import read_manifest, update_manifest
-from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, ViewSettings, counted
+from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, counted
 
 
 @dataclass(frozen=True)
-class MapOptions(Naming, EngineReading, ViewSettings):
-    """How ``featuremaps`` selects, reads, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`).
+class MapOptions(Naming, EngineReading, MapView):
+    """How ``featuremaps`` selects, reads, normalises and draws (see :func:`cnnviz.draw.render.feature_map_grid`,
+    which it is handed whole as its view).
 
     Besides the shared parts (:class:`cnnviz.runs.contract.Naming`, :class:`cnnviz.engines.dispatch.EngineReading`,
-    ``ViewSettings``; ``norm`` is ``map``, ``layer`` or ``standardize``):
+    :class:`cnnviz.draw.view.MapView`: ``norm``, ``cmap``, ``scale``, ``labels``, ``index``, ``max_maps``,
+    ``order``):
 
     Attributes:
         layers: conv layer names, paths or patterns; all conv layers when None.
-        max_maps: draw at most this many maps per layer.
         save_raw: also write each layer's activations as ``.npy``.
         skip_existing: leave out images whose grids the manifest lists and that are on disk.
         overlay: blend each map onto the image (``<layer>_overlay.png``); the local engine only (Ray's workers do
             not keep the pixels).
-        order: ``channel``, or ``activation``: the maps with the highest mean first (with ``max_maps``, the most
-            active ones), each still numbered by its channel.
         workers: threads drawing and writing grids; one per CPU when None.
 
     Raises:
         OptionError: when made with a value that cannot work.
     """
 
-    norm: str = "map"
     layers: Sequence[str] | None = None
-    max_maps: int | None = None
     save_raw: bool = False
     skip_existing: bool = False
     overlay: bool = False
-    order: str = "channel"
     workers: int | None = None
 
     def __post_init__(self) -> None:
@@ -395,17 +392,7 @@ def map_picture(
     """
     ranges = ranges if ranges is not None else channel_ranges(activation)
     header = _map_header(label, conv, activation, image_name, options, ranges, fit) if options.labels else None
-    return feature_map_grid(
-        activation,
-        norm=options.norm,
-        cmap=options.cmap,
-        max_maps=options.max_maps,
-        scale=options.scale,
-        header=header,
-        index=options.index,
-        ranges=ranges,
-        order=options.order,
-    )
+    return feature_map_grid(activation, options, header=header, ranges=ranges)
 
 
 def _map_header(
@@ -418,15 +405,7 @@ def _map_header(
     fit: str | None = None,
 ) -> Header:
     return map_header(
-        label,
-        conv,
-        activation,
-        image_name,
-        norm=options.norm,
-        max_maps=options.max_maps,
-        fit=options.fit if fit is None else fit,
-        ranges=ranges,
-        order=options.order,
+        label, conv, activation, image_name, options, fit=options.fit if fit is None else fit, ranges=ranges
     )
 
 
@@ -448,14 +427,4 @@ def overlay_picture(
         base = _map_header(label, conv, activation, image_name, options, ranges, fit)
         note = "each map upsampled onto the image: colour where the filter fires, the photo where it does not"
         header = replace(base, lines=[*base.lines, note])
-    return overlay_grid(
-        activation,
-        pixels,
-        norm=options.norm,
-        cmap=options.cmap,
-        max_maps=options.max_maps,
-        header=header,
-        index=options.index,
-        ranges=ranges,
-        order=options.order,
-    )
+    return overlay_grid(activation, pixels, options, header=header, ranges=ranges)

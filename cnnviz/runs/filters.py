@@ -11,12 +11,13 @@ import numpy as np
 
 from cnnviz.draw.headers import filter_header
 from cnnviz.draw.render import FILTER_NORMS, Picture, check_value_range, filter_grid
+from cnnviz.draw.view import FilterView
 from cnnviz.errors import LayerNotFound
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer, trace
 from cnnviz.output.files import safe_name, save_png
 from cnnviz.output.manifest import update_manifest
-from cnnviz.runs.contract import Naming, Progress, RunResult, ViewSettings
+from cnnviz.runs.contract import Naming, Progress, RunResult
 from cnnviz.selection import check_selection, parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
@@ -25,30 +26,26 @@ DEFAULT_MAX_CHANNELS = 64
 
 
 @dataclass(frozen=True)
-class FilterOptions(Naming, ViewSettings):
-    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.draw.render.filter_grid`).
+class FilterOptions(Naming, FilterView):
+    """How ``filters`` selects, normalises and draws (see :func:`cnnviz.draw.render.filter_grid`, which it is handed
+    whole as its view).
 
-    Besides the shared parts (:class:`cnnviz.runs.contract.Naming`, ``ViewSettings``; ``norm`` is ``global``,
-    ``filter`` or ``symmetric``):
+    Besides the shared parts (:class:`cnnviz.runs.contract.Naming`, :class:`cnnviz.draw.view.FilterView`: ``norm``,
+    ``cmap``, ``scale``, ``labels``, ``index``, ``rgb``, ``value_range``):
 
     Attributes:
         layer: the conv layer, or a pattern (``block1_*``) for several, each its own grid; the first conv layer
             (whose kernels see the image itself) when None.
         filters: the filters to draw, a selection such as ``0:16`` or ``1,5,9``; up to 64 when None.
         channels: the input channels to draw, likewise.
-        rgb: draw 3-channel kernels as colour patches.
-        value_range: a fixed (low, high) colour scale for ``global`` and ``symmetric``.
 
     Raises:
         OptionError: when made with a value that cannot work.
     """
 
-    norm: str = "global"
     layer: str | None = None
     filters: str | None = None
     channels: str | None = None
-    rgb: bool = False
-    value_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.check_view(FILTER_NORMS, "filter normalisation")
@@ -125,21 +122,5 @@ def filter_picture(
         if options.rgb
         else _choose(options.channels, kernels.shape[1], DEFAULT_MAX_CHANNELS, "channel", report)
     )
-    fixed = options.value_range
-    header = (
-        filter_header(label, conv, kernels, rows, cols, norm=options.norm, rgb=options.rgb, value_range=fixed)
-        if options.labels
-        else None
-    )
-    return filter_grid(
-        kernels,
-        filters=rows,
-        channels=cols,
-        norm=options.norm,
-        cmap=options.cmap,
-        rgb=options.rgb,
-        scale=options.scale,
-        header=header,
-        index=options.index,
-        value_range=fixed,
-    )
+    header = filter_header(label, conv, kernels, rows, cols, options) if options.labels else None
+    return filter_grid(kernels, options, filters=rows, channels=cols, header=header)
