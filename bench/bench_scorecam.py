@@ -49,12 +49,13 @@ np.save(sys.argv[3], ready)
 
 CNNVIZ = """
 import sys, numpy as np
+from cnnviz.methods.target import Target
 from cnnviz import ReadingSettings, load_model
 from cnnviz.methods.attribution import attribute
 model = load_model(sys.argv[1])
 ready = np.load(sys.argv[2])
 reading = ReadingSettings(precision=sys.argv[4])
-got = attribute(model, ready, ["scorecam"], layer="block5_conv3", reading=reading)
+got = attribute(model, ready, ["scorecam"], target=Target(layer="block5_conv3"), reading=reading)
 np.save(sys.argv[3], got.heatmaps["scorecam"][0])
 print(int(got.classes[0]))
 """
@@ -109,14 +110,16 @@ def main() -> None:
 def _every_method(model_path: str, ready_path: str) -> None:
     from cnnviz import load_model
     from cnnviz.methods.attribution import METHODS, attribute
+    from cnnviz.methods.target import Target
 
     model = load_model(model_path)
     ready = np.load(ready_path)
-    attribute(model, ready, ["gradcam"], layer="block5_conv3")  # built and warm
+    attribute(model, ready, ["gradcam"], target=Target(layer="block5_conv3"))  # built and warm
     print("time per image, every method, defaults (same model, in one process, warm):")
     for method in METHODS:
         start = time.perf_counter()
-        attribute(model, ready, [method], layer="block5_conv3" if METHODS[method].needs_layer else None)
+        layer = "block5_conv3" if METHODS[method].needs_layer else None
+        attribute(model, ready, [method], target=Target(layer=layer))
         print(f"  {method:22s} {time.perf_counter() - start:7.2f} s")
 
 

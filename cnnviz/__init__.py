@@ -76,8 +76,11 @@ _PUBLIC = {
     "TopResult": "cnnviz.runs.top",
     "UnsupportedLayer": "cnnviz.errors",
     "UnsupportedModel": "cnnviz.errors",
-    "ViewSettings": "cnnviz.runs.contract",
+    "ViewSettings": "cnnviz.draw.view",
+    "MapView": "cnnviz.draw.view",
+    "FilterView": "cnnviz.draw.view",
     "VisualizeCallback": "cnnviz.runs.callback",
+    "CallbackOptions": "cnnviz.runs.callback",
     "WeightsDownloadError": "cnnviz.errors",
     "animate": "cnnviz.output.animate",
     "animate_folder": "cnnviz.output.animate",
@@ -113,6 +116,7 @@ _PUBLIC = {
 if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.draw.overlay import overlay_grid
     from cnnviz.draw.render import Header, Picture, feature_map_grid, filter_grid
+    from cnnviz.draw.view import FilterView, MapView, ViewSettings
     from cnnviz.engines.dispatch import EngineReading, EngineSettings, scan_inputs
     from cnnviz.engines.naming import ModelRef
     from cnnviz.errors import (
@@ -155,8 +159,8 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
         render_attributions,
         render_gradcam,
     )
-    from cnnviz.runs.callback import VisualizeCallback
-    from cnnviz.runs.contract import Naming, RunResult, ViewSettings
+    from cnnviz.runs.callback import CallbackOptions, VisualizeCallback
+    from cnnviz.runs.contract import Naming, RunResult
     from cnnviz.runs.evaluate import EvaluateOptions, EvaluationResult, evaluate_images
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
     from cnnviz.runs.filters import FilterOptions, render_filters
@@ -242,7 +246,10 @@ __all__ = [
     "UnsupportedLayer",
     "UnsupportedModel",
     "ViewSettings",
+    "MapView",
+    "FilterView",
     "VisualizeCallback",
+    "CallbackOptions",
     "WeightsDownloadError",
     "animate",
     "animate_folder",

@@ -62,12 +62,14 @@ first = maximizer([0, 5])
 found["maximize_1"], found["reached"] = first.images, first.activations
 found["maximize_2"] = Maximizer(model, "conv2", MaximizeOptions(steps=8, size=32, seed=3))([0, 5]).images
 from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
+from cnnviz.methods.target import Target
 settings = AttributionSettings(samples=8, masks=256, steps=16)
-attributed = attribute(model, pictures, list(METHODS), 1, layer="conv2", settings=settings)
+attributed = attribute(model, pictures, list(METHODS), 1, target=Target(layer="conv2"), settings=settings)
 found.update({"attribution_" + method: heat for method, heat in attributed.heatmaps.items()})
 from cnnviz.methods.evaluation import METRICS, EvaluationSettings, Evaluator
 evaluation = EvaluationSettings(steps=8, samples=16, grid=4, baseline="blur")
-scored = Evaluator(model, ("gradcam", "gradient"), tuple(METRICS), "conv2", settings=evaluation)(pictures, 1)
+evaluator = Evaluator(model, ("gradcam", "gradient"), tuple(METRICS), Target(layer="conv2"), settings=evaluation)
+scored = evaluator(pictures, 1)
 for (row, method), values in scored.measured.items():
     for value in values:
         found[f"evaluation_{method}_{value.metric}_{row}"] = np.array([value.value, *value.curve])

@@ -169,13 +169,12 @@ def test_every_attribution_method_explains_regression_and_segmentation_heads(  #
             brightness_meter,
             picture,
             list(METHODS),
-            layer="conv2",
-            target=Target(output="brightness"),
+            target=Target(output="brightness", layer="conv2"),
             settings=settings,
         )
         assert got.head == "regression" and got.targets[0] == pytest.approx(float(got.outputs[0, 0]))
     else:
-        got = attribute(square_marker, picture, list(METHODS), 1, layer="conv1", settings=settings)
+        got = attribute(square_marker, picture, list(METHODS), 1, target=Target(layer="conv1"), settings=settings)
         assert got.head == "segmentation" and 48 <= int(got.pixels[0]) <= 80
     inside = np.zeros((32, 32), dtype=bool)
     inside[SQUARE_AT] = True

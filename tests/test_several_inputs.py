@@ -287,8 +287,10 @@ def test_every_attribution_method_with_a_metadata_input_and_in_bfloat16(keras, s
     settings = AttributionSettings(samples=4, masks=64, steps=8)
     fed = ReadingSettings(feed={"meta": np.ones((2, 3))})  # a row per image
 
-    with_meta = attribute(model, pictures, list(METHODS), 1, layer="finder/conv2", settings=settings, reading=fed)
-    alone = attribute(square_finder, pictures, list(METHODS), 1, layer="conv2", settings=settings)
+    with_meta = attribute(
+        model, pictures, list(METHODS), 1, target=Target(layer="finder/conv2"), settings=settings, reading=fed
+    )
+    alone = attribute(square_finder, pictures, list(METHODS), 1, target=Target(layer="conv2"), settings=settings)
     for method in METHODS:
         np.testing.assert_allclose(
             with_meta.heatmaps[method], alone.heatmaps[method], rtol=1e-4, atol=1e-6, err_msg=method

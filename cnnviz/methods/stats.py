@@ -12,7 +12,6 @@ BatchNorm and an activation of its own) is active above ``threshold``, 0 by defa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, gather_inputs
 from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
 from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.shape import Method, scan_all
@@ -232,7 +231,7 @@ class StatsRun:
 
 def filter_stats(
     model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
+    images: Images,
     layers: Sequence[str] | None = None,
     *,
     threshold: float = 0.0,

@@ -50,10 +50,12 @@ class Target:
         output: for a model of several outputs, the one to explain (the first by default).
         region: for a segmentation output, ``(top, left, bottom, right)`` pixels of the model input to sum the
             class's logits over (end exclusive), instead of the pixels predicted as the class.
+        layer: the layer of the class activation maps (the last conv layer with maps larger than 1x1 by default).
     """
 
     output: str | None = None
     region: Sequence[int] | None = None
+    layer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ class TargetModel:
     Args:
         model: a Keras model ending in class scores, a regression value or a segmentation; nested models are fine.
         layer: a layer's name or path whose output is ``(rows, cols, channels)`` maps; by default the last conv
-            layer whose maps are larger than 1x1. Ignored (and no layer chosen) when ``maps`` is False.
+            layer whose maps are larger than 1x1 (or ``target.layer``). Ignored (and no layer chosen) when ``maps`` is
+            False.
         target: which output is explained, and for a segmentation output where (:class:`Target`).
         feeding: which input takes the images, what the others get and the precision the model computes in
             (:class:`cnnviz.inputs.reader.FeedSettings`; preprocessing is the caller's, on the batches it gives).
@@ -115,9 +118,11 @@ class TargetModel:
     ) -> None:
         target = target if target is not None else Target()
         feeding = feeding if feeding is not None else FeedSettings()
+        if layer is not None and target.layer is not None and layer != target.layer:
+            raise OptionError(f"two layers to explain at: '{layer}' and the target's '{target.layer}'")
         self.source = model
         self.with_maps = maps
-        self._wanted = layer
+        self._wanted = layer if layer is not None else target.layer
         self._input = feeding.input
         self._output = target.output
         self.precision = resolve_precision(feeding.precision)

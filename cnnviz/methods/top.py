@@ -9,7 +9,6 @@ same answer with :meth:`TopK.merge`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, OptionError, UnsupportedLayer
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, gather_inputs
 from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
 from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.shape import Method, scan_all
@@ -206,7 +205,7 @@ class TopImages(Method[dict[str, TopK]]):
 
 def scan_top(
     model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
+    images: Images,
     query: TopQuery,
     reading: ReadingSettings | None = None,
     progress: Callable[[int], object] | None = None,

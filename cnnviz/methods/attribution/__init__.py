@@ -114,7 +114,7 @@ class Attributor:
         self.settings = settings
         self.preprocessing = preprocessing
         needs_layer = any(method.needs_layer for method in self.methods)
-        if layer is not None and not needs_layer:
+        if (layer is not None or (target is not None and target.layer is not None)) and not needs_layer:
             raise OptionError("`layer` is for the class activation maps; none of the methods chosen is one")
         self.gradient = any(method.needs_gradient for method in self.methods)
         self.model = TargetModel(model, layer, target, feeding, maps=needs_layer)
@@ -154,7 +154,6 @@ def attribute(
     methods: Sequence[str] = ("gradcam",),
     classes: Sequence[int] | int | None = None,
     *,
-    layer: str | None = None,
     target: Target | None = None,
     settings: AttributionSettings | None = None,
     reading: ReadingSettings | None = None,
@@ -167,8 +166,8 @@ def attribute(
         images: image files, read and preprocessed as ``featuremaps`` does, or a model-ready channels-last array.
         methods: names from :data:`METHODS`.
         classes: the class to explain, per image or one for all; each image's top class by default.
-        layer: the layer of the class activation maps.
-        target: the output to explain, and for segmentation the region.
+        target: the layer of the class activation maps, the output to explain, and for segmentation the region
+            (``Target(layer="conv2")``).
         settings: the methods' settings (:class:`AttributionSettings`).
         reading: how files are read, which input takes the images, and the precision.
 
@@ -177,7 +176,7 @@ def attribute(
     """
     reading = reading if reading is not None else ReadingSettings()
     preprocessing = Reader(model, reading).preprocessing
-    attributor = Attributor(model, methods, layer, target, reading, settings, preprocessing)
+    attributor = Attributor(model, methods, None, target, reading, settings, preprocessing)
     if not isinstance(images, np.ndarray):
         images = load_batch(model, images, reading)[0]
     if attributor.model.feeds is not None:

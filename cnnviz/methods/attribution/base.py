@@ -171,6 +171,23 @@ class Attribution(ABC):
         return 0
 
 
+class GradientCam(Attribution):
+    """A class activation map computed from the explained layer's maps and the score's gradient with respect to
+    them (:meth:`cam`), upsampled to the input's size as pictures show it."""
+
+    needs_layer = True
+    needs_gradient = True
+
+    @abstractmethod
+    def cam(self, maps: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        """``(N, h, w)`` from ``(N, h, w, channels)`` maps and gradients."""
+
+    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+        assert batch.layer is not None and batch.layer.grads is not None
+        rows, cols = batch.inputs.shape[1:3]
+        return upsampled(self.cam(batch.layer.maps, batch.layer.grads), rows, cols)
+
+
 def upsampled(layer_maps: np.ndarray, rows: int, cols: int) -> Attributed:
     """Class activation maps ``(N, h, w)`` with their upsampled copies at the input's size, as pictures show them."""
     layer_maps = np.asarray(layer_maps, dtype=np.float32)

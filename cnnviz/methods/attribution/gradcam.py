@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnviz.errors import OptionError
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch, upsampled
-from cnnviz.methods.target import TargetModel
+from cnnviz.methods.attribution.base import GradientCam
 
 #: The two Grad-CAMs, as the ``gradcam`` command offers them.
 GRADCAMS = ("gradcam", "gradcam++")
@@ -48,18 +47,14 @@ def cam(maps: np.ndarray, grads: np.ndarray, method: str = "gradcam") -> np.ndar
     return np.maximum(np.einsum("nhwk,nk->nhw", maps, weights), 0.0).astype(np.float32)
 
 
-class GradCamMethod(Attribution):
+class GradCamMethod(GradientCam):
     """Each channel weighted by the mean of the score's gradient over its map; the ReLU of the sum."""
 
     name = "gradcam"
     title = "Grad-CAM"
-    needs_layer = True
-    needs_gradient = True
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
-        assert batch.layer is not None and batch.layer.grads is not None
-        rows, cols = batch.inputs.shape[1:3]
-        return upsampled(cam(batch.layer.maps, batch.layer.grads, self.name), rows, cols)
+    def cam(self, maps: np.ndarray, grads: np.ndarray) -> np.ndarray:  # noqa: D102
+        return cam(maps, grads, self.name)
 
 
 class GradCamPlusPlus(GradCamMethod):

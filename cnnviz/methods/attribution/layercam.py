@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch, upsampled
-from cnnviz.methods.target import TargetModel
+from cnnviz.methods.attribution.base import GradientCam
 
 
 def layer_cam(maps: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -21,15 +20,11 @@ def layer_cam(maps: np.ndarray, grads: np.ndarray) -> np.ndarray:
     return np.maximum(weighted.sum(axis=-1), 0.0).astype(np.float32)
 
 
-class LayerCam(Attribution):
+class LayerCam(GradientCam):
     """Layer-CAM (see the module)."""
 
     name = "layercam"
     title = "Layer-CAM"
-    needs_layer = True
-    needs_gradient = True
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
-        assert batch.layer is not None and batch.layer.grads is not None
-        rows, cols = batch.inputs.shape[1:3]
-        return upsampled(layer_cam(batch.layer.maps, batch.layer.grads), rows, cols)
+    def cam(self, maps: np.ndarray, grads: np.ndarray) -> np.ndarray:  # noqa: D102
+        return layer_cam(maps, grads)

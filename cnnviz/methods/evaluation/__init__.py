@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import OptionError
-from cnnviz.inputs.preprocess import Preprocessing
-from cnnviz.inputs.reader import FeedSettings
+from cnnviz.inputs.reader import Reader, ReadingSettings
 from cnnviz.methods.attribution import Attributor
 from cnnviz.methods.attribution.base import AttributionSettings, baseline_of
 from cnnviz.methods.evaluation.features import as_map
@@ -35,6 +34,7 @@ from cnnviz.methods.evaluation.metrics import (
     measure_together,
 )
 from cnnviz.methods.evaluation.randomize import model_copy
+from cnnviz.methods.settings import Settings
 from cnnviz.methods.target import Target, TargetModel
 
 #: The metrics a run measures where none are named: the two cheapest, read together.
@@ -59,12 +59,10 @@ class Evaluator:
         methods: cnnviz's methods to score (:data:`cnnviz.methods.attribution.METHODS`); may be empty where
             attributions are given.
         metrics: metric names (:data:`METRICS`).
-        layer: the layer of the CAM methods.
-        target: which output, and for segmentation which region.
-        feeding: the inputs and the precision.
-        attribution: the methods' own settings.
-        settings: the metrics' settings.
-        preprocessing: how 0..255 pixels become model inputs (the ``black`` baseline).
+        target: the layer of the CAM methods, which output, and for segmentation which region.
+        reading: the inputs, the precision and how 0..255 pixels become model inputs (the ``black`` baseline).
+        settings: the methods' settings (:class:`cnnviz.methods.attribution.AttributionSettings`) and the
+            metrics' (:class:`EvaluationSettings`), one object or both; each family's defaults where left out.
         given: the names of attributions each call is handed (made elsewhere: files).
 
     Raises:
@@ -77,17 +75,17 @@ class Evaluator:
         model: Any,
         methods: Sequence[str] = (),
         metrics: Sequence[str] = DEFAULT_METRICS,
-        layer: str | None = None,
         target: Target | None = None,
-        feeding: FeedSettings | None = None,
-        attribution: AttributionSettings | None = None,
-        settings: EvaluationSettings | None = None,
-        preprocessing: Preprocessing | None = None,
+        reading: ReadingSettings | None = None,
+        settings: Settings | Sequence[Settings] = (),
         given: Sequence[str] = (),
     ) -> None:
+        chosen = [settings] if isinstance(settings, Settings) else list(settings)
+        attribution = next((one for one in chosen if isinstance(one, AttributionSettings)), AttributionSettings())
+        self.settings = next((one for one in chosen if isinstance(one, EvaluationSettings)), EvaluationSettings())
         self.metrics: list[Metric] = [METRICS[name]() for name in check_metrics(metrics)]
-        self.settings = settings if settings is not None else EvaluationSettings()
-        self.preprocessing = preprocessing
+        reading = reading if reading is not None else ReadingSettings()
+        self.preprocessing = preprocessing = Reader(model, reading).preprocessing
         self.given = tuple(given)
         if not methods and not given:
             raise OptionError("choose a method to score, or give attributions made elsewhere")
@@ -96,24 +94,20 @@ class Evaluator:
                 "the randomization test explains the images again as the weights are reset, which attributions "
                 "read from files cannot be; score files with deletion, insertion or mufidelity"
             )
-        self.attributor = (
-            Attributor(model, methods, layer, target, feeding, attribution, preprocessing) if methods else None
-        )
+        explaining = (methods, None, target, reading, attribution, preprocessing)
+        self.attributor = Attributor(model, *explaining) if methods else None
         #: The methods again over a copy of the model, for the metrics that reset its weights.
-        self.copy = (
-            Attributor(model_copy(model), methods, layer, target, feeding, attribution, preprocessing)
-            if methods and any(metric.needs_method for metric in self.metrics)
-            else None
-        )
+        resets = methods and any(metric.needs_method for metric in self.metrics)
+        self.copy = Attributor(model_copy(model), *explaining) if resets else None
         if self.attributor is not None:
             self.model = self.attributor.model
             clash = [name for name in given if name in self.attributor.names]
             if clash:
                 raise OptionError(f"given attributions are named '{clash[0]}', as a method chosen; rename them")
         else:
-            if layer is not None:
+            if target is not None and target.layer is not None:
                 raise OptionError("`layer` is for the CAM methods; no method is chosen")
-            self.model = TargetModel(model, None, target, feeding, maps=False)
+            self.model = TargetModel(model, None, target, reading, maps=False)
         self.methods = (*(self.attributor.names if self.attributor is not None else ()), *self.given)
 
     def __call__(
