@@ -8,14 +8,13 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.explorer.options import ExploreOptions
 from cnnviz.explorer.views import Explorer
-from cnnviz.inputs.gather import Input
+from cnnviz.inputs.gather import Images, Input
 
 #: How long :func:`start` waits for the server to answer.
 STARTUP_SECONDS = 10.0
@@ -75,7 +74,7 @@ class Server:
         return f'<a href="{self.url}" target="_blank">cnnviz explorer: {self.explorer.label}</a>'
 
 
-def prepare(model: Any, images: Sequence[str | os.PathLike[str] | Input], options: ExploreOptions) -> Server:
+def prepare(model: Any, images: Images, options: ExploreOptions) -> Server:
     """Build the explorer and its app, listen, and warm the model up: everything before serving.
 
     Raises:
@@ -110,7 +109,7 @@ def serve(handle: Server) -> None:
 
 def explore(
     model: Any,
-    images: Sequence[str | os.PathLike[str] | Input] = (),
+    images: Images = (),
     options: ExploreOptions | None = None,
     **settings: Any,
 ) -> Server:

@@ -27,6 +27,10 @@ class Input:
     key: str
 
 
+#: The images a run is given: files, folders and glob patterns, or inputs already gathered.
+Images = Sequence[str | os.PathLike[str] | Input]
+
+
 def _is_glob(text: str) -> bool:
     return any(char in text for char in "*?[")
 

@@ -13,6 +13,9 @@ import numpy as np
 from cnnviz.draw.render import PNG_COMPRESS_LEVEL, Picture
 from cnnviz.errors import OutputError
 
+#: A folder or file a run writes into.
+Folder = str | os.PathLike[str]
+
 
 def safe_name(layer_path: str) -> str:
     """A file-name stem for a layer path: nested names' ``/`` become ``__``, unsafe characters ``_``.

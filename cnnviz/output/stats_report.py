@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
-from cnnviz.output.files import safe_name, save_bytes
+from cnnviz.output.files import Folder, safe_name, save_bytes
 
 #: How many dead filters a layer's line names before it says "..." (the CSV and JSON have them all).
 NAMED_DEAD = 8
@@ -131,7 +131,7 @@ def activity_chart(stats: LayerStats, model_label: str, rare_below: float = DEFA
 
 def write_stats(
     layers: Sequence[LayerStats],
-    out_dir: str | os.PathLike[str],
+    out_dir: Folder,
     model_label: str,
     rare_below: float = DEFAULT_RARE,
     *,

@@ -26,14 +26,14 @@ from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture, heatmaps_picture
 from cnnviz.draw.render import Header, Picture, palette
 from cnnviz.engines.dispatch import EngineReading, scan_inputs
 from cnnviz.errors import OptionError
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.attribution import METHODS, Attributions, AttributionSettings, Attributor, check_methods
 from cnnviz.methods.attribution.gradcam import GRADCAMS
 from cnnviz.methods.shape import stopped_scan
 from cnnviz.methods.target import Target, checked_region
 from cnnviz.models.labels import class_name
-from cnnviz.output.files import safe_name, save_bytes, save_npy, save_png
+from cnnviz.output.files import Folder, safe_name, save_bytes, save_npy, save_png
 from cnnviz.runs.contract import Naming, Progress, RunResult, counted
 from cnnviz.runs.explaining import ExplainingMethod, are_probabilities, explaining_line, top_classes
 
@@ -335,21 +335,14 @@ def write_attributions(folder: Path, path: str, drawn: DrawnAttributions, save_r
 
 def render_attributions(
     model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
-    out_dir: str | os.PathLike[str],
+    images: Images,
+    out_dir: Folder,
     options: AttributeOptions | None = None,
     progress: Progress | None = None,
 ) -> AttributionResult:
     """Explain each image with every method of ``options`` and write ``out_dir/<image key>/attributions_<class>.png``
-    (and ``<method>_<class>.npy`` with ``save_raw``, and ``options.json``). ``progress`` is called with (images
-    just done, images in the run).
-
-    Args:
-        model: a Keras model, or for the Ray engine a :class:`cnnviz.engines.naming.ModelRef` its workers load.
-        images: image files, folders and patterns.
-        out_dir: the output folder.
-        options: what to explain and how.
-        progress: a progress hook.
+    (and ``<method>_<class>.npy`` with ``save_raw``, and ``options.json``): a run of the shared shape
+    (:mod:`cnnviz.runs.contract`), ``progress`` called with (images just done, images in the run).
 
     Raises:
         OptionError: a bad method, setting, class or labels file, before any image is read.
@@ -376,11 +369,7 @@ def render_attributions(
 
 
 def render_gradcam(
-    model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
-    out_dir: str | os.PathLike[str],
-    options: GradcamOptions | None = None,
-    progress: Progress | None = None,
+    model: Any, images: Images, out_dir: Folder, options: GradcamOptions | None = None, progress: Progress | None = None
 ) -> AttributionResult:
     """What ``gradcam`` calls: :func:`render_attributions` of one Grad-CAM, ``out_dir/<image key>/<method>_<class>.png``
     (the image beside its heatmap) and with ``save_raw`` the ``.npy`` beside it."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +47,11 @@ keras = keras_module()
 TENSORBOARD_RUN = "cnnviz"
 
 
-class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
-    """Draw filters and feature maps of conv layers during training, and animate them afterwards.
+@dataclass(frozen=True)
+class CallbackOptions:
+    """When and what :class:`VisualizeCallback` draws.
 
-    Example::
-
-        model.fit(x, y, epochs=20, callbacks=[
-            cnnviz.VisualizeCallback(images=["sample_images/cat.jpg"], layers=["conv2d", "conv2d_1"],
-                                     out="viz/", tensorboard="logs/")])
-
-    Args:
-        images: image files, folders or glob patterns whose feature maps to draw, read and preprocessed as
-            ``cnnviz featuremaps`` reads them; or a model-ready array ``(N, rows, cols, channels)``, such as a few
-            samples of the training data, fed as it is. None or empty draws filters only.
-        layers: conv layer names, paths or patterns; all conv layers when None.
-        out: the folder for the per-step folders and the GIFs.
+    Attributes:
         every: draw after every this many epochs (1 by default).
         every_batches: draw after every this many training batches instead (step folders ``step_000040``, numbered
             by batches since the callback's first training; a second ``fit`` goes on counting, as epochs go on from
@@ -82,7 +72,54 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         duration_ms: how long each GIF frame shows.
 
     Raises:
-        OptionError: a bad interval or image name, or an option the callback cannot honour.
+        OptionError: a bad interval, or an option the callback cannot honour.
+    """
+
+    every: int | None = None
+    every_batches: int | None = None
+    tensorboard: str | os.PathLike[str] | None = None
+    names: Sequence[str] | None = None
+    filter_options: FilterOptions | None = None
+    map_options: MapOptions | None = None
+    filters: bool = True
+    animate: bool = True
+    duration_ms: int = DEFAULT_DURATION_MS
+
+    def __post_init__(self) -> None:
+        if self.every is not None and self.every_batches is not None:
+            raise OptionError("give every (epochs) or every_batches, not both")
+        for name in ("every", "every_batches", "duration_ms"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise OptionError(f"{name} must be at least 1, got {value}")
+        filters = self.filter_options if self.filter_options is not None else FilterOptions()
+        maps = self.map_options if self.map_options is not None else MapOptions()
+        _refuse_what_the_callback_cannot_do(filters, maps)
+        object.__setattr__(self, "filter_options", filters)
+        object.__setattr__(self, "map_options", maps)
+
+
+class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
+    """Draw filters and feature maps of conv layers during training, and animate them afterwards.
+
+    Example::
+
+        model.fit(x, y, epochs=20, callbacks=[
+            cnnviz.VisualizeCallback(images=["sample_images/cat.jpg"], layers=["conv2d", "conv2d_1"],
+                                     out="viz/", tensorboard="logs/")])
+
+    Args:
+        images: image files, folders or glob patterns whose feature maps to draw, read and preprocessed as
+            ``cnnviz featuremaps`` reads them; or a model-ready array ``(N, rows, cols, channels)``, such as a few
+            samples of the training data, fed as it is. None or empty draws filters only.
+        layers: conv layer names, paths or patterns; all conv layers when None.
+        out: the folder for the per-step folders and the GIFs.
+        options: when and what to draw (:class:`CallbackOptions`); or give its fields as keywords (``settings``:
+            ``every=2``, ``tensorboard="logs/"``, ...).
+
+    Raises:
+        OptionError: a bad interval or image name, an option the callback cannot honour, or both ``options`` and
+            keywords.
     """
 
     def __init__(
@@ -90,37 +127,26 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         images: Sequence[str | os.PathLike[str]] | np.ndarray | None = None,
         layers: Sequence[str] | None = None,
         out: str | os.PathLike[str] = "viz",
-        *,
-        every: int | None = None,
-        every_batches: int | None = None,
-        tensorboard: str | os.PathLike[str] | None = None,
-        names: Sequence[str] | None = None,
-        filter_options: FilterOptions | None = None,
-        map_options: MapOptions | None = None,
-        filters: bool = True,
-        animate: bool = True,
-        duration_ms: int = DEFAULT_DURATION_MS,
+        options: CallbackOptions | None = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        if every is not None and every_batches is not None:
-            raise OptionError("give every (epochs) or every_batches, not both")
-        for name, value in (("every", every), ("every_batches", every_batches), ("duration_ms", duration_ms)):
-            if value is not None and value < 1:
-                raise OptionError(f"{name} must be at least 1, got {value}")
-        filter_options = filter_options if filter_options is not None else FilterOptions()
-        map_options = map_options if map_options is not None else MapOptions()
-        _refuse_what_the_callback_cannot_do(filter_options, map_options)
-        self.every = None if every_batches is not None else (every if every is not None else 1)
-        self.every_batches = every_batches
+        if options is not None and settings:
+            raise OptionError("give the callback's options or their fields as keywords, not both")
+        options = options if options is not None else CallbackOptions(**settings)
+        assert options.filter_options is not None and options.map_options is not None
+        self.options = options
+        self.every = None if options.every_batches is not None else (options.every or 1)
+        self.every_batches = options.every_batches
         self.out = Path(out)
-        self.tensorboard = Path(tensorboard) / TENSORBOARD_RUN if tensorboard is not None else None
+        self.tensorboard = Path(options.tensorboard) / TENSORBOARD_RUN if options.tensorboard is not None else None
         self.layers = list(layers) if layers is not None else None
-        self.filter_options = filter_options
-        self.map_options = map_options
-        self.draw_filters = filters
-        self.animate = animate
-        self.duration_ms = duration_ms
-        self._sources = _image_sources(images, names)
+        self.filter_options = options.filter_options
+        self.map_options = options.map_options
+        self.draw_filters = options.filters
+        self.animate = options.animate
+        self.duration_ms = options.duration_ms
+        self._sources = _image_sources(images, options.names)
         #: The fixed (low, high) colour scale of each layer's filters, from its first drawing or filter_options.
         self.filter_ranges: dict[str, tuple[float, float]] = {}
         #: What the callback has to say once (layers cut to 64 filters, ...), printed at its first drawing.

@@ -2,6 +2,10 @@
 
 A run is one function per command, ``run(model, [inputs,] out_dir, options, progress=None) -> RunResult``:
 
+- ``model`` is a Keras model, or for the runs that take an engine a :class:`cnnviz.engines.naming.ModelRef`
+  that the Ray engine's workers load; ``inputs`` are image files, folders (searched recursively; the output
+  mirrors their tree) and glob patterns (:data:`cnnviz.inputs.gather.Images`); ``out_dir`` the output folder.
+
 - ``options`` is one frozen object built from small parts (:class:`cnnviz.engines.naming.Naming`: how the model
   is named; :class:`cnnviz.inputs.reader.ReadingSettings`: how images are read, with
   :class:`cnnviz.engines.dispatch.EngineSettings` where the run goes over many images:
@@ -18,7 +22,7 @@ A run is one function per command, ``run(model, [inputs,] out_dir, options, prog
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from cnnviz.draw.view import ViewSettings
 from cnnviz.engines.dispatch import DEFAULT_ENGINE, ENGINES, EngineReading, EngineSettings, check_engine
 from cnnviz.engines.naming import Naming
 from cnnviz.errors import CnnvizError, OptionError
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, Input, gather_inputs
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.models.precision import DEFAULT_PRECISION
@@ -76,7 +80,7 @@ class RunResult:
 
 
 def find_inputs(
-    images: Sequence[str | os.PathLike[str] | Input],
+    images: Images,
     exclude: str | os.PathLike[str] | None,
     engine: str = DEFAULT_ENGINE,
 ) -> list[Input]:

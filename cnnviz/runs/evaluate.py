@@ -23,7 +23,7 @@ import numpy as np
 
 from cnnviz.engines.dispatch import EngineReading, scan_inputs
 from cnnviz.errors import OptionError, brief
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, gather_inputs
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.attribution import METHODS, AttributionSettings, check_methods
 from cnnviz.methods.evaluation import (
@@ -39,7 +39,7 @@ from cnnviz.methods.evaluation.features import as_map
 from cnnviz.methods.target import Target, checked_region
 from cnnviz.models.labels import class_name
 from cnnviz.output.evaluation_chart import curves_chart
-from cnnviz.output.files import save_bytes
+from cnnviz.output.files import Folder, save_bytes
 from cnnviz.runs.contract import Naming, Progress, RunResult, counted
 from cnnviz.runs.explaining import ExplainingMethod
 
@@ -242,12 +242,9 @@ class EvaluateImages(ExplainingMethod[Scores]):
             model,
             chosen.methods,
             chosen.metrics,
-            chosen.layer,
-            Target(chosen.output, chosen.region),
+            Target(chosen.output, chosen.region, chosen.layer),
             reader.settings,
-            chosen.settings,
-            chosen.evaluation,
-            reader.preprocessing,
+            (chosen.settings, chosen.evaluation),
             given=(self.given,) if self.given else (),
         )
         self.explaining(model, self.evaluator.model, chosen, len(options.keys))
@@ -305,21 +302,14 @@ def read_attribution(file: Path, rows: int, cols: int) -> np.ndarray:
 
 def evaluate_images(
     model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
-    out_dir: str | os.PathLike[str],
+    images: Images,
+    out_dir: Folder,
     options: EvaluateOptions | None = None,
     progress: Progress | None = None,
 ) -> EvaluationResult:
     """Score each method of ``options`` on each image with each metric; write the picture of the curves
-    (``out_dir/evaluation_curves.png``) and the records (``options.json``, ``options.csv``). ``progress`` is
-    called with (images just done, images in the run).
-
-    Args:
-        model: a Keras model, or for the Ray engine a :class:`cnnviz.engines.naming.ModelRef` its workers load.
-        images: image files, folders and patterns.
-        out_dir: the output folder.
-        options: what to score and how.
-        progress: a progress hook.
+    (``out_dir/evaluation_curves.png``) and the records (``options.json``, ``options.csv``): a run of the shared
+    shape (:mod:`cnnviz.runs.contract`), ``progress`` called with (images just done, images in the run).
 
     Raises:
         OptionError: a bad method, metric, setting, class, or a missing attribution file, before any image is read.

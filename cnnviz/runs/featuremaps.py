@@ -27,13 +27,13 @@ from cnnviz.draw.view import MapView
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.errors import OptionError
 from cnnviz.inputs.feeds import fed_description
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, Input, gather_inputs
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.shape import Method, stopped_scan
 from cnnviz.models.graph import ConvLayer, sized_input_shape
-from cnnviz.output.files import safe_name, save_npy, save_png
+from cnnviz.output.files import Folder, safe_name, save_npy, save_png
 from cnnviz.output.manifest import read_manifest, update_manifest
 from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, counted
 
@@ -84,11 +84,7 @@ DEFAULT_OVERLAY_MAPS = 64
 
 
 def render_feature_maps(
-    model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
-    out_dir: str | os.PathLike[str],
-    options: MapOptions | None = None,
-    progress: Progress | None = None,
+    model: Any, images: Images, out_dir: Folder, options: MapOptions | None = None, progress: Progress | None = None
 ) -> RunResult:
     """Write one PNG grid per image and conv layer: ``out_dir/<image key>/<layer>.png``.
 
@@ -186,9 +182,8 @@ class WriteMaps(Method[dict[str, dict[str, Any]]]):
         for index, (path, pixels) in enumerate(zip(batch.paths, batch.pixels, strict=True)):
             self.drawing[path] = image_record(folders[path], plan)
             for conv in plan.extractor.layers:
-                args = (out / folders[path], conv, maps[conv.path][index], path, self.label, plan.options)
-                drawn = (pixels if overlay else None, plan.fit)
-                self.jobs.append((path, conv, self.pool.submit(write_maps, *args, *drawn)))
+                args = (out / folders[path], conv, maps[conv.path][index], path, self.label, plan)
+                self.jobs.append((path, conv, self.pool.submit(write_maps, *args, pixels if overlay else None)))
         # The previous batch's drawings finish while the model runs on the next one; no more wait.
         return self._collect(len(batch.paths) * len(plan.extractor.layers))
 
@@ -339,17 +334,17 @@ def write_maps(
     activation: np.ndarray,
     image: str,
     label: str,
-    options: MapOptions,
+    plan: MapPlan,
     pixels: np.ndarray | None = None,
-    fit: str | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
-    """Draw and write one image's grid for one layer into ``folder``; returns its manifest record and the files
-    written. With ``options.overlay`` and the image's ``pixels`` (2-D maps only), each map is blended onto the
-    image, into ``<layer>_overlay.png``. ``fit`` is how the header names the fit (``options.fit`` by default)."""
+    """Draw and write one image's grid for one layer into ``folder`` as ``plan`` says (its options, and the fit its
+    headers name); returns its manifest record and the files written. With ``options.overlay`` and the image's
+    ``pixels`` (2-D maps only), each map is blended onto the image, into ``<layer>_overlay.png``."""
+    options, fit = plan.options, plan.fit
     ranges = channel_ranges(activation)
     overlaid = False
     if options.overlay and pixels is not None and activation.ndim == 3:
-        picture = overlay_picture(label, conv, activation, Path(image).name, options, pixels, ranges, fit)
+        picture = overlay_picture(label, conv, activation, Path(image).name, options, pixels, fit)
         overlaid = True
     else:
         picture = map_picture(label, conv, activation, Path(image).name, options, ranges, fit)
@@ -416,12 +411,12 @@ def overlay_picture(
     image_name: str,
     options: MapOptions,
     pixels: np.ndarray,
-    ranges: tuple[np.ndarray, np.ndarray] | None = None,
     fit: str | None = None,
 ) -> Picture:
     """One image's feature maps of one layer blended onto the image (:func:`cnnviz.draw.overlay.overlay_grid`), with
-    the feature-map header and a line saying how to read it, unless ``options.labels`` is off."""
-    ranges = ranges if ranges is not None else channel_ranges(activation)
+    the feature-map header and a line saying how to read it, unless ``options.labels`` is off; ``fit`` is how the
+    header names the fit (``options.fit`` by default)."""
+    ranges = channel_ranges(activation)
     header = None
     if options.labels:
         base = _map_header(label, conv, activation, image_name, options, ranges, fit)

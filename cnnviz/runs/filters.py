@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from cnnviz.draw.view import FilterView
 from cnnviz.errors import LayerNotFound
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer, trace
-from cnnviz.output.files import safe_name, save_png
+from cnnviz.output.files import Folder, safe_name, save_png
 from cnnviz.output.manifest import update_manifest
 from cnnviz.runs.contract import Naming, Progress, RunResult
 from cnnviz.selection import check_selection, parse_selection
@@ -67,7 +66,7 @@ def _choose(text: str | None, total: int, cap: int, what: str, report: RunResult
 
 def render_filters(
     model: Any,
-    out_dir: str | os.PathLike[str],
+    out_dir: Folder,
     options: FilterOptions | None = None,
     progress: Progress | None = None,
 ) -> RunResult:

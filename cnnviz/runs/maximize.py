@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from cnnviz.draw.tiling import grid_shape_for, tile, upscale
 from cnnviz.errors import OptionError
 from cnnviz.inputs.reader import FeedSettings
 from cnnviz.methods.maximize import Maximized, MaximizeOptions, Maximizer
-from cnnviz.output.files import safe_name, save_npy, save_png
+from cnnviz.output.files import Folder, safe_name, save_npy, save_png
 from cnnviz.runs.contract import Naming, Progress, RunResult
 from cnnviz.selection import check_selection, parse_selection
 
@@ -111,7 +110,7 @@ def _described(options: MaximizeOptions, channels: int) -> str:
 
 def render_maximize(
     model: Any,
-    out_dir: str | os.PathLike[str],
+    out_dir: Folder,
     options: MaximizeRunOptions,
     progress: Progress | None = None,
 ) -> MaximizeResult:

@@ -10,7 +10,6 @@ a file is escaped.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 from cnnviz._keras import chosen_backend
 from cnnviz.errors import CnnvizError, OptionError
 from cnnviz.inputs.feeds import fed_description
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, Input, gather_inputs
 from cnnviz.methods.attribution import AttributionSettings, check_methods
 from cnnviz.methods.attribution.base import REPORT_METHODS
 from cnnviz.methods.evaluation import EvaluationSettings, check_metrics
@@ -27,7 +26,7 @@ from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
 from cnnviz.methods.top import DEFAULT_K, TopQuery, scan_top
 from cnnviz.models.graph import input_shape, shape_text
 from cnnviz.models.layer_table import layer_rows
-from cnnviz.output.files import save_bytes
+from cnnviz.output.files import Folder, save_bytes
 from cnnviz.output.manifest import read_manifest
 from cnnviz.output.report_page import Figure, LayerSection, Quality, ReportPage, figure_of, report_html
 from cnnviz.runs.contract import Naming, Progress, ReadingSettings, RunResult, counted
@@ -84,11 +83,7 @@ class ReportResult(RunResult):
 
 
 def write_report(
-    model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
-    out_dir: str | os.PathLike[str],
-    options: ReportOptions | None = None,
-    progress: Progress | None = None,
+    model: Any, images: Images, out_dir: Folder, options: ReportOptions | None = None, progress: Progress | None = None
 ) -> ReportResult:
     """Draw everything for ``model`` and ``images`` into ``out_dir`` and write ``out_dir/index.html``, through the
     same runs as the commands (featuremaps, filters, stats, top, gradcam), each naming the model as ``options`` does.
@@ -110,7 +105,8 @@ def write_report(
     root = Path(out_dir)
     label = options.label_of(model)
     naming = Naming(label, options.weights, options.source)
-    reading = {field.name: getattr(options, field.name) for field in fields(ReadingSettings)}
+    #: what every run of the report shares: the model's naming and how images are read
+    shared = {**vars(naming), **{field.name: getattr(options, field.name) for field in fields(ReadingSettings)}}
     inputs = gather_inputs(images, exclude=root)
     names = {item.path: Path(item.path).name for item in inputs}
     ranked = len(inputs) >= DEFAULT_K  # a top-images block needs at least k images to rank
@@ -120,7 +116,7 @@ def write_report(
         if progress is not None:
             progress(done, len(inputs) * passes)
 
-    map_options = MapOptions(**vars(naming), **reading, max_maps=REPORT_MAX_MAPS)
+    map_options = MapOptions(**shared, max_maps=REPORT_MAX_MAPS)
     maps = render_feature_maps(model, inputs, root / "maps", map_options, advance)
     notes = list(maps.notes) + [f"left out: {error}" for _, error in maps.failures]
     drawn = read_manifest(root / "maps" / "manifest.json").get("images", {})
@@ -137,14 +133,14 @@ def write_report(
             record = drawn.get(item.path, {}).get("layers", {}).get(section.name)
             if record:
                 section.maps.append(figure_of(Path(record["png"]), root, f"{names[item.path]}: {section.name}"))
-    _add_stats(model, inputs, root, StatsOptions(**vars(naming), **reading), sections, notes, advance)
+    _add_stats(model, inputs, root, StatsOptions(**shared), sections, notes, advance)
     planes = [section.name for section in sections if section.output.count("x") == 2]  # top needs 2-D maps
     if ranked and planes:
-        _add_top(model, inputs, root, TopOptions(**vars(naming), **reading, layer=planes), sections, notes, advance)
+        _add_top(model, inputs, root, TopOptions(**shared, layer=planes), sections, notes, advance)
     explained: list[Figure] = []
     if options.gradcam:
         try:
-            chosen = AttributeOptions(**vars(naming), **reading, methods=options.methods, settings=options.settings)
+            chosen = AttributeOptions(**shared, methods=options.methods, settings=options.settings)
             run = render_attributions(model, inputs, root / "gradcam", chosen, advance)
             for result in run.images:
                 best = ", ".join(f"{name} {value:.3f}" for name, value in result.top[:3])
@@ -152,7 +148,7 @@ def write_report(
                 explained.append(figure_of(result.picture, root, caption))
         except CnnvizError as exc:
             notes.append(f"attributions left out: {exc}")
-    quality = _quality(model, inputs, root, options, naming, reading, notes, advance) if options.quality else None
+    quality = _quality(model, inputs, root, options, shared, notes, advance) if options.quality else None
     facts = [
         ("model", label),
         ("weights", options.weights or "the model's own"),
@@ -197,8 +193,7 @@ def _quality(
     inputs: Sequence[Input],
     root: Path,
     options: ReportOptions,
-    naming: Naming,
-    reading: dict[str, Any],
+    shared: dict[str, Any],
     notes: list[str],
     advance: Progress,
 ) -> Quality | None:
@@ -206,8 +201,7 @@ def _quality(
     from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
 
     chosen = EvaluateOptions(
-        **vars(naming),
-        **reading,
+        **shared,
         methods=options.methods,
         metrics=options.quality,
         settings=options.settings,

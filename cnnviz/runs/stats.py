@@ -10,8 +10,9 @@ from typing import Any
 
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.errors import OptionError
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, gather_inputs
 from cnnviz.methods.stats import DEFAULT_RARE, FilterStats, LayerStats, StatsQuery
+from cnnviz.output.files import Folder
 from cnnviz.output.stats_report import write_stats
 from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult
 
@@ -40,6 +41,11 @@ class StatsOptions(Naming, EngineReading):
     csv: str | os.PathLike[str] | None = None
     json: str | os.PathLike[str] | None = None
 
+    @property
+    def writes_folder(self) -> bool:
+        """Whether the run writes into its output folder (the charts)."""
+        return self.charts
+
     def __post_init__(self) -> None:
         self.check_engine_reading()
         if not 0.0 <= self.rare <= 1.0:
@@ -55,11 +61,7 @@ class StatsResult(RunResult):
 
 
 def run_stats(
-    model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
-    out_dir: str | os.PathLike[str],
-    options: StatsOptions | None = None,
-    progress: Progress | None = None,
+    model: Any, images: Images, out_dir: Folder, options: StatsOptions | None = None, progress: Progress | None = None
 ) -> StatsResult:
     """Per-filter activation statistics over image files (:class:`cnnviz.methods.stats.FilterStats`), with a chart
     per layer written to ``out_dir/stats_<layer>.png`` and the CSV and JSON tables where ``options`` asks.

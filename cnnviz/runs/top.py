@@ -27,12 +27,12 @@ from cnnviz.draw.top import TopRow, drawable_input, fit_to_tile, top_picture
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
-from cnnviz.inputs.gather import Input, gather_inputs
+from cnnviz.inputs.gather import Images, gather_inputs
 from cnnviz.inputs.reader import Reader
 from cnnviz.methods.top import DEFAULT_K, TopImages, TopK, TopQuery, TopScan, check_ranking, support_boxes
 from cnnviz.models.graph import ConvLayer, sized_input_shape, trace
 from cnnviz.models.receptive import UnknownField, receptive_field
-from cnnviz.output.files import safe_name, save_bytes, save_png
+from cnnviz.output.files import Folder, safe_name, save_bytes, save_png
 from cnnviz.output.manifest import update_manifest
 from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, counted
 from cnnviz.selection import check_selection, parse_selection
@@ -102,8 +102,8 @@ class TopResult(RunResult):
 
 def render_top(
     model: Any,
-    images: Sequence[str | os.PathLike[str] | Input],
-    out_dir: str | os.PathLike[str],
+    images: Images,
+    out_dir: Folder,
     options: TopOptions,
     progress: Progress | None = None,
 ) -> TopResult:
@@ -169,7 +169,7 @@ def draw_top(model: Any, scan: TopScan, options: TopOptions) -> TopDrawing:
     return drawing
 
 
-def top_result(model: Any, scan: TopScan, out_dir: str | os.PathLike[str], options: TopOptions) -> TopResult:
+def top_result(model: Any, scan: TopScan, out_dir: Folder, options: TopOptions) -> TopResult:
     """Draw a finished scan (:func:`draw_top`) and write its pictures, the records where asked, and the manifest."""
     out = Path(out_dir)
     drawing = draw_top(model, scan, options)
