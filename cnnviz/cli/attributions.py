@@ -9,30 +9,23 @@ from typing import Any
 import click
 
 from cnnviz.cli.common import (
-    CONTEXT,
-    Engine,
     ModelChoice,
-    Reading,
     checked_cmap,
     choice_option,
-    engine_options,
     exit_on_failures,
-    model_options,
+    images_command,
     option_group,
-    output_option,
-    progress_bar,
-    reading_options,
     reported_errors,
+    run_options,
+    run_over_images,
     say_run,
 )
 
 # None of these import TensorFlow: --help and option errors stay instant.
 from cnnviz.cli.settings import SettingsCommand, SettingsGroup
 from cnnviz.draw.overlay import DEFAULT_ALPHA
-from cnnviz.inputs.gather import gather_inputs
 from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.methods.attribution.gradcam import GRADCAMS
-from cnnviz.output.files import check_writable
 
 
 def name_list(
@@ -131,9 +124,7 @@ heat_options = option_group(
 METHOD_SETTINGS = SettingsGroup(AttributionSettings, "methods", ("gradcam",), "settings")
 
 
-@click.command(cls=SettingsCommand, groups=[METHOD_SETTINGS], context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
-@model_options
+@images_command(SettingsCommand, groups=[METHOD_SETTINGS])
 @method_option(
     f"Methods, repeated or comma-separated, one column each: {', '.join(METHODS)}, or all. Default: gradcam."
 )
@@ -142,9 +133,7 @@ METHOD_SETTINGS = SettingsGroup(AttributionSettings, "methods", ("gradcam",), "s
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write per image and method records."
 )
-@output_option("Folder to write into: OUTPUT/<model>/<image>/attributions_<class>.png.")
-@reading_options
-@engine_options
+@run_options("Folder to write into: OUTPUT/<model>/<image>/attributions_<class>.png.")
 def explain(
     images: tuple[str, ...],
     choice: ModelChoice,
@@ -154,8 +143,9 @@ def explain(
     settings: AttributionSettings,
     json_path: str | None,
     output: str,
-    reading: Reading,
-    engine: Engine,
+    reading: dict[str, Any],
+    quiet: bool,
+    engine: dict[str, Any],
 ) -> None:
     """Show where a model looks, by several attribution methods side by side: one picture per image.
 
@@ -177,22 +167,19 @@ def explain(
     """
     from cnnviz.runs.attribute import AttributeOptions, render_attributions
 
-    out = choice.folder(output)
     with reported_errors(choice.verbose):
         options = AttributeOptions(
-            **vars(choice.ref.naming()),
-            **reading.settings(choice.model_size()),
-            **engine.settings(),
+            **choice.keywords(),
+            **reading,
+            **engine,
             **explained,
             **drawing,
             methods=methods or ("gradcam",),
             settings=settings,
             json=json_path,
         )
-        inputs = engine.find(images, exclude=output)
-        check_writable(out)
-        report = engine.run(render_attributions, choice, inputs, out, options, reading.quiet, include_top=True)
-    if not reading.quiet:
+        report = run_over_images(render_attributions, choice, images, output, options, quiet, include_top=True)
+    if not quiet:
         where = f"CAMs at layer {report.layer}; " if report.layer else ""
         say_run(report, f"{where}attributions of {report.score}")
         value = "p" if report.probabilities else "value" if report.head == "regression" else "score"
@@ -207,14 +194,11 @@ def explain(
     exit_on_failures(report.failures, report.inputs, choice.verbose)
 
 
-@click.command(context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
-@model_options
+@images_command()
 @choice_option("--method", GRADCAMS, "gradcam", "gradcam++ separates several objects of one class better.")
 @target_options
 @heat_options
-@output_option("Folder to write into: OUTPUT/<model>/<image>/gradcam_<class>.png.")
-@reading_options
+@run_options("Folder to write into: OUTPUT/<model>/<image>/gradcam_<class>.png.", engine=False)
 def gradcam(
     images: tuple[str, ...],
     choice: ModelChoice,
@@ -222,7 +206,8 @@ def gradcam(
     explained: dict[str, Any],
     drawing: dict[str, Any],
     output: str,
-    reading: Reading,
+    reading: dict[str, Any],
+    quiet: bool,
 ) -> None:
     """Show where a classifier looked: Grad-CAM heatmaps over images, and the model's top-5 classes.
 
@@ -243,15 +228,10 @@ def gradcam(
     """
     from cnnviz.runs.attribute import GradcamOptions, render_gradcam
 
-    out = choice.folder(output)
-    with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:
-        options = GradcamOptions(
-            **vars(choice.ref.naming()), **reading.settings(choice.model_size()), **explained, **drawing, method=method
-        )
-        inputs = gather_inputs(images, exclude=output)
-        check_writable(out)
-        report = render_gradcam(choice.load(include_top=True), inputs, out, options, progress)
-    if not reading.quiet:
+    with reported_errors(choice.verbose):
+        options = GradcamOptions(**choice.keywords(), **reading, **explained, **drawing, method=method)
+        report = run_over_images(render_gradcam, choice, images, output, options, quiet, include_top=True)
+    if not quiet:
         say_run(report, f"layer: {report.layer}; gradient of {report.score}")
         value = "p" if report.probabilities else "score" if report.head == "classes" else "share of pixels"
         for result in report.images:

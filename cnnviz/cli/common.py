@@ -27,6 +27,7 @@ from cnnviz.inputs.images import DEFAULT_FIT, FITS
 from cnnviz.inputs.preprocess import DEFAULT_PREPROCESSING, MODES
 from cnnviz.inputs.reader import DEFAULT_BATCH_SIZE
 from cnnviz.models.precision import DEFAULT_PRECISION, PRECISIONS
+from cnnviz.output.files import check_writable
 from cnnviz.output.manifest import model_folder
 from cnnviz.runs.contract import Progress, find_inputs
 from cnnviz.selection import check_selection
@@ -201,6 +202,10 @@ class ModelChoice:
             gc.freeze()
         return model
 
+    def keywords(self) -> dict[str, Any]:
+        """The model's part of a run's options: how it is named, and ``size`` (:meth:`model_size`)."""
+        return {**vars(self.ref.naming()), "size": self.model_size()}
+
     def model_size(self) -> tuple[int, int] | None:
         """``--size`` as images are read at it: keras.applications models are built at it instead."""
         return None if self.ref.is_application else self.size
@@ -234,32 +239,6 @@ def selection_checker(what: str) -> Callable[[click.Context, click.Parameter, st
     return check
 
 
-@dataclass(frozen=True)
-class Reading:
-    """How the commands that run images through the model read them."""
-
-    preprocess: str
-    fit: str
-    batch_size: int
-    input_name: str | None
-    feed: dict[str, str]
-    precision: str
-    quiet: bool
-
-    def settings(self, size: tuple[int, int] | None) -> dict[str, Any]:
-        """The library's reading settings (:class:`cnnviz.runs.contract.ReadingSettings`) at ``size``, as
-        keywords."""
-        return {
-            "preprocess": self.preprocess,
-            "size": size,
-            "fit": self.fit,
-            "batch_size": self.batch_size,
-            "input": self.input_name,
-            "feed": self.feed or None,
-            "precision": self.precision,
-        }
-
-
 def precision_option() -> Callable[..., Any]:
     """``--precision float32|bfloat16|auto``."""
     return choice_option(
@@ -272,12 +251,12 @@ def precision_option() -> Callable[..., Any]:
     )
 
 
-def input_options() -> list[Callable[..., Any]]:
-    """``--input NAME`` and ``--feed NAME=FILE.npy``: for models of several inputs."""
+def feeding_options() -> list[Callable[..., Any]]:
+    """``--input NAME``, ``--feed NAME=FILE.npy`` (for models of several inputs) and ``--precision``, named as
+    :class:`cnnviz.inputs.reader.FeedSettings` names them."""
     return [
         click.option(
             "--input",
-            "input_name",
             default=None,
             metavar="NAME",
             help="For a model of several inputs: the one that takes the images (default: the only image-shaped one).",
@@ -290,10 +269,11 @@ def input_options() -> list[Callable[..., Any]]:
             help="For a model of several inputs: what input NAME gets, an array of its shape for every image or one "
             "row per image (leading axis: the number of images, in input order); repeat it. Default: zeros.",
         ),
+        precision_option(),
     ]
 
 
-def _feeds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+def _feeds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
     """``--feed NAME=FILE.npy`` options as ``{name: the file's full path}`` (a Ray worker reads it elsewhere)."""
     feeds: dict[str, str] = {}
     for value in values:
@@ -303,7 +283,7 @@ def _feeds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
         if not Path(path).is_file():
             raise click.BadParameter(f"no such file: {path}", ctx, param)
         feeds[name] = str(Path(path).resolve())
-    return feeds
+    return feeds or None
 
 
 def choice_option(flag: str, choices: Sequence[str], default: str, help: str) -> Callable[..., Any]:
@@ -319,137 +299,142 @@ def output_option(help: str) -> Callable[..., Any]:
 
 
 def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by the commands that run images through the model, handed to it as ``reading``."""
-    decorators = [
-        choice_option(
-            "--preprocess",
-            MODES,
-            DEFAULT_PREPROCESSING,
-            "How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
-            "layer, else x/255).",
-        ),
-        choice_option(
-            "--fit",
-            FITS,
-            DEFAULT_FIT,
-            "How a photo gets a fixed model input size (VGG16: 224x224) of another shape. crop scales the short "
-            "side to fit and cuts the ends of the long side: nothing is distorted and no border is added, as ImageNet "
-            "models are evaluated. pad keeps the whole photo and fills the rest with the pixel the model sees as zero. "
-            "stretch squashes the photo to the size, as the tutorials do. Models of free input size keep each "
-            "photo's shape.",
-        ),
-        click.option(
-            "--batch-size",
-            type=click.IntRange(1),
-            default=DEFAULT_BATCH_SIZE,
-            show_default=True,
-            help="Images per forward pass.",
-        ),
-        *input_options(),
-        precision_option(),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only."),
-    ]
-    return _with_options(command, decorators, "reading", Reading)
-
-
-@dataclass(frozen=True)
-class Engine:
-    """Where the commands that run over many images run: here, or on a Ray cluster."""
-
-    engine: str
-    address: str | None
-    workers: int | None
-
-    def find(self, images: Sequence[str], exclude: str) -> list[Any]:
-        """The input files (:func:`cnnviz.runs.contract.find_inputs`)."""
-        return find_inputs(images, exclude, self.engine)
-
-    def settings(self) -> dict[str, Any]:
-        """The library's engine settings (:class:`cnnviz.engines.dispatch.EngineSettings`), as keywords."""
-        return {"engine": self.engine, "address": self.address, "ray_workers": self.workers}
-
-    def run(
-        self,
-        run: Callable[..., Any],
-        choice: ModelChoice,
-        inputs: Sequence[Any],
-        out: Path,
-        options: Any,
-        quiet: bool,
-        include_top: bool = False,
-    ) -> Any:
-        """``run(model, inputs, out, options, progress)`` under a progress bar over the inputs, on the engine the
-        options name: the model is loaded here for the local engine (:meth:`ModelChoice.load`, with its classifier
-        head where ``include_top``), and named for Ray's workers, which load it themselves (a line on standard
-        error says which cluster, unless ``quiet``)."""
-        with progress_bar(quiet) as progress:
-            if options.engine != "ray":
-                return run(choice.load(include_top=include_top), inputs, out, options, progress)
-            if not quiet:
-                click.echo(self.describe(), err=True)
-            return run(choice.ref.resolved(), inputs, out, options, progress)
-
-    def describe(self) -> str:
-        """Connect to Ray and say which cluster, and how many workers fit on it."""
-        from cnnviz.engines.dispatch import EngineSettings, ray_cluster
-
-        cluster, actors = ray_cluster(EngineSettings(**self.settings()))
-        note = "" if self.workers in (None, actors) else f" (of {self.workers} asked: more would starve the reading)"
-        return f"ray: {cluster.address} cluster, {cluster.cpus:g} CPUs, {actors} workers{note}"
+    """Options shared by the commands that run images through the model: handed to the command as ``reading``,
+    keywords of :class:`cnnviz.inputs.reader.ReadingSettings` (but ``size``, which ``--size`` gives:
+    :meth:`ModelChoice.keywords`), and ``quiet``."""
+    group = option_group(
+        "reading",
+        [
+            choice_option(
+                "--preprocess",
+                MODES,
+                DEFAULT_PREPROCESSING,
+                "How pixels are prepared: auto follows the model (keras.applications family, a leading Rescaling "
+                "layer, else x/255).",
+            ),
+            choice_option(
+                "--fit",
+                FITS,
+                DEFAULT_FIT,
+                "How a photo gets a fixed model input size (VGG16: 224x224) of another shape. crop scales the short "
+                "side to fit and cuts the ends of the long side: nothing is distorted and no border is added, as "
+                "ImageNet models are evaluated. pad keeps the whole photo and fills the rest with the pixel the model "
+                "sees as zero. stretch squashes the photo to the size, as the tutorials do. Models of free input size "
+                "keep each photo's shape.",
+            ),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(1),
+                default=DEFAULT_BATCH_SIZE,
+                show_default=True,
+                help="Images per forward pass.",
+            ),
+            *feeding_options(),
+        ],
+    )
+    quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary; errors only.")
+    return group(quiet(command))
 
 
 def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options choosing the engine, handed to the command as ``engine``."""
-    decorators = [
-        choice_option(
-            "--engine",
-            ENGINES,
-            DEFAULT_ENGINE,
-            "Where to run: here, or on Ray Data (a cluster at --address / RAY_ADDRESS, else a local Ray with this "
-            "machine's cores). Ray needs pip install 'cnnviz[ray]'.",
-        ),
-        click.option(
-            "--address",
-            default=None,
-            help="With --engine ray: the Ray cluster's address (auto on a node of a running cluster, ray://host:10001).",
-        ),
-        click.option(
-            "--workers",
-            type=click.IntRange(1),
-            default=None,
-            help="With --engine ray: model workers (one CPU each). Default: one per CPU the reading leaves free.",
-        ),
-    ]
-    return _with_options(command, decorators, "engine", Engine)
+    """Options choosing the engine: handed to the command as ``engine``, keywords of
+    :class:`cnnviz.engines.dispatch.EngineSettings`."""
+    return option_group(
+        "engine",
+        [
+            choice_option(
+                "--engine",
+                ENGINES,
+                DEFAULT_ENGINE,
+                "Where to run: here, or on Ray Data (a cluster at --address / RAY_ADDRESS, else a local Ray with this "
+                "machine's cores). Ray needs pip install 'cnnviz[ray]'.",
+            ),
+            click.option(
+                "--address",
+                default=None,
+                help="With --engine ray: the Ray cluster's address (auto on a node of a running cluster, "
+                "ray://host:10001).",
+            ),
+            click.option(
+                "--workers",
+                "ray_workers",
+                type=click.IntRange(1),
+                default=None,
+                help="With --engine ray: model workers (one CPU each). Default: one per CPU the reading leaves free.",
+            ),
+        ],
+    )(command)
 
 
-@dataclass(frozen=True)
-class View:
-    """The drawing options shared by the commands that write grids."""
+def images_command(
+    cls: type[click.Command] = click.Command, required: bool = True, **attrs: Any
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """The head of every command over images: a click command (``cls``, made with ``attrs``) taking ``IMAGES...``
+    (``required`` or not) and the model options (:func:`model_options`)."""
 
-    norm: str
-    cmap: str
-    scale: int | None
-    no_labels: bool
-    no_index: bool
-    output: str
+    def wrap(function: Callable[..., Any]) -> click.Command:
+        function = click.argument("images", nargs=-1, required=required)(model_options(function))
+        return click.command(cls=cls, context_settings=CONTEXT, **attrs)(function)
 
-    def settings(self) -> dict[str, Any]:
-        """The library's view settings (:class:`cnnviz.runs.contract.ViewSettings`), as keywords."""
-        return {
-            "norm": self.norm,
-            "cmap": self.cmap,
-            "scale": self.scale,
-            "labels": not self.no_labels,
-            "index": not self.no_index,
-        }
+    return wrap
 
 
-def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Options shared by the commands that draw grids, handed to the command as ``view``."""
+def run_options(output_help: str, engine: bool = True) -> Callable[[Callable[..., Any]], Any]:
+    """The tail of every command over images: the output folder (``output_help``), how images are read
+    (:func:`reading_options`) and, with ``engine``, where the run goes (:func:`engine_options`)."""
 
-    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
-        decorators = [
+    def wrap(function: Callable[..., Any]) -> Any:
+        function = reading_options(engine_options(function) if engine else function)
+        return output_option(output_help)(function)
+
+    return wrap
+
+
+def run_over_images(
+    run: Callable[..., Any],
+    choice: ModelChoice,
+    images: Sequence[str],
+    output: str,
+    options: Any,
+    quiet: bool,
+    include_top: bool = False,
+) -> Any:
+    """Find the inputs (:func:`cnnviz.runs.contract.find_inputs`: URIs too on Ray), check the model's folder under
+    ``output`` can be written (unless the options' ``writes_folder`` says it is not written), and call
+    ``run(model, inputs, folder, options, progress)`` under a progress bar, on the
+    engine the options name: the model is loaded here for the local engine (:meth:`ModelChoice.load`, with its
+    classifier head where ``include_top``), and named for Ray's workers, which load it themselves (a line on
+    standard error says which cluster, unless ``quiet``)."""
+    out = choice.folder(output)
+    engine = getattr(options, "engine", DEFAULT_ENGINE)
+    inputs = find_inputs(images, output, engine)
+    if getattr(options, "writes_folder", True):
+        check_writable(out)
+    with progress_bar(quiet) as progress:
+        if engine != "ray":
+            return run(choice.load(include_top=include_top), inputs, out, options, progress)
+        if not quiet:
+            click.echo(ray_line(options), err=True)
+        return run(choice.ref.resolved(), inputs, out, options, progress)
+
+
+def ray_line(options: Any) -> str:
+    """Connect to the Ray cluster the options name (:class:`cnnviz.engines.dispatch.EngineSettings`) and say which,
+    and how many workers fit on it."""
+    from cnnviz.engines.dispatch import ray_cluster
+
+    cluster, actors = ray_cluster(options)
+    workers = options.ray_workers
+    note = "" if workers in (None, actors) else f" (of {workers} asked: more would starve the reading)"
+    return f"ray: {cluster.address} cluster, {cluster.cpus:g} CPUs, {actors} workers{note}"
+
+
+def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callable[..., Any]], Any]:
+    """Options shared by the commands that draw grids: handed to the command as ``view``, keywords of
+    :class:`cnnviz.draw.view.ViewSettings`."""
+    return option_group(
+        "view",
+        [
             choice_option("--norm", norms, default_norm, "Normalisation."),
             click.option(
                 "--cmap",
@@ -464,13 +449,22 @@ def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callabl
                 default=None,
                 help="Nearest-neighbour enlargement (default: auto).",
             ),
-            click.option("--no-labels", is_flag=True, help="Bare grids, without the header strip and colorbar."),
-            click.option("--no-index", is_flag=True, help="Leave out the numbers on tiles (maps, filters)."),
-            output_option("Folder to write into."),
-        ]
-        return _with_options(command, decorators, "view", View)
-
-    return wrap
+            click.option(
+                "--no-labels",
+                "labels",
+                flag_value=False,
+                default=True,
+                help="Bare grids, without the header strip and colorbar.",
+            ),
+            click.option(
+                "--no-index",
+                "index",
+                flag_value=False,
+                default=True,
+                help="Leave out the numbers on tiles (maps, filters).",
+            ),
+        ],
+    )
 
 
 #: The library's option names whose flag is not their name with dashes (:func:`as_flags`).

@@ -9,16 +9,12 @@ import click
 
 from cnnviz.cli.attributions import METHOD_SETTINGS, method_option, name_list, target_options
 from cnnviz.cli.common import (
-    CONTEXT,
-    Engine,
     ModelChoice,
-    Reading,
-    engine_options,
     exit_on_failures,
-    model_options,
-    output_option,
-    reading_options,
+    images_command,
     reported_errors,
+    run_options,
+    run_over_images,
     say_run,
 )
 
@@ -27,7 +23,6 @@ from cnnviz.cli.settings import SettingsCommand, SettingsGroup
 from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.methods.evaluation import DEFAULT_METRICS
 from cnnviz.methods.evaluation.metrics import METRICS, EvaluationSettings, maker
-from cnnviz.output.files import check_writable
 
 #: ``--metric`` repeated, or comma lists, or ``all``.
 metric_list = name_list("metric", METRICS)
@@ -37,9 +32,7 @@ metric_list = name_list("metric", METRICS)
 METRIC_SETTINGS = SettingsGroup(EvaluationSettings, "metrics", DEFAULT_METRICS, "evaluation")
 
 
-@click.command(cls=SettingsCommand, groups=[METRIC_SETTINGS, METHOD_SETTINGS], context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
-@model_options
+@images_command(SettingsCommand, groups=[METRIC_SETTINGS, METHOD_SETTINGS])
 @method_option(f"Methods to score, repeated or comma-separated: {', '.join(METHODS)}, or all. Default: gradcam.")
 @click.option(
     "--metric",
@@ -59,9 +52,7 @@ METRIC_SETTINGS = SettingsGroup(EvaluationSettings, "metrics", DEFAULT_METRICS, 
 @target_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the records as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write the records as CSV.")
-@output_option("Folder to write into: OUTPUT/<model>/evaluation_curves.png.")
-@reading_options
-@engine_options
+@run_options("Folder to write into: OUTPUT/<model>/evaluation_curves.png.")
 def evaluate(
     images: tuple[str, ...],
     choice: ModelChoice,
@@ -74,8 +65,9 @@ def evaluate(
     json_path: str | None,
     csv_path: str | None,
     output: str,
-    reading: Reading,
-    engine: Engine,
+    reading: dict[str, Any],
+    quiet: bool,
+    engine: dict[str, Any],
 ) -> None:
     """Score attribution methods on your images: which explanation to trust.
 
@@ -105,26 +97,22 @@ def evaluate(
     """
     from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
 
-    out = choice.folder(output)
     with reported_errors(choice.verbose):
-        chosen = methods or (() if explanation is not None else ("gradcam",))
         options = EvaluateOptions(
-            **vars(choice.ref.naming()),
-            **reading.settings(choice.model_size()),
-            **engine.settings(),
-            methods=chosen,
+            **choice.keywords(),
+            **reading,
+            **engine,
+            **explained,
+            methods=methods or (() if explanation is not None else ("gradcam",)),
             metrics=metrics or DEFAULT_METRICS,
             explanation=explanation,
-            **explained,
             settings=settings,
             evaluation=evaluation,
             json=json_path,
             csv=csv_path,
         )
-        inputs = engine.find(images, exclude=output)
-        check_writable(out)
-        result = engine.run(evaluate_images, choice, inputs, out, options, reading.quiet, include_top=True)
-    if not reading.quiet:
+        result = run_over_images(evaluate_images, choice, images, output, options, quiet, include_top=True)
+    if not quiet:
         say_run(result)
         click.echo(f"class {result.score}, baseline {evaluation.baseline}, {_features(options)}")
         for line in summary_lines(result):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cnnviz.cli.common import (
-    CONTEXT,
     EXIT_INTERRUPTED,
     ModelChoice,
-    Reading,
     choice_option,
-    model_options,
+    images_command,
+    option_group,
     reading_options,
     reported_errors,
 )
@@ -24,80 +25,76 @@ from cnnviz.methods.top import DEFAULT_K
 
 
 #: The methods' settings, for every method of the 'Where it looks' menu.
-@click.command(cls=SettingsCommand, groups=[SettingsGroup(AttributionSettings)], context_settings=CONTEXT)
-@click.argument("images", nargs=-1)
-@model_options
-@click.option(
-    "--port",
-    "-p",
-    type=click.IntRange(0, 65535),
-    default=DEFAULT_PORT,
-    show_default=True,
-    help="The port to serve on; 0 picks a free one.",
-)
-@click.option(
-    "--host",
-    default=LOOPBACK,
-    show_default=True,
-    help="The address to listen on. Anything but this machine's loopback lets other machines ask (the token is "
-    "still required).",
+@images_command(SettingsCommand, required=False, groups=[SettingsGroup(AttributionSettings)])
+@option_group(
+    "serving",
+    [
+        click.option(
+            "--port",
+            "-p",
+            type=click.IntRange(0, 65535),
+            default=DEFAULT_PORT,
+            show_default=True,
+            help="The port to serve on; 0 picks a free one.",
+        ),
+        click.option(
+            "--host",
+            default=LOOPBACK,
+            show_default=True,
+            help="The address to listen on. Anything but this machine's loopback lets other machines ask (the token is "
+            "still required).",
+        ),
+        choice_option("--norm", MAP_NORMS, "map", "How feature maps are normalised, as featuremaps --norm."),
+        click.option("--cmap", default="viridis", show_default=True, help="The feature maps' colormap."),
+        choice_option("--order", MAP_ORDERS, "channel", "The maps' order in a grid, as featuremaps --order."),
+        click.option(
+            "-k",
+            "k",
+            type=click.IntRange(1),
+            default=DEFAULT_K,
+            show_default=True,
+            help="Images kept per filter on its card (top).",
+        ),
+        click.option(
+            "--labels",
+            "labels_file",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="Class names for Grad-CAM, one per line.",
+        ),
+        click.option("--head", default=None, help="For a model of several outputs: the one Grad-CAM explains."),
+        click.option(
+            "--cache-mb",
+            type=click.IntRange(16),
+            default=None,
+            help="Memory for computed views, in MiB (default: a 48th of this machine's memory, at most 2048).",
+        ),
+        click.option(
+            "--upload-mb",
+            type=click.IntRange(1),
+            default=DEFAULT_UPLOAD_MB,
+            show_default=True,
+            help="The largest image a page may upload, in MiB.",
+        ),
+    ],
+    renamed=("output",),
 )
 @click.option("--no-browser", is_flag=True, help="Print the address, do not open a browser.")
-@choice_option("--norm", MAP_NORMS, "map", "How feature maps are normalised, as featuremaps --norm.")
-@click.option("--cmap", default="viridis", show_default=True, help="The feature maps' colormap.")
-@choice_option("--order", MAP_ORDERS, "channel", "The maps' order in a grid, as featuremaps --order.")
-@click.option(
-    "-k",
-    "k",
-    type=click.IntRange(1),
-    default=DEFAULT_K,
-    show_default=True,
-    help="Images kept per filter on its card (top).",
-)
-@click.option(
-    "--labels",
-    "labels_file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Class names for Grad-CAM, one per line.",
-)
-@click.option("--head", default=None, help="For a model of several outputs: the one Grad-CAM explains.")
 @click.option(
     "--no-gradcam",
     is_flag=True,
     help="No Grad-CAM tab: keras.applications models load without their classifier head (VGG16's is 528 MB more "
     "to download).",
 )
-@click.option(
-    "--cache-mb",
-    type=click.IntRange(16),
-    default=None,
-    help="Memory for computed views, in MiB (default: a 48th of this machine's memory, at most 2048).",
-)
-@click.option(
-    "--upload-mb",
-    type=click.IntRange(1),
-    default=DEFAULT_UPLOAD_MB,
-    show_default=True,
-    help="The largest image a page may upload, in MiB.",
-)
 @reading_options
 def explore(
     images: tuple[str, ...],
     choice: ModelChoice,
-    port: int,
-    host: str,
+    serving: dict[str, Any],
     no_browser: bool,
-    norm: str,
-    cmap: str,
-    order: str,
-    k: int,
-    labels_file: str | None,
-    head: str | None,
     no_gradcam: bool,
-    cache_mb: int | None,
-    upload_mb: int,
-    reading: Reading,
+    reading: dict[str, Any],
+    quiet: bool,
     settings: AttributionSettings,
 ) -> None:
     """Explore a model live in the browser: its conv layers, every layer's maps for your images, and for any
@@ -119,27 +116,14 @@ def explore(
     from cnnviz.explorer.serve import prepare, serve
 
     with reported_errors(choice.verbose):
-        options = ExploreOptions(
-            **vars(choice.ref.naming()),
-            **reading.settings(choice.model_size()),
-            norm=norm,
-            cmap=cmap,
-            order=order,
-            k=k,
-            labels_file=labels_file,
-            output=head,
-            host=host,
-            port=port,
-            cache_mb=cache_mb,
-            upload_mb=upload_mb,
-            gradcam=not no_gradcam,
-            settings=settings,
-        )
-        if not reading.quiet:
+        options = ExploreOptions(**choice.keywords(), **reading, **serving, gradcam=not no_gradcam, settings=settings)
+        if not quiet:
             click.echo(f"loading {choice.ref.label} ...", err=True)
         handle = prepare(choice.load(include_top=not no_gradcam), list(images), options)
-    if host not in (LOOPBACK, "localhost", "::1"):
-        click.echo(f"warning: listening on {host}: other machines that reach it can ask (with the token)", err=True)
+    if options.host not in (LOOPBACK, "localhost", "::1"):
+        click.echo(
+            f"warning: listening on {options.host}: other machines that reach it can ask (with the token)", err=True
+        )
     images_count, layers_count = len(handle.explorer.shelf), len(handle.explorer.layers)
     click.echo(
         f"cnnviz explore: {images_count} image{'' if images_count == 1 else 's'}, "

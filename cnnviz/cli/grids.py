@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from cnnviz.cli.common import (
     CONTEXT,
     FIT_NOTES,
-    Engine,
     ModelChoice,
-    Reading,
-    View,
     choice_option,
-    engine_options,
     exit_on_failures,
+    images_command,
     model_options,
-    reading_options,
+    output_option,
     reported_errors,
+    run_options,
+    run_over_images,
     say,
     say_run,
     selection_checker,
@@ -98,13 +98,15 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
 )
 @click.option("--rgb", is_flag=True, help="Draw 3-channel kernels (a first layer's) as colour patches.")
 @view_options(FILTER_NORMS, "global")
+@output_option("Folder to write into.")
 def filters(
     choice: ModelChoice,
     layer: str | None,
     filter_spec: str | None,
     channels: str | None,
     rgb: bool,
-    view: View,
+    view: dict[str, Any],
+    output: str,
 ) -> None:
     """Draw a conv layer's learned kernels: a numbered row of kernels per filter, one per input channel.
 
@@ -128,19 +130,16 @@ def filters(
                 "--size sets the size images are read at (and builds keras.applications models at it); filters reads "
                 "no images, and a model file's kernels do not depend on it: leave it out"
             )
-        naming = vars(choice.ref.naming())
         options = FilterOptions(
-            **naming, **view.settings(), layer=layer, filters=filter_spec, channels=channels, rgb=rgb
+            **vars(choice.ref.naming()), **view, layer=layer, filters=filter_spec, channels=channels, rgb=rgb
         )
-        out = choice.folder(view.output)
+        out = choice.folder(output)
         check_writable(out)
         report = render_filters(choice.load(), out, options)
     say(report.notes, report.written)
 
 
-@click.command(context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
-@model_options
+@images_command()
 @click.option(
     "--layer",
     "-l",
@@ -168,9 +167,8 @@ def filters(
     help="Blend each map, upsampled, onto the image, to show where each filter fires: <layer>_overlay.png "
     f"(up to {DEFAULT_OVERLAY_MAPS} maps a layer unless --max-maps says).",
 )
-@reading_options
-@engine_options
 @view_options(MAP_NORMS, "map")
+@run_options("Folder to write into.")
 def featuremaps(
     images: tuple[str, ...],
     choice: ModelChoice,
@@ -180,9 +178,11 @@ def featuremaps(
     save_raw: bool,
     skip_existing: bool,
     overlay: bool,
-    reading: Reading,
-    engine: Engine,
-    view: View,
+    reading: dict[str, Any],
+    quiet: bool,
+    engine: dict[str, Any],
+    view: dict[str, Any],
+    output: str,
 ) -> None:
     """Draw the activations of conv layers for images: one PNG grid per image and layer.
 
@@ -207,14 +207,14 @@ def featuremaps(
       cnnviz featuremaps images/ --layer block1_conv1 --engine ray -o /shared/out/   # on Ray
     """
 
-    out = choice.folder(view.output)
+    out = choice.folder(output)
     manifest = out / "manifest.json"
     with reported_errors(choice.verbose, interrupted=f"What finished is listed in {manifest}"):
         options = MapOptions(
-            **vars(choice.ref.naming()),
-            **reading.settings(choice.model_size()),
-            **engine.settings(),
-            **view.settings(),
+            **choice.keywords(),
+            **reading,
+            **engine,
+            **view,
             layers=list(layer_names) or None,
             max_maps=max_maps,
             save_raw=save_raw,
@@ -222,10 +222,8 @@ def featuremaps(
             overlay=overlay,
             order=order,
         )
-        inputs = engine.find(images, exclude=view.output)
-        check_writable(out)
-        report = engine.run(render_feature_maps, choice, inputs, out, options, reading.quiet)
-    if not reading.quiet:
+        report = run_over_images(render_feature_maps, choice, images, output, options, quiet)
+    if not quiet:
         _summarise_maps(report, out)
     exit_on_failures(report.failures, report.inputs, choice.verbose)
 

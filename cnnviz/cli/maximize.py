@@ -10,10 +10,10 @@ from cnnviz.cli.common import (
     CONTEXT,
     ModelChoice,
     choice_option,
-    input_options,
+    feeding_options,
     model_options,
+    option_group,
     output_option,
-    precision_option,
     progress_bar,
     reported_errors,
     say,
@@ -42,56 +42,52 @@ def _square_side(size: tuple[int, int] | None) -> int:
 
 @click.command(context_settings=CONTEXT)
 @model_options
-@click.option("--layer", "-l", required=True, help="The conv layer whose filters to draw (see 'cnnviz layers').")
-@click.option(
-    "--filters",
-    "filter_spec",
-    default=None,
-    callback=selection_checker("filter"),
-    help=f"Filters to draw, e.g. 0:64 or 1,5,9 (default: the first {DEFAULT_FILTERS}).",
-)
-@click.option(
-    "--steps", type=click.IntRange(1), default=DEFAULT_STEPS, show_default=True, help="Gradient-ascent steps."
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same images.")
-@choice_option(
-    "--param",
-    PARAMETRIZATIONS,
-    "fourier",
-    "fourier: a scaled spectrum with decorrelated colours (legible); pixel: plain pixels, as most tutorials do.",
+@option_group(
+    "chosen",
+    [
+        click.option(
+            "--layer", "-l", required=True, help="The conv layer whose filters to draw (see 'cnnviz layers')."
+        ),
+        click.option(
+            "--filters",
+            default=None,
+            callback=selection_checker("filter"),
+            help=f"Filters to draw, e.g. 0:64 or 1,5,9 (default: the first {DEFAULT_FILTERS}).",
+        ),
+        click.option(
+            "--steps", type=click.IntRange(1), default=DEFAULT_STEPS, show_default=True, help="Gradient-ascent steps."
+        ),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same images."
+        ),
+        click.option(
+            "--param",
+            "parametrization",
+            type=click.Choice(PARAMETRIZATIONS),
+            default="fourier",
+            show_default=True,
+            help="fourier: a scaled spectrum with decorrelated colours (legible); pixel: plain pixels, as most "
+            "tutorials do.",
+        ),
+        click.option(
+            "--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Filters optimised together."
+        ),
+        click.option(
+            "--save-raw", is_flag=True, help="Also write the images as .npy, (filters, size, size, channels) in 0..1."
+        ),
+        click.option(
+            "--no-labels", "labels", flag_value=False, default=True, help="A bare grid, without the header strip."
+        ),
+        choice_option(
+            "--preprocess", MODES, DEFAULT_PREPROCESSING, "How pixels are prepared for the model, as for featuremaps."
+        ),
+        *feeding_options(),
+    ],
 )
 @click.option("--no-transforms", is_flag=True, help="No random jitter, scale and rotation between steps.")
-@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Filters optimised together.")
-@click.option(
-    "--save-raw", is_flag=True, help="Also write the images as .npy, (filters, size, size, channels) in 0..1."
-)
-@click.option("--no-labels", is_flag=True, help="A bare grid, without the header strip.")
-@choice_option(
-    "--preprocess", MODES, DEFAULT_PREPROCESSING, "How pixels are prepared for the model, as for featuremaps."
-)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-@input_options()[0]
-@input_options()[1]
-@precision_option()
 @output_option("Folder to write into: OUTPUT/<model>/maximize_<layer>.png.")
-def maximize(
-    choice: ModelChoice,
-    layer: str,
-    filter_spec: str | None,
-    steps: int,
-    seed: int,
-    param: str,
-    no_transforms: bool,
-    batch_size: int,
-    save_raw: bool,
-    no_labels: bool,
-    preprocess: str,
-    quiet: bool,
-    input_name: str | None,
-    feed: dict[str, str],
-    precision: str,
-    output: str,
-) -> None:
+def maximize(choice: ModelChoice, chosen: dict[str, Any], no_transforms: bool, quiet: bool, output: str) -> None:
     """Draw what each filter of a conv layer responds to: an image per filter, found by gradient ascent.
 
     --size N sets the images' side (default 128; keras.applications models are built at it). Each image
@@ -118,23 +114,7 @@ def maximize(
     moves: dict[str, Any] = {"jitter": 0, "scale": 0.0, "rotate": 0.0} if no_transforms else {}
     out = choice.folder(output)
     with reported_errors(choice.verbose), progress_bar(quiet, unit="filter-step") as progress:
-        options = MaximizeRunOptions(
-            **vars(choice.ref.naming()),
-            **moves,
-            steps=steps,
-            size=side,
-            seed=seed,
-            parametrization=param,
-            batch_size=batch_size,
-            layer=layer,
-            filters=filter_spec,
-            preprocess=preprocess,
-            save_raw=save_raw,
-            labels=not no_labels,
-            input=input_name,
-            feed=feed or None,
-            precision=precision,
-        )
+        options = MaximizeRunOptions(**vars(choice.ref.naming()), **moves, **chosen, size=side)
         check_writable(out)
         report = render_maximize(choice.load(), out, options, progress)
     if quiet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -10,11 +11,9 @@ import click
 # option errors stay instant.
 from cnnviz.cli.attributions import METHOD_SETTINGS, method_option
 from cnnviz.cli.common import (
-    CONTEXT,
     ModelChoice,
-    Reading,
     exit_on_failures,
-    model_options,
+    images_command,
     progress_bar,
     reading_options,
     reported_errors,
@@ -33,9 +32,7 @@ from cnnviz.output.files import check_writable
 GROUPS = [replace(METHOD_SETTINGS, default=REPORT_METHODS), replace(METRIC_SETTINGS, default=())]
 
 
-@click.command(cls=SettingsCommand, groups=GROUPS, context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
-@model_options
+@images_command(SettingsCommand, groups=GROUPS)
 @method_option(
     "Attribution methods shown side by side for each image (as 'cnnviz explain' takes them). "
     f"Default: {','.join(REPORT_METHODS)}."
@@ -70,7 +67,8 @@ def report(
     evaluation: EvaluationSettings,
     no_gradcam: bool,
     output: str,
-    reading: Reading,
+    reading: dict[str, Any],
+    quiet: bool,
 ) -> None:
     """Write one static HTML page about a model and images: OUTPUT/index.html.
 
@@ -95,10 +93,10 @@ def report(
     """
     from cnnviz.runs.report import ReportOptions, write_report
 
-    with reported_errors(choice.verbose), progress_bar(reading.quiet) as progress:
+    with reported_errors(choice.verbose), progress_bar(quiet) as progress:
         options = ReportOptions(
-            **vars(choice.ref.naming()),
-            **reading.settings(choice.model_size()),
+            **choice.keywords(),
+            **reading,
             gradcam=not no_gradcam,
             methods=methods or REPORT_METHODS,
             quality=metrics,
@@ -108,7 +106,7 @@ def report(
         check_writable(output)
         inputs = gather_inputs(images, exclude=output)
         result = write_report(choice.load(include_top=not no_gradcam), inputs, output, options, progress)
-    if not reading.quiet:
+    if not quiet:
         say_computation(result)
         say_notes(result.notes)
         click.echo(f"wrote {result.page} with {result.pictures} pictures")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cnnviz.cli.common import (
-    CONTEXT,
-    Engine,
     ModelChoice,
-    Reading,
-    engine_options,
     exit_on_failures,
-    model_options,
-    output_option,
-    reading_options,
+    images_command,
     reported_errors,
+    run_options,
+    run_over_images,
     say,
     say_computation,
 )
@@ -22,12 +20,9 @@ from cnnviz.cli.common import (
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz.methods.stats import DEFAULT_RARE
-from cnnviz.output.files import check_writable
 
 
-@click.command(context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
-@model_options
+@images_command()
 @click.option("--layer", "-l", "layer_names", multiple=True, help="A conv layer or pattern; repeat it. Default: all.")
 @click.option(
     "--threshold",
@@ -48,9 +43,7 @@ from cnnviz.output.files import check_writable
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per filter as CSV here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write one object per filter as JSON here.")
 @click.option("--no-charts", is_flag=True, help="Leave out the bar chart per layer.")
-@output_option("Folder for the charts: OUTPUT/<model>/stats_<layer>.png.")
-@reading_options
-@engine_options
+@run_options("Folder for the charts: OUTPUT/<model>/stats_<layer>.png.")
 def stats(
     images: tuple[str, ...],
     choice: ModelChoice,
@@ -61,8 +54,9 @@ def stats(
     json_path: str | None,
     no_charts: bool,
     output: str,
-    reading: Reading,
-    engine: Engine,
+    reading: dict[str, Any],
+    quiet: bool,
+    engine: dict[str, Any],
 ) -> None:
     """Per-filter activation statistics over images: which filters are dead (never active on any image) and which
     rarely active, for pruning or for finding what went wrong in training.
@@ -82,12 +76,11 @@ def stats(
     from cnnviz.output.stats_report import stats_table
     from cnnviz.runs.stats import StatsOptions, run_stats
 
-    out = choice.folder(output)
     with reported_errors(choice.verbose):
         options = StatsOptions(
-            **vars(choice.ref.naming()),
-            **reading.settings(choice.model_size()),
-            **engine.settings(),
+            **choice.keywords(),
+            **reading,
+            **engine,
             layers=list(layer_names) or None,
             threshold=threshold,
             rare=rare_percent / 100,
@@ -95,11 +88,8 @@ def stats(
             csv=csv_path,
             json=json_path,
         )
-        inputs = engine.find(images, exclude=output)
-        if not no_charts:
-            check_writable(out)
-        run = engine.run(run_stats, choice, inputs, out, options, reading.quiet)
-    if not reading.quiet:
+        run = run_over_images(run_stats, choice, images, output, options, quiet)
+    if not quiet:
         click.echo(stats_table(run.layers, options.rare))
         say_computation(run)
         say(run.notes, run.written)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cnnviz.cli.common import (
-    CONTEXT,
-    Engine,
     ModelChoice,
-    Reading,
     choice_option,
-    engine_options,
     exit_on_failures,
-    model_options,
-    output_option,
-    reading_options,
+    images_command,
+    option_group,
     reported_errors,
+    run_options,
+    run_over_images,
     say,
     say_computation,
     selection_checker,
@@ -23,54 +22,51 @@ from cnnviz.cli.common import (
 
 # None of these import TensorFlow: the library imports it inside the functions that need it.
 from cnnviz.methods.top import DEFAULT_K, RANKINGS
-from cnnviz.output.files import check_writable
 
 
-@click.command(context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True)
-@model_options
-@click.option("--layer", "-l", required=True, help="The conv layer (2-D maps), or a pattern for several.")
-@click.option(
-    "--filters",
-    "filter_spec",
-    default=None,
-    callback=selection_checker("filter"),
-    help="Filters to rank, e.g. 0:16 or 1,5,9 (default: all, 64 to a picture).",
+@images_command()
+@option_group(
+    "ranking",
+    [
+        click.option("--layer", "-l", required=True, help="The conv layer (2-D maps), or a pattern for several."),
+        click.option(
+            "--filters",
+            default=None,
+            callback=selection_checker("filter"),
+            help="Filters to rank, e.g. 0:16 or 1,5,9 (default: all, 64 to a picture).",
+        ),
+        click.option(
+            "-k", type=click.IntRange(1), default=DEFAULT_K, show_default=True, help="Images kept per filter."
+        ),
+        choice_option(
+            "--by",
+            RANKINGS,
+            "max",
+            "max: the map's highest value, drawn as the patch of the image that position sees; mean: the map's mean, "
+            "drawn as the whole image.",
+        ),
+        click.option("--json", type=click.Path(dir_okay=False), help="Write one record per filter and rank here."),
+        click.option("--csv", type=click.Path(dir_okay=False), help="Write the same records as CSV here."),
+        click.option(
+            "--maximize",
+            is_flag=True,
+            help="Lead each row with the filter's 'cnnviz maximize' picture: what it looks for, beside where real "
+            "images give it that (gradient work: seconds per filter).",
+        ),
+        click.option(
+            "--no-labels", "labels", flag_value=False, default=True, help="A bare picture, without the header strip."
+        ),
+    ],
 )
-@click.option("-k", "k", type=click.IntRange(1), default=DEFAULT_K, show_default=True, help="Images kept per filter.")
-@choice_option(
-    "--by",
-    RANKINGS,
-    "max",
-    "max: the map's highest value, drawn as the patch of the image that position sees; mean: the map's mean, "
-    "drawn as the whole image.",
-)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write one record per filter and rank here.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the same records as CSV here.")
-@click.option(
-    "--maximize",
-    is_flag=True,
-    help="Lead each row with the filter's 'cnnviz maximize' picture: what it looks for, beside where real images "
-    "give it that (gradient work: seconds per filter).",
-)
-@click.option("--no-labels", is_flag=True, help="A bare picture, without the header strip.")
-@output_option("Folder to write into: OUTPUT/<model>/top_<layer>.png.")
-@reading_options
-@engine_options
+@run_options("Folder to write into: OUTPUT/<model>/top_<layer>.png.")
 def top(
     images: tuple[str, ...],
     choice: ModelChoice,
-    layer: str,
-    filter_spec: str | None,
-    k: int,
-    by: str,
-    json_path: str | None,
-    csv_path: str | None,
-    maximize: bool,
-    no_labels: bool,
+    ranking: dict[str, Any],
     output: str,
-    reading: Reading,
-    engine: Engine,
+    reading: dict[str, Any],
+    quiet: bool,
+    engine: dict[str, Any],
 ) -> None:
     """Show what in real images drives each filter: the k images (and the patch of each) that excite it most.
 
@@ -90,25 +86,10 @@ def top(
     """
     from cnnviz.runs.top import TopOptions, render_top
 
-    out = choice.folder(output)
     with reported_errors(choice.verbose):
-        options = TopOptions(
-            **vars(choice.ref.naming()),
-            **reading.settings(choice.model_size()),
-            **engine.settings(),
-            layer=layer,
-            filters=filter_spec,
-            k=k,
-            by=by,
-            json=json_path,
-            csv=csv_path,
-            maximize=maximize,
-            labels=not no_labels,
-        )
-        inputs = engine.find(images, exclude=output)
-        check_writable(out)
-        result = engine.run(render_top, choice, inputs, out, options, reading.quiet)
-    if not reading.quiet:
+        options = TopOptions(**choice.keywords(), **reading, **engine, **ranking)
+        result = run_over_images(render_top, choice, images, output, options, quiet)
+    if not quiet:
         if result.preprocessing is not None:
             click.echo(f"preprocessing: {result.preprocessing.name} ({result.preprocessing.description})")
         say_computation(result)
