@@ -220,3 +220,21 @@ def test_reading_settings_have_their_defaults_in_one_place() -> None:
                 if isinstance(value, ast.Constant) and name in defaults and value.value == defaults[name]:
                     repeated.append(f"{path.relative_to(ROOT)}:{value.lineno} {name}")
     assert repeated == []
+
+
+def test_the_public_names_are_one_list_that_type_checkers_see_too() -> None:
+    """``cnnviz.__all__`` is derived from the table of lazily imported names; the imports type checkers read must
+    name the same set, and every name must resolve to what its module defines."""
+    import ast
+    import importlib
+
+    import cnnviz
+
+    tree = ast.parse(Path(cnnviz.__file__).read_text())
+    checking = next(
+        node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    typed = {alias.name for statement in checking.body for alias in statement.names}  # type: ignore[attr-defined]
+    assert typed == set(cnnviz._PUBLIC) and set(cnnviz.__all__) == {"__version__", *cnnviz._PUBLIC}
+    for name, module in cnnviz._PUBLIC.items():
+        assert getattr(cnnviz, name) is getattr(importlib.import_module(module), name), name

@@ -99,15 +99,6 @@ def maximize_picture(result: Maximized, label: str, options: MaximizeOptions, la
     return compose(grid, palette("gray"), header)
 
 
-def _described(options: MaximizeOptions, channels: int) -> str:
-    """The settings in words; colours are decorrelated for 3 channels only."""
-    if channels == 3:
-        return options.described
-    return options.described.replace("+decorrelated", "") + (
-        f"; a row per filter, its {channels} channels in grey" if channels != 1 else ""
-    )
-
-
 def render_maximize(
     model: Any,
     out_dir: Folder,
