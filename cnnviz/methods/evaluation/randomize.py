@@ -1,6 +1,6 @@
 """Cascading weight randomisation (Adebayo et al. 2018): a model's layers reset from the top down, then restored.
 
-Each layer's learned weights (:func:`cnnviz.methods.target.learned_weights`: frozen ones too, as in a transfer
+Each layer's learned weights (:func:`learned_weights`: frozen ones too, as in a transfer
 learning model's base) are replaced by fresh ones drawn with NumPy from a seed, so the numbers are the same on every
 backend: weights whose initializer is a constant (biases, a batch norm's scale, offset and statistics) get that
 constant; the others are drawn from Glorot's uniform distribution for their shape (Keras's default kernel
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz._keras import keras_module
-from cnnviz.methods.target import TargetModel, learned_weights
+from cnnviz.methods.target import TargetModel
 
 
 def model_copy(model: Any) -> Any:
@@ -49,10 +49,33 @@ def fresh_value(initializer: Any, variable: Any, rng: np.random.Generator) -> np
     return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
 
+def learned_weights(layer: Any) -> list[tuple[Any, Any]]:
+    """``layer``'s weights that it makes with an initializer (``kernel`` by ``kernel_initializer``, ...), each with
+    that initializer."""
+    found = []
+    for weight in layer.weights:
+        initializer = getattr(layer, f"{str(weight.name).split('/')[-1]}_initializer", None)
+        if initializer is not None:
+            found.append((weight, initializer))
+    return found
+
+
+def learned_layers(model: TargetModel) -> list[tuple[str, Any]]:
+    """The model's layers with learned weights (weights their layer makes with an initializer: kernels, biases, a
+    batch norm's scale, offset and statistics; frozen ones too), by path in the order the model calls them, nested
+    models' layers in their place. A preprocessing layer's adapted constants are not learned."""
+    keras = keras_module()
+    return [
+        (path, layer)
+        for path, layer in model.traced().layers.items()
+        if not isinstance(layer, keras.Model) and learned_weights(layer)
+    ]
+
+
 def cascade(model: TargetModel, seed: int) -> Generator[str, None, None]:
     """Reset ``model``'s layers from the top down, one more at each step, yielding each layer's path after it is
     reset; every weight is restored when the iteration ends or is abandoned (close the generator, or let it go)."""
-    layers = model.learned_layers()[::-1]
+    layers = learned_layers(model)[::-1]
     saved: list[tuple[Any, np.ndarray]] = []
     try:
         for step, (path, layer) in enumerate(layers):
