@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnviz.errors import OptionError
-
 
 @dataclass(frozen=True)
 class ViewSettings:
@@ -30,15 +28,6 @@ class ViewSettings:
     scale: int | None = None
     labels: bool = True
     index: bool = True
-
-    def check_view(self, norms: tuple[str, ...], what: str) -> None:
-        """Raise :class:`OptionError` for a normalisation not in ``norms``, an unknown colormap or a bad scale."""
-        from cnnviz.draw.render import check_norm, palette
-
-        check_norm(self.norm, norms, what)
-        palette(self.cmap)
-        if self.scale is not None and self.scale < 1:
-            raise OptionError(f"the scale must be at least 1, got {self.scale}")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from cnnviz.errors import OptionError
 from cnnviz.inputs.reader import FeedSettings, ReadingSettings
 from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.methods.top import DEFAULT_K, check_ranking
+from cnnviz.runs.contract import check_view
 
 #: The address the server listens on unless told otherwise: this machine only.
 LOOPBACK = "127.0.0.1"
@@ -60,7 +61,7 @@ class ExploreOptions(Naming, ReadingSettings, MapView):
 
     def __post_init__(self) -> None:
         self.check_reading()
-        self.check_view(MAP_NORMS, "feature map normalisation")
+        check_view(self, MAP_NORMS, "feature map normalisation")
         if self.order not in MAP_ORDERS:
             raise OptionError(f"unknown map order '{self.order}'; choose one of: {', '.join(MAP_ORDERS)}")
         if self.max_maps is not None and self.max_maps < 1:

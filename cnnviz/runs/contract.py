@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnnviz.draw.render import check_norm, palette
 from cnnviz.draw.view import ViewSettings
 from cnnviz.engines.dispatch import DEFAULT_ENGINE, ENGINES, EngineReading, EngineSettings, check_engine
 from cnnviz.engines.naming import Naming
@@ -77,6 +78,15 @@ class RunResult:
         """Add a note for the user, once."""
         if text not in self.notes:
             self.notes.append(text)
+
+
+def check_view(view: ViewSettings, norms: tuple[str, ...], what: str) -> None:
+    """Raise :class:`OptionError` for a normalisation of ``view`` not in ``norms`` (named ``what``), an unknown
+    colormap or a bad scale: what every grid-drawing run's options check."""
+    check_norm(view.norm, norms, what)
+    palette(view.cmap)
+    if view.scale is not None and view.scale < 1:
+        raise OptionError(f"the scale must be at least 1, got {view.scale}")
 
 
 def find_inputs(

@@ -35,7 +35,7 @@ from cnnviz.methods.shape import Method, stopped_scan
 from cnnviz.models.graph import ConvLayer, sized_input_shape
 from cnnviz.output.files import Folder, safe_name, save_npy, save_png
 from cnnviz.output.manifest import read_manifest, update_manifest
-from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, counted
+from cnnviz.runs.contract import EngineReading, Naming, Progress, RunResult, check_view, counted
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class MapOptions(Naming, EngineReading, MapView):
 
     def __post_init__(self) -> None:
         self.check_engine_reading()
-        self.check_view(MAP_NORMS, "feature map normalisation")
+        check_view(self, MAP_NORMS, "feature map normalisation")
         if self.engine != "local" and self.overlay:
             raise OptionError("overlays (`overlay`) run with the local engine: Ray's workers do not keep the pixels")
         if self.order not in MAP_ORDERS:

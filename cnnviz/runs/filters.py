@@ -16,7 +16,7 @@ from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer, trace
 from cnnviz.output.files import Folder, safe_name, save_png
 from cnnviz.output.manifest import update_manifest
-from cnnviz.runs.contract import Naming, Progress, RunResult
+from cnnviz.runs.contract import Naming, Progress, RunResult, check_view
 from cnnviz.selection import check_selection, parse_selection
 
 #: Filters and input channels drawn by default; huge layers (block5_conv1: 512 x 512) are cut to this.
@@ -47,7 +47,7 @@ class FilterOptions(Naming, FilterView):
     channels: str | None = None
 
     def __post_init__(self) -> None:
-        self.check_view(FILTER_NORMS, "filter normalisation")
+        check_view(self, FILTER_NORMS, "filter normalisation")
         if self.value_range is not None:
             check_value_range(self.value_range, self.norm)
         for text, what in ((self.filters, "filter"), (self.channels, "channel")):
