@@ -11,7 +11,6 @@ import click
 from cnnviz.cli.common import (
     ModelChoice,
     checked_cmap,
-    choice_option,
     exit_on_failures,
     images_command,
     option_group,
@@ -23,9 +22,9 @@ from cnnviz.cli.common import (
 
 # None of these import TensorFlow: --help and option errors stay instant.
 from cnnviz.cli.settings import SettingsCommand, SettingsGroup
-from cnnviz.draw.overlay import DEFAULT_ALPHA
 from cnnviz.methods.attribution import METHODS, AttributionSettings
 from cnnviz.methods.attribution.gradcam import GRADCAMS
+from cnnviz.runs.attribute import AttributeOptions, GradcamOptions
 
 
 def name_list(
@@ -105,18 +104,11 @@ heat_options = option_group(
         click.option(
             "--save-raw", is_flag=True, help="Also write each attribution as .npy, rows x cols at the input size."
         ),
-        click.option("--cmap", default="jet", show_default=True, callback=checked_cmap, help="The heat's colormap."),
-        click.option(
-            "--alpha",
-            type=click.FloatRange(0, 1),
-            default=DEFAULT_ALPHA,
-            show_default=True,
-            help="Opacity of the hottest places.",
-        ),
-        click.option(
-            "--no-labels", "labels", flag_value=False, default=True, help="Bare pictures, without the header strip."
-        ),
+        click.option("--cmap", callback=checked_cmap, help="The heat's colormap."),
+        click.option("--alpha", type=click.FloatRange(0, 1), help="Opacity of the hottest places."),
+        click.option("--no-labels", "labels", flag_value=False, help="Bare pictures, without the header strip."),
     ],
+    defaults=AttributeOptions,
 )
 
 
@@ -165,7 +157,7 @@ def explain(
       cnnviz explain photos/ --model my.keras --method occlusion --patch 16 --stride 8 --save-raw --json out.json
       cnnviz explain photos/ --method smoothgrad --samples 25 --noise 0.1 --engine ray
     """
-    from cnnviz.runs.attribute import AttributeOptions, render_attributions
+    from cnnviz.runs.attribute import render_attributions
 
     with reported_errors(choice.verbose):
         options = AttributeOptions(
@@ -195,14 +187,18 @@ def explain(
 
 
 @images_command()
-@choice_option("--method", GRADCAMS, "gradcam", "gradcam++ separates several objects of one class better.")
+@option_group(
+    "one",
+    [click.option("--method", type=click.Choice(GRADCAMS), help="gradcam++ separates several objects of one class.")],
+    defaults=GradcamOptions,
+)
 @target_options
 @heat_options
 @run_options("Folder to write into: OUTPUT/<model>/<image>/gradcam_<class>.png.", engine=False)
 def gradcam(
     images: tuple[str, ...],
     choice: ModelChoice,
-    method: str,
+    one: dict[str, Any],
     explained: dict[str, Any],
     drawing: dict[str, Any],
     output: str,
@@ -226,10 +222,10 @@ def gradcam(
       cnnviz gradcam photos/ --model my_classifier.keras --labels classes.txt --save-raw -o out/
       cnnviz gradcam sample_images/ --model shapes --class circles
     """
-    from cnnviz.runs.attribute import GradcamOptions, render_gradcam
+    from cnnviz.runs.attribute import render_gradcam
 
     with reported_errors(choice.verbose):
-        options = GradcamOptions(**choice.keywords(), **reading, **explained, **drawing, method=method)
+        options = GradcamOptions(**choice.keywords(), **reading, **explained, **drawing, **one)
         report = run_over_images(render_gradcam, choice, images, output, options, quiet, include_top=True)
     if not quiet:
         say_run(report, f"layer: {report.layer}; gradient of {report.score}")

@@ -146,12 +146,13 @@ def _with_options(
 
 
 def option_group(
-    name: str, decorators: list[Callable[..., Any]], renamed: Sequence[str] = ()
+    name: str, decorators: list[Callable[..., Any]], renamed: Sequence[str] = (), defaults: type | None = None
 ) -> Callable[[Callable[..., Any]], Any]:
     """A decorator applying click option ``decorators``, each declared with the library's name for it: the command
     gets their values as one dict ``name``, keywords for the run's options. The library names in ``renamed`` are
     ones the command uses otherwise (``output`` is the folder): their options are found by their flags in
-    :data:`RENAMED_FLAGS` (``--head``)."""
+    :data:`RENAMED_FLAGS` (``--head``). Where ``defaults`` (the library's dataclass the values fill) declares a
+    field's default, the option shows and takes that one: a default is written once, where the library reads it."""
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
         probe = functools.reduce(lambda cmd, deco: deco(cmd), decorators, lambda: None)
@@ -163,7 +164,14 @@ def option_group(
             kwargs[name] = {python: kwargs.pop(key) for key, python in keys.items()}
             return command(**kwargs)
 
-        return functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), packed)
+        made = functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), packed)
+        declared = {field.name: field.default for field in dataclasses.fields(defaults)} if defaults else {}
+        for param in getattr(made, "__click_params__", []):
+            default = declared.get(keys.get(param.name, ""), dataclasses.MISSING)
+            if param.name in keys and default is not dataclasses.MISSING:
+                param.default = default
+                param.show_default = not getattr(param, "is_flag", False)
+        return made
 
     return wrap
 
@@ -429,20 +437,15 @@ def ray_line(options: Any) -> str:
     return f"ray: {cluster.address} cluster, {cluster.cpus:g} CPUs, {actors} workers{note}"
 
 
-def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callable[..., Any]], Any]:
-    """Options shared by the commands that draw grids: handed to the command as ``view``, keywords of
-    :class:`cnnviz.draw.view.ViewSettings`."""
+def view_options(norms: tuple[str, ...], view: type, *more: Callable[..., Any]) -> Callable[[Callable[..., Any]], Any]:
+    """Options shared by the commands that draw grids, and ``more`` of a command's own view: handed to the command
+    as ``view``, keywords of ``view`` (a :class:`cnnviz.draw.view.ViewSettings`), whose defaults they show."""
     return option_group(
         "view",
         [
-            choice_option("--norm", norms, default_norm, "Normalisation."),
-            click.option(
-                "--cmap",
-                default="viridis",
-                show_default=True,
-                callback=checked_cmap,
-                help="Any matplotlib colormap name.",
-            ),
+            *more,
+            click.option("--norm", type=click.Choice(norms), help="Normalisation."),
+            click.option("--cmap", callback=checked_cmap, help="Any matplotlib colormap name."),
             click.option(
                 "--scale",
                 type=click.IntRange(1, 64),
@@ -464,6 +467,7 @@ def view_options(norms: tuple[str, ...], default_norm: str) -> Callable[[Callabl
                 help="Leave out the numbers on tiles (maps, filters).",
             ),
         ],
+        defaults=view,
     )
 
 

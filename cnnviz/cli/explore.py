@@ -9,7 +9,6 @@ import click
 from cnnviz.cli.common import (
     EXIT_INTERRUPTED,
     ModelChoice,
-    choice_option,
     images_command,
     option_group,
     reading_options,
@@ -19,7 +18,7 @@ from cnnviz.cli.settings import SettingsCommand, SettingsGroup
 
 # None of these import TensorFlow: the library imports it inside the functions that need it.
 from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS
-from cnnviz.explorer.options import DEFAULT_PORT, DEFAULT_UPLOAD_MB, LOOPBACK
+from cnnviz.explorer.options import DEFAULT_PORT, DEFAULT_UPLOAD_MB, LOOPBACK, ExploreOptions
 from cnnviz.methods.attribution import AttributionSettings
 from cnnviz.methods.top import DEFAULT_K
 
@@ -44,9 +43,13 @@ from cnnviz.methods.top import DEFAULT_K
             help="The address to listen on. Anything but this machine's loopback lets other machines ask (the token is "
             "still required).",
         ),
-        choice_option("--norm", MAP_NORMS, "map", "How feature maps are normalised, as featuremaps --norm."),
-        click.option("--cmap", default="viridis", show_default=True, help="The feature maps' colormap."),
-        choice_option("--order", MAP_ORDERS, "channel", "The maps' order in a grid, as featuremaps --order."),
+        click.option(
+            "--norm", type=click.Choice(MAP_NORMS), help="How feature maps are normalised, as featuremaps --norm."
+        ),
+        click.option("--cmap", help="The feature maps' colormap."),
+        click.option(
+            "--order", type=click.Choice(MAP_ORDERS), help="The maps' order in a grid, as featuremaps --order."
+        ),
         click.option(
             "-k",
             "k",
@@ -78,6 +81,7 @@ from cnnviz.methods.top import DEFAULT_K
         ),
     ],
     renamed=("output",),
+    defaults=ExploreOptions,
 )
 @click.option("--no-browser", is_flag=True, help="Print the address, do not open a browser.")
 @click.option(
@@ -112,7 +116,6 @@ def explore(
       cnnviz explore photos/ --model my_model.keras --port 0 --no-browser
       cnnviz explore sample_images/ --model shapes --masks 500 --samples 20   # settings of the menu's methods
     """
-    from cnnviz.explorer.options import ExploreOptions
     from cnnviz.explorer.serve import prepare, serve
 
     with reported_errors(choice.verbose):

@@ -12,7 +12,6 @@ from cnnviz.cli.common import (
     CONTEXT,
     FIT_NOTES,
     ModelChoice,
-    choice_option,
     exit_on_failures,
     images_command,
     model_options,
@@ -29,6 +28,7 @@ from cnnviz.cli.common import (
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz.draw.render import FILTER_NORMS, MAP_NORMS, MAP_ORDERS
+from cnnviz.draw.view import FilterView, MapView
 from cnnviz.errors import OptionError
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
@@ -97,7 +97,7 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     help="Input channels to draw, e.g. 0:3 (default: up to 64).",
 )
 @click.option("--rgb", is_flag=True, help="Draw 3-channel kernels (a first layer's) as colour patches.")
-@view_options(FILTER_NORMS, "global")
+@view_options(FILTER_NORMS, FilterView)
 @output_option("Folder to write into.")
 def filters(
     choice: ModelChoice,
@@ -147,14 +147,6 @@ def filters(
     multiple=True,
     help="A conv layer to draw, or a pattern such as 'block5_*'; repeat it. Default: all.",
 )
-@click.option("--max-maps", type=click.IntRange(1), default=None, help="Draw at most this many maps per layer.")
-@choice_option(
-    "--order",
-    MAP_ORDERS,
-    "channel",
-    "activation: the maps that fire most (highest mean) first, still numbered by channel; with --max-maps 16, the "
-    "16 most active.",
-)
 @click.option("--save-raw", is_flag=True, help="Also write each layer's activations as .npy.")
 @click.option(
     "--skip-existing",
@@ -167,14 +159,22 @@ def filters(
     help="Blend each map, upsampled, onto the image, to show where each filter fires: <layer>_overlay.png "
     f"(up to {DEFAULT_OVERLAY_MAPS} maps a layer unless --max-maps says).",
 )
-@view_options(MAP_NORMS, "map")
+@view_options(
+    MAP_NORMS,
+    MapView,
+    click.option("--max-maps", type=click.IntRange(1), help="Draw at most this many maps per layer."),
+    click.option(
+        "--order",
+        type=click.Choice(MAP_ORDERS),
+        help="activation: the maps that fire most (highest mean) first, still numbered by channel; with --max-maps "
+        "16, the 16 most active.",
+    ),
+)
 @run_options("Folder to write into.")
 def featuremaps(
     images: tuple[str, ...],
     choice: ModelChoice,
     layer_names: tuple[str, ...],
-    max_maps: int | None,
-    order: str,
     save_raw: bool,
     skip_existing: bool,
     overlay: bool,
@@ -216,11 +216,9 @@ def featuremaps(
             **engine,
             **view,
             layers=list(layer_names) or None,
-            max_maps=max_maps,
             save_raw=save_raw,
             skip_existing=skip_existing,
             overlay=overlay,
-            order=order,
         )
         report = run_over_images(render_feature_maps, choice, images, output, options, quiet)
     if not quiet:

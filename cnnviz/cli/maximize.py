@@ -26,7 +26,7 @@ from cnnviz.cli.common import (
 from cnnviz.inputs.preprocess import DEFAULT_PREPROCESSING, MODES
 from cnnviz.methods.maximize import DEFAULT_SIZE, DEFAULT_STEPS, PARAMETRIZATIONS
 from cnnviz.output.files import check_writable
-from cnnviz.runs.maximize import DEFAULT_FILTERS
+from cnnviz.runs.maximize import DEFAULT_FILTERS, MaximizeRunOptions
 
 
 def _square_side(size: tuple[int, int] | None) -> int:
@@ -57,32 +57,25 @@ def _square_side(size: tuple[int, int] | None) -> int:
         click.option(
             "--steps", type=click.IntRange(1), default=DEFAULT_STEPS, show_default=True, help="Gradient-ascent steps."
         ),
-        click.option(
-            "--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same images."
-        ),
+        click.option("--seed", type=int, help="Random seed: the same seed, the same images."),
         click.option(
             "--param",
             "parametrization",
             type=click.Choice(PARAMETRIZATIONS),
-            default="fourier",
-            show_default=True,
             help="fourier: a scaled spectrum with decorrelated colours (legible); pixel: plain pixels, as most "
             "tutorials do.",
         ),
-        click.option(
-            "--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Filters optimised together."
-        ),
+        click.option("--batch-size", type=click.IntRange(1), help="Filters optimised together."),
         click.option(
             "--save-raw", is_flag=True, help="Also write the images as .npy, (filters, size, size, channels) in 0..1."
         ),
-        click.option(
-            "--no-labels", "labels", flag_value=False, default=True, help="A bare grid, without the header strip."
-        ),
+        click.option("--no-labels", "labels", flag_value=False, help="A bare grid, without the header strip."),
         choice_option(
             "--preprocess", MODES, DEFAULT_PREPROCESSING, "How pixels are prepared for the model, as for featuremaps."
         ),
         *feeding_options(),
     ],
+    defaults=MaximizeRunOptions,
 )
 @click.option("--no-transforms", is_flag=True, help="No random jitter, scale and rotation between steps.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
@@ -108,7 +101,7 @@ def maximize(choice: ModelChoice, chosen: dict[str, Any], no_transforms: bool, q
       cnnviz maximize --model my_model.keras --layer vgg16/block5_conv1 --filters 1,5,9 --seed 3
       cnnviz maximize --model shapes --layer edges --param pixel --no-transforms   # the naive way, to compare
     """
-    from cnnviz.runs.maximize import MaximizeRunOptions, render_maximize
+    from cnnviz.runs.maximize import render_maximize
 
     side = _square_side(choice.size)
     moves: dict[str, Any] = {"jitter": 0, "scale": 0.0, "rotate": 0.0} if no_transforms else {}

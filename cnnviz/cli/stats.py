@@ -16,10 +16,11 @@ from cnnviz.cli.common import (
     say,
     say_computation,
 )
+from cnnviz.methods.stats import DEFAULT_RARE
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
-from cnnviz.methods.stats import DEFAULT_RARE
+from cnnviz.runs.stats import StatsOptions
 
 
 @images_command()
@@ -27,7 +28,7 @@ from cnnviz.methods.stats import DEFAULT_RARE
 @click.option(
     "--threshold",
     type=float,
-    default=0.0,
+    default=StatsOptions.threshold,
     show_default=True,
     help="For conv layers without a ReLU of their own: a position is active above this value. After a ReLU, "
     "active always means above 0.",
@@ -74,7 +75,7 @@ def stats(
       cnnviz stats s3://bucket/val/ --model /shared/my_model.keras --engine ray    # on a Ray cluster
     """
     from cnnviz.output.stats_report import stats_table
-    from cnnviz.runs.stats import StatsOptions, run_stats
+    from cnnviz.runs.stats import run_stats
 
     with reported_errors(choice.verbose):
         options = StatsOptions(

@@ -8,7 +8,6 @@ import click
 
 from cnnviz.cli.common import (
     ModelChoice,
-    choice_option,
     exit_on_failures,
     images_command,
     option_group,
@@ -19,9 +18,10 @@ from cnnviz.cli.common import (
     say_computation,
     selection_checker,
 )
+from cnnviz.methods.top import DEFAULT_K, RANKINGS
 
 # None of these import TensorFlow: the library imports it inside the functions that need it.
-from cnnviz.methods.top import DEFAULT_K, RANKINGS
+from cnnviz.runs.top import TopOptions
 
 
 @images_command()
@@ -38,12 +38,11 @@ from cnnviz.methods.top import DEFAULT_K, RANKINGS
         click.option(
             "-k", type=click.IntRange(1), default=DEFAULT_K, show_default=True, help="Images kept per filter."
         ),
-        choice_option(
+        click.option(
             "--by",
-            RANKINGS,
-            "max",
-            "max: the map's highest value, drawn as the patch of the image that position sees; mean: the map's mean, "
-            "drawn as the whole image.",
+            type=click.Choice(RANKINGS),
+            help="max: the map's highest value, drawn as the patch of the image that position sees; mean: the map's "
+            "mean, drawn as the whole image.",
         ),
         click.option("--json", type=click.Path(dir_okay=False), help="Write one record per filter and rank here."),
         click.option("--csv", type=click.Path(dir_okay=False), help="Write the same records as CSV here."),
@@ -53,10 +52,9 @@ from cnnviz.methods.top import DEFAULT_K, RANKINGS
             help="Lead each row with the filter's 'cnnviz maximize' picture: what it looks for, beside where real "
             "images give it that (gradient work: seconds per filter).",
         ),
-        click.option(
-            "--no-labels", "labels", flag_value=False, default=True, help="A bare picture, without the header strip."
-        ),
+        click.option("--no-labels", "labels", flag_value=False, help="A bare picture, without the header strip."),
     ],
+    defaults=TopOptions,
 )
 @run_options("Folder to write into: OUTPUT/<model>/top_<layer>.png.")
 def top(
@@ -84,7 +82,7 @@ def top(
       cnnviz top photos/ --layer block5_conv3 --by mean -k 4
       cnnviz top photos/ --model shapes --layer shapes --filters 0:8 --maximize
     """
-    from cnnviz.runs.top import TopOptions, render_top
+    from cnnviz.runs.top import render_top
 
     with reported_errors(choice.verbose):
         options = TopOptions(**choice.keywords(), **reading, **engine, **ranking)
