@@ -15,7 +15,7 @@ from PIL import Image
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
 from cnnviz.methods.attribution import METHODS, AttributionSettings, Attributor, attribute
-from cnnviz.methods.attribution.base import Batch
+from cnnviz.methods.attribution.base import AttributionBatch
 from cnnviz.methods.attribution.eigencam import eigen_cam
 from cnnviz.methods.attribution.integrated_gradients import integrated_gradients
 from cnnviz.runs.attribute import AttributeOptions, render_attributions
@@ -158,7 +158,7 @@ def test_integrated_gradients_are_complete(square_finder) -> None:  # type: igno
     pictures = square_pictures(8, 7)[0][1::2]  # the four with a square: the score changes much from black
     attributor = Attributor(square_finder, ["integrated-gradients"], settings=AttributionSettings(steps=64))
     scored = attributor.model.forward(pictures, 1, None)
-    batch = Batch(pictures, scored, attributor.baseline(pictures))
+    batch = AttributionBatch(pictures, scored, attributor.baseline(pictures))
     attributions = integrated_gradients(attributor.model, batch, 64)
     baseline_scores = attributor.model.forward(batch.baseline, 1, None).targets
     change = scored.targets - baseline_scores

@@ -52,7 +52,10 @@ ROOT = Path(__file__).resolve().parent.parent
         ),
         (lambda: EvaluationSettings(score="odds"), "unknown score 'odds'; choose one of: probability, logit"),
         (lambda: EvaluationSettings(baseline="grey"), "unknown baseline 'grey'"),
-        (lambda: ReportOptions(quality=("deletion",), gradcam=False), "scores the attributions, which are left out"),
+        (
+            lambda: ReportOptions(quality=("deletion",), attributions=False),
+            "scores the attributions, which are left out",
+        ),
         (lambda: ReportOptions(size=(0, 4)), r"a size is \(rows, cols\) of at least 1 pixel"),
         (lambda: MaximizeRunOptions(filters="0:4"), r"maximize needs a layer \(`layer`\)"),
         (lambda: MaximizeRunOptions(layer="x", steps=0), "maximize needs at least 1 step"),
@@ -115,7 +118,7 @@ def test_the_report_names_the_model_in_its_grad_cam_pictures_as_everywhere(squar
 
     picture = alone.images[0].picture.relative_to(tmp_path / "alone")
     assert picture.as_posix() == "square/attributions_class_1.png"
-    in_report = (tmp_path / "report" / "gradcam" / picture).read_bytes()
+    in_report = (tmp_path / "report" / "attributions" / picture).read_bytes()
     assert in_report == alone.images[0].picture.read_bytes()  # the same header, byte for byte
     assert in_report != unnamed.images[0].picture.read_bytes()  # which names the model by its label
     manifests = [json.loads((tmp_path / "report" / part / "manifest.json").read_text()) for part in ("maps", "filters")]
@@ -129,7 +132,7 @@ def test_the_report_ranks_top_images_from_k_images_on(square_finder, tmp_path: P
     for seed in range(count):
         Image.fromarray(square_picture(seed).astype(np.uint8)).save(pictures / f"p{seed}.png")
 
-    result = write_report(square_finder, [pictures], tmp_path / "report", ReportOptions(gradcam=False))
+    result = write_report(square_finder, [pictures], tmp_path / "report", ReportOptions(attributions=False))
 
     page = (tmp_path / "report" / "index.html").read_text()
     tops = sorted(path.name for path in (tmp_path / "report" / "top").glob("*.png")) if count == 9 else []
@@ -186,7 +189,7 @@ def test_the_report_ranks_the_layers_its_top_options_name(monkeypatch: pytest.Mo
         Image.fromarray((square_picture(number) * 0.9).astype(np.uint8)).save(pictures / f"{number}.png")
     model = load_model("shapes")
 
-    write_report(model, [pictures], tmp_path / "report", ReportOptions(gradcam=False))
+    write_report(model, [pictures], tmp_path / "report", ReportOptions(attributions=False))
     ranked = render_top(model, [pictures], tmp_path / "top", given[0])  # the options, as a top run honours them
 
     assert asked == [["edges", "parts", "shapes"]]

@@ -19,7 +19,7 @@ from PIL import Image
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
 from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionBatch
 from cnnviz.methods.evaluation import EvaluationSettings, Evaluator
 from cnnviz.methods.evaluation.statistics import auc, spearman, ssim
 from cnnviz.runs.evaluate import EvaluateOptions, evaluate_images
@@ -230,7 +230,7 @@ class InputMethod(Attribution):
     name = "input"
     title = "Input"
 
-    def explain(self, model, batch: Batch) -> Attributed:  # type: ignore[no-untyped-def]  # noqa: D102
+    def explain(self, model, batch: AttributionBatch) -> Attributed:  # type: ignore[no-untyped-def]  # noqa: D102
         return Attributed(np.asarray(batch.inputs, np.float32).mean(axis=-1))
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from cnnviz.cli import main
 from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionBatch
 from cnnviz.methods.evaluation.metrics import METRICS, Measured, Metric, Scoring, Subject
 from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
@@ -33,7 +33,7 @@ class Brightness(Attribution):
     title = "Brightness"
     settings = (GAMMA,)
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         return Attributed((batch.inputs.astype(np.float64).mean(axis=-1) ** self.values.gamma).astype(np.float32))
 
 

@@ -55,7 +55,7 @@ def test_the_page_holds_every_section_with_relative_escaped_links(report: Path) 
     assert '<a href="#layer-0">conv1</a>' in text and '<a href="#layer-1">conv2</a>' in text
     assert "8 filters over 2 images: " in text and "16 filters over 2 images: " in text
     assert "Where the model looks: Grad-CAM, Layer-CAM, Eigen-CAM, Gradient" in text
-    explained = [src for src in sources if src.startswith("gradcam/")]
+    explained = [src for src in sources if src.startswith("attributions/")]
     assert len(explained) == 2 and all(src.endswith("/attributions_class_1.png") for src in explained)
     assert f"Keras&#x27;s {chosen_backend()} backend, in float32" in text  # what the model computed on
     assert re.search(r"square\.png: class 1 \(top: class 1 (0\.9\d\d|1\.000)", text)

@@ -13,6 +13,7 @@ from cnnviz.cli.common import (
     checked_cmap,
     exit_on_failures,
     images_command,
+    labels_and_head,
     option_group,
     reported_errors,
     run_options,
@@ -75,16 +76,7 @@ target_options = option_group(
             "--class", "target", default=None, metavar="N|NAME", help="The class to explain. Default: the top one."
         ),
         click.option("--layer", "-l", default=None, help="The layer of the CAM methods. Default: the last conv layer."),
-        click.option(
-            "--labels",
-            "labels_file",
-            type=click.Path(exists=True, dir_okay=False),
-            default=None,
-            help="Class names, one per line in class order. Default: ImageNet's for 1,000-class models.",
-        ),
-        click.option(
-            "--head", default=None, metavar="NAME", help="For a model of several outputs: the one to explain."
-        ),
+        *labels_and_head(),
         click.option(
             "--region",
             default=None,

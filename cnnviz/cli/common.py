@@ -306,6 +306,20 @@ def output_option(help: str) -> Callable[..., Any]:
     )
 
 
+def labels_and_head() -> list[Callable[..., Any]]:
+    """``--labels FILE`` (class names) and ``--head NAME`` (which output a model of several explains), for the
+    commands that explain a class."""
+    return [
+        click.option(
+            "--labels",
+            "labels_file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Class names, one per line in class order. Default: ImageNet's for 1,000-class models.",
+        ),
+        click.option("--head", metavar="NAME", help="For a model of several outputs: the one explained."),
+    ]
+
+
 def reading_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by the commands that run images through the model: handed to the command as ``reading``,
     keywords of :class:`cnnviz.inputs.reader.ReadingSettings` (but ``size``, which ``--size`` gives:

@@ -10,6 +10,7 @@ from cnnviz.cli.common import (
     EXIT_INTERRUPTED,
     ModelChoice,
     images_command,
+    labels_and_head,
     option_group,
     reading_options,
     reported_errors,
@@ -58,14 +59,7 @@ from cnnviz.methods.top import DEFAULT_K
             show_default=True,
             help="Images kept per filter on its card (top).",
         ),
-        click.option(
-            "--labels",
-            "labels_file",
-            type=click.Path(exists=True, dir_okay=False),
-            default=None,
-            help="Class names for Grad-CAM, one per line.",
-        ),
-        click.option("--head", default=None, help="For a model of several outputs: the one Grad-CAM explains."),
+        *labels_and_head(),
         click.option(
             "--cache-mb",
             type=click.IntRange(16),

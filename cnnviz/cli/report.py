@@ -47,7 +47,11 @@ GROUPS = [replace(METHOD_SETTINGS, default=REPORT_METHODS), replace(METRIC_SETTI
     "mufidelity, randomization, or all) score the methods on the images.",
 )
 @click.option(
-    "--no-gradcam", is_flag=True, help="Leave the attributions out (for models that do not end in class scores)."
+    "--no-attributions",
+    "--no-gradcam",
+    "no_attributions",
+    is_flag=True,
+    help="Leave the attributions out (for models that do not end in class scores).",
 )
 @click.option(
     "--output",
@@ -65,7 +69,7 @@ def report(
     metrics: tuple[str, ...],
     settings: AttributionSettings,
     evaluation: EvaluationSettings,
-    no_gradcam: bool,
+    no_attributions: bool,
     output: str,
     reading: dict[str, Any],
     quiet: bool,
@@ -89,7 +93,7 @@ def report(
       cnnviz report sample_images/cat.jpg -o report/
       cnnviz report sample_images/ --model shapes --method gradcam,scorecam,rise -o report/
       cnnviz report sample_images/ --model shapes --quality deletion,insertion -o report/
-      cnnviz report photos/ --model my_model.keras --no-gradcam
+      cnnviz report photos/ --model my_model.keras --no-attributions
     """
     from cnnviz.runs.report import ReportOptions, write_report
 
@@ -97,7 +101,7 @@ def report(
         options = ReportOptions(
             **choice.keywords(),
             **reading,
-            gradcam=not no_gradcam,
+            attributions=not no_attributions,
             methods=methods or REPORT_METHODS,
             quality=metrics,
             settings=settings,
@@ -105,7 +109,7 @@ def report(
         )
         check_writable(output)
         inputs = gather_inputs(images, exclude=output)
-        result = write_report(choice.load(include_top=not no_gradcam), inputs, output, options, progress)
+        result = write_report(choice.load(include_top=not no_attributions), inputs, output, options, progress)
     if not quiet:
         say_computation(result)
         say_notes(result.notes)

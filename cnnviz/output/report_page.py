@@ -57,9 +57,9 @@ class ReportPage:
     title: str
     facts: list[tuple[str, str]]
     layers: list[LayerSection]
-    gradcam: list[Figure] = field(default_factory=list)
+    attributions: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: The attribution methods of the ``gradcam`` figures, as their pictures title them.
+    #: The attribution methods of the ``attributions`` figures, as their pictures title them.
     methods: list[str] = field(default_factory=lambda: ["Grad-CAM"])
     #: Scores of those methods (``report --quality``), or None.
     quality: Quality | None = None
@@ -165,8 +165,8 @@ def report_html(page: ReportPage) -> str:
     (True, True, True)
     """
     index = ['<li><a href="#model">Model</a></li>', '<li><a href="#layers">Conv layers</a></li>']
-    if page.gradcam:
-        index.append('<li><a href="#gradcam">Where it looks</a></li>')
+    if page.attributions:
+        index.append('<li><a href="#attributions">Where it looks</a></li>')
     if page.quality is not None:
         index.append('<li><a href="#quality">Explanation quality</a></li>')
     index += [f'<li><a href="#layer-{n}">{_text(s.name)}</a></li>' for n, s in enumerate(page.layers)]
@@ -188,10 +188,10 @@ def report_html(page: ReportPage) -> str:
         '<section id="layers"><h2>Conv layers</h2><table><thead><tr><th>layer</th><th>kind</th><th>kernel</th>'
         f'<th>output</th><th class="num">params</th></tr></thead><tbody>{rows}</tbody></table></section>',
     ]
-    if page.gradcam:
-        figures = "".join(_img(figure) for figure in page.gradcam)
+    if page.attributions:
+        figures = "".join(_img(figure) for figure in page.attributions)
         methods = _text(", ".join(page.methods))
-        parts.append(f'<section id="gradcam"><h2>Where the model looks: {methods}</h2>{figures}</section>')
+        parts.append(f'<section id="attributions"><h2>Where the model looks: {methods}</h2>{figures}</section>')
     if page.quality is not None:
         parts.append(_quality(page.quality))
     for number, section in enumerate(page.layers):

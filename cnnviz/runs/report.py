@@ -45,7 +45,7 @@ class ReportOptions(Naming, ReadingSettings):
     model's name on the page and in every picture's header; ``ReadingSettings``: how images are read).
 
     Attributes:
-        gradcam: explain each image's top class (needs a model that ends in class scores; else a note on the page
+        attributions: explain each image's top class (needs a model that ends in class scores; else a note on the page
             says why it is missing).
         methods: the attribution methods shown side by side for each image (:mod:`cnnviz.methods.attribution`);
             by default the four that take one forward and one backward pass each.
@@ -58,7 +58,7 @@ class ReportOptions(Naming, ReadingSettings):
         OptionError: when made with a value that cannot work.
     """
 
-    gradcam: bool = True
+    attributions: bool = True
     methods: Sequence[str] = REPORT_METHODS
     quality: Sequence[str] = ()
     settings: AttributionSettings = field(default_factory=AttributionSettings)
@@ -69,7 +69,7 @@ class ReportOptions(Naming, ReadingSettings):
         object.__setattr__(self, "methods", check_methods(list(self.methods), self.settings))
         if self.quality or self.evaluation.given():
             object.__setattr__(self, "quality", check_metrics(list(self.quality), self.evaluation))
-            if not self.gradcam:
+            if not self.attributions:
                 raise OptionError("the explanation quality block scores the attributions, which are left out")
 
 
@@ -86,14 +86,15 @@ def write_report(
     model: Any, images: Images, out_dir: Folder, options: ReportOptions | None = None, progress: Progress | None = None
 ) -> ReportResult:
     """Draw everything for ``model`` and ``images`` into ``out_dir`` and write ``out_dir/index.html``, through the
-    same runs as the commands (featuremaps, filters, stats, top, gradcam), each naming the model as ``options`` does.
+    same runs as the commands (featuremaps, filters, stats, top, explain, evaluate), each naming the model as
+    ``options`` does.
 
     Args:
         model: a Keras model.
         images: image files, folders and patterns, as ``featuremaps`` takes them.
         out_dir: the report's folder: ``index.html`` and the folders ``maps``, ``filters``, ``stats``, ``top``,
-            ``gradcam``.
-        options: how the model is named, how images are read, and whether to explain them with Grad-CAM.
+            ``attributions`` and ``quality``.
+        options: how the model is named, how images are read, and which attribution methods and metrics to show.
         progress: called with (images just done, images times the passes over them).
 
     Raises:
@@ -110,7 +111,7 @@ def write_report(
     inputs = gather_inputs(images, exclude=root)
     names = {item.path: Path(item.path).name for item in inputs}
     ranked = len(inputs) >= DEFAULT_K  # a top-images block needs at least k images to rank
-    passes = 2 + options.gradcam + ranked + bool(options.quality)
+    passes = 2 + options.attributions + ranked + bool(options.quality)
 
     def advance(done: int, total: int) -> None:
         if progress is not None:
@@ -138,10 +139,10 @@ def write_report(
     if ranked and planes:
         _add_top(model, inputs, root, TopOptions(**shared, layer=planes), sections, notes, advance)
     explained: list[Figure] = []
-    if options.gradcam:
+    if options.attributions:
         try:
             chosen = AttributeOptions(**shared, methods=options.methods, settings=options.settings)
-            run = render_attributions(model, inputs, root / "gradcam", chosen, advance)
+            run = render_attributions(model, inputs, root / "attributions", chosen, advance)
             for result in run.images:
                 best = ", ".join(f"{name} {value:.3f}" for name, value in result.top[:3])
                 caption = f"{names[result.path]}: {result.target_name} (top: {best})"

@@ -19,7 +19,14 @@ import numpy as np
 from cnnviz.errors import OptionError
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings, load_batch
-from cnnviz.methods.attribution.base import METHODS, Attributed, Attribution, AttributionSettings, Batch, baseline_of
+from cnnviz.methods.attribution.base import (
+    METHODS,
+    Attributed,
+    Attribution,
+    AttributionBatch,
+    AttributionSettings,
+    baseline_of,
+)
 from cnnviz.methods.attribution.eigencam import EigenCam
 from cnnviz.methods.attribution.gradcam import GradCamMethod, GradCamPlusPlus
 from cnnviz.methods.attribution.gradient import Gradient
@@ -58,7 +65,7 @@ class Attributions:
 
     Attributes:
         heatmaps: per method, ``(N, rows, cols)`` at the model's input size (CAMs upsampled as pictures show them;
-            integrated gradients and occlusion can be negative).
+            the methods marked ``signed``, integrated gradients, occlusion and RISE, can be negative).
         layer_maps: per class activation map, ``(N, h, w)`` at the layer's resolution.
         classes: ``(N,)`` the class explained for each image.
         outputs: the model's explained outputs (probabilities after a softmax).
@@ -131,7 +138,7 @@ class Attributor:
         model = self.model
         layer = model.layer_pass(inputs, classes, images, self.gradient) if model.with_maps else None
         scored = layer.scored if layer is not None else model.forward(inputs, classes, images)
-        batch = Batch(inputs, scored, self.baseline(inputs), images, layer)
+        batch = AttributionBatch(inputs, scored, self.baseline(inputs), images, layer)
         done: dict[str, Attributed] = {method.name: method.explain(model, batch) for method in self.methods}
         return Attributions(
             {name: one.heatmaps for name, one in done.items()},

@@ -2,12 +2,11 @@
 
 A method is a small class (one module each in this package) with a name, a title for pictures, whether it needs a
 conv layer's maps, the settings it reads (declared where they are read: :mod:`cnnviz.methods.settings`), and one
-function,
-:meth:`Attribution.explain`, from a :class:`Batch` (the model-ready images, the classes explained, the baseline,
-the layer's maps shared by every method of the run) to ``(N, rows, cols)`` attributions at the model's input size.
-Everything a method asks of the model goes through :class:`cnnviz.methods.target.TargetModel`, so every method
-runs on every model, backend and precision the target model handles, and on every engine that runs the
-attribution run's scan.
+function, :meth:`Attribution.explain`, from an :class:`AttributionBatch` (the model-ready images, the classes
+explained, the baseline, the layer's maps shared by every method of the run) to ``(N, rows, cols)`` attributions at
+the model's input size. Everything a method asks of the model goes through
+:class:`cnnviz.methods.target.TargetModel`, so every method runs on every model, backend and precision the target
+model handles, and on every engine that runs the attribution run's scan.
 """
 
 from __future__ import annotations
@@ -105,7 +104,7 @@ def blurred(inputs: np.ndarray, sigma: float | None = None) -> np.ndarray:
 
 
 @dataclass
-class Batch:
+class AttributionBatch:
     """What every method of a run is given for one batch of images.
 
     Attributes:
@@ -161,7 +160,7 @@ class Attribution(ABC):
         self.values = values
 
     @abstractmethod
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:
         """The method's attributions for ``batch``."""
 
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:
@@ -182,7 +181,7 @@ class GradientCam(Attribution):
     def cam(self, maps: np.ndarray, grads: np.ndarray) -> np.ndarray:
         """``(N, h, w)`` from ``(N, h, w, channels)`` maps and gradients."""
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         assert batch.layer is not None and batch.layer.grads is not None
         rows, cols = batch.inputs.shape[1:3]
         return upsampled(self.cam(batch.layer.maps, batch.layer.grads), rows, cols)
@@ -196,14 +195,16 @@ def upsampled(layer_maps: np.ndarray, rows: int, cols: int) -> Attributed:
     return Attributed(np.stack([resize_maps(one, rows, cols) for one in layer_maps]), layer_maps)
 
 
-def explained_probabilities(model: TargetModel, batch: Batch) -> np.ndarray:
+def explained_probabilities(model: TargetModel, batch: AttributionBatch) -> np.ndarray:
     """``(N,)`` each image's class probability (or regression value) unperturbed, in float64."""
     scored = batch.scored
     rows = np.arange(len(batch.inputs))
     return model.values(scored.scores, scored.outputs, scored, rows, "probability").astype(np.float64)
 
 
-def per_image(model: TargetModel, batch: Batch, masks: np.ndarray, baselines: np.ndarray | None = None) -> np.ndarray:
+def per_image(
+    model: TargetModel, batch: AttributionBatch, masks: np.ndarray, baselines: np.ndarray | None = None
+) -> np.ndarray:
     """``(N, M)`` each image's class probability with each of ``masks`` ``(M, h, w)`` applied to it (the
     baseline where 0), every image's copies streamed through the model together
     (:meth:`cnnviz.methods.target.TargetModel.perturbed_rows`); ``baselines`` default to the batch's."""

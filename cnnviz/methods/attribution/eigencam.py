@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch, upsampled
+from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionBatch, upsampled
 from cnnviz.methods.target import TargetModel
 
 
@@ -40,7 +40,7 @@ class EigenCam(Attribution):
     title = "Eigen-CAM"
     needs_layer = True
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         assert batch.layer is not None
         rows, cols = batch.inputs.shape[1:3]
         return upsampled(eigen_cam(batch.layer.maps), rows, cols)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionBatch
 from cnnviz.methods.target import TargetModel
 
 
@@ -23,6 +23,6 @@ class Gradient(Attribution):
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return 1
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         grads = model.input_gradient(batch.inputs, batch.scored.cotangent, batch.images)[0]
         return Attributed(saliency(grads))

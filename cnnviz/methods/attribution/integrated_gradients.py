@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import BASELINE, Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import BASELINE, Attributed, Attribution, AttributionBatch
 from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
 
 STEPS = Setting("steps", int, 64, "steps from the baseline to the image", minimum=1)
 
 
-def integrated_gradients(model: TargetModel, batch: Batch, steps: int) -> np.ndarray:
+def integrated_gradients(model: TargetModel, batch: AttributionBatch, steps: int) -> np.ndarray:
     """``(N, rows, cols, channels)`` attributions of every channel."""
     inputs, baseline = batch.inputs, batch.baseline
     count = len(inputs)
@@ -39,5 +39,5 @@ class IntegratedGradients(Attribution):
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return int(self.values.steps) + 1
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         return Attributed(integrated_gradients(model, batch, self.values.steps).sum(axis=-1))

@@ -10,7 +10,7 @@ from cnnviz.methods.attribution.base import (
     BASELINE,
     Attributed,
     Attribution,
-    Batch,
+    AttributionBatch,
     explained_probabilities,
     per_image,
 )
@@ -57,7 +57,7 @@ class Occlusion(Attribution):
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return len(self._patches(rows, cols))
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         rows, cols = batch.inputs.shape[1:3]
         masks = self._patches(rows, cols)
         hidden = 1.0 - masks

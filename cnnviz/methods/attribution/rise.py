@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import BASELINE, SEED, Attributed, Attribution, Batch, per_image
+from cnnviz.methods.attribution.base import BASELINE, SEED, Attributed, Attribution, AttributionBatch, per_image
 from cnnviz.methods.resample import linear_weights
 from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
@@ -55,7 +55,7 @@ class Rise(Attribution):
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return int(self.values.masks)
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         total, seed = self.values.masks, self.values.seed
         count, rows, cols = batch.inputs.shape[:3]
         sums = np.zeros((count, rows, cols), dtype=np.float64)

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, Batch, upsampled
+from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionBatch, upsampled
 from cnnviz.methods.target import TargetModel
 
 
-def channel_weights(model: TargetModel, batch: Batch) -> np.ndarray:
+def channel_weights(model: TargetModel, batch: AttributionBatch) -> np.ndarray:
     """``(N, channels)`` each image's weight per channel: its class probability with the input masked by the
     channel's map (0 for channels skipped), every image's masked copies streamed through the model together."""
     assert batch.layer is not None
@@ -62,7 +62,7 @@ class ScoreCam(Attribution):
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return channels  # at most: flat channels are skipped
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         assert batch.layer is not None
         rows, cols = batch.inputs.shape[1:3]
         maps = batch.layer.maps

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import SEED, Attributed, Attribution, Batch
+from cnnviz.methods.attribution.base import SEED, Attributed, Attribution, AttributionBatch
 from cnnviz.methods.attribution.gradient import saliency
 from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
@@ -26,7 +26,7 @@ class SmoothGrad(Attribution):
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return int(self.values.samples)
 
-    def explain(self, model: TargetModel, batch: Batch) -> Attributed:  # noqa: D102
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
         samples, noise, seed = self.values.samples, self.values.noise, self.values.seed
         inputs = batch.inputs
         count = len(inputs)
