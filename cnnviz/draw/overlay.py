@@ -33,6 +33,8 @@ from cnnviz.methods.resample import resize_maps
 
 #: How strongly the hottest places are coloured (0: not at all, 1: colour only).
 DEFAULT_ALPHA = 0.6
+#: The heat's colormap where none is chosen, as Grad-CAM pictures have it.
+HEAT_CMAP = "jet"
 #: How much colour is taken out of the photo under the heat (0: none, 1: grey).
 MUTE = 0.7
 #: Overlay tiles are drawn with this many pixels on their long side, whatever the input size.
@@ -45,7 +47,7 @@ _BLACK, _WHITE = (0, 0, 0), (255, 255, 255)
 
 
 def blend(
-    pixels: np.ndarray, heat: np.ndarray, cmap: str = "jet", alpha: float = DEFAULT_ALPHA, mute: float = MUTE
+    pixels: np.ndarray, heat: np.ndarray, cmap: str = HEAT_CMAP, alpha: float = DEFAULT_ALPHA, mute: float = MUTE
 ) -> np.ndarray:
     """Colour ``heat`` over ``pixels``, muted.
 
@@ -93,8 +95,8 @@ def _panel_size(rows: int, cols: int, long_side: int) -> tuple[int, int]:
     return max(1, round(rows * scale)), max(1, round(cols * scale))
 
 
-#: The overlay's view where none is given: heat in ``jet``, as Grad-CAM pictures have it.
-OVERLAY_VIEW = MapView(cmap="jet")
+#: The overlay's view where none is given: heat in :data:`HEAT_CMAP`.
+OVERLAY_VIEW = MapView(cmap=HEAT_CMAP)
 
 
 def overlay_grid(
@@ -149,7 +151,7 @@ def heatmap_picture(
     pixels: np.ndarray | None,
     heatmap: np.ndarray,
     *,
-    cmap: str = "jet",
+    cmap: str = HEAT_CMAP,
     alpha: float = DEFAULT_ALPHA,
     header: Header | None = None,
 ) -> Picture:
@@ -163,7 +165,7 @@ def heatmaps_picture(
     heatmaps: Sequence[np.ndarray],
     *,
     titles: Sequence[str] | None = None,
-    cmap: str = "jet",
+    cmap: str = HEAT_CMAP,
     alpha: float = DEFAULT_ALPHA,
     header: Header | None = None,
 ) -> Picture:

@@ -121,7 +121,7 @@ class Header:
     colorbar: bool = True
 
 
-def palette(cmap: str = "viridis") -> np.ndarray:
+def palette(cmap: str) -> np.ndarray:
     """A ``(256, 3)`` uint8 palette: ``cmap`` sampled at :data:`LEVELS` points, then the reserved colours.
 
     Raises:

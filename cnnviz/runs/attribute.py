@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.draw.headers import format_values
-from cnnviz.draw.overlay import DEFAULT_ALPHA, heatmap_picture, heatmaps_picture
+from cnnviz.draw.overlay import DEFAULT_ALPHA, HEAT_CMAP, heatmap_picture, heatmaps_picture
 from cnnviz.draw.render import Header, Picture, palette
 from cnnviz.engines.dispatch import EngineReading, scan_inputs
 from cnnviz.errors import OptionError
@@ -70,7 +70,7 @@ class AttributeOptions(Naming, EngineReading):
     target: str | int | None = None
     layer: str | None = None
     labels_file: str | None = None
-    cmap: str = "jet"
+    cmap: str = HEAT_CMAP
     alpha: float = DEFAULT_ALPHA
     save_raw: bool = False
     labels: bool = True
