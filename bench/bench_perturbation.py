@@ -8,8 +8,9 @@ as every perturbation method ran before they shared :meth:`TargetModel.perturbed
 image and method). The pictures of both sides are checked to be the same bytes. Two models: the bundled ``shapes``
 CNN (many small calls: the per-call cost shows) and VGG16 with random weights at 64 px.
 
-    python bench/bench_perturbation.py            # both models
-    python bench/bench_perturbation.py shapes     # one
+    python bench/bench_perturbation.py                    # both models, 3 pairs of runs each
+    python bench/bench_perturbation.py shapes             # one
+    python bench/bench_perturbation.py vgg16 --pairs 1    # fewer turns (VGG16's take minutes each)
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def main() -> None:
     from cnnviz.methods.attribution import AttributionSettings
     from cnnviz.runs.attribute import AttributeOptions, render_attributions
 
-    chosen = sys.argv[1:] or list(MODELS)
+    arguments = sys.argv[1:]
+    pairs = int(arguments.pop(arguments.index("--pairs") + 1)) if "--pairs" in arguments else 3
+    chosen = [name for name in arguments if name != "--pairs"] or list(MODELS)
     with tempfile.TemporaryDirectory() as scratch:
         images = photos(Path(scratch))
         for name in chosen:
@@ -63,7 +66,7 @@ def main() -> None:
             alone, together, ratio = paired_times(
                 lambda: run(Path(scratch) / "alone", replace(options, batch_size=1)),  # noqa: B023 - called here
                 lambda: run(Path(scratch) / "together", replace(options, batch_size=8)),  # noqa: B023
-                pairs=3,
+                pairs=pairs,
             )
             same = all(
                 (Path(scratch) / "alone" / p.relative_to(Path(scratch) / "together")).read_bytes() == p.read_bytes()
