@@ -280,7 +280,7 @@ def test_a_bfloat16_report_carries_its_runs_notes(tmp_path: Path) -> None:
     photos.mkdir()
     for number in range(9):
         shutil.copy(SAMPLES[number % len(SAMPLES)], photos / f"{number}.jpg")
-    options = ReportOptions(precision="bfloat16", size=(64, 64), gradcam=False)
+    options = ReportOptions(precision="bfloat16", size=(64, 64), attributions=False)
     result = write_report(load_model("shapes"), [photos], tmp_path / "out", options)
 
     assert ROUNDED_VERDICTS in result.notes and ROUNDED_RANKS in result.notes

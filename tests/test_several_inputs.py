@@ -238,7 +238,7 @@ def test_the_callback_and_the_report_take_the_input_choice(keras, tmp_path: Path
     callback.set_model(model)
     callback.draw("epoch_001", "epoch 1", 1)
     Image.fromarray(np.full((8, 8), 10, dtype=np.uint8), mode="L").save(tmp_path / "p.png")
-    options = ReportOptions(preprocess="none", feed={"meta": np.array([3.0, 1.0])}, gradcam=False)
+    options = ReportOptions(preprocess="none", feed={"meta": np.array([3.0, 1.0])}, attributions=False)
     write_report(model, [tmp_path / "p.png"], tmp_path / "report", options)
 
     drawn = feature_maps(model, PICTURES[:2], ["after"], ReadingSettings(feed={"meta": rows}))["after"]
