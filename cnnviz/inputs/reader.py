@@ -319,10 +319,8 @@ class Reader:
         )
 
 
-def load_batch(
-    model: Any, images: Sequence[str | os.PathLike[str]], reading: ReadingSettings | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read images for ``model`` as ``featuremaps`` does: (the preprocessed batch, the fitted 0..255 pixels).
+def load_batch(reader: Reader, images: Sequence[str | os.PathLike[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Read images through ``reader`` as ``featuremaps`` does: (the preprocessed batch, the fitted 0..255 pixels).
 
     Raises:
         ImageLoadError: an image cannot be read.
@@ -330,7 +328,6 @@ def load_batch(
     """
     if not images:
         raise OptionError("no images given")
-    reader = Reader(model, reading)
     step = reader.preprocessing
     loaded = [reader.read(path) for path in images]
     if len({array.shape for array, _ in loaded}) > 1:

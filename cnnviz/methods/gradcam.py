@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import OptionError
-from cnnviz.inputs.reader import FeedSettings, ReadingSettings, load_batch
+from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings, load_batch
 from cnnviz.methods.attribution import Attributor
 from cnnviz.methods.attribution.gradcam import GRADCAMS, cam
 from cnnviz.methods.target import Target, checked_region, class_scores
@@ -149,7 +149,7 @@ def gradcam(
     reading = reading if reading is not None else ReadingSettings()
     explainer = GradCam(model, layer, method, target, reading)
     if not isinstance(images, np.ndarray):
-        images = load_batch(model, images, reading)[0]
+        images = load_batch(Reader(model, reading), images)[0]
     if explainer.model.feeds is not None:
         explainer.model.feeds.check_rows(len(images))
     return explainer(images, classes, range(len(images)))

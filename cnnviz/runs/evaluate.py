@@ -243,7 +243,7 @@ class EvaluateImages(ExplainingMethod[Scores]):
             chosen.methods,
             chosen.metrics,
             Target(chosen.output, chosen.region, chosen.layer),
-            reader.settings,
+            reader,
             (chosen.settings, chosen.evaluation),
             given=(self.given,) if self.given else (),
         )

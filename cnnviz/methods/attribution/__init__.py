@@ -182,10 +182,10 @@ def attribute(
         OptionError: an unknown method, a setting no method chosen reads, images of different sizes.
     """
     reading = reading if reading is not None else ReadingSettings()
-    preprocessing = Reader(model, reading).preprocessing
-    attributor = Attributor(model, methods, None, target, reading, settings, preprocessing)
+    reader = Reader(model, reading)
+    attributor = Attributor(model, methods, None, target, reading, settings, reader.preprocessing)
     if not isinstance(images, np.ndarray):
-        images = load_batch(model, images, reading)[0]
+        images = load_batch(reader, images)[0]
     if attributor.model.feeds is not None:
         attributor.model.feeds.check_rows(len(images))
     return attributor(images, classes, range(len(images)))

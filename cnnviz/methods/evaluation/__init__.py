@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.errors import OptionError
-from cnnviz.inputs.reader import Reader, ReadingSettings
+from cnnviz.inputs.reader import Reader
 from cnnviz.methods.attribution import Attributor
 from cnnviz.methods.attribution.base import AttributionSettings, baseline_of
 from cnnviz.methods.evaluation.features import as_map
@@ -60,7 +60,8 @@ class Evaluator:
             attributions are given.
         metrics: metric names (:data:`METRICS`).
         target: the layer of the CAM methods, which output, and for segmentation which region.
-        reading: the inputs, the precision and how 0..255 pixels become model inputs (the ``black`` baseline).
+        reader: how the run reads images (:class:`cnnviz.inputs.reader.Reader`): which input takes them, what the
+            others get, the precision, and how 0..255 pixels become model inputs (the ``black`` baseline).
         settings: the methods' settings (:class:`cnnviz.methods.attribution.AttributionSettings`) and the
             metrics' (:class:`EvaluationSettings`), one object or both; each family's defaults where left out.
         given: the names of attributions each call is handed (made elsewhere: files).
@@ -76,7 +77,7 @@ class Evaluator:
         methods: Sequence[str] = (),
         metrics: Sequence[str] = DEFAULT_METRICS,
         target: Target | None = None,
-        reading: ReadingSettings | None = None,
+        reader: Reader | None = None,
         settings: Settings | Sequence[Settings] = (),
         given: Sequence[str] = (),
     ) -> None:
@@ -84,8 +85,8 @@ class Evaluator:
         attribution = next((one for one in chosen if isinstance(one, AttributionSettings)), AttributionSettings())
         self.settings = next((one for one in chosen if isinstance(one, EvaluationSettings)), EvaluationSettings())
         self.metrics: list[Metric] = [METRICS[name]() for name in check_metrics(metrics)]
-        reading = reading if reading is not None else ReadingSettings()
-        self.preprocessing = preprocessing = Reader(model, reading).preprocessing
+        reader = reader if reader is not None else Reader(model)
+        reading, self.preprocessing = reader.settings, reader.preprocessing
         self.given = tuple(given)
         if not methods and not given:
             raise OptionError("choose a method to score, or give attributions made elsewhere")
@@ -94,7 +95,7 @@ class Evaluator:
                 "the randomization test explains the images again as the weights are reset, which attributions "
                 "read from files cannot be; score files with deletion, insertion or mufidelity"
             )
-        explaining = (methods, None, target, reading, attribution, preprocessing)
+        explaining = (methods, None, target, reading, attribution, self.preprocessing)
         self.attributor = Attributor(model, *explaining) if methods else None
         #: The methods again over a copy of the model, for the metrics that reset its weights.
         resets = methods and any(metric.needs_method for metric in self.metrics)
