@@ -155,20 +155,21 @@ def option_group(
     field's default, the option shows and takes that one: a default is written once, where the library reads it."""
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
-        probe = functools.reduce(lambda cmd, deco: deco(cmd), decorators, lambda: None)
-        library = {RENAMED_FLAGS[python]: python for python in renamed}
-        keys = {param.name: library.get(param.opts[0], param.name) for param in getattr(probe, "__click_params__", [])}
+        keys: dict[str, str] = {}  # each option's click name: its library name
 
         @functools.wraps(command)
         def packed(**kwargs: Any) -> Any:
             kwargs[name] = {python: kwargs.pop(key) for key, python in keys.items()}
             return command(**kwargs)
 
+        before = len(getattr(packed, "__click_params__", []))
         made = functools.reduce(lambda cmd, deco: deco(cmd), reversed(decorators), packed)
+        library = {RENAMED_FLAGS[python]: python for python in renamed}
         declared = {field.name: field.default for field in dataclasses.fields(defaults)} if defaults else {}
-        for param in getattr(made, "__click_params__", []):
-            default = declared.get(keys.get(param.name, ""), dataclasses.MISSING)
-            if param.name in keys and default is not dataclasses.MISSING:
+        for param in getattr(made, "__click_params__", [])[before:]:
+            keys[param.name] = library.get(param.opts[0], param.name)
+            default = declared.get(keys[param.name], dataclasses.MISSING)
+            if default is not dataclasses.MISSING:
                 param.default = default
                 param.show_default = not getattr(param, "is_flag", False)
         return made
