@@ -151,7 +151,8 @@ def test_the_explorers_menu_offers_the_tests_method_with_its_setting(plugins, ra
     assert done.exit_code == 0, done.output
     options = made["options"]
     assert options.settings == AttributionSettings(gamma=2)
-    assert run("explore", image, "--model", "shapes", "--share", 0.5).exit_code == 2  # the explorer scores nothing
+    scoring = run("explore", image, "--model", "shapes", "--share", 0.5)  # the explorer scores nothing
+    assert scoring.exit_code == 2 and "No such option '--share'" in scoring.output
 
     explorer = Explorer(made["model"], [str(image)], options)
     try:
