@@ -3,8 +3,8 @@
 A method or metric class lists its :class:`Setting` s (name, kind, default, range, help) in ``settings``; the
 :class:`Family` it is registered in (the attribution methods, the metrics) derives everything else from those
 declarations: which settings exist, which entries read each one, the refusal of a setting that no chosen entry
-reads, which entries are seeded, and the command line's options (:mod:`cnnviz.cli.settings`). A setting shared by
-several entries of a family (the baseline, the seed) is one declaration that each of them lists. :class:`Settings`
+reads, and the command line's options (:mod:`cnnviz.cli.settings`). A setting shared by several entries of a family
+(the baseline, the seed: an entry is seeded where it lists ``SEED``) is one declaration that each of them lists. :class:`Settings`
 holds the values a run was given for one family, each checked by its declaration; the rest are the declared
 defaults.
 
@@ -134,10 +134,6 @@ class Family(dict[str, Any]):
     def readers(self, name: str) -> list[str]:
         """The entries that read setting ``name``."""
         return [entry.name for entry in self.values() if any(s.name == name for s in entry.settings)]
-
-    def seeded(self, names: Iterable[str]) -> bool:
-        """Whether any of the entries ``names`` reads a ``seed``."""
-        return any(name in self.readers("seed") for name in names)
 
     def check(
         self, names: Sequence[str], given: Iterable[str] = (), spell: Callable[[str], str] = quoted
