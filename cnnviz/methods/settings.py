@@ -4,9 +4,9 @@ A method or metric class lists its :class:`Setting` s (name, kind, default, rang
 :class:`Family` it is registered in (the attribution methods, the metrics) derives everything else from those
 declarations: which settings exist, which entries read each one, the refusal of a setting that no chosen entry
 reads, and the command line's options (:mod:`cnnviz.cli.settings`). A setting shared by several entries of a family
-(the baseline, the seed: an entry is seeded where it lists ``SEED``) is one declaration that each of them lists. :class:`Settings`
-holds the values a run was given for one family, each checked by its declaration; the rest are the declared
-defaults.
+(the baseline, the seed: an entry is seeded where it lists ``SEED``) is one declaration that each of them lists.
+:class:`Settings` holds the values a run was given for one family, each checked by its declaration; the rest are the
+declared defaults.
 
 >>> STEPS = Setting("steps", int, 8, "steps", minimum=1)
 >>> class Demo:
