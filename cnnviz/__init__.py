@@ -111,6 +111,12 @@ _PUBLIC = {
     "scan_inputs": "cnnviz.engines.dispatch",
     "scan_top": "cnnviz.methods.top",
     "write_report": "cnnviz.runs.report",
+    "CompareOptions": "cnnviz.runs.compare",
+    "CompareResult": "cnnviz.runs.compare",
+    "compare_models": "cnnviz.runs.compare",
+    "run_compare": "cnnviz.runs.compare",
+    "Comparison": "cnnviz.methods.compare",
+    "linear_cka": "cnnviz.methods.cka",
 }
 
 if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
@@ -137,6 +143,8 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.inputs.images import load_image
     from cnnviz.inputs.reader import Batch, FeedSettings, Reader, ReadingSettings
     from cnnviz.methods.attribution import Attributions, AttributionSettings, Attributor, attribute
+    from cnnviz.methods.cka import linear_cka
+    from cnnviz.methods.compare import Comparison
     from cnnviz.methods.evaluation import EvaluationSettings, Evaluator
     from cnnviz.methods.extract import Extractor, build_extractor, feature_maps
     from cnnviz.methods.filters import layer_kernels
@@ -160,6 +168,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
         render_gradcam,
     )
     from cnnviz.runs.callback import CallbackOptions, VisualizeCallback
+    from cnnviz.runs.compare import CompareOptions, CompareResult, compare_models, run_compare
     from cnnviz.runs.contract import Naming, RunResult
     from cnnviz.runs.evaluate import EvaluateOptions, EvaluationResult, evaluate_images
     from cnnviz.runs.featuremaps import MapOptions, render_feature_maps

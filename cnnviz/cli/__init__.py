@@ -13,6 +13,7 @@ from cnnviz._keras import BACKENDS, check_backend_installed, chosen_backend
 from cnnviz._version import __version__
 from cnnviz.cli.attributions import explain, gradcam
 from cnnviz.cli.common import CONTEXT, WHOLE_PROCESS
+from cnnviz.cli.compare import compare
 from cnnviz.cli.evaluate import evaluate
 from cnnviz.cli.explore import explore
 from cnnviz.cli.grids import animate, featuremaps, filters, layers
@@ -62,6 +63,7 @@ def main() -> None:
       cnnviz gradcam sample_images/cat.jpg                      # where VGG16 looks, and its top-5 classes
       cnnviz explain sample_images/ --model shapes --method all # every attribution method, side by side
       cnnviz evaluate sample_images/ --model shapes --method all  # which of them to trust: scores
+      cnnviz compare shapes tuned.keras sample_images/          # what fine-tuning changed, layer by layer
       cnnviz report sample_images/ --model shapes -o report/    # everything on one page
       cnnviz explore sample_images/ --model shapes              # browse it live in the browser
       cnnviz --backend jax gradcam sample_images/cat.jpg --model shapes   # on JAX
@@ -80,6 +82,7 @@ for _command in (
     gradcam,
     explain,
     evaluate,
+    compare,
     report,
     explore,
     animate,

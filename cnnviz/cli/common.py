@@ -93,7 +93,12 @@ def reported_errors(verbose: bool, interrupted: str = "") -> Iterator[None]:
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command shares: which model, which weights, and how loud."""
-    decorators = [
+    return _with_options(command, model_choice_options(), "choice", ModelChoice)
+
+
+def model_choice_options() -> list[Callable[..., Any]]:
+    """``--model`` and ``--weights``, then the options of how any model is loaded (:func:`loading_options`)."""
+    return [
         click.option(
             "--model",
             "-m",
@@ -108,6 +113,13 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="For keras.applications names: imagenet (default; downloaded once by Keras), none (random), or a "
             "weights file. For a model file: a weights file to load into it.",
         ),
+        *loading_options(),
+    ]
+
+
+def loading_options() -> list[Callable[..., Any]]:
+    """How any model is loaded, whichever it is: its input size, code it needs, and how loud errors are."""
+    return [
         click.option(
             "--size",
             type=SizeType(),
@@ -127,7 +139,6 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors."),
     ]
-    return _with_options(command, decorators, "choice", ModelChoice)
 
 
 def _with_options(
@@ -421,14 +432,16 @@ def run_over_images(
     options: Any,
     quiet: bool,
     include_top: bool = False,
+    folder: Path | None = None,
 ) -> Any:
     """Find the inputs (:func:`cnnviz.runs.contract.find_inputs`: URIs too on Ray), check the model's folder under
     ``output`` can be written (unless the options' ``writes_folder`` says it is not written), and call
-    ``run(model, inputs, folder, options, progress)`` under a progress bar, on the
+    ``run(model, inputs, folder, options, progress)`` (the model's folder under ``output``, unless ``folder`` is
+    given) under a progress bar, on the
     engine the options name: the model is loaded here for the local engine (:meth:`ModelChoice.load`, with its
     classifier head where ``include_top``), and named for Ray's workers, which load it themselves (a line on
     standard error says which cluster, unless ``quiet``)."""
-    out = choice.folder(output)
+    out = folder if folder is not None else choice.folder(output)
     engine = getattr(options, "engine", DEFAULT_ENGINE)
     inputs = find_inputs(images, output, engine)
     if getattr(options, "writes_folder", True):

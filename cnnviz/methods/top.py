@@ -62,6 +62,22 @@ def build_top_extractor(model: Any, layers: Sequence[str], feeding: FeedSettings
     return build_extractor(model, layers, reduce=reduce, feeding=feeding)
 
 
+def map_peaks(maps: np.ndarray, sums: np.ndarray | None = None) -> np.ndarray:
+    """What :func:`build_top_extractor` reduces inside the model, from channels-last ``(N, rows, cols, filters)``
+    maps in memory: ``(N, 4, filters)`` rows of each filter's maximum, mean, and the row and column of the first
+    position (row-major) holding the maximum (found as the extractor does: the first row holding it, then its first
+    column there, which is faster than an argmax over all positions). ``sums``, each map's sum ``(N, filters)``
+    where the caller has them, spare a pass over the maps for the means."""
+    per_row = maps.max(axis=2)  # (N, rows, F)
+    row = per_row.argmax(axis=1)
+    picked = np.take_along_axis(maps, row[:, None, None, :], axis=1)[:, 0]  # (N, cols, F)
+    col = picked.argmax(axis=1)
+    if sums is None:
+        sums = maps.reshape(len(maps), -1, maps.shape[-1]).sum(axis=1, dtype=np.float64)
+    mean = sums / (maps.shape[1] * maps.shape[2])
+    return np.stack([per_row.max(axis=1).astype(np.float64), mean, row, col], axis=1)
+
+
 @dataclass
 class TopK:
     """The ``k`` best images per filter so far: ``(filters, k)`` arrays, best first; empty slots hold ``-inf`` and

@@ -3,10 +3,11 @@ the randomisation test's curves (matplotlib draws charts; grids stay numpy)."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
+
+from cnnviz.output.figure import figure_png
 
 
 def curves_chart(result: Any, title: str = "") -> bytes | None:
@@ -61,6 +62,4 @@ def curves_chart(result: Any, title: str = "") -> bytes | None:
         axes.grid(alpha=0.25)
     if title:
         figure.suptitle(title, fontsize=10)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)

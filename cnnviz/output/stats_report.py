@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
+from cnnviz.output.figure import figure_png
 from cnnviz.output.files import Folder, safe_name, save_bytes
 
 #: How many dead filters a layer's line names before it says "..." (the CSV and JSON have them all).
@@ -124,9 +125,7 @@ def activity_chart(stats: LayerStats, model_label: str, rare_below: float = DEFA
     axes.set_title(f"{model_label} {stats.layer}: {dead_text} ({stats.images} images; active {stats.rule})", fontsize=9)
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # beside the bars
     axes.spines[["top", "right"]].set_visible(False)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def write_stats(
