@@ -73,6 +73,8 @@ scored = evaluator(pictures, 1)
 for (row, method), values in scored.measured.items():
     for value in values:
         found[f"evaluation_{method}_{value.metric}_{row}"] = np.array([value.value, *value.curve])
+from cnnviz.runs.compare import CompareOptions, compare_models
+found["cka"] = compare_models(model, files, CompareOptions(other=model, preprocess="none", grid=4)).cka
 np.savez(out, **found)
 """
 
@@ -118,6 +120,8 @@ def test_every_method_agrees_on_tensorflow_and_jax(both_backends) -> None:  # ty
         assert (jax["dead_" + layer] == tf["dead_" + layer]).all()
         assert (jax["top_" + layer] == tf["top_" + layer]).all(), layer  # images, rows and cols: the same ranking
     assert (jax["classes"] == tf["classes"]).all()
+    np.testing.assert_allclose(jax["cka"], tf["cka"], rtol=1e-4, atol=1e-5)
+    assert 0.1 < tf["cka"].min() < 0.99  # different layers of the model differ
     np.testing.assert_allclose(jax["heatmaps"], tf["heatmaps"], rtol=1e-4, atol=1e-5 * tf["heatmaps"].max())
     # maximize: each backend gives the same bytes twice for one seed, and the two backends nearly the same images
     # and activations. Adam's step is normalised, so a gradient's last digits can tip a pixel's early steps: on

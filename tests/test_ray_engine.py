@@ -18,6 +18,7 @@ from cnnviz.engines.ray_engine import Cluster, find_inputs
 from cnnviz.errors import LayerNotFound, ModelLoadError, OptionError
 from cnnviz.inputs.reader import ReadingSettings
 from cnnviz.methods.stats import filter_stats
+from cnnviz.runs.compare import CompareOptions, compare_models
 from cnnviz.runs.stats import StatsOptions, run_stats
 from cnnviz.runs.top import render_top
 from tests.conftest import ROOT
@@ -55,6 +56,26 @@ def test_stats_equal_the_local_engines_with_a_bad_image_reported(cluster, photos
         assert np.array_equal(ours.maxima, theirs.maxima)
         np.testing.assert_allclose(ours.sums, theirs.sums, rtol=1e-9)
     assert distributed.layers[0].active.sum() > 0  # the comparison is over real activity, not zeros
+
+
+def test_compare_equals_the_local_engines(cluster, photos, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    twin = ModelRef("shapes").load()
+    rng = np.random.default_rng(3)
+    for layer in twin.layers:  # a twin whose every weight moved a little: CKA and drift below 1, not 0
+        layer.set_weights([w + rng.normal(0, 0.2 * float(np.std(w)) + 1e-3, w.shape) for w in layer.get_weights()])
+    twin.save(tmp_path / "twin.keras")
+    inputs = find_inputs([str(photos)])
+    options = CompareOptions(other=ModelRef(str(tmp_path / "twin.keras")), size=(64, 64), batch_size=2, pairs=0)
+    local = compare_models(ModelRef("shapes").load(), inputs, options)
+    distributed = compare_models(ModelRef("shapes"), inputs, replace(options, engine="ray"))
+    assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"] and distributed.samples == 4
+    assert local.cka.min() > 0.5 and np.diag(local.cka).max() < 0.9999
+    np.testing.assert_allclose(distributed.cka, local.cka, rtol=1e-9)
+    for ours, theirs in zip(distributed.drift, local.drift, strict=True):
+        assert ours.layer == theirs.layer
+        assert np.array_equal(ours.weight_change, theirs.weight_change)
+        assert np.array_equal(ours.top_overlap, theirs.top_overlap)
+        np.testing.assert_allclose(ours.correlation, theirs.correlation, rtol=1e-9)
 
 
 def test_stats_over_a_uri_lists_files_through_pyarrow(cluster, photos) -> None:  # type: ignore[no-untyped-def]
