@@ -341,3 +341,52 @@ def test_a_fixed_range_is_drawn_as_given_and_named_in_the_header() -> None:
     header = filter_header("m", conv, kernels, [0], [0], FilterView(norm="global", rgb=False, value_range=(-1.0, 1.0)))
     assert (header.low, header.high) == ("-1.00", "1.00")
     assert header.lines[1].endswith("range [-1.00, 3.00] | norm global, scale fixed at [-1.00, 1.00]")
+
+
+def test_cka_against_the_start_of_training_is_measured_logged_and_drawn(keras, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    from cnnviz.methods.cka import as_samples, linear_cka
+    from cnnviz.methods.extract import build_extractor
+
+    x, y = _data(seed=2)
+    keras.utils.set_random_seed(3)
+    model = _model(keras)
+    model.build((None, 16, 16, 3))
+    before = [weight.copy() for weight in model.get_weights()]
+    samples = x[:6]
+    callback = cnnviz.VisualizeCallback(
+        images=samples, out=tmp_path / "viz", filters=False, cka=True, tensorboard=tmp_path / "logs"
+    )
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[callback])
+    # the start is the model before its first step
+    assert all(np.array_equal(a, b) for a, b in zip(callback._start.get_weights(), before, strict=True))
+    assert [step for step, _ in callback.cka_history] == [1, 2, 3]
+    last = callback.cka_history[-1][1]
+    assert set(last) == {"conv2d", "conv2d_1"} and min(last.values()) < 0.999  # the training moved them
+    # each value is linear CKA of the layer's maps now and at the start, pooled to 8x8 cells, computed here by hand
+    now, start = build_extractor(model)(samples), build_extractor(callback._start)(samples)
+    for layer, value in last.items():
+        grid = (8, 8) if now[layer].shape[1] >= 8 else now[layer].shape[1:3]
+        found = linear_cka(as_samples(now[layer], "positions", grid), as_samples(start[layer], "positions", grid))
+        assert value == pytest.approx(found, abs=1e-9)
+    (events,) = (tmp_path / "logs" / "cnnviz").glob("events.out.tfevents.*")
+    scalars, pictures = {}, set()
+    for event in tf.compat.v1.train.summary_iterator(str(events)):
+        for value in event.summary.value:
+            if value.tag.startswith("cka_vs_start/"):
+                scalars[value.tag, event.step] = float(tf.make_ndarray(value.tensor))
+            elif value.tag == "cka_vs_start":
+                pictures.add((value.tag, event.step))
+    assert scalars == pytest.approx(
+        {
+            (f"cka_vs_start/{layer}", step): value
+            for step, found in callback.cka_history
+            for layer, value in found.items()
+        }
+    )
+    assert pictures == {("cka_vs_start", step) for step in (1, 2, 3)}
+    with Image.open(tmp_path / "viz" / "cka.png") as chart:
+        assert chart.size[0] > chart.size[1] > 200
+    with pytest.raises(cnnviz.OptionError, match="give the callback images"):
+        cnnviz.VisualizeCallback(cka=True)

@@ -140,3 +140,37 @@ def test_a_missing_picture_is_counted_and_outlined(report: Path, tmp_path: Path)
     )
     assert re.search(r'<body[^>]*data-missing="11"', dom.stdout)
     assert dom.stdout.count('class="missing"') == 11
+
+
+@needs_chromium
+def test_a_comparison_with_a_second_model_renders_with_every_picture(square_finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert CHROMIUM is not None
+    square_finder.save(tmp_path / "finder.keras")
+    rng = np.random.default_rng(0)
+    for layer in square_finder.layers:  # its twin: every weight moved a little
+        layer.set_weights([w + rng.normal(0, 0.1 * float(np.std(w)) + 1e-3, w.shape) for w in layer.get_weights()])
+    square_finder.save(tmp_path / "twin.keras")
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for seed in range(3):
+        Image.fromarray(square_picture(seed=seed).astype(np.uint8)).save(pictures / f"{seed}.png")
+    command = ["report", str(pictures), "--model", str(tmp_path / "finder.keras"), "-o", str(tmp_path / "out")]
+    done = CliRunner().invoke(main, [*command, "--compare", str(tmp_path / "twin.keras"), "--no-attributions"])
+    assert done.exit_code == 0, done.output
+    text = (tmp_path / "out" / "index.html").read_text()
+    section = text[text.index('<section id="compare">') :]
+    section = section[: section.index("</section>")]
+    assert "<h2>Compared with twin.keras</h2>" in section and '<a href="#compare">Comparison</a>' in text
+    assert re.findall(r"<tr><td>(conv\d)</td>", section) == ["conv1", "conv2"]
+    shown = re.findall(r'<img src="(compare/[^"]+)"', section)
+    assert shown[:2] == ["compare/cka.png", "compare/drift.png"] and len(shown) >= 3  # and the units that moved
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--window-size=1280,12000"]
+        + ["--virtual-time-budget=10000", "--dump-dom", (tmp_path / "out" / "index.html").resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    body = re.search(r"<body([^>]*)>", dom.stdout)
+    assert body is not None and 'data-missing="0"' in body.group(1)
+    assert f'data-loaded="{text.count("<img ")}"' in body.group(1)

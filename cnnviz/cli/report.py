@@ -22,6 +22,8 @@ from cnnviz.cli.common import (
 )
 from cnnviz.cli.evaluate import METRIC_SETTINGS, metric_list
 from cnnviz.cli.settings import SettingsCommand
+from cnnviz.engines.naming import ModelRef
+from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.methods.attribution import AttributionSettings
 from cnnviz.methods.attribution.base import REPORT_METHODS
@@ -54,6 +56,14 @@ GROUPS = [replace(METHOD_SETTINGS, default=REPORT_METHODS), replace(METRIC_SETTI
     help="Leave the attributions out (for models that do not end in class scores).",
 )
 @click.option(
+    "--compare",
+    "compare_with",
+    metavar="MODEL",
+    help="Add a comparison with a second model (as 'cnnviz compare' draws it): a keras.applications name, "
+    "'shapes' or a model file.",
+)
+@click.option("--compare-weights", default=None, help="The second model's weights, as --weights takes them.")
+@click.option(
     "--output",
     "-o",
     type=click.Path(file_okay=False),
@@ -70,6 +80,8 @@ def report(
     settings: AttributionSettings,
     evaluation: EvaluationSettings,
     no_attributions: bool,
+    compare_with: str | None,
+    compare_weights: str | None,
     output: str,
     reading: dict[str, Any],
     quiet: bool,
@@ -80,7 +92,8 @@ def report(
     and the input gradient side by side, or the --method list), and for every conv layer its filters, its
     dead-filter statistics over the images, its feature maps for each image (up to 64 maps a layer) and, with 9
     images or more, each filter's top images and patches (the first 16 filters of a layer); with --quality, a
-    table of scores that say which of the methods to trust, and their curves. It needs
+    table of scores that say which of the methods to trust, and their curves; with --compare, how each layer
+    compares with a second model's (linear CKA) and which units moved. It needs
     no server and nothing from the network: open it in a browser, or zip the folder and send it. Pictures load as
     you scroll, and an index on the left leads to each layer.
 
@@ -94,6 +107,7 @@ def report(
       cnnviz report sample_images/ --model shapes --method gradcam,scorecam,rise -o report/
       cnnviz report sample_images/ --model shapes --quality deletion,insertion -o report/
       cnnviz report photos/ --model my_model.keras --no-attributions
+      cnnviz report photos/ --model tuned.keras --compare base.keras -o report/
     """
     from cnnviz.runs.report import ReportOptions, write_report
 
@@ -106,6 +120,7 @@ def report(
             quality=metrics,
             settings=settings,
             evaluation=evaluation,
+            compare=_second_model(choice, compare_with, compare_weights),
         )
         check_writable(output)
         inputs = gather_inputs(images, exclude=output)
@@ -115,3 +130,13 @@ def report(
         say_notes(result.notes)
         click.echo(f"wrote {result.page} with {result.pictures} pictures")
     exit_on_failures(result.failures, result.inputs, choice.verbose, after="; the page leaves them out")
+
+
+def _second_model(choice: ModelChoice, model: str | None, weights: str | None) -> ModelRef | None:
+    """``--compare`` as the library names a model, loaded as the first one is (its size and code); None without
+    it, and an error for ``--compare-weights`` alone."""
+    if model is None:
+        if weights is not None:
+            raise OptionError("--compare-weights is for the model of --compare: give --compare MODEL too")
+        return None
+    return ModelChoice(model, weights, choice.size, choice.unsafe, choice.imports, choice.verbose).ref

@@ -83,3 +83,29 @@ def _cmap(name: str) -> Any:
     from matplotlib import colormaps
 
     return colormaps[name].with_extremes(bad="#bbbbbb")
+
+
+def training_chart(steps: Sequence[int], values: dict[str, list[float]], unit: str, title: str) -> bytes:
+    """A PNG of each layer's CKA with itself at the start of training (``values``, a list per layer, one value
+    per step in ``steps``): one line per layer from 1 at step 0 (the start), the first layers in dark colours and
+    the last in light ones, on a scale fitted to the values (1: computes what it did at the start)."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(7.0, 4.2), dpi=100, layout="constrained")
+    axes = figure.add_subplot(1, 1, 1)
+    shades = colormaps["viridis"](np.linspace(0.0, 0.9, max(len(values), 1)))
+    for colour, (layer, line) in zip(shades, values.items(), strict=False):
+        axes.plot([0, *steps], [1.0, *line], marker="o", markersize=3, color=colour, label=layer)
+    finite = [value for line in values.values() for value in line if np.isfinite(value)]
+    lowest = min(finite, default=0.0)
+    margin = max(0.01, 0.15 * (1.0 - lowest))
+    axes.set_ylim(lowest - margin, 1.0 + margin / 2)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel(unit)
+    axes.set_ylabel("linear CKA with the layer at the start")
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure_png(figure)

@@ -51,6 +51,18 @@ class Quality:
 
 
 @dataclass
+class ComparisonBlock:
+    """The page's comparison with a second model (``report --compare``): a line per layer of the first model
+    (its CKA with the second's layer of the same name, and the second's best match), the pictures, and notes."""
+
+    other: str
+    heading: str
+    rows: list[tuple[str, str, str]]
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ReportPage:
     """Everything the page holds, ready to be written as HTML by :func:`report_html`."""
 
@@ -63,6 +75,8 @@ class ReportPage:
     methods: list[str] = field(default_factory=lambda: ["Grad-CAM"])
     #: Scores of those methods (``report --quality``), or None.
     quality: Quality | None = None
+    #: The comparison with a second model (``report --compare``), or None.
+    comparison: ComparisonBlock | None = None
 
 
 def figure_of(path: Path, root: Path, caption: str) -> Figure:
@@ -155,6 +169,24 @@ def _quality(quality: Quality) -> str:
     )
 
 
+def _comparison(block: ComparisonBlock) -> str:
+    """The comparison section: the table of each layer's CKA, then the heatmap, the drift and the moved units."""
+    rows = "".join(
+        f'<tr><td>{_text(layer)}</td><td class="num">{_text(same)}</td><td>{_text(best)}</td></tr>'
+        for layer, same, best in block.rows
+    )
+    table = (
+        '<table><thead><tr><th>layer</th><th class="num">CKA with the same layer</th><th>best match</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+    notes = "".join(f"<li>{_text(note)}</li>" for note in block.notes)
+    figures = "".join(_img(figure) for figure in block.figures)
+    return (
+        f'<section id="compare"><h2>Compared with {_text(block.other)}</h2><p>{_text(block.heading)}</p>{table}'
+        f"{f'<ul class=notes>{notes}</ul>' if notes else ''}{figures}</section>"
+    )
+
+
 def report_html(page: ReportPage) -> str:
     """The page as one HTML document: inline style and script, every picture by a relative link.
 
@@ -169,6 +201,8 @@ def report_html(page: ReportPage) -> str:
         index.append('<li><a href="#attributions">Where it looks</a></li>')
     if page.quality is not None:
         index.append('<li><a href="#quality">Explanation quality</a></li>')
+    if page.comparison is not None:
+        index.append('<li><a href="#compare">Comparison</a></li>')
     index += [f'<li><a href="#layer-{n}">{_text(s.name)}</a></li>' for n, s in enumerate(page.layers)]
     facts = "".join(f"<dt>{_text(key)}</dt><dd>{_text(value)}</dd>" for key, value in page.facts)
     notes = "".join(f"<li>{_text(note)}</li>" for note in page.notes)
@@ -194,6 +228,8 @@ def report_html(page: ReportPage) -> str:
         parts.append(f'<section id="attributions"><h2>Where the model looks: {methods}</h2>{figures}</section>')
     if page.quality is not None:
         parts.append(_quality(page.quality))
+    if page.comparison is not None:
+        parts.append(_comparison(page.comparison))
     for number, section in enumerate(page.layers):
         about = f"{section.kind}, kernel {section.kernel}, output {section.output}, {section.params:,} params"
         body = [f'<section id="layer-{number}"><h2>{_text(section.name)} <small>{_text(about)}</small></h2>']

@@ -5,6 +5,9 @@ Every ``every`` epochs (or ``every_batches`` batches) it writes the same grids a
 ``out/epoch_001/cat/conv2d.png``, and at the end of training turns each grid's frames into a looping GIF
 (:func:`cnnviz.output.animate.animate_folder`): ``out/filters_conv2d.gif``, ``out/cat/conv2d.gif``. With ``tensorboard``
 it also logs the grids as image summaries and each layer's dead-filter count as a scalar, one step per drawing.
+With ``cka`` it measures, at each drawing, each layer's linear CKA with the same layer of the model as it was when
+training began, over the callback's images (``cnnviz compare``'s method): ``out/cka.png`` draws it over the steps,
+and TensorBoard gets a scalar per layer (``cka_vs_start/<layer>``) and the picture.
 
 The extractor is built once, from the model being trained (no reload), the first time it draws, and runs in
 inference mode: dropout and batch normalisation neither change the drawing nor the training.
@@ -30,12 +33,14 @@ from cnnviz.draw.render import (
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.images import read_image
-from cnnviz.inputs.reader import Reader
+from cnnviz.inputs.reader import Batch, Reader
+from cnnviz.methods.compare import CompareQuery, Comparison
 from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer
 from cnnviz.output.animate import DEFAULT_DURATION_MS, animate_folder
-from cnnviz.output.files import safe_name, save_png
+from cnnviz.output.compare_charts import training_chart
+from cnnviz.output.files import safe_name, save_bytes, save_png
 from cnnviz.output.summaries import SummaryLog
 from cnnviz.runs.contract import RunResult
 from cnnviz.runs.featuremaps import MapOptions, map_picture
@@ -68,6 +73,9 @@ class CallbackOptions:
             other than ``local``) are refused, as are ``filter_options.layer`` and, in either, ``weights`` and
             ``source``, which only a manifest records.
         filters: draw the filter grids (the kernels of each layer).
+        cka: at each drawing, each layer's linear CKA with itself at the start of training, over the images
+            (:class:`cnnviz.methods.compare.Comparison`, with its default features): which layers the training
+            changes. Needs images.
         animate: write the GIFs when training ends.
         duration_ms: how long each GIF frame shows.
 
@@ -82,6 +90,7 @@ class CallbackOptions:
     filter_options: FilterOptions | None = None
     map_options: MapOptions | None = None
     filters: bool = True
+    cka: bool = False
     animate: bool = True
     duration_ms: int = DEFAULT_DURATION_MS
 
@@ -156,17 +165,33 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         self._inputs: list[tuple[list[str], np.ndarray]] = []
         self._log: SummaryLog | None = None
         self._batches = 0
+        if options.cka and not self._sources:
+            raise OptionError("cka compares the layers' maps on images: give the callback images")
+        #: The model as training began, for ``cka``; and each drawing's step and CKA per layer.
+        self._start: Any = None
+        self._comparison: Comparison | None = None
+        self.cka_history: list[tuple[int, dict[str, float]]] = []
 
     # Keras' hooks.
 
     def set_model(self, model: Any) -> None:
         """Keras hands the callback its model; another model than last time starts afresh (a new extractor, new
-        fixed scales)."""
+        fixed scales, a new start for ``cka``)."""
         if model is not self._model:
             self._extractor = None
             self._inputs = []
             self.filter_ranges = {}
+            self._start, self._comparison, self.cka_history = None, None, []
         super().set_model(model)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:  # noqa: D102
+        if self.options.cka and self._start is None and self.model.built:
+            self._start = _frozen_copy(self.model)
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:  # noqa: D102
+        if self.options.cka and self._start is None and self.model.built:
+            self._say("cka: the model had no weights before its first batch; its start is after that batch")
+            self._start = _frozen_copy(self.model)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:  # noqa: D102
         self._batches += 1
@@ -224,8 +249,46 @@ class VisualizeCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
                     keep(picture, f"{name}/{safe_name(conv.path)}.png", f"featuremaps/{name}/{conv.path}")
         for note in report.notes:
             self._say(note)
+        if self.options.cka:
+            chart = self._measure_cka(caption, step)
+            written.append(save_bytes(chart, self.out / "cka.png"))
+            if log is not None:
+                log.image("cka_vs_start", _as_picture(chart), step)
         self.steps_drawn += 1
         return written
+
+    def _measure_cka(self, caption: str, step: int) -> bytes:
+        """Each layer's CKA with itself at the start, over the callback's images: logged, kept in
+        :attr:`cka_history`, and drawn over the steps so far (the chart's PNG)."""
+        from cnnviz.runs.compare import CompareOptions, compared
+
+        if self._start is None:  # drawn before training: the start is now
+            self._start = _frozen_copy(self.model)
+        if self._comparison is None:
+            query = CompareQuery(self._start, self.layers, self.layers)
+            self._comparison = Comparison(self.model, Reader(self.model, self.map_options), query)
+        method = self._comparison
+        partial = None
+        first = 0
+        for names, batch in self._inputs:
+            numbers = list(range(first, first + len(names)))
+            first += len(names)
+            found = method.scan(Batch(names, numbers, list(batch), True, batch))
+            partial = found if partial is None else method.merge(partial, found)
+        assert partial is not None
+        label = self.map_options.label_of(self.model)
+        result = compared(method, partial, CompareOptions(other=self._start, pairs=0), label)
+        values = {drift.layer: drift.cka for drift in result.drift}
+        self.cka_history.append((step, values))
+        log = self._summaries()
+        if log is not None:
+            for layer, value in values.items():
+                log.scalar(f"cka_vs_start/{layer}", value, step)
+        steps = [done for done, _ in self.cka_history]
+        lines = {layer: [found.get(layer, float("nan")) for _, found in self.cka_history] for layer in values}
+        unit = "batch" if self.every_batches is not None else "epoch"
+        title = f"{label}: each layer against itself at the start of training\n{result.measure} ({caption})"
+        return training_chart(steps, lines, unit, title)
 
     def _ready(self) -> Extractor:
         """The extractor and the model-ready inputs, built at the first drawing (a Sequential model without an
@@ -302,6 +365,23 @@ def _refuse_what_the_callback_cannot_do(filter_options: FilterOptions, map_optio
             value = getattr(options, field)
             if value != default:
                 raise OptionError(f"VisualizeCallback cannot honour {name}.{field}={value!r}: {why}")
+
+
+def _frozen_copy(model: Any) -> Any:
+    """A copy of ``model`` with its weights as they are now, which the training does not touch."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _as_picture(png: bytes) -> Picture:
+    """A chart's PNG as a :class:`cnnviz.draw.render.Picture`, for a TensorBoard image summary."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return Picture(np.asarray(image.convert("RGB")), None)
 
 
 def _image_sources(

@@ -187,15 +187,20 @@ class CompareResult(RunResult):
             for j, col in enumerate(self.layers_b)
         ]
 
-    def table(self) -> str:
-        """A line per layer of the first model: its CKA with the second's layer of the same path (where there is
-        one) and the second's layer that matches it best."""
-        width = max([len(layer) for layer in self.layers_a] + [7])
-        lines = [
-            f"linear CKA ({self.estimator}, {self.features} features) over {self.samples} images: "
-            f"{self.label_a} vs {self.label_b}",
-            f"{'layer A':<{width}}  {'same B':>7}  best match in B",
-        ]
+    @property
+    def measure(self) -> str:
+        """How the layers were compared: ``linear CKA (debiased, positions features) over 48 images``."""
+        return f"linear CKA ({self.estimator}, {self.features} features) over {self.samples} images"
+
+    @property
+    def heading(self) -> str:
+        """What was compared, and how, in a line."""
+        return f"{self.measure}: {self.label_a} vs {self.label_b}"
+
+    def best_matches(self) -> list[tuple[str, str, str]]:
+        """Per layer of the first model: its name, its CKA with the second's layer of the same path (``-`` where
+        there is none) and the second's layer that matches it best, with its CKA, as text."""
+        rows = []
         for i, layer in enumerate(self.layers_a):
             row = self.cka[i]
             same = row[self.layers_b.index(layer)] if layer in self.layers_b else np.nan
@@ -204,7 +209,15 @@ class CompareResult(RunResult):
                 best = f"{self.layers_b[j]} ({row[j]:.3f})"
             else:
                 best = "undefined (constant features)"
-            lines.append(f"{layer:<{width}}  {f'{same:.3f}' if np.isfinite(same) else '-':>7}  {best}")
+            rows.append((layer, f"{same:.3f}" if np.isfinite(same) else "-", best))
+        return rows
+
+    def table(self) -> str:
+        """:attr:`heading`, then a line per layer of the first model (:meth:`best_matches`)."""
+        rows = self.best_matches()
+        width = max([len(layer) for layer, _, _ in rows] + [7])
+        lines = [self.heading, f"{'layer A':<{width}}  {'same B':>7}  best match in B"]
+        lines += [f"{layer:<{width}}  {same:>7}  {best}" for layer, same, best in rows]
         return "\n".join(lines)
 
 
@@ -323,11 +336,7 @@ def _most_moved(drifts: Sequence[LayerDrift], count: int) -> list[tuple[str, int
 def _write(done: _Done, out: Path, options: CompareOptions) -> None:
     result = done.result
     if options.charts:
-        title = (
-            f"linear CKA ({result.estimator}, {result.features} features) over {result.samples} images: "
-            f"{result.label_a} vs {result.label_b}"
-        )
-        chart = cka_chart(result.cka, result.layers_a, result.layers_b, result.label_a, result.label_b, title)
+        chart = cka_chart(result.cka, result.layers_a, result.layers_b, result.label_a, result.label_b, result.heading)
         result.written.append(save_bytes(chart, out / "cka.png"))
         if result.drift:
             chart = drift_chart(result.drift, result.label_a, result.label_b)

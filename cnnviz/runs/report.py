@@ -28,7 +28,15 @@ from cnnviz.models.graph import input_shape, shape_text
 from cnnviz.models.layer_table import layer_rows
 from cnnviz.output.files import Folder, save_bytes
 from cnnviz.output.manifest import read_manifest
-from cnnviz.output.report_page import Figure, LayerSection, Quality, ReportPage, figure_of, report_html
+from cnnviz.output.report_page import (
+    ComparisonBlock,
+    Figure,
+    LayerSection,
+    Quality,
+    ReportPage,
+    figure_of,
+    report_html,
+)
 from cnnviz.runs.contract import Naming, Progress, ReadingSettings, RunResult, counted
 from cnnviz.runs.featuremaps import MapOptions, render_feature_maps
 from cnnviz.runs.filters import FilterOptions, render_filters
@@ -53,6 +61,8 @@ class ReportOptions(Naming, ReadingSettings):
             an "explanation quality" block (``cnnviz evaluate``'s run); none for no block.
         settings: the methods' settings (:class:`cnnviz.methods.attribution.AttributionSettings`).
         evaluation: the metrics' settings (:class:`cnnviz.methods.evaluation.EvaluationSettings`).
+        compare: a second model to compare the first with (``cnnviz compare``'s run, with its default settings):
+            a Keras model or a :class:`cnnviz.engines.naming.ModelRef`; None for no comparison.
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -63,6 +73,7 @@ class ReportOptions(Naming, ReadingSettings):
     quality: Sequence[str] = ()
     settings: AttributionSettings = field(default_factory=AttributionSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    compare: Any = None
 
     def __post_init__(self) -> None:
         self.check_reading()
@@ -111,7 +122,7 @@ def write_report(
     inputs = gather_inputs(images, exclude=root)
     names = {item.path: Path(item.path).name for item in inputs}
     ranked = len(inputs) >= DEFAULT_K  # a top-images block needs at least k images to rank
-    passes = 2 + options.attributions + ranked + bool(options.quality)
+    passes = 2 + options.attributions + ranked + bool(options.quality) + (options.compare is not None)
 
     def advance(done: int, total: int) -> None:
         if progress is not None:
@@ -150,6 +161,7 @@ def write_report(
         except CnnvizError as exc:
             notes.append(f"attributions left out: {exc}")
     quality = _quality(model, inputs, root, options, shared, notes, advance) if options.quality else None
+    comparison = _comparison(model, inputs, root, options, shared, notes, advance) if options.compare else None
     facts = [
         ("model", label),
         ("weights", options.weights or "the model's own"),
@@ -172,10 +184,11 @@ def write_report(
     from cnnviz.methods.attribution import METHODS
 
     titles = [METHODS[method].title for method in options.methods]
-    page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes, titles, quality)
+    page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes, titles, quality, comparison)
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     shown = (len(s.maps) + (s.filters is not None) + (s.chart is not None) + (s.top is not None) for s in sections)
     pictures = sum(shown) + len(explained) + (quality is not None and quality.figure is not None)
+    pictures += len(comparison.figures) if comparison is not None else 0
     return ReportResult(
         written=[target],
         failures=maps.failures,
@@ -219,6 +232,35 @@ def _quality(
         figure = figure_of(run.picture, root, f"mean curves over {len(run.images)} images")
     said = [f"FAILS the randomization check: {', '.join(run.flagged())}"] if run.flagged() else []
     return Quality(rows, figure, said)
+
+
+def _comparison(
+    model: Any,
+    inputs: Sequence[Input],
+    root: Path,
+    options: ReportOptions,
+    shared: dict[str, Any],
+    notes: list[str],
+    advance: Progress,
+) -> ComparisonBlock | None:
+    """The comparison with ``options.compare``: ``cnnviz compare``'s run, into ``root/compare``."""
+    from cnnviz.runs.compare import CompareOptions, run_compare
+
+    try:
+        run = run_compare(model, inputs, root / "compare", CompareOptions(**shared, other=options.compare), advance)
+    except CnnvizError as exc:
+        notes.append(f"comparison left out: {exc}")
+        return None
+    captions = {
+        "cka.png": f"CKA of every layer of {run.label_a} (rows) with every layer of {run.label_b} (columns)",
+        "drift.png": "per layer both share: its CKA with its twin, its units' map correlation, its weight change",
+    }
+    figures = [
+        figure_of(path, root, captions.get(path.name, f"{path.stem[len('units_') :]}: the units that moved most"))
+        for path in run.written
+        if path.suffix == ".png"
+    ]
+    return ComparisonBlock(run.label_b, run.heading, run.best_matches(), figures, list(run.notes))
 
 
 #: Filters ranked per layer in a report's top-images blocks: a 512-row picture would be slow to scroll.
