@@ -287,3 +287,13 @@ def test_refusals_say_what_to_do(crops, tmp_path) -> None:  # type: ignore[no-un
         CompareOptions()
     with pytest.raises(OptionError, match="ModelRef"):
         CompareOptions(other=object(), engine="ray")
+
+
+def test_models_of_different_input_sizes_compare_on_the_same_pixels_where_they_can(keras, crops) -> None:  # type: ignore[no-untyped-def]
+    small, shapes = small_cnn(keras, 0), ModelRef("shapes").load()  # 32x32 fixed; any size
+    # the bundled model takes the small one's 32x32 pixels; the small one reads the 64x64 crops again at 32x32
+    for first, second in ((small, shapes), (shapes, small)):
+        result = compare_models(first, [crops], CompareOptions(other=second))
+        assert result.samples == 48 and not result.failures and np.isfinite(result.cka).all()
+        assert result.drift == []
+        assert result.notes[-1].startswith("the two models share no conv layer")

@@ -245,16 +245,19 @@ class Comparison(Method[ComparePartial]):
         return min(side, *(array.shape[1] for array in maps)), min(side, *(array.shape[2] for array in maps))
 
     def _other_batch(self, batch: Batch) -> Batch:
-        """The batch as the second model reads it: the same arrays where both read alike, else each input read
-        again by the second model's reader."""
+        """The batch as the second model reads it: the same where both read alike; else the first model's fitted
+        pixels with the second's preprocessing, where the second takes them (a free or the same size, the same
+        channels); else each image read again, from its path, at the second model's own size."""
         if self._same_reading or batch.model_ready:
             return batch
-        if self.other_reader.taken.shape == self.reader.taken.shape:
+        taken = self.other_reader.taken
+        shape = batch.arrays[0].shape
+        fits = all(want in (None, have) for want, have in zip(taken.spatial_size, shape[:2], strict=True))
+        if fits and taken.channels == shape[-1]:
             arrays = batch.arrays
         else:
             arrays = [self.other_reader.read(path)[0] for path in batch.paths]
-        stacked = np.stack(arrays)
-        return Batch(batch.paths, batch.numbers, arrays, False, self.other_reader.preprocessing(stacked))
+        return Batch(batch.paths, batch.numbers, arrays, False, self.other_reader.preprocessing(np.stack(arrays)))
 
 
 def map_sums(maps: np.ndarray) -> np.ndarray:

@@ -57,7 +57,9 @@ class CompareOptions(Naming, EngineReading):
 
     Attributes:
         other: the second model: a Keras model, or a :class:`cnnviz.engines.naming.ModelRef` (the Ray engine needs
-            one: its workers load it).
+            one: its workers load it). CKA compares two models on the same samples, so it takes the pixels the
+            first model read (with its own preprocessing) wherever it can: the same or a free input size; a model
+            of another fixed size reads each image again, from its path, at its size.
         other_label: the second model's name in pictures and records; its ``ModelRef`` label or Keras name when
             None.
         layers: the first model's conv layers (names, paths or patterns); all when None.
