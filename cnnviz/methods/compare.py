@@ -99,8 +99,8 @@ class CompareQuery:
     """What :class:`Comparison` computes.
 
     Attributes:
-        other: the second model: a Keras model, or a :class:`cnnviz.engines.naming.ModelRef` (which the Ray
-            engine's workers load; they need one).
+        other: the second model: a Keras model, or a :class:`cnnviz.engines.naming.ModelRef` (anything whose
+            ``load()`` gives the model; the Ray engine's workers load it so).
         layers: the first model's conv layers (names, paths or patterns); all when None.
         other_layers: the second model's; all when None.
         features: how maps become features (:data:`cnnviz.methods.cka.FEATURES`).
@@ -139,11 +139,10 @@ class Comparison(Method[ComparePartial]):
 
     def __init__(self, model: Any, reader: Reader, options: CompareQuery) -> None:
         super().__init__(model, reader, options)
-        from cnnviz.engines.naming import ModelRef
-
         self.model = model
-        other = options.other
-        self.other = other.load() if isinstance(other, ModelRef) else other
+        # a model named for loading (a ModelRef, as Ray's workers get it) has load(); a Keras model has none
+        loader = getattr(options.other, "load", None)
+        self.other = loader() if callable(loader) else options.other
         self.other_reader = Reader(self.other, reader.settings)
         self.extractors = {
             "a": build_extractor(model, options.layers, feeding=reader.settings),
