@@ -317,3 +317,45 @@ def test_the_run_on_a_model_ready_batch_equals_the_library_call(square_finder, s
     for number, image in enumerate(result.images):
         for method in ("layercam", "gradient"):
             np.testing.assert_array_equal(np.load(image.raw[method]), direct.heatmaps[method][number])
+
+
+# -- RISE that points -----------------------------------------------------------------------------------------------
+
+
+def test_rise_masks_have_the_same_mean_and_variance_at_the_border_as_inside() -> None:
+    from cnnviz.methods.attribution.rise import rise_masks
+
+    masks = rise_masks(10_000, 64, 64, seed=0)
+    mean, variance = masks.mean(axis=0), masks.var(axis=0)
+    border = np.zeros((64, 64), bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    inside = np.zeros((64, 64), bool)
+    inside[16:48, 16:48] = True
+    assert mean[border].mean() / mean[inside].mean() == pytest.approx(1.0, abs=0.05)
+    # a grid clamped at the edge gave the border pixels 14% more variance than the inside, where RISE's noise
+    # then peaked
+    assert variance[border].mean() / variance[inside].mean() == pytest.approx(1.0, abs=0.05)
+    assert variance.mean() == pytest.approx(0.25 * (2 / 3) ** 2, rel=0.02)  # Bernoulli(1/2), interpolated in 2-D
+
+
+def square_detector(keras):  # type: ignore[no-untyped-def]
+    """Class 1 when a bright 8x8 square is somewhere in a dim picture of any size: a box filter's peak."""
+    inputs = keras.Input((None, None, 3))
+    box = keras.layers.Conv2D(1, 8, activation="relu", name="box")
+    head = keras.layers.Dense(2, activation="softmax", name="head")
+    peak = keras.layers.GlobalMaxPooling2D()(box(keras.layers.Rescaling(1 / 255.0)(inputs)))
+    model = keras.Model(inputs, head(peak), name="square_detector")
+    box.set_weights([np.full((8, 8, 3, 1), 1 / 192, np.float32), np.array([-0.5], np.float32)])
+    head.set_weights([np.array([[-8.0, 8.0]], np.float32), np.array([2.0, -2.0], np.float32)])
+    return model
+
+
+def test_rise_points_at_the_square_for_every_seed_at_the_default_masks(keras) -> None:  # type: ignore[no-untyped-def]
+    picture = np.random.default_rng(0).uniform(0, 80, (96, 96, 3)).astype(np.float32)
+    picture[20:28, 60:68] = 255.0
+    model = square_detector(keras)
+    for seed in range(10):
+        settings = AttributionSettings(seed=seed, baseline="zero")
+        heat = attribute(model, picture[None], ["rise"], 1, settings=settings).heatmaps["rise"][0]
+        peak = np.array(np.unravel_index(np.argmax(heat), heat.shape))
+        assert np.linalg.norm(peak - (23.5, 63.5)) <= 15, seed  # the pointing game's tolerance

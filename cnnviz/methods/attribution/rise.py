@@ -1,18 +1,19 @@
 """RISE (Petsiuk et al. 2018): the image seen through many random masks (a coarse grid of cells, each kept with
-probability one half, upsampled smoothly and shifted by a random fraction of a cell), the rest set to the
-baseline. A pixel's attribution is the mean of the class's probability over the masks, each weighted by how much
-of the pixel it kept (Petsiuk et al.'s saliency), minus the mean probability over all masks: a pixel that does
-not matter gets 0, one whose presence lowers the class a negative value. The masks depend only on the seed and the
-input's size: every image, batch and engine gets the same ones, and mask k is the same for any number of masks."""
+probability one half, interpolated smoothly and shifted by a random fraction of a cell), the rest set to the
+baseline. The grid reaches a cell past the image on every side, so every pixel lies between grid points: with the
+shift uniform over a whole cell, every pixel's mask value has the same distribution, its mean and variance the same
+at the border as inside (a grid clamped at the image's edge gives the border pixels one cell's value, more variance,
+and RISE's noise gathers there). A pixel's attribution is the mean of the class's probability over the masks, each
+weighted by how much of the pixel it kept (Petsiuk et al.'s saliency), minus the mean probability over all masks: a
+pixel that does not matter gets 0, one whose presence lowers the class a negative value. The masks depend only on
+the seed and the input's size: every image, batch and engine gets the same ones, and mask k is the same for any
+number of masks."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from cnnviz.methods.attribution.base import BASELINE, SEED, Attributed, Attribution, AttributionBatch, per_image
-from cnnviz.methods.resample import linear_weights
 from cnnviz.methods.settings import Setting
 from cnnviz.methods.target import TargetModel
 
@@ -30,18 +31,28 @@ def rise_masks(count: int, rows: int, cols: int, seed: int, start: int = 0) -> n
     >>> bool(np.array_equal(rise_masks(3, 16, 16, 0)[2], rise_masks(1, 16, 16, 0, start=2)[0]))
     True
     """
-    cell_rows, cell_cols = math.ceil(rows / CELLS), math.ceil(cols / CELLS)
-    up_rows, up_cols = (CELLS + 1) * cell_rows, (CELLS + 1) * cell_cols
-    row_weights = linear_weights(CELLS, up_rows).astype(np.float32)
-    col_weights = linear_weights(CELLS, up_cols).astype(np.float32)
-    masks = np.empty((count, rows, cols), dtype=np.float32)
+    grids = np.empty((count, CELLS + 2, CELLS + 2), dtype=np.float32)
+    shifts = np.empty((count, 2))
     for index in range(count):
         rng = np.random.default_rng((seed, start + index))
-        grid = (rng.random((CELLS, CELLS)) < KEEP).astype(np.float32)
-        top, left = (int(shift * cells) for shift, cells in zip(rng.random(2), (cell_rows, cell_cols), strict=True))
-        big = row_weights @ grid @ col_weights.T
-        masks[index] = big[top : top + rows, left : left + cols]
-    return masks
+        grids[index] = rng.random((CELLS + 2, CELLS + 2)) < KEEP
+        shifts[index] = rng.random(2)
+    row_weights, col_weights = _weights(rows, shifts[:, 0]), _weights(cols, shifts[:, 1])
+    return np.einsum("nrk,nkl,ncl->nrc", row_weights, grids, col_weights, optimize=True)
+
+
+def _weights(size: int, shifts: np.ndarray) -> np.ndarray:
+    """``(masks, size, CELLS + 2)`` linear-interpolation weights: pixel centre y, shifted by ``shift`` of a cell,
+    lies at ``(y + 0.5) / cell + shift`` grid steps, between grid points ``floor`` and ``floor + 1``."""
+    cell = size / CELLS
+    places = (np.arange(size) + 0.5)[None, :] / cell + shifts[:, None]  # (masks, size), from 0 to CELLS + 1
+    low = np.floor(places).astype(int)
+    frac = (places - low).astype(np.float32)
+    weights = np.zeros((len(shifts), size, CELLS + 2), dtype=np.float32)
+    masks, pixels = np.indices(low.shape)
+    weights[masks, pixels, low] = 1.0 - frac
+    weights[masks, pixels, low + 1] = frac
+    return weights
 
 
 class Rise(Attribution):
