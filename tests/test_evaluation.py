@@ -125,7 +125,7 @@ def test_the_statistics_equal_their_plain_references() -> None:
     assert spearman(a, b) == pytest.approx(ref_spearman(a, b), abs=1e-12)
     assert spearman(tied, b) == pytest.approx(ref_spearman(tied, b), abs=1e-12)
     assert spearman(a, 3 * a + 1) == 1.0 and spearman(a, -a) == -1.0
-    assert spearman(a, np.ones(40)) == 0.0  # no order to agree with
+    assert np.isnan(spearman(a, np.ones(40)))  # no order to agree with: undefined, not 0
     x, y = rng.uniform(size=(12, 15)), rng.uniform(size=(12, 15))
     assert ssim(x, y) == pytest.approx(ref_ssim(x, y), abs=1e-12)
     assert ssim(x, x) == pytest.approx(1.0)
@@ -426,3 +426,130 @@ def test_randomization_reaches_a_frozen_nested_base_and_skips_preprocessing_cons
     scored = Evaluator(model, ("gradient",), ("randomization",))(images, 0)
     assert scored.measured[(0, "gradient")][0].points == ("head", "base/bn", "base/conv")
     assert all((np.array(w) == b).all() for w, b in zip(model.weights, before, strict=True))
+
+
+# -- what ranks nothing is scored by nothing -------------------------------------------------------------------
+
+
+class ConstantMethod(Attribution):
+    """An 'attribution' that is the same everywhere: it ranks no pixel before another."""
+
+    name = "constant"
+    title = "Constant"
+
+    def explain(self, model, batch: AttributionBatch) -> Attributed:  # type: ignore[no-untyped-def]  # noqa: D102
+        return Attributed(np.full(np.asarray(batch.inputs).shape[:3], 0.25, np.float32))
+
+
+class EdgeMethod(Attribution):
+    """An 'attribution' that is the image's edges (the gradient magnitude of its channel mean): it ignores the
+    model, as an explanation that only shows the input does."""
+
+    name = "edges"
+    title = "Edges"
+
+    def explain(self, model, batch: AttributionBatch) -> Attributed:  # type: ignore[no-untyped-def]  # noqa: D102
+        grey = np.asarray(batch.inputs, np.float32).mean(axis=-1)
+        rows, cols = np.gradient(grey, axis=(1, 2))
+        return Attributed(np.hypot(rows, cols))
+
+
+def test_an_attribution_that_ranks_nothing_is_undefined_for_every_metric(
+    keras, square_finder, squares, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.1, 1.0, (2, 8, 8, 3)).astype(np.float32)
+    broken = x.mean(axis=-1)
+    broken[0, 0, 0] = np.nan
+    settings = EvaluationSettings(baseline=0.0, samples=20, grid=4, steps=4)
+    metrics = ("deletion", "insertion", "mufidelity")
+    given = {"x": x.mean(axis=-1), "flat": np.full((2, 8, 8), 0.3), "broken": broken}
+    scored = Evaluator(_sum_model(keras), (), metrics, settings=settings, given=tuple(given))(x, given=given)
+    same = "the attribution is the same everywhere: it ranks nothing"
+    for row in (0, 1):
+        assert [(m.metric, m.defined, m.reason) for m in scored.measured[row, "flat"]] == [
+            (metric, False, same) for metric in metrics
+        ]
+        assert all(m.defined and not m.reason for m in scored.measured[row, "x"])
+    assert {m.reason for m in scored.measured[0, "broken"]} == {"the attribution has values that are not finite"}
+    assert all(m.defined for m in scored.measured[1, "broken"])
+    # through a run: the randomization check too, and the records, table and verdict say so
+    monkeypatch.setitem(METHODS, "constant", ConstantMethod)
+    options = EvaluateOptions(methods=("gradcam", "constant"), metrics=("randomization",), target=1, preprocess="none")
+    result = evaluate_images(square_finder, [squares[0]], tmp_path, options)
+    records = [r for r in result.records() if r["method"] == "constant"]
+    assert {(r["value"], r["reason"]) for r in records} == {(None, same)} and len(records) == 2 * 6
+    rows = {(row.metric, row.method): row for row in result.summary()}
+    assert rows["randomization", "constant"].undefined == 6 and rows["randomization", "constant"].count == 0
+    assert result.verdicts()["randomization"] == {"gradcam": "passes", "constant": "undecided"}
+
+
+def test_mufidelity_ties_score_drops_that_float32_cannot_tell_apart() -> None:
+    from cnnviz.methods.evaluation.metrics import fidelity
+
+    rng = np.random.default_rng(4)
+    full = 0.9
+    values = np.repeat(np.float32([0.3, 0.55, 0.8]), 20)  # three real levels of the score, 60 subsets
+    taken = (full - values) + rng.normal(0, 0.2, 60)  # the attribution each subset took out: related, noisy
+    exact = fidelity(full, values, taken)
+    nudged = values.copy()
+    pushed = rng.integers(-1, 2, 60)  # one float32 step down, none, or one up: what rounding does
+    nudged[pushed == 1] = np.nextafter(nudged[pushed == 1], np.float32(2))
+    nudged[pushed == -1] = np.nextafter(nudged[pushed == -1], np.float32(-2))
+    assert (nudged != values).sum() > 20
+    assert fidelity(full, nudged, taken) == exact
+    # ranked as they come, the nudges would reorder the ties and move the value
+    assert spearman(full - nudged.astype(np.float64), taken) != pytest.approx(exact, abs=1e-6)
+
+
+def _head_reset_to_zeros(keras):  # type: ignore[no-untyped-def]
+    """A CNN whose head's kernel initializer is zeros: its reset head, as a fresh one, passes no gradient back."""
+    keras.utils.set_random_seed(11)
+    inputs = keras.Input((16, 16, 3))
+    maps = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(maps)
+    head = keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros", name="head")
+    model = keras.Model(inputs, head(pooled), name="silent_reset")
+    head.set_weights([np.random.default_rng(0).normal(0, 1, (4, 2)).astype(np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def test_a_reset_network_that_passes_no_gradient_leaves_the_check_undecided(keras, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = _head_reset_to_zeros(keras)
+    model.save(tmp_path / "silent.keras")
+    rng = np.random.default_rng(6)
+    for number in range(2):
+        write_image(tmp_path / f"{number}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    images = [tmp_path / "0.png", tmp_path / "1.png"]
+    options = EvaluateOptions(methods=("gradient",), metrics=("randomization",), target=1, preprocess="none")
+    result = evaluate_images(model, images, tmp_path / "out", options)
+    measured = result.images[0].measured["gradient"][0]
+    assert measured.points == ("head", "conv") and not measured.defined
+    assert np.isnan(measured.curve).all()  # the zero head passes nothing back, at every step after it
+    assert measured.reason.startswith("2 of 2 steps undefined (the reset network's attribution ranked nothing, first")
+    assert result.verdicts() == {"randomization": {"gradient": "undecided"}} and result.flagged() == []
+    done = CliRunner().invoke(
+        main,
+        ["evaluate", *map(str, images), "--model", str(tmp_path / "silent.keras"), "--method", "gradient"]
+        + ["--metric", "randomization", "--class", "1", "--preprocess", "none", "-o", str(tmp_path / "cli")]
+        + ["--json", str(tmp_path / "scores.json"), "--csv", str(tmp_path / "scores.csv")],
+    )
+    assert done.exit_code == 0, done.output
+    records = json.loads((tmp_path / "scores.json").read_text())
+    assert {(r["metric"], r["value"]) for r in records} == {("randomization", None), ("randomization-ssim", None)}
+    assert all(r["curve"] == [None, None] and r["reason"] == measured.reason for r in records)
+    rows = list(csv.DictReader((tmp_path / "scores.csv").open()))
+    assert {(row["value"], row["curve"], row["reason"]) for row in rows} == {("", "nan nan", measured.reason)}
+    text = printed(done.output)
+    assert "UNDECIDED on the randomization check (its last step ranked nothing): gradient" in text
+    assert "every method passes" not in text
+
+
+def test_an_edge_detector_fails_the_check_and_the_gradient_passes(
+    square_finder, squares, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(METHODS, "edges", EdgeMethod)
+    options = EvaluateOptions(methods=("gradient", "edges"), metrics=("randomization",), target=1, preprocess="none")
+    result = evaluate_images(square_finder, [squares[0]], tmp_path, options)
+    assert result.verdicts()["randomization"] == {"gradient": "passes", "edges": "fails"}
+    assert _means(result)[("randomization", "edges")] == pytest.approx(1.0)

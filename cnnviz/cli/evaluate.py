@@ -128,7 +128,8 @@ def _features(options: Any) -> str:
 
 
 def summary_lines(result: Any) -> list[str]:
-    """The table: for each value recorded, the methods best first with mean, standard deviation and images."""
+    """The table: for each value recorded, the methods best first with mean, standard deviation and images (and
+    how many were undefined), then each check's verdicts and why a value is undefined."""
     lines: list[str] = []
     rows: Sequence[Any] = result.summary()
     width = max([len("method"), *(len(row.method) for row in rows)])
@@ -138,19 +139,25 @@ def summary_lines(result: Any) -> list[str]:
             current = row.metric
             better = "lower" if row.better == "lower" else "higher"
             lines += ["", f"{row.metric}: {maker(row.metric).makes[row.metric]} ({better} is better)"]
-            lines.append(f"  {'method':<{width}}    mean     std  images")
-        lines.append(f"  {row.method:<{width}}  {row.mean:6.3f}  {row.std:6.3f}  {row.count:6d}")
-    flagged = result.flagged()
-    for metric in (METRICS[name] for name in result.metrics):
-        if metric.limit is None or not rows:
-            continue
+            lines.append(f"  {'method':<{width}}    mean     std  images  undefined")
+        mean, std = (f"{value:6.3f}" if value == value else "     -" for value in (row.mean, row.std))
+        lines.append(f"  {row.method:<{width}}  {mean}  {std}  {row.count:6d}  {row.undefined or '':>9}")
+    # why values are undefined, or rest on fewer steps: once per method and reason (a metric's second value, as
+    # randomization's SSIM, shares its reason)
+    said = {
+        (row.method, reason): row.metric for row in reversed(rows) for reason in result.reasons(row.method, row.metric)
+    }
+    lines += [""] if said else []
+    lines += [f"{method}, {metric}: {reason}" for (method, reason), metric in reversed(said.items())]
+    for name, verdicts in result.verdicts().items():
+        metric = METRICS[name]
         worse, fine = (">", "<=") if metric.better == "lower" else ("<", ">=")
-        failing = [method for method in flagged if any(r.method == method and r.metric == metric.name for r in rows)]
+        failing = [method for method, said in verdicts.items() if said == "fails"]
+        open_ = [method for method, said in verdicts.items() if said == "undecided"]
         if failing:
-            lines += [
-                "",
-                f"FAILS the {metric.name} check ({metric.limit_of} {worse} {metric.limit}): {', '.join(failing)}",
-            ]
-        else:
-            lines += ["", f"every method passes the {metric.name} check ({metric.limit_of} {fine} {metric.limit})"]
+            lines += ["", f"FAILS the {name} check ({metric.limit_of} {worse} {metric.limit}): {', '.join(failing)}"]
+        if open_:
+            lines += ["", f"UNDECIDED on the {name} check (its last step ranked nothing): {', '.join(open_)}"]
+        if not failing and not open_:
+            lines += ["", f"every method passes the {name} check ({metric.limit_of} {fine} {metric.limit})"]
     return [*lines, ""]

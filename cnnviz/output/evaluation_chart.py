@@ -31,7 +31,8 @@ def curves_chart(result: Any, title: str = "") -> bytes | None:
         for method, (curve, points) in curves.items():
             x = np.arange(len(curve)) if points else np.linspace(0.0, 1.0, len(curve))
             value = means.get((metric.name, method), float("nan"))
-            label = f"{method} ({'final' if points else 'area'} {value:.3f})"
+            shown = f"{value:.3f}" if np.isfinite(value) else "undefined"
+            label = f"{method} ({'final' if points else 'area'} {shown})"
             axes.plot(
                 x,
                 curve,
@@ -41,6 +42,9 @@ def curves_chart(result: Any, title: str = "") -> bytes | None:
                 markersize=3,
                 label=label,
             )
+        if any(np.isnan(curve).any() for curve, _ in curves.values()):
+            gaps = "gaps: steps where no image's attribution ranked anything (undefined, not scored)"
+            axes.text(0.01, 0.01, gaps, transform=axes.transAxes, fontsize=7, color="#555555")
         points = next(iter(curves.values()))[1]
         if points:
             axes.set_xticks(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -130,8 +129,9 @@ class ImageScores:
 
 @dataclass(frozen=True)
 class Summary:
-    """One method's values of one metric over the images: mean, standard deviation, count, and which way is
-    better."""
+    """One method's values of one metric over the images: mean, standard deviation and count of the defined ones,
+    which way is better, and how many were undefined (an attribution that ranked nothing: they are left out of
+    the mean, which is NaN where no value was defined)."""
 
     metric: str
     method: str
@@ -139,6 +139,7 @@ class Summary:
     std: float
     count: int
     better: str
+    undefined: int = 0
 
 
 @dataclass
@@ -157,7 +158,8 @@ class EvaluationResult(RunResult):
     def records(self, curves: bool = True) -> list[dict[str, Any]]:
         """One record per image, method and value recorded, with the settings the method and the metric read
         (``method_settings``, ``metric_settings``) and the curve (``curve``, and for the randomization test the
-        layer reset at each point, ``points``) where there is one."""
+        layer reset at each point, ``points``) where there is one. An undefined value or point is None, and
+        ``reason`` says why."""
         records = []
         for image in self.images:
             for method in self.methods:
@@ -166,56 +168,95 @@ class EvaluationResult(RunResult):
                         "image": image.path,
                         "method": method,
                         "metric": measured.metric,
-                        "value": measured.value,
+                        "value": _number(measured.value),
                         "class": image.target,
                         "class_name": image.target_name,
                         "method_settings": self.read.get(method, {}),
                         "metric_settings": self.read.get(maker(measured.metric).name, {}),
                     }
+                    if measured.reason:
+                        record["reason"] = measured.reason
                     if curves and measured.curve:
-                        record["curve"] = list(measured.curve)
+                        record["curve"] = [_number(value) for value in measured.curve]
                     if curves and measured.points:
                         record["points"] = list(measured.points)
                     records.append(record)
         return records
 
+    def _values(self, method: str, metric: str) -> list[Measured]:
+        return [m for image in self.images for m in image.measured.get(method, []) if m.metric == metric]
+
     def summary(self) -> list[Summary]:
         """Each metric's values per method over the images, metrics in the order they were measured and methods
-        best first."""
+        best first (a method with no defined value last)."""
         made = [name for metric in self.metrics for name in METRICS[metric].makes]
         rows = []
         for metric in made:
             per_method = []
             for method in self.methods:
-                values = np.array(
-                    [m.value for image in self.images for m in image.measured.get(method, []) if m.metric == metric]
-                )
-                if not len(values):
+                found = self._values(method, metric)
+                if not found:
                     continue
-                std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-                per_method.append(Summary(metric, method, float(values.mean()), std, len(values), maker(metric).better))
-            per_method.sort(key=lambda row: row.mean if row.better == "lower" else -row.mean)
+                values = np.array([m.value for m in found if m.defined])
+                mean = float(values.mean()) if len(values) else float("nan")
+                std = float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else float("nan"))
+                better = maker(metric).better
+                per_method.append(Summary(metric, method, mean, std, len(values), better, len(found) - len(values)))
+            per_method.sort(key=lambda row: (np.isnan(row.mean), row.mean if row.better == "lower" else -row.mean))
             rows.extend(per_method)
         return rows
+
+    def verdicts(self) -> dict[str, dict[str, str]]:
+        """For each metric with a limit (the randomization check), each method's verdict: ``fails`` (its mean past
+        the limit, in the worse direction), ``passes``, or ``undecided`` where an image's value is undefined (its
+        last step ranked nothing): an undefined step is never scored as agreement or disagreement."""
+        verdicts: dict[str, dict[str, str]] = {}
+        for row in self.summary():
+            limit = METRICS[row.metric].limit if row.metric in METRICS else None
+            if limit is None:
+                continue
+            if row.undefined:
+                verdict = "undecided"
+            else:
+                verdict = "fails" if (row.mean > limit if row.better == "lower" else row.mean < limit) else "passes"
+            verdicts.setdefault(row.metric, {})[row.method] = verdict
+        return verdicts
 
     def flagged(self) -> list[str]:
         """The methods that fail a metric with a limit (the randomization check: their attributions' mean rank
         correlation with the original after every layer is reset stays above its limit)."""
-        failed = []
-        for row in self.summary():
-            limit = METRICS[row.metric].limit if row.metric in METRICS else None
-            if limit is not None and (row.mean > limit if row.better == "lower" else row.mean < limit):
-                failed.append(row.method)
-        return list(dict.fromkeys(failed))
+        return self._with("fails")
+
+    def undecided(self) -> list[str]:
+        """The methods whose randomization check decided nothing on some image (:meth:`verdicts`)."""
+        return self._with("undecided")
+
+    def _with(self, verdict: str) -> list[str]:
+        found = [method for per in self.verdicts().values() for method, said in per.items() if said == verdict]
+        return list(dict.fromkeys(found))
+
+    def reasons(self, method: str, metric: str) -> list[str]:
+        """Why ``method``'s values of ``metric`` are undefined or rest on fewer steps, each reason once."""
+        return list(dict.fromkeys(m.reason for m in self._values(method, metric) if m.reason))
 
     def mean_curves(self, metric: str) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-        """Each method's mean curve of ``metric`` over the images, with the curve's point names (randomization)."""
+        """Each method's mean curve of ``metric`` over the images, with the curve's point names (randomization);
+        an undefined point is left out of its mean (NaN, a gap in the chart, where no image defined it)."""
         curves = {}
         for method in self.methods:
-            found = [m for image in self.images for m in image.measured.get(method, []) if m.metric == metric]
-            if found and found[0].curve:
-                curves[method] = (np.mean([m.curve for m in found], axis=0), found[0].points)
+            found = [m for m in self._values(method, metric) if m.curve]
+            if found:
+                stacked = np.array([m.curve for m in found], dtype=np.float64)
+                defined = np.isfinite(stacked)
+                total = np.where(defined, stacked, 0.0).sum(axis=0)
+                counts = defined.sum(axis=0)
+                mean = np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+                curves[method] = (mean, found[0].points)
         return curves
+
+
+def _number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -359,14 +400,14 @@ def _read(entry: Any, settings: Any) -> dict[str, Any]:
 
 def _write_csv(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
     columns = ["image", "method", "metric", "value", "class", "class_name", "method_settings", "metric_settings"]
-    columns += ["curve", "points"]
+    columns += ["curve", "points", "reason"]
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, lineterminator="\n")
     writer.writeheader()
     for record in records:
         row = dict(record)
-        row["value"] = repr(float(record["value"])) if math.isfinite(record["value"]) else "nan"
-        row["curve"] = " ".join(repr(float(v)) for v in record.get("curve", []))
+        row["value"] = "" if record["value"] is None else repr(float(record["value"]))  # undefined: empty
+        row["curve"] = " ".join("nan" if v is None else repr(float(v)) for v in record.get("curve", []))
         row["points"] = " ".join(record.get("points", []))
         for part in ("method_settings", "metric_settings"):
             row[part] = " ".join(f"{name}={value}" for name, value in record[part].items())

@@ -231,6 +231,10 @@ def _quality(
     if run.picture is not None:
         figure = figure_of(run.picture, root, f"mean curves over {len(run.images)} images")
     said = [f"FAILS the randomization check: {', '.join(run.flagged())}"] if run.flagged() else []
+    if run.undecided():
+        said.append(
+            f"UNDECIDED on the randomization check (its last step ranked nothing): {', '.join(run.undecided())}"
+        )
     return Quality(rows, figure, said)
 
 

@@ -32,8 +32,10 @@ from cnnviz.methods.evaluation.metrics import (
     check_metrics,
     maker,
     measure_together,
+    undefined,
 )
 from cnnviz.methods.evaluation.randomize import model_copy
+from cnnviz.methods.evaluation.statistics import ranks_nothing
 from cnnviz.methods.settings import Settings
 from cnnviz.methods.target import Target, TargetModel
 
@@ -159,12 +161,21 @@ class Evaluator:
         copy = self.copy.model if self.copy is not None else None
         scoring = Scoring(self.model, inputs, baselines, scored, numbers, self.settings, explain, copy)
         measured: dict[tuple[int, str], list[Measured]] = {}
+        # an attribution that ranks nothing (a constant map) gets no score from any metric: only its order is read
+        silent = {id(one): ranks_nothing(one.attribution) for one in subjects}
+        ranking = [one for one in subjects if not silent[id(one)]]
         perturbing = [metric for metric in self.metrics if isinstance(metric, PerturbationMetric)]
-        together = iter(measure_together(perturbing, scoring, subjects) if perturbing else [])
+        together = iter(measure_together(perturbing, scoring, ranking) if perturbing and ranking else [])
         for metric in self.metrics:
-            chosen = [one for one in subjects if not metric.needs_method or one.method not in self.given]
-            found = next(together) if isinstance(metric, PerturbationMetric) else metric.measure(scoring, chosen)
-            for subject, values in zip(chosen, found, strict=True):
+            applies = [one for one in subjects if not metric.needs_method or one.method not in self.given]
+            chosen = [one for one in applies if not silent[id(one)]]
+            if isinstance(metric, PerturbationMetric):
+                found = iter(next(together) if ranking else [])
+                scores = {id(one): next(found) for one in ranking}
+            else:
+                scores = dict(zip(map(id, chosen), metric.measure(scoring, chosen) if chosen else [], strict=True))
+            for subject in applies:
+                values = scores.get(id(subject)) or undefined(metric, silent[id(subject)])
                 measured.setdefault((subject.row, subject.method), []).extend(values)
         return Evaluated(scored.classes, scored.outputs, measured)
 

@@ -16,7 +16,7 @@ from cnnviz.errors import OptionError
 
 def as_map(attribution: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """An attribution as a ``(rows, cols)`` float64 map: ``(rows, cols)`` as it is, ``(rows, cols, channels)``
-    averaged over its channels.
+    averaged over its channels (a map with values that are not finite is kept: the metrics call it undefined).
 
     Raises:
         OptionError: any other shape.
@@ -29,9 +29,7 @@ def as_map(attribution: np.ndarray, rows: int, cols: int) -> np.ndarray:
             f"an attribution of shape {list(np.shape(attribution))} does not fit an input of {rows}x{cols}; it "
             "must be rows x cols (or rows x cols x channels) at the model's input size"
         )
-    if not np.all(np.isfinite(values)):
-        raise OptionError("an attribution has values that are not finite (nan or inf)")
-    return values
+    return values  # values that are not finite rank nothing: every metric scores them undefined
 
 
 def feature_cells(rows: int, cols: int, grid: int | None) -> tuple[np.ndarray, int]:

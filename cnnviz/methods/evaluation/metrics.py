@@ -27,7 +27,7 @@ from cnnviz.methods.evaluation.features import (
     step_counts,
 )
 from cnnviz.methods.evaluation.randomize import cascade
-from cnnviz.methods.evaluation.statistics import auc, spearman, ssim
+from cnnviz.methods.evaluation.statistics import auc, ranks_nothing, spearman, ssim
 from cnnviz.methods.settings import Family, Setting, Settings
 from cnnviz.methods.target import VALUE_KINDS, Scored, TargetModel
 
@@ -89,12 +89,25 @@ class Subject:
 @dataclass(frozen=True)
 class Measured:
     """A metric's value for one subject, with the curve it summarises (deletion and insertion: the score at each
-    step; randomisation: the similarity after each layer is reset, named in ``points``)."""
+    step; randomisation: the similarity after each layer is reset, named in ``points``). A value that is NaN is
+    undefined (an attribution that ranks nothing, a randomisation that ended on a silent network), and ``reason``
+    says why; ``reason`` also says what a defined value rests on where that needs saying."""
 
     metric: str
     value: float
     curve: tuple[float, ...] = ()
     points: tuple[str, ...] = ()
+    reason: str = ""
+
+    @property
+    def defined(self) -> bool:
+        """Whether the value is a number (NaN: undefined)."""
+        return bool(np.isfinite(self.value))
+
+
+def undefined(metric: type[Metric] | Metric, reason: str) -> list[Measured]:
+    """Every value ``metric`` records, undefined, with ``reason``."""
+    return [Measured(value, float("nan"), reason=reason) for value in metric.makes]
 
 
 @dataclass
@@ -276,9 +289,17 @@ class MuFidelity(PerturbationMetric):
                 scoring.settings.score,
             )[0]
         )
-        drops = full - values.astype(np.float64)
         taken = np.array([subject.attribution[np.isin(cells, subset)].sum() for subset in subsets])
-        return [Measured(self.name, spearman(drops, taken))]
+        return [Measured(self.name, fidelity(full, values, taken))]
+
+
+def fidelity(full: float, values: np.ndarray, taken: np.ndarray) -> float:
+    """µ-fidelity's value: the Spearman correlation of the score's drops (``full`` less each subset's ``values``)
+    with the attribution each subset took out (``taken``). The model computes in float32, so drops within two
+    float32 steps of the scores' size of each other are ties: which of them is larger is rounding, not the model
+    (on a flat image, 3 real levels of drop came out as 9 values 1-2 steps apart)."""
+    scale = np.float32(max(abs(full), float(np.abs(values).max(initial=0.0))))
+    return spearman(full - values.astype(np.float64), taken, resolution=2.0 * float(np.spacing(scale)))
 
 
 @METRICS.add
@@ -317,18 +338,43 @@ class Randomization(Metric):
                 again = explain()
                 for index, subject in enumerate(subjects):
                     new = np.asarray(again[subject.method][subject.row], dtype=np.float64)
+                    if ranks_nothing(new):  # a silent network: no similarity to score, either way
+                        ranked[index].append(float("nan"))
+                        similar[index].append(float("nan"))
+                        continue
                     ranked[index].append(spearman(np.abs(subject.attribution), np.abs(new)))
                     similar[index].append(ssim(_peak_scaled(subject.attribution), _peak_scaled(new)))
         finally:
             steps.close()  # the model's own weights back
         points = tuple(layers)
-        return [
-            [
-                Measured(self.name, ranks[-1] if ranks else 1.0, tuple(ranks), points),
-                Measured("randomization-ssim", sims[-1] if sims else 1.0, tuple(sims), points),
-            ]
-            for ranks, sims in zip(ranked, similar, strict=True)
-        ]
+        measured = []
+        for ranks, sims in zip(ranked, similar, strict=True):
+            reason = _undefined_steps(ranks, points)
+            measured.append(
+                [
+                    Measured(self.name, ranks[-1] if ranks else 1.0, tuple(ranks), points, reason),
+                    Measured("randomization-ssim", sims[-1] if sims else 1.0, tuple(sims), points, reason),
+                ]
+            )
+        return measured
+
+
+def _undefined_steps(ranks: Sequence[float], points: Sequence[str]) -> str:
+    """What a randomisation's undefined steps mean for its value, or ``""`` where every step is defined."""
+    missing = [index for index, value in enumerate(ranks) if not np.isfinite(value)]
+    if not missing:
+        return ""
+    said = (
+        f"{len(missing)} of {len(ranks)} steps undefined (the reset network's attribution ranked nothing, first "
+        f"after resetting {points[missing[0]]})"
+    )
+    defined = [index for index in range(len(ranks)) if np.isfinite(ranks[index])]
+    if missing[-1] != len(ranks) - 1:
+        return said
+    if not defined:
+        return f"{said}: no step decides"
+    last = defined[-1]
+    return f"{said}: undecided; the last defined step, after resetting {points[last]}, gave {ranks[last]:.3f}"
 
 
 def _peak_scaled(attribution: np.ndarray) -> np.ndarray:
@@ -362,4 +408,5 @@ __all__ = [
     "check_metrics",
     "maker",
     "measure_together",
+    "undefined",
 ]

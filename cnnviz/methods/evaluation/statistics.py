@@ -9,17 +9,21 @@ from __future__ import annotations
 import numpy as np
 
 
-def ranks(values: np.ndarray) -> np.ndarray:
-    """The ranks of ``values`` (flattened), 1 for the smallest, ties given the mean of the ranks they span.
+def ranks(values: np.ndarray, resolution: float = 0.0) -> np.ndarray:
+    """The ranks of ``values`` (flattened), 1 for the smallest, ties given the mean of the ranks they span. Values
+    that follow each other in order no further apart than ``resolution`` are ties (a chain of such steps is one
+    tie): what a computation in float32 cannot tell apart.
 
     >>> ranks(np.array([10.0, 30.0, 20.0, 30.0])).tolist()
     [1.0, 3.5, 2.0, 3.5]
+    >>> ranks(np.array([1.0, 1.0 + 1e-9, 2.0]), resolution=1e-6).tolist()
+    [1.5, 1.5, 3.0]
     """
     flat = np.asarray(values, dtype=np.float64).ravel()
     order = np.argsort(flat, kind="stable")
     ordered = flat[order]
     # Each run of equal values gets the mean of the ranks it spans: (first + last) / 2, 1-based.
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    starts = np.flatnonzero(np.r_[True, np.diff(ordered) > resolution])
     ends = np.r_[starts[1:], len(flat)]
     mean_rank = (starts + 1 + ends) / 2.0
     run = np.repeat(np.arange(len(starts)), ends - starts)
@@ -28,21 +32,38 @@ def ranks(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def spearman(first: np.ndarray, second: np.ndarray) -> float:
-    """Spearman's rank correlation of two arrays of the same size: the Pearson correlation of their ranks; 0 where
-    either is constant (no order to agree with).
+def spearman(first: np.ndarray, second: np.ndarray, resolution: float = 0.0) -> float:
+    """Spearman's rank correlation of two arrays of the same size: the Pearson correlation of their ranks (values of
+    ``first`` within ``resolution`` of each other are ties, :func:`ranks`); NaN where either has no order (every
+    value tied, or one not finite): the correlation is undefined there, neither agreement nor disagreement.
 
     >>> spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 35.0]))
     1.0
     >>> spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]))
     -1.0
+    >>> spearman(np.array([1.0, 2.0, 3.0]), np.zeros(3))
+    nan
     """
-    a, b = ranks(first), ranks(second)
+    if not (np.isfinite(first).all() and np.isfinite(second).all()):
+        return float("nan")
+    a, b = ranks(first, resolution), ranks(second)
     if a.size != b.size:
         raise ValueError(f"spearman needs arrays of one size, got {a.size} and {b.size}")
     a, b = a - a.mean(), b - b.mean()
     norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return 0.0 if norm == 0.0 else float(np.clip((a * b).sum() / norm, -1.0, 1.0))
+    return float("nan") if norm == 0.0 else float(np.clip((a * b).sum() / norm, -1.0, 1.0))
+
+
+def ranks_nothing(attribution: np.ndarray) -> str:
+    """Why an attribution map orders no feature before another, or ``""`` where it does: a constant map (the
+    same value everywhere, often a network that passes no gradient back) or one with values that are not finite.
+    Every metric's value of such a map is undefined."""
+    values = np.asarray(attribution)
+    if not np.isfinite(values).all():
+        return "the attribution has values that are not finite"
+    if values.size == 0 or values.max() == values.min():
+        return "the attribution is the same everywhere: it ranks nothing"
+    return ""
 
 
 #: SSIM's window side and constants, as scikit-image's ``structural_similarity`` uses them by default.
