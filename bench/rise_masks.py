@@ -37,6 +37,9 @@ def main() -> None:
     model = ModelRef("shapes").load()
     reader = Reader(model, ReadingSettings(size=(128, 128)))
     batch, _ = load_batch(reader, PHOTOS[: args.photos])
+    scores = model.predict(batch, verbose=0)
+    tops = ", ".join(f"{Path(path).name} {score.max():.3f}" for path, score in zip(PHOTOS, scores, strict=False))
+    print(f"top-class probabilities: {tops}")
     print(f"shapes, {args.photos} photos at 128x128, {args.seeds} seeds: mean Pearson correlation of two seeds' maps")
     for masks in args.masks:
         start = time.perf_counter()
@@ -50,7 +53,9 @@ def main() -> None:
             for photo in range(args.photos)
         ]
         seconds = (time.perf_counter() - start) / (args.seeds * args.photos)
-        print(f"{masks:6d} masks: {np.mean(agreement):.3f} (lowest {min(agreement):.3f}), {seconds:.2f} s a map")
+        per_photo = np.reshape(agreement, (-1, args.photos)).mean(axis=0)
+        each = ", ".join(f"{value:.3f}" for value in per_photo)
+        print(f"{masks:6d} masks: {np.mean(agreement):.3f} (per photo {each}), {seconds:.2f} s a map")
 
 
 if __name__ == "__main__":
