@@ -284,7 +284,7 @@ def test_every_attribution_method_with_a_metadata_input_and_in_bfloat16(keras, s
     scores.set_weights(square_finder.get_layer("predictions").get_weights())
     layer.set_weights([np.zeros((3, 2), np.float32), np.zeros(2, np.float32)])  # the metadata changes nothing
     pictures = np.stack([square_picture(), square_picture(7)])
-    settings = AttributionSettings(samples=4, masks=64, steps=8)
+    settings = AttributionSettings(samples=4, masks=500, steps=8)  # RISE's peak is noise at a few dozen masks
     fed = ReadingSettings(feed={"meta": np.ones((2, 3))})  # a row per image
 
     with_meta = attribute(

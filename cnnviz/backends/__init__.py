@@ -2,13 +2,13 @@
 
 Everything else cnnviz computes is written once, in ``keras.ops``. What the backends do not share is how a gradient
 is taken and how a step is compiled (TensorFlow: ``tf.GradientTape`` and ``tf.function``; JAX: ``jax.vjp``,
-``jax.grad`` and ``jax.jit``), and what its devices are, so each backend module has the same four functions:
+``jax.grad`` and ``jax.jit``), and what its devices are, so each backend module has the same five functions:
 
 - :func:`pullback`: run a function once, eagerly, and return its outputs (as numpy arrays) with a function that
   maps cotangents of those outputs to the gradient with respect to the input. Grad-CAM picks its classes from the
   scores of the same forward pass, then pulls back a one-hot cotangent: one forward pass and one backward pass.
 - :func:`gradient`: a function's gradient with respect to its first argument, as a function usable inside a
-  compiled step.
+  compiled step; :func:`gradient_with` the same for a function that also returns what it computed on the way.
 - :func:`compiled`: a step function compiled for repeated calls, reading the Keras ``variables`` it uses as they
   are at each call (JAX passes them in as arguments, so that they are not baked into the compiled code).
 - :func:`gpu_capability`: the CUDA compute capability of the GPU the backend computes on, if any (``--precision
@@ -58,6 +58,13 @@ def gradient(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function(x, *rest)`` (a scalar) -> a function of the same arguments giving its gradient with respect to
     ``x``; for use inside :func:`compiled` steps."""
     return _module().gradient(function)
+
+
+def gradient_with(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function(x, *rest)`` returning (a scalar, anything else) -> a function of the same arguments giving
+    (the anything else, the scalar's gradient with respect to ``x``), from one forward pass; for use inside
+    :func:`compiled` steps."""
+    return _module().gradient_with(function)
 
 
 def compiled(function: Callable[..., Any], variables: Sequence[Any]) -> Callable[..., Any]:

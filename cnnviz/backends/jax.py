@@ -34,6 +34,16 @@ def gradient(function: Callable[..., Any]) -> Callable[..., Any]:
     return jax.grad(function)
 
 
+def gradient_with(function: Callable[..., Any]) -> Callable[..., Any]:
+    grad = jax.grad(function, has_aux=True)
+
+    def both(x: Any, *rest: Any) -> Any:
+        gradient, aux = grad(x, *rest)
+        return aux, gradient
+
+    return both
+
+
 def compiled(function: Callable[..., Any], variables: Sequence[Any]) -> Callable[..., Any]:
     # The variables go in as arguments, mapped onto the Keras variables inside (as Keras's stateless_call does):
     # closed over, their values would be baked into the compiled code as constants, slow to compile and stale

@@ -39,6 +39,16 @@ def gradient(function: Callable[..., Any]) -> Callable[..., Any]:
     return grad
 
 
+def gradient_with(function: Callable[..., Any]) -> Callable[..., Any]:
+    def grad(x: Any, *rest: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value, aux = function(x, *rest)
+        return aux, tape.gradient(value, x)
+
+    return grad
+
+
 def compiled(function: Callable[..., Any], variables: Sequence[Any]) -> Callable[..., Any]:
     # Not XLA: on CPUs TensorFlow's own kernels (oneDNN) ran VGG16's maximize step faster (bench/bench_maximize.py:
     # 1.33x the bare loop's time with jit_compile=True), and the image transform has no XLA kernel. Variables are

@@ -53,7 +53,7 @@ class AttributionSettings(Settings):
     one that none of the methods chosen reads is refused.
 
     >>> AttributionSettings(steps=16).steps, AttributionSettings().masks
-    (16, 2000)
+    (16, 4000)
     """
 
     family = METHODS

@@ -23,8 +23,11 @@ def integrated_gradients(model: TargetModel, batch: AttributionBatch, steps: int
     cotangent = np.repeat(batch.scored.cotangent, steps + 1, axis=0)
     images = None if batch.images is None else np.repeat(np.asarray(batch.images), steps + 1).tolist()
     grads = model.input_gradient(path.reshape(-1, *inputs.shape[1:]), cotangent, images)[0]
-    grads = grads.reshape(count, steps + 1, *inputs.shape[1:]).astype(np.float64)
-    trapezoid = (grads[:, :-1] + grads[:, 1:]).sum(axis=1) / (2.0 * steps)
+    grads = grads.reshape(count, steps + 1, *inputs.shape[1:])
+    # the trapezoid rule, sum of (g_i + g_i+1) / 2, as every gradient once less half of the two ends: summed in
+    # float64 as it goes, with no float64 copy of the gradients
+    ends = grads[:, 0].astype(np.float64) + grads[:, -1]
+    trapezoid = (grads.sum(axis=1, dtype=np.float64) - ends / 2.0) / steps
     return (trapezoid * (inputs - baseline)).astype(np.float32)
 
 

@@ -51,9 +51,18 @@ class TargetModel(Replay):
         if self.with_maps:
             return self.layer_pass(batch, classes, images, gradient=False).scored
         model = self._model(batch, False)[0]
+        ops = keras_module().ops
+        given = [ops.convert_to_tensor(one) for one in self._given(batch, images)]
         with doing(f"a forward pass of model '{self.source.name}'"):
-            scores, outputs = model(self._given(batch, images), training=False)
+            scores, outputs = self._forward_step(model)(given)
         return self.scored(np.asarray(scores), np.asarray(outputs), classes, batch.shape[1:3])
+
+    def _forward_step(self, model: Any) -> Callable[..., Any]:
+        """The compiled forward pass (eagerly, a small model's call took most of an input gradient's time)."""
+        key = (id(model), "forward")
+        if key not in self._compiled:
+            self._compiled[key] = backends.compiled(lambda given: model(given, training=False), model.variables)
+        return self._compiled[key]
 
     def layer_pass(
         self,
@@ -100,19 +109,15 @@ class TargetModel(Replay):
         grads, values = [], []
         for start in range(0, len(inputs), PERTURBED_BATCH):
             part = slice(start, start + PERTURBED_BATCH)
-            chunk, weights = inputs[part], cotangent[part]
+            chunk, weights = inputs[part], np.asarray(cotangent[part], dtype=np.float32)
             numbers = None if images is None else list(images)[part]
             model, _, score, _ = self._model(chunk, False)
             others = [ops.convert_to_tensor(one) for one in self._given(chunk, numbers)]  # Keras takes no mix
-
-            def run(x: Any, others: list[Any] = others, model: Any = model) -> Any:
-                return model(self._placed(others, x), training=False)[0]
-
             with doing(f"the gradient of {score} with respect to the input of model '{self.source.name}'"):
-                (scores,), backward = backends.pullback(run, self._feed(chunk))
-                grad = backward([weights])
+                scores, grad = self._gradient_step(model)(ops.convert_to_tensor(self._feed(chunk)), weights, others)
+            grad = np.asarray(grad, dtype=np.float32)
             grads.append(np.moveaxis(grad, 1, -1) if self._channels_first_input else grad)
-            values.append((scores * weights).reshape(len(chunk), -1).sum(axis=1))
+            values.append((np.asarray(scores, np.float32) * weights).reshape(len(chunk), -1).sum(axis=1))
             self._chunk_done(len(chunk))
         if not grads:
             return np.zeros_like(inputs), np.zeros((0,), dtype=np.float32)
@@ -177,6 +182,23 @@ class TargetModel(Replay):
     def _chunk_done(self, count: int) -> None:
         if self.on_chunk is not None:
             self.on_chunk(count)
+
+    def _gradient_step(self, model: Any) -> Callable[..., Any]:
+        """The compiled step of the input gradient: the scores and the gradient of their weighted sum with respect
+        to the input, from one forward and one backward pass (eagerly, a chunk took 2 to 4 times as long on the
+        bundled model: bench/bench_gradients.py)."""
+        key = (id(model), "gradient")
+        if key in self._compiled:
+            return self._compiled[key]
+        ops = keras_module().ops
+
+        def weighted(x: Any, weights: Any, others: Any) -> Any:
+            scores = ops.cast(model(self._placed(others, x), training=False)[0], "float32")
+            return ops.sum(scores * weights), scores
+
+        compiled = backends.compiled(backends.gradient_with(weighted), model.variables)
+        self._compiled[key] = compiled
+        return compiled
 
     def _perturbing(self, model: Any, resize: bool, normalise: bool) -> Callable[..., Any]:
         """The compiled step: masks (resized, normalised) mix an image with its baseline, the model runs on them."""
