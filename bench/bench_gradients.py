@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,20 +23,11 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runs import PHOTOS  # noqa: E402
+from timing import median_time  # noqa: E402
 
 CHUNK = 32
 #: (method, copies of the image its gradients are taken at)
 METHODS = (("gradient", 1), ("smoothgrad", 50), ("integrated-gradients", 65))
-
-
-def median_seconds(work, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    work()  # compiled, warmed up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -96,10 +85,10 @@ def main() -> None:
                 )
                 return np.abs(grads.mean(axis=0)).max(axis=-1)  # reduced to a map, as every method ends
 
-            compiled = median_seconds(lambda: bare(bare_step), args.repeats)  # noqa: B023
-            eager = median_seconds(lambda: bare(eager_step), args.repeats)  # noqa: B023
+            compiled = median_time(lambda: bare(bare_step), args.repeats)  # noqa: B023
+            eager = median_time(lambda: bare(eager_step), args.repeats)  # noqa: B023
             attributor = Attributor(model, [method])  # made once, as a run makes it, then called per batch
-            ours = median_seconds(lambda: attributor(image, top), args.repeats)  # noqa: B023
+            ours = median_time(lambda: attributor(image, top), args.repeats)  # noqa: B023
             print(f"{name:8} {method:22} {compiled:8.3f} {ours:8.3f} {ours / compiled:6.2f} {eager:8.3f}")
 
 
