@@ -142,13 +142,15 @@ def summary_lines(result: Any) -> list[str]:
             lines.append(f"  {'method':<{width}}    mean     std  images  undefined")
         mean, std = (f"{value:6.3f}" if value == value else "     -" for value in (row.mean, row.std))
         lines.append(f"  {row.method:<{width}}  {mean}  {std}  {row.count:6d}  {row.undefined or '':>9}")
-    # why values are undefined, or rest on fewer steps: once per method and reason (a metric's second value, as
-    # randomization's SSIM, shares its reason)
-    said = {
-        (row.method, reason): row.metric for row in reversed(rows) for reason in result.reasons(row.method, row.metric)
-    }
-    lines += [""] if said else []
-    lines += [f"{method}, {metric}: {reason}" for (method, reason), metric in reversed(said.items())]
+    # why values are undefined, or rest on fewer steps: once per method and reason (randomization's SSIM value
+    # shares its rank correlation's reason)
+    said: set[tuple[str, str]] = set()
+    for row in rows:
+        for reason in result.reasons(row.method, row.metric):
+            if (row.method, reason) not in said:
+                lines += [""] if not said else []
+                said.add((row.method, reason))
+                lines.append(f"{row.method}, {row.metric}: {reason}")
     for name, verdicts in result.verdicts().items():
         metric = METRICS[name]
         worse, fine = (">", "<=") if metric.better == "lower" else ("<", ">=")

@@ -35,6 +35,7 @@ from cnnviz.inputs.gather import gather_inputs
 from cnnviz.inputs.images import read_image
 from cnnviz.inputs.reader import Batch, Reader
 from cnnviz.methods.compare import CompareQuery, Comparison
+from cnnviz.methods.evaluation.randomize import model_copy
 from cnnviz.methods.extract import Extractor, build_extractor
 from cnnviz.methods.filters import layer_kernels
 from cnnviz.models.graph import ConvLayer
@@ -368,9 +369,15 @@ def _refuse_what_the_callback_cannot_do(filter_options: FilterOptions, map_optio
 
 
 def _frozen_copy(model: Any) -> Any:
-    """A copy of ``model`` with its weights as they are now, which the training does not touch."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    """A copy of ``model`` with its weights as they are now, which the training does not touch
+    (:func:`cnnviz.methods.evaluation.randomize.model_copy`).
+
+    Raises:
+        OptionError: Keras cannot rebuild the model from its config, so there is no start to compare with.
+    """
+    copy = model_copy(model)
+    if copy is model:
+        raise OptionError(f"cka needs a copy of model '{model.name}' as training begins; Keras cannot rebuild it")
     return copy
 
 

@@ -113,6 +113,10 @@ class Evaluator:
             self.model = TargetModel(model, None, target, reading, maps=False)
         self.methods = (*(self.attributor.names if self.attributor is not None else ()), *self.given)
 
+    def _scores(self, metric: Metric, subject: Subject) -> bool:
+        """Whether ``metric`` scores ``subject``: a metric that explains images again cannot score given files."""
+        return not metric.needs_method or subject.method not in self.given
+
     def __call__(
         self,
         inputs: np.ndarray,
@@ -161,21 +165,24 @@ class Evaluator:
         copy = self.copy.model if self.copy is not None else None
         scoring = Scoring(self.model, inputs, baselines, scored, numbers, self.settings, explain, copy)
         measured: dict[tuple[int, str], list[Measured]] = {}
-        # an attribution that ranks nothing (a constant map) gets no score from any metric: only its order is read
-        silent = {id(one): ranks_nothing(one.attribution) for one in subjects}
-        ranking = [one for one in subjects if not silent[id(one)]]
+        ranking = []
+        for subject in subjects:
+            reason = ranks_nothing(subject.attribution)
+            if not reason:
+                ranking.append(subject)
+                continue
+            # a map that ranks nothing gets no score from any metric: every metric reads only its order
+            measured[subject.row, subject.method] = [
+                value for metric in self.metrics if self._scores(metric, subject) for value in undefined(metric, reason)
+            ]
         perturbing = [metric for metric in self.metrics if isinstance(metric, PerturbationMetric)]
         together = iter(measure_together(perturbing, scoring, ranking) if perturbing and ranking else [])
         for metric in self.metrics:
-            applies = [one for one in subjects if not metric.needs_method or one.method not in self.given]
-            chosen = [one for one in applies if not silent[id(one)]]
-            if isinstance(metric, PerturbationMetric):
-                found = iter(next(together) if ranking else [])
-                scores = {id(one): next(found) for one in ranking}
-            else:
-                scores = dict(zip(map(id, chosen), metric.measure(scoring, chosen) if chosen else [], strict=True))
-            for subject in applies:
-                values = scores.get(id(subject)) or undefined(metric, silent[id(subject)])
+            chosen = [one for one in ranking if self._scores(metric, one)]
+            if not chosen:
+                continue
+            found = next(together) if isinstance(metric, PerturbationMetric) else metric.measure(scoring, chosen)
+            for subject, values in zip(chosen, found, strict=True):
                 measured.setdefault((subject.row, subject.method), []).extend(values)
         return Evaluated(scored.classes, scored.outputs, measured)
 
