@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from cnnviz.inputs.preprocess import Preprocessing
+from cnnviz.methods.blur import blurred
 from cnnviz.methods.resample import resize_maps
 from cnnviz.methods.settings import Family, Setting, Settings
 from cnnviz.methods.target import LayerPass, Scored, TargetModel
@@ -77,32 +78,6 @@ def baseline_of(inputs: np.ndarray, choice: str | float, preprocessing: Preproce
     return np.full_like(inputs, float(choice))
 
 
-def blurred(inputs: np.ndarray, sigma: float | None = None) -> np.ndarray:
-    """``(N, rows, cols, channels)`` blurred by a Gaussian of ``sigma`` pixels (default a twentieth of the short
-    side, as insertion's start in Petsiuk et al. 2018 keeps colours and loses shapes), edges mirrored.
-
-    >>> flat = np.full((1, 9, 9, 1), 2.0, np.float32)
-    >>> bool(np.allclose(blurred(flat), 2.0))
-    True
-    """
-    inputs = np.asarray(inputs, dtype=np.float32)
-    rows, cols = inputs.shape[1:3]
-    sigma = sigma if sigma is not None else max(min(rows, cols) / 20.0, 0.5)
-    radius = max(1, int(round(3 * sigma)))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps = (taps / taps.sum()).astype(np.float32)
-    out = inputs
-    for axis in (1, 2):
-        pad = [(0, 0)] * 4
-        pad[axis] = (radius, radius)
-        padded = np.pad(out, pad, mode="symmetric")
-        size = out.shape[axis]
-        out = sum(taps[k] * np.take(padded, np.arange(k, k + size), axis=axis) for k in range(len(taps))).astype(
-            np.float32
-        )
-    return np.asarray(out, dtype=np.float32)
-
-
 @dataclass
 class AttributionBatch:
     """What every method of a run is given for one batch of images.
@@ -114,6 +89,8 @@ class AttributionBatch:
         images: each image's number in the run, for inputs fed one row per image (None where there are none).
         layer: the explained layer's maps and the score's gradient with respect to them, where a method needs
             them (shared by every method of the run).
+        gradient: the explained score's gradient with respect to ``inputs``, where a method of the run reads it
+            (:attr:`Attribution.reads_gradient`) and the forward pass gave it.
     """
 
     inputs: np.ndarray
@@ -121,6 +98,13 @@ class AttributionBatch:
     baseline: np.ndarray
     images: Sequence[int] | None = None
     layer: LayerPass | None = None
+    gradient: np.ndarray | None = None
+
+    def input_gradient(self, model: TargetModel) -> np.ndarray:
+        """The explained score's gradient with respect to the inputs: the forward pass's where it gave it."""
+        if self.gradient is not None:
+            return self.gradient
+        return model.input_gradient(self.inputs, self.scored.cotangent, self.images)[0]
 
     def number(self, row: int) -> int | None:
         """Image ``row``'s number in the run, or None."""
@@ -147,12 +131,15 @@ class Attribution(ABC):
         settings: the :class:`cnnviz.methods.settings.Setting` s it reads, declared here or shared
             (:data:`BASELINE`, :data:`SEED`).
         signed: whether its values can be negative (evidence against the class); pictures show the positive part.
+        reads_gradient: whether it reads the score's gradient at the inputs themselves
+            (:meth:`AttributionBatch.input_gradient`): the run then takes it in the scoring forward pass.
     """
 
     name: ClassVar[str]
     title: ClassVar[str]
     needs_layer: ClassVar[bool] = False
     needs_gradient: ClassVar[bool] = False
+    reads_gradient: ClassVar[bool] = False
     settings: ClassVar[tuple[Setting, ...]] = ()
     signed: ClassVar[bool] = False
 
