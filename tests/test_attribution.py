@@ -178,6 +178,27 @@ def test_smoothgrad_without_noise_is_the_gradient(square_finder) -> None:  # typ
     assert got.heatmaps["gradient"].max() > 0
 
 
+def test_the_gradient_from_the_scoring_pass_is_the_two_pass_gradient(square_finder, keras) -> None:  # type: ignore[no-untyped-def]
+    """The gradient method takes its gradient in the forward pass that chooses the class: the same numbers as a
+    forward pass then a gradient, for the top class, a given class and a regression head."""
+    pictures = square_pictures(4, 21)[0]
+    inputs = keras.Input((32, 32, 3))
+    regression = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    for model, classes in ((square_finder, None), (square_finder, 0), (regression, None)):
+        target = Attributor(model, ["gradient"]).model
+        scored, fused = target.scored_gradient(pictures, classes, None)
+        forward = target.forward(pictures, classes, None)
+        apart = target.input_gradient(pictures, forward.cotangent, None)[0]
+        np.testing.assert_array_equal(scored.classes, forward.classes)
+        np.testing.assert_allclose(scored.targets, forward.targets, rtol=1e-6)
+        np.testing.assert_allclose(fused, apart, rtol=1e-5, atol=1e-8)
+        assert np.abs(fused).max() > 0
+    target = Attributor(square_finder, ["gradient"]).model
+    two_pass = target.input_gradient(pictures, target.forward(pictures, None, None).cotangent, None)[0]
+    heat = attribute(square_finder, pictures, ["gradient"]).heatmaps["gradient"]
+    np.testing.assert_allclose(heat, np.abs(two_pass).max(axis=-1), rtol=1e-5, atol=1e-8)
+
+
 def test_occlusion_of_a_model_that_sums_one_patch(keras) -> None:  # type: ignore[no-untyped-def]
     inputs = keras.Input((8, 8, 1))
     patch = keras.layers.Cropping2D(((2, 4), (4, 2)), name="patch")(inputs)  # rows 2..3, cols 4..5

@@ -137,8 +137,16 @@ class Attributor:
         inputs = np.asarray(inputs, dtype=np.float32)
         model = self.model
         layer = model.layer_pass(inputs, classes, images, self.gradient) if model.with_maps else None
-        scored = layer.scored if layer is not None else model.forward(inputs, classes, images)
-        batch = AttributionBatch(inputs, scored, self.baseline(inputs), images, layer)
+        fused = None
+        if layer is None and any(method.reads_gradient for method in self.methods):
+            fused = model.scored_gradient(inputs, classes, images)  # the forward pass gives the input gradient
+        if layer is not None:
+            scored, gradient = layer.scored, None
+        elif fused is not None:
+            scored, gradient = fused
+        else:
+            scored, gradient = model.forward(inputs, classes, images), None
+        batch = AttributionBatch(inputs, scored, self.baseline(inputs), images, layer, gradient)
         done: dict[str, Attributed] = {method.name: method.explain(model, batch) for method in self.methods}
         return Attributions(
             {name: one.heatmaps for name, one in done.items()},

@@ -19,10 +19,10 @@ class Gradient(Attribution):
 
     name = "gradient"
     title = "Gradient"
+    reads_gradient = True
 
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return 1
 
     def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
-        grads = model.input_gradient(batch.inputs, batch.scored.cotangent, batch.images)[0]
-        return Attributed(saliency(grads))
+        return Attributed(saliency(batch.input_gradient(model)))

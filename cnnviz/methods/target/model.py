@@ -104,24 +104,61 @@ class TargetModel(Replay):
             cotangent: ``(M, ...)`` each row's weights of the scores (:attr:`Scored.cotangent`, repeated per copy).
             images: each row's image number in the run, for inputs fed one row per image.
         """
+        grads, scores, _ = self._gradients(inputs, np.asarray(cotangent, dtype=np.float32), False, images)
+        count = len(grads)
+        return grads, (scores * np.asarray(cotangent, np.float32)[:count]).reshape(count, -1).sum(axis=1)
+
+    def scored_gradient(
+        self, inputs: np.ndarray, classes: Sequence[int] | int | None, images: Sequence[int] | None
+    ) -> tuple[Scored, np.ndarray] | None:
+        """The forward pass of a batch (:meth:`forward`) and the explained score's gradient with respect to the
+        inputs, from the same pass: one forward and one backward pass where :meth:`forward` then
+        :meth:`input_gradient` take two forward passes. The class explained is each image's top class, chosen
+        inside the step, or ``classes``. None for a segmentation, whose explained pixels need the whole pass first."""
+        if self.head == "segmentation":
+            return None
+        inputs = np.asarray(inputs, dtype=np.float32)
+        width = int(np.prod(self._model(inputs[:1], False)[0].outputs[0].shape[1:]))
+        weights = np.zeros((len(inputs), width), dtype=np.float32)
+        top = self.head == "classes" and classes is None
+        if not top:
+            weights[:] = 1.0 if self.head == "regression" else 0.0
+            if self.head == "classes":
+                chosen = np.broadcast_to(np.asarray(classes, dtype=np.int64), (len(inputs),))
+                if chosen.size and (chosen.min() < 0 or chosen.max() >= width):
+                    raise OptionError(f"class {int(chosen.max())} is out of range: the model has {width} classes")
+                weights[np.arange(len(inputs)), chosen] = 1.0
+        grads, scores, outputs = self._gradients(inputs, weights, top, images)
+        return self.scored(scores, outputs, classes, inputs.shape[1:3]), grads
+
+    def _gradients(
+        self, inputs: np.ndarray, weights: np.ndarray, top: bool, images: Sequence[int] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(gradients, scores, outputs) of ``inputs`` in chunks, the score weighted by ``weights`` or (``top``)
+        each row's largest."""
         inputs = np.asarray(inputs, dtype=np.float32)
         ops = keras_module().ops
-        grads, values = [], []
+        grads, scores, outputs = [], [], []
+        flag = np.float32(top)
         for start in range(0, len(inputs), PERTURBED_BATCH):
             part = slice(start, start + PERTURBED_BATCH)
-            chunk, weights = inputs[part], np.asarray(cotangent[part], dtype=np.float32)
+            chunk, rows = inputs[part], weights[part]
             numbers = None if images is None else list(images)[part]
             model, _, score, _ = self._model(chunk, False)
             others = [ops.convert_to_tensor(one) for one in self._given(chunk, numbers)]  # Keras takes no mix
             with doing(f"the gradient of {score} with respect to the input of model '{self.source.name}'"):
-                scores, grad = self._gradient_step(model)(ops.convert_to_tensor(self._feed(chunk)), weights, others)
+                (chunk_scores, chunk_outputs), grad = self._gradient_step(model)(
+                    ops.convert_to_tensor(self._feed(chunk)), rows, flag, others
+                )
             grad = np.asarray(grad, dtype=np.float32)
             grads.append(np.moveaxis(grad, 1, -1) if self._channels_first_input else grad)
-            values.append((np.asarray(scores, np.float32) * weights).reshape(len(chunk), -1).sum(axis=1))
+            scores.append(np.asarray(chunk_scores, np.float32))
+            outputs.append(np.asarray(chunk_outputs, np.float32))
             self._chunk_done(len(chunk))
         if not grads:
-            return np.zeros_like(inputs), np.zeros((0,), dtype=np.float32)
-        return np.concatenate(grads), np.concatenate(values)
+            empty = np.zeros((0,), dtype=np.float32)
+            return np.zeros_like(inputs), empty, empty
+        return np.concatenate(grads), np.concatenate(scores), np.concatenate(outputs)
 
     def values(
         self, scores: np.ndarray, outputs: np.ndarray, scored: Scored, rows: np.ndarray, kind: str = "probability"
@@ -184,17 +221,22 @@ class TargetModel(Replay):
             self.on_chunk(count)
 
     def _gradient_step(self, model: Any) -> Callable[..., Any]:
-        """The compiled step of the input gradient: the scores and the gradient of their weighted sum with respect
-        to the input, from one forward and one backward pass (eagerly, a chunk took 2 to 4 times as long on the
-        bundled model: bench/bench_gradients.py)."""
+        """The compiled step of the input gradient: the scores, the outputs and the gradient of the scores' weighted
+        sum (or each row's top score) with respect to the input, from one forward and one backward pass (eagerly, a
+        chunk took 2 to 4 times as long on the bundled model: bench/bench_gradients.py)."""
         key = (id(model), "gradient")
         if key in self._compiled:
             return self._compiled[key]
         ops = keras_module().ops
 
-        def weighted(x: Any, weights: Any, others: Any) -> Any:
-            scores = ops.cast(model(self._placed(others, x), training=False)[0], "float32")
-            return ops.sum(scores * weights), scores
+        def weighted(x: Any, weights: Any, top: Any, others: Any) -> Any:
+            scores, outputs = model(self._placed(others, x), training=False)
+            scores = ops.cast(scores, "float32")
+            if len(scores.shape) == 2:  # the top class's score where asked (the argmax passes no gradient)
+                best = ops.one_hot(ops.argmax(scores, axis=-1), scores.shape[-1], dtype="float32")
+                weights = top * best + (1.0 - top) * weights
+            weights = ops.stop_gradient(ops.reshape(weights, ops.shape(scores)))
+            return ops.sum(scores * weights), (scores, ops.cast(outputs, "float32"))
 
         compiled = backends.compiled(backends.gradient_with(weighted), model.variables)
         self._compiled[key] = compiled
