@@ -18,6 +18,7 @@ from cnnviz.methods.attribution import METHODS, AttributionSettings, Attributor,
 from cnnviz.methods.attribution.base import AttributionBatch
 from cnnviz.methods.attribution.eigencam import eigen_cam
 from cnnviz.methods.attribution.integrated_gradients import integrated_gradients
+from cnnviz.methods.attribution.scorecam import channel_weights
 from cnnviz.runs.attribute import AttributeOptions, render_attributions
 from tests.conftest import printed, square_pictures
 
@@ -105,6 +106,27 @@ def test_score_cam_by_hand(one_conv) -> None:  # type: ignore[no-untyped-def]
         weights.append(np.exp(logits[1]) / np.exp(logits).sum())
     expected = np.maximum(maps @ np.array(weights), 0)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_faster_score_cam_weighs_only_the_channels_that_vary_most(one_conv) -> None:  # type: ignore[no-untyped-def]
+    """tf-keras-vis's max_N: each image's channels of largest standard deviation only; every channel is Score-CAM."""
+    image = _picture()
+    maps = _maps(image)[0]
+    full = attribute(one_conv, image, ["scorecam"], classes=1)
+    every = attribute(one_conv, image, ["scorecam"], classes=1, settings=AttributionSettings(max_channels=2))
+    assert np.array_equal(every.layer_maps["scorecam"], full.layer_maps["scorecam"])
+    one = attribute(one_conv, image, ["scorecam"], classes=1, settings=AttributionSettings(max_channels=1))
+    kept = int(np.argmax(maps.reshape(-1, 2).std(axis=0)))
+    # the kept channel's weight is the one Score-CAM gives it: its map times that weight, through a ReLU
+    alone = attribute(one_conv, image, ["scorecam"], classes=1).layer_maps["scorecam"][0]
+    attributor = Attributor(one_conv, ["scorecam"])
+    batch = AttributionBatch(image, attributor.model.forward(image, 1, None), np.zeros_like(image))
+    batch.layer = attributor.model.layer_pass(image, 1, None, gradient=False)
+    weights = channel_weights(attributor.model, batch)[0]
+    np.testing.assert_allclose(one.layer_maps["scorecam"][0], np.maximum(maps[..., kept] * weights[kept], 0), rtol=1e-5)
+    assert not np.allclose(one.layer_maps["scorecam"][0], alone)
+    with pytest.raises(OptionError, match="`max_channels` must be at least 1"):
+        AttributionSettings(max_channels=0)
 
 
 def test_score_cam_skips_flat_channels_exactly(keras) -> None:  # type: ignore[no-untyped-def]
