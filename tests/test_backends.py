@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from cnnviz._keras import check_backend_installed, chosen_backend, keras_module
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
+from cnnviz.methods.attribution import METHODS
 from tests.conftest import ROOT, SQUARE_AT, square_pictures, write_image
 
 #: A developer without the jax extra skips the cross-backend tests; CI (which installs it) must run them.
@@ -137,7 +138,7 @@ def test_every_method_agrees_on_tensorflow_and_jax(both_backends) -> None:  # ty
 def test_every_attribution_method_agrees_on_tensorflow_and_jax(both_backends) -> None:  # type: ignore[no-untyped-def]
     tf, jax = both_backends
     methods = [key for key in tf if key.startswith("attribution_")]
-    assert len(methods) == 10
+    assert len(methods) == len(METHODS) == 16
     for key in methods:
         scale = np.abs(tf[key]).max()
         assert scale > 0, key

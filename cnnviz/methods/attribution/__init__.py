@@ -1,7 +1,9 @@
 """Attribution methods: where in an image a model looks for a class, each method one module.
 
-Class activation maps at a conv layer: ``gradcam``, ``gradcam++``, ``scorecam``, ``layercam``, ``eigencam``;
-pixel attributions: ``gradient``, ``smoothgrad``, ``integrated-gradients``, ``occlusion``, ``rise``. Every method
+Class activation maps at a conv layer: ``gradcam``, ``gradcam++``, ``scorecam`` (Faster Score-CAM with
+``max_channels``), ``layercam``, ``eigencam``; pixel attributions: ``gradient``, ``smoothgrad``,
+``integrated-gradients``, ``guided-ig``, ``blur-ig``, SmoothGrad around each of the last three (``smoothgrad-ig``,
+``smoothgrad-guided-ig``, ``smoothgrad-blur-ig``), ``xrai``, ``occlusion``, ``rise``. Every method
 has the shape of :class:`cnnviz.methods.attribution.base.Attribution`; :class:`Attributor` runs the methods of a
 run on a batch, sharing the forward pass and the layer's maps between them, and :func:`attribute` is the library
 call on images or arrays.
@@ -27,15 +29,18 @@ from cnnviz.methods.attribution.base import (
     AttributionSettings,
     baseline_of,
 )
+from cnnviz.methods.attribution.blur_ig import BlurIG
 from cnnviz.methods.attribution.eigencam import EigenCam
 from cnnviz.methods.attribution.gradcam import GradCamMethod, GradCamPlusPlus
 from cnnviz.methods.attribution.gradient import Gradient
+from cnnviz.methods.attribution.guided_ig import GuidedIG
 from cnnviz.methods.attribution.integrated_gradients import IntegratedGradients
 from cnnviz.methods.attribution.layercam import LayerCam
 from cnnviz.methods.attribution.occlusion import Occlusion
 from cnnviz.methods.attribution.rise import Rise
 from cnnviz.methods.attribution.scorecam import ScoreCam
-from cnnviz.methods.attribution.smoothgrad import SmoothGrad
+from cnnviz.methods.attribution.smoothgrad import SmoothGrad, SmoothGradBlurIG, SmoothGradGuidedIG, SmoothGradIG
+from cnnviz.methods.attribution.xrai import Xrai
 from cnnviz.methods.target import Scored, Target, TargetModel
 
 for _method in (
@@ -47,6 +52,12 @@ for _method in (
     Gradient,
     SmoothGrad,
     IntegratedGradients,
+    GuidedIG,
+    BlurIG,
+    SmoothGradIG,
+    SmoothGradGuidedIG,
+    SmoothGradBlurIG,
+    Xrai,
     Occlusion,
     Rise,
 ):

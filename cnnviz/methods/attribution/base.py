@@ -100,6 +100,13 @@ class AttributionBatch:
     layer: LayerPass | None = None
     gradient: np.ndarray | None = None
 
+    def repeated(self, copies: int, inputs: np.ndarray) -> AttributionBatch:
+        """A batch of ``inputs``: ``copies`` changed copies of each image (each image's rows together), with each
+        image's class, score and baseline (not its layer's maps or gradient, which were the image's own)."""
+        images = None if self.images is None else np.repeat(np.asarray(self.images), copies).tolist()
+        baseline = np.repeat(self.baseline, copies, axis=0)
+        return AttributionBatch(inputs, self.scored.repeated(copies), baseline, images)
+
     def input_gradient(self, model: TargetModel) -> np.ndarray:
         """The explained score's gradient with respect to the inputs: the forward pass's where it gave it."""
         if self.gradient is not None:
@@ -155,6 +162,27 @@ class Attribution(ABC):
         ``rows`` x ``cols``, a layer of ``channels``), beyond the shared forward pass: the total of a progress bar
         fed by :attr:`cnnviz.methods.target.TargetModel.on_chunk`."""
         return 0
+
+
+class ChannelAttribution(Attribution):
+    """A method whose attributions are per input channel, as the gradient family's are (:meth:`per_channel`), and
+    a pixel's value is made from its channels' (:meth:`reduce`: their sum, unless the method says otherwise).
+    SmoothGrad averages :meth:`per_channel` over noisy copies of the image around any of them
+    (:mod:`cnnviz.methods.attribution.smoothgrad`)."""
+
+    #: How the method is named after ``smoothgrad-`` where SmoothGrad is taken around it.
+    short: ClassVar[str] = ""
+
+    @abstractmethod
+    def per_channel(self, model: TargetModel, batch: AttributionBatch) -> np.ndarray:
+        """``(N, rows, cols, channels)`` the attributions of every input channel."""
+
+    def reduce(self, values: np.ndarray) -> np.ndarray:
+        """``(N, rows, cols)`` a pixel's value from its channels': their sum (complete where ``values`` are)."""
+        return np.asarray(values, dtype=np.float32).sum(axis=-1)
+
+    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
+        return Attributed(self.reduce(self.per_channel(model, batch)))
 
 
 class GradientCam(Attribution):

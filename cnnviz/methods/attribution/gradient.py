@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnviz.methods.attribution.base import Attributed, Attribution, AttributionBatch
+from cnnviz.methods.attribution.base import AttributionBatch, ChannelAttribution
 from cnnviz.methods.target import TargetModel
 
 
@@ -14,7 +14,7 @@ def saliency(grads: np.ndarray) -> np.ndarray:
     return np.abs(np.asarray(grads, dtype=np.float32)).max(axis=-1)
 
 
-class Gradient(Attribution):
+class Gradient(ChannelAttribution):
     """The input gradient's magnitude (see the module)."""
 
     name = "gradient"
@@ -24,5 +24,8 @@ class Gradient(Attribution):
     def inputs_per_image(self, rows: int, cols: int, channels: int) -> int:  # noqa: D102
         return 1
 
-    def explain(self, model: TargetModel, batch: AttributionBatch) -> Attributed:  # noqa: D102
-        return Attributed(saliency(batch.input_gradient(model)))
+    def per_channel(self, model: TargetModel, batch: AttributionBatch) -> np.ndarray:  # noqa: D102
+        return batch.input_gradient(model)
+
+    def reduce(self, values: np.ndarray) -> np.ndarray:  # noqa: D102
+        return saliency(values)

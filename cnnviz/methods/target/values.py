@@ -53,6 +53,16 @@ class Scored:
     targets: np.ndarray
     pixels: np.ndarray | None = None
 
+    def repeated(self, copies: int) -> Scored:
+        """The same read of ``copies`` copies of each image, each image's rows together (what the methods that
+        explain noisy copies of an image give the model)."""
+        pixels = None if self.pixels is None else np.repeat(self.pixels, copies, axis=0)
+        scores, outputs, classes, cotangent, targets = (
+            np.repeat(one, copies, axis=0)
+            for one in (self.scores, self.outputs, self.classes, self.cotangent, self.targets)
+        )
+        return Scored(scores, outputs, classes, cotangent, targets, pixels)
+
 
 @dataclass(frozen=True)
 class LayerPass:
