@@ -36,12 +36,15 @@ class Preprocessing:
         apply: the function, on a float ``(..., rows, cols, channels)`` array of 0..255 values.
         zero: where the model's own first layers normalise the pixels (``apply`` then passes them through), the
             pixel value they map to zero, one or one per channel; None to find it from ``apply``.
+        size: the (rows, cols) the model's own preprocessing resizes images to (a KerasHub image converter's), for
+            a model of free input size; None where it does not say.
     """
 
     name: str
     description: str
     apply: Callable[[np.ndarray], np.ndarray]
     zero: tuple[float, ...] | None = None
+    size: tuple[int, int] | None = None
 
     @classmethod
     def described(cls, name: str, description: str) -> Preprocessing:
@@ -184,15 +187,63 @@ def _zero_of(layers: list[Any]) -> tuple[float, ...] | None:
         return None
 
 
+def image_converter(model: Any) -> Any | None:
+    """The image converter a model carries as its own preprocessing (a KerasHub task's
+    ``preprocessor.image_converter``, or an ``image_converter`` of its own), or None."""
+    preprocessor = getattr(model, "preprocessor", None)
+    converter = getattr(preprocessor, "image_converter", None) or getattr(model, "image_converter", None)
+    return converter if converter is not None and callable(getattr(converter, "get_config", None)) else None
+
+
+def _numbers(value: Any, default: float) -> np.ndarray:
+    """A converter's scale or offset (None, a number or one per channel) as float32."""
+    return np.asarray(default if value is None else value, dtype=np.float32)
+
+
+def converter_preprocessing(converter: Any) -> Preprocessing:
+    """What a KerasHub image converter does to pixels, ``x * scale + offset`` per channel, and the size it resizes
+    to: the model's own preprocessing, read from the converter's config. cnnviz fits images to that size itself
+    (``crop`` keeps the aspect ratio as the converter's ``crop_to_aspect_ratio`` does), so an image already at
+    the size reaches the model as the converter makes it; at other sizes the resampling is cnnviz's."""
+    config = converter.get_config()
+    scale, offset = _numbers(config.get("scale"), 1.0), _numbers(config.get("offset"), 0.0)
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x * scale + offset, dtype=np.float32)
+
+    size = config.get("image_size")
+    fitted = (int(size[0]), int(size[1])) if size is not None and None not in tuple(size) else None
+
+    def shown(values: np.ndarray) -> str:
+        text = ", ".join(f"{float(v):.4g}" for v in np.ravel(values))
+        return f"[{text}]" if values.ndim else text
+
+    where = f", at {fitted[0]}x{fitted[1]}" if fitted else ""
+    kind = type(converter).__name__
+    description = f"{kind}, the model's own: x * {shown(scale)} + {shown(offset)}{where}"
+    return Preprocessing("converter", description, apply, size=fitted)
+
+
+def _built_in(model: Any) -> bool:
+    """Whether ``model`` is one of Keras's own classes (a functional or sequential model, as keras.applications
+    builds them), not a subclass such as a KerasHub task or backbone, whose name says nothing of its input."""
+    return type(model).__module__.split(".")[0] == "keras"
+
+
 def auto_preprocessing(model: Any) -> Preprocessing:
     """Choose the preprocessing a model expects.
 
-    The layers before the first convolution decide first: a Rescaling or Normalization layer, or TensorFlow math
+    A model that carries its own image converter (KerasHub's classifiers) gets it (:func:`converter_preprocessing`).
+    Then the layers before the first convolution decide: a Rescaling or Normalization layer, or TensorFlow math
     that a Keras 2 model kept as a layer (its own ``preprocess_input``), means the model takes raw 0..255 pixels,
     so they are not scaled twice; a nested keras.applications base (transfer learning)
     means its family's ``preprocess_input``. Then a model that is itself a keras.applications model gets its
-    family's ``preprocess_input``. Any other model gets x/255, as in the tutorials.
+    family's ``preprocess_input``. A name is read only on Keras's own model classes (``mobile_net_v3_backbone``,
+    a KerasHub class, is no keras.applications MobileNet). Any other model gets x/255, as in the tutorials.
     """
+    converter = image_converter(model)
+    if converter is not None:
+        return converter_preprocessing(converter)
     keras = keras_module()
     leading = _leading_layers(model)
     affine = [layer for layer in leading if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))]
@@ -203,11 +254,11 @@ def auto_preprocessing(model: Any) -> Preprocessing:
             return Preprocessing("none", description, _none, _zero_of(affine))
         if type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda"):  # Keras 2: preprocess_input inside
             return Preprocessing("none", f"raw 0..255 pixels: the model starts with {layer.name}", _none)
-        if isinstance(layer, keras.Model):
+        if isinstance(layer, keras.Model) and _built_in(layer):
             nested = find_application(layer.name)
             if nested is not None:
                 return _application_preprocessing(nested.module, f"{nested.preprocess}; nested base '{layer.name}'")
-    app = find_application(model.name)
+    app = find_application(model.name) if _built_in(model) else None
     if app is not None:
         return _application_preprocessing(app.module, app.preprocess)
     return Preprocessing("scale255", "x/255, the default for a model without its own rescaling", _scale255)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +234,9 @@ class Reader:
         self.settings.check_reading()
         self.taken = ModelInput.of(model, self.settings.input)
         self.preprocessing = resolve_preprocessing(model, self.settings.preprocess)
+        if self.settings.size is None and self.preprocessing.size is not None and None in self.taken.spatial_size:
+            # a model of free input size whose own preprocessing resizes (a KerasHub converter): its size
+            self.settings = replace(self.settings, size=self.preprocessing.size)
         self.pad = neutral_padding(self.taken, self.preprocessing, self.settings.fit)
         several = len(getattr(model, "inputs", None) or []) > 1
         index = image_input(model, self.settings.input) if several else 0

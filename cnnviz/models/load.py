@@ -235,6 +235,15 @@ _LOAD_FAILURES = [
         "this file with `weights` {path}",
     ),
     (
+        r"class '(?P<name>\w+)' because its parent module keras_hub[\w.]* cannot be imported",
+        "{path} is a KerasHub model ({name}); reading it needs keras-hub: pip install 'cnnviz[hub]' (or keras-hub)",
+    ),
+    (
+        r"class '(?P<name>\w+)' because its parent module (?P<module>[\w.]+) cannot be imported",
+        "could not load {path}: its class {name} comes from {module}, which is not installed here; install the "
+        "package that provides it, or pass the module or .py file that defines it with `imports`.",
+    ),
+    (
         r"Could not locate class '(?P<name>\w+)'",
         "could not load {path}: it uses a layer class '{name}' that is not part of Keras. If it is your own, pass "
         "the module or .py file that defines it with `imports`.",

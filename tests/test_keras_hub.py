@@ -1,0 +1,102 @@
+"""KerasHub's models, built here from their configs (random weights, nothing downloaded): cnnviz feeds a classifier
+what its own image converter makes, and reads no keras.applications preprocessing into a KerasHub model's name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cnnviz.cli import main
+from cnnviz.inputs.preprocess import auto_preprocessing
+from cnnviz.inputs.reader import Reader, ReadingSettings, load_batch
+from tests.conftest import ROOT, write_image
+
+keras_hub = pytest.importorskip("keras_hub", reason="the hub extra: pip install 'cnnviz[hub]'")
+
+#: ImageNet's mean and standard deviation as KerasHub's ResNet presets' converters hold them.
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+@pytest.fixture(scope="module")
+def resnet_file(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """A small KerasHub ResNet classifier with its preprocessor, saved as a user saves one."""
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        image_shape=(None, None, 3),
+    )
+    converter = keras_hub.layers.ResNetImageConverter(
+        image_size=(48, 40), scale=list(1.0 / (255.0 * STD)), offset=list(-MEAN / STD)
+    )
+    preprocessor = keras_hub.models.ResNetImageClassifierPreprocessor(converter)
+    model = keras_hub.models.ResNetImageClassifier(backbone, num_classes=5, preprocessor=preprocessor)
+    path = tmp_path_factory.mktemp("hub") / "resnet.keras"
+    model.save(path)
+    return path
+
+
+def test_a_classifier_is_fed_what_its_own_image_converter_makes(resnet_file: Path, tmp_path: Path) -> None:
+    from cnnviz import load_model
+
+    model = load_model(resnet_file)
+    picture = np.random.default_rng(3).uniform(0, 255, (48, 40, 3)).round()
+    image = write_image(tmp_path / "at_size.png", picture.astype(np.uint8))
+    reader = Reader(model)
+    assert reader.preprocessing.name == "converter"
+    assert "ResNetImageConverter" in reader.preprocessing.description
+    fed = load_batch(reader, [image])[0]
+    converted = np.asarray(model.preprocessor.image_converter(picture[None].astype("float32")))
+    np.testing.assert_allclose(fed, converted, rtol=1e-6, atol=1e-5)
+    assert abs(float(fed.max()) - (255 / 255 - MEAN.min()) / STD[MEAN.argmin()]) < 0.1  # ImageNet mean/std, not x/255
+    # a model of free input size reads images at the converter's size, the aspect ratio kept by a crop
+    wide = write_image(tmp_path / "wide.png", np.zeros((30, 90, 3), np.uint8))
+    assert load_batch(reader, [wide])[0].shape == (1, 48, 40, 3)
+    assert load_batch(Reader(model, ReadingSettings(size=(32, 32))), [wide])[0].shape == (1, 32, 32, 3)
+
+
+def test_the_command_says_it_uses_the_converter(resnet_file: Path, tmp_path: Path) -> None:
+    image = write_image(tmp_path / "one.png", np.full((60, 50, 3), 90, np.uint8))
+    done = CliRunner().invoke(main, ["featuremaps", str(image), "--model", str(resnet_file), "-o", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert "preprocessing: converter (ResNetImageConverter, the model's own: x * [0.01712, 0.01751, 0.01743]" in (
+        done.output
+    )
+    assert "at 48x40" in done.output
+
+
+def test_a_kerashub_name_is_no_keras_applications_model() -> None:
+    """KerasHub's MobileNet backbone is named mobile_net_backbone: no keras.applications MobileNet preprocessing."""
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64],
+        stackwise_num_blocks=[1],
+        stackwise_num_strides=[1],
+        block_type="basic_block",
+        name="mobilenet_v2_lookalike",
+    )
+    assert auto_preprocessing(backbone).name == "scale255"
+
+
+def test_without_keras_hub_the_error_says_what_to_install(resnet_file: Path) -> None:
+    blocked = (
+        "import sys; sys.modules['keras_hub'] = None; from cnnviz.cli import main; "
+        f"main(['layers', '--model', {str(resnet_file)!r}])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert "is a KerasHub model (ResNetImageClassifier); reading it needs keras-hub: pip install 'cnnviz[hub]'" in (
+        done.stderr + done.stdout
+    )
+    assert "Traceback" not in done.stderr
