@@ -100,3 +100,23 @@ def test_without_keras_hub_the_error_says_what_to_install(resnet_file: Path) -> 
         done.stderr + done.stdout
     )
     assert "Traceback" not in done.stderr
+
+
+def test_a_bare_backbone_is_no_segmentation_head(tmp_path: Path) -> None:
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64],
+        stackwise_num_blocks=[1],
+        stackwise_num_strides=[1],
+        block_type="basic_block",
+    )
+    path = tmp_path / "backbone.keras"
+    backbone.save(path)
+    image = write_image(tmp_path / "one.png", np.full((40, 40, 3), 90, np.uint8))
+    refused = CliRunner().invoke(main, ["gradcam", str(image), "--model", str(path), "-o", str(tmp_path)])
+    assert refused.exit_code != 0
+    assert "is a KerasHub backbone (ResNetBackbone): it gives features, not class scores" in refused.output
+    drawn = CliRunner().invoke(main, ["featuremaps", str(image), "--model", str(path), "-o", str(tmp_path)])
+    assert drawn.exit_code == 0, drawn.output
+    assert len(list((tmp_path / "backbone" / "one").glob("*.png"))) == 3  # its three conv layers

@@ -26,6 +26,18 @@ from cnnviz.models.precision import resolve_precision
 _SQUASHING = ("softmax", "sigmoid")
 
 
+def refuse_backbone(model: Any) -> None:
+    """:class:`UnsupportedModel` for a bare KerasHub backbone: its output is features, not a head's scores, and
+    reading its feature maps as a segmentation would explain a class nobody trained."""
+    kinds = [kind for kind in type(model).__mro__ if kind.__module__.split(".")[0] == "keras_hub"]
+    if any(kind.__name__ == "Backbone" for kind in kinds):
+        raise UnsupportedModel(
+            f"model '{model.name}' is a KerasHub backbone ({type(model).__name__}): it gives features, not class "
+            "scores, so there is no class to explain. featuremaps, filters, stats, top and maximize work on it; "
+            "the attribution methods need a classifier (keras_hub.models.ImageClassifier, or its .keras file)."
+        )
+
+
 class Replay:
     """A model's replay set up to be explained, built once per input size (see the module; the arguments are
     :class:`cnnviz.methods.target.TargetModel`'s)."""
@@ -40,6 +52,7 @@ class Replay:
     ) -> None:
         target = target if target is not None else Target()
         feeding = feeding if feeding is not None else FeedSettings()
+        refuse_backbone(model)
         if layer is not None and target.layer is not None and layer != target.layer:
             raise OptionError(f"two layers to explain at: '{layer}' and the target's '{target.layer}'")
         self.source = model
