@@ -120,3 +120,40 @@ def test_a_bare_backbone_is_no_segmentation_head(tmp_path: Path) -> None:
     drawn = CliRunner().invoke(main, ["featuremaps", str(image), "--model", str(path), "-o", str(tmp_path)])
     assert drawn.exit_code == 0, drawn.output
     assert len(list((tmp_path / "backbone" / "one").glob("*.png"))) == 3  # its three conv layers
+
+
+def test_a_preset_folder_gives_the_same_maps_as_the_keras_file(resnet_file: Path, tmp_path: Path) -> None:
+    from cnnviz import load_model
+    from cnnviz.methods.extract import build_extractor
+
+    model = load_model(resnet_file)
+    folder = tmp_path / "preset"
+    model.save_to_preset(str(folder))
+    again = load_model(folder)
+    assert type(again).__name__ == "ResNetImageClassifier" and again.preprocessor is not None
+    picture = np.random.default_rng(5).uniform(0, 255, (1, 48, 40, 3)).astype(np.float32)
+    fed = Reader(again).preprocessing(picture)
+    first, second = build_extractor(model), build_extractor(again)
+    for (name, maps), (other, again_maps) in zip(first(fed).items(), second(fed).items(), strict=True):
+        assert name == other
+        np.testing.assert_allclose(again_maps, maps, rtol=1e-5, atol=1e-6)
+    # random weights from the preset's config: another model, the same architecture
+    random = load_model(folder, weights="none")
+    assert [w.shape for w in random.weights] == [w.shape for w in again.weights]
+    assert not np.allclose(random.weights[0], again.weights[0])
+
+
+def test_an_unreachable_preset_says_what_was_fetched_and_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnviz import load_model
+    from cnnviz.errors import WeightsDownloadError
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Failed to resolve 'api.kaggle.com'")
+
+    monkeypatch.setattr(keras_hub.models.ImageClassifier, "from_preset", offline)
+    monkeypatch.setenv("KAGGLEHUB_CACHE", "/somewhere/kaggle")
+    with pytest.raises(WeightsDownloadError) as caught:
+        load_model("resnet_18_imagenet")
+    message = str(caught.value)
+    assert "could not fetch the KerasHub preset 'resnet_18_imagenet'" in message
+    assert "/somewhere/kaggle" in message and "save_to_preset(FOLDER)" in message

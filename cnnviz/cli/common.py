@@ -105,7 +105,8 @@ def model_choice_options() -> list[Callable[..., Any]]:
             default="vgg16",
             show_default=True,
             help="A keras.applications name (vgg16, resnet50, mobilenetv2, ...), the bundled offline model "
-            "'shapes', or a .keras / .h5 file or SavedModel folder.",
+            "'shapes', a KerasHub preset name (resnet_50_imagenet, ...; the hub extra) or preset folder, or a "
+            ".keras / .h5 file or SavedModel folder.",
         ),
         click.option(
             "--weights",

@@ -19,6 +19,7 @@ from typing import Any
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
 from cnnviz.errors import ModelLoadError, WeightsDownloadError, brief
+from cnnviz.models.hub import classifier_presets, is_preset, is_preset_folder, load_preset
 from cnnviz.models.legacy import legacy_custom_objects, readable_model_file
 from cnnviz.models.zoo import APPLICATIONS, Application
 
@@ -30,8 +31,9 @@ _MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def known_model_names() -> list[str]:
-    """The names ``load_model`` accepts besides file paths: the bundled models, then keras.applications."""
-    return [*BUNDLED_MODELS, *APPLICATIONS]
+    """The names ``load_model`` accepts besides file paths: the bundled models, keras.applications, then
+    KerasHub's image classifier presets (where keras-hub is installed; its backbones' presets open too)."""
+    return [*BUNDLED_MODELS, *APPLICATIONS, *classifier_presets()]
 
 
 def load_model(
@@ -46,8 +48,9 @@ def load_model(
     """Load a Keras model from a name or a file.
 
     Args:
-        spec: a keras.applications name (``vgg16``, ``resnet50``, ...), a bundled model's name (``shapes``), or a
-            path to a ``.keras`` file, a legacy ``.h5`` file or a SavedModel directory.
+        spec: a keras.applications name (``vgg16``, ``resnet50``, ...), a bundled model's name (``shapes``), a
+            KerasHub preset's name (``resnet_50_imagenet``) or folder, or a path to a ``.keras`` file, a legacy
+            ``.h5`` file or a SavedModel directory.
         weights: for a keras.applications name, ``imagenet`` (the default, downloaded and cached by Keras),
             ``none`` (random weights, the same on every load: see :data:`RANDOM_WEIGHTS_SEED`; it reseeds Keras'
             global random state) or a path to a weights file. For a model file, a weights file to load
@@ -72,6 +75,9 @@ def load_model(
         return _load_application(APPLICATIONS[text.lower()], weights, include_top=include_top, size=size)
     if not names_a_file(text) and text.lower() in BUNDLED_MODELS:
         path = BUNDLED_DIR / BUNDLED_MODELS[text.lower()]
+    if is_preset_folder(path) or (not names_a_file(text) and not path.exists() and is_preset(text)):
+        with doing(f"opening the KerasHub preset {text}"):
+            return load_preset(path if path.is_dir() else text, weights)
     if not path.exists():
         raise ModelLoadError(_unknown_model_message(text))
     if weights is not None and weights.lower() in ("none", "imagenet"):
@@ -104,12 +110,17 @@ def names_a_file(spec: str | os.PathLike[str]) -> bool:
 def _unknown_model_message(text: str) -> str:
     if os.sep in text or Path(text).suffix.lower() in _MODEL_SUFFIXES:
         return f"no such model file: {text}"
-    names = known_model_names()
-    close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(text.lower(), known_model_names(), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
+    presets = classifier_presets()
+    hub = (
+        f"; KerasHub's {len(presets)} image classifier presets ({', '.join(presets[:3])}, ...) or a preset folder"
+        if presets
+        else ""
+    )
     return (
-        f"no model '{text}': it is not a file, nor a known name.{hint} Known names: {', '.join(names)}; "
-        "or give the path of a .keras, .h5 or SavedModel."
+        f"no model '{text}': it is not a file, nor a known name.{hint} Known names: "
+        f"{', '.join([*BUNDLED_MODELS, *APPLICATIONS])}{hub}; or give the path of a .keras, .h5 or SavedModel."
     )
 
 
