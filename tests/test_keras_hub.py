@@ -23,6 +23,19 @@ keras_hub = pytest.importorskip("keras_hub", reason="the hub extra: pip install 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
 
+def _small_backbone(**names: str):  # type: ignore[no-untyped-def]
+    """A one-block KerasHub ResNet backbone (three conv layers)."""
+    return keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64],
+        stackwise_num_blocks=[1],
+        stackwise_num_strides=[1],
+        block_type="basic_block",
+        **names,
+    )
+
+
 @pytest.fixture(scope="module")
 def resnet_file(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     """A small KerasHub ResNet classifier with its preprocessor, saved as a user saves one."""
@@ -76,15 +89,7 @@ def test_the_command_says_it_uses_the_converter(resnet_file: Path, tmp_path: Pat
 
 def test_a_kerashub_name_is_no_keras_applications_model() -> None:
     """KerasHub's MobileNet backbone is named mobile_net_backbone: no keras.applications MobileNet preprocessing."""
-    backbone = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64],
-        input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64],
-        stackwise_num_blocks=[1],
-        stackwise_num_strides=[1],
-        block_type="basic_block",
-        name="mobilenet_v2_lookalike",
-    )
+    backbone = _small_backbone(name="mobilenet_v2_lookalike")
     assert auto_preprocessing(backbone).name == "scale255"
 
 
@@ -103,14 +108,7 @@ def test_without_keras_hub_the_error_says_what_to_install(resnet_file: Path) -> 
 
 
 def test_a_bare_backbone_is_no_segmentation_head(tmp_path: Path) -> None:
-    backbone = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64],
-        input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64],
-        stackwise_num_blocks=[1],
-        stackwise_num_strides=[1],
-        block_type="basic_block",
-    )
+    backbone = _small_backbone()
     path = tmp_path / "backbone.keras"
     backbone.save(path)
     image = write_image(tmp_path / "one.png", np.full((40, 40, 3), 90, np.uint8))
