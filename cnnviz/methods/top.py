@@ -247,16 +247,35 @@ def scan_top(
     )
 
 
+#: Positions whose gradient support is taken in one pass (copies of the image, one per position).
+SUPPORT_BATCH = 32
+
+
 def support_boxes(
-    traced: Any, path: str, batch: np.ndarray, positions: Sequence[tuple[int, int]], channels_first: bool = False
+    traced: Any,
+    path: str,
+    batch: np.ndarray,
+    positions: Sequence[tuple[int, int]],
+    channels_first: bool = False,
+    model: Any = None,
 ) -> list[tuple[int, int, int, int] | None]:
     """The receptive field found by the gradient: for each ``(row, col)`` of layer ``path``, the bounding box
     ``[top, left, bottom, right]`` (end exclusive) of the input pixels where the gradient of that position's
     activations (summed over filters) with respect to the model-ready input ``batch`` (one image, channels last)
-    is not zero; None where it is zero everywhere (a position no input can move).
+    is not zero; None where it is zero everywhere (a position no input can move). The box depends on the image and
+    the position only, not the filter; the positions go :data:`SUPPORT_BATCH` at a time. ``model``: the model from
+    the inputs to the layer's maps, where the caller keeps one (built from ``traced`` otherwise).
     """
     keras = keras_module()
-    model = keras.Model(traced.sources, traced.outputs[path])
+    model = model if model is not None else keras.Model(traced.sources, traced.outputs[path])
+    if len(positions) > SUPPORT_BATCH:
+        return [
+            box
+            for start in range(0, len(positions), SUPPORT_BATCH)
+            for box in support_boxes(
+                traced, path, batch, positions[start : start + SUPPORT_BATCH], channels_first, model
+            )
+        ]
     count = len(positions)
     feed = np.repeat(np.asarray(batch, dtype=np.float32)[:1], count, axis=0)
     if channels_first:

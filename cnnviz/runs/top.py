@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz._keras import keras_module
 from cnnviz.draw.headers import index_span
 from cnnviz.draw.render import Header, Picture
 from cnnviz.draw.top import TopRow, drawable_input, fit_to_tile, top_picture
@@ -256,6 +257,7 @@ class _Patches:
         self._traces: dict[tuple[int, ...], Any] = {}
         self._fields: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._by_gradient: set[str] = set()
+        self._to_maps: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._maximized: dict[str, Any] = {}
 
     def cut_winners(
@@ -276,31 +278,43 @@ class _Patches:
         for image, entries in sorted(wanted.items()):
             array, ready = self._decoded(image)
             pixels = drawable_input(array, ready)
+            at = {
+                (conv.path, filter_index, rank): (
+                    int(scan.tops[conv.path].row[filter_index, rank]),
+                    int(scan.tops[conv.path].col[filter_index, rank]),
+                )
+                for conv, filter_index, rank in entries
+            }
+            boxes = self._boxes(entries, at, array, ready) if self.options.by == "max" else {}
             for conv, filter_index, rank in entries:
-                top = scan.tops[conv.path]
-                position = (int(top.row[filter_index, rank]), int(top.col[filter_index, rank]))
-                box = self._box(conv, array, ready, position) if self.options.by == "max" else None
+                box = boxes.get((conv.path, at[conv.path, filter_index, rank]))
                 patch = pixels if box is None else pixels[box[0] : box[2], box[1] : box[3]]
                 cut[conv.path, filter_index, rank] = box, fit_to_tile(patch)
         return cut
 
-    def _decoded(self, number: int) -> tuple[np.ndarray, bool]:
-        """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
-        try:
-            path = self.inputs[number]
-            return self.reader.read(path, self.data.get(path))
-        except ImageLoadError as exc:  # read once already: changed on disk since
-            raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
+    def _boxes(
+        self,
+        entries: list[tuple[ConvLayer, int, int]],
+        at: dict[tuple[str, int, int], tuple[int, int]],
+        array: np.ndarray,
+        ready: bool,
+    ) -> dict[tuple[str, tuple[int, int]], tuple[int, int, int, int] | None]:
+        """The box of every (layer, position) one image's entries need, each once: a box depends on the image and
+        the position, not the filter; where the graph gives no receptive field, all of a layer's positions go
+        through the gradient together."""
+        positions: dict[str, tuple[ConvLayer, set[tuple[int, int]]]] = {}
+        for conv, filter_index, rank in entries:
+            positions.setdefault(conv.path, (conv, set()))[1].add(at[conv.path, filter_index, rank])
+        boxes: dict[tuple[str, tuple[int, int]], tuple[int, int, int, int] | None] = {}
+        for path, (conv, wanted) in positions.items():
+            ordered = sorted(wanted)
+            for position, box in zip(ordered, self._layer_boxes(conv, array, ready, ordered), strict=True):
+                boxes[path, position] = box
+        return boxes
 
-    def _trace(self, shape: tuple[int, ...]) -> Any:
-        if shape not in self._traces:
-            input = self.options.input
-            self._traces[shape] = trace(self.model, sized_input_shape(self.model, shape[:2], input), input=input)
-        return self._traces[shape]
-
-    def _box(
-        self, conv: ConvLayer, array: np.ndarray, ready: bool, position: tuple[int, int]
-    ) -> tuple[int, int, int, int] | None:
+    def _layer_boxes(
+        self, conv: ConvLayer, array: np.ndarray, ready: bool, positions: list[tuple[int, int]]
+    ) -> list[tuple[int, int, int, int] | None]:
         shape = tuple(array.shape)
         key = (conv.path, shape)
         if key not in self._fields:
@@ -316,10 +330,27 @@ class _Patches:
                     )
         field_ = self._fields[key]
         if field_ is not None:
-            return field_.box(position, shape[:2])
+            return [field_.box(position, shape[:2]) for position in positions]
+        traced = self._trace(shape)
+        if key not in self._to_maps:
+            self._to_maps[key] = keras_module().Model(traced.sources, traced.outputs[conv.path])
         batch = array[None] if ready else self.step(array[None])
         first = self.reader.taken.channels_first
-        return support_boxes(self._trace(shape), conv.path, batch, [position], channels_first=first)[0]
+        return support_boxes(traced, conv.path, batch, positions, channels_first=first, model=self._to_maps[key])
+
+    def _decoded(self, number: int) -> tuple[np.ndarray, bool]:
+        """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
+        try:
+            path = self.inputs[number]
+            return self.reader.read(path, self.data.get(path))
+        except ImageLoadError as exc:  # read once already: changed on disk since
+            raise CnnvizError(f"{exc} (it was read a moment ago: did it change?)") from exc
+
+    def _trace(self, shape: tuple[int, ...]) -> Any:
+        if shape not in self._traces:
+            input = self.options.input
+            self._traces[shape] = trace(self.model, sized_input_shape(self.model, shape[:2], input), input=input)
+        return self._traces[shape]
 
     def method(self, conv: ConvLayer) -> str:
         """How the layer's boxes were found, in words."""
