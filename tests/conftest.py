@@ -19,6 +19,10 @@ from cnnviz._keras import chosen_backend, keras_module
 # and .ci/run runs the suite again with TF_ENABLE_ONEDNN_OPTS=0, the plain kernels of the strictest CPU a user may
 # have (no NCHW convolution). The header of a run says which.
 ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+# Quiet as cnnviz makes a user's run (cnnviz._keras) before any test module imports a library that sets its own
+# level first: jax (which keras-hub imports) sets TF_CPP_MIN_LOG_LEVEL=1 where it is unset, and the commands that the
+# tests run as subprocesses would inherit it and print TensorFlow's CUDA probe.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def pytest_report_header() -> str:
