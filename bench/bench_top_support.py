@@ -1,7 +1,7 @@
-"""``cnnviz top`` where the graph gives no receptive field, against ``top`` where it does, on KerasHub's MobileNetV3
-backbone (built from its documented config, random weights, 224x224: nothing downloaded): its stem conv (a
-receptive field from the graph) and its last conv (after blocks whose strides and padding cnnviz does not read, so
-each patch's box comes from the gradient's support). Each a whole command in its own process, the same filters,
+"""``cnnviz top`` where the graph gives no receptive field, against ``top`` where it does, on a KerasHub MobileNetV3
+classifier (the backbone built from its documented config, random weights, 224x224: nothing downloaded): its stem
+conv (a receptive field from the graph) and its head's conv (after blocks whose strides and padding cnnviz does not
+read, so each patch's box comes from the gradient's support). Each a whole command in its own process, the same filters,
 k and photos. Prints the medians and the ratio (target: head <= 2x stem).
 
     python bench/bench_top_support.py               # 16 photos, filters 0:8, k 3
@@ -11,10 +11,10 @@ k and photos. Prints the medians and the ratio (target: head <= 2x stem).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,15 +42,20 @@ CONFIG = {
 
 
 def build(path: Path) -> tuple[str, str]:
-    """Save the backbone to ``path``; return its first and last conv layers' names."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+    """Save a MobileNetV3 classifier (the backbone, and KerasHub's head: a 1x1 conv after the pooling) to ``path``;
+    return the paths of its first and last conv layers that cnnviz reaches."""
+    from cnnviz._keras import keras_module
+
+    keras = keras_module()  # quiet, as a cnnviz run is
+    warnings.simplefilter("ignore")  # KerasHub's models warn that compile() was not restored on loading
     import keras_hub
+
+    from cnnviz.methods.extract import build_extractor
 
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.MobileNetBackbone(**CONFIG)
-    backbone.save(path)
-    convs = [layer.name for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
+    keras_hub.models.MobileNetImageClassifier(backbone, num_classes=100, num_features=256).save(path)
+    convs = [conv.path for conv in build_extractor(keras.saving.load_model(path)).layers]
     return convs[0], convs[-1]
 
 

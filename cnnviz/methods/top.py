@@ -9,6 +9,7 @@ same answer with :meth:`TopK.merge`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,6 +252,26 @@ def scan_top(
 SUPPORT_BATCH = 32
 
 
+#: The compiled gradient step of each model to a layer's maps that support_boxes was given (kept while the model is).
+_SUPPORT_STEPS: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
+
+
+def _support_step(model: Any, traced: Any) -> Callable[..., Any]:
+    """The compiled gradient, with respect to the image, of the layer's maps weighted by a mask of positions."""
+    if model not in _SUPPORT_STEPS:
+        ops = keras_module().ops
+        first = next(number for number, source in enumerate(traced.sources) if source is traced.input)
+        several = len(traced.sources) > 1
+
+        def total(x: Any, picked: Any, others: Any) -> Any:
+            given = [*others[:first], x, *others[first:]]
+            maps = model(given if several else x, training=False)
+            return ops.sum(ops.cast(maps, "float32") * picked)
+
+        _SUPPORT_STEPS[model] = backends.compiled(backends.gradient(total), model.variables)
+    return _SUPPORT_STEPS[model]
+
+
 def support_boxes(
     traced: Any,
     path: str,
@@ -277,24 +298,22 @@ def support_boxes(
             )
         ]
     count = len(positions)
-    feed = np.repeat(np.asarray(batch, dtype=np.float32)[:1], count, axis=0)
+    rows = 1 << max(0, (count - 1).bit_length())  # padded to a power of two: few shapes to compile
+    feed = np.repeat(np.asarray(batch, dtype=np.float32)[:1], rows, axis=0)
     if channels_first:
         feed = np.moveaxis(feed, -1, 1)
-    # the model's other inputs (a metadata vector) at zero: the support in the image is what is asked
-    others = [keras.ops.zeros((count, *source.shape[1:])) for source in traced.sources if source is not traced.input]
-
-    def activations(x: Any) -> Any:
-        given = [x if source is traced.input else others[number] for number, source in enumerate(traced.sources)]
-        return model(given if len(given) > 1 else x, training=False)
-
-    (maps,), backward = backends.pullback(activations, feed)
-    picked = np.zeros_like(maps)  # each copy's own position, all filters: the gradient of their sum
-    for number, (row, col) in enumerate(positions):
+    picked = np.zeros((rows, *(int(side) for side in model.outputs[0].shape[1:])), dtype=np.float32)
+    for number, (row, col) in enumerate(positions):  # each copy's own position, all filters: their sum's gradient
         if channels_first:
             picked[number, :, row, col] = 1.0
         else:
             picked[number, row, col, :] = 1.0
-    grads = np.abs(backward([picked]))
+    # the model's other inputs (a metadata vector) at zero: the support in the image is what is asked
+    others = [
+        np.zeros((rows, *source.shape[1:]), np.float32) for source in traced.sources if source is not traced.input
+    ]
+    step = _support_step(model, traced)
+    grads = np.abs(np.asarray(step(keras.ops.convert_to_tensor(feed), picked, others), dtype=np.float32))[:count]
     if channels_first:
         grads = np.moveaxis(grads, 1, -1)
     boxes: list[tuple[int, int, int, int] | None] = []
