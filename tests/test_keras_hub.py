@@ -155,3 +155,63 @@ def test_an_unreachable_preset_says_what_was_fetched_and_what_to_do(monkeypatch:
     message = str(caught.value)
     assert "could not fetch the KerasHub preset 'resnet_18_imagenet'" in message
     assert "/somewhere/kaggle" in message and "save_to_preset(FOLDER)" in message
+
+
+def _densenet() -> tuple[object, object]:
+    backbone = keras_hub.models.DenseNetBackbone(stackwise_num_repeats=[2, 2], growth_rate=8)
+    return backbone, keras_hub.layers.DenseNetImageConverter(image_size=(40, 40), scale=[1 / 255.0] * 3)
+
+
+def _efficientnet() -> tuple[object, object]:
+    backbone = keras_hub.models.EfficientNetBackbone(
+        stackwise_kernel_sizes=[3, 3],
+        stackwise_num_repeats=[1, 1],
+        stackwise_input_filters=[16, 16],
+        stackwise_output_filters=[16, 24],
+        stackwise_expansion_ratios=[1, 4],
+        stackwise_squeeze_and_excite_ratios=[0.25, 0.25],
+        stackwise_strides=[1, 2],
+        stackwise_block_types=["v1", "v1"],
+        stackwise_width_coefficients=[1.0, 1.0],
+        stackwise_depth_coefficients=[1.0, 1.0],
+        stackwise_force_input_filters=[0, 0],
+        stackwise_nores_option=[False, False],
+        num_features=64,
+    )
+    mean, std = MEAN.tolist(), STD.tolist()
+    converter = keras_hub.layers.EfficientNetImageConverter(
+        image_size=(40, 40), scale=[1 / (255 * s) for s in std], offset=[-m / s for m, s in zip(mean, std, strict=True)]
+    )
+    return backbone, converter
+
+
+@pytest.mark.parametrize(
+    ("build", "task", "preprocessor"),
+    [
+        (_densenet, "DenseNetImageClassifier", "DenseNetImageClassifierPreprocessor"),
+        (_efficientnet, "EfficientNetImageClassifier", "EfficientNetImageClassifierPreprocessor"),
+    ],
+)
+def test_densenet_and_efficientnet_classifiers_show_every_conv_and_explain_at_the_last_with_maps(
+    keras, build, task: str, preprocessor: str
+) -> None:  # type: ignore[no-untyped-def]
+    from cnnviz.methods.attribution import Attributor
+    from cnnviz.methods.extract import build_extractor
+
+    backbone, converter = build()
+    made = getattr(keras_hub.models, task)(
+        backbone, num_classes=4, preprocessor=getattr(keras_hub.models, preprocessor)(converter)
+    )
+    # in memory: KerasHub 0.32's EfficientNet classifier does not load back from its own .keras (its head's
+    # top_conv, top_bn and predictions come back without weights); ResNet's file is tested above
+    model = made
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    convs = [layer for layer in backbone.layers if isinstance(layer, kinds)]
+    extractor = build_extractor(model)
+    assert len(extractor.layers) == len(convs) > 8  # every conv of these functional backbones
+    picture = np.random.default_rng(2).uniform(0, 255, (1, 40, 40, 3)).astype(np.float32)
+    fed = Reader(model).preprocessing(picture)
+    np.testing.assert_allclose(fed, np.asarray(model.preprocessor.image_converter(picture)), rtol=1e-6, atol=1e-5)
+    maps = extractor(fed)
+    last = [path for path, found in maps.items() if found.shape[1] * found.shape[2] > 1][-1]
+    assert Attributor(model, ["gradcam"]).model.layer == last
