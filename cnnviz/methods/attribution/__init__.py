@@ -141,6 +141,16 @@ class Attributor:
         """What a taken-out pixel becomes for ``inputs`` (:data:`cnnviz.methods.attribution.base.BASELINES`)."""
         return baseline_of(inputs, self.settings.baseline, self.preprocessing)
 
+    def _forward(
+        self, inputs: np.ndarray, classes: Sequence[int] | int | None, images: Sequence[int] | None
+    ) -> tuple[Scored, np.ndarray | None]:
+        """The scoring forward pass, and the input gradient from the same pass where a method reads it."""
+        if any(method.reads_gradient for method in self.methods):
+            fused = self.model.scored_gradient(inputs, classes, images)
+            if fused is not None:
+                return fused
+        return self.model.forward(inputs, classes, images), None
+
     def __call__(
         self, inputs: np.ndarray, classes: Sequence[int] | int | None = None, images: Sequence[int] | None = None
     ) -> Attributions:
@@ -148,15 +158,7 @@ class Attributor:
         inputs = np.asarray(inputs, dtype=np.float32)
         model = self.model
         layer = model.layer_pass(inputs, classes, images, self.gradient) if model.with_maps else None
-        fused = None
-        if layer is None and any(method.reads_gradient for method in self.methods):
-            fused = model.scored_gradient(inputs, classes, images)  # the forward pass gives the input gradient
-        if layer is not None:
-            scored, gradient = layer.scored, None
-        elif fused is not None:
-            scored, gradient = fused
-        else:
-            scored, gradient = model.forward(inputs, classes, images), None
+        scored, gradient = (layer.scored, None) if layer is not None else self._forward(inputs, classes, images)
         batch = AttributionBatch(inputs, scored, self.baseline(inputs), images, layer, gradient)
         done: dict[str, Attributed] = {method.name: method.explain(model, batch) for method in self.methods}
         return Attributions(

@@ -15,11 +15,8 @@ from cnnviz.methods.target import TargetModel
 def gradients_along(model: TargetModel, batch: AttributionBatch, points: np.ndarray) -> np.ndarray:
     """``(N, K, rows, cols, channels)`` the explained score's gradient at each of ``points`` (the same shape), K
     points per image of ``batch``, every image's points through the model together."""
-    count, steps = points.shape[:2]
-    cotangent = np.repeat(batch.scored.cotangent, steps, axis=0)
-    images = None if batch.images is None else np.repeat(np.asarray(batch.images), steps).tolist()
-    grads = model.input_gradient(points.reshape(-1, *points.shape[2:]), cotangent, images)[0]
-    return grads.reshape(points.shape)
+    along = batch.repeated(points.shape[1], points.reshape(-1, *points.shape[2:]))
+    return along.input_gradient(model).reshape(points.shape)
 
 
 def path_integral(model: TargetModel, batch: AttributionBatch, points: np.ndarray) -> np.ndarray:
