@@ -130,8 +130,12 @@ def test_xrai_ranks_regions_by_their_attribution_per_pixel() -> None:
     # the pixels no region brought in share their mean; every pixel is covered once
     assert np.array_equal(np.sum(added, axis=0), np.ones((4, 6)))
     # a region adding fewer pixels than the smallest allowed is dropped
+    # a region adding fewer pixels than the smallest allowed is dropped: a (4 pixels) at 5; b and the left half
+    # then tie at 1.0 a pixel, the first listed wins, and the 6 pixels no region covers come last
     heat, added = ranked_regions(attribution, masks, fewest_new=5)
-    assert [int(one.sum()) for one in added] == [6, 8, 10] or [int(one.sum()) for one in added] == [6, 12, 6]
+    assert [int(one.sum()) for one in added] == [6, 12, 6]
+    assert np.all(heat[:2, :2] == 1.0) and np.all(heat[2:, 3:] == 1.0)  # a's pixels now carry the left half's mean
+    assert np.all(heat[:2, 3:] == 0.0)  # the uncovered top right: its own mean, 0
 
 
 def test_xrai_covers_the_image_with_regions_ranked_by_their_integrated_gradients(square_finder) -> None:  # type: ignore[no-untyped-def]
