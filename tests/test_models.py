@@ -298,7 +298,7 @@ def test_a_model_that_runs_at_its_own_size_blames_the_image(keras, tmp_path: Pat
     assert reported[0][1].__cause__ is not None  # the TensorFlow error, for --verbose
 
 
-def test_subclassed_model_is_refused_with_a_reason(keras) -> None:
+def test_subclassed_model_is_refused_alone_and_opened_inside_a_functional_one(keras) -> None:
     class Custom(keras.Model):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(name="custom")
@@ -312,13 +312,19 @@ def test_subclassed_model_is_refused_with_a_reason(keras) -> None:
     inputs = keras.Input((8, 8, 1))
     outer = keras.Model(inputs, Custom()(inputs), name="outer")
 
-    for refused in (model, outer):  # on its own, and nested in a Functional model
-        with pytest.raises(UnsupportedModel) as caught:
-            conv_layers(refused)
-        assert str(caught.value) == (
-            "model 'custom' is a subclassed Custom, whose layers cannot be reached from its input; rebuild it as a "
-            "Functional or Sequential model"
-        )
+    with pytest.raises(UnsupportedModel) as caught:  # on its own: no input to replay it from
+        conv_layers(model)
+    assert str(caught.value) == (
+        "model 'custom' is a subclassed Custom, whose layers cannot be reached from its input; rebuild it as a "
+        "Functional or Sequential model"
+    )
+    # nested in a Functional model, it is a layer whose call is run with its conv's call recorded
+    (found,) = conv_layers(outer)
+    inner = outer.layers[1]
+    assert found.path == f"{inner.name}/{inner.conv.name}" and found.layer is inner.conv
+    picture = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    maps = build_extractor(outer, [found.path])(picture)[found.path]
+    np.testing.assert_allclose(maps, np.asarray(inner.conv(picture)), rtol=1e-6, atol=1e-6)
 
 
 def test_weights_only_h5_says_to_use_weights(line_model, tmp_path: Path) -> None:

@@ -44,9 +44,10 @@ from cnnviz.runs.filters import FilterOptions, render_filters
 def layers(choice: ModelChoice, as_json: bool) -> None:
     """List the convolution layers of a model: name, kind, kernel, output shape and parameter count.
 
-    Layers of nested models (a VGG16 base inside your classifier) are listed as outer/inner and can be
-    given to --layer by that name. Shapes and counts do not depend on weights, so keras.applications models are
-    built without downloading any.
+    Layers of nested models (a VGG16 base inside your classifier) and layers called inside other layers (KerasHub's
+    blocks) are listed as outer/inner and can be given to --layer by that name. A Vision Transformer's blocks are
+    listed too: their tokens are drawn as maps on the patch grid. Shapes and counts do not depend on weights, so
+    keras.applications models are built without downloading any.
 
     \b
     Examples:
@@ -62,7 +63,11 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
         return
     if choice.weights is not None:
         click.echo("note: --weights is not loaded: layers, shapes and counts do not depend on weights")
-    click.echo(f"{choice.ref.name}: {len(rows)} conv layer{'' if len(rows) == 1 else 's'}")
+    blocks = sum(row["kernel"] == "tokens" for row in rows)
+    counted = _counted(len(rows) - blocks, "conv layer") + (
+        f", {_counted(blocks, 'transformer block')}" if blocks else ""
+    )
+    click.echo(f"{choice.ref.name}: {counted}")
     if not rows:
         return
     table = [["name", "kind", "kernel", "output", "params"]] + [
@@ -72,7 +77,13 @@ def layers(choice: ModelChoice, as_json: bool) -> None:
     for row in table:
         cells = [cell.ljust(w) for cell, w in zip(row[:4], widths, strict=False)] + [row[4].rjust(widths[4])]
         click.echo("  ".join(cells))
-    click.echo(f"total conv params: {sum(r['params'] for r in rows):,}")
+    click.echo(f"total {'params of these layers' if blocks else 'conv params'}: {sum(r['params'] for r in rows):,}")
+    if blocks:
+        click.echo("a transformer block's output is drawn as maps of its patch tokens on the patch grid")
+
+
+def _counted(count: int, thing: str) -> str:
+    return f"{count} {thing}{'' if count == 1 else 's'}"
 
 
 @click.command(context_settings=CONTEXT)

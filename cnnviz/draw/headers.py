@@ -47,6 +47,13 @@ def index_span(indices: list[int]) -> str:
     return shown + ("..." if len(indices) > 6 else "")
 
 
+def _token_note(conv: ConvLayer) -> str:
+    """What a transformer block's maps are (:attr:`ConvLayer.tokens`); nothing for a conv layer."""
+    if conv.tokens is None:
+        return ""
+    return " | patch tokens" + (" (class token left out)" if conv.tokens == 1 else f" ({conv.tokens} left out)")
+
+
 def map_header(
     model_label: str,
     conv: ConvLayer,
@@ -81,7 +88,7 @@ def map_header(
     flat = int(flat_ranges(mins[numbers], maxes[numbers]).sum())
     return Header(
         lines=[
-            f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}",
+            f"{model_label} | {conv.path} ({conv.kind}) | output {shape_text(maps.shape)}" + _token_note(conv),
             f"{image_name}{'' if fit == 'none' else f' ({fit})'} | range [{lo}, {hi}] | norm {norm} | "
             f"{shown} of {channels} maps"
             + (", most active first" if order == "activation" else "")

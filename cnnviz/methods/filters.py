@@ -25,6 +25,12 @@ def layer_kernels(conv: ConvLayer) -> np.ndarray:
         UnsupportedLayer: the kernel is 3-D (Conv3D, Conv3DTranspose).
     """
     layer = conv.layer
+    if conv.tokens is not None:
+        raise UnsupportedLayer(
+            f"layer '{conv.path}' is a transformer block ({conv.kind}): it has no kernel to draw. filters draws the "
+            "kernels of conv layers (a Vision Transformer's patch embedding is one); featuremaps, stats, top, "
+            "maximize and the class activation maps work on its tokens"
+        )
     if conv.kind in ("SeparableConv1D", "SeparableConv2D"):
         kernel = _numpy(layer.depthwise_kernel)
     else:

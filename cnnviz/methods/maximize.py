@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -158,6 +158,7 @@ class Maximizer:
         if len(conv.output_shape) != 3:
             raise UnsupportedLayer(f"layer '{conv.path}' is a {conv.kind}; maximize works on layers of 2-D maps")
         first = whole.convs[0]
+        own, options = options, _tokens_size(model, whole, shape, options)
         self.channels_first_input = first.channels_first and shape[0] in (1, 3)
         channels = (shape[0] if self.channels_first_input else shape[-1]) or 3
         side = options.size
@@ -170,6 +171,8 @@ class Maximizer:
         )
         #: What to tell the user (layers left in float32).
         self.notes = list(traced.notes)
+        if options.size != own.size:
+            self.notes.append(f"images of {options.size} px, the size model '{model.name}''s position embeddings fix")
         #: What the model computes in: ``float32``, or ``bfloat16`` (float32 where the model cannot).
         self.precision = traced.precision
         self.conv: ConvLayer = conv
@@ -335,6 +338,20 @@ class Maximizer:
             return params - corrected * first / (ops.sqrt(second) + epsilon), first, second
 
         return backends.compiled(step, [*self.model.variables, *self.conv.layer.variables])
+
+
+def _tokens_size(model: Any, whole: Trace, shape: tuple[int | None, ...], options: MaximizeOptions) -> MaximizeOptions:
+    """The options at the size a Vision Transformer of fixed input size takes (its position embeddings fix the
+    number of patches) where the size is the default; an :class:`OptionError` where another size was asked."""
+    rows, cols = (shape[1], shape[2]) if whole.convs[0].channels_first else (shape[0], shape[1])
+    if all(conv.tokens is None for conv in whole.convs) or rows is None or options.size == rows == cols:
+        return options
+    if rows != cols or options.size != DEFAULT_SIZE:
+        raise OptionError(
+            f"model '{model.name}' takes {rows}x{cols} images: its position embeddings fix the number of patches, "
+            f"so maximize draws its square images at that size only (`size` {rows})"
+        )
+    return replace(options, size=int(rows))
 
 
 def _plain_conv2d(conv: ConvLayer) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 
 from cnnviz._keras import keras_module
 from cnnviz.errors import CnnvizError, LayerNotFound, NotAConvLayer, OptionError, UnsupportedModel, brief
+from cnnviz.models.inner import INPUT, MAPS, SCORES, Grid, Inner, inner_layers, opened, token_grid
 from cnnviz.models.precision import DEFAULT_PRECISION
 
 SEPARATOR = "/"
@@ -38,6 +39,8 @@ class ConvLayer:
         output_shape: its output shape without the batch axis, channels last, for the traced input size.
         params: how many weights it has.
         channels_first: whether the layer computes in ``channels_first`` layout.
+        tokens: for a transformer block (:mod:`cnnviz.models.inner`), whose tokens are drawn as maps on the patch
+            grid, how many leading tokens (the class token) the maps leave out; None for a convolution.
     """
 
     path: str
@@ -47,6 +50,7 @@ class ConvLayer:
     output_shape: tuple[int | None, ...]
     params: int
     channels_first: bool
+    tokens: int | None = None
 
 
 @dataclass
@@ -65,6 +69,9 @@ class Trace:
     output: Any = None
     layers: dict[str, Any] = field(default_factory=dict)
     convs: list[ConvLayer] = field(default_factory=list)
+    #: Each attention layer's scores ``(batch, heads, tokens, tokens)`` by path, and where its tokens lie.
+    attention: dict[str, Any] = field(default_factory=dict)
+    grids: dict[str, Grid] = field(default_factory=dict)
     #: The layer whose output takes a nudge (:func:`trace`'s ``nudge``), and the input that gives it.
     nudged: str | None = None
     nudge: Any = None
@@ -361,13 +368,17 @@ class _Reached(Exception):
         self.output = output
 
 
+def _walkable(layer: Any) -> bool:
+    """Whether ``layer`` is a model whose graph of layers the replay walks (Functional or Sequential)."""
+    keras = keras_module()
+    return isinstance(layer, keras.Sequential) or (
+        isinstance(layer, keras.Model) and hasattr(layer, "_run_through_graph") and hasattr(layer, "_nodes_by_depth")
+    )
+
+
 def _check_walkable(model: Any) -> None:
     """Refuse a subclassed model: its ``call`` is Python code with no graph of layers to replay."""
-    keras = keras_module()
-    walkable = isinstance(model, keras.Sequential) or (
-        hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth")
-    )
-    if not walkable:
+    if not _walkable(model):
         raise UnsupportedModel(
             f"model '{model.name}' is a subclassed {type(model).__name__}, whose layers cannot be reached from its "
             "input; rebuild it as a Functional or Sequential model"
@@ -379,11 +390,15 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
         path = prefix + layer.name
-        if isinstance(layer, keras.Model):
+        if _walkable(layer):
             # Only the inputs carry over into an inlined model: its own call kwargs (training=False) are
             # superseded by the extractor's inference-mode call.
             return _replay(layer, args[0], path + SEPARATOR, result, convs, until)
-        out = _in_precision(layer, path, result, isinstance(layer, convs), args, kwargs)
+        inner = [] if isinstance(layer, convs) or _walkable(layer) else inner_layers(layer, path + SEPARATOR, convs)
+        if inner:
+            out = _call_opened(layer, path, inner, args, kwargs, result, until)
+        else:
+            out = _in_precision(layer, path, result, isinstance(layer, convs), args, kwargs)
         if path not in result.layers:
             result.layers[path] = layer
             result.outputs[path] = out
@@ -406,6 +421,66 @@ def _replay(model: Any, x: Any, prefix: str, result: Trace, convs: tuple[type, .
     # oldest form (operation_fn only), which every Keras 3 release has. A model of several inputs takes them all.
     given = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, (list, tuple)) else [x]
     return model._run_through_graph(given, operation_fn=lambda op: functools.partial(call, op))
+
+
+def _call_opened(
+    layer: Any, path: str, inner: list[Inner], args: tuple[Any, ...], kwargs: Any, result: Trace, until: str | None
+) -> Any:
+    """Call a layer that holds convolutions, transformer blocks or attention in its own ``call`` through
+    :func:`cnnviz.models.inner.opened`, and enter what it records in the trace under the sublayers' paths."""
+    keras = keras_module()
+    seen_maps = [conv.output_shape[:2] for conv in result.convs if len(conv.output_shape) == 3]
+
+    def grid(tokens: int, local: list[tuple[int, int]]) -> Grid | None:
+        return token_grid(tokens, [(int(r), int(c)) for r, c in [*seen_maps, *local] if r and c])
+
+    opener = opened(layer, inner, grid)
+    out, recorded = opener(*args, **kwargs)
+    if result.nudged is not None and (result.nudged, MAPS) in opener.keys:
+        shape = recorded[opener.keys.index((result.nudged, MAPS))].shape[1:]
+        result.nudge = keras.Input(shape=tuple(shape), name="cnnviz_nudge")
+        opener = opened(layer, inner, grid, result.nudged)
+        out, recorded = opener(*args, cnnviz_nudge=result.nudge, **kwargs)
+    if result.precision != "float32":
+        note = f"layer '{path}' ({type(layer).__name__}) runs as it is: it calls its layers in its own code"
+        result.notes.append(note)
+    by_path = {one.path: one for one in inner}
+    for (inner_path, role), tensor in zip(opener.keys, recorded, strict=True):
+        sub = by_path[inner_path].layer
+        result.layers.setdefault(inner_path, sub)
+        if role == SCORES:
+            result.attention.setdefault(inner_path, tensor)
+            result.grids.setdefault(inner_path, grid(int(tensor.shape[-1]), []) or Grid(0, 0, 0))
+        elif role == INPUT:
+            result.inputs.setdefault(inner_path, tensor)
+        elif inner_path not in result.outputs:
+            result.outputs[inner_path] = tensor
+            if by_path[inner_path].role == "conv":
+                result.convs.append(_describe(inner_path, sub, tensor))
+            else:
+                result.convs.append(_describe_tokens(inner_path, sub, tensor, opener.grids[inner_path], result))
+        if inner_path == until and role == MAPS:
+            raise _Reached(tensor)
+    return out
+
+
+def _describe_tokens(path: str, layer: Any, maps: Any, grid: Grid, result: Trace) -> ConvLayer:
+    """A transformer block's entry among the trace's layers of maps: its tokens on the patch grid."""
+    if grid.extra:
+        said = "a transformer block's maps are its patch tokens"
+        if not any(note.startswith(said) for note in result.notes):
+            left = "the class token" if grid.extra == 1 else f"the {grid.extra} tokens before the patches"
+            result.notes.append(f"{said} on their {grid.rows}x{grid.cols} grid; {left} is left out")
+    return ConvLayer(
+        path=path,
+        layer=layer,
+        kind=type(layer).__name__,
+        kernel_size=(),
+        output_shape=tuple(maps.shape[1:]),
+        params=int(layer.count_params()),
+        channels_first=False,
+        tokens=grid.extra,
+    )
 
 
 @functools.cache

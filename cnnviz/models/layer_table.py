@@ -8,7 +8,8 @@ from cnnviz.models.graph import shape_text, sized_input_shape, trace
 
 
 def layer_rows(model: Any, size: tuple[int, int] | None = None) -> list[dict[str, Any]]:
-    """One row per conv layer, for ``cnnviz layers``: name, kind, kernel, output shape, params.
+    """One row per conv layer (and transformer block, whose kernel is ``tokens``), for ``cnnviz layers``: name,
+    kind, kernel, output shape, params.
 
     Args:
         model: a Keras model.
@@ -21,7 +22,7 @@ def layer_rows(model: Any, size: tuple[int, int] | None = None) -> list[dict[str
         {
             "name": conv.path,
             "kind": conv.kind,
-            "kernel": "x".join(str(k) for k in conv.kernel_size),
+            "kernel": "tokens" if conv.tokens is not None else "x".join(str(k) for k in conv.kernel_size),
             "output": shape_text(conv.output_shape),
             "params": conv.params,
         }

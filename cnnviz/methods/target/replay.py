@@ -165,7 +165,10 @@ class Replay:
 
     def _choose_layer(self, traced: Trace, head: str | None = None) -> str:
         """The layer named, else the last conv layer of maps larger than 1x1 that is not the head itself (a
-        segmentation model's last conv makes its output)."""
+        segmentation model's last conv makes its output). On a Vision Transformer whose last layer of maps is a
+        transformer block, the block before it: a head that reads the class token takes nothing from the last
+        block's patch tokens (their gradient is zero, and so is Grad-CAM there), while the block before reaches the
+        class token through the last block's attention."""
         if self._wanted is None:
             maps = [
                 conv
@@ -176,6 +179,9 @@ class Replay:
                 raise UnsupportedLayer(
                     f"model '{self.source.name}' has no conv layer with maps larger than 1x1; name one with `layer`"
                 )
+            blocks = [conv for conv in maps if conv.tokens is not None]
+            if len(blocks) > 1 and maps[-1] is blocks[-1]:
+                return blocks[-2].path
             return maps[-1].path
         try:
             return traced.find([self._wanted])[0].path
