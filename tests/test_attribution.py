@@ -14,7 +14,7 @@ from PIL import Image
 
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
-from cnnviz.methods.attribution import METHODS, AttributionSettings, Attributor, attribute
+from cnnviz.methods.attribution import AttributionSettings, Attributor, attribute, general_methods
 from cnnviz.methods.attribution.base import AttributionBatch
 from cnnviz.methods.attribution.eigencam import eigen_cam
 from cnnviz.methods.attribution.integrated_gradients import integrated_gradients
@@ -258,7 +258,7 @@ def test_every_method_peaks_on_the_square(square_finder) -> None:  # type: ignor
         picture = square_pictures(2, 40 + number)[0][0]
         picture[row : row + 8, col : col + 8] = 255.0
         pictures.append(picture)
-    got = attribute(square_finder, np.stack(pictures), list(METHODS), 1, settings=QUICK)
+    got = attribute(square_finder, np.stack(pictures), general_methods(), 1, settings=QUICK)
     rates = {}
     for name, heatmaps in got.heatmaps.items():
         hits = 0
@@ -276,10 +276,10 @@ def test_a_nested_model_gives_the_flat_models_attributions(keras, square_finder)
     inputs = keras.Input((32, 32, 3))
     nested = keras.Model(inputs, square_finder(inputs), name="wrapper")
     pictures = square_pictures(2, 11)[0]
-    flat = attribute(square_finder, pictures, list(METHODS), settings=QUICK)
-    inner = attribute(nested, pictures, list(METHODS), settings=QUICK)
+    flat = attribute(square_finder, pictures, general_methods(), settings=QUICK)
+    inner = attribute(nested, pictures, general_methods(), settings=QUICK)
     assert inner.layer == "square_finder/conv2"
-    for name in METHODS:
+    for name in general_methods():
         np.testing.assert_allclose(inner.heatmaps[name], flat.heatmaps[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from cnnviz._keras import check_backend_installed, chosen_backend, keras_module
 from cnnviz.cli import main
 from cnnviz.errors import OptionError
-from cnnviz.methods.attribution import METHODS
+from cnnviz.methods.attribution import general_methods
 from tests.conftest import ROOT, SQUARE_AT, square_pictures, write_image
 
 #: A developer without the jax extra skips the cross-backend tests; CI (which installs it) must run them.
@@ -62,10 +62,10 @@ maximizer = Maximizer(model, "conv2", MaximizeOptions(steps=8, size=32, seed=3))
 first = maximizer([0, 5])
 found["maximize_1"], found["reached"] = first.images, first.activations
 found["maximize_2"] = Maximizer(model, "conv2", MaximizeOptions(steps=8, size=32, seed=3))([0, 5]).images
-from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
+from cnnviz.methods.attribution import general_methods, AttributionSettings, attribute
 from cnnviz.methods.target import Target
 settings = AttributionSettings(samples=8, masks=256, steps=16)
-attributed = attribute(model, pictures, list(METHODS), 1, target=Target(layer="conv2"), settings=settings)
+attributed = attribute(model, pictures, general_methods(), 1, target=Target(layer="conv2"), settings=settings)
 found.update({"attribution_" + method: heat for method, heat in attributed.heatmaps.items()})
 from cnnviz.methods.evaluation import METRICS, EvaluationSettings, Evaluator
 evaluation = EvaluationSettings(steps=8, samples=16, grid=4, baseline="blur")
@@ -138,7 +138,7 @@ def test_every_method_agrees_on_tensorflow_and_jax(both_backends) -> None:  # ty
 def test_every_attribution_method_agrees_on_tensorflow_and_jax(both_backends) -> None:  # type: ignore[no-untyped-def]
     tf, jax = both_backends
     methods = [key for key in tf if key.startswith("attribution_")]
-    assert len(methods) == len(METHODS) == 16
+    assert len(methods) == len(general_methods()) == 16
     for key in methods:
         scale = np.abs(tf[key]).max()
         assert scale > 0, key

@@ -159,7 +159,7 @@ def test_a_one_unit_sigmoid_is_a_binary_classifier_not_a_regression(keras) -> No
 def test_every_attribution_method_explains_regression_and_segmentation_heads(  # type: ignore[no-untyped-def]
     brightness_meter, square_marker, head: str
 ) -> None:
-    from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
+    from cnnviz.methods.attribution import AttributionSettings, attribute, general_methods
 
     picture = square_picture()[None]
     # A patch as large as the square: the meter max-pools, so hiding part of the square changes nothing
@@ -168,13 +168,13 @@ def test_every_attribution_method_explains_regression_and_segmentation_heads(  #
         got = attribute(
             brightness_meter,
             picture,
-            list(METHODS),
+            general_methods(),
             target=Target(output="brightness", layer="conv2"),
             settings=settings,
         )
         assert got.head == "regression" and got.targets[0] == pytest.approx(float(got.outputs[0, 0]))
     else:
-        got = attribute(square_marker, picture, list(METHODS), 1, target=Target(layer="conv1"), settings=settings)
+        got = attribute(square_marker, picture, general_methods(), 1, target=Target(layer="conv1"), settings=settings)
         assert got.head == "segmentation" and 48 <= int(got.pixels[0]) <= 80
     inside = np.zeros((32, 32), dtype=bool)
     inside[SQUARE_AT] = True

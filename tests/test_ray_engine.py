@@ -211,12 +211,14 @@ def test_stats_and_top_on_ray_say_what_the_local_runs_say(cluster, photos, tmp_p
 def test_every_attribution_method_on_ray_writes_the_local_engines_bytes(  # type: ignore[no-untyped-def]
     cluster, photos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cnnviz.methods.attribution import METHODS, AttributionSettings
+    from cnnviz.methods.attribution import AttributionSettings, general_methods
     from cnnviz.runs.attribute import AttributeOptions, render_attributions
 
     inputs = find_inputs([str(photos)])
     settings = AttributionSettings(samples=4, masks=64, steps=8)
-    options = AttributeOptions(methods=tuple(METHODS), settings=settings, size=(64, 64), batch_size=2, save_raw=True)
+    options = AttributeOptions(
+        methods=tuple(general_methods()), settings=settings, size=(64, 64), batch_size=2, save_raw=True
+    )
     local = render_attributions(ModelRef("shapes").load(include_top=True), inputs, tmp_path / "local", options)
 
     def not_on_the_driver(self: ModelRef, **choice: object) -> None:
@@ -228,7 +230,7 @@ def test_every_attribution_method_on_ray_writes_the_local_engines_bytes(  # type
     assert len(local.images) == 4 and (distributed.layer, distributed.score) == (local.layer, local.score)
     assert [Path(path).name for path, _ in distributed.failures] == ["broken.jpg"]
     written = sorted(path.relative_to(tmp_path / "local") for path in local.written)
-    assert len(written) == 4 * (1 + len(METHODS))
+    assert len(written) == 4 * (1 + len(general_methods()))
     for relative in written:
         ours, theirs = tmp_path / "ray" / relative, tmp_path / "local" / relative
         if relative.suffix == ".png":

@@ -273,7 +273,7 @@ def test_top_says_what_the_other_inputs_get_and_in_bfloat16_what_rounding_can_sw
 
 
 def test_every_attribution_method_with_a_metadata_input_and_in_bfloat16(keras, square_finder) -> None:  # type: ignore[no-untyped-def]
-    from cnnviz.methods.attribution import METHODS, AttributionSettings, attribute
+    from cnnviz.methods.attribution import AttributionSettings, attribute, general_methods
 
     image = keras.Input((32, 32, 3), name="image")
     meta = keras.Input((3,), name="meta")
@@ -288,17 +288,17 @@ def test_every_attribution_method_with_a_metadata_input_and_in_bfloat16(keras, s
     fed = ReadingSettings(feed={"meta": np.ones((2, 3))})  # a row per image
 
     with_meta = attribute(
-        model, pictures, list(METHODS), 1, target=Target(layer="finder/conv2"), settings=settings, reading=fed
+        model, pictures, general_methods(), 1, target=Target(layer="finder/conv2"), settings=settings, reading=fed
     )
-    alone = attribute(square_finder, pictures, list(METHODS), 1, target=Target(layer="conv2"), settings=settings)
-    for method in METHODS:
+    alone = attribute(square_finder, pictures, general_methods(), 1, target=Target(layer="conv2"), settings=settings)
+    for method in general_methods():
         np.testing.assert_allclose(
             with_meta.heatmaps[method], alone.heatmaps[method], rtol=1e-4, atol=1e-6, err_msg=method
         )
     halved = attribute(
-        square_finder, pictures, list(METHODS), 1, settings=settings, reading=ReadingSettings(precision="bfloat16")
+        square_finder, pictures, general_methods(), 1, settings=settings, reading=ReadingSettings(precision="bfloat16")
     )
-    for method in METHODS:
+    for method in general_methods():
         heat = halved.heatmaps[method][0]
         row, col = np.unravel_index(np.argmax(heat), heat.shape)
         assert 4 <= row < 12 and 20 <= col < 28, f"{method} in bfloat16: the peak is off the square"

@@ -23,22 +23,22 @@ from cnnviz.cli.common import (
 
 # None of these import TensorFlow: --help and option errors stay instant.
 from cnnviz.cli.settings import SettingsCommand, SettingsGroup
-from cnnviz.methods.attribution import METHODS, AttributionSettings
+from cnnviz.methods.attribution import METHODS, AttributionSettings, general_methods
 from cnnviz.methods.attribution.gradcam import GRADCAMS
 from cnnviz.runs.attribute import AttributeOptions, GradcamOptions
 
 
 def name_list(
-    what: str, known: Collection[str]
+    what: str, known: Collection[str], every: Callable[[], Collection[str]] | None = None
 ) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], tuple[str, ...]]:
     """A click callback for an option repeated, or given comma lists, or ``all``, of ``what`` names from ``known``
     (read when the command runs: entries added after import count): the names in order, each once (none when not
-    given)."""
+    given). ``all`` stands for ``every()`` where given, else for every name known."""
 
     def check(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
         names = [name.strip() for value in values for name in value.split(",") if name.strip()]
         if "all" in names:
-            names = list(known)
+            names = list(every() if every is not None else known)
         unknown = [name for name in names if name not in known]
         if unknown:
             raise click.BadParameter(f"unknown {what} '{unknown[0]}'; choose from: {', '.join(known)}, all")
@@ -47,8 +47,14 @@ def name_list(
     return check
 
 
+def all_methods() -> str:
+    """What ``all`` stands for among the methods, in words for ``--help``."""
+    left = [name for name in METHODS if name not in general_methods()]
+    return "or all" + (f" (all but {', '.join(left)}, for transformers only)" if left else "")
+
+
 #: ``--method`` repeated, or comma lists, or ``all``.
-method_list = name_list("method", METHODS)
+method_list = name_list("method", METHODS, general_methods)
 
 
 def method_option(help: str) -> Callable[..., Any]:
@@ -110,7 +116,7 @@ METHOD_SETTINGS = SettingsGroup(AttributionSettings, "methods", ("gradcam",), "s
 
 @images_command(SettingsCommand, groups=[METHOD_SETTINGS])
 @method_option(
-    f"Methods, repeated or comma-separated, one column each: {', '.join(METHODS)}, or all. Default: gradcam."
+    f"Methods, repeated or comma-separated, one column each: {', '.join(METHODS)}, {all_methods()}. Default: gradcam."
 )
 @target_options
 @heat_options

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cnnviz.cli.attributions import METHOD_SETTINGS, method_option, name_list, target_options
+from cnnviz.cli.attributions import METHOD_SETTINGS, all_methods, method_option, name_list, target_options
 from cnnviz.cli.common import (
     ModelChoice,
     exit_on_failures,
@@ -33,7 +33,9 @@ METRIC_SETTINGS = SettingsGroup(EvaluationSettings, "metrics", DEFAULT_METRICS, 
 
 
 @images_command(SettingsCommand, groups=[METRIC_SETTINGS, METHOD_SETTINGS])
-@method_option(f"Methods to score, repeated or comma-separated: {', '.join(METHODS)}, or all. Default: gradcam.")
+@method_option(
+    f"Methods to score, repeated or comma-separated: {', '.join(METHODS)}, {all_methods()}. Default: gradcam."
+)
 @click.option(
     "--metric",
     "metrics",

@@ -103,6 +103,8 @@ class Explorer:
         self.drawing = ThreadPoolExecutor(DRAWING_THREADS, thread_name_prefix="cnnviz-draw")
         self._lock = threading.Lock()
         self._attributors: dict[tuple[str, str], Any] = {}
+        #: The attribution methods that apply to the model, by name.
+        self.methods = _attribution_methods(model)
 
     # -- what there is -----------------------------------------------------------------------------------------
 
@@ -118,7 +120,7 @@ class Explorer:
             "notes": list(self.plan.notes),
             "k": self.options.k,
             "gradcam": self.options.gradcam,
-            "methods": [{"name": name, "title": method.title} for name, method in _attribution_methods().items()],
+            "methods": [{"name": name, "title": method.title} for name, method in self.methods.items()],
         }
 
     def image(self, image_id: str) -> Shelved:
@@ -281,10 +283,8 @@ class Explorer:
         from cnnviz.models.labels import resolve_class
         from cnnviz.runs.attribute import draw_image
 
-        if method not in _attribution_methods():
-            raise NotFound(
-                f"no attribution method '{method}'; the explorer serves: {', '.join(_attribution_methods())}"
-            )
+        if method not in self.methods:
+            raise NotFound(f"no attribution method '{method}'; the explorer serves: {', '.join(self.methods)}")
         key = f"{'explain' if layout == 'columns' else layout} {method} {image.id} {target or ''}".rstrip()
 
         def run(progress: Callable[[int, int], None]) -> tuple[bytes, dict[str, Any]]:
@@ -429,10 +429,10 @@ class Explorer:
         self.drawing.shutdown(wait=False, cancel_futures=True)
 
 
-def _attribution_methods() -> dict[str, Any]:
-    from cnnviz.methods.attribution import METHODS
+def _attribution_methods(model: Any) -> dict[str, Any]:
+    from cnnviz.methods.attribution import METHODS, methods_for
 
-    return METHODS
+    return {name: METHODS[name] for name in methods_for(model)}
 
 
 def _now() -> Future[None]:

@@ -3,7 +3,8 @@
 Class activation maps at a conv layer: ``gradcam``, ``gradcam++``, ``scorecam`` (Faster Score-CAM with
 ``max_channels``), ``layercam``, ``eigencam``; pixel attributions: ``gradient``, ``smoothgrad``,
 ``integrated-gradients``, ``guided-ig``, ``blur-ig``, SmoothGrad around each of the last three (``smoothgrad-ig``,
-``smoothgrad-guided-ig``, ``smoothgrad-blur-ig``), ``xrai``, ``occlusion``, ``rise``. Every method
+``smoothgrad-guided-ig``, ``smoothgrad-blur-ig``), ``xrai``, ``occlusion``, ``rise``; on a Vision Transformer,
+``attention-rollout``. Every method
 has the shape of :class:`cnnviz.methods.attribution.base.Attribution`; :class:`Attributor` runs the methods of a
 run on a batch, sharing the forward pass and the layer's maps between them, and :func:`attribute` is the library
 call on images or arrays.
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.errors import OptionError
+from cnnviz.errors import OptionError, UnsupportedModel
 from cnnviz.inputs.preprocess import Preprocessing
 from cnnviz.inputs.reader import FeedSettings, Reader, ReadingSettings, load_batch
 from cnnviz.methods.attribution.base import (
@@ -38,6 +39,7 @@ from cnnviz.methods.attribution.integrated_gradients import IntegratedGradients
 from cnnviz.methods.attribution.layercam import LayerCam
 from cnnviz.methods.attribution.occlusion import Occlusion
 from cnnviz.methods.attribution.rise import Rise
+from cnnviz.methods.attribution.rollout import AttentionRollout
 from cnnviz.methods.attribution.scorecam import ScoreCam
 from cnnviz.methods.attribution.smoothgrad import SmoothGrad, SmoothGradBlurIG, SmoothGradGuidedIG, SmoothGradIG
 from cnnviz.methods.attribution.xrai import Xrai
@@ -60,8 +62,24 @@ for _method in (
     Xrai,
     Occlusion,
     Rise,
+    AttentionRollout,
 ):
     METHODS.add(_method)
+
+
+def general_methods() -> list[str]:
+    """The methods that apply to every model, in order: what ``--method all`` stands for (attention rollout, which
+    needs a transformer's attention, is named on its own)."""
+    return [name for name in METHODS if not METHODS[name].needs_attention]
+
+
+def methods_for(model: Any) -> list[str]:
+    """The methods that apply to ``model``, in order: :func:`general_methods`, and those that read attention where
+    it has attention layers (:mod:`cnnviz.models.inner`)."""
+    from cnnviz.models.graph import trace
+
+    attention = bool(trace(model).attention)
+    return [name for name in METHODS if attention or not METHODS[name].needs_attention]
 
 
 def check_methods(methods: Sequence[str], settings: AttributionSettings) -> tuple[str, ...]:
@@ -136,6 +154,12 @@ class Attributor:
             raise OptionError("`layer` is for the class activation maps; none of the methods chosen is one")
         self.gradient = any(method.needs_gradient for method in self.methods)
         self.model = TargetModel(model, layer, target, feeding, maps=needs_layer)
+        reading = [method.name for method in self.methods if method.needs_attention]
+        if reading and not self.model.traced().attention:
+            raise UnsupportedModel(
+                f"model '{model.name}' has no attention layers (MultiHeadAttention), which {', '.join(reading)} "
+                f"reads; the methods that apply to it: {', '.join(general_methods())}"
+            )
 
     def baseline(self, inputs: np.ndarray) -> np.ndarray:
         """What a taken-out pixel becomes for ``inputs`` (:data:`cnnviz.methods.attribution.base.BASELINES`)."""
@@ -212,4 +236,14 @@ def attribute(
     return attributor(images, classes, range(len(images)))
 
 
-__all__ = ["METHODS", "Attribution", "AttributionSettings", "Attributions", "Attributor", "attribute", "check_methods"]
+__all__ = [
+    "METHODS",
+    "Attribution",
+    "AttributionSettings",
+    "Attributions",
+    "Attributor",
+    "attribute",
+    "check_methods",
+    "general_methods",
+    "methods_for",
+]

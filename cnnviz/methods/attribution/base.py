@@ -140,6 +140,8 @@ class Attribution(ABC):
         signed: whether its values can be negative (evidence against the class); pictures show the positive part.
         reads_gradient: whether it reads the score's gradient at the inputs themselves
             (:meth:`AttributionBatch.input_gradient`): the run then takes it in the scoring forward pass.
+        needs_attention: whether it reads a transformer's attention (:meth:`TargetModel.attention_scores`), and
+            applies to no model without.
     """
 
     name: ClassVar[str]
@@ -147,6 +149,7 @@ class Attribution(ABC):
     needs_layer: ClassVar[bool] = False
     needs_gradient: ClassVar[bool] = False
     reads_gradient: ClassVar[bool] = False
+    needs_attention: ClassVar[bool] = False
     settings: ClassVar[tuple[Setting, ...]] = ()
     signed: ClassVar[bool] = False
 

@@ -18,6 +18,8 @@ from cnnviz.methods.resample import linear_weights
 from cnnviz.methods.target.replay import Replay
 from cnnviz.methods.target.scores import explained_values, scored
 from cnnviz.methods.target.values import PERTURBED_BATCH, LayerPass, Scored
+from cnnviz.models.graph import trace
+from cnnviz.models.inner import Grid
 
 
 class TargetModel(Replay):
@@ -159,6 +161,30 @@ class TargetModel(Replay):
             empty = np.zeros((0,), dtype=np.float32)
             return np.zeros_like(inputs), empty, empty
         return np.concatenate(grads), np.concatenate(scores), np.concatenate(outputs)
+
+    def attention_scores(self, batch: np.ndarray, images: Sequence[int] | None) -> tuple[list[np.ndarray], Grid]:
+        """Every attention layer's scores ``(N, heads, tokens, tokens)`` for a channels-last, model-ready batch, in
+        the model's order, and where the tokens lie on the image (:mod:`cnnviz.models.inner`); no scores for a
+        model without attention layers."""
+        batch = np.asarray(batch, dtype=np.float32)
+        shape = tuple(self._feed(batch).shape[1:]) if self._free_size else None
+        key = (shape, "attention")
+        if key not in self._compiled:
+            traced = trace(self.source, shape, input=self._input, precision=self.precision)
+            grid = next(iter(traced.grids.values()), Grid(0, 0, 0))
+            if not traced.attention:
+                self._compiled[key] = lambda given: ([], grid)
+            else:
+                keras = keras_module()
+                given = traced.sources if self.feeds is not None else [traced.input]
+                model = keras.Model(given, list(traced.attention.values()), name="cnnviz_attention")
+                step = backends.compiled(lambda given: model(given, training=False), model.variables)
+                self._compiled[key] = lambda given: (step(given), grid)
+        ops = keras_module().ops
+        given = [ops.convert_to_tensor(one) for one in self._given(batch, images)]
+        with doing(f"the attention of model '{self.source.name}'"):
+            scores, grid = self._compiled[key](given)
+        return [np.asarray(ops.cast(one, "float32")) for one in scores], grid
 
     def values(
         self, scores: np.ndarray, outputs: np.ndarray, scored: Scored, rows: np.ndarray, kind: str = "probability"
