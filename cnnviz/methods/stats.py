@@ -12,6 +12,7 @@ BatchNorm and an activation of its own) is active above ``threshold``, 0 by defa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,22 +160,24 @@ def build_stats_extractor(
     model: Any, layers: Sequence[str] | None = None, threshold: float = 0.0, feeding: FeedSettings | None = None
 ) -> Extractor:
     """An extractor that returns, per selected conv layer, ``(N, 4, filters)``: each filter's sum, max, number
-    of active positions and number of positions on each image, reduced inside the model; ``feeding`` is the input
-    choice and precision (:class:`cnnviz.inputs.reader.FeedSettings`)."""
+    of active positions and number of positions on each image, reduced inside the model (:func:`stats_rows`);
+    ``feeding`` is the input choice and precision (:class:`cnnviz.inputs.reader.FeedSettings`)."""
+    return build_extractor(model, layers, reduce=functools.partial(stats_rows, threshold=threshold), feeding=feeding)
+
+
+def stats_rows(conv: ConvLayer, output: Any, threshold: float = 0.0) -> Any:
+    """A layer's symbolic maps reduced to ``(N, 4, filters)``: each filter's sum, max, number of active positions
+    (:func:`activity_rule`) and number of positions on each image."""
     ops = keras_module().ops
-
-    def reduce(conv: ConvLayer, output: Any) -> Any:
-        values = ops.cast(output, "float32")  # float16 sums of a large map would overflow
-        rank = len(values.shape)
-        channel_axis = 1 if conv.channels_first else rank - 1
-        axes = tuple(axis for axis in range(1, rank) if axis != channel_axis)
-        sums = ops.sum(values, axis=axes)
-        one_channel = ops.take(values, [0], axis=channel_axis)
-        positions = ops.sum(ops.ones_like(one_channel), axis=axes) + ops.zeros_like(sums)
-        above = ops.cast(ops.greater(values, activity_rule(conv, threshold)[1]), "float32")
-        return ops.stack([sums, ops.max(values, axis=axes), ops.sum(above, axis=axes), positions], axis=1)
-
-    return build_extractor(model, layers, reduce=reduce, feeding=feeding)
+    values = ops.cast(output, "float32")  # float16 sums of a large map would overflow
+    rank = len(values.shape)
+    channel_axis = 1 if conv.channels_first else rank - 1
+    axes = tuple(axis for axis in range(1, rank) if axis != channel_axis)
+    sums = ops.sum(values, axis=axes)
+    one_channel = ops.take(values, [0], axis=channel_axis)
+    positions = ops.sum(ops.ones_like(one_channel), axis=axes) + ops.zeros_like(sums)
+    above = ops.cast(ops.greater(values, activity_rule(conv, threshold)[1]), "float32")
+    return ops.stack([sums, ops.max(values, axis=axes), ops.sum(above, axis=axes), positions], axis=1)
 
 
 @dataclass(frozen=True)

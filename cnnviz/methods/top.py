@@ -42,25 +42,31 @@ def build_top_extractor(model: Any, layers: Sequence[str], feeding: FeedSettings
         LayerNotFound, NotAConvLayer: no such conv layer.
         UnsupportedLayer: the layer's maps are not 2-D.
     """
+    return build_extractor(model, layers, reduce=peak_rows, feeding=feeding)
+
+
+def peak_rows(conv: ConvLayer, output: Any) -> Any:
+    """A layer's symbolic 2-D maps reduced to ``(N, 4, filters)``: each filter's maximum, its mean, and the row and
+    column of the first position (row-major) holding the maximum.
+
+    Raises:
+        UnsupportedLayer: the layer's maps are not 2-D.
+    """
     ops = keras_module().ops
-
-    def reduce(conv: ConvLayer, output: Any) -> Any:
-        if len(conv.output_shape) != 3:
-            raise UnsupportedLayer(
-                f"layer '{conv.path}' is a {conv.kind} with {len(conv.output_shape) - 1}-D maps; top needs 2-D maps"
-            )
-        values = ops.cast(output, "float32")
-        if conv.channels_first:
-            values = ops.transpose(values, (0, 2, 3, 1))
-        best_per_row = ops.max(values, axis=2)  # (N, rows, F)
-        row = ops.argmax(best_per_row, axis=1)  # the first row holding the maximum
-        picked = ops.take_along_axis(values, ops.expand_dims(ops.expand_dims(row, 1), 1), axis=1)  # (N, 1, cols, F)
-        col = ops.argmax(ops.squeeze(picked, axis=1), axis=1)  # its first column holding it
-        peak = ops.max(best_per_row, axis=1)
-        mean = ops.mean(values, axis=(1, 2))
-        return ops.stack([peak, mean, ops.cast(row, "float32"), ops.cast(col, "float32")], axis=1)
-
-    return build_extractor(model, layers, reduce=reduce, feeding=feeding)
+    if len(conv.output_shape) != 3:
+        raise UnsupportedLayer(
+            f"layer '{conv.path}' is a {conv.kind} with {len(conv.output_shape) - 1}-D maps; top needs 2-D maps"
+        )
+    values = ops.cast(output, "float32")
+    if conv.channels_first:
+        values = ops.transpose(values, (0, 2, 3, 1))
+    best_per_row = ops.max(values, axis=2)  # (N, rows, F)
+    row = ops.argmax(best_per_row, axis=1)  # the first row holding the maximum
+    picked = ops.take_along_axis(values, ops.expand_dims(ops.expand_dims(row, 1), 1), axis=1)  # (N, 1, cols, F)
+    col = ops.argmax(ops.squeeze(picked, axis=1), axis=1)  # its first column holding it
+    peak = ops.max(best_per_row, axis=1)
+    mean = ops.mean(values, axis=(1, 2))
+    return ops.stack([peak, mean, ops.cast(row, "float32"), ops.cast(col, "float32")], axis=1)
 
 
 def map_peaks(maps: np.ndarray, sums: np.ndarray | None = None) -> np.ndarray:
