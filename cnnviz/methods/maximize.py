@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
+from cnnviz.engines.units import UnitChunk, UnitWork
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
 from cnnviz.inputs.feeds import resolve_feeds
 from cnnviz.inputs.preprocess import resolve_preprocessing
@@ -478,3 +479,30 @@ def maximize(
     maximizer = Maximizer(model, layer, options, feeding)
     chosen = list(filters) if filters is not None else list(range(min(16, maximizer.filters)))
     return maximizer(chosen)
+
+
+@dataclass(frozen=True)
+class MaximizeWork:
+    """What :class:`MaximizeUnits` is set up with: the optimiser's settings and how the model is fed."""
+
+    options: MaximizeOptions = field(default_factory=MaximizeOptions)
+    feeding: FeedSettings = field(default_factory=FeedSettings)
+
+
+class MaximizeUnits(UnitWork[Maximized]):
+    """``maximize`` as work over units (:mod:`cnnviz.engines.units`): a :class:`Maximizer` per layer, made on its
+    first chunk, run on each chunk's filters. A chunk of the filters ``maximize --filters`` draws in one batch
+    gives its images, byte for byte (each filter's start and moves come from the seed and its index alone)."""
+
+    def __init__(self, model: Any, options: MaximizeWork) -> None:
+        super().__init__(model, options)
+        self._made: dict[str, Maximizer] = {}
+
+    def maximizer(self, layer: str) -> Maximizer:
+        """The layer's maximizer, made once."""
+        if layer not in self._made:
+            self._made[layer] = Maximizer(self.model, layer, self.options.options, self.options.feeding)
+        return self._made[layer]
+
+    def run(self, chunk: UnitChunk) -> Maximized:  # noqa: D102
+        return self.maximizer(chunk.layer)(list(chunk.units))

@@ -1,0 +1,125 @@
+"""Work over units, the engines' second kind of work: an optimisation per filter (``maximize``), not a scan of images.
+
+A piece of work is a :class:`UnitWork` class: made once on a model and its options (the constructor builds what its
+chunks need: a compiled step per layer), it then ``run``\\ s one :class:`UnitChunk` (a layer and some of its units)
+into a result. Chunks are fixed by the caller, not by the engine, and each is computed on its own, so the results
+are the same whatever the engine, the number of workers or the order they finish in.
+
+:func:`run_units` runs the chunks here (local) or on Ray actors that each load the model once and take chunks as
+they come free, and hands every result to ``done`` as it arrives, so a caller can write it at once (and a run
+stopped half way has kept what finished).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from cnnviz.engines.dispatch import EngineSettings, ray_cluster
+from cnnviz.engines.naming import ModelRef
+from cnnviz.errors import OptionError
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class UnitChunk:
+    """Some units of one layer, computed together."""
+
+    layer: str
+    units: tuple[int, ...]
+
+
+class UnitWork(ABC, Generic[R]):
+    """Work over units (see the module)."""
+
+    #: Whether the model must be loaded with its classifier head (keras.applications models).
+    include_top: bool = False
+
+    def __init__(self, model: Any, options: Any) -> None:
+        self.model = model
+        self.options = options
+
+    @abstractmethod
+    def run(self, chunk: UnitChunk) -> R:
+        """One chunk's result."""
+
+
+def run_units(
+    work: type[UnitWork[R]],
+    options: Any,
+    model: Any,
+    chunks: Sequence[UnitChunk],
+    where: EngineSettings,
+    done: Callable[[UnitChunk, R], object],
+) -> None:
+    """Run ``work`` (set up with ``options``) on every chunk, on the engine ``where`` names, calling ``done`` with
+    each chunk and its result as it finishes (in order on the local engine; as they come on Ray).
+
+    Raises:
+        OptionError: a Keras model for the Ray engine (its workers load the model: give a ModelRef).
+    """
+    if not chunks:
+        return
+    if where.engine != "ray":
+        loaded = model.load(include_top=work.include_top) if isinstance(model, ModelRef) else model
+        made = work(loaded, options)
+        for chunk in chunks:
+            done(chunk, made.run(chunk))
+        return
+    if not isinstance(model, ModelRef):
+        raise OptionError(
+            "the Ray engine's workers load the model themselves: give a ModelRef (a keras.applications name, "
+            "'shapes' or a model file every node can read), not a model in memory"
+        )
+    _on_ray(work, options, model.resolved(), chunks, where, done)
+
+
+def _on_ray(
+    work: type[UnitWork[R]],
+    options: Any,
+    spec: ModelRef,
+    chunks: Sequence[UnitChunk],
+    where: EngineSettings,
+    done: Callable[[UnitChunk, R], object],
+) -> None:
+    from cnnviz.engines.ray_engine import _ray, _rebuilt
+
+    ray = _ray()
+    cluster, count = ray_cluster(where)
+    actor = ray.remote(num_cpus=min(1.0, cluster.cpus))(_UnitActor)
+    actors = [actor.remote(spec, work, options) for _ in range(min(count, len(chunks)))]
+    pool = ray.util.ActorPool(actors)
+    try:
+        for number, (error, result) in pool.map_unordered(lambda one, item: one.run.remote(*item), enumerate(chunks)):
+            if error:
+                raise _rebuilt(error)
+            done(chunks[number], result)
+    finally:
+        for one in actors:
+            ray.kill(one)
+
+
+class _UnitActor:
+    """A Ray actor holding the model and the work set up on it; errors come back as data (``ClassName\\tmessage``),
+    as the scan's workers send them."""
+
+    def __init__(self, spec: ModelRef, work: type[UnitWork[Any]], options: Any) -> None:
+        self.error = ""
+        try:
+            from cnnviz._keras import keras_module
+
+            keras_module()
+            self.work = work(spec.load(include_top=work.include_top), options)
+        except Exception as exc:  # every kind goes back to the driver, named
+            self.error = f"{type(exc).__name__}\t{exc}"
+
+    def run(self, number: int, chunk: UnitChunk) -> tuple[int, tuple[str, Any]]:
+        if self.error:
+            return number, (self.error, None)
+        try:
+            return number, ("", self.work.run(chunk))
+        except Exception as exc:
+            return number, (f"{type(exc).__name__}\t{exc}", None)
