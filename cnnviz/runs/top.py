@@ -142,7 +142,7 @@ def draw_top(model: Any, scan: TopScan, options: TopOptions) -> TopDrawing:
     result = TopResult(failures=list(scan.failures), fit=options.fit, inputs=len(scan.inputs))
     result.precision = scan.precision
     drawing = TopDrawing(result)
-    patches = _Patches(model, options, scan.inputs, scan.data)
+    patches = Patches(model, options, scan.inputs, scan.data)
     result.preprocessing = patches.step
     chosen = {conv.path: _chosen_filters(scan.tops[conv.path], options, result, conv.path) for conv in scan.layers}
     cut = patches.cut_winners(scan, chosen)
@@ -158,7 +158,7 @@ def draw_top(model: Any, scan: TopScan, options: TopOptions) -> TopDrawing:
                 box, patch = cut[conv.path, filter_index, rank]
                 position = (int(top.row[filter_index, rank]), int(top.col[filter_index, rank]))
                 value = float(top.value[filter_index, rank])
-                records.append(_record(conv.path, filter_index, rank, scan.inputs[image], value, position, box))
+                records.append(top_record(conv.path, filter_index, rank, scan.inputs[image], value, position, box))
                 drawn.append(patch)
             values = [float(v) for v in top.value[filter_index, : len(drawn)]]
             rows.append(TopRow(filter_index, drawn, values, patches.maximized(conv, filter_index)))
@@ -203,7 +203,7 @@ def _chosen_filters(top: TopK, options: TopOptions, result: TopResult, layer: st
     return chosen
 
 
-def _record(
+def top_record(
     layer: str,
     filter_index: int,
     rank: int,
@@ -246,7 +246,7 @@ def _cell(value: Any) -> Any:
     return " ".join(str(item) for item in value) if isinstance(value, list) else value
 
 
-class _Patches:
+class Patches:
     """The winning images decoded again, as the model saw them, and the receptive fields cut out of them."""
 
     def __init__(self, model: Any, options: TopOptions, inputs: list[str], data: dict[str, bytes]) -> None:
@@ -276,7 +276,7 @@ class _Patches:
                         wanted.setdefault(image, []).append((conv, filter_index, rank))
         cut = {}
         for image, entries in sorted(wanted.items()):
-            array, ready = self._decoded(image)
+            array, ready = self.decoded(image)
             pixels = drawable_input(array, ready)
             at = {
                 (conv.path, filter_index, rank): (
@@ -338,7 +338,7 @@ class _Patches:
         first = self.reader.taken.channels_first
         return support_boxes(traced, conv.path, batch, positions, channels_first=first, model=self._to_maps[key])
 
-    def _decoded(self, number: int) -> tuple[np.ndarray, bool]:
+    def decoded(self, number: int) -> tuple[np.ndarray, bool]:
         """Input ``number`` as read for the model: (0..255 pixels after fit, or a model-ready array; which)."""
         try:
             path = self.inputs[number]
