@@ -11,6 +11,7 @@ import click
 
 from cnnviz._keras import BACKENDS, check_backend_installed, chosen_backend
 from cnnviz._version import __version__
+from cnnviz.cli.atlas import atlas
 from cnnviz.cli.attributions import explain, gradcam
 from cnnviz.cli.common import CONTEXT, WHOLE_PROCESS
 from cnnviz.cli.compare import compare
@@ -65,6 +66,7 @@ def main() -> None:
       cnnviz evaluate sample_images/ --model shapes --method all  # which of them to trust: scores
       cnnviz compare shapes tuned.keras sample_images/          # what fine-tuning changed, layer by layer
       cnnviz report sample_images/ --model shapes -o report/    # everything on one page
+      cnnviz atlas sample_images/ --model shapes                # a page for every unit: a static site
       cnnviz explore sample_images/ --model shapes              # browse it live in the browser
       cnnviz --backend jax gradcam sample_images/cat.jpg --model shapes   # on JAX
 
@@ -84,6 +86,7 @@ for _command in (
     evaluate,
     compare,
     report,
+    atlas,
     explore,
     animate,
 ):

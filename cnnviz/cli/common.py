@@ -434,6 +434,9 @@ def run_over_images(
     quiet: bool,
     include_top: bool = False,
     folder: Path | None = None,
+    unit: str = "image",
+    then: str | None = None,
+    **extra: Any,
 ) -> Any:
     """Find the inputs (:func:`cnnviz.runs.contract.find_inputs`: URIs too on Ray), check the model's folder under
     ``output`` can be written (unless the options' ``writes_folder`` says it is not written), and call
@@ -441,18 +444,19 @@ def run_over_images(
     given) under a progress bar, on the
     engine the options name: the model is loaded here for the local engine (:meth:`ModelChoice.load`, with its
     classifier head where ``include_top``), and named for Ray's workers, which load it themselves (a line on
-    standard error says which cluster, unless ``quiet``)."""
+    standard error says which cluster, unless ``quiet``). The bar counts ``unit``, then ``then`` for a run of two
+    kinds of work (:func:`progress_bar`); ``extra`` keywords go to ``run`` as they are."""
     out = folder if folder is not None else choice.folder(output)
     engine = getattr(options, "engine", DEFAULT_ENGINE)
     inputs = find_inputs(images, output, engine)
     if getattr(options, "writes_folder", True):
         check_writable(out)
-    with progress_bar(quiet) as progress:
+    with progress_bar(quiet, unit, then) as progress:
         if engine != "ray":
-            return run(choice.load(include_top=include_top), inputs, out, options, progress)
+            return run(choice.load(include_top=include_top), inputs, out, options, progress, **extra)
         if not quiet:
             click.echo(ray_line(options), err=True)
-        return run(choice.ref.resolved(), inputs, out, options, progress)
+        return run(choice.ref.resolved(), inputs, out, options, progress, **extra)
 
 
 def ray_line(options: Any) -> str:
@@ -536,15 +540,19 @@ def say(notes: Sequence[str], written: Sequence[Path]) -> None:
 
 
 @contextmanager
-def progress_bar(quiet: bool, unit: str = "image") -> Iterator[Progress]:
+def progress_bar(quiet: bool, unit: str = "image", then: str | None = None) -> Iterator[Progress]:
     """A run's progress hook that draws a bar (units/s, time left) on a terminal's standard error, unless
-    ``quiet``; the run says the total as it goes."""
+    ``quiet``; the run says the total as it goes. A run of two kinds of work (the atlas: images, then units) says a
+    new total when the second starts: the bar starts again at 0, counting ``then``."""
     from tqdm import tqdm
 
     with tqdm(total=0, unit=unit, disable=True if quiet else None, leave=False, smoothing=0.1) as bar:
 
         def advance(done: int, total: int) -> None:
             if bar.total != total:
+                if then is not None and bar.n:
+                    bar.unit = then
+                    bar.reset(total=total)
                 bar.total = total
                 bar.refresh()
             bar.update(done)
