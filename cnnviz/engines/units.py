@@ -12,12 +12,14 @@ stopped half way has kept what finished).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from cnnviz.engines.dispatch import EngineSettings, ray_cluster
+from cnnviz._keras import chosen_backend
+from cnnviz.engines.dispatch import EngineSettings
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import OptionError
 
@@ -85,12 +87,18 @@ def _on_ray(
     where: EngineSettings,
     done: Callable[[UnitChunk, R], object],
 ) -> None:
-    from cnnviz.engines.ray_engine import _ray, _rebuilt
+    from cnnviz.engines.ray_engine import _ray, _rebuilt, connect
 
     ray = _ray()
-    cluster, count = ray_cluster(where)
-    actor = ray.remote(num_cpus=min(1.0, cluster.cpus))(_UnitActor)
-    actors = [actor.remote(spec, work, options) for _ in range(min(count, len(chunks)))]
+    cluster = connect(where.address)
+    # No reading tasks run beside unit work: an actor per CPU (or as many as asked, up to that), each computing on
+    # the one CPU it holds (TensorFlow would otherwise spread every actor over all of a node's cores).
+    fits = max(1, math.floor(cluster.cpus))
+    count = min(where.ray_workers or fits, fits, len(chunks))
+    threads = dict.fromkeys(("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"), "1")
+    environment = {"env_vars": {**threads, "KERAS_BACKEND": chosen_backend()}}
+    actor = ray.remote(num_cpus=min(1.0, cluster.cpus), runtime_env=environment)(_UnitActor)
+    actors = [actor.remote(spec, work, options) for _ in range(count)]
     pool = ray.util.ActorPool(actors)
     try:
         for number, (error, result) in pool.map_unordered(lambda one, item: one.run.remote(*item), enumerate(chunks)):

@@ -4,9 +4,10 @@ Two kinds of work, each on the engine the options choose:
 
 1. **One pass over the images** for every chosen layer at once (:class:`cnnviz.methods.atlas.AtlasScan`): each
    unit's ``stats`` verdict, its ``top`` images with their positions, and its maximum on every image. The pass is
-   kept in ``atlas/.scan.pickle`` with what it was computed from, so running the command again skips it.
+   kept beside the site, in ``.atlas-scan.pickle`` (the site is what you publish), with what it was computed from,
+   so running the command again skips it.
 2. **Work over units**: ``maximize`` for every unit (:class:`cnnviz.methods.maximize.MaximizeUnits`), in fixed
-   chunks of ``batch`` units of one layer, run here or on Ray actors (:func:`cnnviz.engines.units.run_units`).
+   chunks of ``chunk`` units of one layer, run here or on Ray actors (:func:`cnnviz.engines.units.run_units`).
    Each unit's picture and page are written as its chunk finishes; a unit whose picture exists is not computed
    again, so a run stopped by Ctrl-C or killed leaves a working site and the same command does only the rest.
 
@@ -232,8 +233,9 @@ def _data_pass(
     progress: Progress | None,
     say: Callable[[str], object],
 ) -> tuple[dict[str, LayerData], dict[str, Any]]:
-    """The pass over the images, from ``.scan.pickle`` where it was computed from the same things."""
-    kept = out / ".scan.pickle"
+    """The pass over the images, from ``.atlas-scan.pickle`` beside the site where it was computed from the same
+    things."""
+    kept = out.parent / ".atlas-scan.pickle"
     key = _fingerprint(inputs, layers, options, loaded)
     if kept.exists():
         try:
