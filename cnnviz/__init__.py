@@ -117,6 +117,11 @@ _PUBLIC = {
     "run_compare": "cnnviz.runs.compare",
     "Comparison": "cnnviz.methods.compare",
     "linear_cka": "cnnviz.methods.cka",
+    "AtlasOptions": "cnnviz.runs.atlas",
+    "AtlasResult": "cnnviz.runs.atlas",
+    "build_atlas": "cnnviz.runs.atlas",
+    "UnitWork": "cnnviz.engines.units",
+    "run_units": "cnnviz.engines.units",
 }
 
 if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
@@ -125,6 +130,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.draw.view import FilterView, MapView, ViewSettings
     from cnnviz.engines.dispatch import EngineReading, EngineSettings, scan_inputs
     from cnnviz.engines.naming import ModelRef
+    from cnnviz.engines.units import UnitWork, run_units
     from cnnviz.errors import (
         CnnvizError,
         ImageLoadError,
@@ -159,6 +165,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.models.receptive import receptive_field
     from cnnviz.output.animate import animate, animate_folder
     from cnnviz.output.files import save_png
+    from cnnviz.runs.atlas import AtlasOptions, AtlasResult, build_atlas
     from cnnviz.runs.attribute import (
         AttributeOptions,
         AttributionResult,

@@ -212,3 +212,20 @@ def test_a_browser_walks_the_site_from_disk(shapes_site: Path) -> None:
         assert len(pictures) > 8 and all(width > 0 for _, width in pictures), pictures
         browser.close()
     assert requests and all(url.startswith("file://") for url in requests)
+
+
+def test_a_report_beside_an_atlas_links_to_it(shapes_site: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from cnnviz.engines.naming import ModelRef
+    from cnnviz.runs.report import ReportOptions, write_report
+
+    folder = tmp_path / "shapes"
+    shutil.copytree(shapes_site, folder / "atlas")
+    ref = ModelRef("shapes")
+    options = ReportOptions(**vars(ref.naming()), attributions=False, size=(48, 48))
+    write_report(ref.load(include_top=True), [str(SAMPLES / "cat.jpg")], folder, options)
+    page = (folder / "index.html").read_text()
+    assert 'href="atlas/index.html"' in page and 'href="atlas/parts/index.html"' in page
+    counted = check_site(folder / "atlas")
+    assert counted["pages"] == 16

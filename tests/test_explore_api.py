@@ -506,3 +506,31 @@ def _done(value: Any) -> Future[Any]:
     future: Future[Any] = Future()
     future.set_result(value)
     return future
+
+
+def test_an_atlas_is_served_from_its_list_of_files_and_linked_from_the_cards(
+    shapes: tuple[Any, dict[str, Any]], tmp_path: Path
+) -> None:
+    from cnnviz.runs.atlas import AtlasOptions, build_atlas
+
+    model, naming = shapes
+    options = AtlasOptions(**naming, filters="0:2", steps=2, k=2, size=(48, 48), side=48)
+    site = build_atlas(model, [str(CAT)], tmp_path, options).folder
+    assert site is not None
+    with pytest.raises(OptionError, match="not an atlas"):
+        ExploreOptions(atlas=str(tmp_path))
+    explorer = Explorer(model, [str(CAT)], ExploreOptions(**naming, atlas=str(site)))
+    try:
+        client = TestClient(build_app(explorer, TOKEN, PORT), base_url=BASE)
+        record = get(client, "/api/model").json()["atlas"]
+        assert record["parts"] == {"folder": "parts", "units": [0, 1]}
+        page = get(client, "/atlas/parts/1.html")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.content == (site / "parts" / "1.html").read_bytes()
+        assert get(client, "/atlas/").content == (site / "index.html").read_bytes()
+        assert get(client, "/atlas/parts/img/1_max.png").headers["content-type"] == "image/png"
+        for missing in ("/atlas/parts/7.html", "/atlas/../.atlas-scan.pickle", "/atlas/%2e%2e/manifest.json"):
+            assert get(client, missing).status_code == 404, missing
+        assert client.get("/atlas/index.html").status_code in (401, 403)  # the token is required here too
+    finally:
+        explorer.close()

@@ -79,6 +79,11 @@ from cnnviz.methods.top import DEFAULT_K
 )
 @click.option("--no-browser", is_flag=True, help="Print the address, do not open a browser.")
 @click.option(
+    "--atlas",
+    type=click.Path(file_okay=False, exists=True),
+    help="An atlas of this model (cnnviz atlas's OUTPUT/<model>/atlas): each filter card links to its unit's page.",
+)
+@click.option(
     "--no-gradcam",
     is_flag=True,
     help="No Grad-CAM tab: keras.applications models load without their classifier head (VGG16's is 528 MB more "
@@ -90,6 +95,7 @@ def explore(
     choice: ModelChoice,
     serving: dict[str, Any],
     no_browser: bool,
+    atlas: str | None,
     no_gradcam: bool,
     reading: dict[str, Any],
     quiet: bool,
@@ -109,11 +115,14 @@ def explore(
       cnnviz explore sample_images/cat.jpg                    # VGG16, ImageNet weights
       cnnviz explore photos/ --model my_model.keras --port 0 --no-browser
       cnnviz explore sample_images/ --model shapes --masks 500 --samples 20   # settings of the menu's methods
+      cnnviz explore sample_images/ --model shapes --atlas out/shapes/atlas   # cards link to the atlas's pages
     """
     from cnnviz.explorer.serve import prepare, serve
 
     with reported_errors(choice.verbose):
-        options = ExploreOptions(**choice.keywords(), **reading, **serving, gradcam=not no_gradcam, settings=settings)
+        options = ExploreOptions(
+            **choice.keywords(), **reading, **serving, gradcam=not no_gradcam, settings=settings, atlas=atlas
+        )
         if not quiet:
             click.echo(f"loading {choice.ref.label} ...", err=True)
         handle = prepare(choice.load(include_top=not no_gradcam), list(images), options)

@@ -191,6 +191,12 @@ def build_app(explorer: Explorer, token: str, port: int, bound: str = "127.0.0.1
         data, kind = assets[name]
         return Response(data, media_type=kind, headers={"cache-control": "no-cache"})
 
+    async def atlas(request: Request) -> Response:
+        found = explorer.atlas.get(request.path_params["name"])
+        if found is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        return Response(found[0], media_type=found[1], headers={"cache-control": "no-cache"})
+
     async def model(request: Request) -> Response:
         return JSONResponse(explorer.model_record())
 
@@ -269,6 +275,7 @@ def build_app(explorer: Explorer, token: str, port: int, bound: str = "127.0.0.1
     routes = [
         Route("/", index),
         Route("/static/{name}", asset),
+        Route("/atlas/{name:path}", atlas),
         Route("/api/model", _answered(model)),
         Route("/api/images", _answered(images), methods=["GET"]),
         Route("/api/images", _answered(upload), methods=["POST"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cnnviz.draw.render import MAP_NORMS, MAP_ORDERS
@@ -42,6 +43,8 @@ class ExploreOptions(Naming, ReadingSettings, MapView):
         upload_mb: the largest upload, in MiB.
         gradcam: serve Grad-CAM (off for a model loaded without its classifier head).
         settings: the attribution methods' settings, each used by the methods of the menu that read it.
+        atlas: the folder of an atlas of this model (``cnnviz atlas``'s ``OUTPUT/<model>/atlas``): served under
+            ``/atlas/``, and each filter card links to its unit's page.
 
     Raises:
         OptionError: when made with a value that cannot work.
@@ -58,9 +61,14 @@ class ExploreOptions(Naming, ReadingSettings, MapView):
     upload_mb: int = DEFAULT_UPLOAD_MB
     gradcam: bool = True
     settings: AttributionSettings = dataclasses.field(default_factory=AttributionSettings)
+    atlas: str | None = None
 
     def __post_init__(self) -> None:
         self.check_reading()
+        if self.atlas is not None and not (Path(self.atlas) / "index.json").is_file():
+            raise OptionError(
+                f"{self.atlas} is not an atlas: no index.json in it (cnnviz atlas writes OUTPUT/<model>/atlas)"
+            )
         check_view(self, MAP_NORMS, "feature map normalisation")
         if self.order not in MAP_ORDERS:
             raise OptionError(f"unknown map order '{self.order}'; choose one of: {', '.join(MAP_ORDERS)}")

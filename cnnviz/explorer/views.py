@@ -22,6 +22,7 @@ from cnnviz.draw.render import channel_ranges, map_grid_layout
 from cnnviz.draw.top import drawable_input
 from cnnviz.draw.view import MapView
 from cnnviz.errors import CnnvizError, OptionError
+from cnnviz.explorer.atlas import AtlasFiles
 from cnnviz.explorer.cache import ViewCache, default_cache_mb
 from cnnviz.explorer.options import ExploreOptions
 from cnnviz.explorer.scans import SCANS, Finished, top_scan
@@ -105,6 +106,8 @@ class Explorer:
         self._attributors: dict[tuple[str, str], Any] = {}
         #: The attribution methods that apply to the model, by name.
         self.methods = _attribution_methods(model)
+        #: The atlas of the model the cards link to, where one was given.
+        self.atlas = AtlasFiles.read(options.atlas)
 
     # -- what there is -----------------------------------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class Explorer:
             "k": self.options.k,
             "gradcam": self.options.gradcam,
             "methods": [{"name": name, "title": method.title} for name, method in self.methods.items()],
+            "atlas": self.atlas.record(),
         }
 
     def image(self, image_id: str) -> Shelved:

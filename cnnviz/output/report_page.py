@@ -77,6 +77,9 @@ class ReportPage:
     quality: Quality | None = None
     #: The comparison with a second model (``report --compare``), or None.
     comparison: ComparisonBlock | None = None
+    #: The atlas of the model beside the page (``cnnviz atlas`` into the same folder): the layers it has pages for,
+    #: by name, each with its folder; None where there is no atlas.
+    atlas: dict[str, str] | None = None
 
 
 def figure_of(path: Path, root: Path, caption: str) -> Figure:
@@ -187,6 +190,13 @@ def _comparison(block: ComparisonBlock) -> str:
     )
 
 
+def _atlas_link(atlas: dict[str, str] | None) -> str:
+    """A link to the atlas beside the page, where there is one."""
+    if atlas is None:
+        return ""
+    return '<p><a href="atlas/index.html">The atlas: a page for every unit of these layers</a></p>'
+
+
 def report_html(page: ReportPage) -> str:
     """The page as one HTML document: inline style and script, every picture by a relative link.
 
@@ -218,6 +228,7 @@ def report_html(page: ReportPage) -> str:
         f"<title>{_text(page.title)}</title><style>{_STYLE}</style></head>",
         f'<body><nav aria-label="Contents"><h2>Contents</h2><ul>{"".join(index)}</ul></nav><main>',
         f'<section id="model"><h1>{_text(page.title)}</h1><dl class="facts">{facts}</dl>',
+        _atlas_link(page.atlas),
         f'<ul class="notes">{notes}</ul></section>' if notes else "</section>",
         '<section id="layers"><h2>Conv layers</h2><table><thead><tr><th>layer</th><th>kind</th><th>kernel</th>'
         f'<th>output</th><th class="num">params</th></tr></thead><tbody>{rows}</tbody></table></section>',
@@ -235,6 +246,10 @@ def report_html(page: ReportPage) -> str:
         body = [f'<section id="layer-{number}"><h2>{_text(section.name)} <small>{_text(about)}</small></h2>']
         if section.stats:
             body.append(f'<p class="stats">{_text(section.stats)}</p>')
+        if page.atlas is not None and section.name in page.atlas:
+            body.append(
+                f'<p><a href="atlas/{_text(page.atlas[section.name])}/index.html">its units in the atlas</a></p>'
+            )
         body += [_img(figure) for figure in (section.filters, section.chart) if figure is not None]
         if section.top is not None:
             body.append("<h3>Top images</h3>" + _img(section.top))

@@ -10,6 +10,7 @@ a file is escaped.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from cnnviz.methods.stats import DEFAULT_RARE, LayerStats
 from cnnviz.methods.top import DEFAULT_K, TopQuery, scan_top
 from cnnviz.models.graph import input_shape, shape_text
 from cnnviz.models.layer_table import layer_rows
-from cnnviz.output.files import Folder, save_bytes
+from cnnviz.output.files import Folder, safe_name, save_bytes
 from cnnviz.output.manifest import read_manifest
 from cnnviz.output.report_page import (
     ComparisonBlock,
@@ -184,7 +185,9 @@ def write_report(
     from cnnviz.methods.attribution import METHODS
 
     titles = [METHODS[method].title for method in options.methods]
-    page = ReportPage(f"cnnviz report: {label}", facts, sections, explained, notes, titles, quality, comparison)
+    page = ReportPage(
+        f"cnnviz report: {label}", facts, sections, explained, notes, titles, quality, comparison, _atlas(root)
+    )
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     shown = (len(s.maps) + (s.filters is not None) + (s.chart is not None) + (s.top is not None) for s in sections)
     pictures = sum(shown) + len(explained) + (quality is not None and quality.figure is not None)
@@ -200,6 +203,19 @@ def write_report(
         page=target,
         pictures=pictures,
     )
+
+
+def _atlas(root: Path) -> dict[str, str] | None:
+    """The layers of an atlas beside the report (``root/atlas``, where ``cnnviz atlas`` writes with the same
+    ``-o``), each with its folder; None where there is none."""
+    index = root / "atlas" / "index.json"
+    if not index.is_file():
+        return None
+    try:
+        layers = json.loads(index.read_text(encoding="utf-8"))["layers"]
+        return {layer["layer"]: safe_name(layer["layer"]) for layer in layers}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _quality(

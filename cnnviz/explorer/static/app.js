@@ -306,6 +306,9 @@ async function openCard(filter) {
   markTile(filter);
   showMap(filter);
   $("card-title").textContent = `${layer} · filter ${filter}`;
+  const atlas = model.atlas[layer];
+  $("card-atlas").hidden = !(atlas && atlas.units.includes(filter));
+  if (atlas) $("card-atlas").href = `/atlas/${encodeURIComponent(atlas.folder)}/${filter}.html`;
   const low = layout.min[filter];
   const high = layout.max[filter];
   $("card-range").textContent = `on ${images.find((i) => i.id === image)?.name ?? image}: ${low.toPrecision(4)} to ${high.toPrecision(4)}`;
