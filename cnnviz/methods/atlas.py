@@ -104,7 +104,9 @@ class AtlasScan(Method[dict[str, LayerData]]):
         ops = keras_module().ops
 
         def reduce(conv: ConvLayer, output: Any) -> Any:
-            return ops.concatenate([stats_rows(conv, output, options.threshold), peak_rows(conv, output)], axis=1)
+            # each pass over the maps once: the maxima from the peaks' rows, no mean (the ranking is by the maximum)
+            peaks = peak_rows(conv, output, mean=False)
+            return ops.concatenate([stats_rows(conv, output, options.threshold, maxima=peaks[:, 0]), peaks], axis=1)
 
         self.extractor = build_extractor(model, [conv.path for conv in layers], reduce=reduce, feeding=reader.settings)
         self.notes = self.extractor.run_notes(f"{ROUNDED_VERDICTS}; {ROUNDED_RANKS}")

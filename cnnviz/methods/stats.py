@@ -165,9 +165,10 @@ def build_stats_extractor(
     return build_extractor(model, layers, reduce=functools.partial(stats_rows, threshold=threshold), feeding=feeding)
 
 
-def stats_rows(conv: ConvLayer, output: Any, threshold: float = 0.0) -> Any:
+def stats_rows(conv: ConvLayer, output: Any, threshold: float = 0.0, maxima: Any = None) -> Any:
     """A layer's symbolic maps reduced to ``(N, 4, filters)``: each filter's sum, max, number of active positions
-    (:func:`activity_rule`) and number of positions on each image."""
+    (:func:`activity_rule`) and number of positions on each image; ``maxima`` ``(N, filters)`` where the caller has
+    them already (a pass over the maps fewer)."""
     ops = keras_module().ops
     values = ops.cast(output, "float32")  # float16 sums of a large map would overflow
     rank = len(values.shape)
@@ -177,7 +178,8 @@ def stats_rows(conv: ConvLayer, output: Any, threshold: float = 0.0) -> Any:
     one_channel = ops.take(values, [0], axis=channel_axis)
     positions = ops.sum(ops.ones_like(one_channel), axis=axes) + ops.zeros_like(sums)
     above = ops.cast(ops.greater(values, activity_rule(conv, threshold)[1]), "float32")
-    return ops.stack([sums, ops.max(values, axis=axes), ops.sum(above, axis=axes), positions], axis=1)
+    largest = ops.max(values, axis=axes) if maxima is None else maxima
+    return ops.stack([sums, largest, ops.sum(above, axis=axes), positions], axis=1)
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,10 @@ def build_top_extractor(model: Any, layers: Sequence[str], feeding: FeedSettings
     return build_extractor(model, layers, reduce=peak_rows, feeding=feeding)
 
 
-def peak_rows(conv: ConvLayer, output: Any) -> Any:
+def peak_rows(conv: ConvLayer, output: Any, mean: bool = True) -> Any:
     """A layer's symbolic 2-D maps reduced to ``(N, 4, filters)``: each filter's maximum, its mean, and the row and
-    column of the first position (row-major) holding the maximum.
+    column of the first position (row-major) holding the maximum. Without ``mean`` the mean row is 0 (a ranking by
+    the maximum does not read it), a pass over the maps fewer.
 
     Raises:
         UnsupportedLayer: the layer's maps are not 2-D.
@@ -65,8 +66,8 @@ def peak_rows(conv: ConvLayer, output: Any) -> Any:
     picked = ops.take_along_axis(values, ops.expand_dims(ops.expand_dims(row, 1), 1), axis=1)  # (N, 1, cols, F)
     col = ops.argmax(ops.squeeze(picked, axis=1), axis=1)  # its first column holding it
     peak = ops.max(best_per_row, axis=1)
-    mean = ops.mean(values, axis=(1, 2))
-    return ops.stack([peak, mean, ops.cast(row, "float32"), ops.cast(col, "float32")], axis=1)
+    means = ops.mean(values, axis=(1, 2)) if mean else ops.zeros_like(peak)
+    return ops.stack([peak, means, ops.cast(row, "float32"), ops.cast(col, "float32")], axis=1)
 
 
 def map_peaks(maps: np.ndarray, sums: np.ndarray | None = None) -> np.ndarray:
