@@ -53,6 +53,8 @@ from cnnviz.selection import check_selection, parse_selection
 
 #: The side of the whole-image thumbnails the pages show, in pixels.
 THUMB = 160
+#: The side of a unit's top patches in the site, in pixels (a page shows them at 96).
+PATCH = 64
 #: Bins of a unit's histogram of maxima.
 BINS = 20
 #: The units per layer a layer page's strip (on the index) shows: the most active.
@@ -341,7 +343,7 @@ class SiteWriter:
         layer, data = conv.path, self.data[conv.path]
         units = self.chosen[layer]
         scan = TopScan([conv], {layer: data.top}, self.inputs, [])
-        cut = self.patches.cut_winners(scan, {layer: units})
+        cut = self.patches.cut_winners(scan, {layer: units}, PATCH)
         stats = data.stats.rows(self.options.rare)
         folder = self.out / site.layer_folder(layer)
         for unit in units:

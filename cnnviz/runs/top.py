@@ -24,7 +24,7 @@ import numpy as np
 from cnnviz._keras import keras_module
 from cnnviz.draw.headers import index_span
 from cnnviz.draw.render import Header, Picture
-from cnnviz.draw.top import TopRow, drawable_input, fit_to_tile, top_picture
+from cnnviz.draw.top import TILE, TopRow, drawable_input, fit_to_tile, top_picture
 from cnnviz.engines.dispatch import scan_inputs
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import CnnvizError, ImageLoadError, OptionError
@@ -261,10 +261,10 @@ class Patches:
         self._maximized: dict[str, Any] = {}
 
     def cut_winners(
-        self, scan: TopScan, chosen: dict[str, list[int]]
+        self, scan: TopScan, chosen: dict[str, list[int]], tile: int = TILE
     ) -> dict[tuple[str, int, int], tuple[tuple[int, int, int, int] | None, np.ndarray]]:
         """(box, patch) for every winning entry of the ``chosen`` filters, by (layer, filter, rank): each winning
-        image decoded once, all its patches cut, then let go; patches are kept scaled to a tile (
+        image decoded once, all its patches cut, then let go; patches are kept scaled to a ``tile`` (
         :func:`cnnviz.draw.top.fit_to_tile`), so memory grows with filters x k, not with the images."""
         wanted: dict[int, list[tuple[ConvLayer, int, int]]] = {}
         for conv in scan.layers:
@@ -289,7 +289,7 @@ class Patches:
             for conv, filter_index, rank in entries:
                 box = boxes.get((conv.path, at[conv.path, filter_index, rank]))
                 patch = pixels if box is None else pixels[box[0] : box[2], box[1] : box[3]]
-                cut[conv.path, filter_index, rank] = box, fit_to_tile(patch)
+                cut[conv.path, filter_index, rank] = box, fit_to_tile(patch, tile)
         return cut
 
     def _boxes(
