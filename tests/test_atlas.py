@@ -220,12 +220,11 @@ def test_a_report_beside_an_atlas_links_to_it(shapes_site: Path, tmp_path: Path)
     from cnnviz.engines.naming import ModelRef
     from cnnviz.runs.report import ReportOptions, write_report
 
-    folder = tmp_path / "shapes"
-    shutil.copytree(shapes_site, folder / "atlas")
+    shutil.copytree(shapes_site, tmp_path / "shapes" / "atlas")  # where 'cnnviz atlas ... -o tmp_path' writes it
     ref = ModelRef("shapes")
     options = ReportOptions(**vars(ref.naming()), attributions=False, size=(48, 48))
-    write_report(ref.load(include_top=True), [str(SAMPLES / "cat.jpg")], folder, options)
-    page = (folder / "index.html").read_text()
-    assert 'href="atlas/index.html"' in page and 'href="atlas/parts/index.html"' in page
-    counted = check_site(folder / "atlas")
+    write_report(ref.load(include_top=True), [str(SAMPLES / "cat.jpg")], tmp_path, options)
+    page = (tmp_path / "index.html").read_text()  # where 'cnnviz report ... -o tmp_path' writes it
+    assert 'href="shapes/atlas/index.html"' in page and 'href="shapes/atlas/parts/index.html"' in page
+    counted = check_site(tmp_path / "shapes" / "atlas")
     assert counted["pages"] == 16

@@ -77,9 +77,9 @@ class ReportPage:
     quality: Quality | None = None
     #: The comparison with a second model (``report --compare``), or None.
     comparison: ComparisonBlock | None = None
-    #: The atlas of the model beside the page (``cnnviz atlas`` into the same folder): the layers it has pages for,
-    #: by name, each with its folder; None where there is no atlas.
-    atlas: dict[str, str] | None = None
+    #: The atlas of the model beside the page (``cnnviz atlas`` with the same ``-o``): its folder from the page, and
+    #: the layers it has pages for, by name, each with its folder; None where there is no atlas.
+    atlas: tuple[str, dict[str, str]] | None = None
 
 
 def figure_of(path: Path, root: Path, caption: str) -> Figure:
@@ -190,11 +190,11 @@ def _comparison(block: ComparisonBlock) -> str:
     )
 
 
-def _atlas_link(atlas: dict[str, str] | None) -> str:
+def _atlas_link(atlas: tuple[str, dict[str, str]] | None) -> str:
     """A link to the atlas beside the page, where there is one."""
     if atlas is None:
         return ""
-    return '<p><a href="atlas/index.html">The atlas: a page for every unit of these layers</a></p>'
+    return f'<p><a href="{_text(atlas[0])}/index.html">The atlas: a page for every unit of these layers</a></p>'
 
 
 def report_html(page: ReportPage) -> str:
@@ -246,10 +246,9 @@ def report_html(page: ReportPage) -> str:
         body = [f'<section id="layer-{number}"><h2>{_text(section.name)} <small>{_text(about)}</small></h2>']
         if section.stats:
             body.append(f'<p class="stats">{_text(section.stats)}</p>')
-        if page.atlas is not None and section.name in page.atlas:
-            body.append(
-                f'<p><a href="atlas/{_text(page.atlas[section.name])}/index.html">its units in the atlas</a></p>'
-            )
+        if page.atlas is not None and section.name in page.atlas[1]:
+            href = f"{page.atlas[0]}/{page.atlas[1][section.name]}/index.html"
+            body.append(f'<p><a href="{_text(href)}">its units in the atlas</a></p>')
         body += [_img(figure) for figure in (section.filters, section.chart) if figure is not None]
         if section.top is not None:
             body.append("<h3>Top images</h3>" + _img(section.top))

@@ -186,7 +186,7 @@ def write_report(
 
     titles = [METHODS[method].title for method in options.methods]
     page = ReportPage(
-        f"cnnviz report: {label}", facts, sections, explained, notes, titles, quality, comparison, _atlas(root)
+        f"cnnviz report: {label}", facts, sections, explained, notes, titles, quality, comparison, _atlas(root, label)
     )
     target = save_bytes(report_html(page).encode("utf-8"), root / "index.html")
     shown = (len(s.maps) + (s.filters is not None) + (s.chart is not None) + (s.top is not None) for s in sections)
@@ -205,17 +205,20 @@ def write_report(
     )
 
 
-def _atlas(root: Path) -> dict[str, str] | None:
-    """The layers of an atlas beside the report (``root/atlas``, where ``cnnviz atlas`` writes with the same
-    ``-o``), each with its folder; None where there is none."""
-    index = root / "atlas" / "index.json"
-    if not index.is_file():
-        return None
-    try:
-        layers = json.loads(index.read_text(encoding="utf-8"))["layers"]
-        return {layer["layer"]: safe_name(layer["layer"]) for layer in layers}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def _atlas(root: Path, label: str) -> tuple[str, dict[str, str]] | None:
+    """The atlas of this model beside the report, where ``cnnviz atlas`` writes with the same ``-o``
+    (``root/<model>/atlas``, or ``root/atlas``): its path from the page, and the layers it has pages for, each with
+    its folder; None where there is none."""
+    for index in [root / "atlas" / "index.json", *sorted(root.glob("*/atlas/index.json"))]:
+        try:
+            record = json.loads(index.read_text(encoding="utf-8"))
+            if record["model"] != label:
+                continue
+            layers = {layer["layer"]: safe_name(layer["layer"]) for layer in record["layers"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return index.parent.relative_to(root).as_posix(), layers
+    return None
 
 
 def _quality(
