@@ -130,22 +130,31 @@ def explaining(shapes: object, out: Path) -> None:
         _save_small(shot, out / "report_screenshot.png", colours=64)
 
 
+def _chromium(whose: str) -> str | None:
+    """Debian's chromium where it and Playwright (the test extra) are installed, else None and a line saying that
+    ``whose`` screenshot is not made again."""
+    import importlib.util
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None or importlib.util.find_spec("playwright") is None:
+        print(f"chromium or playwright is missing: {whose} screenshot is not made again")
+        return None
+    return chromium
+
+
 def explorer_screenshot(shapes: object, out: Path) -> None:
     """``cnnviz explore`` on the bundled model and the sample photos, a filter card open: driven in Debian's
     chromium by Playwright (the test extra), as the explorer's tests drive it."""
-    import shutil
     import tempfile
 
     import cnnviz
 
-    chromium = shutil.which("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        chromium = None
+    chromium = _chromium("the explorer's")
     if chromium is None:
-        print("chromium or playwright is missing: the explorer's screenshot is not made again")
         return
+    from playwright.sync_api import sync_playwright
+
     photos = [CAT.parent / name for name in ("cat.jpg", "coffee.jpg", "camera.png", "rocket.jpg")]
     server = cnnviz.explore(shapes, photos, port=0, k=3, model_label="shapes")
     flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking"]
@@ -163,6 +172,33 @@ def explorer_screenshot(shapes: object, out: Path) -> None:
             _save_small(shot, out / "explore_screenshot.png", colours=48)
     finally:
         server.stop()
+
+
+def atlas_screenshot(shapes: object, out: Path) -> None:
+    """A unit's page of ``cnnviz atlas`` on the bundled model and the sample photos, opened from disk in Debian's
+    chromium by Playwright."""
+    import tempfile
+
+    from cnnviz.runs.atlas import AtlasOptions, build_atlas
+
+    chromium = _chromium("the atlas's")
+    if chromium is None:
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver, tempfile.TemporaryDirectory() as scratch:
+        options = AtlasOptions(
+            model_label="shapes", layers=["shapes"], filters="0:4", side=96, steps=128, size=(160, 240)
+        )
+        site = build_atlas(shapes, [CAT.parent], Path(scratch), options).folder
+        assert site is not None
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1000, "height": 1500})
+        page.goto((site / "shapes" / "2.html").as_uri())
+        shot = Path(scratch) / "atlas.png"
+        page.screenshot(path=str(shot))
+        browser.close()
+        _save_small(shot, out / "atlas_unit.png", colours=48, shrink=2)
 
 
 def top_rows(shapes: object, out: Path) -> None:
@@ -290,6 +326,7 @@ STEPS = {
     "explaining": explaining,
     "top": top_rows,
     "explore": explorer_screenshot,
+    "atlas": atlas_screenshot,
     "segmentation": lambda shapes, out: segmentation_heads(out),
     "evaluation": evaluation_curves,
 }
