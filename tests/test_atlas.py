@@ -228,3 +228,18 @@ def test_a_report_beside_an_atlas_links_to_it(shapes_site: Path, tmp_path: Path)
     assert 'href="shapes/atlas/index.html"' in page and 'href="shapes/atlas/parts/index.html"' in page
     counted = check_site(tmp_path / "shapes" / "atlas")
     assert counted["pages"] == 16
+
+
+def test_a_layer_of_1d_maps_is_left_out_and_the_index_says_so(keras, tmp_path: Path) -> None:
+    inputs = keras.Input((16, 16, 3))
+    maps = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="grid")(inputs)
+    steps = keras.layers.Conv1D(3, 3, name="along")(keras.layers.Reshape((256, 4))(maps))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(steps))
+    file = tmp_path / "mixed.keras"
+    keras.Model(inputs, outputs, name="mixed").save(file)
+    site = build(tmp_path, "--no-maximize", model=str(file))
+    index = json.loads((site / "index.json").read_text())
+    assert [layer["layer"] for layer in index["layers"]] == ["grid"]
+    assert index["left_out"] == ["along (Conv1D, 1-D maps)"]
+    assert "Left out" in (site / "index.html").read_text() and not (site / "along").exists()
+    check_site(site)

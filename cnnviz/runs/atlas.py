@@ -156,7 +156,7 @@ def build_atlas(
     data, scanned = _data_pass(model, loaded, layers, inputs, out, options, progress, say)
     result.failures, result.precision = scanned["failures"], scanned["precision"]
     result.notes.extend(note for note in scanned["notes"] if note not in result.notes)
-    writer = SiteWriter(loaded, options, layers, chosen, data, scanned["inputs"], out)
+    writer = SiteWriter(loaded, options, layers, chosen, data, scanned["inputs"], out, left)
     writer.write_data()
     result.units = sum(len(units) for units in chosen.values())
     chunks = writer.missing_chunks() if options.maximize else []
@@ -282,9 +282,10 @@ class SiteWriter:
         data: dict[str, LayerData],
         inputs: list[str],
         out: Path,
+        left: Sequence[str] = (),
     ) -> None:
         self.model, self.options, self.layers, self.chosen = model, options, layers, chosen
-        self.data, self.inputs, self.out = data, inputs, out
+        self.data, self.inputs, self.out, self.left = data, inputs, out, list(left)
         self.traced = trace(model, input=options.input)
         top_options = TopOptions(
             **options.shared(Naming), **options.shared(EngineReading), layer=list(chosen), k=options.k
@@ -481,6 +482,7 @@ class SiteWriter:
             "images": len(self.inputs),
             "backend": about.get("backend"),
             "layers": summaries,
+            "left_out": self.left,
         }
         site.write_json(self.out / "index.json", index)
         site.write_text(self.out / "index.html", _index_page(index))
@@ -553,6 +555,9 @@ def _index_page(record: dict[str, Any]) -> str:
         "<h2>Conv layers, in graph order</h2><table><tr><th>layer</th><th>kind</th><th>output</th><th>units</th>"
         "<th>dead</th><th>rare</th><th>most active units</th></tr>" + "".join(rows) + "</table>"
     )
+    if record["left_out"]:
+        left = "".join(f"<li>{e(text)}</li>" for text in record["left_out"])
+        body += f"<p>Left out: the atlas draws layers of 2-D maps.</p><ul>{left}</ul>"
     return site.page(f"{record['model']}: atlas", body, 0)
 
 
