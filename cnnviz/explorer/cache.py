@@ -95,6 +95,11 @@ class ViewCache:
         return None if found is None else found[0]
 
     def _finished(self, key: Hashable, waiting: Future[Any], finished: Future[Any]) -> None:
+        if finished.cancelled():
+            with self._lock:
+                self._pending.pop(key, None)
+            waiting.cancel()
+            return
         error = finished.exception()
         self._settle(key, waiting, None if error is not None else finished.result(), error)
 
@@ -103,6 +108,8 @@ class ViewCache:
             self._pending.pop(key, None)
             if error is None:
                 self._keep(key, value)
+        if waiting.cancelled():  # nobody waits for it any more; the value is kept all the same
+            return
         if error is not None:
             waiting.set_exception(error)
         else:

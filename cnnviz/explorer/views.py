@@ -45,20 +45,23 @@ class NotFound(CnnvizError):
 
 
 def then(future: Future[Any], step: Callable[[Any], Any], pool: ThreadPoolExecutor) -> Future[Any]:
-    """A future of ``step(result)``, run on ``pool`` once ``future`` is done; an error of either is passed on."""
+    """A future of ``step(result)``, run on ``pool`` once ``future`` is done; an error of either is passed on, and
+    a cancel either way (a request whose client left, the server stopping) ends it quietly."""
     out: Future[Any] = Future()
 
     def settle(source: Future[Any]) -> None:
-        error = source.exception()
-        if error is not None:
-            out.set_exception(error)
+        if out.cancelled():
+            return
+        if source.cancelled():
+            out.cancel()
+        elif source.exception() is not None:
+            out.set_exception(source.exception())
         else:
             out.set_result(source.result())
 
     def started(done: Future[Any]) -> None:
-        error = done.exception()
-        if error is not None:
-            out.set_exception(error)
+        if out.cancelled() or done.cancelled() or done.exception() is not None:
+            settle(done)
             return
         pool.submit(step, done.result()).add_done_callback(settle)
 

@@ -319,7 +319,10 @@ async function openCard(filter) {
     img.title = failure.message;
   });
   shown($("card-overlay"), `/api/overlay/${image}/${layerPath}/${filter}.png`);
-  shown($("card-kernel"), `/api/kernels/${layerPath}/${filter}.png`);
+  // a transformer block's maps are its tokens: it has no kernel to draw
+  const tokens = model.layers.find((row) => row.name === layer)?.kernel === "tokens";
+  $("card-kernel").closest("figure").hidden = tokens;
+  if (!tokens) shown($("card-kernel"), `/api/kernels/${layerPath}/${filter}.png`);
   const maximize = shown($("card-maximize"), `/api/maximize/${layerPath}/${filter}.png`);
   watchTask(`maximize ${layer} ${filter}`, $("card-maximize-progress"), maximize);
   // top images and stats are over every image: a new upload makes them new views
