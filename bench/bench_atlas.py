@@ -45,11 +45,12 @@ def main() -> None:
 
     from cnnviz.engines.dispatch import EngineReading, EngineSettings, scan_inputs
     from cnnviz.engines.naming import ModelRef
-    from cnnviz.engines.units import UnitChunk, run_units
+    from cnnviz.engines.units import run_units
     from cnnviz.inputs.gather import gather_inputs
     from cnnviz.methods.atlas import AtlasQuery, AtlasScan
     from cnnviz.methods.maximize import MaximizeOptions, Maximizer, MaximizeUnits, MaximizeWork
     from cnnviz.methods.stats import FilterStats, StatsQuery
+    from cnnviz.methods.units import UnitChunk
     from cnnviz.models.graph import conv_layers
     from cnnviz.runs.atlas import AtlasOptions, build_atlas
 

@@ -120,7 +120,7 @@ _PUBLIC = {
     "AtlasOptions": "cnnviz.runs.atlas",
     "AtlasResult": "cnnviz.runs.atlas",
     "build_atlas": "cnnviz.runs.atlas",
-    "UnitWork": "cnnviz.engines.units",
+    "UnitWork": "cnnviz.methods.units",
     "run_units": "cnnviz.engines.units",
 }
 
@@ -130,7 +130,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.draw.view import FilterView, MapView, ViewSettings
     from cnnviz.engines.dispatch import EngineReading, EngineSettings, scan_inputs
     from cnnviz.engines.naming import ModelRef
-    from cnnviz.engines.units import UnitWork, run_units
+    from cnnviz.engines.units import run_units
     from cnnviz.errors import (
         CnnvizError,
         ImageLoadError,
@@ -160,6 +160,7 @@ if TYPE_CHECKING:  # for type checkers and editors, which do not run __getattr__
     from cnnviz.methods.stats import FilterStats, LayerStats, StatsQuery, filter_stats
     from cnnviz.methods.target import TargetModel
     from cnnviz.methods.top import TopImages, TopK, TopQuery, scan_top
+    from cnnviz.methods.units import UnitWork
     from cnnviz.models.graph import ConvLayer, conv_layers
     from cnnviz.models.load import load_model
     from cnnviz.models.receptive import receptive_field

@@ -1,9 +1,4 @@
-"""Work over units, the engines' second kind of work: an optimisation per filter (``maximize``), not a scan of images.
-
-A piece of work is a :class:`UnitWork` class: made once on a model and its options (the constructor builds what its
-chunks need: a compiled step per layer), it then ``run``\\ s one :class:`UnitChunk` (a layer and some of its units)
-into a result. Chunks are fixed by the caller, not by the engine, and each is computed on its own, so the results
-are the same whatever the engine, the number of workers or the order they finish in.
+"""Where work over units runs (:mod:`cnnviz.methods.units`: an optimisation per filter, not a scan of images).
 
 :func:`run_units` runs the chunks here (local) or on Ray actors that each load the model once and take chunks as
 they come free, and hands every result to ``done`` as it arrives, so a caller can write it at once (and a run
@@ -13,40 +8,16 @@ stopped half way has kept what finished).
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from cnnviz._keras import chosen_backend
 from cnnviz.engines.dispatch import EngineSettings
 from cnnviz.engines.naming import ModelRef
 from cnnviz.errors import OptionError
+from cnnviz.methods.units import UnitChunk, UnitWork
 
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class UnitChunk:
-    """Some units of one layer, computed together."""
-
-    layer: str
-    units: tuple[int, ...]
-
-
-class UnitWork(ABC, Generic[R]):
-    """Work over units (see the module)."""
-
-    #: Whether the model must be loaded with its classifier head (keras.applications models).
-    include_top: bool = False
-
-    def __init__(self, model: Any, options: Any) -> None:
-        self.model = model
-        self.options = options
-
-    @abstractmethod
-    def run(self, chunk: UnitChunk) -> R:
-        """One chunk's result."""
 
 
 def run_units(

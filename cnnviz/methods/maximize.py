@@ -27,11 +27,11 @@ import numpy as np
 from cnnviz import backends
 from cnnviz._keras import keras_module
 from cnnviz.crashes import doing
-from cnnviz.engines.units import UnitChunk, UnitWork
 from cnnviz.errors import OptionError, UnsupportedLayer, UnsupportedModel
 from cnnviz.inputs.feeds import resolve_feeds
 from cnnviz.inputs.preprocess import resolve_preprocessing
 from cnnviz.inputs.reader import FeedSettings
+from cnnviz.methods.units import UnitChunk, UnitWork
 from cnnviz.models.graph import ConvLayer, Trace, depends_on, input_shape, layer_twin, trace
 from cnnviz.models.precision import resolve_precision
 

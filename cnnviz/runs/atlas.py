@@ -34,7 +34,7 @@ from cnnviz.draw.tiling import upscale
 from cnnviz.draw.top import drawable_input
 from cnnviz.engines.dispatch import EngineReading, scan_inputs
 from cnnviz.engines.naming import ModelRef, Naming
-from cnnviz.engines.units import UnitChunk, run_units
+from cnnviz.engines.units import run_units
 from cnnviz.errors import OptionError
 from cnnviz.inputs.gather import Images
 from cnnviz.inputs.reader import ReadingSettings
@@ -42,6 +42,7 @@ from cnnviz.methods.atlas import AtlasQuery, AtlasScan, LayerData, atlas_layers
 from cnnviz.methods.maximize import DEFAULT_SIZE, DEFAULT_STEPS, Maximized, MaximizeOptions, MaximizeUnits, MaximizeWork
 from cnnviz.methods.stats import DEFAULT_RARE
 from cnnviz.methods.top import DEFAULT_K, TopScan
+from cnnviz.methods.units import UnitChunk
 from cnnviz.methods.wiring import head_classes, strongest_inputs, strongest_readers
 from cnnviz.models.graph import ConvLayer, shape_text, trace
 from cnnviz.models.labels import class_name, class_names
@@ -427,7 +428,9 @@ class SiteWriter:
         }
         folder = self.out / site.layer_folder(layer)
         site.write_json(folder / f"{unit}.json", record)
-        site.write_text(folder / f"{unit}.html", _unit_page(record, self._neighbours(layer, unit), self.options))
+        site.write_text(
+            folder / f"{unit}.html", site.unit_page(record, self._neighbours(layer, unit), self.options.rare)
+        )
 
     def _neighbours(self, layer: str, unit: int) -> tuple[int | None, int | None]:
         units = self.chosen[layer]
@@ -457,7 +460,7 @@ class SiteWriter:
             record = {"layer": layer, "kind": conv.kind, "output": list(conv.output_shape), "units": cards}
             folder = self.out / site.layer_folder(layer)
             site.write_json(folder / "index.json", record)
-            site.write_text(folder / "index.html", _layer_page(record, stats[0]["active_means"] if stats else ""))
+            site.write_text(folder / "index.html", site.layer_page(record, stats[0]["active_means"] if stats else ""))
             active = sorted(cards, key=lambda card: (-card["mean"], card["unit"]))[:STRIP]
             summaries.append(
                 {
@@ -485,7 +488,7 @@ class SiteWriter:
             "left_out": self.left,
         }
         site.write_json(self.out / "index.json", index)
-        site.write_text(self.out / "index.html", _index_page(index))
+        site.write_text(self.out / "index.html", site.index_page(index))
 
 
 def _thumbnail(pixels: np.ndarray) -> np.ndarray:
@@ -523,145 +526,3 @@ def _kernel_picture(kernel: np.ndarray, unit: int) -> Picture:
         pixels = np.repeat(pixels, 3, axis=-1)
     factor = max(1, -(-96 // max(pixels.shape[:2])))
     return Picture(np.ascontiguousarray(upscale(pixels, factor, axes=(0, 1))), None)
-
-
-def _nav(depth: int, *extra: str) -> str:
-    up = "../" * depth
-    return f'<nav><a href="{up}index.html">atlas</a>{"".join(extra)}</nav>'
-
-
-def _index_page(record: dict[str, Any]) -> str:
-    e = site.escaped
-    rows = []
-    for layer in record["layers"]:
-        folder = site.layer_folder(layer["layer"])
-        strip = "".join(
-            f'<a href="{e(folder)}/{one["unit"]}.html"><img src="{e(folder)}/{e(one["maximize"] or one["patch"])}" '
-            f'alt="unit {one["unit"]}" title="unit {one["unit"]}"></a>'
-            for one in layer["strip"]
-            if one["maximize"] or one["patch"]
-        )
-        units = f"{layer['units']}" + (f" of {layer['of']}" if layer["units"] != layer["of"] else "")
-        rows.append(
-            f'<tr><td><a href="{e(folder)}/index.html">{e(layer["layer"])}</a></td><td>{e(layer["kind"])}</td>'
-            f"<td>{e(shape_text(layer['output']))}</td><td>{units}</td><td>{layer['dead']}</td>"
-            f'<td>{layer["rare"]}</td><td class="strip">{strip}</td></tr>'
-        )
-    body = (
-        f"<h1>{e(record['model'])}: atlas</h1>"
-        f'<p class="muted">input {e(record["input"])}; preprocessing: '
-        f"{e(record['preprocessing'])}; weights: {e(record['weights'])}; {record['images']} images; "
-        f"backend {e(record['backend'])}</p>"
-        "<h2>Conv layers, in graph order</h2><table><tr><th>layer</th><th>kind</th><th>output</th><th>units</th>"
-        "<th>dead</th><th>rare</th><th>most active units</th></tr>" + "".join(rows) + "</table>"
-    )
-    if record["left_out"]:
-        left = "".join(f"<li>{e(text)}</li>" for text in record["left_out"])
-        body += f"<p>Left out: the atlas draws layers of 2-D maps.</p><ul>{left}</ul>"
-    return site.page(f"{record['model']}: atlas", body, 0)
-
-
-def _layer_page(record: dict[str, Any], rule: str) -> str:
-    e = site.escaped
-    cards = []
-    for card in record["units"]:
-        pictures = "".join(
-            f'<img src="{e(card[name])}" alt="{name}">' for name in ("maximize", "patch") if card[name] is not None
-        )
-        mark = site.verdict_tag(card)
-        cards.append(
-            f'<div class="card" data-unit="{card["unit"]}" data-mean="{card["mean"]:.6g}">'
-            f'<a href="{card["unit"]}.html">#{card["unit"]}</a> {mark}<br>{pictures}<br>'
-            f'<span class="muted">max {card["max"]:.3g}</span></div>'
-        )
-    script = (
-        "<script>function sortBy(key){const c=document.getElementById('cards');[...c.children].sort((a,b)=>"
-        "key==='unit'?a.dataset.unit-b.dataset.unit:b.dataset.mean-a.dataset.mean).forEach(n=>c.appendChild(n));}"
-        "</script>"
-    )
-    body = (
-        _nav(1) + f'<h1>{e(record["layer"])}</h1><p class="muted">{e(record["kind"])}, output '
-        f"{e(shape_text(record['output']))}; active means {e(rule)}</p>"
-        '<p>sort: <a href="#" onclick="sortBy(\'unit\');return false">by unit</a> · '
-        '<a href="#" onclick="sortBy(\'mean\');return false">by activity</a></p>'
-        f'<div class="cards" id="cards">{"".join(cards)}</div>{script}'
-    )
-    return site.page(record["layer"], body, 1)
-
-
-def _links(links: list[dict[str, Any]], depth: int) -> str:
-    """Units as links where the atlas has their pages (``page`` True), as text where it has not."""
-    shown = []
-    for link in links:
-        text = f"{link['layer']} #{link['unit']} ({link['weight']:.3g})"
-        shown.append(site.unit_link(link["layer"], link["unit"], depth, text) if link["page"] else site.escaped(text))
-    return ", ".join(shown)
-
-
-def _unit_page(record: dict[str, Any], around: tuple[int | None, int | None], options: AtlasOptions) -> str:
-    e = site.escaped
-    layer, unit, stats = record["layer"], record["unit"], record["stats"]
-    previous, following = around
-    steps = "".join(
-        f' <a href="{n}.html">{label} #{n}</a>'
-        for n, label in ((previous, "previous"), (following, "next"))
-        if n is not None
-    )
-    maximize = record["maximize"]
-    maximized = (
-        f'<figure><img class="big" src="{e(maximize["picture"])}" alt="maximize"><figcaption>{e(maximize["settings"])}'
-        "</figcaption></figure>"
-        if maximize["picture"]
-        else '<p class="muted">not computed yet: run the same command again to finish it</p>'
-    )
-    kernel = record["kernel"]
-    if "picture" in kernel:
-        kernel_html = (
-            f'<img class="patch" src="{e(kernel["picture"])}" alt="kernel"><p class="muted">{e(kernel["how"])}</p>'
-        )
-    elif kernel.get("inputs"):
-        kernel_html = f'<p>{_links(kernel["inputs"], 1)}</p><p class="muted">by {e(kernel["how"])}</p>'
-    else:
-        kernel_html = f'<p class="muted">{e(kernel["how"])}</p>'
-    tops = "".join(
-        f'<figure><img class="patch" src="{e(top["patch"])}" alt="rank {top["rank"]}">'
-        f"<figcaption>#{top['rank']}: {top['value']:.3g}</figcaption></figure>"
-        for top in record["top"]
-    )
-    wholes = "".join(
-        site.whole_image(
-            top["thumb"], top["box"], top["shape"], f"{os.path.basename(top['image'])}: {top['value']:.3g}"
-        )
-        for top in record["top"]
-    )
-    quantiles = "".join(
-        f'<figure><img src="{e(q["thumb"])}" alt="quantile" style="width:120px"><figcaption>'
-        f"{round(100 * q['quantile'])}th percentile: {q['value']:.3g}<br>{e(os.path.basename(q['image']))}"
-        "</figcaption></figure>"
-        for q in record["quantiles"]
-    )
-    histogram = record["histogram"]
-    verdict = "dead" if stats["dead"] else "rare" if stats["rare"] else "neither dead nor rare"
-    classes = record["classes"]
-    class_html = (
-        ", ".join(f"{e(one['name'])} ({one['weight']:.3g})" for one in classes["classes"]) if classes["classes"] else ""
-    )
-    nexts = record["next"]
-    body = (
-        _nav(1, f' / <a href="index.html">{e(layer)}</a>', steps)
-        + f"<h1>{e(layer)} #{unit} {site.verdict_tag(stats)}</h1>"
-        f'<p class="muted">{e(record["kind"])}; mean {stats["mean"]:.3g}, max {stats["max"]:.3g}, active at '
-        f"{100 * stats['active_fraction']:.2f}% of positions on {stats['images_active']} of {stats['images']} images: "
-        f"{verdict} (active means {e(stats['active_means'])}; dead: never active; rare: active at under "
-        f"{100 * options.rare:g}% of positions)</p>"
-        f'<h2>Maximize</h2><div class="pics">{maximized}</div>'
-        f"<h2>Kernel</h2>{kernel_html}"
-        f'<h2>Top {len(record["top"])} patches</h2><div class="pics">{tops}</div>'
-        f'<h2>Where, in the whole images</h2><div class="pics">{wholes}</div>'
-        f'<h2>Ordinary images: the quantiles of its maximum</h2><div class="pics">{quantiles}</div>'
-        f"<h2>Its maximum over the images</h2>{site.histogram_svg(histogram['counts'], histogram['edges'])}"
-        f"<h2>Units of the next layer that weigh it most</h2><p>{_links(nexts['units'], 1)}</p>"
-        f'<p class="muted">{e(nexts["how"])}</p>'
-        f'<h2>Classes it raises most</h2><p>{class_html}</p><p class="muted">{e(classes["how"])}</p>'
-    )
-    return site.page(f"{layer} #{unit}", body, 1)
