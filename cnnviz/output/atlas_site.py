@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cnnviz.models.graph import shape_text
 from cnnviz.output.files import safe_name, write_atomic
 
 STYLE = """
@@ -117,3 +119,145 @@ def verdict_tag(record: dict[str, Any]) -> str:
     if record.get("rare"):
         return '<span class="tag rare">rare</span>'
     return ""
+
+
+def _nav(depth: int, *extra: str) -> str:
+    up = "../" * depth
+    return f'<nav><a href="{up}index.html">atlas</a>{"".join(extra)}</nav>'
+
+
+def index_page(record: dict[str, Any]) -> str:
+    """The site's index from its record: the model and its layers."""
+    e = escaped
+    rows = []
+    for layer in record["layers"]:
+        folder = layer_folder(layer["layer"])
+        strip = "".join(
+            f'<a href="{e(folder)}/{one["unit"]}.html"><img src="{e(folder)}/{e(one["maximize"] or one["patch"])}" '
+            f'alt="unit {one["unit"]}" title="unit {one["unit"]}"></a>'
+            for one in layer["strip"]
+            if one["maximize"] or one["patch"]
+        )
+        units = f"{layer['units']}" + (f" of {layer['of']}" if layer["units"] != layer["of"] else "")
+        rows.append(
+            f'<tr><td><a href="{e(folder)}/index.html">{e(layer["layer"])}</a></td><td>{e(layer["kind"])}</td>'
+            f"<td>{e(shape_text(layer['output']))}</td><td>{units}</td><td>{layer['dead']}</td>"
+            f'<td>{layer["rare"]}</td><td class="strip">{strip}</td></tr>'
+        )
+    body = (
+        f"<h1>{e(record['model'])}: atlas</h1>"
+        f'<p class="muted">input {e(record["input"])}; preprocessing: '
+        f"{e(record['preprocessing'])}; weights: {e(record['weights'])}; {record['images']} images; "
+        f"backend {e(record['backend'])}</p>"
+        "<h2>Conv layers, in graph order</h2><table><tr><th>layer</th><th>kind</th><th>output</th><th>units</th>"
+        "<th>dead</th><th>rare</th><th>most active units</th></tr>" + "".join(rows) + "</table>"
+    )
+    if record["left_out"]:
+        left = "".join(f"<li>{e(text)}</li>" for text in record["left_out"])
+        body += f"<p>Left out: the atlas draws layers of 2-D maps.</p><ul>{left}</ul>"
+    return page(f"{record['model']}: atlas", body, 0)
+
+
+def layer_page(record: dict[str, Any], rule: str) -> str:
+    """A layer's page from its record: a card per unit, sortable by unit or by activity."""
+    e = escaped
+    cards = []
+    for card in record["units"]:
+        pictures = "".join(
+            f'<img src="{e(card[name])}" alt="{name}">' for name in ("maximize", "patch") if card[name] is not None
+        )
+        mark = verdict_tag(card)
+        cards.append(
+            f'<div class="card" data-unit="{card["unit"]}" data-mean="{card["mean"]:.6g}">'
+            f'<a href="{card["unit"]}.html">#{card["unit"]}</a> {mark}<br>{pictures}<br>'
+            f'<span class="muted">max {card["max"]:.3g}</span></div>'
+        )
+    script = (
+        "<script>function sortBy(key){const c=document.getElementById('cards');[...c.children].sort((a,b)=>"
+        "key==='unit'?a.dataset.unit-b.dataset.unit:b.dataset.mean-a.dataset.mean).forEach(n=>c.appendChild(n));}"
+        "</script>"
+    )
+    body = (
+        _nav(1) + f'<h1>{e(record["layer"])}</h1><p class="muted">{e(record["kind"])}, output '
+        f"{e(shape_text(record['output']))}; active means {e(rule)}</p>"
+        '<p>sort: <a href="#" onclick="sortBy(\'unit\');return false">by unit</a> · '
+        '<a href="#" onclick="sortBy(\'mean\');return false">by activity</a></p>'
+        f'<div class="cards" id="cards">{"".join(cards)}</div>{script}'
+    )
+    return page(record["layer"], body, 1)
+
+
+def _links(links: list[dict[str, Any]], depth: int) -> str:
+    """Units as links where the atlas has their pages (``page`` True), as text where it has not."""
+    shown = []
+    for link in links:
+        text = f"{link['layer']} #{link['unit']} ({link['weight']:.3g})"
+        shown.append(unit_link(link["layer"], link["unit"], depth, text) if link["page"] else escaped(text))
+    return ", ".join(shown)
+
+
+def unit_page(record: dict[str, Any], around: tuple[int | None, int | None], rare: float) -> str:
+    """A unit's page from its record: every part, or why a part does not apply."""
+    e = escaped
+    layer, unit, stats = record["layer"], record["unit"], record["stats"]
+    previous, following = around
+    steps = "".join(
+        f' <a href="{n}.html">{label} #{n}</a>'
+        for n, label in ((previous, "previous"), (following, "next"))
+        if n is not None
+    )
+    maximize = record["maximize"]
+    maximized = (
+        f'<figure><img class="big" src="{e(maximize["picture"])}" alt="maximize"><figcaption>{e(maximize["settings"])}'
+        "</figcaption></figure>"
+        if maximize["picture"]
+        else '<p class="muted">not computed yet: run the same command again to finish it</p>'
+    )
+    kernel = record["kernel"]
+    if "picture" in kernel:
+        kernel_html = (
+            f'<img class="patch" src="{e(kernel["picture"])}" alt="kernel"><p class="muted">{e(kernel["how"])}</p>'
+        )
+    elif kernel.get("inputs"):
+        kernel_html = f'<p>{_links(kernel["inputs"], 1)}</p><p class="muted">by {e(kernel["how"])}</p>'
+    else:
+        kernel_html = f'<p class="muted">{e(kernel["how"])}</p>'
+    tops = "".join(
+        f'<figure><img class="patch" src="{e(top["patch"])}" alt="rank {top["rank"]}">'
+        f"<figcaption>#{top['rank']}: {top['value']:.3g}</figcaption></figure>"
+        for top in record["top"]
+    )
+    wholes = "".join(
+        whole_image(top["thumb"], top["box"], top["shape"], f"{os.path.basename(top['image'])}: {top['value']:.3g}")
+        for top in record["top"]
+    )
+    quantiles = "".join(
+        f'<figure><img src="{e(q["thumb"])}" alt="quantile" style="width:120px"><figcaption>'
+        f"{round(100 * q['quantile'])}th percentile: {q['value']:.3g}<br>{e(os.path.basename(q['image']))}"
+        "</figcaption></figure>"
+        for q in record["quantiles"]
+    )
+    histogram = record["histogram"]
+    verdict = "dead" if stats["dead"] else "rare" if stats["rare"] else "neither dead nor rare"
+    classes = record["classes"]
+    class_html = (
+        ", ".join(f"{e(one['name'])} ({one['weight']:.3g})" for one in classes["classes"]) if classes["classes"] else ""
+    )
+    nexts = record["next"]
+    body = (
+        _nav(1, f' / <a href="index.html">{e(layer)}</a>', steps) + f"<h1>{e(layer)} #{unit} {verdict_tag(stats)}</h1>"
+        f'<p class="muted">{e(record["kind"])}; mean {stats["mean"]:.3g}, max {stats["max"]:.3g}, active at '
+        f"{100 * stats['active_fraction']:.2f}% of positions on {stats['images_active']} of {stats['images']} images: "
+        f"{verdict} (active means {e(stats['active_means'])}; dead: never active; rare: active at under "
+        f"{100 * rare:g}% of positions)</p>"
+        f'<h2>Maximize</h2><div class="pics">{maximized}</div>'
+        f"<h2>Kernel</h2>{kernel_html}"
+        f'<h2>Top {len(record["top"])} patches</h2><div class="pics">{tops}</div>'
+        f'<h2>Where, in the whole images</h2><div class="pics">{wholes}</div>'
+        f'<h2>Ordinary images: the quantiles of its maximum</h2><div class="pics">{quantiles}</div>'
+        f"<h2>Its maximum over the images</h2>{histogram_svg(histogram['counts'], histogram['edges'])}"
+        f"<h2>Units of the next layer that weigh it most</h2><p>{_links(nexts['units'], 1)}</p>"
+        f'<p class="muted">{e(nexts["how"])}</p>'
+        f'<h2>Classes it raises most</h2><p>{class_html}</p><p class="muted">{e(classes["how"])}</p>'
+    )
+    return page(f"{layer} #{unit}", body, 1)
