@@ -150,8 +150,8 @@ def scan_all(
         The merged partial, the failures in input order, and the method's notes and precision.
 
     Raises:
-        Whatever ends the scan (Ctrl-C, an error of the method's), carrying what was done, work in flight that
-        had finished included (:func:`stopped_scan`).
+        BaseException: whatever ends the scan (Ctrl-C, an error of the method's), carrying what was done, work in
+            flight that had finished included (:func:`stopped_scan`).
     """
     failures: list[tuple[str, CnnvizError]] = []
 
