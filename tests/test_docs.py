@@ -96,7 +96,9 @@ def _runnable(words: list[str]) -> bool:
 def test_the_commands_the_pages_show_on_the_bundled_model_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each command once (the README and a page may show the same), its outputs in the test's folder, read at 64 px
     where it gives no --size (what is checked is that the command, as written, runs)."""
-    monkeypatch.chdir(ROOT)  # the pages' paths are the repository's: sample_images/...
+    # the pages' paths are the repository's (sample_images/...): made absolute, and the commands run elsewhere (a
+    # folder named like the bundled model in the repository's root would otherwise be read for --model shapes)
+    monkeypatch.chdir(tmp_path)
     seen: set[tuple[str, ...]] = set()
     for page, line, words in shown_commands():
         if not _runnable(words) or tuple(words) in seen:
@@ -105,7 +107,11 @@ def test_the_commands_the_pages_show_on_the_bundled_model_run(tmp_path: Path, mo
         folder = tmp_path / f"{page}-{line}"
         arguments, previous = [], ""
         for word in words:
-            arguments.append(str(folder / Path(word).name) if previous in WRITES else word)
+            if previous in WRITES:
+                word = str(folder / Path(word).name)
+            elif not word.startswith("-") and "/" in word and (ROOT / word).exists():
+                word = str(ROOT / word)
+            arguments.append(word)
             previous = word
         if not any(word in ("-o", "--output") for word in words) and _command(words)[0].name != "layers":
             arguments += ["-o", str(folder)]
