@@ -1,8 +1,8 @@
 """MkDocs hooks: the parts of the documentation that come from the code, generated at build time.
 
 - Each command's page (``docs/cmd-<command>.md``) ends with the command's options, read from the click command
-  itself by mkdocs-click: a page cannot name an option the command lacks, or miss one it has, without the build or
-  the docs' tests seeing it.
+  itself by mkdocs-click's generator (placeholders such as ``OUTPUT/<model>`` escaped, examples as code): a page
+  cannot name an option the command lacks, or miss one it has, without the build or the docs' tests seeing it.
 - ``<!-- every command -->`` becomes the reference of every command of ``cnnviz``.
 - ``<!-- every public name -->`` becomes the API reference of every name of ``cnnviz.__all__``, from its docstring
   (mkdocstrings), each under the module that defines it.
@@ -10,14 +10,40 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
 def _click(command: str, prog: str, depth: int = 0) -> str:
-    return (
-        f"::: mkdocs-click\n    :module: cnnviz.cli\n    :command: {command}\n    :prog_name: {prog}\n"
-        f"    :depth: {depth}\n    :style: table\n"
-    )
+    """A command's reference as markdown, from the click command (mkdocs-click's generator), made fit for a page:
+    placeholders such as ``OUTPUT/<model>`` shown, not read as HTML tags, and each ``Examples:`` block (click's
+    unwrapped ``\\b`` paragraph) a code block."""
+    from mkdocs_click._docs import make_command_docs
+
+    from cnnviz.cli import main
+
+    found = main if command == "main" else main.commands[command]
+    lines = list(make_command_docs(prog, found, depth=depth, style="table"))
+    out: list[str] = []
+    fenced = example = False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            if example and not line.startswith("  "):
+                out.append("```")
+                example = False
+            if line.strip() == "Examples:":
+                out.append(line)
+                out.append("")
+                out.append("```text")
+                example = True
+                continue
+            line = line[2:] if example else re.sub(r"<(?!br\b)([A-Za-z_][\w-]*)>", r"&lt;\1&gt;", line)
+        out.append(line)
+    if example:
+        out.append("```")
+    return "\n".join(out) + "\n"
 
 
 def _commands() -> list[str]:
