@@ -181,3 +181,18 @@ def test_the_built_site_opens_from_disk_and_its_search_finds_precision(site: Pat
         results = page.eval_on_selector_all(".md-search-result__item a", "all => all.map(a => a.href)")
         assert any("guide-precision.html" in href for href in results), results
         browser.close()
+
+
+def test_the_pictures_the_pages_show_are_the_ones_the_docs_script_makes() -> None:
+    script = (ROOT / "scripts" / "make_docs_images.py").read_text(encoding="utf-8")
+    shown = {
+        name
+        for page in PAGES
+        for name in re.findall(r"\]\((?:docs/)?([\w.-]+\.(?:png|gif))\)", page.read_text(encoding="utf-8"))
+    }
+    assert len(shown) >= 12
+    made = set(re.findall(r'out / f?"([\w.{}-]+\.(?:png|gif))"', script))
+    patterns = [re.compile(re.sub(r"\\\{[^}]*\\\}", r"[\\w.-]+", re.escape(name)) + "$") for name in made]
+    unmade = [name for name in shown if not any(pattern.match(name) for pattern in patterns)]
+    assert not unmade, f"pictures no step of scripts/make_docs_images.py writes: {unmade}"
+    assert all((ROOT / "docs" / name).is_file() for name in shown)

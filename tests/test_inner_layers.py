@@ -111,11 +111,15 @@ def _on_grid(tokens) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 def test_a_vit_block_is_maps_on_the_patch_grid_and_gradcam_is_the_hand_computation(keras, vit) -> None:
     from cnnviz import backends
+    from cnnviz.inputs.reader import Reader
     from cnnviz.methods.attribution import attribute
     from cnnviz.methods.extract import build_extractor
     from cnnviz.models.graph import conv_layers
 
     model, _ = vit
+    pixels = np.random.default_rng(5).uniform(0, 255, (1, SIDE, SIDE, 3)).astype(np.float32)
+    converted = np.asarray(model.preprocessor.image_converter(pixels))  # KerasHub's own: x / 127.5 - 1
+    np.testing.assert_allclose(Reader(model).preprocessing(pixels), converted, rtol=1e-6, atol=1e-5)
     convs = conv_layers(model)
     blocks = [conv for conv in convs if conv.tokens is not None]
     assert [conv.path for conv in convs][0] == "vi_t_backbone/vit_patching_and_embedding/patch_embedding"
