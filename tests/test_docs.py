@@ -50,8 +50,9 @@ def _command(words: list[str]) -> tuple[click.Command, list[str]]:
 
 
 def _params(command: click.Command) -> list[click.Parameter]:
-    """A command's parameters as ``--help`` lists them (a settings command adds its methods' settings there)."""
-    return command.get_params(click.Context(command))
+    """A command's parameters as ``--help`` lists them (a settings command adds its methods' settings there). The
+    context takes the command's own settings: click caches the help option of the first context it sees."""
+    return command.get_params(click.Context(command, **command.context_settings))
 
 
 def _options(command: click.Command) -> set[str]:
