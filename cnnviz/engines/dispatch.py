@@ -79,6 +79,25 @@ def ray_cluster(where: EngineSettings) -> tuple[Any, int]:
     return cluster, cluster.actors(where.ray_workers)
 
 
+def for_workers(model: Any) -> ModelRef:
+    """The model as Ray's workers load it, each on its own node.
+
+    Raises:
+        OptionError: a Keras model in memory, which a worker cannot load.
+    """
+    if not isinstance(model, ModelRef):
+        raise OptionError(
+            "the Ray engine's workers load the model themselves: give a ModelRef (a keras.applications name, "
+            "'shapes' or a model file every node can read), not a model in memory"
+        )
+    return model.resolved()
+
+
+def loaded_here(model: Any, include_top: bool = False) -> Any:
+    """The model for work in this process: a Keras model as it is, a ModelRef loaded."""
+    return model.load(include_top=include_top) if isinstance(model, ModelRef) else model
+
+
 def scan_inputs(
     method: type[Method[P]],
     options: Any,
@@ -106,17 +125,12 @@ def scan_inputs(
         OptionError: a Keras model for the Ray engine (its workers load the model: give a ModelRef).
     """
     if settings.engine == "ray":
-        if not isinstance(model, ModelRef):
-            raise OptionError(
-                "the Ray engine's workers load the model themselves: give a ModelRef (a keras.applications name, "
-                "'shapes' or a model file every node can read), not a model in memory"
-            )
         from cnnviz.engines.ray_engine import Job, scan_on_ray
 
         cluster, actors = ray_cluster(settings.where)
         job = Job(cluster, actors, settings.batch_size, progress)
-        return scan_on_ray(method, options, model.resolved(), inputs, settings.reading, job)
-    loaded = model.load(include_top=method.include_top) if isinstance(model, ModelRef) else model
+        return scan_on_ray(method, options, for_workers(model), inputs, settings.reading, job)
+    loaded = loaded_here(model, method.include_top)
     made = method(loaded, Reader(loaded, settings), options)
     scanned = scan_all(made, [item.path for item in inputs], progress)
     scanned.method = made

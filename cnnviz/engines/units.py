@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from cnnviz._keras import chosen_backend
-from cnnviz.engines.dispatch import EngineSettings
+from cnnviz.engines.dispatch import EngineSettings, for_workers, loaded_here
 from cnnviz.engines.naming import ModelRef
-from cnnviz.errors import OptionError
 from cnnviz.methods.units import UnitChunk, UnitWork
 
 R = TypeVar("R")
@@ -36,18 +35,12 @@ def run_units(
     """
     if not chunks:
         return
-    if where.engine != "ray":
-        loaded = model.load(include_top=work.include_top) if isinstance(model, ModelRef) else model
-        made = work(loaded, options)
-        for chunk in chunks:
-            done(chunk, made.run(chunk))
+    if where.engine == "ray":
+        _on_ray(work, options, for_workers(model), chunks, where, done)
         return
-    if not isinstance(model, ModelRef):
-        raise OptionError(
-            "the Ray engine's workers load the model themselves: give a ModelRef (a keras.applications name, "
-            "'shapes' or a model file every node can read), not a model in memory"
-        )
-    _on_ray(work, options, model.resolved(), chunks, where, done)
+    made = work(loaded_here(model, work.include_top), options)
+    for chunk in chunks:
+        done(chunk, made.run(chunk))
 
 
 def _on_ray(
