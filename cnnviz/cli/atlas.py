@@ -19,7 +19,7 @@ from cnnviz.cli.common import (
     selection_checker,
 )
 from cnnviz.cli.maximize import _square_side
-from cnnviz.methods.stats import DEFAULT_RARE
+from cnnviz.cli.stats import activity_options
 
 # None of these import TensorFlow: the library imports it inside the functions that need it.
 from cnnviz.runs.atlas import AtlasOptions
@@ -43,11 +43,6 @@ from cnnviz.runs.atlas import AtlasOptions
         click.option("--seed", type=int, help="maximize's seed: the same seed, the same site, byte for byte."),
         click.option("--chunk", type=click.IntRange(1), help="Units of one layer optimised together."),
         click.option(
-            "--threshold",
-            type=float,
-            help="For conv layers without a ReLU of their own: a position is active above this value.",
-        ),
-        click.option(
             "--no-maximize",
             "maximize",
             flag_value=False,
@@ -57,19 +52,13 @@ from cnnviz.runs.atlas import AtlasOptions
     ],
     defaults=AtlasOptions,
 )
-@click.option(
-    "--rare",
-    "rare_percent",
-    type=click.FloatRange(0, 100),
-    default=100 * DEFAULT_RARE,
-    show_default=True,
-    help="A unit active at fewer than this percent of positions (but not dead) is rarely active.",
-)
+@activity_options("unit")
 @run_options("Folder to write into: OUTPUT/<model>/atlas/index.html and a page per layer and unit.")
 def atlas(
     images: tuple[str, ...],
     choice: ModelChoice,
     chosen: dict[str, Any],
+    threshold: float,
     rare_percent: float,
     output: str,
     reading: dict[str, Any],
@@ -106,6 +95,7 @@ def atlas(
             **reading,
             **engine,
             **{**chosen, "layers": list(chosen["layers"]) or None},
+            threshold=threshold,
             rare=rare_percent / 100,
             side=side,
         )

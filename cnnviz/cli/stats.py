@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -16,31 +17,41 @@ from cnnviz.cli.common import (
     say,
     say_computation,
 )
-from cnnviz.methods.stats import DEFAULT_RARE
+from cnnviz.methods.stats import DEFAULT_RARE, StatsQuery
 
 # None of these import TensorFlow: the library imports it inside the functions that need it, so --help and
 # option errors stay instant.
 from cnnviz.runs.stats import StatsOptions
 
 
+def activity_options(unit: str) -> Callable[[Callable[..., Any]], Any]:
+    """``--threshold`` and ``--rare``: what counts as active and as rarely active, for the runs that give verdicts
+    (stats, the atlas), each declared once; the command gets ``threshold`` and ``rare_percent``."""
+
+    def wrap(command: Callable[..., Any]) -> Any:
+        command = click.option(
+            "--rare",
+            "rare_percent",
+            type=click.FloatRange(0, 100),
+            default=100 * DEFAULT_RARE,
+            show_default=True,
+            help=f"A {unit} active at fewer than this percent of positions (but not dead) is rarely active.",
+        )(command)
+        return click.option(
+            "--threshold",
+            type=float,
+            default=StatsQuery.threshold,
+            show_default=True,
+            help="For conv layers without a ReLU of their own: a position is active above this value. After a "
+            "ReLU, active always means above 0.",
+        )(command)
+
+    return wrap
+
+
 @images_command()
 @click.option("--layer", "-l", "layer_names", multiple=True, help="A conv layer or pattern; repeat it. Default: all.")
-@click.option(
-    "--threshold",
-    type=float,
-    default=StatsOptions.threshold,
-    show_default=True,
-    help="For conv layers without a ReLU of their own: a position is active above this value. After a ReLU, "
-    "active always means above 0.",
-)
-@click.option(
-    "--rare",
-    "rare_percent",
-    type=click.FloatRange(0, 100),
-    default=100 * DEFAULT_RARE,
-    show_default=True,
-    help="A filter active at fewer than this percent of positions (but not dead) is rarely active.",
-)
+@activity_options("filter")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per filter as CSV here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write one object per filter as JSON here.")
 @click.option("--no-charts", is_flag=True, help="Leave out the bar chart per layer.")
