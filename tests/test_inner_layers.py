@@ -85,7 +85,7 @@ def test_mobilenet_v3_lists_every_conv_inside_its_blocks_and_draws_one(keras, mo
     )
     assert result.exit_code == 0, result.output
     drawn = tmp_path / "mobilenet" / "noise" / "mobile_net_backbone__block_2_1__block_2_1_conv1.png"
-    assert "16x16x64" in result.output or drawn.exists()
+    assert drawn.is_file()
     from PIL import Image
 
     pixels = np.asarray(Image.open(drawn).convert("RGB"), dtype=np.int32)
